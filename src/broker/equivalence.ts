@@ -1,0 +1,84 @@
+import { AmqpError } from '../protocol/errors';
+import { PRECONDITION_FAILED } from '../protocol/constants';
+import { Decimal, type FieldTable, type FieldValue } from '../protocol/types';
+
+/**
+ * Redeclaring an existing queue or exchange must name the same properties. RabbitMQ
+ * compares only the arguments it understands; unknown ones are ignored.
+ */
+export const QUEUE_ARGS_COMPARED = [
+  'x-expires',
+  'x-message-ttl',
+  'x-dead-letter-exchange',
+  'x-dead-letter-routing-key',
+  'x-max-length',
+  'x-max-length-bytes',
+  'x-max-in-memory-length',
+  'x-max-in-memory-bytes',
+  'x-max-priority',
+  'x-overflow',
+  'x-queue-mode',
+  'x-queue-type',
+  'x-single-active-consumer',
+  'x-quorum-initial-group-size',
+  'x-queue-master-locator',
+  'x-queue-leader-locator',
+];
+export const EXCHANGE_ARGS_COMPARED = ['alternate-exchange'];
+
+export function assertPropertyEquivalent(what: string, arg: string, received: boolean | string, current: boolean | string): void {
+  if (received !== current) {
+    throw new AmqpError(PRECONDITION_FAILED, `inequivalent arg '${arg}' for ${what}: received '${received}' but current is '${current}'`);
+  }
+}
+
+export function assertArgsEquivalent(what: string, keys: string[], received: FieldTable, current: FieldTable): void {
+  for (const key of keys) {
+    const r = received[key];
+    const c = current[key];
+    if (r === undefined && c === undefined) continue;
+    if (r !== undefined && c !== undefined && valuesEqual(r, c)) continue;
+    throw new AmqpError(
+      PRECONDITION_FAILED,
+      `inequivalent arg '${key}' for ${what}: received ${describeValue(r)} but current is ${describeValue(c)}`,
+    );
+  }
+}
+
+function describeValue(v: FieldValue | undefined): string {
+  if (v === undefined) return 'none';
+  return `the value '${String(v)}' of type '${typeName(v)}'`;
+}
+
+function typeName(v: FieldValue): string {
+  if (typeof v === 'string') return 'longstr';
+  if (typeof v === 'boolean') return 'bool';
+  if (typeof v === 'bigint') return 'long';
+  if (typeof v === 'number') return Number.isInteger(v) ? (v >= -0x80000000 && v <= 0x7fffffff ? 'signedint' : 'long') : 'double';
+  if (Array.isArray(v)) return 'array';
+  if (v === null) return 'void';
+  if (Buffer.isBuffer(v)) return 'binary';
+  if (v instanceof Date) return 'timestamp';
+  if (v instanceof Decimal) return 'decimal';
+  return 'table';
+}
+
+/** Numbers compare by value whatever their wire width, as RabbitMQ's numeric args do. */
+export function valuesEqual(a: FieldValue, b: FieldValue): boolean {
+  if (typeof a === 'bigint' || typeof b === 'bigint') return BigInt(a as number) === BigInt(b as number);
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
+  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (a instanceof Decimal || b instanceof Decimal) {
+    return a instanceof Decimal && b instanceof Decimal && a.scale === b.scale && a.value === b.value;
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((x, i) => valuesEqual(x, b[i]));
+  }
+  const ka = Object.keys(a).filter((k) => a[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as FieldTable)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => (b as FieldTable)[k] !== undefined && valuesEqual(a[k]!, (b as FieldTable)[k]!));
+}

@@ -1,0 +1,47 @@
+import type { FieldTable } from '../../protocol/types';
+
+/**
+ * Anything a binding can point at: a queue, or another exchange (exchange-to-exchange
+ * bindings). Only identity matters to an exchange.
+ */
+export interface BindingDestination {
+  readonly name: string;
+  readonly kind: 'queue' | 'exchange';
+}
+
+export interface Binding {
+  readonly source: string;
+  readonly destination: BindingDestination;
+  readonly routingKey: string;
+  readonly args: FieldTable;
+}
+
+/**
+ * Base of every exchange type. Subclasses keep their own index of bindings and answer
+ * `route`, which must add every matching destination to `out` (a Set, so a destination
+ * bound twice still receives one copy).
+ */
+export abstract class Exchange implements BindingDestination {
+  abstract readonly type: string;
+  readonly kind = 'exchange' as const;
+
+  constructor(
+    readonly name: string,
+    readonly durable: boolean,
+    readonly autoDelete: boolean,
+    readonly internal: boolean,
+    readonly args: FieldTable,
+  ) {}
+
+  /** Adds a binding; returns false if an identical binding already existed. */
+  abstract bind(binding: Binding): boolean;
+  /** Removes a binding; returns false if no identical binding existed. */
+  abstract unbind(binding: Binding): boolean;
+  /** Adds the destinations that a message with this key and these headers reaches. */
+  abstract route(routingKey: string, headers: FieldTable | undefined, out: Set<BindingDestination>): void;
+  /** Every binding whose source is this exchange. */
+  abstract bindings(): Iterable<Binding>;
+  abstract get bindingCount(): number;
+  /** Drops every binding to a destination (used when a queue or exchange is deleted). */
+  abstract unbindDestination(dest: BindingDestination): void;
+}

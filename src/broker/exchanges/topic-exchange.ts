@@ -1,0 +1,41 @@
+import type { FieldTable } from '../../protocol/types';
+import { BindingSet } from './binding-set';
+import { Exchange, type Binding, type BindingDestination } from './exchange';
+import { TopicTrie } from './topic-trie';
+
+/** Routes by matching the routing key against `*` / `#` binding-key patterns. */
+export class TopicExchange extends Exchange {
+  readonly type = 'topic';
+  private readonly all = new BindingSet();
+  private readonly trie = new TopicTrie();
+
+  bind(binding: Binding): boolean {
+    const stored = this.all.add(binding);
+    if (!stored) return false;
+    this.trie.add(stored.routingKey, stored.destination);
+    return true;
+  }
+
+  unbind(binding: Binding): boolean {
+    const stored = this.all.remove(binding);
+    if (!stored) return false;
+    this.trie.remove(stored.routingKey, stored.destination);
+    return true;
+  }
+
+  unbindDestination(dest: BindingDestination): void {
+    for (const stored of this.all.removeDestination(dest)) this.trie.remove(stored.routingKey, stored.destination);
+  }
+
+  route(routingKey: string, _headers: FieldTable | undefined, out: Set<BindingDestination>): void {
+    this.trie.match(routingKey, out);
+  }
+
+  bindings(): Iterable<Binding> {
+    return this.all;
+  }
+
+  get bindingCount(): number {
+    return this.all.size;
+  }
+}

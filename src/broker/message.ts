@@ -1,0 +1,45 @@
+import { Reader } from '../protocol/reader';
+import { decodeBasicProperties, FLAG_DELIVERY_MODE, FLAG_CONTENT_TYPE, FLAG_CONTENT_ENCODING, FLAG_HEADERS, type BasicProperties } from '../protocol/generated';
+import type { FieldTable } from '../protocol/types';
+
+const reader = new Reader();
+
+/**
+ * A published message. One instance is shared by every queue it is routed to; the
+ * properties stay in their encoded form (they are sent out again as they came in) and are
+ * decoded only when something needs to look inside them.
+ */
+export class Message {
+  private decoded: BasicProperties | null = null;
+
+  constructor(
+    readonly exchange: string,
+    readonly routingKey: string,
+    /** property flags + property list, exactly as in the content header frame */
+    readonly rawProperties: Buffer,
+    readonly body: Buffer,
+  ) {}
+
+  get bodySize(): number {
+    return this.body.length;
+  }
+
+  get properties(): BasicProperties {
+    if (this.decoded === null) this.decoded = decodeBasicProperties(reader.reset(this.rawProperties));
+    return this.decoded;
+  }
+
+  get headers(): FieldTable | undefined {
+    // Most messages carry no headers: answer from the flag word without decoding.
+    if ((this.rawProperties.readUInt16BE(0) & FLAG_HEADERS) === 0) return undefined;
+    return this.properties.headers;
+  }
+
+  /** delivery-mode 2, read straight from the encoded properties when it is cheap to. */
+  get persistent(): boolean {
+    const flags = this.rawProperties.readUInt16BE(0);
+    if ((flags & FLAG_DELIVERY_MODE) === 0) return false;
+    if ((flags & (FLAG_CONTENT_TYPE | FLAG_CONTENT_ENCODING | FLAG_HEADERS)) === 0) return this.rawProperties[2] === 2;
+    return this.properties.deliveryMode === 2;
+  }
+}

@@ -1,0 +1,267 @@
+import { AmqpError } from '../protocol/errors';
+import { ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
+import type { FieldTable } from '../protocol/types';
+import type { BindingDestination, Exchange } from './exchanges/exchange';
+import { createExchange } from './exchanges';
+import { Queue, type QueueOwner } from './queue';
+import type { Message } from './message';
+import { generateName, isReservedName, describeExchange, describeQueue } from './names';
+import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, QUEUE_ARGS_COMPARED } from './equivalence';
+
+export interface VhostCounters {
+  published: number;
+  routed: number;
+  unroutable: number;
+}
+
+const PREDECLARED: Array<[string, string]> = [
+  ['', 'direct'],
+  ['amq.direct', 'direct'],
+  ['amq.fanout', 'fanout'],
+  ['amq.topic', 'topic'],
+  ['amq.headers', 'headers'],
+  ['amq.match', 'headers'],
+];
+
+/**
+ * A virtual host: its exchanges, queues and bindings, and the rules RabbitMQ applies when
+ * they are declared, bound and deleted. Errors are thrown as AmqpError with RabbitMQ's
+ * reply codes and texts; `owner` is the connection asking (for exclusive queues).
+ */
+export class Vhost implements QueueOwner {
+  readonly exchanges = new Map<string, Exchange>();
+  readonly queues = new Map<string, Queue>();
+  readonly counters: VhostCounters = { published: 0, routed: 0, unroutable: 0 };
+  private readonly scratch = new Set<BindingDestination>();
+
+  constructor(readonly name: string) {
+    for (const [n, type] of PREDECLARED) this.exchanges.set(n, createExchange(type, n, true, false, false, {})!);
+  }
+
+  // ---- exchanges -------------------------------------------------------------------
+
+  getExchange(name: string): Exchange {
+    const ex = this.exchanges.get(name);
+    if (ex === undefined) throw new AmqpError(NOT_FOUND, `no ${describeExchange(name, this.name)}`);
+    return ex;
+  }
+
+  declareExchange(
+    name: string,
+    type: string,
+    passive: boolean,
+    durable: boolean,
+    autoDelete: boolean,
+    internal: boolean,
+    args: FieldTable,
+  ): Exchange {
+    if (passive) {
+      if (name === '') return this.exchanges.get('')!;
+      return this.getExchange(name);
+    }
+    if (name === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
+    if (isReservedName(name)) {
+      throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
+    }
+    const existing = this.exchanges.get(name);
+    if (existing !== undefined) {
+      const what = describeExchange(name, this.name);
+      assertPropertyEquivalent(what, 'type', type, existing.type);
+      assertPropertyEquivalent(what, 'durable', durable, existing.durable);
+      assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
+      assertPropertyEquivalent(what, 'internal', internal, existing.internal);
+      assertArgsEquivalent(what, EXCHANGE_ARGS_COMPARED, args, existing.args);
+      return existing;
+    }
+    const ex = createExchange(type, name, durable, autoDelete, internal, args);
+    if (ex === undefined) throw new AmqpError(COMMAND_INVALID, `invalid exchange type '${type}'`);
+    this.exchanges.set(name, ex);
+    return ex;
+  }
+
+  deleteExchange(name: string, ifUnused: boolean): void {
+    if (name === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
+    if (isReservedName(name)) {
+      throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
+    }
+    const ex = this.exchanges.get(name);
+    if (ex === undefined) return; // deleting what is not there succeeds, as in RabbitMQ 3.x
+    if (ifUnused && ex.bindingCount > 0) {
+      throw new AmqpError(PRECONDITION_FAILED, `${describeExchange(name, this.name)} in use`);
+    }
+    this.removeExchange(ex);
+  }
+
+  private removeExchange(ex: Exchange): void {
+    this.exchanges.delete(ex.name);
+    for (const other of this.exchanges.values()) this.unbindAndMaybeAutoDelete(other, ex);
+  }
+
+  bindExchange(destination: string, source: string, routingKey: string, args: FieldTable): void {
+    const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination);
+    src.bind({ source: src.name, destination: dst, routingKey, args });
+  }
+
+  unbindExchange(destination: string, source: string, routingKey: string, args: FieldTable): void {
+    const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination);
+    if (src.unbind({ source: src.name, destination: dst, routingKey, args })) this.autoDeleteIfUnbound(src);
+  }
+
+  // ---- queues ----------------------------------------------------------------------
+
+  /** A queue this connection may use: 404 if missing, 405 if another connection's exclusive queue. */
+  getQueue(name: string, owner: object): Queue {
+    const q = this.queues.get(name);
+    if (q === undefined) throw new AmqpError(NOT_FOUND, `no ${describeQueue(name, this.name)}`);
+    this.checkExclusive(q, owner);
+    return q;
+  }
+
+  private checkExclusive(q: Queue, owner: object): void {
+    if (q.exclusiveOwner !== null && q.exclusiveOwner !== owner) {
+      throw new AmqpError(
+        RESOURCE_LOCKED,
+        `cannot obtain exclusive access to locked ${describeQueue(q.name, this.name)}. It could be originally ` +
+          'declared on another connection or the exclusive property value does not match that of the original declaration.',
+      );
+    }
+  }
+
+  declareQueue(
+    name: string,
+    passive: boolean,
+    durable: boolean,
+    exclusive: boolean,
+    autoDelete: boolean,
+    args: FieldTable,
+    owner: object,
+  ): Queue {
+    if (passive) return this.getQueue(name, owner);
+    if (name === '') name = generateName('amq.gen-');
+    else if (isReservedName(name)) {
+      throw new AmqpError(ACCESS_REFUSED, `queue name '${name}' contains reserved prefix 'amq.*'`);
+    }
+    const existing = this.queues.get(name);
+    if (existing !== undefined) {
+      this.checkExclusive(existing, owner);
+      if (exclusive && existing.exclusiveOwner === null) this.checkExclusive(existing, {});
+      const what = describeQueue(name, this.name);
+      assertPropertyEquivalent(what, 'durable', durable, existing.durable);
+      assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
+      assertArgsEquivalent(what, QUEUE_ARGS_COMPARED, args, existing.args);
+      return existing;
+    }
+    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this);
+    this.queues.set(name, q);
+    return q;
+  }
+
+  /** Returns the number of ready messages the queue held. */
+  deleteQueue(name: string, ifUnused: boolean, ifEmpty: boolean, owner: object): number {
+    const q = this.queues.get(name);
+    if (q === undefined) return 0; // idempotent, as in RabbitMQ 3.x
+    this.checkExclusive(q, owner);
+    if (ifUnused && q.consumerCount > 0) {
+      throw new AmqpError(PRECONDITION_FAILED, `${describeQueue(name, this.name)} in use`);
+    }
+    if (ifEmpty && q.messageCount > 0) {
+      throw new AmqpError(PRECONDITION_FAILED, `${describeQueue(name, this.name)} not empty`);
+    }
+    return this.removeQueue(q);
+  }
+
+  private removeQueue(q: Queue): number {
+    if (q.deleted) return 0;
+    this.queues.delete(q.name);
+    for (const ex of this.exchanges.values()) this.unbindAndMaybeAutoDelete(ex, q);
+    return q.destroy();
+  }
+
+  queueUnused(queue: Queue): void {
+    this.removeQueue(queue);
+  }
+
+  /** The connection went away: its exclusive queues go with it. */
+  ownerClosed(owner: object): void {
+    for (const q of [...this.queues.values()]) if (q.exclusiveOwner === owner) this.removeQueue(q);
+  }
+
+  bindQueue(queue: string, exchange: string, routingKey: string, args: FieldTable, owner: object): void {
+    const q = this.queues.get(queue);
+    if (q !== undefined) this.checkExclusive(q, owner);
+    const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
+    src.bind({ source: src.name, destination: dst, routingKey, args });
+  }
+
+  unbindQueue(queue: string, exchange: string, routingKey: string, args: FieldTable, owner: object): void {
+    const q = this.queues.get(queue);
+    if (q !== undefined) this.checkExclusive(q, owner);
+    const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
+    if (src.unbind({ source: src.name, destination: dst, routingKey, args })) this.autoDeleteIfUnbound(src);
+  }
+
+  private bindingEnds(
+    source: string,
+    dest: BindingDestination | undefined,
+    kind: 'queue' | 'exchange',
+    destName: string,
+  ): [Exchange, BindingDestination] {
+    if (source === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
+    if (kind === 'exchange' && destName === '') {
+      throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
+    }
+    const src = this.getExchange(source);
+    if (dest === undefined) {
+      const what = kind === 'queue' ? describeQueue(destName, this.name) : describeExchange(destName, this.name);
+      throw new AmqpError(NOT_FOUND, `no ${what}`);
+    }
+    return [src, dest];
+  }
+
+  private unbindAndMaybeAutoDelete(ex: Exchange, dest: BindingDestination): void {
+    const before = ex.bindingCount;
+    ex.unbindDestination(dest);
+    if (ex.bindingCount < before) this.autoDeleteIfUnbound(ex);
+  }
+
+  private autoDeleteIfUnbound(ex: Exchange): void {
+    if (ex.autoDelete && ex.bindingCount === 0 && this.exchanges.get(ex.name) === ex) this.removeExchange(ex);
+  }
+
+  // ---- routing -----------------------------------------------------------------------
+
+  /**
+   * Adds to `out` every queue a message reaches from `ex`, following exchange-to-exchange
+   * bindings (each exchange visited once, so cycles end).
+   */
+  route(ex: Exchange, msg: Message, out: Set<Queue>): void {
+    const routingKey = msg.routingKey;
+    if (ex.name === '') {
+      const q = this.queues.get(routingKey);
+      if (q !== undefined) out.add(q);
+      return;
+    }
+    const dests = this.scratch;
+    dests.clear();
+    ex.route(routingKey, ex.type === 'headers' ? msg.headers : undefined, dests);
+    let nested: Exchange[] | null = null;
+    for (const d of dests) {
+      if (d.kind === 'queue') out.add(d as Queue);
+      else (nested ??= []).push(d as Exchange);
+    }
+    dests.clear();
+    if (nested === null) return;
+    const visited = new Set<Exchange>([ex]);
+    while (nested.length > 0) {
+      const next = nested.pop()!;
+      if (visited.has(next)) continue;
+      visited.add(next);
+      next.route(routingKey, next.type === 'headers' ? msg.headers : undefined, dests);
+      for (const d of dests) {
+        if (d.kind === 'queue') out.add(d as Queue);
+        else if (!visited.has(d as Exchange)) nested.push(d as Exchange);
+      }
+      dests.clear();
+    }
+  }
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+import { writeSync } from 'node:fs';
+import { ConfigError, HelpRequested, VersionRequested, loadConfig, redactConfig, type Config } from './config';
+import { createLogger, type Logger } from './logger';
+import { Server } from './server/server';
+
+const EXIT_START_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_SOFTWARE = 70; // sysexits EX_SOFTWARE: an internal error, not the operator's
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/** Written synchronously so the line survives an immediate process.exit. */
+function complain(message: string): void {
+  writeSync(2, `leveret: ${message}\n`);
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof HelpRequested || err instanceof VersionRequested) {
+      process.stdout.write(err.text);
+      return;
+    }
+    if (err instanceof ConfigError) {
+      complain(err.message);
+      process.exitCode = EXIT_USAGE;
+      return;
+    }
+    throw err;
+  }
+
+  const logger = createLogger(config.logLevel);
+  installCrashHandlers(logger);
+  logger.debug({ config: redactConfig(config) }, 'configuration');
+
+  const server = new Server(config, logger);
+  try {
+    await server.start();
+  } catch (err) {
+    const message = describeStartError(err, config);
+    logger.fatal({ err }, message);
+    complain(message);
+    // Exit rather than return: a half-started server may still hold listeners open.
+    process.exit(EXIT_START_FAILED);
+  }
+  installSignalHandlers(server, logger);
+}
+
+function describeStartError(err: unknown, config: Config): string {
+  const e = (err ?? {}) as NodeJS.ErrnoException & { port?: number; address?: string; hostname?: string };
+  const port = e.port ?? config.port;
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on port ${port}: address in use`;
+    case 'EACCES':
+      return `cannot listen on port ${port}: permission denied`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${e.address ?? config.host}: address not available on this host`;
+    case 'ENOTFOUND':
+      return `cannot listen on ${e.hostname ?? config.host}: host name not found`;
+    default:
+      return `cannot start: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+function installSignalHandlers(server: Server, logger: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal during shutdown; exiting without waiting');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error(`shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting`);
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS);
+    server.stop('shutdown').then(
+      () => {
+        logger.info('stopped');
+        // Explicit exit: lingering handles must not keep a stopped broker alive.
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+function installCrashHandlers(logger: Logger): void {
+  const crash = (what: string) => (err: unknown) => {
+    try {
+      logger.fatal({ err }, what);
+    } catch {
+      // The stderr line below still makes the crash visible.
+    }
+    complain(`${what}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(EXIT_SOFTWARE);
+  };
+  process.on('uncaughtException', crash('uncaught exception'));
+  process.on('unhandledRejection', crash('unhandled promise rejection'));
+}
+
+main().catch((err: unknown) => {
+  complain(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(EXIT_SOFTWARE);
+});

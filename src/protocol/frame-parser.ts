@@ -1,0 +1,158 @@
+import { FRAME_BODY, FRAME_END, FRAME_ERROR, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD } from './constants';
+
+/** Receives the frames a FrameParser cuts out of the byte stream. */
+export interface FrameHandler {
+  onMethodFrame(channel: number, payload: Buffer): void;
+  onHeaderFrame(channel: number, payload: Buffer): void;
+  /**
+   * A piece of a body frame's payload. Bodies are streamed in pieces straight from the
+   * socket's buffers so that the channel can copy them into the message exactly once
+   * (or not at all when one piece is the whole body).
+   */
+  onBodyChunk(channel: number, chunk: Buffer): void;
+  onHeartbeatFrame(channel: number): void;
+  onFrameError(code: number, text: string): void;
+}
+
+const S_HEAD = 0;
+const S_PAYLOAD = 1;
+const S_BODY = 2;
+const S_END = 3;
+const S_DEAD = 4;
+
+/**
+ * Cuts frames out of TCP chunks of any size: a frame spread over many reads, or many
+ * frames in one read. Method and header payloads are handed over whole (a zero-copy
+ * slice when they arrived in one read); body payloads are streamed.
+ */
+export class FrameParser {
+  frameMax: number;
+  private state = S_HEAD;
+  private head = Buffer.alloc(7);
+  private headLen = 0;
+  private type = 0;
+  private channel = 0;
+  private remaining = 0;
+  private payload: Buffer | null = null;
+  private payloadLen = 0;
+
+  constructor(
+    private readonly handler: FrameHandler,
+    frameMax: number,
+  ) {
+    this.frameMax = frameMax;
+  }
+
+  /** Stop parsing: used once the connection is closing. */
+  stop(): void {
+    this.state = S_DEAD;
+  }
+
+  push(chunk: Buffer): void {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      switch (this.state) {
+        case S_HEAD: {
+          // Fast path: the whole 7-byte header is in this chunk.
+          if (this.headLen === 0 && len - pos >= 7) {
+            this.type = chunk[pos];
+            this.channel = (chunk[pos + 1] << 8) | chunk[pos + 2];
+            this.remaining = chunk.readUInt32BE(pos + 3);
+            pos += 7;
+          } else {
+            const n = Math.min(7 - this.headLen, len - pos);
+            chunk.copy(this.head, this.headLen, pos, pos + n);
+            this.headLen += n;
+            pos += n;
+            if (this.headLen < 7) return;
+            this.headLen = 0;
+            this.type = this.head[0];
+            this.channel = this.head.readUInt16BE(1);
+            this.remaining = this.head.readUInt32BE(3);
+          }
+          if (!this.checkHeader()) return;
+          if (this.type === FRAME_BODY) {
+            this.state = this.remaining === 0 ? S_END : S_BODY;
+          } else if (this.remaining === 0) {
+            this.payload = EMPTY;
+            this.state = S_END;
+          } else if (len - pos >= this.remaining) {
+            this.payload = chunk.subarray(pos, pos + this.remaining);
+            pos += this.remaining;
+            this.remaining = 0;
+            this.state = S_END;
+          } else {
+            this.payload = Buffer.allocUnsafe(this.remaining);
+            this.payloadLen = 0;
+            this.state = S_PAYLOAD;
+          }
+          break;
+        }
+        case S_PAYLOAD: {
+          const n = Math.min(this.remaining, len - pos);
+          chunk.copy(this.payload!, this.payloadLen, pos, pos + n);
+          this.payloadLen += n;
+          this.remaining -= n;
+          pos += n;
+          if (this.remaining === 0) this.state = S_END;
+          break;
+        }
+        case S_BODY: {
+          const n = Math.min(this.remaining, len - pos);
+          this.remaining -= n;
+          const piece = chunk.subarray(pos, pos + n);
+          pos += n;
+          if (this.remaining === 0) this.state = S_END;
+          this.handler.onBodyChunk(this.channel, piece);
+          break;
+        }
+        case S_END: {
+          if (chunk[pos] !== FRAME_END) {
+            this.fail(FRAME_ERROR, `invalid frame end byte 0x${chunk[pos].toString(16)}`);
+            return;
+          }
+          pos++;
+          this.state = S_HEAD;
+          const payload = this.payload;
+          this.payload = null;
+          switch (this.type) {
+            case FRAME_METHOD:
+              this.handler.onMethodFrame(this.channel, payload!);
+              break;
+            case FRAME_HEADER:
+              this.handler.onHeaderFrame(this.channel, payload!);
+              break;
+            case FRAME_HEARTBEAT:
+              this.handler.onHeartbeatFrame(this.channel);
+              break;
+            // A body frame's pieces went out as they arrived.
+          }
+          break;
+        }
+        default:
+          return;
+      }
+    }
+  }
+
+  private checkHeader(): boolean {
+    const t = this.type;
+    if (t !== FRAME_METHOD && t !== FRAME_HEADER && t !== FRAME_BODY && t !== FRAME_HEARTBEAT) {
+      this.fail(FRAME_ERROR, `unknown frame type ${t}`);
+      return false;
+    }
+    if (this.remaining + 8 > this.frameMax) {
+      this.fail(FRAME_ERROR, `frame size ${this.remaining + 8} exceeds frame_max ${this.frameMax}`);
+      return false;
+    }
+    return true;
+  }
+
+  private fail(code: number, text: string): void {
+    this.state = S_DEAD;
+    this.handler.onFrameError(code, text);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,234 @@
+import { FRAME_END } from './constants';
+import { Decimal, type FieldTable, type FieldValue } from './types';
+
+const BLOCK = 64 * 1024;
+/** Bodies at least this big are sent by reference instead of being copied into the block. */
+const EXTERNAL_BODY = 4096;
+
+/**
+ * An append-only output buffer for one connection. Frames are encoded straight into a
+ * large block; `take()` hands the bytes written since the last take to the socket as
+ * zero-copy slices. Regions already handed out are never written again, so the block can
+ * be shared with the socket until it is full and a new one is started.
+ */
+export class Writer {
+  buf: Buffer = Buffer.allocUnsafe(BLOCK);
+  pos = 0;
+  private mark = 0;
+  private frameStart = -1;
+  private chunks: Buffer[] = [];
+  /** Bytes appended since the last take(): lets the owner decide to flush early. */
+  pending = 0;
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const carry = this.pos - this.mark;
+    const next = Buffer.allocUnsafe(Math.max(BLOCK, (carry + n) * 2));
+    this.buf.copy(next, 0, this.mark, this.pos);
+    if (this.frameStart >= 0) this.frameStart -= this.mark;
+    this.buf = next;
+    this.pos = carry;
+    this.mark = 0;
+  }
+
+  beginFrame(type: number, channel: number): void {
+    this.ensure(7);
+    const b = this.buf;
+    let p = this.pos;
+    b[p++] = type;
+    b[p++] = channel >>> 8;
+    b[p++] = channel & 0xff;
+    this.frameStart = p - 3;
+    this.pos = p + 4;
+  }
+
+  endFrame(): void {
+    this.ensure(1);
+    const sizePos = this.frameStart + 3;
+    const size = this.pos - sizePos - 4;
+    this.buf.writeUInt32BE(size, sizePos);
+    this.buf[this.pos++] = FRAME_END;
+    this.pending += size + 8;
+    this.frameStart = -1;
+  }
+
+  /** A body frame whose payload is `body[start, end)`; big payloads are not copied. */
+  bodyFrame(channel: number, body: Buffer, start: number, end: number): void {
+    const len = end - start;
+    if (len < EXTERNAL_BODY) {
+      this.beginFrame(3, channel);
+      this.ensure(len);
+      body.copy(this.buf, this.pos, start, end);
+      this.pos += len;
+      this.endFrame();
+      return;
+    }
+    this.ensure(8);
+    const b = this.buf;
+    let p = this.pos;
+    b[p++] = 3;
+    b[p++] = channel >>> 8;
+    b[p++] = channel & 0xff;
+    b.writeUInt32BE(len, p);
+    this.pos = p + 4;
+    this.seal();
+    this.chunks.push(start === 0 && end === body.length ? body : body.subarray(start, end));
+    this.buf[this.pos++] = FRAME_END;
+    this.pending += len + 8;
+  }
+
+  /** Raw bytes that are already a complete frame sequence (e.g. a cached heartbeat). */
+  raw(bytes: Buffer): void {
+    this.ensure(bytes.length);
+    bytes.copy(this.buf, this.pos);
+    this.pos += bytes.length;
+    this.pending += bytes.length;
+  }
+
+  private seal(): void {
+    if (this.pos > this.mark) this.chunks.push(this.buf.subarray(this.mark, this.pos));
+    this.mark = this.pos;
+  }
+
+  /** Everything written since the last call, as slices to hand to socket.write. */
+  take(): Buffer[] {
+    this.seal();
+    const out = this.chunks;
+    this.chunks = [];
+    this.pending = 0;
+    // A nearly full block would only produce tiny slices: start afresh.
+    if (this.buf.length - this.pos < 1024) {
+      this.buf = Buffer.allocUnsafe(BLOCK);
+      this.pos = this.mark = 0;
+    }
+    return out;
+  }
+
+  get empty(): boolean {
+    return this.pos === this.mark && this.chunks.length === 0;
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16BE(v, this.pos);
+    this.pos += 2;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32BE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+  u64(v: number): void {
+    this.ensure(8);
+    this.buf.writeUInt32BE(Math.floor(v / 0x100000000), this.pos);
+    this.buf.writeUInt32BE(v >>> 0, this.pos + 4);
+    this.pos += 8;
+  }
+  shortstr(s: string): void {
+    this.ensure(1 + s.length * 3);
+    const n = this.buf.write(s, this.pos + 1, 'utf8');
+    if (n > 255) throw new RangeError(`shortstr longer than 255 bytes`);
+    this.buf[this.pos] = n;
+    this.pos += 1 + n;
+  }
+  longstr(s: string | Buffer): void {
+    if (typeof s === 'string') {
+      this.ensure(4 + s.length * 3);
+      const n = this.buf.write(s, this.pos + 4, 'utf8');
+      this.buf.writeUInt32BE(n, this.pos);
+      this.pos += 4 + n;
+    } else {
+      this.ensure(4 + s.length);
+      this.buf.writeUInt32BE(s.length, this.pos);
+      s.copy(this.buf, this.pos + 4);
+      this.pos += 4 + s.length;
+    }
+  }
+  table(t: FieldTable | undefined): void {
+    this.ensure(4);
+    const lenRel = this.pos - this.mark;
+    this.pos += 4;
+    if (t) {
+      for (const key of Object.keys(t)) {
+        const v = t[key];
+        if (v === undefined) continue;
+        this.shortstr(key);
+        this.fieldValue(v);
+      }
+    }
+    // ensure() may have moved the block: the offset from the mark survives that.
+    const lenPos = this.mark + lenRel;
+    this.buf.writeUInt32BE(this.pos - lenPos - 4, lenPos);
+  }
+  fieldValue(v: FieldValue): void {
+    this.ensure(9);
+    const b = this.buf;
+    switch (typeof v) {
+      case 'string':
+        b[this.pos++] = 0x53;
+        this.longstr(v);
+        return;
+      case 'boolean':
+        b[this.pos++] = 0x74;
+        b[this.pos++] = v ? 1 : 0;
+        return;
+      case 'number':
+        if (Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff) {
+          b[this.pos++] = 0x49;
+          b.writeInt32BE(v, this.pos);
+          this.pos += 4;
+        } else if (Number.isSafeInteger(v)) {
+          b[this.pos++] = 0x6c;
+          b.writeBigInt64BE(BigInt(v), this.pos);
+          this.pos += 8;
+        } else {
+          b[this.pos++] = 0x64;
+          b.writeDoubleBE(v, this.pos);
+          this.pos += 8;
+        }
+        return;
+      case 'bigint':
+        b[this.pos++] = 0x6c;
+        b.writeBigInt64BE(v, this.pos);
+        this.pos += 8;
+        return;
+      case 'object':
+        if (v === null) {
+          b[this.pos++] = 0x56;
+        } else if (Buffer.isBuffer(v)) {
+          b[this.pos++] = 0x78;
+          this.longstr(v);
+        } else if (v instanceof Date) {
+          b[this.pos++] = 0x54;
+          b.writeBigInt64BE(BigInt(Math.floor(v.getTime() / 1000)), this.pos);
+          this.pos += 8;
+        } else if (v instanceof Decimal) {
+          b[this.pos++] = 0x44;
+          b[this.pos++] = v.scale;
+          b.writeInt32BE(v.value, this.pos);
+          this.pos += 4;
+        } else if (Array.isArray(v)) {
+          b[this.pos++] = 0x41;
+          this.array(v);
+        } else {
+          b[this.pos++] = 0x46;
+          this.table(v);
+        }
+        return;
+      default:
+        b[this.pos++] = 0x56;
+    }
+  }
+  array(a: FieldValue[]): void {
+    this.ensure(4);
+    const lenRel = this.pos - this.mark;
+    this.pos += 4;
+    for (const v of a) this.fieldValue(v);
+    const lenPos = this.mark + lenRel;
+    this.buf.writeUInt32BE(this.pos - lenPos - 4, lenPos);
+  }
+}

@@ -1,0 +1,45 @@
+import { Reader } from '../protocol/reader';
+import type { User, UserStore } from '../auth/users';
+
+export const MECHANISMS = 'PLAIN AMQPLAIN';
+
+export interface AuthResult {
+  user: User | null;
+  error: string | null;
+}
+
+/** Checks a connection.start-ok response with the mechanism the client chose. */
+export function authenticate(mechanism: string, response: Buffer, users: UserStore): AuthResult {
+  let creds: [string, string] | null;
+  if (mechanism === 'PLAIN') creds = parsePlain(response);
+  else if (mechanism === 'AMQPLAIN') creds = parseAmqplain(response);
+  else return { user: null, error: `unsupported authentication mechanism '${mechanism}'` };
+  const refused = `Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`;
+  if (creds === null) return { user: null, error: refused };
+  const user = users.authenticate(creds[0], creds[1]);
+  return user === null ? { user: null, error: refused } : { user, error: null };
+}
+
+/** PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd */
+function parsePlain(response: Buffer): [string, string] | null {
+  const first = response.indexOf(0);
+  const second = first < 0 ? -1 : response.indexOf(0, first + 1);
+  if (second < 0) return null;
+  return [response.toString('utf8', first + 1, second), response.toString('utf8', second + 1)];
+}
+
+/** AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD. */
+function parseAmqplain(response: Buffer): [string, string] | null {
+  const framed = Buffer.allocUnsafe(response.length + 4);
+  framed.writeUInt32BE(response.length, 0);
+  response.copy(framed, 4);
+  try {
+    const t = new Reader().reset(framed).table();
+    const login = t.LOGIN;
+    const password = t.PASSWORD;
+    if (typeof login !== 'string' || typeof password !== 'string') return null;
+    return [login, password];
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,598 @@
+import type { Connection } from './connection';
+import type { Vhost } from '../broker/vhost';
+import type { Queue } from '../broker/queue';
+import type { QueueEntry } from '../broker/queue-entry';
+import type { Exchange } from '../broker/exchanges/exchange';
+import { Consumer, type ConsumerChannel } from '../broker/consumer';
+import { Message } from '../broker/message';
+import { generateName, describeQueue } from '../broker/names';
+import { AmqpError } from '../protocol/errors';
+import * as C from '../protocol/constants';
+import * as M from '../protocol/generated';
+import type { Permission } from '../auth/permissions';
+import { Transaction } from './transaction';
+
+/** RabbitMQ's default max_message_size (128 MiB). */
+const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
+/** Bodies smaller than this are copied out of the socket buffer rather than pinning it. */
+const COPY_SMALL_BODY = 8 * 1024;
+
+const CONTENT_IDLE = 0;
+const CONTENT_HEADER = 1;
+const CONTENT_BODY = 2;
+
+const OPEN = 0;
+/** We sent channel.close and wait for close-ok; everything else is dropped. */
+const CLOSING = 1;
+const CLOSED = 2;
+
+/**
+ * One AMQP channel: turns methods into calls on the vhost, assembles published content,
+ * and tracks deliveries until they are settled. Deliveries and confirms are written into
+ * the connection's shared output buffer.
+ */
+export class Channel implements ConsumerChannel {
+  readonly consumers = new Map<string, Consumer>();
+  /** Delivery tag → delivery, in tag order (Map keeps insertion order). */
+  readonly unacked = new Map<number, QueueEntry>();
+  private state = OPEN;
+  private deliveryTag = 0;
+  /** Unacked deliveries made to consumers (what a global prefetch limits). */
+  private consumerUnacked = 0;
+  private prefetchGlobal = 0;
+  private prefetchConsumer = 0;
+  private flowActive = true;
+  private lastQueue = '';
+  // publisher confirms
+  private confirming = false;
+  private publishSeq = 0;
+  private confirmedUpTo = 0;
+  private sentConfirmUpTo = 0;
+  private confirmQueued = false;
+  private tx: Transaction | null = null;
+  // content being assembled
+  private contentState = CONTENT_IDLE;
+  private pubExchange = '';
+  private pubRoutingKey = '';
+  private pubMandatory = false;
+  private pubProps: Buffer = EMPTY;
+  private pubBody: Buffer = EMPTY;
+  private pubBodySize = 0;
+  private pubReceived = 0;
+  private readonly routed = new Set<Queue>();
+
+  constructor(
+    readonly conn: Connection,
+    readonly id: number,
+  ) {}
+
+  private get vhost(): Vhost {
+    return this.conn.vhost!;
+  }
+
+  // ---- frames ------------------------------------------------------------------------
+
+  onMethod(m: M.Method): void {
+    if (this.state !== OPEN) {
+      if (m.id === M.CHANNEL_CLOSE_OK && this.state === CLOSING) this.finishClose();
+      else if (m.id === M.CHANNEL_CLOSE) this.onClose();
+      return;
+    }
+    if (this.contentState !== CONTENT_IDLE) {
+      return this.conn.closeWith(
+        C.UNEXPECTED_FRAME,
+        `expected content ${this.contentState === CONTENT_HEADER ? 'header' : 'body'} for class 60, got non content frame instead`,
+        m.id,
+      );
+    }
+    try {
+      this.dispatchMethod(m);
+    } catch (err) {
+      if (err instanceof AmqpError && err.classId === 0) {
+        err.classId = m.id >>> 16;
+        err.methodId = m.id & 0xffff;
+      }
+      this.conn.protocolError(err, this.id);
+    }
+  }
+
+  onHeader(payload: Buffer): void {
+    if (this.state !== OPEN) return;
+    if (this.contentState !== CONTENT_HEADER) {
+      return this.conn.closeWith(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
+    }
+    if (payload.length < 14) return this.conn.closeWith(C.FRAME_ERROR, 'content header frame too short');
+    const classId = payload.readUInt16BE(0);
+    if (classId !== 60) return this.conn.closeWith(C.FRAME_ERROR, `content header for class ${classId} on basic.publish`);
+    const hi = payload.readUInt32BE(4);
+    const size = hi * 0x100000000 + payload.readUInt32BE(8);
+    // Properties are small: copy them so the message does not pin the socket's buffer.
+    this.pubProps = Buffer.from(payload.subarray(12));
+    if (size > MAX_MESSAGE_SIZE) {
+      this.contentState = CONTENT_IDLE;
+      return this.closeWithError(
+        new AmqpError(C.PRECONDITION_FAILED, `message size ${size} is larger than configured max size ${MAX_MESSAGE_SIZE}`, 60, 40),
+      );
+    }
+    this.pubBodySize = size;
+    this.pubReceived = 0;
+    if (size === 0) {
+      this.pubBody = EMPTY;
+      this.contentState = CONTENT_IDLE;
+      this.publishComplete();
+    } else {
+      this.pubBody = EMPTY;
+      this.contentState = CONTENT_BODY;
+    }
+  }
+
+  onBody(chunk: Buffer): void {
+    if (this.state !== OPEN) return;
+    if (this.contentState !== CONTENT_BODY) {
+      return this.conn.closeWith(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
+    }
+    const size = this.pubBodySize;
+    const received = this.pubReceived + chunk.length;
+    if (received > size) return this.conn.closeWith(C.FRAME_ERROR, `content body exceeds declared size ${size}`);
+    if (this.pubReceived === 0 && received === size) {
+      // The whole body arrived in one piece: keep the slice (big) or one compact copy (small).
+      this.pubBody = size < COPY_SMALL_BODY ? Buffer.from(chunk) : chunk;
+    } else {
+      if (this.pubReceived === 0) this.pubBody = Buffer.allocUnsafe(size);
+      chunk.copy(this.pubBody, this.pubReceived);
+    }
+    this.pubReceived = received;
+    if (received === size) {
+      this.contentState = CONTENT_IDLE;
+      this.publishComplete();
+    }
+  }
+
+  // ---- methods -----------------------------------------------------------------------
+
+  private dispatchMethod(m: M.Method): void {
+    const w = this.conn.writer;
+    switch (m.id) {
+      case M.BASIC_PUBLISH:
+        return this.basicPublish(m);
+      case M.BASIC_ACK:
+        return this.basicAck(m.deliveryTag, m.multiple);
+      case M.BASIC_NACK:
+        return this.basicNack(m.deliveryTag, m.multiple, m.requeue);
+      case M.BASIC_REJECT:
+        return this.basicNack(m.deliveryTag, false, m.requeue);
+      case M.BASIC_CONSUME:
+        return this.basicConsume(m);
+      case M.BASIC_CANCEL:
+        return this.basicCancel(m.consumerTag, m.nowait);
+      case M.BASIC_GET:
+        return this.basicGet(m.queue, m.noAck);
+      case M.BASIC_QOS:
+        return this.basicQos(m);
+      case M.BASIC_RECOVER:
+      case M.BASIC_RECOVER_ASYNC:
+        if (!m.requeue) throw new AmqpError(C.NOT_IMPLEMENTED, 'requeue=false');
+        this.requeueAll();
+        if (m.id === M.BASIC_RECOVER) M.encodeBasicRecoverOk(w, this.id);
+        break;
+      case M.EXCHANGE_DECLARE:
+        this.authorize('configure', 'exchange', m.exchange);
+        this.vhost.declareExchange(m.exchange, m.type, m.passive, m.durable, m.autoDelete, m.internal, m.arguments);
+        if (!m.nowait) M.encodeExchangeDeclareOk(w, this.id);
+        break;
+      case M.EXCHANGE_DELETE:
+        this.authorize('configure', 'exchange', m.exchange);
+        this.vhost.deleteExchange(m.exchange, m.ifUnused);
+        if (!m.nowait) M.encodeExchangeDeleteOk(w, this.id);
+        break;
+      case M.EXCHANGE_BIND:
+      case M.EXCHANGE_UNBIND:
+        this.authorize('write', 'exchange', m.destination);
+        this.authorize('read', 'exchange', m.source);
+        if (m.id === M.EXCHANGE_BIND) {
+          this.vhost.bindExchange(m.destination, m.source, m.routingKey, m.arguments);
+          if (!m.nowait) M.encodeExchangeBindOk(w, this.id);
+        } else {
+          this.vhost.unbindExchange(m.destination, m.source, m.routingKey, m.arguments);
+          if (!m.nowait) M.encodeExchangeUnbindOk(w, this.id);
+        }
+        break;
+      case M.QUEUE_DECLARE:
+        return this.queueDeclare(m);
+      case M.QUEUE_BIND: {
+        const queue = this.queueName(m.queue);
+        this.authorize('write', 'queue', queue);
+        this.authorize('read', 'exchange', m.exchange);
+        this.vhost.bindQueue(queue, m.exchange, this.routingKeyShortcut(m.queue, m.routingKey), m.arguments, this.conn);
+        if (!m.nowait) M.encodeQueueBindOk(w, this.id);
+        break;
+      }
+      case M.QUEUE_UNBIND: {
+        const queue = this.queueName(m.queue);
+        this.authorize('write', 'queue', queue);
+        this.authorize('read', 'exchange', m.exchange);
+        this.vhost.unbindQueue(queue, m.exchange, this.routingKeyShortcut(m.queue, m.routingKey), m.arguments, this.conn);
+        M.encodeQueueUnbindOk(w, this.id);
+        break;
+      }
+      case M.QUEUE_PURGE: {
+        const queue = this.queueName(m.queue);
+        this.authorize('read', 'queue', queue);
+        const n = this.vhost.getQueue(queue, this.conn).purge();
+        if (!m.nowait) M.encodeQueuePurgeOk(w, this.id, n);
+        break;
+      }
+      case M.QUEUE_DELETE: {
+        const queue = this.queueName(m.queue);
+        this.authorize('configure', 'queue', queue);
+        const n = this.vhost.deleteQueue(queue, m.ifUnused, m.ifEmpty, this.conn);
+        if (!m.nowait) M.encodeQueueDeleteOk(w, this.id, n);
+        break;
+      }
+      case M.CONFIRM_SELECT:
+        if (this.tx !== null) throw new AmqpError(C.PRECONDITION_FAILED, 'cannot switch from tx to confirm mode');
+        this.confirming = true;
+        if (!m.nowait) M.encodeConfirmSelectOk(w, this.id);
+        break;
+      case M.TX_SELECT:
+        if (this.confirming) throw new AmqpError(C.PRECONDITION_FAILED, 'cannot switch from confirm to tx mode');
+        this.tx ??= new Transaction();
+        M.encodeTxSelectOk(w, this.id);
+        break;
+      case M.TX_COMMIT:
+        if (this.tx === null) throw new AmqpError(C.PRECONDITION_FAILED, 'channel is not transactional');
+        this.tx.commit(this);
+        M.encodeTxCommitOk(w, this.id);
+        break;
+      case M.TX_ROLLBACK:
+        if (this.tx === null) throw new AmqpError(C.PRECONDITION_FAILED, 'channel is not transactional');
+        this.tx.rollback(this);
+        M.encodeTxRollbackOk(w, this.id);
+        break;
+      case M.CHANNEL_FLOW:
+        this.flowActive = m.active;
+        M.encodeChannelFlowOk(w, this.id, m.active);
+        if (m.active) this.resumeDelivery();
+        break;
+      case M.CHANNEL_FLOW_OK:
+        return;
+      case M.CHANNEL_CLOSE:
+        return this.onClose();
+      case M.CHANNEL_OPEN:
+        return this.conn.closeWith(C.CHANNEL_ERROR, `second 'channel.open' seen`, m.id);
+      case M.ACCESS_REQUEST:
+        M.encodeAccessRequestOk(w, this.id, 1);
+        break;
+      default:
+        return this.conn.closeWith(C.COMMAND_INVALID, `unexpected method ${M.METHOD_NAMES[m.id]} on a channel`, m.id);
+    }
+    this.conn.scheduleFlush();
+  }
+
+  private authorize(permission: Permission, kind: 'queue' | 'exchange', name: string): void {
+    this.conn.broker.permissions.check(this.conn.user!, this.vhost.name, permission, kind, name);
+  }
+
+  /** An empty queue name means the queue this channel declared last. */
+  private queueName(name: string): string {
+    if (name !== '') return name;
+    if (this.lastQueue === '') throw new AmqpError(C.NOT_FOUND, 'no previously declared queue');
+    return this.lastQueue;
+  }
+
+  /** queue.bind with empty queue and key binds the last queue by its own name. */
+  private routingKeyShortcut(queue: string, routingKey: string): string {
+    return queue === '' && routingKey === '' ? this.lastQueue : routingKey;
+  }
+
+  private queueDeclare(m: M.QueueDeclare): void {
+    let name = m.queue;
+    if (name === '' && m.passive) name = this.queueName('');
+    this.authorize('configure', 'queue', name);
+    const q = this.vhost.declareQueue(name, m.passive, m.durable, m.exclusive, m.autoDelete, m.arguments, this.conn);
+    this.lastQueue = q.name;
+    if (!m.nowait) M.encodeQueueDeclareOk(this.conn.writer, this.id, q.name, q.messageCount, q.consumerCount);
+    this.conn.scheduleFlush();
+  }
+
+  // ---- publishing --------------------------------------------------------------------
+
+  private basicPublish(m: M.BasicPublish): void {
+    if (m.immediate) throw new AmqpError(C.NOT_IMPLEMENTED, 'immediate=true');
+    this.pubExchange = m.exchange;
+    this.pubRoutingKey = m.routingKey;
+    this.pubMandatory = m.mandatory;
+    this.contentState = CONTENT_HEADER;
+  }
+
+  private publishComplete(): void {
+    const msg = new Message(this.pubExchange, this.pubRoutingKey, this.pubProps, this.pubBody);
+    this.pubBody = EMPTY;
+    try {
+      this.authorize('write', 'exchange', msg.exchange);
+      const ex = this.vhost.getExchange(msg.exchange);
+      if (ex.internal) {
+        throw new AmqpError(C.ACCESS_REFUSED, `cannot publish to internal exchange '${ex.name}' in vhost '${this.vhost.name}'`);
+      }
+      const userId = msg.properties.userId;
+      if (userId !== undefined && userId !== this.conn.user!.name) {
+        throw new AmqpError(
+          C.PRECONDITION_FAILED,
+          `user_id property set to '${userId}' but authenticated user was '${this.conn.user!.name}'`,
+        );
+      }
+      if (this.tx !== null) this.tx.publish(ex, msg, this.pubMandatory);
+      else this.route(ex, msg, this.pubMandatory);
+    } catch (err) {
+      if (err instanceof AmqpError) {
+        err.classId = 60;
+        err.methodId = 40;
+      }
+      this.conn.protocolError(err, this.id);
+    }
+  }
+
+  /** Routes a message to its queues (also how a committed transaction publishes). */
+  route(ex: Exchange, msg: Message, mandatory: boolean): void {
+    const vhost = this.vhost;
+    vhost.counters.published++;
+    const queues = this.routed;
+    vhost.route(ex, msg, queues);
+    if (queues.size === 0) {
+      vhost.counters.unroutable++;
+      if (mandatory) {
+        M.encodeBasicReturn(this.conn.writer, this.id, C.NO_ROUTE, 'NO_ROUTE', msg.exchange, msg.routingKey);
+        this.writeContent(msg);
+        this.conn.scheduleFlush();
+      }
+    } else {
+      vhost.counters.routed++;
+      for (const q of queues) q.enqueue(msg);
+      queues.clear();
+    }
+    if (this.confirming) this.confirm(++this.publishSeq);
+  }
+
+  private confirm(seq: number): void {
+    this.confirmedUpTo = seq;
+    if (!this.confirmQueued) {
+      this.confirmQueued = true;
+      this.conn.confirmChannels.push(this);
+      this.conn.scheduleFlush();
+    }
+  }
+
+  /** Called by the connection at flush time: one ack covering every confirm since the last. */
+  sendConfirms(): void {
+    this.confirmQueued = false;
+    const upTo = this.confirmedUpTo;
+    if (upTo === this.sentConfirmUpTo || this.state !== OPEN) return;
+    M.encodeBasicAck(this.conn.writer, this.id, upTo, upTo - this.sentConfirmUpTo > 1);
+    this.sentConfirmUpTo = upTo;
+  }
+
+  // ---- consuming ---------------------------------------------------------------------
+
+  private basicQos(m: M.BasicQos): void {
+    if (m.prefetchSize !== 0) throw new AmqpError(C.NOT_IMPLEMENTED, `prefetch_size!=0 (${m.prefetchSize})`);
+    if (m.global) this.prefetchGlobal = m.prefetchCount;
+    else this.prefetchConsumer = m.prefetchCount;
+    M.encodeBasicQosOk(this.conn.writer, this.id);
+    this.conn.scheduleFlush();
+    this.resumeDelivery();
+  }
+
+  private basicConsume(m: M.BasicConsume): void {
+    const queueName = this.queueName(m.queue);
+    this.authorize('read', 'queue', queueName);
+    const q = this.vhost.getQueue(queueName, this.conn);
+    const tag = m.consumerTag === '' ? generateName('amq.ctag-') : m.consumerTag;
+    if (this.consumers.has(tag)) throw new AmqpError(C.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
+    if (q.hasExclusiveConsumer || (m.exclusive && q.consumerCount > 0)) {
+      throw new AmqpError(C.ACCESS_REFUSED, `${describeQueue(q.name, this.vhost.name)} in exclusive use`);
+    }
+    const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, m.arguments);
+    this.consumers.set(tag, c);
+    // consume-ok must reach the client before the first delivery.
+    if (!m.nowait) M.encodeBasicConsumeOk(this.conn.writer, this.id, tag);
+    this.conn.scheduleFlush();
+    q.addConsumer(c);
+  }
+
+  private basicCancel(tag: string, nowait: boolean): void {
+    const c = this.consumers.get(tag);
+    if (c !== undefined) {
+      this.consumers.delete(tag);
+      c.queue.removeConsumer(c);
+    }
+    if (!nowait) M.encodeBasicCancelOk(this.conn.writer, this.id, tag);
+    this.conn.scheduleFlush();
+  }
+
+  private basicGet(queueName: string, noAck: boolean): void {
+    const name = this.queueName(queueName);
+    this.authorize('read', 'queue', name);
+    const q = this.vhost.getQueue(name, this.conn);
+    const w = this.conn.writer;
+    const entry = q.get(noAck);
+    if (entry === undefined) {
+      M.encodeBasicGetEmpty(w, this.id, '');
+    } else {
+      const tag = ++this.deliveryTag;
+      if (!noAck) {
+        entry.deliveryTag = tag;
+        this.unacked.set(tag, entry);
+      }
+      const msg = entry.message;
+      M.encodeBasicGetOk(w, this.id, tag, entry.redelivered, msg.exchange, msg.routingKey, q.messageCount);
+      this.writeContent(msg);
+    }
+    this.conn.scheduleFlush();
+  }
+
+  canDeliver(): boolean {
+    return (
+      this.state === OPEN &&
+      this.flowActive &&
+      (this.prefetchGlobal === 0 || this.consumerUnacked < this.prefetchGlobal) &&
+      this.conn.canWrite()
+    );
+  }
+
+  deliver(consumer: Consumer, entry: QueueEntry): void {
+    const tag = ++this.deliveryTag;
+    if (!consumer.noAck) {
+      entry.deliveryTag = tag;
+      this.unacked.set(tag, entry);
+      this.consumerUnacked++;
+    }
+    const msg = entry.message;
+    M.encodeBasicDeliver(this.conn.writer, this.id, consumer.tag, tag, entry.redelivered, msg.exchange, msg.routingKey);
+    this.writeContent(msg);
+    this.conn.scheduleFlush();
+  }
+
+  private writeContent(msg: Message): void {
+    const w = this.conn.writer;
+    const body = msg.body;
+    w.beginFrame(C.FRAME_HEADER, this.id);
+    w.u32(60 << 16); // class basic, weight 0
+    w.u64(body.length);
+    const props = msg.rawProperties;
+    w.ensure(props.length);
+    props.copy(w.buf, w.pos);
+    w.pos += props.length;
+    w.endFrame();
+    const max = this.conn.frameMax - C.FRAME_OVERHEAD;
+    for (let off = 0; off < body.length; off += max) w.bodyFrame(this.id, body, off, Math.min(off + max, body.length));
+  }
+
+  consumerCancelled(consumer: Consumer): void {
+    if (this.consumers.get(consumer.tag) !== consumer) return;
+    this.consumers.delete(consumer.tag);
+    if (this.state === OPEN && this.conn.clientCapabilities.consumer_cancel_notify === true) {
+      M.encodeBasicCancel(this.conn.writer, this.id, consumer.tag, true);
+      this.conn.scheduleFlush();
+    }
+  }
+
+  /** Gives every queue this channel consumes from a chance to deliver again. */
+  resumeDelivery(): void {
+    for (const c of this.consumers.values()) c.queue.dispatch();
+  }
+
+  // ---- settling ----------------------------------------------------------------------
+
+  private basicAck(tag: number, multiple: boolean): void {
+    const entries = this.takeDeliveries(tag, multiple);
+    if (this.tx !== null) return this.tx.settle(entries, false, false);
+    this.settle(entries, false, false);
+  }
+
+  private basicNack(tag: number, multiple: boolean, requeue: boolean): void {
+    const entries = this.takeDeliveries(tag, multiple);
+    if (this.tx !== null) return this.tx.settle(entries, true, requeue);
+    this.settle(entries, true, requeue);
+  }
+
+  /** Removes and returns the deliveries a tag names; 406 for a tag we never gave out. */
+  private takeDeliveries(tag: number, multiple: boolean): QueueEntry[] {
+    // As RabbitMQ: the tag itself must be outstanding, even with multiple (0 = everything).
+    if (!(multiple && tag === 0) && !this.unacked.has(tag)) {
+      throw new AmqpError(C.PRECONDITION_FAILED, `unknown delivery tag ${tag}`);
+    }
+    if (!multiple) {
+      const e = this.unacked.get(tag)!;
+      this.unacked.delete(tag);
+      return [e];
+    }
+    const out: QueueEntry[] = [];
+    for (const [t, e] of this.unacked) {
+      if (tag !== 0 && t > tag) break;
+      out.push(e);
+      this.unacked.delete(t);
+    }
+    return out;
+  }
+
+  /** A rolled-back transaction hands its acks back: they are outstanding again. */
+  restoreDeliveries(entries: QueueEntry[]): void {
+    if (entries.length === 0) return;
+    const all = [...entries, ...this.unacked.values()].sort((a, b) => a.deliveryTag - b.deliveryTag);
+    this.unacked.clear();
+    for (const e of all) this.unacked.set(e.deliveryTag, e);
+  }
+
+  /** Acks (reject=false) or rejects deliveries already taken out of the unacked map. */
+  settle(entries: QueueEntry[], reject: boolean, requeue: boolean): void {
+    if (entries.length === 0) return;
+    if (reject && requeue) {
+      this.requeueEntries(entries);
+    } else {
+      for (const e of entries) {
+        if (e.consumer !== null) this.consumerUnacked--;
+        e.queue.settle(e);
+      }
+    }
+    this.resumeDelivery();
+  }
+
+  private requeueAll(): void {
+    const entries = [...this.unacked.values()];
+    this.unacked.clear();
+    this.requeueEntries(entries);
+  }
+
+  /** Puts deliveries back into their queues, grouped so each queue sorts its own once. */
+  private requeueEntries(entries: QueueEntry[]): void {
+    if (entries.length === 0) return;
+    const byQueue = new Map<Queue, QueueEntry[]>();
+    for (const e of entries) {
+      if (e.consumer !== null) this.consumerUnacked--;
+      let list = byQueue.get(e.queue);
+      if (list === undefined) byQueue.set(e.queue, (list = []));
+      list.push(e);
+    }
+    for (const [q, list] of byQueue) q.requeue(list);
+  }
+
+  // ---- closing -----------------------------------------------------------------------
+
+  /** A channel exception: tell the client and drop everything until close-ok. */
+  closeWithError(err: AmqpError): void {
+    if (this.state !== OPEN) return;
+    this.teardown();
+    this.state = CLOSING;
+    this.contentState = CONTENT_IDLE;
+    M.encodeChannelClose(this.conn.writer, this.id, err.code, err.message.slice(0, 255), err.classId, err.methodId);
+    this.conn.scheduleFlush();
+  }
+
+  private onClose(): void {
+    this.teardown();
+    this.conn.channels.delete(this.id);
+    M.encodeChannelCloseOk(this.conn.writer, this.id);
+    this.conn.scheduleFlush();
+  }
+
+  private finishClose(): void {
+    this.state = CLOSED;
+    this.conn.channels.delete(this.id);
+  }
+
+  /**
+   * Releases what the channel holds: unacked deliveries go back to their queues in their
+   * original order, consumers are removed (which may auto-delete a queue). Idempotent.
+   */
+  teardown(): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED; // no deliveries to us while we give messages back
+    this.tx?.rollback(this);
+    this.requeueAll();
+    const consumers = [...this.consumers.values()];
+    this.consumers.clear();
+    for (const c of consumers) c.queue.removeConsumer(c);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

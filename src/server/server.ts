@@ -1,0 +1,57 @@
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { Broker } from '../broker/broker';
+import { Connection } from './connection';
+
+/** The AMQP listener and the set of live connections over one Broker. */
+export class Server {
+  readonly broker: Broker;
+  readonly connections = new Set<Connection>();
+  private amqp: NetServer | null = null;
+
+  constructor(
+    readonly config: Config,
+    readonly log: Logger,
+  ) {
+    this.broker = new Broker({
+      defaultUser: config.defaultUser,
+      defaultPass: config.defaultPass,
+      loopbackUsers: config.loopbackUsers,
+    });
+  }
+
+  /** The AMQP port actually bound (differs from config.port when that was 0). */
+  get port(): number {
+    const addr = this.amqp?.address();
+    return addr !== null && typeof addr === 'object' ? addr.port : this.config.port;
+  }
+
+  async start(): Promise<void> {
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.amqp = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.port, this.config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'AMQP listener error'));
+    this.log.info({ port: this.port, host: this.config.host, dataDir: this.config.dataDir }, `Leveret listening for AMQP on ${this.config.host}:${this.port}`);
+  }
+
+  private accept(socket: Socket): void {
+    const conn = new Connection(socket, this.broker, this.config, this.log, (c) => this.connections.delete(c));
+    this.connections.add(conn);
+  }
+
+  async stop(reason = 'shutdown'): Promise<void> {
+    const server = this.amqp;
+    this.amqp = null;
+    const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all([...this.connections].map((c) => c.forceClose(reason)));
+    await closed;
+    this.log.info('Leveret stopped');
+  }
+}
