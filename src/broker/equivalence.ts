@@ -40,7 +40,10 @@ export function assertArgsEquivalent(what: string, keys: string[], received: Fie
     if (r !== undefined && c !== undefined && valuesEqual(r, c)) continue;
     throw new AmqpError(
       PRECONDITION_FAILED,
-      `inequivalent arg '${key}' for ${what}: received ${describeValue(r)} but current is ${describeValue(c)}`,
+      // Like RabbitMQ: plain values when both sides have one, typed when one side is missing.
+      r !== undefined && c !== undefined
+        ? `inequivalent arg '${key}' for ${what}: received '${String(r)}' but current is '${String(c)}'`
+        : `inequivalent arg '${key}' for ${what}: received ${describeValue(r)} but current is ${describeValue(c)}`,
     );
   }
 }

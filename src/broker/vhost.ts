@@ -2,7 +2,7 @@ import { AmqpError } from '../protocol/errors';
 import { ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
 import type { FieldTable } from '../protocol/types';
 import type { BindingDestination, Exchange } from './exchanges/exchange';
-import { createExchange } from './exchanges';
+import { createExchange, bindingArgumentsError, EXCHANGE_TYPES } from './exchanges';
 import { Queue, type QueueOwner } from './queue';
 import type { Message } from './message';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
@@ -33,6 +33,8 @@ export class Vhost implements QueueOwner {
   readonly queues = new Map<string, Queue>();
   readonly counters: VhostCounters = { published: 0, routed: 0, unroutable: 0 };
   private readonly scratch = new Set<BindingDestination>();
+  /** direct reply-to addresses → the channel consuming them (opaque to the model) */
+  readonly directReplies = new Map<string, object>();
 
   constructor(readonly name: string) {
     for (const [n, type] of PREDECLARED) this.exchanges.set(n, createExchange(type, n, true, false, false, {})!);
@@ -59,10 +61,9 @@ export class Vhost implements QueueOwner {
       if (name === '') return this.exchanges.get('')!;
       return this.getExchange(name);
     }
+    // RabbitMQ's order: the type, the default exchange, then the name only if it is new.
+    if (!EXCHANGE_TYPES.includes(type)) throw new AmqpError(COMMAND_INVALID, `invalid exchange type '${type}'`);
     if (name === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
-    if (isReservedName(name)) {
-      throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
-    }
     const existing = this.exchanges.get(name);
     if (existing !== undefined) {
       const what = describeExchange(name, this.name);
@@ -73,8 +74,10 @@ export class Vhost implements QueueOwner {
       assertArgsEquivalent(what, EXCHANGE_ARGS_COMPARED, args, existing.args);
       return existing;
     }
-    const ex = createExchange(type, name, durable, autoDelete, internal, args);
-    if (ex === undefined) throw new AmqpError(COMMAND_INVALID, `invalid exchange type '${type}'`);
+    if (isReservedName(name)) {
+      throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
+    }
+    const ex = createExchange(type, name, durable, autoDelete, internal, args)!;
     this.exchanges.set(name, ex);
     return ex;
   }
@@ -82,7 +85,7 @@ export class Vhost implements QueueOwner {
   deleteExchange(name: string, ifUnused: boolean): void {
     if (name === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
     if (isReservedName(name)) {
-      throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
+      throw new AmqpError(ACCESS_REFUSED, `deletion of system ${describeExchange(name, this.name)} not allowed`);
     }
     const ex = this.exchanges.get(name);
     if (ex === undefined) return; // deleting what is not there succeeds, as in RabbitMQ 3.x
@@ -99,6 +102,7 @@ export class Vhost implements QueueOwner {
 
   bindExchange(destination: string, source: string, routingKey: string, args: FieldTable): void {
     const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination);
+    this.checkBindingArgs(src, args);
     src.bind({ source: src.name, destination: dst, routingKey, args });
   }
 
@@ -118,13 +122,15 @@ export class Vhost implements QueueOwner {
   }
 
   private checkExclusive(q: Queue, owner: object): void {
-    if (q.exclusiveOwner !== null && q.exclusiveOwner !== owner) {
-      throw new AmqpError(
+    if (q.exclusiveOwner !== null && q.exclusiveOwner !== owner) this.lockedError(q);
+  }
+
+  private lockedError(q: Queue): never {
+    throw new AmqpError(
         RESOURCE_LOCKED,
         `cannot obtain exclusive access to locked ${describeQueue(q.name, this.name)}. It could be originally ` +
           'declared on another connection or the exclusive property value does not match that of the original declaration.',
-      );
-    }
+    );
   }
 
   declareQueue(
@@ -143,8 +149,8 @@ export class Vhost implements QueueOwner {
     }
     const existing = this.queues.get(name);
     if (existing !== undefined) {
-      this.checkExclusive(existing, owner);
-      if (exclusive && existing.exclusiveOwner === null) this.checkExclusive(existing, {});
+      // Strict, as RabbitMQ: the declaration's exclusivity must match the queue's owner.
+      if (existing.exclusiveOwner !== (exclusive ? owner : null)) this.lockedError(existing);
       const what = describeQueue(name, this.name);
       assertPropertyEquivalent(what, 'durable', durable, existing.durable);
       assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
@@ -190,6 +196,7 @@ export class Vhost implements QueueOwner {
     const q = this.queues.get(queue);
     if (q !== undefined) this.checkExclusive(q, owner);
     const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
+    this.checkBindingArgs(src, args);
     src.bind({ source: src.name, destination: dst, routingKey, args });
   }
 
@@ -198,6 +205,11 @@ export class Vhost implements QueueOwner {
     if (q !== undefined) this.checkExclusive(q, owner);
     const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
     if (src.unbind({ source: src.name, destination: dst, routingKey, args })) this.autoDeleteIfUnbound(src);
+  }
+
+  private checkBindingArgs(ex: Exchange, args: FieldTable): void {
+    const error = bindingArgumentsError(ex, args);
+    if (error !== undefined) throw new AmqpError(PRECONDITION_FAILED, error);
   }
 
   private bindingEnds(

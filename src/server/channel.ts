@@ -11,6 +11,7 @@ import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
 import type { Permission } from '../auth/permissions';
 import { Transaction } from './transaction';
+import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 
 /** RabbitMQ's default max_message_size (128 MiB). */
 const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
@@ -60,6 +61,9 @@ export class Channel implements ConsumerChannel {
   private pubBodySize = 0;
   private pubReceived = 0;
   private readonly routed = new Set<Queue>();
+  /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
+  private replyConsumerTag: string | null = null;
+  private replyAddress = '';
 
   constructor(
     readonly conn: Connection,
@@ -287,6 +291,10 @@ export class Channel implements ConsumerChannel {
 
   private queueDeclare(m: M.QueueDeclare): void {
     let name = m.queue;
+    if (m.passive && name === REPLY_TO_QUEUE) {
+      if (!m.nowait) M.encodeQueueDeclareOk(this.conn.writer, this.id, name, 0, 0);
+      return this.conn.scheduleFlush();
+    }
     if (name === '' && m.passive) name = this.queueName('');
     this.authorize('configure', 'queue', name);
     const q = this.vhost.declareQueue(name, m.passive, m.durable, m.exclusive, m.autoDelete, m.arguments, this.conn);
@@ -306,7 +314,7 @@ export class Channel implements ConsumerChannel {
   }
 
   private publishComplete(): void {
-    const msg = new Message(this.pubExchange, this.pubRoutingKey, this.pubProps, this.pubBody);
+    let msg = new Message(this.pubExchange, this.pubRoutingKey, this.pubProps, this.pubBody);
     this.pubBody = EMPTY;
     try {
       this.authorize('write', 'exchange', msg.exchange);
@@ -320,6 +328,11 @@ export class Channel implements ConsumerChannel {
           C.PRECONDITION_FAILED,
           `user_id property set to '${userId}' but authenticated user was '${this.conn.user!.name}'`,
         );
+      }
+      const props = msg.properties;
+      if (props.replyTo === REPLY_TO_QUEUE) {
+        if (this.replyConsumerTag === null) throw new AmqpError(C.PRECONDITION_FAILED, 'fast reply consumer does not exist');
+        msg = withReplyAddress(msg, props, this.replyAddress);
       }
       if (this.tx !== null) this.tx.publish(ex, msg, this.pubMandatory);
       else this.route(ex, msg, this.pubMandatory);
@@ -338,6 +351,14 @@ export class Channel implements ConsumerChannel {
     vhost.counters.published++;
     const queues = this.routed;
     vhost.route(ex, msg, queues);
+    if (queues.size === 0 && ex.name === '' && msg.routingKey.startsWith(REPLY_TO_PREFIX)) {
+      const target = vhost.directReplies.get(msg.routingKey) as Channel | undefined;
+      if (target !== undefined) {
+        target.deliverReply(msg);
+        if (this.confirming) this.confirm(++this.publishSeq);
+        return;
+      }
+    }
     if (queues.size === 0) {
       vhost.counters.unroutable++;
       if (mandatory) {
@@ -383,6 +404,7 @@ export class Channel implements ConsumerChannel {
   }
 
   private basicConsume(m: M.BasicConsume): void {
+    if (m.queue === REPLY_TO_QUEUE) return this.consumeReplies(m);
     const queueName = this.queueName(m.queue);
     this.authorize('read', 'queue', queueName);
     const q = this.vhost.getQueue(queueName, this.conn);
@@ -399,7 +421,34 @@ export class Channel implements ConsumerChannel {
     q.addConsumer(c);
   }
 
+  private consumeReplies(m: M.BasicConsume): void {
+    if (!m.noAck) throw new AmqpError(C.PRECONDITION_FAILED, 'reply consumer cannot acknowledge');
+    if (this.replyConsumerTag !== null) throw new AmqpError(C.PRECONDITION_FAILED, 'reply consumer already set');
+    const tag = m.consumerTag === '' ? generateName('amq.ctag-') : m.consumerTag;
+    if (this.consumers.has(tag)) throw new AmqpError(C.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
+    this.replyConsumerTag = tag;
+    this.replyAddress = generateName(REPLY_TO_PREFIX);
+    this.vhost.directReplies.set(this.replyAddress, this);
+    if (!m.nowait) M.encodeBasicConsumeOk(this.conn.writer, this.id, tag);
+    this.conn.scheduleFlush();
+  }
+
+  private stopReplies(): void {
+    if (this.replyConsumerTag === null) return;
+    this.vhost.directReplies.delete(this.replyAddress);
+    this.replyConsumerTag = null;
+  }
+
+  /** A reply published to our direct reply-to address: straight to the client, no ack. */
+  deliverReply(msg: Message): void {
+    if (this.state !== OPEN || this.replyConsumerTag === null) return;
+    M.encodeBasicDeliver(this.conn.writer, this.id, this.replyConsumerTag, ++this.deliveryTag, false, msg.exchange, msg.routingKey);
+    this.writeContent(msg);
+    this.conn.scheduleFlush();
+  }
+
   private basicCancel(tag: string, nowait: boolean): void {
+    if (tag === this.replyConsumerTag) this.stopReplies();
     const c = this.consumers.get(tag);
     if (c !== undefined) {
       this.consumers.delete(tag);
@@ -588,6 +637,7 @@ export class Channel implements ConsumerChannel {
     if (this.state === CLOSED) return;
     this.state = CLOSED; // no deliveries to us while we give messages back
     this.tx?.rollback(this);
+    this.stopReplies();
     this.requeueAll();
     const consumers = [...this.consumers.values()];
     this.consumers.clear();

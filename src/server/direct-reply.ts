@@ -1,0 +1,19 @@
+import { Writer } from '../protocol/writer';
+import { encodeBasicProperties, type BasicProperties } from '../protocol/generated';
+import { Message } from '../broker/message';
+
+/**
+ * RabbitMQ's direct reply-to: a consumer on the pseudo-queue `amq.rabbitmq.reply-to`
+ * receives, with no queue in between, whatever is published to the default exchange with
+ * the address its channel's requests carried in reply_to.
+ */
+export const REPLY_TO_QUEUE = 'amq.rabbitmq.reply-to';
+export const REPLY_TO_PREFIX = REPLY_TO_QUEUE + '.';
+
+/** A copy of the message whose reply_to names the requesting channel's address. */
+export function withReplyAddress(msg: Message, props: BasicProperties, address: string): Message {
+  const w = new Writer();
+  encodeBasicProperties(w, { ...props, replyTo: address });
+  const raw = Buffer.concat(w.take());
+  return new Message(msg.exchange, msg.routingKey, raw, msg.body);
+}
