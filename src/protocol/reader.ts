@@ -1,10 +1,10 @@
 import { AmqpError } from './errors';
-import { SYNTAX_ERROR } from './constants';
+import { FRAME_ERROR } from './constants';
 import { Decimal, type FieldTable, type FieldValue } from './types';
 
 /**
  * A cursor over one frame payload. Bounds are checked explicitly so that a truncated
- * or lying frame surfaces as a 502 SYNTAX_ERROR rather than a RangeError deep inside.
+ * or lying frame surfaces as RabbitMQ's 501 "cannot decode" rather than a RangeError deep inside.
  */
 export class Reader {
   buf: Buffer = Buffer.alloc(0);
@@ -19,7 +19,7 @@ export class Reader {
   }
 
   private need(n: number): void {
-    if (this.pos + n > this.end) throw new AmqpError(SYNTAX_ERROR, 'frame too short for its fields');
+    if (this.pos + n > this.end) throw new AmqpError(FRAME_ERROR, 'cannot decode: frame too short for its fields');
   }
 
   u8(): number {
@@ -110,7 +110,7 @@ export class Reader {
       const key = this.shortstr();
       t[key] = this.fieldValue();
     }
-    if (this.pos !== stop) throw new AmqpError(SYNTAX_ERROR, 'field table overruns its length');
+    if (this.pos !== stop) throw new AmqpError(FRAME_ERROR, 'cannot decode: field table overruns its length');
     return t;
   }
   array(): FieldValue[] {
@@ -119,7 +119,7 @@ export class Reader {
     const stop = this.pos + len;
     const a: FieldValue[] = [];
     while (this.pos < stop) a.push(this.fieldValue());
-    if (this.pos !== stop) throw new AmqpError(SYNTAX_ERROR, 'field array overruns its length');
+    if (this.pos !== stop) throw new AmqpError(FRAME_ERROR, 'cannot decode: field array overruns its length');
     return a;
   }
   fieldValue(): FieldValue {
@@ -163,7 +163,7 @@ export class Reader {
       case 0x78: // x
         return Buffer.from(this.longstrBytes());
       default:
-        throw new AmqpError(SYNTAX_ERROR, `unknown field type '${String.fromCharCode(type)}'`);
+        throw new AmqpError(FRAME_ERROR, `cannot decode: unknown field type '${String.fromCharCode(type)}'`);
     }
   }
 }

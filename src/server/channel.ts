@@ -82,13 +82,7 @@ export class Channel implements ConsumerChannel {
       else if (m.id === M.CHANNEL_CLOSE) this.onClose();
       return;
     }
-    if (this.contentState !== CONTENT_IDLE) {
-      return this.conn.closeWith(
-        C.UNEXPECTED_FRAME,
-        `expected content ${this.contentState === CONTENT_HEADER ? 'header' : 'body'} for class 60, got non content frame instead`,
-        m.id,
-      );
-    }
+    if (this.contentState !== CONTENT_IDLE) return this.unexpectedContent();
     try {
       this.dispatchMethod(m);
     } catch (err) {
@@ -102,9 +96,7 @@ export class Channel implements ConsumerChannel {
 
   onHeader(payload: Buffer): void {
     if (this.state !== OPEN) return;
-    if (this.contentState !== CONTENT_HEADER) {
-      return this.conn.closeWith(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
-    }
+    if (this.contentState !== CONTENT_HEADER) return this.unexpectedContent();
     if (payload.length < 14) return this.conn.closeWith(C.FRAME_ERROR, 'content header frame too short');
     const classId = payload.readUInt16BE(0);
     if (classId !== 60) return this.conn.closeWith(C.FRAME_ERROR, `content header for class ${classId} on basic.publish`);
@@ -132,9 +124,7 @@ export class Channel implements ConsumerChannel {
 
   onBody(chunk: Buffer): void {
     if (this.state !== OPEN) return;
-    if (this.contentState !== CONTENT_BODY) {
-      return this.conn.closeWith(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
-    }
+    if (this.contentState !== CONTENT_BODY) return this.unexpectedContent();
     const size = this.pubBodySize;
     const received = this.pubReceived + chunk.length;
     if (received > size) return this.conn.closeWith(C.FRAME_ERROR, `content body exceeds declared size ${size}`);
@@ -150,6 +140,18 @@ export class Channel implements ConsumerChannel {
       this.contentState = CONTENT_IDLE;
       this.publishComplete();
     }
+  }
+
+  /** A frame of the wrong kind for where the content of basic.publish stands (505). */
+  private unexpectedContent(): void {
+    const st = this.contentState;
+    this.contentState = CONTENT_IDLE;
+    if (st === CONTENT_IDLE) {
+      return this.conn.closeWith(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
+    }
+    const expected = st === CONTENT_HEADER ? 'content header' : 'content body';
+    const text = `expected ${expected} for class 60, got non ${expected} frame instead`;
+    this.conn.closeWith(C.UNEXPECTED_FRAME, text, M.BASIC_PUBLISH);
   }
 
   // ---- methods -----------------------------------------------------------------------

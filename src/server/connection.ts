@@ -141,7 +141,12 @@ export class Connection implements FrameHandler {
     try {
       method = M.decodeMethod(this.reader.reset(payload));
     } catch (err) {
-      return this.protocolError(err, channel);
+      if (err instanceof AmqpError && err.classId === 0 && payload.length >= 4) {
+        err.classId = payload.readUInt16BE(0);
+        err.methodId = payload.readUInt16BE(2);
+      }
+      // A frame we cannot decode is a connection error whatever channel it came on.
+      return err instanceof AmqpError ? this.closeWithError(err) : this.internalError(err);
     }
     if (channel === 0) return this.onConnectionMethod(method);
     if (this.state !== S_RUNNING) {
@@ -151,7 +156,7 @@ export class Connection implements FrameHandler {
     let ch = this.channels.get(channel);
     if (ch === undefined) {
       if (method.id !== M.CHANNEL_OPEN) {
-        return this.closeWith(C.CHANNEL_ERROR, `expected 'channel.open' on channel ${channel}`, method.id);
+        return this.closeWith(C.CHANNEL_ERROR, `expected 'channel.open'`, method.id);
       }
       if (channel > this.channelMax) {
         return this.closeWith(C.CHANNEL_ERROR, `channel number ${channel} exceeds channel_max ${this.channelMax}`, method.id);
@@ -185,7 +190,9 @@ export class Connection implements FrameHandler {
   }
 
   onFrameError(code: number, text: string): void {
+    // The byte stream is no longer in step, so no close-ok can be read: close after sending.
     this.closeWith(code, text);
+    this.socket.end();
   }
 
   /** Turns an error thrown while handling a frame into the right close. */
@@ -303,9 +310,9 @@ export class Connection implements FrameHandler {
     // (RabbitMQ only sends it on failed auth when the client says it can take it).
     const canTakeClose =
       this.state >= S_TUNE_OK || (this.state === S_START_OK && this.clientCapabilities.authentication_failure_close === true);
-    this.parser.stop();
     this.teardown();
     if (!canTakeClose) {
+      this.parser.stop();
       this.state = S_CLOSED;
       this.flush();
       this.socket.end();
