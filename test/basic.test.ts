@@ -10,6 +10,7 @@ import { amqpClientChannel, amqpClientConnect, amqplibChannelClosed, amqplibConn
 import * as raw from './helpers/raw';
 
 const T = 15_000;
+const HOOK_TIMEOUT = 20_000; // startBroker waits up to 10 s, stop() up to 5 s
 
 describe('basic', () => {
   let broker: StartedBroker;
@@ -49,7 +50,7 @@ describe('basic', () => {
     A = await amqplibConnect(broker.url);
     B = await amqpClientConnect(broker.url);
     setup = await A.createChannel();
-  });
+  }, HOOK_TIMEOUT);
 
   afterAll(async () => {
     if (A) {
@@ -59,7 +60,7 @@ describe('basic', () => {
     }
     if (B && !B.closed) await B.close().catch(() => {});
     await broker?.stop();
-  });
+  }, HOOK_TIMEOUT);
 
   // -------------------------------------------------------------- consume
 

@@ -8,6 +8,7 @@ import { amqpClientChannel, amqpClientConnect, amqplibChannelClosed, amqplibConn
 import * as raw from './helpers/raw';
 
 const T = 15_000;
+const HOOK_TIMEOUT = 20_000; // startBroker waits up to 10 s, stop() up to 5 s
 
 describe('confirms and transactions', () => {
   let broker: StartedBroker;
@@ -37,7 +38,7 @@ describe('confirms and transactions', () => {
     A = await amqplibConnect(broker.url);
     B = await amqpClientConnect(broker.url);
     setup = await A.createChannel();
-  });
+  }, HOOK_TIMEOUT);
 
   afterAll(async () => {
     if (A) {
@@ -47,7 +48,7 @@ describe('confirms and transactions', () => {
     }
     if (B && !B.closed) await B.close().catch(() => {});
     await broker?.stop();
-  });
+  }, HOOK_TIMEOUT);
 
   describe('publisher confirms', () => {
     it('every publish is acked; acks may be multiple and cover tags 1..N (amqplib)', async () => {

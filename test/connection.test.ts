@@ -9,6 +9,7 @@ import * as raw from './helpers/raw';
 import { RawClient } from './helpers/raw';
 
 const T = 15_000;
+const HOOK_TIMEOUT = 20_000; // startBroker waits up to 10 s, stop() up to 5 s
 
 /** Waits for a connection.close, checks it, answers close-ok and expects the server to drop the socket. */
 async function expectConnectionClose(c: RawClient, code: number, textPrefix: string): Promise<raw.CloseInfo> {
@@ -38,12 +39,12 @@ describe('connection', () => {
 
   beforeAll(async () => {
     broker = await startBroker();
-  });
+  }, HOOK_TIMEOUT);
 
   afterAll(async () => {
     for (const c of rawClients) c.destroy();
     await broker?.stop();
-  });
+  }, HOOK_TIMEOUT);
 
   describe('protocol header', () => {
     for (const [name, header] of [
@@ -351,12 +352,12 @@ describe('connection', () => {
     beforeAll(async () => {
       witnessA = await amqplibConnect(broker.url);
       witnessB = await amqpClientConnect(broker.url);
-    });
+    }, HOOK_TIMEOUT);
 
     afterAll(async () => {
       await witnessA?.close().catch(() => {});
       if (witnessB && !witnessB.closed) await witnessB.close().catch(() => {});
-    });
+    }, HOOK_TIMEOUT);
 
     /** Publish/consume round trips on both witness connections. */
     async function witnessesStillWork(): Promise<void> {

@@ -16,6 +16,7 @@ import {
 } from './helpers/clients';
 
 const T = 15_000;
+const HOOK_TIMEOUT = 20_000; // startBroker waits up to 10 s, stop() up to 5 s
 
 describe.each(CLIENTS)('exchanges and queues (%s)', (client) => {
   let broker: StartedBroker;
@@ -62,7 +63,7 @@ describe.each(CLIENTS)('exchanges and queues (%s)', (client) => {
     broker = await startBroker();
     conn = await connectWith(client, broker.url);
     ch = await conn.channel();
-  });
+  }, HOOK_TIMEOUT);
 
   afterAll(async () => {
     if (conn) {
@@ -74,7 +75,7 @@ describe.each(CLIENTS)('exchanges and queues (%s)', (client) => {
       await conn.close();
     }
     await broker?.stop();
-  });
+  }, HOOK_TIMEOUT);
 
   // -------------------------------------------------------------- exchanges
 

@@ -42,7 +42,6 @@ export class Channel implements ConsumerChannel {
   private consumerUnacked = 0;
   private prefetchGlobal = 0;
   private prefetchConsumer = 0;
-  private flowActive = true;
   private lastQueue = '';
   // publisher confirms
   private confirming = false;
@@ -256,9 +255,9 @@ export class Channel implements ConsumerChannel {
         M.encodeTxRollbackOk(w, this.id);
         break;
       case M.CHANNEL_FLOW:
-        this.flowActive = m.active;
-        M.encodeChannelFlowOk(w, this.id, m.active);
-        if (m.active) this.resumeDelivery();
+        // RabbitMQ 3.x has no client-driven flow control: pausing is refused, resuming is a no-op.
+        if (!m.active) return this.conn.closeWith(C.NOT_IMPLEMENTED, 'active=false', m.id);
+        M.encodeChannelFlowOk(w, this.id, true);
         break;
       case M.CHANNEL_FLOW_OK:
         return;
@@ -484,7 +483,6 @@ export class Channel implements ConsumerChannel {
   canDeliver(): boolean {
     return (
       this.state === OPEN &&
-      this.flowActive &&
       (this.prefetchGlobal === 0 || this.consumerUnacked < this.prefetchGlobal) &&
       this.conn.canWrite()
     );
