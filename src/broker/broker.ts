@@ -1,6 +1,9 @@
 import { Vhost } from './vhost';
 import { UserStore } from '../auth/users';
 import { Permissions } from '../auth/permissions';
+import type { Store } from '../store/store';
+import { decodeArgs } from '../store/definitions-log';
+import type { Logger } from '../logger';
 
 export interface BrokerOptions {
   defaultUser: string;
@@ -8,15 +11,60 @@ export interface BrokerOptions {
   loopbackUsers: string[];
 }
 
+/** Stands for "the broker itself" as the declaring connection while recovering. */
+const RECOVERY = {};
+
 /** The whole model: vhosts, users and permissions. Knows nothing of sockets. */
 export class Broker {
   readonly vhosts = new Map<string, Vhost>();
   readonly users: UserStore;
   readonly permissions = new Permissions();
 
-  constructor(options: BrokerOptions) {
+  constructor(
+    options: BrokerOptions,
+    /** null: nothing is stored (model tests) */
+    readonly store: Store | null = null,
+  ) {
     this.users = new UserStore(new Set(options.loopbackUsers));
     this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
-    this.vhosts.set('/', new Vhost('/'));
+    this.vhost('/');
+  }
+
+  vhost(name: string): Vhost {
+    let v = this.vhosts.get(name);
+    if (v === undefined) this.vhosts.set(name, (v = new Vhost(name, this.store)));
+    return v;
+  }
+
+  /** Rebuilds durable exchanges, queues, bindings and queued messages from the store. */
+  recover(log: Logger): { queues: number; messages: number } {
+    const store = this.store;
+    if (store === null) return { queues: 0, messages: 0 };
+    let queues = 0;
+    let messages = 0;
+    for (const d of store.open()) {
+      const v = this.vhost(d.vhost);
+      try {
+        switch (d.op) {
+          case 'exchange':
+            v.declareExchange(d.name, d.type, false, true, d.autoDelete, d.internal, decodeArgs(d.args));
+            break;
+          case 'queue': {
+            const q = v.declareQueue(d.name, false, true, false, d.autoDelete, decodeArgs(d.args), RECOVERY);
+            queues++;
+            messages += store.recoverMessages(q);
+            break;
+          }
+          case 'bind':
+            if (d.kind === 'queue') v.bindQueue(d.destination, d.source, d.key, decodeArgs(d.args), RECOVERY);
+            else v.bindExchange(d.destination, d.source, d.key, decodeArgs(d.args));
+            break;
+        }
+      } catch (err) {
+        log.warn({ err, definition: d }, 'stored definition could not be restored');
+      }
+    }
+    store.replayDone();
+    return { queues, messages };
   }
 }

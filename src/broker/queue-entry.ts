@@ -10,9 +10,17 @@ export class QueueEntry {
   redelivered = false;
   deliveryTag = 0;
   consumer: Consumer | null = null;
+  /** Where a durable queue stored the message (segment 0: not on disk). */
+  segment = 0;
+  position = 0;
+  size = 0;
 
   constructor(
-    readonly message: Message,
+    /**
+     * The message. A deep durable queue may swap it for UNLOADED while the entry waits
+     * on disk; the queue's store puts it back before handing the entry out.
+     */
+    public message: Message,
     /** position in the queue, to put requeued messages back where they were */
     readonly seq: number,
     readonly queue: Queue,

@@ -26,12 +26,12 @@ export interface QueueOwner {
 export class Queue implements BindingDestination {
   readonly kind = 'queue' as const;
   readonly consumers: Consumer[] = [];
-  readonly store: QueueStore = new MemoryQueueStore();
+  readonly store: QueueStore;
   readonly counters: QueueCounters = { published: 0, delivered: 0, redelivered: 0, acked: 0, got: 0 };
   /** Delivered to consumers or basic.get and not yet settled. */
   unackedCount = 0;
   deleted = false;
-  private nextSeq = 0;
+  nextSeq = 0;
   private rr = 0;
   private hadConsumers = false;
   private dispatching = false;
@@ -44,7 +44,10 @@ export class Queue implements BindingDestination {
     readonly autoDelete: boolean,
     readonly args: FieldTable,
     private readonly owner: QueueOwner,
-  ) {}
+    store?: QueueStore,
+  ) {
+    this.store = store ?? new MemoryQueueStore();
+  }
 
   get messageCount(): number {
     return this.store.length;
@@ -61,6 +64,7 @@ export class Queue implements BindingDestination {
   enqueue(message: Message): void {
     this.counters.published++;
     const entry = new QueueEntry(message, this.nextSeq++, this);
+    this.store.accept(entry);
     if (this.store.length === 0 && this.consumers.length > 0) {
       const c = this.nextConsumer();
       if (c !== null) {
@@ -104,6 +108,10 @@ export class Queue implements BindingDestination {
       this.unackedCount++;
       c.unacked++;
       entry.consumer = c;
+      if (!entry.redelivered) this.store.delivered(entry);
+    } else {
+      this.counters.acked++;
+      this.store.settle(entry);
     }
     c.channel.deliver(c, entry);
   }
@@ -113,7 +121,11 @@ export class Queue implements BindingDestination {
     const entry = this.store.shift();
     if (entry === undefined) return undefined;
     this.counters.got++;
-    if (!noAck) this.unackedCount++;
+    if (noAck) this.store.settle(entry);
+    else {
+      this.unackedCount++;
+      if (!entry.redelivered) this.store.delivered(entry);
+    }
     return entry;
   }
 
@@ -125,6 +137,7 @@ export class Queue implements BindingDestination {
       entry.consumer.unacked--;
       entry.consumer = null;
     }
+    if (!this.deleted) this.store.settle(entry);
   }
 
   /** Unacked deliveries come back, in their original order, marked redelivered. */
@@ -157,13 +170,16 @@ export class Queue implements BindingDestination {
   }
 
   purge(): number {
-    return this.store.drain().length;
+    const dropped = this.store.drain();
+    for (const e of dropped) this.store.settle(e);
+    return dropped.length;
   }
 
   /** Marks the queue gone and tells its consumers' channels; returns ready messages dropped. */
   destroy(): number {
     this.deleted = true;
     const dropped = this.store.drain().length;
+    this.store.destroy();
     const consumers = this.consumers.splice(0);
     for (const c of consumers) c.channel.consumerCancelled(c);
     return dropped;

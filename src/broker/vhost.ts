@@ -1,10 +1,11 @@
 import { AmqpError } from '../protocol/errors';
 import { ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
 import type { FieldTable } from '../protocol/types';
-import type { BindingDestination, Exchange } from './exchanges/exchange';
+import type { Binding, BindingDestination, Exchange } from './exchanges/exchange';
 import { createExchange, bindingArgumentsError, EXCHANGE_TYPES } from './exchanges';
 import { Queue, type QueueOwner } from './queue';
 import type { Message } from './message';
+import type { DefinitionsSink } from '../store/store';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
 import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, QUEUE_ARGS_COMPARED } from './equivalence';
 
@@ -36,7 +37,11 @@ export class Vhost implements QueueOwner {
   /** direct reply-to addresses → the channel consuming them (opaque to the model) */
   readonly directReplies = new Map<string, object>();
 
-  constructor(readonly name: string) {
+  constructor(
+    readonly name: string,
+    /** where durable definitions and durable queues' messages go; null keeps all in memory */
+    private readonly sink: DefinitionsSink | null = null,
+  ) {
     for (const [n, type] of PREDECLARED) this.exchanges.set(n, createExchange(type, n, true, false, false, {})!);
   }
 
@@ -79,6 +84,7 @@ export class Vhost implements QueueOwner {
     }
     const ex = createExchange(type, name, durable, autoDelete, internal, args)!;
     this.exchanges.set(name, ex);
+    if (durable) this.sink?.exchangeDeclared(this.name, ex);
     return ex;
   }
 
@@ -97,18 +103,35 @@ export class Vhost implements QueueOwner {
 
   private removeExchange(ex: Exchange): void {
     this.exchanges.delete(ex.name);
+    if (ex.durable) this.sink?.exchangeDeleted(this.name, ex.name);
     for (const other of this.exchanges.values()) this.unbindAndMaybeAutoDelete(other, ex);
   }
 
   bindExchange(destination: string, source: string, routingKey: string, args: FieldTable): void {
     const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination);
     this.checkBindingArgs(src, args);
-    src.bind({ source: src.name, destination: dst, routingKey, args });
+    this.addBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
   unbindExchange(destination: string, source: string, routingKey: string, args: FieldTable): void {
     const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination);
-    if (src.unbind({ source: src.name, destination: dst, routingKey, args })) this.autoDeleteIfUnbound(src);
+    this.removeBinding(src, { source: src.name, destination: dst, routingKey, args });
+  }
+
+  private addBinding(src: Exchange, b: Binding): void {
+    if (src.bind(b) && this.isDurableBinding(src, b)) this.sink?.bindingChanged(this.name, b, true);
+  }
+
+  private removeBinding(src: Exchange, b: Binding): void {
+    if (!src.unbind(b)) return;
+    if (this.isDurableBinding(src, b)) this.sink?.bindingChanged(this.name, b, false);
+    this.autoDeleteIfUnbound(src);
+  }
+
+  /** A binding survives a restart when both its ends do. */
+  private isDurableBinding(src: Exchange, b: Binding): boolean {
+    const d = b.destination as Queue | Exchange;
+    return src.durable && d.durable && !(d.kind === 'queue' && (d as Queue).exclusiveOwner !== null);
   }
 
   // ---- queues ----------------------------------------------------------------------
@@ -157,8 +180,11 @@ export class Vhost implements QueueOwner {
       assertArgsEquivalent(what, QUEUE_ARGS_COMPARED, args, existing.args);
       return existing;
     }
-    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this);
+    // Exclusive queues end with their connection, so even a durable one is not stored.
+    const stored = durable && !exclusive && this.sink !== null;
+    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, stored ? this.sink!.queueStore(this.name, name) : undefined);
     this.queues.set(name, q);
+    if (stored) this.sink!.queueDeclared(this.name, name, autoDelete, args);
     return q;
   }
 
@@ -179,6 +205,7 @@ export class Vhost implements QueueOwner {
   private removeQueue(q: Queue): number {
     if (q.deleted) return 0;
     this.queues.delete(q.name);
+    if (q.durable && q.exclusiveOwner === null) this.sink?.queueDeleted(this.name, q.name);
     for (const ex of this.exchanges.values()) this.unbindAndMaybeAutoDelete(ex, q);
     return q.destroy();
   }
@@ -197,14 +224,14 @@ export class Vhost implements QueueOwner {
     if (q !== undefined) this.checkExclusive(q, owner);
     const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
     this.checkBindingArgs(src, args);
-    src.bind({ source: src.name, destination: dst, routingKey, args });
+    this.addBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
   unbindQueue(queue: string, exchange: string, routingKey: string, args: FieldTable, owner: object): void {
     const q = this.queues.get(queue);
     if (q !== undefined) this.checkExclusive(q, owner);
     const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
-    if (src.unbind({ source: src.name, destination: dst, routingKey, args })) this.autoDeleteIfUnbound(src);
+    this.removeBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
   private checkBindingArgs(ex: Exchange, args: FieldTable): void {

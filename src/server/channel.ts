@@ -4,6 +4,8 @@ import type { Queue } from '../broker/queue';
 import type { QueueEntry } from '../broker/queue-entry';
 import type { Exchange } from '../broker/exchanges/exchange';
 import { Consumer, type ConsumerChannel } from '../broker/consumer';
+import Denque from 'denque';
+import type { SyncWaiter } from '../store/sync-scheduler';
 import { Message } from '../broker/message';
 import { generateName, describeQueue } from '../broker/names';
 import { AmqpError } from '../protocol/errors';
@@ -32,7 +34,7 @@ const CLOSED = 2;
  * and tracks deliveries until they are settled. Deliveries and confirms are written into
  * the connection's shared output buffer.
  */
-export class Channel implements ConsumerChannel {
+export class Channel implements ConsumerChannel, SyncWaiter {
   readonly consumers = new Map<string, Consumer>();
   /** Delivery tag → delivery, in tag order (Map keeps insertion order). */
   readonly unacked = new Map<number, QueueEntry>();
@@ -49,6 +51,11 @@ export class Channel implements ConsumerChannel {
   private confirmedUpTo = 0;
   private sentConfirmUpTo = 0;
   private confirmQueued = false;
+  /** Publishes waiting for their writes to be synced: seq, epoch, seq, epoch, … */
+  private readonly syncWaits = new Denque<number>();
+  /** Epochs that tx.commit-oks wait for, in order. */
+  private readonly commitWaits: number[] = [];
+  private waitingOnStore = false;
   private tx: Transaction | null = null;
   // content being assembled
   private contentState = CONTENT_IDLE;
@@ -246,8 +253,7 @@ export class Channel implements ConsumerChannel {
         break;
       case M.TX_COMMIT:
         if (this.tx === null) throw new AmqpError(C.PRECONDITION_FAILED, 'channel is not transactional');
-        this.tx.commit(this);
-        M.encodeTxCommitOk(w, this.id);
+        this.commit();
         break;
       case M.TX_ROLLBACK:
         if (this.tx === null) throw new AmqpError(C.PRECONDITION_FAILED, 'channel is not transactional');
@@ -272,6 +278,19 @@ export class Channel implements ConsumerChannel {
         return this.conn.closeWith(C.COMMAND_INVALID, `unexpected method ${M.METHOD_NAMES[m.id]} on a channel`, m.id);
     }
     this.conn.scheduleFlush();
+  }
+
+  /** tx.commit-ok means on disk: it waits for the sync of whatever the commit wrote. */
+  private commit(): void {
+    const scheduler = this.conn.broker.store?.scheduler;
+    const before = scheduler?.durableWrites ?? 0;
+    this.tx!.commit(this);
+    if (scheduler !== undefined && (scheduler.durableWrites !== before || this.commitWaits.length > 0)) {
+      this.commitWaits.push(scheduler.epoch);
+      this.waitForStore();
+    } else {
+      M.encodeTxCommitOk(this.conn.writer, this.id);
+    }
   }
 
   private authorize(permission: Permission, kind: 'queue' | 'exchange', name: string): void {
@@ -349,6 +368,8 @@ export class Channel implements ConsumerChannel {
   /** Routes a message to its queues (also how a committed transaction publishes). */
   route(ex: Exchange, msg: Message, mandatory: boolean): void {
     const vhost = this.vhost;
+    const scheduler = this.conn.broker.store?.scheduler;
+    const writesBefore = scheduler?.durableWrites ?? 0;
     vhost.counters.published++;
     const queues = this.routed;
     vhost.route(ex, msg, queues);
@@ -372,7 +393,58 @@ export class Channel implements ConsumerChannel {
       for (const q of queues) q.enqueue(msg);
       queues.clear();
     }
-    if (this.confirming) this.confirm(++this.publishSeq);
+    if (!this.confirming) return;
+    const seq = ++this.publishSeq;
+    // Confirms go out in order: once one waits for the disk, later ones queue behind it.
+    if (scheduler !== undefined && (scheduler.durableWrites !== writesBefore || this.syncWaits.length > 0)) {
+      this.syncWaits.push(seq);
+      this.syncWaits.push(scheduler.epoch);
+      this.waitForStore();
+    } else {
+      this.confirm(seq);
+    }
+  }
+
+  private waitForStore(): void {
+    if (this.waitingOnStore) return;
+    this.waitingOnStore = true;
+    this.conn.broker.store!.scheduler.addWaiter(this);
+  }
+
+  /** The store synced everything up to `epoch`: release what waited for it. */
+  storeSynced(epoch: number): void {
+    if (this.state !== OPEN) return;
+    const waits = this.syncWaits;
+    while (waits.length > 0 && waits.peekAt(1)! <= epoch) {
+      this.confirm(waits.shift()!);
+      waits.shift();
+    }
+    while (this.commitWaits.length > 0 && this.commitWaits[0] <= epoch) {
+      this.commitWaits.shift();
+      M.encodeTxCommitOk(this.conn.writer, this.id);
+      this.conn.scheduleFlush();
+    }
+    if (waits.length === 0 && this.commitWaits.length === 0) this.stopWaiting();
+  }
+
+  /** The store cannot write: publishes waiting for it are nacked rather than left hanging. */
+  storeFailed(): void {
+    if (this.state !== OPEN || this.syncWaits.length === 0) return;
+    let last = 0;
+    while (this.syncWaits.length > 0) {
+      last = this.syncWaits.shift()!;
+      this.syncWaits.shift();
+    }
+    this.sendConfirms();
+    M.encodeBasicNack(this.conn.writer, this.id, last, last - this.sentConfirmUpTo > 1, false);
+    this.sentConfirmUpTo = this.confirmedUpTo = last;
+    this.conn.scheduleFlush();
+  }
+
+  private stopWaiting(): void {
+    if (!this.waitingOnStore) return;
+    this.waitingOnStore = false;
+    this.conn.broker.store?.scheduler.removeWaiter(this);
   }
 
   private confirm(seq: number): void {
@@ -637,6 +709,7 @@ export class Channel implements ConsumerChannel {
     if (this.state === CLOSED) return;
     this.state = CLOSED; // no deliveries to us while we give messages back
     this.tx?.rollback(this);
+    this.stopWaiting();
     this.stopReplies();
     this.requeueAll();
     const consumers = [...this.consumers.values()];

@@ -387,6 +387,14 @@ export class Connection implements FrameHandler {
     this.sentSinceTick = false;
   }
 
+  /** Tells a client that publishing is blocked (reason) or unblocked (null), if it can hear it. */
+  setBlocked(reason: string | null): void {
+    if (this.state !== S_RUNNING || this.clientCapabilities['connection.blocked'] !== true) return;
+    if (reason !== null) M.encodeConnectionBlocked(this.writer, 0, reason);
+    else M.encodeConnectionUnblocked(this.writer, 0);
+    this.scheduleFlush();
+  }
+
   // ---- output ----------------------------------------------------------------------
 
   scheduleFlush(): void {

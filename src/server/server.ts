@@ -3,6 +3,10 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { Broker } from '../broker/broker';
 import { Connection } from './connection';
+import { Store } from '../store/store';
+
+const SEGMENT_SIZE = 8 * 1024 * 1024;
+const QUEUE_MEMORY_BUDGET = 4 * 1024 * 1024;
 
 /** The AMQP listener and the set of live connections over one Broker. */
 export class Server {
@@ -10,15 +14,29 @@ export class Server {
   readonly connections = new Set<Connection>();
   private amqp: NetServer | null = null;
 
+  readonly store: Store;
+
   constructor(
     readonly config: Config,
     readonly log: Logger,
   ) {
-    this.broker = new Broker({
-      defaultUser: config.defaultUser,
-      defaultPass: config.defaultPass,
-      loopbackUsers: config.loopbackUsers,
-    });
+    this.store = new Store(
+      config.dataDir,
+      { segmentSize: SEGMENT_SIZE, queueMemoryBudget: QUEUE_MEMORY_BUDGET },
+      log,
+      (err) => this.storeFailed(err),
+    );
+    this.broker = new Broker(
+      { defaultUser: config.defaultUser, defaultPass: config.defaultPass, loopbackUsers: config.loopbackUsers },
+      this.store,
+    );
+  }
+
+  /** A failing disk blocks publishers (connection.blocked) until writes succeed again. */
+  private storeFailed(err: Error | null): void {
+    if (err !== null) this.log.error({ err }, 'store write failed: blocking publishers until it succeeds again');
+    else this.log.info('store writes succeed again: unblocking publishers');
+    for (const c of this.connections) c.setBlocked(err === null ? null : 'disk write failed');
   }
 
   /** The AMQP port actually bound (differs from config.port when that was 0). */
@@ -28,6 +46,9 @@ export class Server {
   }
 
   async start(): Promise<void> {
+    const t0 = Date.now();
+    const recovered = this.broker.recover(this.log);
+    this.log.info({ ...recovered, ms: Date.now() - t0 }, 'store recovered');
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.amqp = server;
     await new Promise<void>((resolve, reject) => {
@@ -52,6 +73,7 @@ export class Server {
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
     await Promise.all([...this.connections].map((c) => c.forceClose(reason)));
     await closed;
+    this.store.close();
     this.log.info('Leveret stopped');
   }
 }

@@ -48,6 +48,11 @@ export class MemoryQueueStore implements QueueStore {
     for (const e of merged) this.items.push(e);
   }
 
+  accept(_entry: QueueEntry): void {}
+  delivered(_entry: QueueEntry): void {}
+  settle(_entry: QueueEntry): void {}
+  destroy(): void {}
+
   drain(): QueueEntry[] {
     const all = this.items.toArray();
     this.items.clear();

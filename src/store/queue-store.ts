@@ -1,13 +1,16 @@
 import type { QueueEntry } from '../broker/queue-entry';
 
 /**
- * Where a queue keeps its ready messages. The in-memory store is the only one today; the
- * write-ahead log's store implements the same calls so a queue does not care which it has.
+ * Where a queue keeps its messages. The memory store holds everything in the heap; the
+ * durable store also writes persistent messages to the queue's log and keeps a deep
+ * queue's bodies on disk. A queue calls the same methods whichever it has.
  */
 export interface QueueStore {
   readonly length: number;
   /** Body bytes of the ready messages. */
   readonly bytes: number;
+  /** Every message the queue takes passes here first (a durable store writes it down). */
+  accept(entry: QueueEntry): void;
   push(entry: QueueEntry): void;
   shift(): QueueEntry | undefined;
   peek(): QueueEntry | undefined;
@@ -15,4 +18,10 @@ export interface QueueStore {
   requeue(entries: QueueEntry[]): void;
   /** Removes every ready message and returns them. */
   drain(): QueueEntry[];
+  /** First delivery of a message (so that after a crash it comes back redelivered). */
+  delivered(entry: QueueEntry): void;
+  /** The message is done with in this queue: acked, dropped, purged. */
+  settle(entry: QueueEntry): void;
+  /** The queue is deleted. */
+  destroy(): void;
 }

@@ -1,0 +1,924 @@
+#!/usr/bin/env node
+/**
+ * leveret-perf: an AMQP 0-9-1 load generator in the spirit of RabbitMQ's PerfTest, for any
+ * broker. Speaks AMQP itself over `net` with Leveret's own codec; see bench/README.md.
+ *
+ * Message bodies carry a timestamp (performance.now(), a monotonic hrtime clock, as a
+ * float64 in bytes 0-7) and a per-process marker (bytes 8-15), so latency is measured
+ * publisher-to-consumer inside one process. Bodies under 16 bytes carry no timestamp.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { Connection, parseUri, BrokerClosed, type AmqpUri, type ConfirmHandler, type DeliveryHandler } from './client';
+import { Histogram } from './histogram';
+import { ProcWatcher } from './proc';
+import { Writer } from '../src/protocol/writer';
+import type { FieldTable } from '../src/protocol/types';
+import * as M from '../src/protocol/generated';
+
+// ====================================================================== options
+
+const USAGE = `Usage: leveret-perf [options]
+
+Connection
+  --uri URI                 broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
+  --pid PID                 broker process: sample its RSS and CPU from /proc
+
+Load
+  --producers N             publishing connections (default 1)
+  --consumers N             consuming connections (default 1)
+  --size BYTES              body size (default 16; >= 16 carries a latency timestamp)
+  --persistent              delivery-mode 2
+  --confirm WINDOW          publisher confirms, at most WINDOW unconfirmed per producer
+  --rate MSG/S              fixed publish rate per producer, spread over 1 ms ticks
+  --prefetch N              basic.qos prefetch-count per consumer (default 0 = unlimited)
+  --multi-ack-every N       ack with multiple=true every N deliveries (default 1 = single acks)
+  --auto-ack                consume with no-ack
+
+Topology
+  --queues N                queues (default 1); consumer i reads queue i mod N
+  --queue NAME              queue name (NAME-i when --queues > 1); such queues are not deleted
+  --durable-queue           declare queues (and the exchange) durable
+  --exchange-type TYPE      direct | fanout | topic | headers (default direct)
+  --exchange NAME           exchange name (default: a fresh one per run; "" = default exchange)
+  --bindings N              N bindings spread over the queues (topic "perf.i.*", direct "k.i",
+                            headers {k: i}); each publish then matches exactly one of them
+  --routing-keys K          distinct routing keys the producers cycle through (default min(N,1000))
+  --fanout-queues N         fanout exchange to N queues with one consumer each
+  --idle-connections N      N extra connections, each with a channel and a consumer on its
+                            own queue; reports broker RSS growth per connection (needs --pid)
+
+Run
+  --duration S              measured seconds (default 10)
+  --warmup S                seconds run before measuring starts (default 0)
+  --publish-only N          publish N messages (no consumers), report the publish rate
+  --consume-only            drain what the queues hold, report the consume rate
+  --backlog N               publish N with no consumer, then drain them; report both rates
+  --max-time S              time limit for --publish-only/--consume-only/--backlog (default 3600)
+  --keep-queues             do not delete the queues at the end
+  --json                    print one JSON result object on stdout
+  --quiet                   no per-second progress lines
+  --help
+`;
+
+interface Options {
+  uri: string;
+  pid: number;
+  producers: number;
+  consumers: number;
+  size: number;
+  persistent: boolean;
+  confirm: number;
+  rate: number;
+  prefetch: number;
+  multiAckEvery: number;
+  autoAck: boolean;
+  queues: number;
+  queue: string | null;
+  durableQueue: boolean;
+  exchangeType: 'direct' | 'fanout' | 'topic' | 'headers';
+  exchange: string | null;
+  bindings: number;
+  routingKeys: number;
+  idleConnections: number;
+  duration: number;
+  warmup: number;
+  publishOnly: number;
+  consumeOnly: boolean;
+  backlog: number;
+  maxTime: number;
+  keepQueues: boolean;
+  json: boolean;
+  quiet: boolean;
+}
+
+function usage(message: string): never {
+  process.stderr.write(`leveret-perf: ${message}\n\n${USAGE}`);
+  process.exit(1);
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      uri: { type: 'string' },
+      pid: { type: 'string' },
+      producers: { type: 'string' },
+      consumers: { type: 'string' },
+      size: { type: 'string' },
+      persistent: { type: 'boolean' },
+      confirm: { type: 'string' },
+      rate: { type: 'string' },
+      prefetch: { type: 'string' },
+      'multi-ack-every': { type: 'string' },
+      'auto-ack': { type: 'boolean' },
+      queues: { type: 'string' },
+      queue: { type: 'string' },
+      'durable-queue': { type: 'boolean' },
+      'exchange-type': { type: 'string' },
+      exchange: { type: 'string' },
+      bindings: { type: 'string' },
+      'routing-keys': { type: 'string' },
+      'fanout-queues': { type: 'string' },
+      'idle-connections': { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      'publish-only': { type: 'string' },
+      'consume-only': { type: 'boolean' },
+      backlog: { type: 'string' },
+      'max-time': { type: 'string' },
+      'keep-queues': { type: 'boolean' },
+      json: { type: 'boolean' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const num = (name: keyof typeof values, def: number, min = 0, integer = true): number => {
+    const raw = values[name];
+    if (raw === undefined) return def;
+    const n = Number(raw);
+    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      usage(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+  const exchangeType = (values['exchange-type'] ?? 'direct') as Options['exchangeType'];
+  if (!['direct', 'fanout', 'topic', 'headers'].includes(exchangeType)) usage(`unknown --exchange-type ${exchangeType}`);
+  const o: Options = {
+    uri: values.uri ?? 'amqp://guest:guest@127.0.0.1:5672/%2f',
+    pid: num('pid', 0),
+    producers: num('producers', 1),
+    consumers: num('consumers', 1),
+    size: num('size', 16),
+    persistent: !!values.persistent,
+    confirm: num('confirm', 0),
+    rate: num('rate', 0, 0, false),
+    prefetch: num('prefetch', 0),
+    multiAckEvery: num('multi-ack-every', 1, 1),
+    autoAck: !!values['auto-ack'],
+    queues: num('queues', 1, 1),
+    queue: values.queue ?? null,
+    durableQueue: !!values['durable-queue'],
+    exchangeType,
+    exchange: values.exchange ?? null,
+    bindings: num('bindings', 0),
+    routingKeys: num('routing-keys', 0),
+    idleConnections: num('idle-connections', 0),
+    duration: num('duration', 10, 0, false),
+    warmup: num('warmup', 0, 0, false),
+    publishOnly: num('publish-only', 0),
+    consumeOnly: !!values['consume-only'],
+    backlog: num('backlog', 0),
+    maxTime: num('max-time', 3600, 1, false),
+    keepQueues: !!values['keep-queues'],
+    json: !!values.json,
+    quiet: !!values.quiet,
+  };
+  const fanout = num('fanout-queues', 0);
+  if (fanout > 0) {
+    o.exchangeType = 'fanout';
+    o.queues = fanout;
+    if (values.consumers === undefined) o.consumers = fanout;
+  }
+  if (o.prefetch > 65535) usage('--prefetch is a 16-bit field: at most 65535');
+  if (o.prefetch > 0 && o.multiAckEvery > o.prefetch) {
+    process.stderr.write(`leveret-perf: --multi-ack-every ${o.multiAckEvery} > --prefetch ${o.prefetch} would stall; using ${o.prefetch}\n`);
+    o.multiAckEvery = o.prefetch;
+  }
+  if ([o.publishOnly > 0, o.consumeOnly, o.backlog > 0].filter(Boolean).length > 1) {
+    usage('--publish-only, --consume-only and --backlog exclude each other');
+  }
+  if (o.exchange === '' && o.exchangeType !== 'direct') usage('the default exchange ("") is a direct exchange');
+  if (o.exchange === '' && o.bindings > 0) usage('the default exchange takes no bindings');
+  if (o.exchangeType === 'fanout' && o.bindings > 0) usage('--bindings makes no sense with a fanout exchange');
+  if (o.routingKeys === 0) o.routingKeys = o.bindings > 0 ? Math.min(o.bindings, 1000) : 0;
+  if (o.publishOnly > 0 || o.backlog > 0) {
+    if (o.producers === 0) usage('--publish-only/--backlog need at least one producer');
+  }
+  if (o.publishOnly > 0) o.consumers = 0;
+  if (o.consumeOnly) o.producers = 0;
+  if ((o.consumeOnly || o.backlog > 0) && o.consumers === 0) usage('--consume-only/--backlog need at least one consumer');
+  return o;
+}
+
+// ====================================================================== shared state
+
+const MAGIC_A = 0x4c565254; // "LVRT"
+const MAGIC_B = randomBytes(4).readUInt32LE(0);
+const STAMP_BYTES = 16;
+/** Aim for publish writes of about this many bytes. */
+const BATCH_BYTES = 128 * 1024;
+
+const stats = {
+  published: 0,
+  confirmed: 0,
+  nacked: 0,
+  consumed: 0,
+  /** Latency is recorded only while measuring (after warm-up). */
+  measuring: false,
+};
+const histTotal = new Histogram();
+const histTick = new Histogram();
+
+function log(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+function die(err: unknown): never {
+  const msg = err instanceof BrokerClosed ? err.message : err instanceof Error ? err.message : String(err);
+  log(`leveret-perf: ERROR: ${msg}`);
+  process.exit(err instanceof BrokerClosed ? 3 : 2);
+}
+
+// ====================================================================== publishing
+
+interface Template {
+  buf: Buffer;
+  /** Offset of the body's first byte in buf, or -1 when the body is too short to carry a stamp. */
+  stampOff: number;
+}
+
+interface Route {
+  exchange: string;
+  routingKey: string;
+  headers?: FieldTable;
+}
+
+function buildTemplates(o: Options, routes: Route[], frameMax: number): Template[] {
+  const body = Buffer.alloc(o.size, 0x78);
+  if (o.size >= STAMP_BYTES) {
+    body.writeDoubleLE(0, 0);
+    body.writeUInt32LE(MAGIC_A, 8);
+    body.writeUInt32LE(MAGIC_B, 12);
+  }
+  const chunk = frameMax - 8;
+  return routes.map((r) => {
+    const w = new Writer();
+    M.encodeBasicPublish(w, 1, 0, r.exchange, r.routingKey, false, false);
+    w.beginFrame(2, 1);
+    w.u16(60); // class basic
+    w.u16(0); // weight
+    w.u64(o.size);
+    const props: M.BasicProperties = { deliveryMode: o.persistent ? 2 : 1 };
+    if (r.headers) props.headers = r.headers;
+    M.encodeBasicProperties(w, props);
+    w.endFrame();
+    const head = Buffer.concat(w.take());
+    for (let off = 0; off < o.size; off += chunk) w.bodyFrame(1, body, off, Math.min(o.size, off + chunk));
+    const buf = Buffer.concat([head, ...w.take()]);
+    return { buf, stampOff: o.size >= STAMP_BYTES ? head.length + 7 : -1 };
+  });
+}
+
+class Producer implements ConfirmHandler {
+  private tpl = 0;
+  private readonly perBatch: number;
+  /** Sequence number of the last message published (confirm mode numbers from 1). */
+  private seq = 0;
+  /** Lowest sequence number not yet confirmed. */
+  private low = 1;
+  private outstanding = 0;
+  private readonly ring: Uint8Array;
+  private readonly mask: number;
+  private scheduled = false;
+  private waitingDrain = false;
+  running = false;
+  /** Messages left to publish (Infinity in duration mode). */
+  remaining = Infinity;
+  /** Rate mode: when the rate clock started, and messages sent since. */
+  private rateStart = 0;
+  private rateSent = 0;
+  /** Resolved when `remaining` reaches 0 (and, with confirms, everything is confirmed). */
+  private doneResolve: (() => void) | null = null;
+  private readonly pumpBound = () => this.pump();
+
+  constructor(
+    readonly conn: Connection,
+    private readonly templates: Template[],
+    private readonly window: number,
+    readonly rate: number,
+    startAt: number,
+  ) {
+    this.tpl = startAt % templates.length;
+    const avg = templates.reduce((n, t) => n + t.buf.length, 0) / templates.length;
+    this.perBatch = Math.max(1, Math.floor(BATCH_BYTES / avg));
+    let size = 1;
+    while (size < window * 4) size <<= 1;
+    this.ring = new Uint8Array(window > 0 ? size : 1);
+    this.mask = size - 1;
+    conn.socket.on('drain', () => {
+      this.waitingDrain = false;
+      if (this.rate === 0) this.schedule();
+    });
+  }
+
+  start(limit = Infinity): Promise<void> {
+    this.remaining = limit;
+    this.running = true;
+    this.rateStart = performance.now();
+    this.rateSent = 0;
+    const done = new Promise<void>((resolve) => (this.doneResolve = resolve));
+    if (this.rate === 0) this.schedule();
+    return done;
+  }
+
+  stop(): void {
+    this.running = false;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.running) return;
+    this.scheduled = true;
+    setImmediate(this.pumpBound);
+  }
+
+  /** How many messages the confirm window lets us send now. */
+  private room(): number {
+    if (this.window === 0) return Infinity;
+    return Math.min(this.window - this.outstanding, this.ring.length - (this.seq + 1 - this.low));
+  }
+
+  /** Unlimited rate: one batch per turn of the event loop, until the socket or the window says wait. */
+  private pump(): void {
+    this.scheduled = false;
+    if (!this.running || this.waitingDrain) return;
+    const n = Math.min(this.perBatch, this.room(), this.remaining);
+    if (n <= 0) return; // a confirm or the end of the run moves us on
+    this.send(n, performance.now());
+    if (!this.waitingDrain) this.schedule();
+  }
+
+  /** Fixed rate: called every millisecond or so by the ticker. */
+  tick(now: number): void {
+    if (!this.running || this.waitingDrain) return;
+    const due = Math.floor(((now - this.rateStart) * this.rate) / 1000) - this.rateSent;
+    const n = Math.min(due, this.room(), this.remaining, this.perBatch);
+    if (n <= 0) return;
+    this.rateSent += n;
+    this.send(n, now);
+  }
+
+  private send(n: number, stamp: number): void {
+    const templates = this.templates;
+    const count = templates.length;
+    let bytes = 0;
+    if (count === 1) bytes = templates[0].buf.length * n;
+    else for (let i = 0, t = this.tpl; i < n; i++, t = t + 1 === count ? 0 : t + 1) bytes += templates[t].buf.length;
+    const out = Buffer.allocUnsafe(bytes);
+    let off = 0;
+    let t = this.tpl;
+    const confirm = this.window > 0;
+    for (let i = 0; i < n; i++) {
+      const tp = templates[t];
+      tp.buf.copy(out, off);
+      if (tp.stampOff >= 0) out.writeDoubleLE(stamp, off + tp.stampOff);
+      off += tp.buf.length;
+      if (++t === count) t = 0;
+      if (confirm) this.ring[++this.seq & this.mask] = 1;
+    }
+    this.tpl = t;
+    if (confirm) this.outstanding += n;
+    else this.seq += n;
+    stats.published += n;
+    this.remaining -= n;
+    if (!this.conn.writeRaw(out)) this.waitingDrain = true;
+    if (this.remaining === 0) {
+      this.running = false;
+      if (!confirm) this.finish();
+      else if (this.outstanding === 0) this.finish();
+    }
+  }
+
+  private finish(): void {
+    const r = this.doneResolve;
+    this.doneResolve = null;
+    if (r) r();
+  }
+
+  onConfirm(tag: number, multiple: boolean, nack: boolean): void {
+    const ring = this.ring;
+    const mask = this.mask;
+    let freed = 0;
+    if (multiple) {
+      for (let s = this.low; s <= tag; s++) {
+        if (ring[s & mask]) {
+          ring[s & mask] = 0;
+          freed++;
+        }
+      }
+      if (tag + 1 > this.low) this.low = tag + 1;
+    } else {
+      if (tag >= this.low && ring[tag & mask]) {
+        ring[tag & mask] = 0;
+        freed = 1;
+      }
+      while (this.low <= this.seq && !ring[this.low & mask]) this.low++;
+    }
+    this.outstanding -= freed;
+    if (nack) stats.nacked += freed;
+    else stats.confirmed += freed;
+    if (this.remaining === 0 && this.outstanding === 0) this.finish();
+    else if (this.rate === 0 && this.running) this.schedule();
+  }
+
+  get unconfirmed(): number {
+    return this.outstanding;
+  }
+}
+
+// ====================================================================== consuming
+
+class Consumer implements DeliveryHandler {
+  private tag = 0;
+  private remaining = 0;
+  private stampGot = STAMP_BYTES;
+  private readonly scratch = Buffer.alloc(STAMP_BYTES);
+  private unacked = 0;
+  consumed = 0;
+
+  constructor(
+    readonly conn: Connection,
+    readonly ch: number,
+    private readonly ackEvery: number,
+    private readonly autoAck: boolean,
+  ) {}
+
+  onDeliver(tag: number): void {
+    this.tag = tag;
+  }
+
+  onHeader(size: number): void {
+    this.remaining = size;
+    this.stampGot = size >= STAMP_BYTES ? 0 : STAMP_BYTES;
+    if (size === 0) this.complete();
+  }
+
+  onBody(chunk: Buffer): void {
+    if (this.stampGot < STAMP_BYTES) {
+      if (this.stampGot === 0 && chunk.length >= STAMP_BYTES) {
+        this.stampGot = STAMP_BYTES;
+        this.latency(chunk);
+      } else {
+        const n = Math.min(STAMP_BYTES - this.stampGot, chunk.length);
+        chunk.copy(this.scratch, this.stampGot, 0, n);
+        this.stampGot += n;
+        if (this.stampGot === STAMP_BYTES) this.latency(this.scratch);
+      }
+    }
+    this.remaining -= chunk.length;
+    if (this.remaining <= 0) this.complete();
+  }
+
+  private latency(b: Buffer): void {
+    if (b.readUInt32LE(8) !== MAGIC_A || b.readUInt32LE(12) !== MAGIC_B) return; // not ours
+    const us = (this.conn.now - b.readDoubleLE(0)) * 1000;
+    histTick.record(us);
+    if (stats.measuring) histTotal.record(us);
+  }
+
+  private complete(): void {
+    this.consumed++;
+    stats.consumed++;
+    if (this.autoAck) return;
+    if (++this.unacked >= this.ackEvery) {
+      M.encodeBasicAck(this.conn.writer, this.ch, this.tag, this.ackEvery > 1);
+      this.unacked = 0;
+    }
+  }
+}
+
+const idleHandler: DeliveryHandler = { onDeliver() {}, onHeader() {}, onBody() {} };
+
+// ====================================================================== topology
+
+interface Topology {
+  exchange: string;
+  queues: string[];
+  routes: Route[];
+  /** Queues and exchange this run created and should delete. */
+  ownQueues: boolean;
+  ownExchange: boolean;
+  initialMessages: number;
+}
+
+function stride(n: number): number {
+  for (const p of [7919, 104729, 1]) if (n % p !== 0) return p;
+  return 1;
+}
+
+async function setupTopology(o: Options, admin: Connection, ch: number, runId: string): Promise<Topology> {
+  const ownQueues = o.queue === null && !o.keepQueues;
+  const queues: string[] = [];
+  for (let i = 0; i < o.queues; i++) {
+    queues.push(o.queue !== null ? (o.queues === 1 ? o.queue : `${o.queue}-${i}`) : `perf-${runId}-${i}`);
+  }
+  let initialMessages = 0;
+  for (const q of queues) {
+    const ok = await admin.queueDeclare(ch, q, { durable: o.durableQueue });
+    initialMessages += ok.messageCount;
+  }
+  const useDefault = o.exchange === '';
+  const exchange = useDefault ? '' : (o.exchange ?? `perf-${runId}-${o.exchangeType}`);
+  const ownExchange = o.exchange === null && !o.keepQueues;
+  if (!useDefault && !exchange.startsWith('amq.')) await admin.exchangeDeclare(ch, exchange, o.exchangeType, o.durableQueue);
+
+  const routes: Route[] = [];
+  const binds: Promise<unknown>[] = [];
+  const Q = queues.length;
+  const N = o.bindings;
+  if (useDefault) {
+    for (const q of queues) routes.push({ exchange, routingKey: q });
+  } else if (o.exchangeType === 'fanout') {
+    for (const q of queues) binds.push(admin.queueBind(ch, q, exchange, ''));
+    routes.push({ exchange, routingKey: '' });
+  } else if (N > 0) {
+    const key = (i: number): string => (o.exchangeType === 'topic' ? `perf.${i}.*` : `k.${i}`);
+    for (let i = 0; i < N; i++) {
+      const q = queues[i % Q];
+      if (o.exchangeType === 'headers') binds.push(admin.queueBind(ch, q, exchange, '', { 'x-match': 'all', k: String(i) }));
+      else binds.push(admin.queueBind(ch, q, exchange, key(i)));
+      // Keep the pipeline bounded: a few thousand binds in flight at a time.
+      if (binds.length >= 2000) await Promise.all(binds.splice(0));
+    }
+    const s = stride(N);
+    for (let j = 0; j < o.routingKeys; j++) {
+      const i = (j * s) % N;
+      if (o.exchangeType === 'topic') routes.push({ exchange, routingKey: `perf.${i}.x` });
+      else if (o.exchangeType === 'direct') routes.push({ exchange, routingKey: `k.${i}` });
+      else routes.push({ exchange, routingKey: '', headers: { k: String(i) } });
+    }
+  } else {
+    for (const q of queues) {
+      if (o.exchangeType === 'headers') {
+        binds.push(admin.queueBind(ch, q, exchange, '', { 'x-match': 'all', q }));
+        routes.push({ exchange, routingKey: '', headers: { q } });
+      } else if (o.exchangeType === 'topic') {
+        binds.push(admin.queueBind(ch, q, exchange, `${q}.#`));
+        routes.push({ exchange, routingKey: `${q}.x` });
+      } else {
+        binds.push(admin.queueBind(ch, q, exchange, q));
+        routes.push({ exchange, routingKey: q });
+      }
+    }
+  }
+  await Promise.all(binds);
+  return { exchange, queues, routes, ownQueues, ownExchange: ownExchange && !useDefault && !exchange.startsWith('amq.'), initialMessages };
+}
+
+// ====================================================================== reporting
+
+const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fmtMs = (us: number): string => (Number.isNaN(us) ? '-' : us >= 10_000 ? `${(us / 1000).toFixed(0)} ms` : `${(us / 1000).toFixed(2)} ms`);
+const fmtMB = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MB`;
+const round = (n: number, digits = 3): number => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+
+interface Tick {
+  t: number;
+  published: number;
+  confirmed: number;
+  consumed: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  rssBytes: number | null;
+  cpuPercent: number | null;
+}
+
+function latencySummary(h: Histogram): Record<string, number> | null {
+  if (h.count === 0) return null;
+  const ms = (us: number): number => round(us / 1000, 3);
+  return {
+    count: h.count,
+    min: ms(h.min),
+    mean: ms(h.mean()),
+    p50: ms(h.percentile(50)),
+    p75: ms(h.percentile(75)),
+    p95: ms(h.percentile(95)),
+    p99: ms(h.percentile(99)),
+    p999: ms(h.percentile(99.9)),
+    max: ms(h.max),
+  };
+}
+
+// ====================================================================== main
+
+async function runPool<T>(n: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array(n);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      out[i] = await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, concurrency) }, worker));
+  return out;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const uri: AmqpUri = parseUri(o.uri);
+  const runId = randomBytes(4).toString('hex');
+  const watcher = o.pid > 0 ? new ProcWatcher(o.pid) : null;
+  if (watcher && !watcher.sample()) usage(`--pid ${o.pid}: no such process (or /proc not readable)`);
+  if (o.idleConnections > 0 && !watcher) log('leveret-perf: note: --idle-connections without --pid cannot report RSS per connection');
+
+  const startedAt = new Date().toISOString();
+  const connections: Connection[] = [];
+  const connect = async (name: string): Promise<Connection> => {
+    const c = await Connection.connect(uri, name);
+    c.onFatal = die;
+    c.onBlocked = (reason) => log(reason === null ? `leveret-perf: ${name} unblocked` : `leveret-perf: ${name} BLOCKED by the broker: ${reason}`);
+    connections.push(c);
+    return c;
+  };
+
+  // --- topology, on an admin connection
+  const admin = await connect('admin').catch(die);
+  const adminCh = await admin.openChannel();
+  const broker = admin.serverProperties;
+  const brokerName = `${String(broker.product ?? '?')} ${String(broker.version ?? '')}`.trim();
+  const topo = await setupTopology(o, admin, adminCh, runId);
+  const templates = buildTemplates(o, topo.routes, admin.frameMax);
+
+  // --- consumers (subscribed now, or after the publish phase of a backlog run)
+  const ackEvery = o.autoAck ? 1 : o.multiAckEvery;
+  const consumerConns = await runPool(o.consumers, 20, async (i) => {
+    const c = await connect(`consumer-${i}`);
+    const ch = await c.openChannel();
+    if (o.prefetch > 0 && !o.autoAck) await c.qos(ch, o.prefetch);
+    return { c, ch, queue: topo.queues[i % topo.queues.length], consumer: new Consumer(c, ch, ackEvery, o.autoAck) };
+  });
+  const subscribe = async (): Promise<void> => {
+    await Promise.all(consumerConns.map((x, i) => x.c.consume(x.ch, x.queue, `perf-${runId}-${i}`, o.autoAck, x.consumer)));
+  };
+  if (o.backlog === 0) await subscribe();
+
+  // --- producers
+  const producers = await runPool(o.producers, 20, async (i) => {
+    const c = await connect(`producer-${i}`);
+    const ch = await c.openChannel();
+    if (ch !== 1) throw new Error('internal: producer channel must be 1');
+    const p = new Producer(c, templates, o.confirm, o.rate, i);
+    if (o.confirm > 0) await c.confirmSelect(ch, p);
+    return p;
+  });
+
+  // --- idle connections
+  let idle: Record<string, number> | null = null;
+  if (o.idleConnections > 0) {
+    await sleep(500);
+    const before = watcher?.sample();
+    const t0 = performance.now();
+    let opened = 0;
+    await runPool(o.idleConnections, 50, async (i) => {
+      const c = await connect(`idle-${i}`);
+      const ch = await c.openChannel();
+      const q = await c.queueDeclare(ch, '', { exclusive: true, autoDelete: true });
+      await c.consume(ch, q.queue, '', false, idleHandler);
+      if (++opened % 250 === 0 && !o.quiet) log(`leveret-perf: ${opened} idle connections open`);
+    });
+    const setupSeconds = (performance.now() - t0) / 1000;
+    await sleep(2000);
+    const after = watcher?.sample();
+    idle = { connections: o.idleConnections, setupSeconds: round(setupSeconds, 2) };
+    if (before && after) {
+      idle.rssBeforeBytes = before.rss;
+      idle.rssAfterBytes = after.rss;
+      idle.rssPerConnectionBytes = Math.round((after.rss - before.rss) / o.idleConnections);
+    }
+    log(
+      `leveret-perf: ${o.idleConnections} idle connections opened in ${setupSeconds.toFixed(1)} s` +
+        (before && after ? `; broker RSS ${fmtMB(before.rss)} -> ${fmtMB(after.rss)} = ${fmtInt((after.rss - before.rss) / o.idleConnections / 1024)} kB per connection` : ''),
+    );
+  }
+
+  // --- progress reporting and broker sampling
+  const ticks: Tick[] = [];
+  const tStart = performance.now();
+  let last = { at: tStart, pub: 0, conf: 0, cons: 0, cpu: watcher?.last?.cpu ?? 0 };
+  let sampleN = 0;
+  const sampler = setInterval(() => {
+    const s = watcher?.sample() ?? null;
+    if (++sampleN % 4 !== 0) return;
+    const now = performance.now();
+    const dt = (now - last.at) / 1000;
+    const tick: Tick = {
+      t: round((now - tStart) / 1000, 1),
+      published: Math.round((stats.published - last.pub) / dt),
+      confirmed: Math.round((stats.confirmed - last.conf) / dt),
+      consumed: Math.round((stats.consumed - last.cons) / dt),
+      p50Ms: histTick.count ? round(histTick.percentile(50) / 1000) : null,
+      p99Ms: histTick.count ? round(histTick.percentile(99) / 1000) : null,
+      rssBytes: s ? s.rss : null,
+      cpuPercent: s ? round(((s.cpu - last.cpu) / dt) * 100, 1) : null,
+    };
+    ticks.push(tick);
+    if (!o.quiet) {
+      log(
+        `[${tick.t.toFixed(0).padStart(4)}s] published ${fmtInt(tick.published).padStart(9)}/s` +
+          (o.confirm > 0 ? `  confirmed ${fmtInt(tick.confirmed).padStart(9)}/s` : '') +
+          `  consumed ${fmtInt(tick.consumed).padStart(9)}/s` +
+          (histTick.count ? `  latency p50 ${fmtMs(histTick.percentile(50))} p99 ${fmtMs(histTick.percentile(99))}` : '') +
+          (s ? `  broker rss ${fmtMB(s.rss)} cpu ${tick.cpuPercent}%` : ''),
+      );
+    }
+    histTick.reset();
+    last = { at: now, pub: stats.published, conf: stats.confirmed, cons: stats.consumed, cpu: s ? s.cpu : last.cpu };
+  }, 250);
+
+  let ticker: NodeJS.Timeout | null = null;
+  if (o.rate > 0) {
+    ticker = setInterval(() => {
+      const now = performance.now();
+      for (const p of producers) p.tick(now);
+    }, 1);
+  }
+
+  let interrupted = false;
+  let interrupt: () => void = () => {};
+  process.once('SIGINT', () => {
+    interrupted = true;
+    log('leveret-perf: interrupted; reporting what was measured so far');
+    interrupt();
+  });
+  const waitOr = (ms: number, ...promises: Promise<unknown>[]): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      interrupt = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (promises.length > 0) {
+        Promise.all(promises).then(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }
+    });
+
+  const result: Record<string, unknown> = {
+    tool: 'leveret-perf',
+    startedAt,
+    uri: `amqp://${uri.host}:${uri.port}/${encodeURIComponent(uri.vhost)}`,
+    broker: { product: broker.product ?? null, version: broker.version ?? null, platform: broker.platform ?? null },
+    options: o,
+  };
+  const snap = () => ({ at: performance.now(), pub: stats.published, conf: stats.confirmed, cons: stats.consumed });
+  let measured: { seconds: number; published: number; confirmed: number; consumed: number };
+
+  if (o.backlog > 0 || o.publishOnly > 0) {
+    // ---- publish N (no consumers), then (backlog) drain them
+    const n = o.backlog || o.publishOnly;
+    stats.measuring = true;
+    watcher?.markCpu();
+    const deadline = o.maxTime * 1000;
+    const t0 = snap();
+    const per = Math.floor(n / producers.length);
+    const done = producers.map((p, i) => p.start(per + (i < n % producers.length ? 1 : 0)));
+    await waitOr(deadline, ...done);
+    // Without confirms, a round trip on each producer channel tells us the broker has
+    // taken in everything we wrote.
+    if (o.confirm === 0 && !interrupted) await Promise.all(producers.map((p) => p.conn.qos(1, 0)));
+    const t1 = snap();
+    const pubSeconds = (t1.at - t0.at) / 1000;
+    const backlog: Record<string, unknown> = {
+      messages: n,
+      published: t1.pub - t0.pub,
+      publishSeconds: round(pubSeconds, 3),
+      publishRate: Math.round((t1.pub - t0.pub) / pubSeconds),
+      rssAfterPublishBytes: watcher?.sample()?.rss ?? null,
+    };
+    log(`leveret-perf: published ${fmtInt(t1.pub - t0.pub)} messages in ${pubSeconds.toFixed(2)} s = ${fmtInt((t1.pub - t0.pub) / pubSeconds)} msg/s`);
+    let t2 = t1;
+    if (o.backlog > 0 && !interrupted) {
+      const target = stats.consumed + n + topo.initialMessages;
+      const drained = new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (stats.consumed >= target) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 5);
+      });
+      const d0 = snap();
+      await subscribe();
+      await waitOr(Math.max(1, deadline - (d0.at - t0.at)), drained);
+      t2 = snap();
+      const drainSeconds = (t2.at - d0.at) / 1000;
+      backlog.consumed = t2.cons - d0.cons;
+      backlog.drainSeconds = round(drainSeconds, 3);
+      backlog.drainRate = Math.round((t2.cons - d0.cons) / drainSeconds);
+      log(`leveret-perf: drained ${fmtInt(t2.cons - d0.cons)} messages in ${drainSeconds.toFixed(2)} s = ${fmtInt((t2.cons - d0.cons) / drainSeconds)} msg/s`);
+    }
+    result.mode = o.backlog > 0 ? 'backlog' : 'publish-only';
+    result.backlog = backlog;
+    measured = { seconds: (t2.at - t0.at) / 1000, published: t2.pub - t0.pub, confirmed: t2.conf - t0.conf, consumed: t2.cons - t0.cons };
+  } else if (o.consumeOnly) {
+    // ---- drain what is there
+    stats.measuring = true;
+    watcher?.markCpu();
+    const target = topo.initialMessages;
+    log(`leveret-perf: draining ${fmtInt(target)} messages`);
+    const drained = new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (stats.consumed >= target) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 5);
+    });
+    const t0 = snap();
+    await waitOr(o.maxTime * 1000, drained);
+    const t1 = snap();
+    result.mode = 'consume-only';
+    measured = { seconds: (t1.at - t0.at) / 1000, published: 0, confirmed: 0, consumed: t1.cons - t0.cons };
+  } else {
+    // ---- steady state for a fixed time
+    for (const p of producers) void p.start();
+    if (o.warmup > 0) await waitOr(o.warmup * 1000);
+    stats.measuring = true;
+    watcher?.markCpu();
+    const t0 = snap();
+    if (!interrupted) await waitOr(o.duration * 1000);
+    const t1 = snap();
+    stats.measuring = false;
+    result.mode = 'duration';
+    measured = { seconds: (t1.at - t0.at) / 1000, published: t1.pub - t0.pub, confirmed: t1.conf - t0.conf, consumed: t1.cons - t0.cons };
+  }
+
+  for (const p of producers) p.stop();
+  if (ticker) clearInterval(ticker);
+  clearInterval(sampler);
+  const final = watcher?.sample() ?? null;
+
+  const sec = measured.seconds;
+  result.elapsedSeconds = round(sec, 3);
+  result.published = measured.published;
+  result.confirmed = measured.confirmed;
+  result.nacked = stats.nacked;
+  result.consumed = measured.consumed;
+  result.publishRate = Math.round(measured.published / sec);
+  result.confirmRate = o.confirm > 0 ? Math.round(measured.confirmed / sec) : null;
+  result.consumeRate = Math.round(measured.consumed / sec);
+  result.latencyMs = latencySummary(histTotal);
+  if (idle) result.idle = idle;
+  if (watcher && watcher.first) {
+    const cpu = watcher.cpuSinceMark();
+    const msgs = Math.max(measured.published, measured.consumed);
+    result.brokerProcess = {
+      pid: watcher.pid,
+      peakRssBytes: watcher.peakRss,
+      hwmBytes: final?.hwm ?? watcher.last?.hwm ?? null,
+      startRssBytes: watcher.first.rss,
+      endRssBytes: final?.rss ?? watcher.last?.rss ?? null,
+      cpuSeconds: round(cpu, 2),
+      cpuPercent: round((cpu / sec) * 100, 1),
+      cpuSecondsPerMillion: msgs > 0 ? round(cpu / (msgs / 1e6), 3) : null,
+      gone: watcher.gone,
+    };
+  }
+  result.perSecond = ticks;
+  result.interrupted = interrupted;
+
+  // --- summary
+  const lat = histTotal;
+  log('');
+  log(`== leveret-perf: ${brokerName || 'broker'} at ${uri.host}:${uri.port}, ${result.mode} ==`);
+  log(`measured      ${sec.toFixed(2)} s${o.warmup > 0 && result.mode === 'duration' ? ` (after ${o.warmup} s warm-up)` : ''}`);
+  log(`published     ${fmtInt(measured.published / sec).padStart(10)} msg/s  (${fmtInt(measured.published)} msgs)`);
+  if (o.confirm > 0) log(`confirmed     ${fmtInt(measured.confirmed / sec).padStart(10)} msg/s  (${fmtInt(measured.confirmed)} msgs, ${fmtInt(stats.nacked)} nacked)`);
+  log(`consumed      ${fmtInt(measured.consumed / sec).padStart(10)} msg/s  (${fmtInt(measured.consumed)} msgs)`);
+  if (lat.count > 0) {
+    log(`latency       p50 ${fmtMs(lat.percentile(50))}  p95 ${fmtMs(lat.percentile(95))}  p99 ${fmtMs(lat.percentile(99))}  max ${fmtMs(lat.max)}  (${fmtInt(lat.count)} samples)`);
+  }
+  const bp = result.brokerProcess as Record<string, number> | undefined;
+  if (bp) {
+    log(`broker        peak RSS ${fmtMB(bp.peakRssBytes)}  CPU ${bp.cpuSeconds} s (${bp.cpuPercent}%)` + (bp.cpuSecondsPerMillion !== null ? `, ${bp.cpuSecondsPerMillion} s per million msgs` : ''));
+  }
+
+  // --- cleanup: tear down traffic connections, then delete what we declared
+  for (const c of connections) if (c !== admin) {
+    c.onFatal = () => {};
+    c.destroy();
+  }
+  admin.onFatal = () => {};
+  try {
+    if (topo.ownQueues) for (const q of topo.queues) await admin.queueDelete(adminCh, q);
+    if (topo.ownExchange) await admin.exchangeDelete(adminCh, topo.exchange);
+    await admin.close(2000);
+  } catch (err) {
+    log(`leveret-perf: cleanup failed: ${(err as Error).message}`);
+  }
+  if (o.json) process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
+  else process.exit(0);
+}
+
+main().catch(die);

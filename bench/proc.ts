@@ -1,0 +1,82 @@
+/** Samples a process's resident memory and CPU time from /proc (Linux only). */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let clkTck = 0;
+function ticksPerSecond(): number {
+  if (clkTck === 0) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+export interface ProcSample {
+  /** performance.now() when sampled, ms. */
+  at: number;
+  /** VmRSS, bytes. */
+  rss: number;
+  /** VmHWM (the kernel's own peak RSS since the process started), bytes. */
+  hwm: number;
+  /** User + system CPU time, seconds. */
+  cpu: number;
+}
+
+function kbField(status: string, name: string): number {
+  const i = status.indexOf(name + ':');
+  if (i < 0) return 0;
+  return parseInt(status.slice(i + name.length + 1), 10) * 1024;
+}
+
+/** Returns null once the process is gone. */
+export function sampleProc(pid: number): ProcSample | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state), so utime (field 14) is fields[11] and stime fields[12].
+    const cpu = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+    return { at: performance.now(), rss: kbField(status, 'VmRSS'), hwm: kbField(status, 'VmHWM'), cpu };
+  } catch {
+    return null;
+  }
+}
+
+/** Keeps the peak RSS and the CPU time between a start and the latest sample. */
+export class ProcWatcher {
+  first: ProcSample | null = null;
+  last: ProcSample | null = null;
+  peakRss = 0;
+  /** CPU seconds at the start of the measurement window, if marked. */
+  cpuMark: number | null = null;
+  gone = false;
+
+  constructor(readonly pid: number) {}
+
+  sample(): ProcSample | null {
+    const s = sampleProc(this.pid);
+    if (!s) {
+      this.gone = true;
+      return null;
+    }
+    if (!this.first) this.first = s;
+    this.last = s;
+    if (s.rss > this.peakRss) this.peakRss = s.rss;
+    return s;
+  }
+
+  /** Starts the CPU measurement window now. */
+  markCpu(): void {
+    const s = this.sample();
+    if (s) this.cpuMark = s.cpu;
+  }
+
+  cpuSinceMark(): number {
+    if (!this.last) return 0;
+    return this.last.cpu - (this.cpuMark ?? this.first!.cpu);
+  }
+}

@@ -1,0 +1,64 @@
+import { crc32 } from 'node:zlib';
+import { Message } from '../broker/message';
+
+/**
+ * A message as stored in a queue's segment file:
+ *   u32 payload length | u32 crc32(payload) | payload
+ *   payload = u64 published-at (ms) | shortstr exchange | shortstr routing key
+ *             | u32 properties length | properties | body
+ * The checksum lets recovery tell a torn or corrupted record from a good one.
+ */
+export const RECORD_HEADER = 8;
+
+export function encodeMessageRecord(msg: Message, publishedAt: number): Buffer {
+  const ex = Buffer.byteLength(msg.exchange);
+  const rk = Buffer.byteLength(msg.routingKey);
+  const props = msg.rawProperties;
+  const body = msg.body;
+  const payloadLen = 8 + 1 + ex + 1 + rk + 4 + props.length + body.length;
+  const buf = Buffer.allocUnsafe(RECORD_HEADER + payloadLen);
+  let p = RECORD_HEADER;
+  buf.writeUInt32BE(Math.floor(publishedAt / 0x100000000), p);
+  buf.writeUInt32BE(publishedAt >>> 0, p + 4);
+  p += 8;
+  buf[p++] = ex;
+  p += buf.write(msg.exchange, p, 'utf8');
+  buf[p++] = rk;
+  p += buf.write(msg.routingKey, p, 'utf8');
+  buf.writeUInt32BE(props.length, p);
+  p += 4;
+  props.copy(buf, p);
+  p += props.length;
+  body.copy(buf, p);
+  buf.writeUInt32BE(payloadLen, 0);
+  buf.writeUInt32BE(crc32(buf.subarray(RECORD_HEADER)), 4);
+  return buf;
+}
+
+/** Size of the whole record starting at `pos`, or -1 if the header is not all there. */
+export function recordSize(buf: Buffer, pos: number, end: number): number {
+  if (end - pos < RECORD_HEADER) return -1;
+  return RECORD_HEADER + buf.readUInt32BE(pos);
+}
+
+export function recordIntact(buf: Buffer, pos: number, size: number): boolean {
+  return crc32(buf.subarray(pos + RECORD_HEADER, pos + size)) === buf.readUInt32BE(pos + 4);
+}
+
+/** Decodes a record already known to be intact. Body and properties are copied out of `buf`. */
+export function decodeMessageRecord(buf: Buffer, pos: number, size: number): Message {
+  let p = pos + RECORD_HEADER + 8;
+  const end = pos + size;
+  const exLen = buf[p++];
+  const exchange = buf.toString('utf8', p, p + exLen);
+  p += exLen;
+  const rkLen = buf[p++];
+  const routingKey = buf.toString('utf8', p, p + rkLen);
+  p += rkLen;
+  const propsLen = buf.readUInt32BE(p);
+  p += 4;
+  const props = Buffer.from(buf.subarray(p, p + propsLen));
+  p += propsLen;
+  const body = Buffer.from(buf.subarray(p, end));
+  return new Message(exchange, routingKey, props, body);
+}
