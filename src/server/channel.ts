@@ -108,8 +108,10 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     if (classId !== 60) return this.conn.closeWith(C.FRAME_ERROR, `content header for class ${classId} on basic.publish`);
     const hi = payload.readUInt32BE(4);
     const size = hi * 0x100000000 + payload.readUInt32BE(8);
-    // Properties are small: copy them so the message does not pin the socket's buffer.
-    this.pubProps = Buffer.from(payload.subarray(12));
+    // Publishers mostly send the same properties every time: share one copy between
+    // messages (which also keeps the socket's buffer from being pinned by a slice).
+    const props = payload.subarray(12);
+    if (!props.equals(this.pubProps)) this.pubProps = Buffer.from(props);
     if (size > MAX_MESSAGE_SIZE) {
       this.contentState = CONTENT_IDLE;
       return this.closeWithError(
@@ -327,8 +329,9 @@ export class Channel implements ConsumerChannel, SyncWaiter {
 
   private basicPublish(m: M.BasicPublish): void {
     if (m.immediate) throw new AmqpError(C.NOT_IMPLEMENTED, 'immediate=true');
-    this.pubExchange = m.exchange;
-    this.pubRoutingKey = m.routingKey;
+    // Keep the previous strings when they are equal, so queued messages share them.
+    if (m.exchange !== this.pubExchange) this.pubExchange = m.exchange;
+    if (m.routingKey !== this.pubRoutingKey) this.pubRoutingKey = m.routingKey;
     this.pubMandatory = m.mandatory;
     this.contentState = CONTENT_HEADER;
   }
