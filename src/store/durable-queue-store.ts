@@ -4,6 +4,7 @@ import type { QueueEntry } from '../broker/queue-entry';
 import type { Logger } from '../logger';
 import type { QueueStore } from './queue-store';
 import type { QueueLog } from './queue-log';
+import { requeueBySeq } from './requeue';
 
 /** Stands in for the message of an entry whose body waits on disk. */
 export const UNLOADED = new Message('', '', Buffer.from([0, 0]), Buffer.alloc(0));
@@ -131,24 +132,11 @@ export class DurableQueueStore implements QueueStore {
 
   requeue(entries: QueueEntry[]): void {
     if (entries.length === 0) return;
-    entries.sort((a, b) => a.seq - b.seq);
     for (const e of entries) {
       this.bytes += e.message.body.length;
       this.loadedBytes += e.message.body.length;
     }
-    const front = this.items.peekFront();
-    if (front === undefined || entries[entries.length - 1].seq < front.seq) {
-      for (let i = entries.length - 1; i >= 0; i--) this.items.unshift(entries[i]);
-      return;
-    }
-    const rest = this.items.toArray();
-    this.items.clear();
-    let i = 0;
-    let j = 0;
-    while (i < entries.length || j < rest.length) {
-      if (j >= rest.length || (i < entries.length && entries[i].seq < rest[j].seq)) this.items.push(entries[i++]);
-      else this.items.push(rest[j++]);
-    }
+    requeueBySeq(this.items, entries);
   }
 
   drain(): QueueEntry[] {
