@@ -23,6 +23,12 @@ const S_RUNNING = 4;
 const S_CLOSING = 5;
 const S_CLOSED = 6;
 
+/**
+ * Bytes read from one socket per event-loop turn before it is paused until the next turn.
+ * libuv reads a busy socket many times per turn; without a budget one fast publisher keeps
+ * the loop to itself and consumers' acks wait, so deliveries crawl while queues grow.
+ */
+const READ_BUDGET = 64 * 1024;
 /** Bytes buffered for the socket beyond which deliveries pause until it drains. */
 const HIGH_WATER = 256 * 1024;
 const HEARTBEAT_FRAME = Buffer.from([C.FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, C.FRAME_END]);
@@ -69,6 +75,8 @@ export class Connection implements FrameHandler {
   private sentSinceTick = false;
   private silentTicks = 0;
   private readonly flushBound = (): void => this.flush();
+  private turnBytes = 0;
+  private readonly resumeBound = (): void => this.resumeReading();
 
   constructor(
     readonly socket: Socket,
@@ -99,6 +107,11 @@ export class Connection implements FrameHandler {
   private onData(chunk: Buffer): void {
     this.counters.recvBytes += chunk.length;
     this.recvTicks++;
+    this.turnBytes += chunk.length;
+    if (this.turnBytes >= READ_BUDGET) {
+      this.socket.pause();
+      setImmediate(this.resumeBound);
+    }
     if (this.state === S_HEADER) {
       chunk = this.readProtocolHeader(chunk);
       if (chunk.length === 0) return;
@@ -434,6 +447,11 @@ export class Connection implements FrameHandler {
       this.socket.uncork();
     }
     if (!ok) this.socketFull = true;
+  }
+
+  private resumeReading(): void {
+    this.turnBytes = 0;
+    if (!this.socket.destroyed) this.socket.resume();
   }
 
   private onDrain(): void {
