@@ -50,7 +50,7 @@ export class Broker {
             v.declareExchange(d.name, d.type, false, true, d.autoDelete, d.internal, decodeArgs(d.args));
             break;
           case 'queue': {
-            const q = v.declareQueue(d.name, false, true, false, d.autoDelete, decodeArgs(d.args), RECOVERY);
+            const q = v.restoreQueue(d.name, d.autoDelete, decodeArgs(d.args));
             queues++;
             messages += store.recoverMessages(q);
             break;

@@ -188,6 +188,18 @@ export class Vhost implements QueueOwner {
     return q;
   }
 
+  /**
+   * Recreates a stored durable queue at start-up. Unlike declareQueue it accepts the
+   * server-generated `amq.gen-` names that a client may not declare itself.
+   */
+  restoreQueue(name: string, autoDelete: boolean, args: FieldTable): Queue {
+    const existing = this.queues.get(name);
+    if (existing !== undefined) return existing;
+    const q = new Queue(name, true, null, autoDelete, args, this, this.sink?.queueStore(this.name, name));
+    this.queues.set(name, q);
+    return q;
+  }
+
   /** Returns the number of ready messages the queue held. */
   deleteQueue(name: string, ifUnused: boolean, ifEmpty: boolean, owner: object): number {
     const q = this.queues.get(name);

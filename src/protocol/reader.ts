@@ -108,7 +108,10 @@ export class Reader {
     const t: FieldTable = {};
     while (this.pos < stop) {
       const key = this.shortstr();
-      t[key] = this.fieldValue();
+      const value = this.fieldValue();
+      // A key named __proto__ must stay a key, not replace the table's prototype.
+      if (key === '__proto__') Object.defineProperty(t, key, { value, enumerable: true, writable: true, configurable: true });
+      else t[key] = value;
     }
     if (this.pos !== stop) throw new AmqpError(FRAME_ERROR, 'cannot decode: field table overruns its length');
     return t;

@@ -35,10 +35,17 @@ export function encodeMessageRecord(msg: Message, publishedAt: number): Buffer {
   return buf;
 }
 
-/** Size of the whole record starting at `pos`, or -1 if the header is not all there. */
+/** published-at, the two shortstr lengths and the properties length: the least a payload holds. */
+const MIN_PAYLOAD = 8 + 1 + 1 + 4;
+
+/**
+ * Size of the whole record starting at `pos`; -1 if the header is not all there or names
+ * a payload too short to be a message (zeros from a preallocated or torn tail).
+ */
 export function recordSize(buf: Buffer, pos: number, end: number): number {
   if (end - pos < RECORD_HEADER) return -1;
-  return RECORD_HEADER + buf.readUInt32BE(pos);
+  const len = buf.readUInt32BE(pos);
+  return len < MIN_PAYLOAD ? -1 : RECORD_HEADER + len;
 }
 
 export function recordIntact(buf: Buffer, pos: number, size: number): boolean {

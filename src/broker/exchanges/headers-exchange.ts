@@ -85,7 +85,7 @@ function matches(m: Matcher, headers: FieldTable | undefined): boolean {
     const actual = headers !== undefined && hasOwn.call(headers, key) ? headers[key] : undefined;
     const expected = values[i];
     const hit = actual !== undefined && (expected === null || headerValueMatches(expected, actual));
-    if (hit === m.any) return hit;
+    if (hit === m.any) return hit; // all: decided by the first miss; any: by the first hit
   }
   // all: nothing failed (an empty list matches every message, even one without headers);
   // any: nothing hit (an empty list matches nothing).
