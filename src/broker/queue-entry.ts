@@ -16,11 +16,7 @@ export class QueueEntry {
   size = 0;
 
   constructor(
-    /**
-     * The message. A deep durable queue may swap it for UNLOADED while the entry waits
-     * on disk; the queue's store puts it back before handing the entry out.
-     */
-    public message: Message,
+    readonly message: Message,
     /** position in the queue, to put requeued messages back where they were */
     readonly seq: number,
     readonly queue: Queue,

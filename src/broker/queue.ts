@@ -47,6 +47,7 @@ export class Queue implements BindingDestination {
     store?: QueueStore,
   ) {
     this.store = store ?? new MemoryQueueStore();
+    this.store.attach(this);
   }
 
   get messageCount(): number {
@@ -170,15 +171,13 @@ export class Queue implements BindingDestination {
   }
 
   purge(): number {
-    const dropped = this.store.drain();
-    for (const e of dropped) this.store.settle(e);
-    return dropped.length;
+    return this.store.purge();
   }
 
   /** Marks the queue gone and tells its consumers' channels; returns ready messages dropped. */
   destroy(): number {
     this.deleted = true;
-    const dropped = this.store.drain().length;
+    const dropped = this.store.length;
     this.store.destroy();
     const consumers = this.consumers.splice(0);
     for (const c of consumers) c.channel.consumerCancelled(c);

@@ -181,10 +181,10 @@ export class Vhost implements QueueOwner {
       return existing;
     }
     // Exclusive queues end with their connection, so even a durable one is not stored.
-    const stored = durable && !exclusive && this.sink !== null;
-    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, stored ? this.sink!.queueStore(this.name, name) : undefined);
+    const stored = durable && !exclusive;
+    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, this.sink?.queueStore(this.name, name, stored));
     this.queues.set(name, q);
-    if (stored) this.sink!.queueDeclared(this.name, name, autoDelete, args);
+    if (stored) this.sink?.queueDeclared(this.name, name, autoDelete, args);
     return q;
   }
 
@@ -195,7 +195,7 @@ export class Vhost implements QueueOwner {
   restoreQueue(name: string, autoDelete: boolean, args: FieldTable): Queue {
     const existing = this.queues.get(name);
     if (existing !== undefined) return existing;
-    const q = new Queue(name, true, null, autoDelete, args, this, this.sink?.queueStore(this.name, name));
+    const q = new Queue(name, true, null, autoDelete, args, this, this.sink?.queueStore(this.name, name, true));
     this.queues.set(name, q);
     return q;
   }

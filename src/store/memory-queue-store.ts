@@ -1,5 +1,6 @@
 import Denque from 'denque';
 import type { QueueEntry } from '../broker/queue-entry';
+import type { Queue } from '../broker/queue';
 import type { QueueStore } from './queue-store';
 import { requeueBySeq } from './requeue';
 
@@ -33,15 +34,16 @@ export class MemoryQueueStore implements QueueStore {
     requeueBySeq(this.items, entries);
   }
 
+  attach(_queue: Queue): void {}
   accept(_entry: QueueEntry): void {}
   delivered(_entry: QueueEntry): void {}
   settle(_entry: QueueEntry): void {}
   destroy(): void {}
 
-  drain(): QueueEntry[] {
-    const all = this.items.toArray();
+  purge(): number {
+    const n = this.items.length;
     this.items.clear();
     this.bytes = 0;
-    return all;
+    return n;
   }
 }

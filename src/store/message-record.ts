@@ -4,20 +4,23 @@ import { Message } from '../broker/message';
 /**
  * A message as stored in a queue's segment file:
  *   u32 payload length | u32 crc32(payload) | payload
- *   payload = u64 published-at (ms) | shortstr exchange | shortstr routing key
+ *   payload = u8 flags | u64 published-at (ms) | shortstr exchange | shortstr routing key
  *             | u32 properties length | properties | body
  * The checksum lets recovery tell a torn or corrupted record from a good one.
  */
 export const RECORD_HEADER = 8;
+/** flags: a transient message paged out of memory; never recovered after a restart */
+export const FLAG_PAGED = 1;
 
-export function encodeMessageRecord(msg: Message, publishedAt: number): Buffer {
+export function encodeMessageRecord(msg: Message, publishedAt: number, flags: number): Buffer {
   const ex = Buffer.byteLength(msg.exchange);
   const rk = Buffer.byteLength(msg.routingKey);
   const props = msg.rawProperties;
   const body = msg.body;
-  const payloadLen = 8 + 1 + ex + 1 + rk + 4 + props.length + body.length;
+  const payloadLen = 1 + 8 + 1 + ex + 1 + rk + 4 + props.length + body.length;
   const buf = Buffer.allocUnsafe(RECORD_HEADER + payloadLen);
   let p = RECORD_HEADER;
+  buf[p++] = flags;
   buf.writeUInt32BE(Math.floor(publishedAt / 0x100000000), p);
   buf.writeUInt32BE(publishedAt >>> 0, p + 4);
   p += 8;
@@ -35,8 +38,8 @@ export function encodeMessageRecord(msg: Message, publishedAt: number): Buffer {
   return buf;
 }
 
-/** published-at, the two shortstr lengths and the properties length: the least a payload holds. */
-const MIN_PAYLOAD = 8 + 1 + 1 + 4;
+/** flags, published-at, the two shortstr lengths and the properties length: the least a payload holds. */
+const MIN_PAYLOAD = 1 + 8 + 1 + 1 + 4;
 
 /**
  * Size of the whole record starting at `pos`; -1 if the header is not all there or names
@@ -53,8 +56,12 @@ export function recordIntact(buf: Buffer, pos: number, size: number): boolean {
 }
 
 /** Decodes a record already known to be intact. Body and properties are copied out of `buf`. */
+export function recordFlags(buf: Buffer, pos: number): number {
+  return buf[pos + RECORD_HEADER];
+}
+
 export function decodeMessageRecord(buf: Buffer, pos: number, size: number): Message {
-  let p = pos + RECORD_HEADER + 8;
+  let p = pos + RECORD_HEADER + 1 + 8;
   const end = pos + size;
   const exLen = buf[p++];
   const exchange = buf.toString('utf8', p, p + exLen);

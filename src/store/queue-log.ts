@@ -1,24 +1,31 @@
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logger';
 import type { Message } from '../broker/message';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
-import { decodeMessageRecord, encodeMessageRecord, RECORD_HEADER, recordIntact, recordSize } from './message-record';
+import { encodeMessageRecord, FLAG_PAGED, RECORD_HEADER, recordFlags, recordIntact, recordSize } from './message-record';
 
 const ACK = 1;
 const DELIVERED = 2;
 const ACK_RECORD = 8;
 
-/** A message found on disk at start-up that is still owed to its queue. */
-export interface RecoveredMessage {
-  segment: number;
-  position: number;
-  size: number;
-  redelivered: boolean;
+/**
+ * Stored messages waiting in a queue, as a stretch of one segment: the records from
+ * `position` up to `end`, less those in the segment's `skip` set, `count` in all. A deep
+ * queue holds its backlog as a few of these instead of an object per message.
+ */
+export class Run {
+  constructor(
+    readonly segment: number,
+    public position: number,
+    public end: number,
+    public count: number,
+  ) {}
 }
 
-class Segment {
+export class Segment {
+  /** records not yet acked */
   live = 0;
   /** bytes on disk (written) */
   written: number;
@@ -26,6 +33,10 @@ class Segment {
   pending: Buffer[] = [];
   pendingBytes = 0;
   ackPending: Buffer[] = [];
+  /** recovered: positions to pass over when reading a run (acked or paged) */
+  skip: Set<number> | null = null;
+  /** recovered: positions delivered before the restart */
+  delivered: Set<number> | null = null;
 
   constructor(
     readonly id: number,
@@ -44,16 +55,18 @@ class Segment {
 const segName = (id: number): string => String(id).padStart(10, '0');
 
 /**
- * One durable queue's messages on disk: append-only segment files of message records,
- * each with a companion file of 8-byte ack/delivered records. A segment whose messages
- * are all acked is deleted. Appends are buffered and written once per event-loop turn by
- * the SyncScheduler, which also fdatasyncs them (group commit).
+ * One queue's messages on disk: append-only segment files of message records, each with
+ * a companion file of 8-byte ack/delivered records. A segment whose messages are all acked
+ * is deleted. Appends are buffered and written once per event-loop turn by the
+ * SyncScheduler, which also fdatasyncs them (group commit).
  */
 export class QueueLog implements SyncTarget {
-  private readonly segments = new Map<number, Segment>();
+  readonly segments = new Map<number, Segment>();
   private current: Segment | null = null;
   private nextId = 1;
-  private readonly readBuf = Buffer.allocUnsafe(RECORD_HEADER);
+  /** Segment and size of the last append (fields, so append allocates no result object). */
+  lastSegment = 0;
+  lastSize = 0;
 
   constructor(
     readonly dir: string,
@@ -66,24 +79,21 @@ export class QueueLog implements SyncTarget {
 
   // ---- writing ----------------------------------------------------------------------
 
-  /** Appends a message; returns its position in segment `this.lastSegment`. */
-  append(msg: Message, publishedAt: number): number {
+  /** Appends a message; returns its position (segment and size in lastSegment/lastSize). */
+  append(msg: Message, publishedAt: number, flags: number): number {
     let seg = this.current;
     if (seg === null || seg.size >= this.segmentSize) seg = this.rollover();
-    const record = encodeMessageRecord(msg, publishedAt);
+    const record = encodeMessageRecord(msg, publishedAt, flags);
     const position = seg.size;
     seg.pending.push(record);
     seg.pendingBytes += record.length;
     seg.live++;
+    this.lastSegment = seg.id;
     this.lastSize = record.length;
-    this.scheduler.markDirty(this, true);
+    // Paged copies of transient messages need no fsync: a crash loses them by definition.
+    this.scheduler.markDirty(this, (flags & FLAG_PAGED) === 0);
     return position;
   }
-  /** Segment and size of the last append (kept as fields so append allocates no result object). */
-  get lastSegment(): number {
-    return this.current!.id;
-  }
-  lastSize = 0;
 
   ack(segment: number, position: number): void {
     const seg = this.segments.get(segment);
@@ -151,94 +161,97 @@ export class QueueLog implements SyncTarget {
 
   // ---- reading ----------------------------------------------------------------------
 
-  /** Reads `count` records that lie back to back from `position`; used to read ahead. */
-  readRun(segment: number, position: number, totalBytes: number): Buffer {
+  /** Up to `max` bytes of a segment from `position` (less if the segment ends sooner). */
+  read(segment: number, position: number, max: number): Buffer {
     const seg = this.segments.get(segment);
     if (seg === undefined) throw new Error(`segment ${segment} is gone`);
-    if (position + totalBytes > seg.written) this.writePending(new Set());
-    const buf = Buffer.allocUnsafe(totalBytes);
+    if (seg.pendingBytes > 0) this.writePending(new Set());
+    const len = Math.min(max, seg.written - position);
+    const buf = Buffer.allocUnsafe(Math.max(len, 0));
     let got = 0;
-    while (got < totalBytes) {
-      const n = readSync(seg.fd, buf, got, totalBytes - got, position + got);
-      if (n === 0) throw new Error(`segment ${segment} is shorter than expected`);
+    while (got < len) {
+      const n = readSync(seg.fd, buf, got, len - got, position + got);
+      if (n === 0) break;
       got += n;
     }
-    return buf;
-  }
-
-  decode(buf: Buffer, offset: number, size: number): Message | null {
-    if (!recordIntact(buf, offset, size)) return null;
-    return decodeMessageRecord(buf, offset, size);
+    return got === len ? buf : buf.subarray(0, got);
   }
 
   // ---- recovery ---------------------------------------------------------------------
 
   /**
-   * Reads every segment in order and returns the messages not yet acked. A torn or
-   * corrupt tail of the newest segment is cut off (with a warning); appends then go to a
-   * fresh segment.
+   * Reads every segment in order and returns, as runs, the messages not yet acked. A torn
+   * or corrupt tail of the newest segment is cut off (with a warning); appends then go to
+   * a fresh segment. Paged copies of transient messages are dropped.
    */
-  recover(): RecoveredMessage[] {
+  recover(): Run[] {
     const ids = readdirSync(this.dir)
       .filter((f) => f.endsWith('.seg'))
       .map((f) => Number(f.slice(0, -4)))
       .filter((n) => Number.isSafeInteger(n))
       .sort((a, b) => a - b);
-    const out: RecoveredMessage[] = [];
+    const runs: Run[] = [];
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      const last = i === ids.length - 1;
-      const segPath = join(this.dir, `${segName(id)}.seg`);
-      const ackPath = join(this.dir, `${segName(id)}.ack`);
-      const data = readFileSync(segPath);
-      const records: RecoveredMessage[] = [];
-      let pos = 0;
-      while (pos < data.length) {
-        const size = recordSize(data, pos, data.length);
-        // Only the newest segment can have been cut short by a crash, so only there is a
-        // full checksum pass worth its cost; older segments are checked when read.
-        if (size < RECORD_HEADER || pos + size > data.length || (last && !recordIntact(data, pos, size))) break;
-        records.push({ segment: id, position: pos, size, redelivered: false });
-        pos += size;
-      }
-      if (pos < data.length) {
-        this.log.warn({ segment: segPath, at: pos, size: data.length }, 'torn or corrupt record: segment cut at the last intact record');
-        const fd = openSync(segPath, 'r+');
-        ftruncateSync(fd, pos);
-        closeSync(fd);
-      }
-      const byPos = new Map<number, RecoveredMessage>();
-      for (const r of records) byPos.set(r.position, r);
-      if (existsSync(ackPath)) {
-        const acks = readFileSync(ackPath);
-        const whole = acks.length - (acks.length % ACK_RECORD);
-        for (let p = 0; p < whole; p += ACK_RECORD) {
-          if ((crc32(acks.subarray(p, p + 5)) & 0xffffff) !== acks.readUIntBE(p + 5, 3)) continue;
-          const r = byPos.get(acks.readUInt32BE(p));
-          if (r === undefined) continue;
-          if (acks[p + 4] === ACK) byPos.delete(r.position);
-          else if (acks[p + 4] === DELIVERED) r.redelivered = true;
-        }
-        if (whole !== acks.length) {
-          const fd = openSync(ackPath, 'r+');
-          ftruncateSync(fd, whole);
-          closeSync(fd);
-        }
-      }
-      if (byPos.size === 0) {
-        rmSync(segPath, { force: true });
-        rmSync(ackPath, { force: true });
-        continue;
-      }
-      const fd = openSync(segPath, 'r+');
-      const ackFd = openSync(ackPath, 'a+');
-      const seg = new Segment(id, fd, ackFd, fstatSync(fd).size);
-      seg.live = byPos.size;
-      this.segments.set(id, seg);
-      for (const r of byPos.values()) out.push(r);
+      const run = this.recoverSegment(ids[i], i === ids.length - 1);
+      if (run !== null) runs.push(run);
     }
     this.nextId = (ids.length > 0 ? ids[ids.length - 1] : 0) + 1;
-    return out;
+    return runs;
+  }
+
+  private recoverSegment(id: number, newest: boolean): Run | null {
+    const segPath = join(this.dir, `${segName(id)}.seg`);
+    const ackPath = join(this.dir, `${segName(id)}.ack`);
+    const data = readFileSync(segPath);
+    const live = new Set<number>();
+    let pos = 0;
+    while (pos < data.length) {
+      const size = recordSize(data, pos, data.length);
+      // Only the newest segment can have been cut short by a crash, so only there is a
+      // full checksum pass worth its cost; older segments are checked when read.
+      if (size < 0 || pos + size > data.length || (newest && !recordIntact(data, pos, size))) break;
+      if ((recordFlags(data, pos) & FLAG_PAGED) === 0) live.add(pos);
+      pos += size;
+    }
+    const end = pos;
+    if (end < data.length) {
+      this.log.warn({ segment: segPath, at: end, size: data.length }, 'torn or corrupt record: segment cut at the last intact record');
+      truncate(segPath, end);
+    }
+    const delivered = new Set<number>();
+    if (existsSync(ackPath)) {
+      const acks = readFileSync(ackPath);
+      const whole = acks.length - (acks.length % ACK_RECORD);
+      for (let p = 0; p < whole; p += ACK_RECORD) {
+        if ((crc32(acks.subarray(p, p + 5)) & 0xffffff) !== acks.readUIntBE(p + 5, 3)) continue;
+        const at = acks.readUInt32BE(p);
+        if (acks[p + 4] === ACK) live.delete(at);
+        else if (acks[p + 4] === DELIVERED) delivered.add(at);
+      }
+      if (whole !== acks.length) truncate(ackPath, whole);
+    }
+    if (live.size === 0) {
+      rmSync(segPath, { force: true });
+      rmSync(ackPath, { force: true });
+      return null;
+    }
+    const seg = new Segment(id, openSync(segPath, 'r+'), openSync(ackPath, 'a+'), end);
+    seg.live = live.size;
+    // Everything between the first and last live record that is not live is skipped.
+    const skip = new Set<number>();
+    let first = -1;
+    for (let p = 0; p < end; ) {
+      const size = recordSize(data, p, end);
+      if (live.has(p)) {
+        if (first < 0) first = p;
+      } else if (first >= 0) skip.add(p);
+      p += size;
+    }
+    for (const d of delivered) if (!live.has(d)) delivered.delete(d);
+    seg.skip = skip.size > 0 ? skip : null;
+    seg.delivered = delivered.size > 0 ? delivered : null;
+    this.segments.set(id, seg);
+    return new Run(id, first, end, live.size);
   }
 
   /** The queue was deleted: its files go. */
@@ -253,11 +266,16 @@ export class QueueLog implements SyncTarget {
   }
 }
 
+function truncate(path: string, length: number): void {
+  const fd = openSync(path, 'r+');
+  ftruncateSync(fd, length);
+  closeSync(fd);
+}
+
 /** Writes all of `data` at `position` (or appends when -1). */
 function writeFully(fd: number, data: Buffer, position: number): void {
   let off = 0;
   while (off < data.length) {
-    const n = writeSync(fd, data, off, data.length - off, position < 0 ? null : position + off);
-    off += n;
+    off += writeSync(fd, data, off, data.length - off, position < 0 ? null : position + off);
   }
 }

@@ -1,4 +1,5 @@
 import type { QueueEntry } from '../broker/queue-entry';
+import type { Queue } from '../broker/queue';
 
 /**
  * Where a queue keeps its messages. The memory store holds everything in the heap; the
@@ -9,6 +10,8 @@ export interface QueueStore {
   readonly length: number;
   /** Body bytes of the ready messages. */
   readonly bytes: number;
+  /** Called once by the queue that owns the store. */
+  attach(queue: Queue): void;
   /** Every message the queue takes passes here first (a durable store writes it down). */
   accept(entry: QueueEntry): void;
   push(entry: QueueEntry): void;
@@ -16,8 +19,8 @@ export interface QueueStore {
   peek(): QueueEntry | undefined;
   /** Puts messages back in queue order (by seq) among the ready ones. */
   requeue(entries: QueueEntry[]): void;
-  /** Removes every ready message and returns them. */
-  drain(): QueueEntry[];
+  /** Removes and settles every ready message; returns how many there were. */
+  purge(): number;
   /** First delivery of a message (so that after a crash it comes back redelivered). */
   delivered(entry: QueueEntry): void;
   /** The message is done with in this queue: acked, dropped, purged. */

@@ -1,15 +1,15 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { FieldTable } from '../protocol/types';
 import type { Exchange, Binding } from '../broker/exchanges/exchange';
 import type { Queue } from '../broker/queue';
-import { QueueEntry } from '../broker/queue-entry';
 import { claimDataDir } from './data-dir';
 import { DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
 import { SyncScheduler } from './sync-scheduler';
 import { QueueLog } from './queue-log';
-import { DurableQueueStore, UNLOADED } from './durable-queue-store';
+import { PagedQueueStore } from './paged-queue-store';
 
 export interface StoreOptions {
   segmentSize: number;
@@ -24,8 +24,8 @@ export interface DefinitionsSink {
   queueDeclared(vhost: string, name: string, autoDelete: boolean, args: FieldTable): void;
   queueDeleted(vhost: string, name: string): void;
   bindingChanged(vhost: string, binding: Binding, added: boolean): void;
-  /** The store a new durable queue keeps its messages in. */
-  queueStore(vhost: string, name: string): DurableQueueStore;
+  /** The store a new queue keeps its messages in (durable: in the queue's log). */
+  queueStore(vhost: string, name: string, durable: boolean): PagedQueueStore;
 }
 
 /**
@@ -52,6 +52,8 @@ export class Store implements DefinitionsSink {
   /** Claims the directory and returns the durable definitions to rebuild. */
   open(): Definition[] {
     this.release = claimDataDir(this.dataDir);
+    // Paged-out transient messages do not outlive the broker.
+    rmSync(join(this.dataDir, 'paging'), { recursive: true, force: true });
     this.replaying = true;
     return this.definitions.open();
   }
@@ -98,24 +100,22 @@ export class Store implements DefinitionsSink {
     });
   }
 
-  queueStore(vhost: string, name: string): DurableQueueStore {
-    const id = createHash('sha1').update(`${vhost}\0${name}`).digest('hex');
-    const log = new QueueLog(join(this.dataDir, 'queues', id), this.scheduler, this.options.segmentSize, this.log);
-    return new DurableQueueStore(log, this.options.queueMemoryBudget, this.log);
+  queueStore(vhost: string, name: string, durable: boolean): PagedQueueStore {
+    const log = durable ? this.openLog(join('queues', createHash('sha1').update(`${vhost}\0${name}`).digest('hex'))) : null;
+    return new PagedQueueStore(log, this.openPagingLog, this.options.queueMemoryBudget, this.log);
+  }
+
+  private readonly openPagingLog = (): QueueLog => this.openLog(join('paging', randomUUID()));
+
+  private openLog(dir: string): QueueLog {
+    return new QueueLog(join(this.dataDir, dir), this.scheduler, this.options.segmentSize, this.log);
   }
 
   /** Puts a durable queue's stored messages back into it, in their order. */
   recoverMessages(queue: Queue): number {
-    const store = queue.store as DurableQueueStore;
-    const found = store.log.recover();
-    for (const r of found) {
-      const e = new QueueEntry(UNLOADED, queue.nextSeq++, queue);
-      e.segment = r.segment;
-      e.position = r.position;
-      e.size = r.size;
-      e.redelivered = r.redelivered;
-      store.pushRecovered(e);
-    }
-    return found.length;
+    const store = queue.store as PagedQueueStore;
+    const runs = store.log!.recover();
+    store.recover(runs);
+    return runs.reduce((n, r) => n + r.count, 0);
   }
 }

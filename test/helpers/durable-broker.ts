@@ -216,8 +216,8 @@ export function readSegmentRecords(file: string): SegmentRecord[] {
   while (pos + 8 <= data.length) {
     const len = data.readUInt32BE(pos);
     if (pos + 8 + len > data.length) break;
-    // payload: u64 published-at, shortstr exchange, shortstr routing key, u32 props length, props, body
-    let p = pos + 8 + 8;
+    // payload: u8 flags, u64 published-at, shortstr exchange, shortstr routing key, u32 props length, props, body
+    let p = pos + 8 + 1 + 8;
     p += 1 + data[p];
     p += 1 + data[p];
     const propsLen = data.readUInt32BE(p);
