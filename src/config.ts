@@ -124,6 +124,8 @@ const SCHEMA = {
   defaultUser: str({ default: 'guest', description: 'User created when no users exist yet.' }),
   defaultPass: str({ default: 'guest', secret: true, description: 'Password of the default user.' }),
   loopbackUsers: list({ default: ['guest'], description: 'Users that may only connect from a loopback address.' }),
+  segmentSize: int({ default: 8 * 1024 * 1024, min: 4096, max: 1024 * 1024 * 1024, description: 'Bytes after which a queue starts a new message segment file.' }),
+  queueMemoryBudget: int({ default: 8 * 1024 * 1024, min: 0, max: 2 ** 40, description: 'Bytes of messages a queue keeps in memory; the rest of its backlog waits on disk.' }),
 } satisfies Record<string, Setting<unknown>>;
 
 type Schema = typeof SCHEMA;

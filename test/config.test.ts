@@ -46,6 +46,8 @@ describe('loadConfig', () => {
       defaultUser: 'guest',
       defaultPass: 'guest',
       loopbackUsers: ['guest'],
+      segmentSize: 8 * 1024 * 1024,
+      queueMemoryBudget: 8 * 1024 * 1024,
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));
   });

@@ -287,9 +287,11 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     const scheduler = this.conn.broker.store?.scheduler;
     const before = scheduler?.durableWrites ?? 0;
     this.tx!.commit(this);
-    if (scheduler !== undefined && (scheduler.durableWrites !== before || this.commitWaits.length > 0)) {
+    if (scheduler !== undefined && scheduler.durableWrites !== before) {
       this.commitWaits.push(scheduler.epoch);
       this.waitForStore();
+    } else if (this.commitWaits.length > 0) {
+      this.commitWaits.push(this.commitWaits[this.commitWaits.length - 1]);
     } else {
       M.encodeTxCommitOk(this.conn.writer, this.id);
     }
@@ -399,10 +401,15 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     if (!this.confirming) return;
     const seq = ++this.publishSeq;
     // Confirms go out in order: once one waits for the disk, later ones queue behind it.
-    if (scheduler !== undefined && (scheduler.durableWrites !== writesBefore || this.syncWaits.length > 0)) {
+    if (scheduler !== undefined && scheduler.durableWrites !== writesBefore) {
       this.syncWaits.push(seq);
       this.syncWaits.push(scheduler.epoch);
       this.waitForStore();
+    } else if (this.syncWaits.length > 0) {
+      // Nothing of ours to sync, but it must not be confirmed before those ahead of it.
+      const epochAhead = this.syncWaits.peekBack()!;
+      this.syncWaits.push(seq);
+      this.syncWaits.push(epochAhead);
     } else {
       this.confirm(seq);
     }

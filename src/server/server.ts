@@ -5,9 +5,6 @@ import { Broker } from '../broker/broker';
 import { Connection } from './connection';
 import { Store } from '../store/store';
 
-const SEGMENT_SIZE = 8 * 1024 * 1024;
-const QUEUE_MEMORY_BUDGET = 4 * 1024 * 1024;
-
 /** The AMQP listener and the set of live connections over one Broker. */
 export class Server {
   readonly broker: Broker;
@@ -22,7 +19,7 @@ export class Server {
   ) {
     this.store = new Store(
       config.dataDir,
-      { segmentSize: SEGMENT_SIZE, queueMemoryBudget: QUEUE_MEMORY_BUDGET },
+      { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget },
       log,
       (err) => this.storeFailed(err),
     );

@@ -4,13 +4,16 @@ import { Message } from '../broker/message';
 /**
  * A message as stored in a queue's segment file:
  *   u32 payload length | u32 crc32(payload) | payload
- *   payload = u8 flags | u64 published-at (ms) | shortstr exchange | shortstr routing key
+ *   payload = u8 flags | [u32 origin segment | u32 origin position, if MOVED]
+ *             | u64 published-at (ms) | shortstr exchange | shortstr routing key
  *             | u32 properties length | properties | body
  * The checksum lets recovery tell a torn or corrupted record from a good one.
  */
 export const RECORD_HEADER = 8;
 /** flags: a transient message paged out of memory; never recovered after a restart */
 export const FLAG_PAGED = 1;
+/** flags: a copy made by compaction; it names where the message first stood, for order */
+export const FLAG_MOVED = 2;
 
 export function encodeMessageRecord(msg: Message, publishedAt: number, flags: number): Buffer {
   const ex = Buffer.byteLength(msg.exchange);
@@ -60,8 +63,28 @@ export function recordFlags(buf: Buffer, pos: number): number {
   return buf[pos + RECORD_HEADER];
 }
 
+/** A compaction copy of the record at `pos`, naming its first place (kept across moves). */
+export function movedRecord(buf: Buffer, pos: number, size: number, segment: number, position: number): Buffer {
+  const flags = recordFlags(buf, pos);
+  if (flags & FLAG_MOVED) return Buffer.from(buf.subarray(pos, pos + size));
+  const rest = buf.subarray(pos + RECORD_HEADER + 1, pos + size);
+  const out = Buffer.allocUnsafe(size + 8);
+  out[RECORD_HEADER] = flags | FLAG_MOVED;
+  out.writeUInt32BE(segment, RECORD_HEADER + 1);
+  out.writeUInt32BE(position, RECORD_HEADER + 5);
+  rest.copy(out, RECORD_HEADER + 9);
+  out.writeUInt32BE(size + 8 - RECORD_HEADER, 0);
+  out.writeUInt32BE(crc32(out.subarray(RECORD_HEADER)), 4);
+  return out;
+}
+
+/** [segment, position] where a moved record first stood. */
+export function recordOrigin(buf: Buffer, pos: number): [number, number] {
+  return [buf.readUInt32BE(pos + RECORD_HEADER + 1), buf.readUInt32BE(pos + RECORD_HEADER + 5)];
+}
+
 export function decodeMessageRecord(buf: Buffer, pos: number, size: number): Message {
-  let p = pos + RECORD_HEADER + 1 + 8;
+  let p = pos + RECORD_HEADER + 1 + ((buf[pos + RECORD_HEADER] & FLAG_MOVED) !== 0 ? 8 : 0) + 8;
   const end = pos + size;
   const exLen = buf[p++];
   const exchange = buf.toString('utf8', p, p + exLen);

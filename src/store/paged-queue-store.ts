@@ -40,7 +40,14 @@ export class PagedQueueStore implements QueueStore {
 
   attach(queue: Queue): void {
     this.queue = queue;
+    if (this.log !== null) this.log.inUse = this.readsInPlace;
   }
+
+  /** Compaction must leave alone a segment that runs still read from. */
+  private readonly readsInPlace = (segment: number): boolean => {
+    for (let i = 0; i < this.runs.length; i++) if (this.runs.peekAt(i)!.segment === segment) return true;
+    return false;
+  };
 
   get length(): number {
     return this.items.length + this.runCount;
@@ -78,6 +85,7 @@ export class PagedQueueStore implements QueueStore {
     let log = this.log;
     if (log === null) {
       log = this.log = this.openPagingLog();
+      log.inUse = this.readsInPlace;
       this.paging = true;
     }
     if (entry.segment === 0) {
@@ -134,7 +142,7 @@ export class PagedQueueStore implements QueueStore {
         if (size < 0 || off + size > buf.length) break;
         const pos = run.position + off;
         off += size;
-        if (seg?.skip?.has(pos)) continue;
+        if (run.skip?.has(pos)) continue;
         run.count--;
         this.runCount--;
         if (!recordIntact(buf, off - size, size)) {

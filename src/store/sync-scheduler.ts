@@ -30,6 +30,8 @@ export class SyncScheduler {
   /** Files written since the last sync round started. */
   private readonly fds = new Set<number>();
   private readonly toClose: number[] = [];
+  /** epoch, callback, epoch, callback, … (see afterDurable) */
+  private readonly afterSync: Array<number | (() => void)> = [];
   private readonly waiters = new Set<SyncWaiter>();
   private scheduled = false;
   private syncing = false;
@@ -87,6 +89,24 @@ export class SyncScheduler {
     for (const fd of fds) fdatasync(fd, done);
   }
 
+  /**
+   * Writes a target's appends now (someone is about to read them back); the files still
+   * get their fdatasync in the next round.
+   */
+  writeNow(target: SyncTarget): void {
+    target.writePending(this.fds);
+  }
+
+  /** Runs `fn` once everything appended so far is on disk. */
+  afterDurable(fn: () => void): void {
+    this.afterSync.push(this.epoch, fn);
+    this.needSync = true;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.runBound);
+    }
+  }
+
   /** Closes a file once no sync round can still be using its descriptor. */
   retire(fd: number): void {
     this.fds.delete(fd);
@@ -100,6 +120,10 @@ export class SyncScheduler {
     if (this.failure === null) {
       this.syncedEpoch = epoch;
       for (const w of this.waiters) w.storeSynced(epoch);
+      while (this.afterSync.length > 0 && (this.afterSync[0] as number) <= epoch) {
+        this.afterSync.shift();
+        (this.afterSync.shift() as () => void)();
+      }
     }
     // Appends that came in while we were syncing start the next round now.
     if (this.needSync && !this.scheduled) {
