@@ -123,13 +123,13 @@ function runPerf(port: number, pid: number, args: string[]): Promise<Record<stri
 
 async function main(): Promise<void> {
   const rows: string[] = [];
-  rows.push('| case | body | published msg/s | consumed msg/s | tool CPU | sink CPU |');
-  rows.push('|---|---|---:|---:|---:|---:|');
+  rows.push('| case | body | published msg/s | consumed msg/s | latency p50 / p99 | tool CPU | sink CPU |');
+  rows.push('|---|---|---:|---:|---:|---:|---:|');
   for (const size of [16, 1024]) {
     const enc = await encodeRate(size, size === 16 ? 5_000_000 : 2_000_000);
-    rows.push(`| in-process publish path (no socket) | ${size} B | ${fmt(enc)} | | 100 % (1 core) | |`);
+    rows.push(`| in-process publish path (no socket) | ${size} B | ${fmt(enc)} | | | 100 % (1 core) | |`);
     const dec = decodeRate(size, size === 16 ? 300 : 100);
-    rows.push(`| in-process consume path (no socket) | ${size} B | | ${fmt(dec)} | 100 % (1 core) | |`);
+    rows.push(`| in-process consume path (no socket) | ${size} B | | ${fmt(dec)} | | 100 % (1 core) | |`);
   }
   process.stderr.write('in-process done\n');
   const cases: { name: string; sink: string[]; perf: string[] }[] = [
@@ -137,6 +137,7 @@ async function main(): Promise<void> {
     { name: 'publish with confirms (window 256)', sink: [], perf: ['--consumers', '0', '--confirm', '256'] },
     { name: 'consume from flooding sink', sink: [], perf: ['--producers', '0', '--prefetch', '1000', '--multi-ack-every', '100'] },
     { name: 'both roles through echoing sink', sink: ['--echo'], perf: ['--prefetch', '1000', '--multi-ack-every', '100'] },
+    { name: 'echoing sink at a fixed 5,000 msg/s', sink: ['--echo'], perf: ['--prefetch', '1000', '--multi-ack-every', '100', '--rate', '5000'] },
   ];
   for (const size of [16, 1024]) {
     for (const c of cases) {
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
       try {
         const r = await runPerf(sink.port, sink.child.pid!, [...c.perf, '--size', String(size)]);
         rows.push(
-          `| ${c.name} | ${size} B | ${r.publishRate ? fmt(r.publishRate) : ''} | ${r.consumeRate ? fmt(r.consumeRate) : ''} | ${r.toolProcess.cpuPercent} % | ${r.brokerProcess?.cpuPercent ?? '?'} % |`,
+          `| ${c.name} | ${size} B | ${r.publishRate ? fmt(r.publishRate) : ''} | ${r.consumeRate ? fmt(r.consumeRate) : ''} | ${r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} ms` : ''} | ${r.toolProcess.cpuPercent} % | ${r.brokerProcess?.cpuPercent ?? '?'} % |`,
         );
         process.stderr.write(`${c.name} ${size} B done\n`);
       } finally {
@@ -153,6 +154,7 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(rows.join('\n') + '\n');
+  process.stdout.write(`\nload average after: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
 }
 
 main().catch((err) => {

@@ -22,6 +22,7 @@ const USAGE = `Usage: leveret-perf [options]
 Connection
   --uri URI                 broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
   --pid PID                 broker process: sample its RSS and CPU from /proc
+  --rss-limit MB            end the run early if the broker's RSS exceeds this (needs --pid)
 
 Load
   --producers N             publishing connections (default 1)
@@ -63,6 +64,7 @@ Run
 interface Options {
   uri: string;
   pid: number;
+  rssLimit: number;
   producers: number;
   consumers: number;
   size: number;
@@ -97,13 +99,16 @@ function usage(message: string): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
+  let parsed;
+  try {
+    parsed = parseArgs({
     args: argv,
     strict: true,
     allowPositionals: false,
     options: {
       uri: { type: 'string' },
       pid: { type: 'string' },
+      'rss-limit': { type: 'string' },
       producers: { type: 'string' },
       consumers: { type: 'string' },
       size: { type: 'string' },
@@ -134,6 +139,10 @@ function parseOptions(argv: string[]): Options {
       help: { type: 'boolean', short: 'h' },
     },
   });
+  } catch (err) {
+    usage((err as Error).message);
+  }
+  const values = parsed.values;
   if (values.help) {
     process.stdout.write(USAGE);
     process.exit(0);
@@ -152,6 +161,7 @@ function parseOptions(argv: string[]): Options {
   const o: Options = {
     uri: values.uri ?? 'amqp://guest:guest@127.0.0.1:5672/%2f',
     pid: num('pid', 0),
+    rssLimit: num('rss-limit', 0),
     producers: num('producers', 1),
     consumers: num('consumers', 1),
     size: num('size', 16),
@@ -384,7 +394,8 @@ async function main(): Promise<void> {
   const subscribe = async (): Promise<void> => {
     await Promise.all(consumerConns.map((x, i) => x.c.consume(x.ch, x.queue, `perf-${runId}-${i}`, o.autoAck, x.consumer)));
   };
-  if (o.backlog === 0) await subscribe();
+  // Backlog and consume-only runs subscribe when their measurement starts.
+  if (o.backlog === 0 && !o.consumeOnly) await subscribe();
 
   // --- producers
   const producers = await runPool(o.producers, 20, async (i) => {
@@ -432,6 +443,8 @@ async function main(): Promise<void> {
   let sampleN = 0;
   const sampler = setInterval(() => {
     const s = watcher?.sample() ?? null;
+    if (s && o.rssLimit > 0 && s.rss > o.rssLimit * 1048576) stopEarly(`broker RSS ${fmtMB(s.rss)} is over --rss-limit ${o.rssLimit} MB`);
+    if (watcher?.gone) stopEarly('the broker process is gone');
     if (++sampleN % 4 !== 0) return;
     const now = performance.now();
     const dt = (now - last.at) / 1000;
@@ -468,12 +481,16 @@ async function main(): Promise<void> {
   }
 
   let interrupted = false;
+  let stopReason: string | null = null;
   let interrupt: () => void = () => {};
-  process.once('SIGINT', () => {
+  const stopEarly = (reason: string): void => {
+    if (interrupted) return;
     interrupted = true;
-    log('leveret-perf: interrupted; reporting what was measured so far');
+    stopReason = reason;
+    log(`leveret-perf: ${reason}; ending the run and reporting what was measured so far`);
     interrupt();
-  });
+  };
+  process.once('SIGINT', () => stopEarly('interrupted'));
   const waitOr = (ms: number, ...promises: Promise<unknown>[]): Promise<void> =>
     new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -561,6 +578,7 @@ async function main(): Promise<void> {
       }, 5);
     });
     const t0 = snap();
+    await subscribe();
     await waitOr(o.maxTime * 1000, drained);
     const t1 = snap();
     result.mode = 'consume-only';
@@ -590,14 +608,17 @@ async function main(): Promise<void> {
   result.confirmed = measured.confirmed;
   result.nacked = stats.nacked;
   result.consumed = measured.consumed;
-  result.publishRate = Math.round(measured.published / sec);
-  result.confirmRate = o.confirm > 0 ? Math.round(measured.confirmed / sec) : null;
-  result.consumeRate = Math.round(measured.consumed / sec);
+  const bl = result.backlog as Record<string, number> | undefined;
+  // Backlog runs: each rate over its own phase.
+  result.publishRate = bl ? bl.publishRate : Math.round(measured.published / sec);
+  result.confirmRate = o.confirm > 0 ? (bl ? bl.publishRate : Math.round(measured.confirmed / sec)) : null;
+  result.consumeRate = bl ? (bl.drainRate ?? 0) : Math.round(measured.consumed / sec);
   result.latencyMs = latencySummary(histTotal);
   if (idle) result.idle = idle;
   if (watcher && watcher.first) {
     const cpu = watcher.cpuSinceMark();
-    const msgs = Math.max(measured.published, measured.consumed);
+    // Cost per delivered message when there are consumers, else per published one.
+    const msgs = measured.consumed > 0 ? measured.consumed : measured.published;
     result.brokerProcess = {
       pid: watcher.pid,
       peakRssBytes: watcher.peakRss,
@@ -615,15 +636,17 @@ async function main(): Promise<void> {
   result.loadAverage = loadavg().map((x) => round(x, 2));
   result.perSecond = ticks;
   result.interrupted = interrupted;
+  result.stopReason = stopReason;
 
   // --- summary
   const lat = histTotal;
   log('');
   log(`== leveret-perf: ${brokerName || 'broker'} at ${uri.host}:${uri.port}, ${result.mode} ==`);
   log(`measured      ${sec.toFixed(2)} s${o.warmup > 0 && result.mode === 'duration' ? ` (after ${o.warmup} s warm-up)` : ''}`);
-  log(`published     ${fmtInt(measured.published / sec).padStart(10)} msg/s  (${fmtInt(measured.published)} msgs)`);
-  if (o.confirm > 0) log(`confirmed     ${fmtInt(measured.confirmed / sec).padStart(10)} msg/s  (${fmtInt(measured.confirmed)} msgs, ${fmtInt(stats.nacked)} nacked)`);
-  log(`consumed      ${fmtInt(measured.consumed / sec).padStart(10)} msg/s  (${fmtInt(measured.consumed)} msgs)`);
+  const phase = bl ? ' (publish phase)' : '';
+  log(`published     ${fmtInt(result.publishRate as number).padStart(10)} msg/s  (${fmtInt(measured.published)} msgs)${phase}`);
+  if (o.confirm > 0) log(`confirmed     ${fmtInt(result.confirmRate as number).padStart(10)} msg/s  (${fmtInt(measured.confirmed)} msgs, ${fmtInt(stats.nacked)} nacked)${phase}`);
+  log(`consumed      ${fmtInt(result.consumeRate as number).padStart(10)} msg/s  (${fmtInt(measured.consumed)} msgs)${bl ? ' (drain phase)' : ''}`);
   if (lat.count > 0) {
     log(`latency       p50 ${fmtMs(lat.percentile(50))}  p95 ${fmtMs(lat.percentile(95))}  p99 ${fmtMs(lat.percentile(99))}  max ${fmtMs(lat.max)}  (${fmtInt(lat.count)} samples)`);
   }

@@ -1,0 +1,608 @@
+#!/usr/bin/env node
+/**
+ * Side-by-side comparison of Leveret and RabbitMQ on this machine: builds Leveret, then for
+ * each scenario starts a fresh Leveret and a fresh RabbitMQ node (on free ports, temp
+ * dirs), runs leveret-perf against each in turn with the broker's pid for RSS/CPU
+ * sampling, stops it, and writes bench/RESULTS.md plus the raw JSON under bench/out/.
+ *
+ *   npm run bench:compare -- [--quick] [--duration S] [--scenarios a,b,...] [--backlog N]
+ *                            [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const ROOT = resolve(__dirname, '..', '..', '..');
+const BENCH = join(ROOT, 'bench');
+const PERF = join(__dirname, 'perf.js');
+
+// ====================================================================== options
+
+const USAGE = `Usage: npm run bench:compare -- [options]
+
+  --quick               3 s per scenario and a 100,000-message backlog
+  --duration S          measured seconds per scenario and broker (default 10)
+  --warmup S            seconds of load before measuring (default 1)
+  --scenarios LIST      comma-separated subset of a,b,c,d,e,f,g,h (default all)
+  --backlog N           messages in scenario g (default 1,000,000; 100,000 with --quick)
+  --repeat N            run each scenario N times per broker (alternating), report the median run
+  --rabbit-uri URI      use an already running RabbitMQ instead of starting one
+  --rabbit-pid PID      its beam.smp pid (found from the listening port when omitted)
+  --no-build            do not run npm run build first
+  --results FILE        where to write the report (default bench/RESULTS.md)
+`;
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    scenarios: { type: 'string' },
+    backlog: { type: 'string' },
+    repeat: { type: 'string' },
+    'rabbit-uri': { type: 'string' },
+    'rabbit-pid': { type: 'string' },
+    'no-build': { type: 'boolean' },
+    results: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const QUICK = !!values.quick;
+const DURATION = Number(values.duration ?? (QUICK ? 3 : 10));
+const WARMUP = Number(values.warmup ?? 1);
+const BACKLOG = Number(values.backlog ?? (QUICK ? 100_000 : 1_000_000));
+const REPEAT = Number(values.repeat ?? 1);
+if (!Number.isInteger(REPEAT) || REPEAT < 1) {
+  process.stderr.write(`compare: --repeat must be a positive integer\n${USAGE}`);
+  process.exit(1);
+}
+/** A broker growing past this is stopped early (above RabbitMQ's own 40 % memory watermark). */
+const RSS_LIMIT_MB = Math.round((totalmem() / 1048576) * 0.45);
+const RESULTS = resolve(values.results ?? join(BENCH, 'RESULTS.md'));
+for (const [name, v] of [['duration', DURATION], ['warmup', WARMUP], ['backlog', BACKLOG]] as const) {
+  if (!Number.isFinite(v) || v < 0) {
+    process.stderr.write(`compare: bad --${name}\n${USAGE}`);
+    process.exit(1);
+  }
+}
+
+// ====================================================================== scenarios
+
+type Metric = 'consumeRate' | 'p99' | 'rssPerConnection' | 'peakRss';
+
+interface Scenario {
+  id: string;
+  title: string;
+  args: string[];
+  target: { metric: Metric; text: string; pass: (ratio: number) => boolean; higherIsBetter: boolean };
+  /** Not a fixed-duration run. */
+  untimed?: boolean;
+}
+
+const consumerOpts = ['--prefetch', '1000', '--multi-ack-every', '100'];
+const throughput = { metric: 'consumeRate' as const, text: 'consumed msg/s ≥ 3× RabbitMQ', pass: (r: number) => r >= 3, higherIsBetter: true };
+
+const SCENARIOS: Scenario[] = [
+  { id: 'a', title: '1 producer → 1 consumer, 16 B transient, prefetch 1000, multi-ack every 100', args: ['--producers', '1', '--consumers', '1', '--size', '16', ...consumerOpts], target: throughput },
+  { id: 'b', title: '1 producer → 1 consumer, 1 KB transient, prefetch 1000, multi-ack every 100', args: ['--producers', '1', '--consumers', '1', '--size', '1024', ...consumerOpts], target: throughput },
+  {
+    id: 'c',
+    title: '1 → 1, 1 KB persistent, confirms (window 256), durable queue',
+    args: ['--producers', '1', '--consumers', '1', '--size', '1024', '--persistent', '--confirm', '256', '--durable-queue', ...consumerOpts],
+    target: throughput,
+  },
+  { id: 'd', title: 'fanout 1 → 50 queues, one consumer (connection) per queue, 16 B', args: ['--producers', '1', '--fanout-queues', '50', '--size', '16', ...consumerOpts], target: throughput },
+  {
+    id: 'e',
+    title: 'topic exchange with 10,000 bindings; 1,000 routing keys, each matching one binding; 16 B',
+    args: ['--producers', '1', '--consumers', '1', '--exchange-type', 'topic', '--bindings', '10000', '--routing-keys', '1000', '--size', '16', ...consumerOpts],
+    target: throughput,
+  },
+  {
+    id: 'f',
+    title: '1,000 idle connections, each with a channel and a consumer on its own queue',
+    args: ['--producers', '0', '--consumers', '0', '--idle-connections', '1000'],
+    target: { metric: 'rssPerConnection', text: 'RSS per connection ≤ ½ RabbitMQ', pass: (r) => r <= 0.5, higherIsBetter: false },
+  },
+  {
+    id: 'g',
+    title: `backlog: ${BACKLOG.toLocaleString('en-US')} × 1 KB persistent into a durable queue (confirms, window 256), then drained`,
+    args: ['--producers', '1', '--consumers', '1', '--backlog', String(BACKLOG), '--size', '1024', '--persistent', '--confirm', '256', '--durable-queue', ...consumerOpts, '--max-time', '1800'],
+    target: { metric: 'peakRss', text: 'peak RSS ≤ ½ RabbitMQ', pass: (r) => r <= 0.5, higherIsBetter: false },
+    untimed: true,
+  },
+  {
+    id: 'h',
+    title: 'latency at a fixed 5,000 msg/s, 1 → 1, 16 B',
+    args: ['--producers', '1', '--consumers', '1', '--rate', '5000', '--size', '16', ...consumerOpts],
+    target: { metric: 'p99', text: 'p99 latency ≤ ½ RabbitMQ', pass: (r) => r <= 0.5, higherIsBetter: false },
+  },
+];
+
+const selected = values.scenarios ? values.scenarios.split(',').map((s) => s.trim().toLowerCase()) : SCENARIOS.map((s) => s.id);
+for (const id of selected) {
+  if (!SCENARIOS.some((s) => s.id === id)) {
+    process.stderr.write(`compare: unknown scenario ${id}\n${USAGE}`);
+    process.exit(1);
+  }
+}
+
+// ====================================================================== helpers
+
+function log(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolvePort(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.once('error', () => res(false));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pids whose command line contains every one of `needles`. */
+function findPids(...needles: string[]): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0').join(' ');
+      if (needles.every((n) => cmd.includes(n))) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** The pid listening on a TCP port, from `ss`. */
+function pidListeningOn(port: number): number | null {
+  const r = spawnSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' });
+  const m = /pid=(\d+)/.exec(r.stdout ?? '');
+  return m ? Number(m[1]) : null;
+}
+
+/** Runs a command with the open-files limit raised to the hard limit (for 1,000 connections). */
+const RAISE_NOFILE = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null; exec "$@"';
+
+function tail(file: string, bytes = 3000): string {
+  try {
+    const s = readFileSync(file, 'utf8');
+    return s.slice(-bytes);
+  } catch {
+    return '';
+  }
+}
+
+// ====================================================================== brokers
+
+interface RunningBroker {
+  name: 'Leveret' | 'RabbitMQ';
+  uri: string;
+  pid: number | null;
+  stop(): Promise<void>;
+}
+
+const cleanups = new Set<() => void>();
+
+async function startLeveret(): Promise<RunningBroker> {
+  const dir = mkdtempSync(join(tmpdir(), 'leveret-bench-'));
+  const port = await freePort();
+  const httpPort = await freePort();
+  const logFile = join(dir, 'leveret.log');
+  const fd = openSync(logFile, 'a');
+  const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', process.execPath, join(ROOT, 'dist', 'cli.js'), '--port', String(port), '--http-port', String(httpPort), '--data-dir', join(dir, 'data')], {
+    cwd: ROOT,
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  const kill = (): void => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  };
+  cleanups.add(kill);
+  const deadline = Date.now() + 30_000;
+  while (!tail(logFile, 100_000).includes('listening')) {
+    if (child.exitCode !== null) throw new Error(`Leveret exited with ${child.exitCode} during start:\n${tail(logFile)}`);
+    if (Date.now() > deadline) {
+      kill();
+      throw new Error(`Leveret did not log "listening" within 30 s:\n${tail(logFile)}`);
+    }
+    await sleep(100);
+  }
+  return {
+    name: 'Leveret',
+    uri: `amqp://guest:guest@127.0.0.1:${port}/%2f`,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const t = Date.now();
+        while (child.exitCode === null && Date.now() - t < 10_000) await sleep(50);
+        if (child.exitCode === null) {
+          log('compare: Leveret did not stop within 10 s of SIGTERM; killing it');
+          kill();
+          await sleep(200);
+        }
+      }
+      cleanups.delete(kill);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function rabbitServerBin(): string {
+  for (const p of ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/local/sbin/rabbitmq-server', '/usr/sbin/rabbitmq-server']) if (existsSync(p)) return p;
+  return 'rabbitmq-server';
+}
+function rabbitCtlBin(): string {
+  for (const p of ['/usr/lib/rabbitmq/bin/rabbitmqctl', '/usr/local/sbin/rabbitmqctl', '/usr/sbin/rabbitmqctl']) if (existsSync(p)) return p;
+  return 'rabbitmqctl';
+}
+
+async function startRabbit(): Promise<RunningBroker> {
+  const dir = mkdtempSync(join(tmpdir(), 'rabbit-bench-'));
+  const port = await freePort();
+  let distPort = await freePort();
+  while (distPort === port) distPort = await freePort();
+  const node = `bench${process.pid}@localhost`;
+  writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // The Erlang cookie is created in (and read from) $HOME: keep it in the temp dir.
+    HOME: dir,
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODENAME: node,
+    RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
+    RABBITMQ_LOG_BASE: join(dir, 'log'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
+    RABBITMQ_DIST_PORT: String(distPort),
+    // No config file: stock settings (and /etc/rabbitmq/rabbitmq.conf, if any, is not read).
+    RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq'),
+    RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config'),
+  };
+  const epmdBefore = findPids('epmd').length > 0;
+  const logFile = join(dir, 'startup.log');
+  const fd = openSync(logFile, 'a');
+  const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', rabbitServerBin()], { cwd: dir, env, stdio: ['ignore', fd, fd], detached: true });
+  closeSync(fd);
+  let beam: number | null = null;
+  const killAll = (): void => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    if (beam && alive(beam)) process.kill(beam, 'SIGKILL');
+  };
+  cleanups.add(killAll);
+  const deadline = Date.now() + 90_000;
+  while (!(await canConnect(port))) {
+    if (child.exitCode !== null) throw new Error(`RabbitMQ exited with ${child.exitCode} during start:\n${tail(logFile)}`);
+    if (Date.now() > deadline) {
+      killAll();
+      throw new Error(`RabbitMQ did not listen on ${port} within 90 s:\n${tail(logFile)}`);
+    }
+    await sleep(250);
+  }
+  beam = findPids('beam.smp', `-home ${dir}`)[0] ?? pidListeningOn(port);
+  if (!beam) log('compare: warning: cannot find the RabbitMQ beam.smp pid; no RSS/CPU for it');
+  return {
+    name: 'RabbitMQ',
+    uri: `amqp://guest:guest@127.0.0.1:${port}/%2f`,
+    pid: beam,
+    async stop() {
+      spawnSync(rabbitCtlBin(), ['-n', node, 'stop'], { env, cwd: dir, stdio: 'ignore', timeout: 60_000 });
+      const t = Date.now();
+      while (((beam && alive(beam)) || child.exitCode === null) && Date.now() - t < 30_000) await sleep(100);
+      if ((beam && alive(beam)) || child.exitCode === null) {
+        log('compare: RabbitMQ did not stop within 30 s of rabbitmqctl stop; killing it');
+        killAll();
+        await sleep(500);
+      }
+      cleanups.delete(killAll);
+      // An epmd we caused to start, that no node uses any more, goes too.
+      if (!epmdBefore) {
+        const names = spawnSync('epmd', ['-names'], { encoding: 'utf8' }).stdout ?? '';
+        if (!/name \S+ at port/.test(names)) for (const pid of findPids('epmd')) process.kill(pid, 'SIGTERM');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function externalRabbit(uri: string, pid: number | null): RunningBroker {
+  const port = Number(new URL(uri).port || 5672);
+  return { name: 'RabbitMQ', uri, pid: pid ?? pidListeningOn(port), async stop() {} };
+}
+
+process.on('SIGINT', () => {
+  log('compare: interrupted; stopping brokers');
+  for (const c of cleanups) c();
+  process.exit(130);
+});
+process.on('exit', () => {
+  for (const c of cleanups) c();
+});
+
+// ====================================================================== running the tool
+
+type PerfResult = Record<string, any>;
+
+interface Outcome {
+  broker: 'Leveret' | 'RabbitMQ';
+  result: PerfResult | null;
+  error: string | null;
+  loadBefore: number;
+  /** With --repeat: the target metric of every run (null for failed ones), in run order. */
+  runs?: (number | null)[];
+}
+
+/** The run whose target metric is the median (the lower middle one for an even count). */
+function medianOutcome(s: Scenario, runs: Outcome[]): Outcome {
+  const ok = runs.filter((r) => r.result && metric(r.result, s.target.metric) !== null);
+  const values = runs.map((r) => metric(r.result, s.target.metric));
+  if (ok.length === 0) return { ...runs[runs.length - 1], runs: values };
+  ok.sort((x, y) => metric(x.result, s.target.metric)! - metric(y.result, s.target.metric)!);
+  return { ...ok[Math.floor((ok.length - 1) / 2)], runs: values };
+}
+
+function runPerf(scenario: Scenario, broker: RunningBroker): Promise<{ result: PerfResult | null; error: string | null }> {
+  const args = [PERF, '--uri', broker.uri, '--json', ...scenario.args];
+  if (!scenario.untimed) args.push('--duration', String(DURATION), '--warmup', String(WARMUP));
+  if (broker.pid) args.push('--pid', String(broker.pid), '--rss-limit', String(RSS_LIMIT_MB));
+  const timeoutMs = (scenario.untimed ? 1900 : DURATION + WARMUP + 180) * 1000;
+  return new Promise((res) => {
+    const child: ChildProcess = spawn('sh', ['-c', RAISE_NOFILE, 'sh', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let errTail = '';
+    let pendingLine = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => {
+      const s = d.toString();
+      errTail = (errTail + s).slice(-4000);
+      const lines = (pendingLine + s).split('\n');
+      pendingLine = lines.pop()!;
+      for (const l of lines) process.stderr.write(`  ${broker.name.padEnd(8)} ${scenario.id} | ${l}\n`);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) {
+        try {
+          return res({ result: JSON.parse(out), error: null });
+        } catch {
+          return res({ result: null, error: `unparsable output: ${out.slice(0, 500)}` });
+        }
+      }
+      const lastErr = errTail.split('\n').filter((l) => l.includes('ERROR') || l.includes('Error')).pop();
+      res({ result: null, error: `leveret-perf exited with ${signal ?? code}${lastErr ? `: ${lastErr.trim()}` : ''}` });
+    });
+  });
+}
+
+// ====================================================================== report
+
+function machine(): Record<string, string | number> {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? '?';
+  const mem = /MemTotal:\s*(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  const git = (args: string[]): string => (spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout ?? '').trim();
+  const dirty = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
+  return {
+    cpu: model,
+    cores: cpus().length,
+    memory: mem ? `${(Number(mem[1]) / 1048576).toFixed(1)} GiB` : `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+    node: process.version,
+    commit: git(['rev-parse', '--short', 'HEAD']) + (dirty ? ` (+${dirty} uncommitted change${dirty === 1 ? '' : 's'} in src/)` : ''),
+  };
+}
+
+const fmtInt = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
+const fmtMs = (n: number | null | undefined): string => (n === null || n === undefined ? '–' : n >= 100 ? `${n.toFixed(0)} ms` : `${n.toFixed(2)} ms`);
+const fmtMB = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : `${(b / 1048576).toFixed(1)} MB`);
+const fmtKB = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : `${(b / 1024).toFixed(1)} kB`);
+const fmtRatio = (r: number | null): string => (r === null || !Number.isFinite(r) ? '–' : `${r.toFixed(2)}×`);
+
+function metric(r: PerfResult | null, m: Metric): number | null {
+  if (!r) return null;
+  switch (m) {
+    case 'consumeRate':
+      return r.consumeRate ?? null;
+    case 'p99':
+      return r.latencyMs?.p99 ?? null;
+    case 'rssPerConnection':
+      return r.idle?.rssPerConnectionBytes ?? null;
+    case 'peakRss':
+      return r.brokerProcess?.peakRssBytes ?? null;
+  }
+}
+
+function ratio(l: number | null | undefined, r: number | null | undefined): number | null {
+  if (l === null || l === undefined || r === null || r === undefined || r === 0) return null;
+  return l / r;
+}
+
+interface Row {
+  label: string;
+  l: number | null | undefined;
+  r: number | null | undefined;
+  fmt: (n: number | null | undefined) => string;
+  target?: string;
+  verdict?: string;
+}
+
+function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; verdict: string; ratio: number | null } {
+  const L = lev.result;
+  const R = rab.result;
+  const rows: Row[] = [];
+  const tm = s.target.metric;
+  const tl = metric(L, tm);
+  const tr = metric(R, tm);
+  const tRatio = ratio(tl, tr);
+  const verdict = !L || !R ? 'ERROR' : tRatio === null ? 'n/a' : s.target.pass(tRatio) ? 'PASS' : 'FAIL';
+  const mark = (m: Metric) => (m === tm ? { target: s.target.text, verdict } : {});
+  if (s.id === 'g') {
+    rows.push({ label: 'publish rate (into backlog)', l: L?.backlog?.publishRate, r: R?.backlog?.publishRate, fmt: (n) => `${fmtInt(n)} msg/s` });
+    rows.push({ label: 'drain rate', l: L?.backlog?.drainRate, r: R?.backlog?.drainRate, fmt: (n) => `${fmtInt(n)} msg/s` });
+    rows.push({ label: 'RSS after publishing', l: L?.backlog?.rssAfterPublishBytes, r: R?.backlog?.rssAfterPublishBytes, fmt: fmtMB });
+  } else if (s.id === 'f') {
+    rows.push({ label: 'RSS before the connections', l: L?.idle?.rssBeforeBytes, r: R?.idle?.rssBeforeBytes, fmt: fmtMB });
+    rows.push({ label: 'RSS with 1,000 connections', l: L?.idle?.rssAfterBytes, r: R?.idle?.rssAfterBytes, fmt: fmtMB });
+    rows.push({ label: 'RSS per connection', l: L?.idle?.rssPerConnectionBytes, r: R?.idle?.rssPerConnectionBytes, fmt: fmtKB, ...mark('rssPerConnection') });
+    rows.push({ label: 'time to open them', l: L?.idle?.setupSeconds, r: R?.idle?.setupSeconds, fmt: (n) => (n === null || n === undefined ? '–' : `${n} s`) });
+  } else {
+    rows.push({ label: 'published msg/s', l: L?.publishRate, r: R?.publishRate, fmt: fmtInt });
+    if (L?.confirmRate !== null && L?.confirmRate !== undefined) rows.push({ label: 'confirmed msg/s', l: L?.confirmRate, r: R?.confirmRate, fmt: fmtInt });
+    rows.push({ label: 'consumed msg/s', l: L?.consumeRate, r: R?.consumeRate, fmt: fmtInt, ...mark('consumeRate') });
+  }
+  if (s.id !== 'f') {
+    rows.push({ label: 'latency p50', l: L?.latencyMs?.p50, r: R?.latencyMs?.p50, fmt: fmtMs });
+    rows.push({ label: 'latency p99', l: L?.latencyMs?.p99, r: R?.latencyMs?.p99, fmt: fmtMs, ...mark('p99') });
+    if (s.id === 'h') rows.push({ label: 'latency max', l: L?.latencyMs?.max, r: R?.latencyMs?.max, fmt: fmtMs });
+  }
+  rows.push({ label: 'broker peak RSS', l: L?.brokerProcess?.peakRssBytes, r: R?.brokerProcess?.peakRssBytes, fmt: fmtMB, ...mark('peakRss') });
+  if (s.id !== 'f') {
+    rows.push({ label: 'broker CPU s per million msgs', l: L?.brokerProcess?.cpuSecondsPerMillion, r: R?.brokerProcess?.cpuSecondsPerMillion, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+  }
+  rows.push({ label: 'broker CPU (% of one core)', l: L?.brokerProcess?.cpuPercent, r: R?.brokerProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
+  rows.push({ label: 'load tool CPU (% of one core)', l: L?.toolProcess?.cpuPercent, r: R?.toolProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
+  rows.push({ label: 'machine load average before the run', l: lev.loadBefore, r: rab.loadBefore, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+
+  const lines = ['| metric | Leveret | RabbitMQ | Leveret/RabbitMQ | target | result |', '|---|---:|---:|---:|---|---|'];
+  for (const row of rows) {
+    const showRatio = !row.label.startsWith('machine') && !row.label.startsWith('load tool');
+    lines.push(`| ${row.label} | ${row.fmt(row.l)} | ${row.fmt(row.r)} | ${showRatio ? fmtRatio(ratio(row.l, row.r)) : ''} | ${row.target ?? ''} | ${row.verdict ? `**${row.verdict}**` : ''} |`);
+  }
+  if (lev.runs && lev.runs.length > 1) {
+    const f = (v: number | null): string => (v === null ? 'failed' : s.target.metric === 'consumeRate' ? fmtInt(v) : s.target.metric === 'p99' ? fmtMs(v) : s.target.metric === 'rssPerConnection' ? fmtKB(v) : fmtMB(v));
+    lines.push('', `${lev.runs.length} runs per broker, alternating; the table shows each broker's median run by the target metric. ` +
+      `All runs: Leveret ${lev.runs.map(f).join(', ')}; RabbitMQ ${(rab.runs ?? []).map(f).join(', ')}.`);
+  }
+  if (L?.stopReason) lines.push('', `Leveret run ended early: ${L.stopReason}.`);
+  if (R?.stopReason) lines.push('', `RabbitMQ run ended early: ${R.stopReason}.`);
+  if (lev.error) lines.push('', `Leveret run failed: \`${lev.error}\``);
+  if (rab.error) lines.push('', `RabbitMQ run failed: \`${rab.error}\``);
+  return { md: lines.join('\n'), verdict, ratio: tRatio };
+}
+
+// ====================================================================== main
+
+async function main(): Promise<void> {
+  if (!values['no-build']) {
+    log('compare: building Leveret (npm run build)');
+    const b = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('npm run build failed');
+  }
+  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: build Leveret first');
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
+  const outDir = join(BENCH, 'out', stamp);
+  mkdirSync(outDir, { recursive: true });
+  const info = machine();
+  const started = new Date();
+  log(`compare: ${selected.length} scenario(s) × ${REPEAT}, ${DURATION} s each (+${WARMUP} s warm-up), backlog ${BACKLOG}; raw results in ${outDir}`);
+
+  const rabbitUri = values['rabbit-uri'];
+  const rabbitPid = values['rabbit-pid'] ? Number(values['rabbit-pid']) : null;
+  const results: { scenario: Scenario; lev: Outcome; rab: Outcome }[] = [];
+  const versions: Record<string, string> = {};
+
+  for (const s of SCENARIOS.filter((x) => selected.includes(x.id))) {
+    log(`\ncompare: scenario ${s.id}: ${s.title}`);
+    const runs: Record<'Leveret' | 'RabbitMQ', Outcome[]> = { Leveret: [], RabbitMQ: [] };
+    for (let rep = 1; rep <= REPEAT; rep++) {
+      for (const which of ['Leveret', 'RabbitMQ'] as const) {
+        let broker: RunningBroker | null = null;
+        const loadBefore = loadavg()[0];
+        let outcome: Outcome;
+        try {
+          broker = which === 'Leveret' ? await startLeveret() : rabbitUri ? externalRabbit(rabbitUri, rabbitPid) : await startRabbit();
+          log(`compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'})${REPEAT > 1 ? `, run ${rep} of ${REPEAT}` : ''}`);
+          const { result, error } = await runPerf(s, broker);
+          outcome = { broker: which, result, error, loadBefore };
+          if (result?.broker) versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
+        } catch (err) {
+          outcome = { broker: which, result: null, error: (err as Error).message, loadBefore };
+        } finally {
+          if (broker) await broker.stop();
+        }
+        if (outcome.error) log(`compare: ${which} ${s.id}: ${outcome.error}`);
+        const suffix = REPEAT > 1 ? `-${rep}` : '';
+        writeFileSync(join(outDir, `${s.id}-${which.toLowerCase()}${suffix}.json`), JSON.stringify({ scenario: s.id, args: s.args, run: rep, ...outcome }, null, 2));
+        runs[which].push(outcome);
+      }
+    }
+    const outcomes = [medianOutcome(s, runs.Leveret), medianOutcome(s, runs.RabbitMQ)];
+    results.push({ scenario: s, lev: outcomes[0], rab: outcomes[1] });
+  }
+
+  // --- RESULTS.md
+  const md: string[] = [];
+  md.push('# Leveret vs RabbitMQ — benchmark results', '');
+  md.push(`Generated by \`npm run bench:compare${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC.`, '');
+  md.push('| | |', '|---|---|');
+  md.push(`| machine | ${info.cpu}, ${info.cores} cores, ${info.memory} RAM, Linux ${info.kernel} |`);
+  md.push(`| Leveret | ${versions.Leveret ?? '?'}, commit ${info.commit} |`);
+  md.push(`| RabbitMQ | ${versions.RabbitMQ ?? '?'}${rabbitUri ? `, already running at ${rabbitUri.replace(/\/\/[^@]*@/, '//')}` : ', a fresh node per scenario with stock settings'} |`);
+  md.push(`| Node.js | ${info.node} (Leveret and the load tool) |`);
+  md.push(`| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenario g runs to completion); Leveret first, then RabbitMQ, each on a fresh broker${REPEAT > 1 ? `; ${REPEAT} alternating runs each, median reported` : ''} |`);
+  md.push(`| raw JSON | \`bench/out/${stamp}/\` |`, '');
+  md.push('The load tool runs on the same machine and shares its cores with the broker; its own CPU use is in each table. ' +
+    'Other work on the machine shows up as the load average. Latency is publish-to-deliver inside the tool; throughput runs publish as fast as the broker takes messages, so their latency is mostly queueing.', '');
+  md.push('## Summary', '');
+  md.push('| scenario | target | Leveret | RabbitMQ | Leveret/RabbitMQ | result |', '|---|---|---:|---:|---:|---|');
+  const tables: string[] = [];
+  for (const { scenario: s, lev, rab } of results) {
+    const t = scenarioTable(s, lev, rab);
+    const f = s.target.metric === 'consumeRate' ? (n: number | null) => `${fmtInt(n)} msg/s` : s.target.metric === 'p99' ? fmtMs : s.target.metric === 'rssPerConnection' ? fmtKB : fmtMB;
+    md.push(`| (${s.id}) ${s.title} | ${s.target.text} | ${f(metric(lev.result, s.target.metric))} | ${f(metric(rab.result, s.target.metric))} | ${fmtRatio(t.ratio)} | **${t.verdict}** |`);
+    tables.push(`## (${s.id}) ${s.title}`, '', '```', `leveret-perf ${s.args.join(' ')}${s.untimed ? '' : ` --duration ${DURATION} --warmup ${WARMUP}`}`, '```', '', t.md, '');
+  }
+  md.push('', ...tables);
+  writeFileSync(RESULTS, md.join('\n'));
+  writeFileSync(join(outDir, 'summary.json'), JSON.stringify({ machine: info, versions, started, duration: DURATION, warmup: WARMUP, backlog: BACKLOG, repeat: REPEAT, results }, null, 2));
+  log(`\ncompare: wrote ${RESULTS}`);
+  const from = md.indexOf('## Summary');
+  process.stdout.write(md.slice(from, from + 4 + results.length).join('\n') + '\n');
+}
+
+main().catch((err) => {
+  log(`compare: ${err instanceof Error ? err.message : String(err)}`);
+  for (const c of cleanups) c();
+  process.exit(1);
+});
