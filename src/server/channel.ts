@@ -331,6 +331,7 @@ export class Channel implements ConsumerChannel, SyncWaiter {
 
   private basicPublish(m: M.BasicPublish): void {
     if (m.immediate) throw new AmqpError(C.NOT_IMPLEMENTED, 'immediate=true');
+    this.conn.publishing();
     // Keep the previous strings when they are equal, so queued messages share them.
     if (m.exchange !== this.pubExchange) this.pubExchange = m.exchange;
     if (m.routingKey !== this.pubRoutingKey) this.pubRoutingKey = m.routingKey;
@@ -347,17 +348,19 @@ export class Channel implements ConsumerChannel, SyncWaiter {
       if (ex.internal) {
         throw new AmqpError(C.ACCESS_REFUSED, `cannot publish to internal exchange '${ex.name}' in vhost '${this.vhost.name}'`);
       }
-      const userId = msg.properties.userId;
-      if (userId !== undefined && userId !== this.conn.user!.name) {
-        throw new AmqpError(
-          C.PRECONDITION_FAILED,
-          `user_id property set to '${userId}' but authenticated user was '${this.conn.user!.name}'`,
-        );
-      }
-      const props = msg.properties;
-      if (props.replyTo === REPLY_TO_QUEUE) {
-        if (this.replyConsumerTag === null) throw new AmqpError(C.PRECONDITION_FAILED, 'fast reply consumer does not exist');
-        msg = withReplyAddress(msg, props, this.replyAddress);
+      // Only decode the properties when one we must check is there.
+      if ((msg.rawProperties.readUInt16BE(0) & (M.FLAG_USER_ID | M.FLAG_REPLY_TO)) !== 0) {
+        const props = msg.properties;
+        if (props.userId !== undefined && props.userId !== this.conn.user!.name) {
+          throw new AmqpError(
+            C.PRECONDITION_FAILED,
+            `user_id property set to '${props.userId}' but authenticated user was '${this.conn.user!.name}'`,
+          );
+        }
+        if (props.replyTo === REPLY_TO_QUEUE) {
+          if (this.replyConsumerTag === null) throw new AmqpError(C.PRECONDITION_FAILED, 'fast reply consumer does not exist');
+          msg = withReplyAddress(msg, props, this.replyAddress);
+        }
       }
       if (this.tx !== null) this.tx.publish(ex, msg, this.pubMandatory);
       else this.route(ex, msg, this.pubMandatory);
@@ -374,6 +377,7 @@ export class Channel implements ConsumerChannel, SyncWaiter {
   route(ex: Exchange, msg: Message, mandatory: boolean): void {
     const vhost = this.vhost;
     const scheduler = this.conn.broker.store?.scheduler;
+    if (this.confirming && scheduler?.failure && msg.persistent) return this.refuseWhileFailing();
     const writesBefore = scheduler?.durableWrites ?? 0;
     vhost.counters.published++;
     const queues = this.routed;
@@ -448,6 +452,19 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     this.sendConfirms();
     M.encodeBasicNack(this.conn.writer, this.id, last, last - this.sentConfirmUpTo > 1, false);
     this.sentConfirmUpTo = this.confirmedUpTo = last;
+    this.conn.scheduleFlush();
+  }
+
+  /**
+   * The disk is failing: a persistent message from a confirming publisher is refused
+   * (nacked, not routed) rather than accepted into memory it may never leave.
+   */
+  private refuseWhileFailing(): void {
+    const seq = ++this.publishSeq;
+    this.storeFailed();
+    this.sendConfirms();
+    M.encodeBasicNack(this.conn.writer, this.id, seq, false, false);
+    this.sentConfirmUpTo = this.confirmedUpTo = seq;
     this.conn.scheduleFlush();
   }
 

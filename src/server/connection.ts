@@ -76,6 +76,8 @@ export class Connection implements FrameHandler {
   private silentTicks = 0;
   private readonly flushBound = (): void => this.flush();
   private turnBytes = 0;
+  private blockedReason: string | null = null;
+  private readingBlocked = false;
   private readonly resumeBound = (): void => this.resumeReading();
 
   constructor(
@@ -306,6 +308,7 @@ export class Connection implements FrameHandler {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     M.encodeConnectionOpenOk(this.writer, 0, '');
+    if (this.blockedReason !== null) this.setBlocked(this.blockedReason);
     this.flush();
     this.log.debug({ conn: this.name, user: this.user!.name, vhost: vhost.name }, 'connection opened');
   }
@@ -402,10 +405,26 @@ export class Connection implements FrameHandler {
 
   /** Tells a client that publishing is blocked (reason) or unblocked (null), if it can hear it. */
   setBlocked(reason: string | null): void {
+    this.blockedReason = reason;
+    if (reason === null && this.readingBlocked) {
+      this.readingBlocked = false;
+      if (!this.socket.destroyed) this.socket.resume();
+    }
     if (this.state !== S_RUNNING || this.clientCapabilities['connection.blocked'] !== true) return;
     if (reason !== null) M.encodeConnectionBlocked(this.writer, 0, reason);
     else M.encodeConnectionUnblocked(this.writer, 0);
     this.scheduleFlush();
+  }
+
+  /**
+   * Called when a channel sees basic.publish: while the broker is blocked (a failing
+   * disk), a publishing connection is not read from until it is unblocked, as in
+   * RabbitMQ. Connections that only consume carry on.
+   */
+  publishing(): void {
+    if (this.blockedReason === null || this.readingBlocked) return;
+    this.readingBlocked = true;
+    this.socket.pause();
   }
 
   // ---- output ----------------------------------------------------------------------
@@ -451,7 +470,7 @@ export class Connection implements FrameHandler {
 
   private resumeReading(): void {
     this.turnBytes = 0;
-    if (!this.socket.destroyed) this.socket.resume();
+    if (!this.socket.destroyed && !this.readingBlocked) this.socket.resume();
   }
 
   private onDrain(): void {

@@ -30,10 +30,13 @@ export class Server {
   }
 
   /** A failing disk blocks publishers (connection.blocked) until writes succeed again. */
+  private blocked: string | null = null;
+
   private storeFailed(err: Error | null): void {
+    this.blocked = err === null ? null : 'disk write failed';
     if (err !== null) this.log.error({ err }, 'store write failed: blocking publishers until it succeeds again');
     else this.log.info('store writes succeed again: unblocking publishers');
-    for (const c of this.connections) c.setBlocked(err === null ? null : 'disk write failed');
+    for (const c of this.connections) c.setBlocked(this.blocked);
   }
 
   /** The AMQP port actually bound (differs from config.port when that was 0). */
@@ -62,6 +65,7 @@ export class Server {
   private accept(socket: Socket): void {
     const conn = new Connection(socket, this.broker, this.config, this.log, (c) => this.connections.delete(c));
     this.connections.add(conn);
+    if (this.blocked !== null) conn.setBlocked(this.blocked);
   }
 
   async stop(reason = 'shutdown'): Promise<void> {

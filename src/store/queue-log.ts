@@ -98,7 +98,7 @@ export class QueueLog implements SyncTarget {
   /** Appends a message; returns its position (segment and size in lastSegment/lastSize). */
   append(msg: Message, publishedAt: number, flags: number): number {
     let seg = this.current;
-    if (seg === null || seg.size >= this.segmentSize) seg = this.rollover();
+    if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
     const record = encodeMessageRecord(msg, publishedAt, flags);
     const position = seg.size;
     seg.pending.push(record);
@@ -177,7 +177,7 @@ export class QueueLog implements SyncTarget {
     }
     if (live.length !== seg.live) return; // not what we think it is: leave it alone
     let target = this.current;
-    if (target === null || target.size >= this.segmentSize) target = this.rollover();
+    if (target === null || target.size >= this.segmentSize) target = this.rolloverOrStay();
     const copies = live.map((p) => movedRecord(data, p, recordSize(data, p, seg.written), seg.id, p));
     let bytes = 0;
     for (const c of copies) bytes += c.length;
@@ -214,6 +214,20 @@ export class QueueLog implements SyncTarget {
     r.writeUIntBE(crc32(r.subarray(0, 5)) & 0xffffff, 5, 3);
     seg.ackPending.push(r);
     this.scheduler.markDirty(this, false);
+  }
+
+  /**
+   * A new segment, or (when its files cannot be created, say on a full disk) the current
+   * one grown past its size: the append stays pending in memory until writes succeed.
+   */
+  private rolloverOrStay(): Segment {
+    try {
+      return this.rollover();
+    } catch (err) {
+      if (this.current === null) throw err;
+      this.log.error({ err, dir: this.dir }, 'cannot start a new segment; appending to the current one');
+      return this.current;
+    }
   }
 
   private rollover(): Segment {
