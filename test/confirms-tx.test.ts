@@ -157,10 +157,8 @@ describe('confirms and transactions', () => {
       }
     }, T);
 
-    // basic.nack needs a queue that refuses messages: x-max-length with
-    // x-overflow=reject-publish. Leveret does not implement that yet, so this
-    // runs only against an external broker (RabbitMQ); drop the skipIf once it does.
-    it.skipIf(!process.env.LEVERET_TEST_URL)('a message refused by a full queue (x-overflow reject-publish) is nacked', async () => {
+    // basic.nack needs a queue that refuses messages: x-max-length with x-overflow=reject-publish.
+    it('a message refused by a full queue (x-overflow reject-publish) is nacked', async () => {
       const q = await newQueue({ 'x-max-length': 1, 'x-overflow': 'reject-publish' });
       const ch = await B.channel();
       await ch.confirmSelect();

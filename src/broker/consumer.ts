@@ -24,6 +24,8 @@ export class Consumer {
     /** per-consumer prefetch (basic.qos global=false); 0 = unlimited */
     readonly prefetch: number,
     readonly args: FieldTable,
+    /** x-priority: higher gets messages first */
+    readonly priority = 0,
   ) {}
 
   canTake(): boolean {

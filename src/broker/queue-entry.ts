@@ -14,6 +14,8 @@ export class QueueEntry {
   segment = 0;
   position = 0;
   size = 0;
+  /** ms timestamp after which the message expires at the head of the queue; 0 = never */
+  expiresAt = 0;
 
   constructor(
     readonly message: Message,

@@ -1,10 +1,14 @@
 import type { FieldTable } from '../protocol/types';
+import { FLAG_EXPIRATION } from '../protocol/generated';
 import type { BindingDestination } from './exchanges/exchange';
 import type { QueueStore } from '../store/queue-store';
 import { MemoryQueueStore } from '../store/memory-queue-store';
 import { QueueEntry } from './queue-entry';
 import type { Consumer } from './consumer';
 import type { Message } from './message';
+import type { QueueSettings } from './queue-settings';
+import type { DeathReason } from './dead-letter';
+import { ConsumerRing } from './consumer-ring';
 
 export interface QueueCounters {
   published: number;
@@ -12,29 +16,44 @@ export interface QueueCounters {
   redelivered: number;
   acked: number;
   got: number;
+  expired: number;
+  deadLettered: number;
+  rejectedOverflow: number;
 }
 
-/** Told when a queue becomes deletable by its own rules (auto-delete). */
+/** What a queue needs from its vhost. */
 export interface QueueOwner {
+  /** auto-delete: the last consumer went away */
   queueUnused(queue: Queue): void;
+  /** x-expires: unused for too long */
+  queueExpired(queue: Queue): void;
+  /** a message dies here (rejected, expired, overflow): route it to the dead-letter exchange */
+  deadLetter(queue: Queue, message: Message, reason: DeathReason): void;
 }
 
 /**
  * A classic queue: ready messages in its store, consumers served round-robin within
- * their prefetch, deliveries tracked until acked.
+ * their prefetch (highest consumer priority first), deliveries tracked until acked.
+ * TTLs, length limits and dead-lettering follow the queue's settings.
  */
 export class Queue implements BindingDestination {
   readonly kind = 'queue' as const;
-  readonly consumers: Consumer[] = [];
+  readonly consumers = new ConsumerRing();
   readonly store: QueueStore;
-  readonly counters: QueueCounters = { published: 0, delivered: 0, redelivered: 0, acked: 0, got: 0 };
+  readonly counters: QueueCounters = { published: 0, delivered: 0, redelivered: 0, acked: 0, got: 0, expired: 0, deadLettered: 0, rejectedOverflow: 0 };
   /** Delivered to consumers or basic.get and not yet settled. */
   unackedCount = 0;
   deleted = false;
   nextSeq = 0;
-  private rr = 0;
   private hadConsumers = false;
   private dispatching = false;
+  /** Messages may expire: a TTL is set or a message carried an expiration. */
+  private timed = false;
+  /** A length limit is set. */
+  private limited = false;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private expiryAt = 0;
+  private unusedTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly name: string,
@@ -44,10 +63,22 @@ export class Queue implements BindingDestination {
     readonly autoDelete: boolean,
     readonly args: FieldTable,
     private readonly owner: QueueOwner,
+    public settings: QueueSettings,
     store?: QueueStore,
   ) {
     this.store = store ?? new MemoryQueueStore();
     this.store.attach(this);
+    this.applySettings(settings);
+  }
+
+  /** A policy changed what applies to the queue. */
+  applySettings(settings: QueueSettings): void {
+    this.settings = settings;
+    this.timed = this.timed || settings.messageTtl !== null;
+    this.limited = settings.maxLength !== null || settings.maxLengthBytes !== null;
+    this.touch();
+    if (this.limited) this.dropOverflow();
+    if (this.timed) this.expireHead();
   }
 
   get messageCount(): number {
@@ -59,21 +90,106 @@ export class Queue implements BindingDestination {
   }
 
   get hasExclusiveConsumer(): boolean {
-    return this.consumers.length > 0 && this.consumers[0].exclusive;
+    return this.consumers.length > 0 && this.consumers.first!.exclusive;
   }
 
-  enqueue(message: Message): void {
+  /** Takes a published message; false if the queue refused it (full, reject-publish). */
+  enqueue(message: Message): boolean {
     this.counters.published++;
+    if (this.limited && this.settings.overflow !== 'drop-head' && this.wouldOverflow(message)) {
+      this.counters.rejectedOverflow++;
+      if (this.settings.overflow === 'reject-publish-dlx') this.deadLetter(message, 'maxlen');
+      return false;
+    }
     const entry = new QueueEntry(message, this.nextSeq++, this);
+    if (this.timed || (message.rawProperties.readUInt16BE(0) & FLAG_EXPIRATION) !== 0) entry.expiresAt = this.expiryOf(message, Date.now());
     this.store.accept(entry);
     if (this.store.length === 0 && this.consumers.length > 0) {
-      const c = this.nextConsumer();
+      const c = this.consumers.next(this.settings.singleActiveConsumer);
       if (c !== null) {
         this.deliverTo(c, entry);
-        return;
+        return true;
       }
     }
     this.store.push(entry);
+    if (this.limited) this.dropOverflow();
+    if (this.timed) this.expireHead();
+    return true;
+  }
+
+  /** When a message expires: the sooner of the queue's TTL and its own expiration; 0 = never. */
+  private expiryOf(message: Message, publishedAt: number): number {
+    let at = this.settings.messageTtl === null ? 0 : publishedAt + this.settings.messageTtl;
+    if ((message.rawProperties.readUInt16BE(0) & FLAG_EXPIRATION) !== 0) {
+      const ms = Number(message.properties.expiration);
+      if (Number.isInteger(ms) && ms >= 0) {
+        this.timed = true;
+        at = at === 0 ? publishedAt + ms : Math.min(at, publishedAt + ms);
+      }
+    }
+    return at;
+  }
+
+  /** The store read a message back from disk; `publishedAt` is when it was first stored. */
+  entryLoaded(entry: QueueEntry, publishedAt: number): void {
+    if (this.timed || (entry.message.rawProperties.readUInt16BE(0) & FLAG_EXPIRATION) !== 0) {
+      entry.expiresAt = this.expiryOf(entry.message, publishedAt);
+    }
+  }
+
+  private wouldOverflow(message: Message): boolean {
+    const s = this.settings;
+    return (s.maxLength !== null && this.store.length >= s.maxLength) || (s.maxLengthBytes !== null && this.store.bytes + message.body.length > s.maxLengthBytes);
+  }
+
+  /** drop-head: the oldest ready messages go (dead-lettered) until the queue fits. */
+  private dropOverflow(): void {
+    const s = this.settings;
+    if (s.overflow !== 'drop-head') return;
+    while ((s.maxLength !== null && this.store.length > s.maxLength) || (s.maxLengthBytes !== null && this.store.bytes > s.maxLengthBytes)) {
+      const e = this.store.shift();
+      if (e === undefined) break;
+      this.deadLetter(e.message, 'maxlen');
+      this.store.settle(e);
+    }
+  }
+
+  /** Ready messages at the head whose time is up leave (dead-lettered); later ones wait their turn. */
+  private expireHead(): void {
+    const now = Date.now();
+    for (;;) {
+      const e = this.store.peek();
+      if (e === undefined || e.expiresAt === 0 || e.expiresAt > now) break;
+      this.store.shift();
+      this.counters.expired++;
+      this.deadLetter(e.message, 'expired');
+      this.store.settle(e);
+    }
+    this.scheduleExpiry();
+  }
+
+  private scheduleExpiry(): void {
+    const head = this.store.peek();
+    const at = head === undefined ? 0 : head.expiresAt;
+    if (at === this.expiryAt) return;
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    this.expiryAt = at;
+    if (at === 0 || this.deleted) return;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = null;
+      this.expiryAt = 0;
+      if (this.deleted) return;
+      this.expireHead();
+      this.dispatch();
+    }, Math.max(0, at - Date.now()));
+    this.expiryTimer.unref();
+  }
+
+  private deadLetter(message: Message, reason: DeathReason): void {
+    if (this.settings.deadLetterExchange === null) return;
+    this.counters.deadLettered++;
+    this.owner.deadLetter(this, message, reason);
   }
 
   /** Hands ready messages to consumers until they or the messages run out. */
@@ -82,24 +198,17 @@ export class Queue implements BindingDestination {
     this.dispatching = true;
     try {
       while (this.store.length > 0) {
-        const c = this.nextConsumer();
+        if (this.timed) {
+          this.expireHead();
+          if (this.store.length === 0) break;
+        }
+        const c = this.consumers.next(this.settings.singleActiveConsumer);
         if (c === null) break;
         this.deliverTo(c, this.store.shift()!);
       }
     } finally {
       this.dispatching = false;
     }
-  }
-
-  private nextConsumer(): Consumer | null {
-    const list = this.consumers;
-    const n = list.length;
-    for (let i = 0; i < n; i++) {
-      if (this.rr >= n) this.rr = 0;
-      const c = list[this.rr++];
-      if (c.canTake()) return c;
-    }
-    return null;
   }
 
   private deliverTo(c: Consumer, entry: QueueEntry): void {
@@ -119,6 +228,8 @@ export class Queue implements BindingDestination {
 
   /** basic.get: the next ready message, counted as unacked unless no-ack. */
   get(noAck: boolean): QueueEntry | undefined {
+    this.touch();
+    if (this.timed) this.expireHead();
     const entry = this.store.shift();
     if (entry === undefined) return undefined;
     this.counters.got++;
@@ -130,15 +241,17 @@ export class Queue implements BindingDestination {
     return entry;
   }
 
-  /** The delivery was acked, or rejected/nacked without requeue. */
-  settle(entry: QueueEntry): void {
+  /** The delivery was acked, or (reject) rejected/nacked without requeue and dead-lettered. */
+  settle(entry: QueueEntry, reject = false): void {
     this.unackedCount--;
     this.counters.acked++;
     if (entry.consumer !== null) {
       entry.consumer.unacked--;
       entry.consumer = null;
     }
-    if (!this.deleted) this.store.settle(entry);
+    if (this.deleted) return;
+    if (reject) this.deadLetter(entry.message, 'rejected');
+    this.store.settle(entry);
   }
 
   /** Unacked deliveries come back, in their original order, marked redelivered. */
@@ -154,33 +267,57 @@ export class Queue implements BindingDestination {
     }
     if (this.deleted) return;
     this.store.requeue(entries);
+    if (this.timed) this.expireHead();
     this.dispatch();
   }
 
   addConsumer(c: Consumer): void {
-    this.consumers.push(c);
+    this.consumers.add(c);
     this.hadConsumers = true;
+    this.touch();
     this.dispatch();
   }
 
   removeConsumer(c: Consumer): void {
-    const i = this.consumers.indexOf(c);
-    if (i < 0) return;
-    this.consumers.splice(i, 1);
-    if (this.consumers.length === 0 && this.autoDelete && this.hadConsumers) this.owner.queueUnused(this);
+    if (!this.consumers.remove(c)) return;
+    if (this.consumers.length === 0) {
+      if (this.autoDelete && this.hadConsumers) return this.owner.queueUnused(this);
+      this.touch();
+    } else if (this.settings.singleActiveConsumer) {
+      this.dispatch(); // the next consumer in line becomes the active one
+    }
+  }
+
+  /**
+   * x-expires: the queue counts as used now (declared, consumed from, got from); its
+   * clock restarts, and stops while it has consumers.
+   */
+  touch(): void {
+    if (this.unusedTimer !== null) clearTimeout(this.unusedTimer);
+    this.unusedTimer = null;
+    const ms = this.settings.expires;
+    if (ms === null || this.consumers.length > 0 || this.deleted) return;
+    this.unusedTimer = setTimeout(() => {
+      this.unusedTimer = null;
+      if (!this.deleted && this.consumers.length === 0) this.owner.queueExpired(this);
+    }, ms);
+    this.unusedTimer.unref();
   }
 
   purge(): number {
-    return this.store.purge();
+    const n = this.store.purge();
+    this.scheduleExpiry();
+    return n;
   }
 
   /** Marks the queue gone and tells its consumers' channels; returns ready messages dropped. */
   destroy(): number {
     this.deleted = true;
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    if (this.unusedTimer !== null) clearTimeout(this.unusedTimer);
     const dropped = this.store.length;
     this.store.destroy();
-    const consumers = this.consumers.splice(0);
-    for (const c of consumers) c.channel.consumerCancelled(c);
+    for (const c of this.consumers.clear()) c.channel.consumerCancelled(c);
     return dropped;
   }
 }

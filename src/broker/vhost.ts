@@ -5,6 +5,8 @@ import type { Binding, BindingDestination, Exchange } from './exchanges/exchange
 import { createExchange, bindingArgumentsError, EXCHANGE_TYPES } from './exchanges';
 import { Queue, type QueueOwner } from './queue';
 import type { Message } from './message';
+import { deadLetteredMessage, diedIn, publishedRoutingKeys, type DeathReason } from './dead-letter';
+import { queueSettings } from './queue-settings';
 import type { DefinitionsSink } from '../store/store';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
 import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, QUEUE_ARGS_COMPARED } from './equivalence';
@@ -178,11 +180,12 @@ export class Vhost implements QueueOwner {
       assertPropertyEquivalent(what, 'durable', durable, existing.durable);
       assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
       assertArgsEquivalent(what, QUEUE_ARGS_COMPARED, args, existing.args);
+      existing.touch();
       return existing;
     }
     // Exclusive queues end with their connection, so even a durable one is not stored.
     const stored = durable && !exclusive;
-    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, this.sink?.queueStore(this.name, name, stored));
+    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, queueSettings(args, null), this.sink?.queueStore(this.name, name, stored));
     this.queues.set(name, q);
     if (stored) this.sink?.queueDeclared(this.name, name, autoDelete, args);
     return q;
@@ -195,7 +198,7 @@ export class Vhost implements QueueOwner {
   restoreQueue(name: string, autoDelete: boolean, args: FieldTable): Queue {
     const existing = this.queues.get(name);
     if (existing !== undefined) return existing;
-    const q = new Queue(name, true, null, autoDelete, args, this, this.sink?.queueStore(this.name, name, true));
+    const q = new Queue(name, true, null, autoDelete, args, this, queueSettings(args, null), this.sink?.queueStore(this.name, name, true));
     this.queues.set(name, q);
     return q;
   }
@@ -282,37 +285,71 @@ export class Vhost implements QueueOwner {
   // ---- routing -----------------------------------------------------------------------
 
   /**
-   * Adds to `out` every queue a message reaches from `ex`, following exchange-to-exchange
-   * bindings (each exchange visited once, so cycles end).
+   * Adds to `out` every queue a message reaches from `ex` with its routing key (and any
+   * `extraKeys`, from CC/BCC headers), following exchange-to-exchange bindings and
+   * alternate exchanges; each exchange is visited once per key, so cycles end.
    */
-  route(ex: Exchange, msg: Message, out: Set<Queue>): void {
-    const routingKey = msg.routingKey;
+  route(ex: Exchange, msg: Message, out: Set<Queue>, extraKeys: string[] | null = null): void {
+    this.routeKey(ex, msg, msg.routingKey, out);
+    if (extraKeys !== null) for (const k of extraKeys) this.routeKey(ex, msg, k, out);
+  }
+
+  private routeKey(ex: Exchange, msg: Message, key: string, out: Set<Queue>): void {
     if (ex.name === '') {
-      const q = this.queues.get(routingKey);
+      const q = this.queues.get(key);
       if (q !== undefined) out.add(q);
       return;
     }
     const dests = this.scratch;
     dests.clear();
-    ex.route(routingKey, ex.type === 'headers' ? msg.headers : undefined, dests);
+    ex.route(key, ex.type === 'headers' ? msg.headers : undefined, dests);
     let nested: Exchange[] | null = null;
     for (const d of dests) {
       if (d.kind === 'queue') out.add(d as Queue);
       else (nested ??= []).push(d as Exchange);
     }
+    const routedNothing = dests.size === 0;
     dests.clear();
+    if (routedNothing && ex.alternateExchange !== null) (nested ??= []).push(...this.alternateOf(ex));
     if (nested === null) return;
     const visited = new Set<Exchange>([ex]);
     while (nested.length > 0) {
       const next = nested.pop()!;
       if (visited.has(next)) continue;
       visited.add(next);
-      next.route(routingKey, next.type === 'headers' ? msg.headers : undefined, dests);
+      next.route(key, next.type === 'headers' ? msg.headers : undefined, dests);
+      if (dests.size === 0 && next.alternateExchange !== null) nested.push(...this.alternateOf(next));
       for (const d of dests) {
         if (d.kind === 'queue') out.add(d as Queue);
         else if (!visited.has(d as Exchange)) nested.push(d as Exchange);
       }
       dests.clear();
     }
+  }
+
+  private alternateOf(ex: Exchange): Exchange[] {
+    const alt = this.exchanges.get(ex.alternateExchange!);
+    return alt === undefined ? [] : [alt];
+  }
+
+  // ---- dead-lettering ------------------------------------------------------------------
+
+  /** Republishes a message that died in `queue` to the queue's dead-letter exchange. */
+  deadLetter(queue: Queue, message: Message, reason: DeathReason): void {
+    const s = queue.settings;
+    const ex = s.deadLetterExchange === null ? undefined : this.exchanges.get(s.deadLetterExchange);
+    if (ex === undefined) return; // RabbitMQ drops the message when the DLX does not exist
+    const copy = deadLetteredMessage(message, queue.name, reason, ex.name, s.deadLetterRoutingKey);
+    const out = new Set<Queue>();
+    if (s.deadLetterRoutingKey !== null) this.route(ex, copy, out);
+    else {
+      const keys = publishedRoutingKeys(message);
+      for (const k of keys) this.routeKey(ex, copy, k, out);
+    }
+    for (const q of out) if (!diedIn(copy, q.name)) q.enqueue(copy);
+  }
+
+  queueExpired(queue: Queue): void {
+    this.removeQueue(queue);
   }
 }

@@ -13,6 +13,7 @@ import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
 import type { Permission } from '../auth/permissions';
 import { Transaction } from './transaction';
+import { senderSelected } from '../broker/sender-selected';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 
 /** RabbitMQ's default max_message_size (128 MiB). */
@@ -362,8 +363,16 @@ export class Channel implements ConsumerChannel, SyncWaiter {
           msg = withReplyAddress(msg, props, this.replyAddress);
         }
       }
-      if (this.tx !== null) this.tx.publish(ex, msg, this.pubMandatory);
-      else this.route(ex, msg, this.pubMandatory);
+      let extraKeys: string[] | null = null;
+      if ((msg.rawProperties.readUInt16BE(0) & M.FLAG_HEADERS) !== 0) {
+        const cc = senderSelected(msg);
+        if (cc !== null) {
+          extraKeys = cc.keys;
+          msg = cc.message;
+        }
+      }
+      if (this.tx !== null) this.tx.publish(ex, msg, this.pubMandatory, extraKeys);
+      else this.route(ex, msg, this.pubMandatory, extraKeys);
     } catch (err) {
       if (err instanceof AmqpError) {
         err.classId = 60;
@@ -374,14 +383,14 @@ export class Channel implements ConsumerChannel, SyncWaiter {
   }
 
   /** Routes a message to its queues (also how a committed transaction publishes). */
-  route(ex: Exchange, msg: Message, mandatory: boolean): void {
+  route(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null = null): void {
     const vhost = this.vhost;
     const scheduler = this.conn.broker.store?.scheduler;
     if (this.confirming && scheduler?.failure && msg.persistent) return this.refuseWhileFailing();
     const writesBefore = scheduler?.durableWrites ?? 0;
     vhost.counters.published++;
     const queues = this.routed;
-    vhost.route(ex, msg, queues);
+    vhost.route(ex, msg, queues, extraKeys);
     if (queues.size === 0 && ex.name === '' && msg.routingKey.startsWith(REPLY_TO_PREFIX)) {
       const target = vhost.directReplies.get(msg.routingKey) as Channel | undefined;
       if (target !== undefined) {
@@ -397,13 +406,17 @@ export class Channel implements ConsumerChannel, SyncWaiter {
         this.writeContent(msg);
         this.conn.scheduleFlush();
       }
-    } else {
+    }
+    let refused = false;
+    if (queues.size > 0) {
       vhost.counters.routed++;
-      for (const q of queues) q.enqueue(msg);
+      for (const q of queues) if (!q.enqueue(msg)) refused = true;
       queues.clear();
     }
     if (!this.confirming) return;
     const seq = ++this.publishSeq;
+    // A queue that refused the message (full, reject-publish) makes the confirm a nack.
+    if (refused) return this.nackInTurn(seq);
     // Confirms go out in order: once one waits for the disk, later ones queue behind it.
     if (scheduler !== undefined && scheduler.durableWrites !== writesBefore) {
       this.syncWaits.push(seq);
@@ -430,8 +443,10 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     if (this.state !== OPEN) return;
     const waits = this.syncWaits;
     while (waits.length > 0 && waits.peekAt(1)! <= epoch) {
-      this.confirm(waits.shift()!);
+      const seq = waits.shift()!;
       waits.shift();
+      if (seq > 0) this.confirm(seq);
+      else this.sendNack(-seq);
     }
     while (this.commitWaits.length > 0 && this.commitWaits[0] <= epoch) {
       this.commitWaits.shift();
@@ -446,12 +461,31 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     if (this.state !== OPEN || this.syncWaits.length === 0) return;
     let last = 0;
     while (this.syncWaits.length > 0) {
-      last = this.syncWaits.shift()!;
+      last = Math.abs(this.syncWaits.shift()!);
       this.syncWaits.shift();
     }
     this.sendConfirms();
     M.encodeBasicNack(this.conn.writer, this.id, last, last - this.sentConfirmUpTo > 1, false);
     this.sentConfirmUpTo = this.confirmedUpTo = last;
+    this.conn.scheduleFlush();
+  }
+
+  /** Nacks `seq` after every confirm ahead of it has gone out (queued behind sync waits). */
+  private nackInTurn(seq: number): void {
+    if (this.syncWaits.length > 0) {
+      const epochAhead = this.syncWaits.peekBack()!;
+      this.syncWaits.push(-seq);
+      this.syncWaits.push(epochAhead);
+    } else {
+      this.sendNack(seq);
+    }
+  }
+
+  private sendNack(seq: number): void {
+    this.confirmedUpTo = seq - 1;
+    this.sendConfirms();
+    M.encodeBasicNack(this.conn.writer, this.id, seq, false, false);
+    this.sentConfirmUpTo = this.confirmedUpTo = seq;
     this.conn.scheduleFlush();
   }
 
@@ -462,10 +496,7 @@ export class Channel implements ConsumerChannel, SyncWaiter {
   private refuseWhileFailing(): void {
     const seq = ++this.publishSeq;
     this.storeFailed();
-    this.sendConfirms();
-    M.encodeBasicNack(this.conn.writer, this.id, seq, false, false);
-    this.sentConfirmUpTo = this.confirmedUpTo = seq;
-    this.conn.scheduleFlush();
+    this.sendNack(seq);
   }
 
   private stopWaiting(): void {
@@ -513,7 +544,8 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     if (q.hasExclusiveConsumer || (m.exclusive && q.consumerCount > 0)) {
       throw new AmqpError(C.ACCESS_REFUSED, `${describeQueue(q.name, this.vhost.name)} in exclusive use`);
     }
-    const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, m.arguments);
+    const prio = m.arguments['x-priority'];
+    const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, m.arguments, typeof prio === 'number' ? prio : 0);
     this.consumers.set(tag, c);
     // consume-ok must reach the client before the first delivery.
     if (!m.nowait) M.encodeBasicConsumeOk(this.conn.writer, this.id, tag);
@@ -679,7 +711,7 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     } else {
       for (const e of entries) {
         if (e.consumer !== null) this.consumerUnacked--;
-        e.queue.settle(e);
+        e.queue.settle(e, reject);
       }
     }
     this.resumeDelivery();

@@ -4,7 +4,7 @@ import type { QueueEntry } from '../broker/queue-entry';
 
 /** What a transactional channel can do to carry out or undo its work. */
 export interface TxChannel {
-  route(ex: Exchange, msg: Message, mandatory: boolean): void;
+  route(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null): void;
   settle(entries: QueueEntry[], reject: boolean, requeue: boolean): void;
   restoreDeliveries(entries: QueueEntry[]): void;
 }
@@ -13,6 +13,7 @@ interface Publish {
   ex: Exchange;
   msg: Message;
   mandatory: boolean;
+  extraKeys: string[] | null;
 }
 interface Settlement {
   entries: QueueEntry[];
@@ -28,8 +29,8 @@ export class Transaction {
   private publishes: Publish[] = [];
   private settlements: Settlement[] = [];
 
-  publish(ex: Exchange, msg: Message, mandatory: boolean): void {
-    this.publishes.push({ ex, msg, mandatory });
+  publish(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null): void {
+    this.publishes.push({ ex, msg, mandatory, extraKeys });
   }
 
   settle(entries: QueueEntry[], reject: boolean, requeue: boolean): void {
@@ -41,7 +42,7 @@ export class Transaction {
     const settlements = this.settlements;
     this.publishes = [];
     this.settlements = [];
-    for (const p of publishes) ch.route(p.ex, p.msg, p.mandatory);
+    for (const p of publishes) ch.route(p.ex, p.msg, p.mandatory, p.extraKeys);
     for (const s of settlements) ch.settle(s.entries, s.reject, s.requeue);
   }
 

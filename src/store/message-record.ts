@@ -78,6 +78,12 @@ export function movedRecord(buf: Buffer, pos: number, size: number, segment: num
   return out;
 }
 
+/** When the message was first stored (ms), for TTLs that outlive a restart. */
+export function recordPublishedAt(buf: Buffer, pos: number): number {
+  const p = pos + RECORD_HEADER + 1 + ((buf[pos + RECORD_HEADER] & FLAG_MOVED) !== 0 ? 8 : 0);
+  return buf.readUInt32BE(p) * 0x100000000 + buf.readUInt32BE(p + 4);
+}
+
 /** [segment, position] where a moved record first stood. */
 export function recordOrigin(buf: Buffer, pos: number): [number, number] {
   return [buf.readUInt32BE(pos + RECORD_HEADER + 1), buf.readUInt32BE(pos + RECORD_HEADER + 5)];

@@ -4,7 +4,7 @@ import { QueueEntry } from '../broker/queue-entry';
 import type { Logger } from '../logger';
 import type { QueueStore } from './queue-store';
 import { Run, type QueueLog } from './queue-log';
-import { decodeMessageRecord, FLAG_PAGED, recordFlags, recordIntact, recordSize } from './message-record';
+import { decodeMessageRecord, FLAG_PAGED, recordFlags, recordIntact, recordPublishedAt, recordSize } from './message-record';
 import { requeueBySeq } from './requeue';
 
 /** Heap an in-memory entry costs beyond its body (entry, message, buffer objects). */
@@ -161,6 +161,7 @@ export class PagedQueueStore implements QueueStore {
           e.size = size;
           if (seg?.delivered?.delete(pos)) e.redelivered = true;
         }
+        queue.entryLoaded(e, recordPublishedAt(buf, off - size));
         this.items.push(e);
         this.memory += msg.body.length + ENTRY_OVERHEAD;
         this.bytes += msg.body.length - size;

@@ -24,6 +24,8 @@ export interface Binding {
 export abstract class Exchange implements BindingDestination {
   abstract readonly type: string;
   readonly kind = 'exchange' as const;
+  /** Where messages this exchange cannot route go (alternate-exchange argument or policy). */
+  alternateExchange: string | null = null;
 
   constructor(
     readonly name: string,
@@ -31,7 +33,10 @@ export abstract class Exchange implements BindingDestination {
     readonly autoDelete: boolean,
     readonly internal: boolean,
     readonly args: FieldTable,
-  ) {}
+  ) {
+    const ae = args['alternate-exchange'];
+    if (typeof ae === 'string') this.alternateExchange = ae;
+  }
 
   /** Adds a binding; returns false if an identical binding already existed. */
   abstract bind(binding: Binding): boolean;

@@ -1,0 +1,74 @@
+import { Writer } from '../protocol/writer';
+import { encodeBasicProperties } from '../protocol/generated';
+import type { FieldTable, FieldValue } from '../protocol/types';
+import { Message } from './message';
+
+export type DeathReason = 'rejected' | 'expired' | 'maxlen';
+
+/** The routing keys a message was published with: its own and those in its CC header. */
+export function publishedRoutingKeys(msg: Message): string[] {
+  const cc = msg.headers?.CC;
+  const keys = [msg.routingKey];
+  if (Array.isArray(cc)) for (const k of cc) if (typeof k === 'string') keys.push(k);
+  return keys;
+}
+
+/**
+ * The message as it is dead-lettered from `queue`: an x-death entry for (queue, reason)
+ * counted up or added at the front, the x-first-death-* headers set once, and its
+ * per-message expiration moved into the x-death entry so the copy does not expire again.
+ */
+export function deadLetteredMessage(msg: Message, queue: string, reason: DeathReason, exchange: string, routingKey: string | null): Message {
+  const props = { ...msg.properties };
+  const headers: FieldTable = { ...(props.headers ?? {}) };
+  const deaths = Array.isArray(headers['x-death']) ? [...(headers['x-death'] as FieldValue[])] : [];
+  const i = deaths.findIndex((d) => isTable(d) && d.queue === queue && d.reason === reason);
+  if (i >= 0) {
+    const d = { ...(deaths[i] as FieldTable) };
+    d.count = (typeof d.count === 'number' ? d.count : 0) + 1;
+    deaths.splice(i, 1);
+    deaths.unshift(d);
+  } else {
+    const d: FieldTable = {
+      count: 1,
+      reason,
+      queue,
+      time: new Date(),
+      exchange: msg.exchange,
+      'routing-keys': publishedRoutingKeys(msg),
+    };
+    if (props.expiration !== undefined) d['original-expiration'] = props.expiration;
+    deaths.unshift(d);
+  }
+  headers['x-death'] = deaths;
+  if (headers['x-first-death-reason'] === undefined) {
+    headers['x-first-death-reason'] = reason;
+    headers['x-first-death-queue'] = queue;
+    headers['x-first-death-exchange'] = msg.exchange;
+  }
+  props.headers = headers;
+  delete props.expiration;
+  const w = new Writer();
+  encodeBasicProperties(w, props);
+  return new Message(exchange, routingKey ?? msg.routingKey, Buffer.concat(w.take()), msg.body);
+}
+
+/**
+ * RabbitMQ breaks dead-letter cycles: a queue the message already died in is skipped
+ * unless a client rejected it somewhere along the way (then the loop is deliberate).
+ */
+export function diedIn(msg: Message, queue: string): boolean {
+  const deaths = msg.headers?.['x-death'];
+  if (!Array.isArray(deaths)) return false;
+  let seen = false;
+  for (const d of deaths) {
+    if (!isTable(d)) continue;
+    if (d.reason === 'rejected') return false;
+    if (d.queue === queue) seen = true;
+  }
+  return seen;
+}
+
+function isTable(v: FieldValue): v is FieldTable {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof Date);
+}

@@ -1,0 +1,24 @@
+import { Writer } from '../protocol/writer';
+import { encodeBasicProperties } from '../protocol/generated';
+import type { FieldValue } from '../protocol/types';
+import { Message } from './message';
+
+/**
+ * Sender-selected distribution: routing keys in a message's CC and BCC headers route it
+ * too, and BCC is taken off before anyone sees it. Returns null when neither is present.
+ */
+export function senderSelected(msg: Message): { keys: string[]; message: Message } | null {
+  const headers = msg.headers;
+  if (headers === undefined || (headers.CC === undefined && headers.BCC === undefined)) return null;
+  const keys = [...strings(headers.CC), ...strings(headers.BCC)];
+  if (headers.BCC === undefined) return { keys, message: msg };
+  const props = { ...msg.properties, headers: { ...headers } };
+  delete props.headers.BCC;
+  const w = new Writer();
+  encodeBasicProperties(w, props);
+  return { keys, message: new Message(msg.exchange, msg.routingKey, Buffer.concat(w.take()), msg.body) };
+}
+
+function strings(v: FieldValue | undefined): string[] {
+  return Array.isArray(v) ? v.filter((k): k is string => typeof k === 'string') : [];
+}
