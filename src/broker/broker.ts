@@ -52,7 +52,7 @@ export class Broker {
           case 'queue': {
             const q = v.restoreQueue(d.name, d.autoDelete, decodeArgs(d.args));
             queues++;
-            messages += store.recoverMessages(q);
+            messages += store.recoverMessages(v.name, q);
             break;
           }
           case 'bind':

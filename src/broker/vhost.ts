@@ -7,6 +7,9 @@ import { Queue, type QueueOwner } from './queue';
 import type { Message } from './message';
 import { deadLetteredMessage, diedIn, publishedRoutingKeys, type DeathReason } from './dead-letter';
 import { queueSettings } from './queue-settings';
+import type { QueueStore } from '../store/queue-store';
+import { PriorityQueueStore } from '../store/priority-queue-store';
+import { MemoryQueueStore } from '../store/memory-queue-store';
 import type { DefinitionsSink } from '../store/store';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
 import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, QUEUE_ARGS_COMPARED } from './equivalence';
@@ -185,7 +188,8 @@ export class Vhost implements QueueOwner {
     }
     // Exclusive queues end with their connection, so even a durable one is not stored.
     const stored = durable && !exclusive;
-    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, queueSettings(args, null), this.sink?.queueStore(this.name, name, stored));
+    const settings = queueSettings(args, null);
+    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, settings, this.makeStore(name, stored, settings.maxPriority));
     this.queues.set(name, q);
     if (stored) this.sink?.queueDeclared(this.name, name, autoDelete, args);
     return q;
@@ -198,9 +202,15 @@ export class Vhost implements QueueOwner {
   restoreQueue(name: string, autoDelete: boolean, args: FieldTable): Queue {
     const existing = this.queues.get(name);
     if (existing !== undefined) return existing;
-    const q = new Queue(name, true, null, autoDelete, args, this, queueSettings(args, null), this.sink?.queueStore(this.name, name, true));
+    const settings = queueSettings(args, null);
+    const q = new Queue(name, true, null, autoDelete, args, this, settings, this.makeStore(name, true, settings.maxPriority));
     this.queues.set(name, q);
     return q;
+  }
+
+  private makeStore(name: string, durable: boolean, maxPriority: number | null): QueueStore | undefined {
+    if (this.sink !== null) return this.sink.queueStore(this.name, name, durable, maxPriority);
+    return maxPriority === null ? undefined : new PriorityQueueStore(maxPriority, () => new MemoryQueueStore());
   }
 
   /** Returns the number of ready messages the queue held. */

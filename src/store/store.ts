@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { FieldTable } from '../protocol/types';
@@ -10,6 +10,8 @@ import { DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
 import { SyncScheduler } from './sync-scheduler';
 import { QueueLog } from './queue-log';
 import { PagedQueueStore } from './paged-queue-store';
+import { PriorityQueueStore } from './priority-queue-store';
+import type { QueueStore } from './queue-store';
 
 export interface StoreOptions {
   segmentSize: number;
@@ -25,7 +27,7 @@ export interface DefinitionsSink {
   queueDeleted(vhost: string, name: string): void;
   bindingChanged(vhost: string, binding: Binding, added: boolean): void;
   /** The store a new queue keeps its messages in (durable: in the queue's log). */
-  queueStore(vhost: string, name: string, durable: boolean): PagedQueueStore;
+  queueStore(vhost: string, name: string, durable: boolean, maxPriority: number | null): QueueStore;
 }
 
 /**
@@ -100,9 +102,15 @@ export class Store implements DefinitionsSink {
     });
   }
 
-  queueStore(vhost: string, name: string, durable: boolean): PagedQueueStore {
-    const log = durable ? this.openLog(join('queues', createHash('sha1').update(`${vhost}\0${name}`).digest('hex'))) : null;
-    return new PagedQueueStore(log, this.openPagingLog, this.options.queueMemoryBudget, this.log);
+  queueStore(vhost: string, name: string, durable: boolean, maxPriority: number | null): QueueStore {
+    const dir = join('queues', createHash('sha1').update(`${vhost}\0${name}`).digest('hex'));
+    if (maxPriority === null) return this.pagedStore(durable ? dir : null);
+    // One log per priority level, each in its own folder under the queue's.
+    return new PriorityQueueStore(maxPriority, (p) => this.pagedStore(durable ? join(dir, `p${p}`) : null));
+  }
+
+  private pagedStore(dir: string | null): PagedQueueStore {
+    return new PagedQueueStore(dir === null ? null : this.openLog(dir), this.openPagingLog, this.options.queueMemoryBudget, this.log);
   }
 
   private readonly openPagingLog = (): QueueLog => this.openLog(join('paging', randomUUID()));
@@ -112,8 +120,19 @@ export class Store implements DefinitionsSink {
   }
 
   /** Puts a durable queue's stored messages back into it, in their order. */
-  recoverMessages(queue: Queue): number {
-    const store = queue.store as PagedQueueStore;
+  recoverMessages(vhost: string, queue: Queue): number {
+    const store = queue.store;
+    if (store instanceof PriorityQueueStore) {
+      const dir = join(this.dataDir, 'queues', createHash('sha1').update(`${vhost}\0${queue.name}`).digest('hex'));
+      let n = 0;
+      const levels = existsSync(dir) ? readdirSync(dir).filter((f) => /^p\d+$/.test(f)) : [];
+      for (const f of levels) n += this.recoverPaged(store.level(Number(f.slice(1))) as PagedQueueStore);
+      return n;
+    }
+    return this.recoverPaged(store as PagedQueueStore);
+  }
+
+  private recoverPaged(store: PagedQueueStore): number {
     const runs = store.log!.recover();
     store.recover(runs);
     return runs.reduce((n, r) => n + r.count, 0);
