@@ -55,6 +55,9 @@ export class Broker {
             messages += store.recoverMessages(v.name, q);
             break;
           }
+          case 'policy':
+            v.setPolicy({ name: d.name, pattern: d.pattern, applyTo: d.applyTo, priority: d.priority, definition: d.definition });
+            break;
           case 'bind':
             if (d.kind === 'queue') v.bindQueue(d.destination, d.source, d.key, decodeArgs(d.args), RECOVERY);
             else v.bindExchange(d.destination, d.source, d.key, decodeArgs(d.args));

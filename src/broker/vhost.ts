@@ -7,6 +7,7 @@ import { Queue, type QueueOwner } from './queue';
 import type { Message } from './message';
 import { deadLetteredMessage, diedIn, publishedRoutingKeys, type DeathReason } from './dead-letter';
 import { queueSettings } from './queue-settings';
+import { PolicySet, type Policy } from './policies';
 import type { QueueStore } from '../store/queue-store';
 import { PriorityQueueStore } from '../store/priority-queue-store';
 import { MemoryQueueStore } from '../store/memory-queue-store';
@@ -41,6 +42,7 @@ export class Vhost implements QueueOwner {
   private readonly scratch = new Set<BindingDestination>();
   /** direct reply-to addresses → the channel consuming them (opaque to the model) */
   readonly directReplies = new Map<string, object>();
+  readonly policies = new PolicySet();
 
   constructor(
     readonly name: string,
@@ -88,6 +90,7 @@ export class Vhost implements QueueOwner {
       throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
     }
     const ex = createExchange(type, name, durable, autoDelete, internal, args)!;
+    this.applyExchangePolicy(ex);
     this.exchanges.set(name, ex);
     if (durable) this.sink?.exchangeDeclared(this.name, ex);
     return ex;
@@ -188,7 +191,7 @@ export class Vhost implements QueueOwner {
     }
     // Exclusive queues end with their connection, so even a durable one is not stored.
     const stored = durable && !exclusive;
-    const settings = queueSettings(args, null);
+    const settings = queueSettings(args, this.policies.match('queue', name)?.definition ?? null);
     const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, settings, this.makeStore(name, stored, settings.maxPriority));
     this.queues.set(name, q);
     if (stored) this.sink?.queueDeclared(this.name, name, autoDelete, args);
@@ -202,7 +205,7 @@ export class Vhost implements QueueOwner {
   restoreQueue(name: string, autoDelete: boolean, args: FieldTable): Queue {
     const existing = this.queues.get(name);
     if (existing !== undefined) return existing;
-    const settings = queueSettings(args, null);
+    const settings = queueSettings(args, this.policies.match('queue', name)?.definition ?? null);
     const q = new Queue(name, true, null, autoDelete, args, this, settings, this.makeStore(name, true, settings.maxPriority));
     this.queues.set(name, q);
     return q;
@@ -340,6 +343,37 @@ export class Vhost implements QueueOwner {
   private alternateOf(ex: Exchange): Exchange[] {
     const alt = this.exchanges.get(ex.alternateExchange!);
     return alt === undefined ? [] : [alt];
+  }
+
+  // ---- policies --------------------------------------------------------------------
+
+  /** Adds or replaces a policy and applies it to existing queues and exchanges. */
+  setPolicy(p: Policy): void {
+    this.policies.set(p);
+    this.sink?.policyChanged(this.name, p, true);
+    this.reapplyPolicies();
+  }
+
+  /** Returns false if there was no such policy. */
+  deletePolicy(name: string): boolean {
+    const p = this.policies.get(name);
+    if (p === undefined || !this.policies.delete(name)) return false;
+    this.sink?.policyChanged(this.name, p, false);
+    this.reapplyPolicies();
+    return true;
+  }
+
+  private reapplyPolicies(): void {
+    for (const q of this.queues.values()) q.applySettings(queueSettings(q.args, this.policies.match('queue', q.name)?.definition ?? null));
+    for (const ex of this.exchanges.values()) this.applyExchangePolicy(ex);
+  }
+
+  /** The exchange's own alternate-exchange argument wins over a policy's. */
+  private applyExchangePolicy(ex: Exchange): void {
+    if (ex.name === '') return;
+    const own = ex.args['alternate-exchange'];
+    const fromPolicy = this.policies.match('exchange', ex.name)?.definition['alternate-exchange'];
+    ex.alternateExchange = typeof own === 'string' ? own : typeof fromPolicy === 'string' ? fromPolicy : null;
   }
 
   // ---- dead-lettering ------------------------------------------------------------------

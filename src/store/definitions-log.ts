@@ -17,6 +17,8 @@ export type Definition =
   | { op: 'exchange.delete'; vhost: string; name: string }
   | { op: 'queue'; vhost: string; name: string; autoDelete: boolean; args: string }
   | { op: 'queue.delete'; vhost: string; name: string }
+  | { op: 'policy'; vhost: string; name: string; pattern: string; applyTo: 'queues' | 'exchanges' | 'all'; priority: number; definition: Record<string, unknown> }
+  | { op: 'policy.delete'; vhost: string; name: string }
   | BindingDefinition;
 
 export interface BindingDefinition {
@@ -55,6 +57,7 @@ export class DefinitionsLog {
     const exchanges = new Map<string, Definition>();
     const queues = new Map<string, Definition>();
     const bindings = new Map<string, Definition>();
+    const policies = new Map<string, Definition>();
     if (existsSync(this.path)) {
       const lines = readFileSync(this.path, 'utf8').split('\n');
       for (let i = 0; i < lines.length; i++) {
@@ -90,13 +93,20 @@ export class DefinitionsLog {
           case 'bind':
             bindings.set(bindingKey(d), d);
             break;
+          case 'policy':
+            policies.set(key, d);
+            break;
+          case 'policy.delete':
+            policies.delete(key);
+            break;
           case 'unbind':
             bindings.delete(bindingKey(d));
             break;
         }
       }
     }
-    const all = [...exchanges.values(), ...queues.values(), ...bindings.values()];
+    // Policies first, so that queues and exchanges are rebuilt with them in force.
+    const all = [...policies.values(), ...exchanges.values(), ...queues.values(), ...bindings.values()];
     this.rewrite(all);
     this.fd = openSync(this.path, 'a');
     return all;

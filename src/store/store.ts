@@ -12,6 +12,7 @@ import { QueueLog } from './queue-log';
 import { PagedQueueStore } from './paged-queue-store';
 import { PriorityQueueStore } from './priority-queue-store';
 import type { QueueStore } from './queue-store';
+import type { Policy } from '../broker/policies';
 
 export interface StoreOptions {
   segmentSize: number;
@@ -26,6 +27,7 @@ export interface DefinitionsSink {
   queueDeclared(vhost: string, name: string, autoDelete: boolean, args: FieldTable): void;
   queueDeleted(vhost: string, name: string): void;
   bindingChanged(vhost: string, binding: Binding, added: boolean): void;
+  policyChanged(vhost: string, policy: Policy, set: boolean): void;
   /** The store a new queue keeps its messages in (durable: in the queue's log). */
   queueStore(vhost: string, name: string, durable: boolean, maxPriority: number | null): QueueStore;
 }
@@ -100,6 +102,11 @@ export class Store implements DefinitionsSink {
       key: b.routingKey,
       args: encodeArgs(b.args),
     });
+  }
+
+  policyChanged(vhost: string, p: Policy, set: boolean): void {
+    if (set) this.append({ op: 'policy', vhost, name: p.name, pattern: p.pattern, applyTo: p.applyTo, priority: p.priority, definition: p.definition });
+    else this.append({ op: 'policy.delete', vhost, name: p.name });
   }
 
   queueStore(vhost: string, name: string, durable: boolean, maxPriority: number | null): QueueStore {
