@@ -14,6 +14,7 @@ import * as M from '../protocol/generated';
 import type { Permission } from '../auth/permissions';
 import { Transaction } from './transaction';
 import { senderSelected } from '../broker/sender-selected';
+import { expirationError } from '../broker/expiration';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 
 /** RabbitMQ's default max_message_size (128 MiB). */
@@ -350,8 +351,12 @@ export class Channel implements ConsumerChannel, SyncWaiter {
         throw new AmqpError(C.ACCESS_REFUSED, `cannot publish to internal exchange '${ex.name}' in vhost '${this.vhost.name}'`);
       }
       // Only decode the properties when one we must check is there.
-      if ((msg.rawProperties.readUInt16BE(0) & (M.FLAG_USER_ID | M.FLAG_REPLY_TO)) !== 0) {
+      if ((msg.rawProperties.readUInt16BE(0) & (M.FLAG_USER_ID | M.FLAG_REPLY_TO | M.FLAG_EXPIRATION)) !== 0) {
         const props = msg.properties;
+        if (props.expiration !== undefined) {
+          const bad = expirationError(props.expiration);
+          if (bad !== null) throw new AmqpError(C.PRECONDITION_FAILED, `invalid expiration '${props.expiration}': ${bad}`);
+        }
         if (props.userId !== undefined && props.userId !== this.conn.user!.name) {
           throw new AmqpError(
             C.PRECONDITION_FAILED,
