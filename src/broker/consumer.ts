@@ -22,7 +22,7 @@ export class Consumer {
     readonly noAck: boolean,
     readonly exclusive: boolean,
     /** per-consumer prefetch (basic.qos global=false); 0 = unlimited */
-    readonly prefetch: number,
+    public prefetch: number,
     readonly args: FieldTable,
     /** x-priority: higher gets messages first */
     readonly priority = 0,

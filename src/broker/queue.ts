@@ -21,6 +21,16 @@ export interface QueueCounters {
   rejectedOverflow: number;
 }
 
+/** Ready messages beyond which publishers to a queue with consumers are held back... */
+const FLOW_HIGH = 20000;
+/** ...until it is back down to this many. */
+const FLOW_LOW = 5000;
+
+/** A publisher held back by flow control. */
+export interface FlowWaiter {
+  flowResume(): void;
+}
+
 /** What a queue needs from its vhost. */
 export interface QueueOwner {
   /** auto-delete: the last consumer went away */
@@ -54,6 +64,7 @@ export class Queue implements BindingDestination {
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiryAt = 0;
   private unusedTimer: NodeJS.Timeout | null = null;
+  private flowWaiters: FlowWaiter[] = [];
 
   constructor(
     readonly name: string,
@@ -115,6 +126,21 @@ export class Queue implements BindingDestination {
     if (this.limited) this.dropOverflow();
     if (this.timed) this.expireHead();
     return true;
+  }
+
+  /** Whether a publisher should hold off: consumers are attached and falling behind. */
+  get overloaded(): boolean {
+    return this.consumers.length > 0 && this.store.length >= FLOW_HIGH;
+  }
+
+  waitForFlow(w: FlowWaiter): void {
+    this.flowWaiters.push(w);
+  }
+
+  private releaseFlow(): void {
+    const waiters = this.flowWaiters;
+    this.flowWaiters = [];
+    for (const w of waiters) w.flowResume();
   }
 
   /** When a message expires: the sooner of the queue's TTL and its own expiration; 0 = never. */
@@ -209,6 +235,7 @@ export class Queue implements BindingDestination {
     } finally {
       this.dispatching = false;
     }
+    if (this.flowWaiters.length > 0 && this.store.length <= FLOW_LOW) this.releaseFlow();
   }
 
   private deliverTo(c: Consumer, entry: QueueEntry): void {
@@ -281,6 +308,7 @@ export class Queue implements BindingDestination {
   removeConsumer(c: Consumer): void {
     if (!this.consumers.remove(c)) return;
     if (this.consumers.length === 0) {
+      this.releaseFlow(); // nobody to fall behind any more
       if (this.autoDelete && this.hadConsumers) return this.owner.queueUnused(this);
       this.touch();
     } else if (this.settings.singleActiveConsumer) {
@@ -306,6 +334,7 @@ export class Queue implements BindingDestination {
 
   purge(): number {
     const n = this.store.purge();
+    this.releaseFlow();
     this.scheduleExpiry();
     return n;
   }
@@ -317,6 +346,7 @@ export class Queue implements BindingDestination {
     if (this.unusedTimer !== null) clearTimeout(this.unusedTimer);
     const dropped = this.store.length;
     this.store.destroy();
+    this.releaseFlow();
     for (const c of this.consumers.clear()) c.channel.consumerCancelled(c);
     return dropped;
   }

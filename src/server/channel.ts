@@ -415,7 +415,10 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     let refused = false;
     if (queues.size > 0) {
       vhost.counters.routed++;
-      for (const q of queues) if (!q.enqueue(msg)) refused = true;
+      for (const q of queues) {
+        if (!q.enqueue(msg)) refused = true;
+        if (q.overloaded) this.conn.flowPause(q);
+      }
       queues.clear();
     }
     if (!this.confirming) return;
@@ -533,7 +536,13 @@ export class Channel implements ConsumerChannel, SyncWaiter {
   private basicQos(m: M.BasicQos): void {
     if (m.prefetchSize !== 0) throw new AmqpError(C.NOT_IMPLEMENTED, `prefetch_size!=0 (${m.prefetchSize})`);
     if (m.global) this.prefetchGlobal = m.prefetchCount;
-    else this.prefetchConsumer = m.prefetchCount;
+    else {
+      this.prefetchConsumer = m.prefetchCount;
+      // RabbitMQ applies this to consumers started afterwards only. We also apply it to the
+      // channel's existing consumers: clients that do not see "RabbitMQ" as the product
+      // (kombu, so celery) read the spec and raise the limit of a running consumer this way.
+      for (const c of this.consumers.values()) c.prefetch = m.prefetchCount;
+    }
     M.encodeBasicQosOk(this.conn.writer, this.id);
     this.conn.scheduleFlush();
     this.resumeDelivery();

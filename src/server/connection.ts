@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Broker } from '../broker/broker';
 import type { Vhost } from '../broker/vhost';
+import type { Queue } from '../broker/queue';
 import type { User } from '../auth/users';
 import { FrameParser, type FrameHandler } from '../protocol/frame-parser';
 import { Reader } from '../protocol/reader';
@@ -29,6 +30,8 @@ const S_CLOSED = 6;
  * the loop to itself and consumers' acks wait, so deliveries crawl while queues grow.
  */
 const READ_BUDGET = 64 * 1024;
+/** Longest a publisher is held back by flow control at a time. */
+const FLOW_MAX_PAUSE_MS = 1000;
 /** Bytes buffered for the socket beyond which deliveries pause until it drains. */
 const HIGH_WATER = 256 * 1024;
 const HEARTBEAT_FRAME = Buffer.from([C.FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, C.FRAME_END]);
@@ -78,6 +81,9 @@ export class Connection implements FrameHandler {
   private turnBytes = 0;
   private blockedReason: string | null = null;
   private readingBlocked = false;
+  private flowPaused = false;
+  private flowTimer: NodeJS.Timeout | null = null;
+  private readonly flowResumeBound = (): void => this.flowResume();
   private readonly resumeBound = (): void => this.resumeReading();
 
   constructor(
@@ -364,6 +370,8 @@ export class Connection implements FrameHandler {
   private clearTimers(): void {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.flowTimer !== null) clearTimeout(this.flowTimer);
+    this.flowTimer = null;
     this.handshakeTimer = this.heartbeatTimer = null;
   }
 
@@ -408,7 +416,7 @@ export class Connection implements FrameHandler {
     this.blockedReason = reason;
     if (reason === null && this.readingBlocked) {
       this.readingBlocked = false;
-      if (!this.socket.destroyed) this.socket.resume();
+      this.resumeReading();
     }
     if (this.state !== S_RUNNING || this.clientCapabilities['connection.blocked'] !== true) return;
     if (reason !== null) M.encodeConnectionBlocked(this.writer, 0, reason);
@@ -425,6 +433,28 @@ export class Connection implements FrameHandler {
     if (this.blockedReason === null || this.readingBlocked) return;
     this.readingBlocked = true;
     this.socket.pause();
+  }
+
+  /**
+   * Flow control: a queue we publish to is falling behind its consumers, so stop reading
+   * from this connection until the queue has caught up (or a second has passed), instead
+   * of letting the backlog and the broker's memory grow. RabbitMQ throttles publishers
+   * the same way (credit flow).
+   */
+  flowPause(queue: Queue): void {
+    if (this.flowPaused) return;
+    this.flowPaused = true;
+    this.socket.pause();
+    queue.waitForFlow(this);
+    this.flowTimer = setTimeout(this.flowResumeBound, FLOW_MAX_PAUSE_MS);
+  }
+
+  flowResume(): void {
+    if (!this.flowPaused) return;
+    this.flowPaused = false;
+    if (this.flowTimer !== null) clearTimeout(this.flowTimer);
+    this.flowTimer = null;
+    this.resumeReading();
   }
 
   // ---- output ----------------------------------------------------------------------
@@ -470,7 +500,7 @@ export class Connection implements FrameHandler {
 
   private resumeReading(): void {
     this.turnBytes = 0;
-    if (!this.socket.destroyed && !this.readingBlocked) this.socket.resume();
+    if (!this.socket.destroyed && !this.readingBlocked && !this.flowPaused) this.socket.resume();
   }
 
   private onDrain(): void {
