@@ -1,5 +1,4 @@
-import { Writer } from '../protocol/writer';
-import { encodeBasicProperties } from '../protocol/generated';
+import { encodeProperties } from '../protocol/properties';
 import type { FieldTable, FieldValue } from '../protocol/types';
 import { Message } from './message';
 
@@ -48,9 +47,7 @@ export function deadLetteredMessage(msg: Message, queue: string, reason: DeathRe
   }
   props.headers = headers;
   delete props.expiration;
-  const w = new Writer();
-  encodeBasicProperties(w, props);
-  return new Message(exchange, routingKey ?? msg.routingKey, Buffer.concat(w.take()), msg.body);
+  return new Message(exchange, routingKey ?? msg.routingKey, encodeProperties(props), msg.body);
 }
 
 /**

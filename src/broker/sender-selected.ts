@@ -1,5 +1,4 @@
-import { Writer } from '../protocol/writer';
-import { encodeBasicProperties } from '../protocol/generated';
+import { encodeProperties } from '../protocol/properties';
 import type { FieldValue } from '../protocol/types';
 import { Message } from './message';
 
@@ -14,9 +13,7 @@ export function senderSelected(msg: Message): { keys: string[]; message: Message
   if (headers.BCC === undefined) return { keys, message: msg };
   const props = { ...msg.properties, headers: { ...headers } };
   delete props.headers.BCC;
-  const w = new Writer();
-  encodeBasicProperties(w, props);
-  return { keys, message: new Message(msg.exchange, msg.routingKey, Buffer.concat(w.take()), msg.body) };
+  return { keys, message: new Message(msg.exchange, msg.routingKey, encodeProperties(props), msg.body) };
 }
 
 function strings(v: FieldValue | undefined): string[] {

@@ -1,5 +1,5 @@
-import { Writer } from '../protocol/writer';
-import { encodeBasicProperties, type BasicProperties } from '../protocol/generated';
+import type { BasicProperties } from '../protocol/generated';
+import { encodeProperties } from '../protocol/properties';
 import { Message } from '../broker/message';
 
 /**
@@ -12,8 +12,6 @@ export const REPLY_TO_PREFIX = REPLY_TO_QUEUE + '.';
 
 /** A copy of the message whose reply_to names the requesting channel's address. */
 export function withReplyAddress(msg: Message, props: BasicProperties, address: string): Message {
-  const w = new Writer();
-  encodeBasicProperties(w, { ...props, replyTo: address });
-  const raw = Buffer.concat(w.take());
+  const raw = encodeProperties({ ...props, replyTo: address });
   return new Message(msg.exchange, msg.routingKey, raw, msg.body);
 }
