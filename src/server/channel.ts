@@ -4,8 +4,6 @@ import type { Queue } from '../broker/queue';
 import type { QueueEntry } from '../broker/queue-entry';
 import type { Exchange } from '../broker/exchanges/exchange';
 import { Consumer, type ConsumerChannel } from '../broker/consumer';
-import Denque from 'denque';
-import type { SyncWaiter } from '../store/sync-scheduler';
 import { Message } from '../broker/message';
 import { generateName, describeQueue } from '../broker/names';
 import { AmqpError } from '../protocol/errors';
@@ -13,6 +11,7 @@ import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
 import type { Permission } from '../auth/permissions';
 import { Transaction } from './transaction';
+import { PublisherConfirms } from './publisher-confirms';
 import { senderSelected } from '../broker/sender-selected';
 import { expirationError } from '../broker/expiration';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
@@ -36,7 +35,7 @@ const CLOSED = 2;
  * and tracks deliveries until they are settled. Deliveries and confirms are written into
  * the connection's shared output buffer.
  */
-export class Channel implements ConsumerChannel, SyncWaiter {
+export class Channel implements ConsumerChannel {
   readonly consumers = new Map<string, Consumer>();
   /** Delivery tag → delivery, in tag order (Map keeps insertion order). */
   readonly unacked = new Map<number, QueueEntry>();
@@ -47,17 +46,7 @@ export class Channel implements ConsumerChannel, SyncWaiter {
   private prefetchGlobal = 0;
   private prefetchConsumer = 0;
   private lastQueue = '';
-  // publisher confirms
-  private confirming = false;
-  private publishSeq = 0;
-  private confirmedUpTo = 0;
-  private sentConfirmUpTo = 0;
-  private confirmQueued = false;
-  /** Publishes waiting for their writes to be synced: seq, epoch, seq, epoch, … */
-  private readonly syncWaits = new Denque<number>();
-  /** Epochs that tx.commit-oks wait for, in order. */
-  private readonly commitWaits: number[] = [];
-  private waitingOnStore = false;
+  readonly confirms: PublisherConfirms;
   private tx: Transaction | null = null;
   // content being assembled
   private contentState = CONTENT_IDLE;
@@ -76,7 +65,9 @@ export class Channel implements ConsumerChannel, SyncWaiter {
   constructor(
     readonly conn: Connection,
     readonly id: number,
-  ) {}
+  ) {
+    this.confirms = new PublisherConfirms(conn, id, conn.broker.store?.scheduler ?? null);
+  }
 
   private get vhost(): Vhost {
     return this.conn.vhost!;
@@ -247,11 +238,11 @@ export class Channel implements ConsumerChannel, SyncWaiter {
       }
       case M.CONFIRM_SELECT:
         if (this.tx !== null) throw new AmqpError(C.PRECONDITION_FAILED, 'cannot switch from tx to confirm mode');
-        this.confirming = true;
+        this.confirms.enabled = true;
         if (!m.nowait) M.encodeConfirmSelectOk(w, this.id);
         break;
       case M.TX_SELECT:
-        if (this.confirming) throw new AmqpError(C.PRECONDITION_FAILED, 'cannot switch from confirm to tx mode');
+        if (this.confirms.enabled) throw new AmqpError(C.PRECONDITION_FAILED, 'cannot switch from confirm to tx mode');
         this.tx ??= new Transaction();
         M.encodeTxSelectOk(w, this.id);
         break;
@@ -286,17 +277,9 @@ export class Channel implements ConsumerChannel, SyncWaiter {
 
   /** tx.commit-ok means on disk: it waits for the sync of whatever the commit wrote. */
   private commit(): void {
-    const scheduler = this.conn.broker.store?.scheduler;
-    const before = scheduler?.durableWrites ?? 0;
+    const before = this.confirms.writes;
     this.tx!.commit(this);
-    if (scheduler !== undefined && scheduler.durableWrites !== before) {
-      this.commitWaits.push(scheduler.epoch);
-      this.waitForStore();
-    } else if (this.commitWaits.length > 0) {
-      this.commitWaits.push(this.commitWaits[this.commitWaits.length - 1]);
-    } else {
-      M.encodeTxCommitOk(this.conn.writer, this.id);
-    }
+    this.confirms.committed(before);
   }
 
   private authorize(permission: Permission, kind: 'queue' | 'exchange', name: string): void {
@@ -390,9 +373,9 @@ export class Channel implements ConsumerChannel, SyncWaiter {
   /** Routes a message to its queues (also how a committed transaction publishes). */
   route(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null = null): void {
     const vhost = this.vhost;
-    const scheduler = this.conn.broker.store?.scheduler;
-    if (this.confirming && scheduler?.failure && msg.persistent) return this.refuseWhileFailing();
-    const writesBefore = scheduler?.durableWrites ?? 0;
+    const confirms = this.confirms;
+    if (confirms.enabled && msg.persistent && confirms.storeFailing) return confirms.refuseNow();
+    const writesBefore = confirms.writes;
     vhost.counters.published++;
     const queues = this.routed;
     vhost.route(ex, msg, queues, extraKeys);
@@ -400,10 +383,10 @@ export class Channel implements ConsumerChannel, SyncWaiter {
       const target = vhost.directReplies.get(msg.routingKey) as Channel | undefined;
       if (target !== undefined) {
         target.deliverReply(msg);
-        if (this.confirming) this.confirm(++this.publishSeq);
-        return;
+        return confirms.published(writesBefore, false);
       }
     }
+    let refused = false;
     if (queues.size === 0) {
       vhost.counters.unroutable++;
       if (mandatory) {
@@ -411,124 +394,16 @@ export class Channel implements ConsumerChannel, SyncWaiter {
         this.writeContent(msg);
         this.conn.scheduleFlush();
       }
-    }
-    let refused = false;
-    if (queues.size > 0) {
+    } else {
       vhost.counters.routed++;
       for (const q of queues) {
+        // A queue that refuses the message (full, reject-publish) makes the confirm a nack.
         if (!q.enqueue(msg)) refused = true;
         if (q.overloaded) this.conn.flowPause(q);
       }
       queues.clear();
     }
-    if (!this.confirming) return;
-    const seq = ++this.publishSeq;
-    // A queue that refused the message (full, reject-publish) makes the confirm a nack.
-    if (refused) return this.nackInTurn(seq);
-    // Confirms go out in order: once one waits for the disk, later ones queue behind it.
-    if (scheduler !== undefined && scheduler.durableWrites !== writesBefore) {
-      this.syncWaits.push(seq);
-      this.syncWaits.push(scheduler.epoch);
-      this.waitForStore();
-    } else if (this.syncWaits.length > 0) {
-      // Nothing of ours to sync, but it must not be confirmed before those ahead of it.
-      const epochAhead = this.syncWaits.peekBack()!;
-      this.syncWaits.push(seq);
-      this.syncWaits.push(epochAhead);
-    } else {
-      this.confirm(seq);
-    }
-  }
-
-  private waitForStore(): void {
-    if (this.waitingOnStore) return;
-    this.waitingOnStore = true;
-    this.conn.broker.store!.scheduler.addWaiter(this);
-  }
-
-  /** The store synced everything up to `epoch`: release what waited for it. */
-  storeSynced(epoch: number): void {
-    if (this.state !== OPEN) return;
-    const waits = this.syncWaits;
-    while (waits.length > 0 && waits.peekAt(1)! <= epoch) {
-      const seq = waits.shift()!;
-      waits.shift();
-      if (seq > 0) this.confirm(seq);
-      else this.sendNack(-seq);
-    }
-    while (this.commitWaits.length > 0 && this.commitWaits[0] <= epoch) {
-      this.commitWaits.shift();
-      M.encodeTxCommitOk(this.conn.writer, this.id);
-      this.conn.scheduleFlush();
-    }
-    if (waits.length === 0 && this.commitWaits.length === 0) this.stopWaiting();
-  }
-
-  /** The store cannot write: publishes waiting for it are nacked rather than left hanging. */
-  storeFailed(): void {
-    if (this.state !== OPEN || this.syncWaits.length === 0) return;
-    let last = 0;
-    while (this.syncWaits.length > 0) {
-      last = Math.abs(this.syncWaits.shift()!);
-      this.syncWaits.shift();
-    }
-    this.sendConfirms();
-    M.encodeBasicNack(this.conn.writer, this.id, last, last - this.sentConfirmUpTo > 1, false);
-    this.sentConfirmUpTo = this.confirmedUpTo = last;
-    this.conn.scheduleFlush();
-  }
-
-  /** Nacks `seq` after every confirm ahead of it has gone out (queued behind sync waits). */
-  private nackInTurn(seq: number): void {
-    if (this.syncWaits.length > 0) {
-      const epochAhead = this.syncWaits.peekBack()!;
-      this.syncWaits.push(-seq);
-      this.syncWaits.push(epochAhead);
-    } else {
-      this.sendNack(seq);
-    }
-  }
-
-  private sendNack(seq: number): void {
-    this.confirmedUpTo = seq - 1;
-    this.sendConfirms();
-    M.encodeBasicNack(this.conn.writer, this.id, seq, false, false);
-    this.sentConfirmUpTo = this.confirmedUpTo = seq;
-    this.conn.scheduleFlush();
-  }
-
-  /**
-   * The disk is failing: a persistent message from a confirming publisher is refused
-   * (nacked, not routed) rather than accepted into memory it may never leave.
-   */
-  private refuseWhileFailing(): void {
-    const seq = ++this.publishSeq;
-    this.storeFailed();
-    this.sendNack(seq);
-  }
-
-  private stopWaiting(): void {
-    if (!this.waitingOnStore) return;
-    this.waitingOnStore = false;
-    this.conn.broker.store?.scheduler.removeWaiter(this);
-  }
-
-  private confirm(seq: number): void {
-    this.confirmedUpTo = seq;
-    if (!this.confirmQueued) {
-      this.confirmQueued = true;
-      this.conn.confirmChannels.push(this);
-      this.conn.scheduleFlush();
-    }
-  }
-
-  /** Called by the connection at flush time: one ack covering every confirm since the last. */
-  sendConfirms(): void {
-    this.confirmQueued = false;
-    const upTo = this.confirmedUpTo;
-    if (upTo === this.sentConfirmUpTo || this.state !== OPEN) return;
-    M.encodeBasicAck(this.conn.writer, this.id, upTo, upTo - this.sentConfirmUpTo > 1);
-    this.sentConfirmUpTo = upTo;
+    confirms.published(writesBefore, refused);
   }
 
   // ---- consuming ---------------------------------------------------------------------
@@ -782,7 +657,7 @@ export class Channel implements ConsumerChannel, SyncWaiter {
     if (this.state === CLOSED) return;
     this.state = CLOSED; // no deliveries to us while we give messages back
     this.tx?.rollback(this);
-    this.stopWaiting();
+    this.confirms.close();
     this.stopReplies();
     this.requeueAll();
     const consumers = [...this.consumers.values()];

@@ -13,6 +13,7 @@ import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
 import type { FieldTable } from '../protocol/types';
 import { Channel } from './channel';
+import type { PublisherConfirms } from './publisher-confirms';
 import { authenticate, MECHANISMS } from './auth-mechanisms';
 import { serverProperties } from './server-properties';
 
@@ -64,8 +65,8 @@ export class Connection implements FrameHandler {
   frameMax: number;
   channelMax: number;
   heartbeat = 0;
-  /** Channels with publisher confirms to send out at the next flush. */
-  readonly confirmChannels: Channel[] = [];
+  /** Publisher confirms to send out at the next flush. */
+  readonly confirmQueue: PublisherConfirms[] = [];
   private state = S_HEADER;
   private readonly parser: FrameParser;
   private headerBuf: Buffer | null = null;
@@ -474,9 +475,9 @@ export class Connection implements FrameHandler {
 
   flush(): void {
     this.flushScheduled = false;
-    const confirms = this.confirmChannels;
+    const confirms = this.confirmQueue;
     if (confirms.length > 0) {
-      for (let i = 0; i < confirms.length; i++) confirms[i].sendConfirms();
+      for (let i = 0; i < confirms.length; i++) confirms[i].flush();
       confirms.length = 0;
     }
     if (this.writer.empty) return;
