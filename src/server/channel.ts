@@ -4,7 +4,7 @@ import type { Queue } from '../broker/queue';
 import type { QueueEntry } from '../broker/queue-entry';
 import type { Exchange } from '../broker/exchanges/exchange';
 import { Consumer, type ConsumerChannel } from '../broker/consumer';
-import { Message } from '../broker/message';
+import type { Message } from '../broker/message';
 import { generateName, describeQueue } from '../broker/names';
 import { AmqpError } from '../protocol/errors';
 import * as C from '../protocol/constants';
@@ -12,18 +12,11 @@ import * as M from '../protocol/generated';
 import type { Permission } from '../auth/permissions';
 import { Transaction } from './transaction';
 import { PublisherConfirms } from './publisher-confirms';
+import { ContentAssembler } from './content-assembler';
 import { senderSelected } from '../broker/sender-selected';
 import { expirationError } from '../broker/expiration';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 
-/** RabbitMQ's default max_message_size (128 MiB). */
-const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
-/** Bodies smaller than this are copied out of the socket buffer rather than pinning it. */
-const COPY_SMALL_BODY = 8 * 1024;
-
-const CONTENT_IDLE = 0;
-const CONTENT_HEADER = 1;
-const CONTENT_BODY = 2;
 
 const OPEN = 0;
 /** We sent channel.close and wait for close-ok; everything else is dropped. */
@@ -48,15 +41,7 @@ export class Channel implements ConsumerChannel {
   private lastQueue = '';
   readonly confirms: PublisherConfirms;
   private tx: Transaction | null = null;
-  // content being assembled
-  private contentState = CONTENT_IDLE;
-  private pubExchange = '';
-  private pubRoutingKey = '';
-  private pubMandatory = false;
-  private pubProps: Buffer = EMPTY;
-  private pubBody: Buffer = EMPTY;
-  private pubBodySize = 0;
-  private pubReceived = 0;
+  private readonly content = new ContentAssembler();
   private readonly routed = new Set<Queue>();
   /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
   private replyConsumerTag: string | null = null;
@@ -81,7 +66,7 @@ export class Channel implements ConsumerChannel {
       else if (m.id === M.CHANNEL_CLOSE) this.onClose();
       return;
     }
-    if (this.contentState !== CONTENT_IDLE) return this.unexpectedContent();
+    if (!this.content.idle) return this.conn.protocolError(this.content.unexpected(), this.id);
     try {
       this.dispatchMethod(m);
     } catch (err) {
@@ -95,64 +80,20 @@ export class Channel implements ConsumerChannel {
 
   onHeader(payload: Buffer): void {
     if (this.state !== OPEN) return;
-    if (this.contentState !== CONTENT_HEADER) return this.unexpectedContent();
-    if (payload.length < 14) return this.conn.closeWith(C.FRAME_ERROR, 'content header frame too short');
-    const classId = payload.readUInt16BE(0);
-    if (classId !== 60) return this.conn.closeWith(C.FRAME_ERROR, `content header for class ${classId} on basic.publish`);
-    const hi = payload.readUInt32BE(4);
-    const size = hi * 0x100000000 + payload.readUInt32BE(8);
-    // Publishers mostly send the same properties every time: share one copy between
-    // messages (which also keeps the socket's buffer from being pinned by a slice).
-    const props = payload.subarray(12);
-    if (!props.equals(this.pubProps)) this.pubProps = Buffer.from(props);
-    if (size > MAX_MESSAGE_SIZE) {
-      this.contentState = CONTENT_IDLE;
-      return this.closeWithError(
-        new AmqpError(C.PRECONDITION_FAILED, `message size ${size} is larger than configured max size ${MAX_MESSAGE_SIZE}`, 60, 40),
-      );
-    }
-    this.pubBodySize = size;
-    this.pubReceived = 0;
-    if (size === 0) {
-      this.pubBody = EMPTY;
-      this.contentState = CONTENT_IDLE;
-      this.publishComplete();
-    } else {
-      this.pubBody = EMPTY;
-      this.contentState = CONTENT_BODY;
+    try {
+      if (this.content.header(payload)) this.publishComplete();
+    } catch (err) {
+      this.conn.protocolError(err, this.id);
     }
   }
 
   onBody(chunk: Buffer): void {
     if (this.state !== OPEN) return;
-    if (this.contentState !== CONTENT_BODY) return this.unexpectedContent();
-    const size = this.pubBodySize;
-    const received = this.pubReceived + chunk.length;
-    if (received > size) return this.conn.closeWith(C.FRAME_ERROR, `content body exceeds declared size ${size}`);
-    if (this.pubReceived === 0 && received === size) {
-      // The whole body arrived in one piece: keep the slice (big) or one compact copy (small).
-      this.pubBody = size < COPY_SMALL_BODY ? Buffer.from(chunk) : chunk;
-    } else {
-      if (this.pubReceived === 0) this.pubBody = Buffer.allocUnsafe(size);
-      chunk.copy(this.pubBody, this.pubReceived);
+    try {
+      if (this.content.bodyChunk(chunk)) this.publishComplete();
+    } catch (err) {
+      this.conn.protocolError(err, this.id);
     }
-    this.pubReceived = received;
-    if (received === size) {
-      this.contentState = CONTENT_IDLE;
-      this.publishComplete();
-    }
-  }
-
-  /** A frame of the wrong kind for where the content of basic.publish stands (505). */
-  private unexpectedContent(): void {
-    const st = this.contentState;
-    this.contentState = CONTENT_IDLE;
-    if (st === CONTENT_IDLE) {
-      return this.conn.closeWith(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
-    }
-    const expected = st === CONTENT_HEADER ? 'content header' : 'content body';
-    const text = `expected ${expected} for class 60, got non ${expected} frame instead`;
-    this.conn.closeWith(C.UNEXPECTED_FRAME, text, M.BASIC_PUBLISH);
   }
 
   // ---- methods -----------------------------------------------------------------------
@@ -318,15 +259,11 @@ export class Channel implements ConsumerChannel {
     if (m.immediate) throw new AmqpError(C.NOT_IMPLEMENTED, 'immediate=true');
     this.conn.publishing();
     // Keep the previous strings when they are equal, so queued messages share them.
-    if (m.exchange !== this.pubExchange) this.pubExchange = m.exchange;
-    if (m.routingKey !== this.pubRoutingKey) this.pubRoutingKey = m.routingKey;
-    this.pubMandatory = m.mandatory;
-    this.contentState = CONTENT_HEADER;
+    this.content.start(m.exchange, m.routingKey, m.mandatory);
   }
 
   private publishComplete(): void {
-    let msg = new Message(this.pubExchange, this.pubRoutingKey, this.pubProps, this.pubBody);
-    this.pubBody = EMPTY;
+    let msg = this.content.take();
     try {
       this.authorize('write', 'exchange', msg.exchange);
       const ex = this.vhost.getExchange(msg.exchange);
@@ -359,8 +296,8 @@ export class Channel implements ConsumerChannel {
           msg = cc.message;
         }
       }
-      if (this.tx !== null) this.tx.publish(ex, msg, this.pubMandatory, extraKeys);
-      else this.route(ex, msg, this.pubMandatory, extraKeys);
+      if (this.tx !== null) this.tx.publish(ex, msg, this.content.mandatory, extraKeys);
+      else this.route(ex, msg, this.content.mandatory, extraKeys);
     } catch (err) {
       if (err instanceof AmqpError) {
         err.classId = 60;
@@ -632,7 +569,7 @@ export class Channel implements ConsumerChannel {
     if (this.state !== OPEN) return;
     this.teardown();
     this.state = CLOSING;
-    this.contentState = CONTENT_IDLE;
+    this.content.reset();
     M.encodeChannelClose(this.conn.writer, this.id, err.code, err.message.slice(0, 255), err.classId, err.methodId);
     this.conn.scheduleFlush();
   }
@@ -666,4 +603,3 @@ export class Channel implements ConsumerChannel {
   }
 }
 
-const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,105 @@
+import { AmqpError } from '../protocol/errors';
+import * as C from '../protocol/constants';
+import { BASIC_PUBLISH } from '../protocol/generated';
+import { Message } from '../broker/message';
+
+/** RabbitMQ's default max_message_size (128 MiB). */
+const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
+/** Bodies smaller than this are copied out of the socket buffer rather than pinning it. */
+const COPY_SMALL_BODY = 8 * 1024;
+
+const IDLE = 0;
+const HEADER = 1;
+const BODY = 2;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Puts a published message together from basic.publish, its content header and its
+ * body frames, copying the body at most once (not at all when it came in one piece).
+ * Frames out of order are AmqpErrors with RabbitMQ's codes and texts.
+ */
+export class ContentAssembler {
+  private state = IDLE;
+  private exchange = '';
+  private routingKey = '';
+  mandatory = false;
+  private props: Buffer = EMPTY;
+  private body: Buffer = EMPTY;
+  private size = 0;
+  private received = 0;
+
+  get idle(): boolean {
+    return this.state === IDLE;
+  }
+
+  reset(): void {
+    this.state = IDLE;
+    this.body = EMPTY;
+  }
+
+  /** basic.publish arrived: a content header must follow. */
+  start(exchange: string, routingKey: string, mandatory: boolean): void {
+    // Keep the previous strings when they are equal, so queued messages share them.
+    if (exchange !== this.exchange) this.exchange = exchange;
+    if (routingKey !== this.routingKey) this.routingKey = routingKey;
+    this.mandatory = mandatory;
+    this.state = HEADER;
+  }
+
+  /** Returns true when the message is complete (an empty body). */
+  header(payload: Buffer): boolean {
+    if (this.state !== HEADER) throw this.unexpected();
+    if (payload.length < 14) throw new AmqpError(C.FRAME_ERROR, 'content header frame too short');
+    const classId = payload.readUInt16BE(0);
+    if (classId !== 60) throw new AmqpError(C.FRAME_ERROR, `content header for class ${classId} on basic.publish`);
+    const size = payload.readUInt32BE(4) * 0x100000000 + payload.readUInt32BE(8);
+    // Publishers mostly send the same properties every time: share one copy between
+    // messages (which also keeps the socket's buffer from being pinned by a slice).
+    const props = payload.subarray(12);
+    if (!props.equals(this.props)) this.props = Buffer.from(props);
+    if (size > MAX_MESSAGE_SIZE) {
+      this.reset();
+      throw new AmqpError(C.PRECONDITION_FAILED, `message size ${size} is larger than configured max size ${MAX_MESSAGE_SIZE}`, 60, 40);
+    }
+    this.size = size;
+    this.received = 0;
+    this.body = EMPTY;
+    this.state = size === 0 ? IDLE : BODY;
+    return size === 0;
+  }
+
+  /** A piece of a body frame; returns true when the body is complete. */
+  bodyChunk(chunk: Buffer): boolean {
+    if (this.state !== BODY) throw this.unexpected();
+    const size = this.size;
+    const received = this.received + chunk.length;
+    if (received > size) throw new AmqpError(C.FRAME_ERROR, `content body exceeds declared size ${size}`);
+    if (this.received === 0 && received === size) {
+      // The whole body arrived in one piece: keep the slice (big) or one compact copy (small).
+      this.body = size < COPY_SMALL_BODY ? Buffer.from(chunk) : chunk;
+    } else {
+      if (this.received === 0) this.body = Buffer.allocUnsafe(size);
+      chunk.copy(this.body, this.received);
+    }
+    this.received = received;
+    if (received !== size) return false;
+    this.state = IDLE;
+    return true;
+  }
+
+  /** The completed message. */
+  take(): Message {
+    const msg = new Message(this.exchange, this.routingKey, this.props, this.body);
+    this.body = EMPTY;
+    return msg;
+  }
+
+  /** A frame of the wrong kind for where the content stands (505). */
+  unexpected(): AmqpError {
+    const st = this.state;
+    this.reset();
+    if (st === IDLE) return new AmqpError(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
+    const expected = st === HEADER ? 'content header' : 'content body';
+    return new AmqpError(C.UNEXPECTED_FRAME, `expected ${expected} for class 60, got non ${expected} frame instead`, BASIC_PUBLISH >>> 16, BASIC_PUBLISH & 0xffff);
+  }
+}
