@@ -45,6 +45,8 @@ export function deadLetteredMessage(msg: Message, queue: string, reason: DeathRe
     headers['x-first-death-queue'] = queue;
     headers['x-first-death-exchange'] = msg.exchange;
   }
+  // With a dead-letter routing key of its own, the copy's CC header no longer applies.
+  if (routingKey !== null) delete headers.CC;
   props.headers = headers;
   delete props.expiration;
   return new Message(exchange, routingKey ?? msg.routingKey, encodeProperties(props), msg.body);
@@ -52,18 +54,19 @@ export function deadLetteredMessage(msg: Message, queue: string, reason: DeathRe
 
 /**
  * RabbitMQ breaks dead-letter cycles: a queue the message already died in is skipped
- * unless a client rejected it somewhere along the way (then the loop is deliberate).
+ * unless a client rejected it since (then the loop is deliberate).
  */
 export function diedIn(msg: Message, queue: string): boolean {
   const deaths = msg.headers?.['x-death'];
   if (!Array.isArray(deaths)) return false;
-  let seen = false;
+  // Newest death first: up to and including the last death in `queue`, a client
+  // rejection anywhere makes the loop deliberate.
   for (const d of deaths) {
     if (!isTable(d)) continue;
     if (d.reason === 'rejected') return false;
-    if (d.queue === queue) seen = true;
+    if (d.queue === queue) return true;
   }
-  return seen;
+  return false;
 }
 
 function isTable(v: FieldValue): v is FieldTable {

@@ -11,6 +11,8 @@ const reader = new Reader();
  */
 export class Message {
   private decoded: BasicProperties | null = null;
+  /** Routing keys from a BCC header that was taken off (they still route dead-lettered copies). */
+  bccKeys: string[] | null = null;
 
   constructor(
     readonly exchange: string,

@@ -27,6 +27,7 @@ const KEYS: Record<string, { valid: (v: unknown) => boolean; expect: string }> =
   'dead-letter-exchange': { valid: string, expect: 'a string' },
   'dead-letter-routing-key': { valid: string, expect: 'a string' },
   'alternate-exchange': { valid: string, expect: 'a string' },
+  'queue-mode': { valid: (v) => v === 'default' || v === 'lazy', expect: "'default' or 'lazy'" },
 };
 
 /** Checks a policy as RabbitMQ would before accepting it; throws PolicyError saying what is wrong. */

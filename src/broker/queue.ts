@@ -84,11 +84,14 @@ export class Queue implements BindingDestination {
 
   /** A policy changed what applies to the queue. */
   applySettings(settings: QueueSettings): void {
+    // A new limit cuts the queue down unless it already refused overflow: RabbitMQ applies
+    // a policy's max-length before its overflow setting.
+    const trim = this.settings === undefined || this.settings.overflow === 'drop-head';
     this.settings = settings;
     this.timed = this.timed || settings.messageTtl !== null;
     this.limited = settings.maxLength !== null || settings.maxLengthBytes !== null;
     this.touch();
-    if (this.limited) this.dropOverflow();
+    if (this.limited && trim) this.trimTo(settings);
     if (this.timed) this.expireHead();
   }
 
@@ -170,8 +173,10 @@ export class Queue implements BindingDestination {
 
   /** drop-head: the oldest ready messages go (dead-lettered) until the queue fits. */
   private dropOverflow(): void {
-    const s = this.settings;
-    if (s.overflow !== 'drop-head') return;
+    if (this.settings.overflow === 'drop-head') this.trimTo(this.settings);
+  }
+
+  private trimTo(s: QueueSettings): void {
     while ((s.maxLength !== null && this.store.length > s.maxLength) || (s.maxLengthBytes !== null && this.store.bytes > s.maxLengthBytes)) {
       const e = this.store.shift();
       if (e === undefined) break;
@@ -294,6 +299,7 @@ export class Queue implements BindingDestination {
     }
     if (this.deleted) return;
     this.store.requeue(entries);
+    if (this.limited) this.dropOverflow();
     if (this.timed) this.expireHead();
     this.dispatch();
   }

@@ -13,7 +13,9 @@ export function senderSelected(msg: Message): { keys: string[]; message: Message
   if (headers.BCC === undefined) return { keys, message: msg };
   const props = { ...msg.properties, headers: { ...headers } };
   delete props.headers.BCC;
-  return { keys, message: new Message(msg.exchange, msg.routingKey, encodeProperties(props), msg.body) };
+  const message = new Message(msg.exchange, msg.routingKey, encodeProperties(props), msg.body);
+  message.bccKeys = strings(headers.BCC);
+  return { keys, message };
 }
 
 function strings(v: FieldValue | undefined): string[] {

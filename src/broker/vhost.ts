@@ -173,7 +173,11 @@ export class Vhost implements QueueOwner {
     args: FieldTable,
     owner: object,
   ): Queue {
-    if (passive) return this.getQueue(name, owner);
+    if (passive) {
+      const q = this.getQueue(name, owner);
+      q.touch(); // a passive declare counts as use for x-expires, as in RabbitMQ
+      return q;
+    }
     if (name === '') name = generateName('amq.gen-');
     else if (isReservedName(name)) {
       throw new AmqpError(ACCESS_REFUSED, `queue name '${name}' contains reserved prefix 'amq.*'`);
@@ -387,8 +391,9 @@ export class Vhost implements QueueOwner {
     const out = new Set<Queue>();
     if (s.deadLetterRoutingKey !== null) this.route(ex, copy, out);
     else {
-      const keys = publishedRoutingKeys(message);
-      for (const k of keys) this.routeKey(ex, copy, k, out);
+      // All the keys it was published with, BCC ones too (x-death lists only key and CC).
+      for (const k of publishedRoutingKeys(message)) this.routeKey(ex, copy, k, out);
+      if (message.bccKeys !== null) for (const k of message.bccKeys) this.routeKey(ex, copy, k, out);
     }
     for (const q of out) if (!diedIn(copy, q.name)) q.enqueue(copy);
   }

@@ -367,7 +367,7 @@ export class Channel implements ConsumerChannel {
     const q = this.vhost.getQueue(queueName, this.conn);
     const tag = m.consumerTag === '' ? generateName('amq.ctag-') : m.consumerTag;
     if (this.consumers.has(tag)) throw new AmqpError(C.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
-    if (q.hasExclusiveConsumer || (m.exclusive && q.consumerCount > 0)) {
+    if (q.hasExclusiveConsumer || (m.exclusive && (q.consumerCount > 0 || q.settings.singleActiveConsumer))) {
       throw new AmqpError(C.ACCESS_REFUSED, `${describeQueue(q.name, this.vhost.name)} in exclusive use`);
     }
     const prio = m.arguments['x-priority'];
