@@ -24,6 +24,7 @@ export class Broker {
     options: BrokerOptions,
     /** null: nothing is stored (model tests) */
     readonly store: Store | null = null,
+    private readonly log: Logger | null = null,
   ) {
     this.users = new UserStore(new Set(options.loopbackUsers));
     this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
@@ -32,7 +33,11 @@ export class Broker {
 
   vhost(name: string): Vhost {
     let v = this.vhosts.get(name);
-    if (v === undefined) this.vhosts.set(name, (v = new Vhost(name, this.store)));
+    if (v === undefined) {
+      this.vhosts.set(name, (v = new Vhost(name, this.store)));
+      const log = this.log;
+      if (log !== null) v.notice = (text) => log.info({ vhost: name }, text);
+    }
     return v;
   }
 

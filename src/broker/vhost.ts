@@ -8,6 +8,7 @@ import type { Message } from './message';
 import { deadLetteredMessage, diedIn, publishedRoutingKeys, type DeathReason } from './dead-letter';
 import { queueSettings } from './queue-settings';
 import { PolicySet, type Policy } from './policies';
+import { parseExchangeArgs, parseQueueArgs, toAmqpError } from './arguments';
 import type { QueueStore } from '../store/queue-store';
 import { PriorityQueueStore } from '../store/priority-queue-store';
 import { MemoryQueueStore } from '../store/memory-queue-store';
@@ -43,6 +44,8 @@ export class Vhost implements QueueOwner {
   /** direct reply-to addresses → the channel consuming them (opaque to the model) */
   readonly directReplies = new Map<string, object>();
   readonly policies = new PolicySet();
+  /** Where the vhost reports things an operator should know (set by the broker). */
+  notice: ((text: string) => void) | null = null;
 
   constructor(
     readonly name: string,
@@ -89,6 +92,8 @@ export class Vhost implements QueueOwner {
     if (isReservedName(name)) {
       throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
     }
+    const parsed = parseExchangeArgs(args, { exchange: name, vhost: this.name });
+    if ('code' in parsed) throw toAmqpError(parsed);
     const ex = createExchange(type, name, durable, autoDelete, internal, args)!;
     this.applyExchangePolicy(ex);
     this.exchanges.set(name, ex);
@@ -193,6 +198,13 @@ export class Vhost implements QueueOwner {
       existing.touch();
       return existing;
     }
+    // RabbitMQ validates arguments only when the queue is created.
+    const parsed = parseQueueArgs(args, { queue: name, vhost: this.name, durable, exclusive, autoDelete });
+    if ('code' in parsed) throw toAmqpError(parsed);
+    if (parsed.ok.queueType === 'stream') {
+      throw new AmqpError(PRECONDITION_FAILED, `invalid arg 'x-queue-type' for ${describeQueue(name, this.name)}: stream queues are not supported by Leveret`);
+    }
+    if (parsed.ok.queueType === 'quorum') this.notice?.(`queue '${name}' in vhost '${this.name}' declared as a quorum queue: Leveret keeps it as a durable classic queue`);
     // Exclusive queues end with their connection, so even a durable one is not stored.
     const stored = durable && !exclusive;
     const settings = queueSettings(args, this.policies.match('queue', name)?.definition ?? null);

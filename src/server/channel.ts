@@ -15,6 +15,7 @@ import { PublisherConfirms } from './publisher-confirms';
 import { ContentAssembler } from './content-assembler';
 import { senderSelected } from '../broker/sender-selected';
 import { expirationError } from '../broker/expiration';
+import { parseConsumerArgs, toAmqpError } from '../broker/arguments';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 
 
@@ -370,8 +371,9 @@ export class Channel implements ConsumerChannel {
     if (q.hasExclusiveConsumer || (m.exclusive && (q.consumerCount > 0 || q.settings.singleActiveConsumer))) {
       throw new AmqpError(C.ACCESS_REFUSED, `${describeQueue(q.name, this.vhost.name)} in exclusive use`);
     }
-    const prio = m.arguments['x-priority'];
-    const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, m.arguments, typeof prio === 'number' ? prio : 0);
+    const parsed = parseConsumerArgs(m.arguments, { queue: q.name, vhost: this.vhost.name });
+    if ('code' in parsed) throw toAmqpError(parsed);
+    const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, m.arguments, parsed.ok.priority);
     this.consumers.set(tag, c);
     // consume-ok must reach the client before the first delivery.
     if (!m.nowait) M.encodeBasicConsumeOk(this.conn.writer, this.id, tag);

@@ -26,6 +26,7 @@ export class Server {
     this.broker = new Broker(
       { defaultUser: config.defaultUser, defaultPass: config.defaultPass, loopbackUsers: config.loopbackUsers },
       this.store,
+      log,
     );
   }
 
