@@ -4,16 +4,20 @@
  * each scenario starts a fresh Leveret and a fresh RabbitMQ node (on free ports, temp
  * dirs), runs leveret-perf against each in turn with the broker's pid for RSS/CPU
  * sampling, stops it, and writes bench/RESULTS.md plus the raw JSON under bench/out/.
+ * Scenario i (recovery) publishes a backlog, kills the broker with SIGKILL, restarts it on
+ * the same data and times how long it takes to accept connections and to show the queue.
  *
  *   npm run bench:compare -- [--quick] [--duration S] [--scenarios a,b,...] [--backlog N]
- *                            [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
+ *                            [--repeat N] [--commit REV] [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Connection, parseUri } from './client';
+import { sampleProc } from './proc';
 
 const ROOT = resolve(__dirname, '..', '..', '..');
 const BENCH = join(ROOT, 'bench');
@@ -26,12 +30,14 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   --quick               3 s per scenario and a 100,000-message backlog
   --duration S          measured seconds per scenario and broker (default 10)
   --warmup S            seconds of load before measuring (default 1)
-  --scenarios LIST      comma-separated subset of a,b,c,d,e,f,g,h (default all)
-  --backlog N           messages in scenario g (default 1,000,000; 100,000 with --quick)
+  --scenarios LIST      comma-separated subset of a,b,c,d,e,f,g,h,i (default all)
+  --backlog N           messages in scenarios g and i (default 1,000,000; 100,000 with --quick)
   --repeat N            run each scenario N times per broker (alternating), report the median run
-  --rabbit-uri URI      use an already running RabbitMQ instead of starting one
+  --commit REV          benchmark Leveret as of this commit (git archive + tsc in a temp dir)
+                        instead of the working tree
+  --rabbit-uri URI      use an already running RabbitMQ instead of starting one (not for i)
   --rabbit-pid PID      its beam.smp pid (found from the listening port when omitted)
-  --no-build            do not run npm run build first
+  --no-build            do not run npm run build first (the existing dist/ is used)
   --results FILE        where to write the report (default bench/RESULTS.md)
 `;
 
@@ -43,6 +49,7 @@ const { values } = parseArgs({
     scenarios: { type: 'string' },
     backlog: { type: 'string' },
     repeat: { type: 'string' },
+    commit: { type: 'string' },
     'rabbit-uri': { type: 'string' },
     'rabbit-pid': { type: 'string' },
     'no-build': { type: 'boolean' },
@@ -75,18 +82,25 @@ for (const [name, v] of [['duration', DURATION], ['warmup', WARMUP], ['backlog',
 
 // ====================================================================== scenarios
 
-type Metric = 'consumeRate' | 'p99' | 'rssPerConnection' | 'peakRss';
+type Metric = 'consumeRate' | 'p99' | 'rssPerConnection' | 'peakRss' | 'recoveryListenMs';
 
 interface Scenario {
   id: string;
   title: string;
   args: string[];
-  target: { metric: Metric; text: string; pass: (ratio: number) => boolean; higherIsBetter: boolean };
+  /** `pass` gets Leveret ÷ RabbitMQ and both values. */
+  target: { metric: Metric; text: string; pass: (ratio: number, leveret: number, rabbit: number) => boolean; higherIsBetter: boolean };
   /** Not a fixed-duration run. */
   untimed?: boolean;
+  /** Runs its own sequence instead of one leveret-perf run (scenario i). */
+  custom?: (s: Scenario, which: 'Leveret' | 'RabbitMQ', rabbitUri: string | undefined) => Promise<{ result: PerfResult | null; error: string | null }>;
 }
 
 const consumerOpts = ['--prefetch', '1000', '--multi-ack-every', '100'];
+const RECOVERY_QUEUE = 'bench-recovery';
+const RECOVERY_DRAIN_ARGS = ['--consume-only', '--queue', RECOVERY_QUEUE, '--exchange', '', '--durable-queue', ...consumerOpts, '--max-time', '1800'];
+/** How long a restarted broker may take to listen, and then to show the whole queue. */
+const RECOVERY_TIMEOUT_MS = 900_000;
 const throughput = { metric: 'consumeRate' as const, text: 'consumed msg/s ≥ 3× RabbitMQ', pass: (r: number) => r >= 3, higherIsBetter: true };
 
 const SCENARIOS: Scenario[] = [
@@ -123,6 +137,20 @@ const SCENARIOS: Scenario[] = [
     title: 'latency at a fixed 5,000 msg/s, 1 → 1, 16 B',
     args: ['--producers', '1', '--consumers', '1', '--rate', '5000', '--size', '16', ...consumerOpts],
     target: { metric: 'p99', text: 'p99 latency ≤ ½ RabbitMQ', pass: (r) => r <= 0.5, higherIsBetter: false },
+  },
+  {
+    id: 'i',
+    title: `recovery: ${BACKLOG.toLocaleString('en-US')} × 1 KB persistent in a durable queue, broker killed (SIGKILL) and restarted, then drained`,
+    // The two leveret-perf runs around the kill; see runRecovery.
+    args: ['--publish-only', String(BACKLOG), '--size', '1024', '--persistent', '--confirm', '256', '--durable-queue', '--queue', RECOVERY_QUEUE, '--exchange', '', '--max-time', '1800'],
+    target: {
+      metric: 'recoveryListenMs',
+      text: '≤ 3 s to accepting connections (and below RabbitMQ)',
+      pass: (r, l) => l <= 3000 && r < 1,
+      higherIsBetter: false,
+    },
+    untimed: true,
+    custom: (s, which, rabbitUri) => runRecovery(s, which, rabbitUri),
   },
 ];
 
@@ -212,55 +240,121 @@ function tail(file: string, bytes = 3000): string {
 interface RunningBroker {
   name: 'Leveret' | 'RabbitMQ';
   uri: string;
+  port: number;
   pid: number | null;
-  stop(): Promise<void>;
+  /** performance.now() when the broker's start command was spawned (null: not started by us). */
+  spawnedAt: number | null;
+  /** Milliseconds from spawning the broker's start command to its AMQP port accepting a TCP connection. */
+  listenMs: number | null;
+  /** The broker's log (Leveret: its stdout/stderr; RabbitMQ: the start script's output). */
+  logFile: string | null;
+  /** Stops it politely and removes its temp dir (unless keepDir). */
+  stop(keepDir?: boolean): Promise<void>;
+  /** SIGKILL (RabbitMQ: beam.smp), keeping the data directory; resolves once it is gone. */
+  kill9(): Promise<void>;
+  /** Starts it again on the same data directory and ports (after kill9). */
+  restart(timeoutMs: number): Promise<RunningBroker>;
 }
 
 const cleanups = new Set<() => void>();
 
-async function startLeveret(): Promise<RunningBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'leveret-bench-'));
-  const port = await freePort();
-  const httpPort = await freePort();
+/** The Leveret that is benchmarked: a private copy, so that rebuilds of dist/ by others during the run do not change it. */
+let LEVERET_CLI = join(ROOT, 'dist', 'cli.js');
+
+/** Polls the port every 10 ms until it accepts a connection; returns ms since t0, or throws. */
+async function waitForPort(port: number, t0: number, timeoutMs: number, exited: () => string | null): Promise<number> {
+  for (;;) {
+    if (await canConnect(port)) return performance.now() - t0;
+    const gone = exited();
+    if (gone !== null) throw new Error(gone);
+    if (performance.now() - t0 > timeoutMs) throw new Error(`port ${port} did not accept connections within ${Math.round(timeoutMs / 1000)} s`);
+    await sleep(10);
+  }
+}
+
+interface LeveretPlace {
+  dir: string;
+  port: number;
+  httpPort: number;
+}
+
+async function startLeveret(place?: LeveretPlace, timeoutMs = 30_000): Promise<RunningBroker> {
+  const dir = place?.dir ?? mkdtempSync(join(tmpdir(), 'leveret-bench-'));
+  const port = place?.port ?? (await freePort());
+  const httpPort = place?.httpPort ?? (await freePort());
   const logFile = join(dir, 'leveret.log');
+  const logStart = existsSync(logFile) ? readFileSync(logFile).length : 0;
   const fd = openSync(logFile, 'a');
-  const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', process.execPath, join(ROOT, 'dist', 'cli.js'), '--port', String(port), '--http-port', String(httpPort), '--data-dir', join(dir, 'data')], {
+  const t0 = performance.now();
+  const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', process.execPath, LEVERET_CLI, '--port', String(port), '--http-port', String(httpPort), '--data-dir', join(dir, 'data')], {
     cwd: ROOT,
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
+  const exit: Promise<void> = new Promise((r) => child.once('exit', () => r()));
   const kill = (): void => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
   cleanups.add(kill);
-  const deadline = Date.now() + 30_000;
-  while (!tail(logFile, 100_000).includes('listening')) {
-    if (child.exitCode !== null) throw new Error(`Leveret exited with ${child.exitCode} during start:\n${tail(logFile)}`);
-    if (Date.now() > deadline) {
-      kill();
-      throw new Error(`Leveret did not log "listening" within 30 s:\n${tail(logFile)}`);
+  const ownLog = (): string => readFileSync(logFile, 'utf8').slice(logStart);
+  let listenMs: number;
+  try {
+    listenMs = await waitForPort(port, t0, timeoutMs, () => (child.exitCode !== null ? `Leveret exited with ${child.exitCode} during start:\n${tail(logFile)}` : null));
+    // The port could in theory belong to someone else: make sure this Leveret says it is listening.
+    const t = Date.now();
+    while (!ownLog().includes('listening')) {
+      if (Date.now() - t > 5000) throw new Error(`port ${port} accepts connections but Leveret did not log "listening":\n${tail(logFile)}`);
+      await sleep(20);
     }
-    await sleep(100);
+  } catch (err) {
+    kill();
+    await exit;
+    cleanups.delete(kill);
+    if (!place) rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
-  return {
+  const b: RunningBroker & { storeRecovered: Record<string, unknown> | null } = {
     name: 'Leveret',
     uri: `amqp://guest:guest@127.0.0.1:${port}/%2f`,
+    port,
     pid: child.pid!,
-    async stop() {
-      if (child.exitCode === null) {
+    spawnedAt: t0,
+    listenMs,
+    logFile,
+    storeRecovered: null,
+    async stop(keepDir = false) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const t = Date.now();
-        while (child.exitCode === null && Date.now() - t < 10_000) await sleep(50);
-        if (child.exitCode === null) {
+        while (child.exitCode === null && child.signalCode === null && Date.now() - t < 10_000) await sleep(50);
+        if (child.exitCode === null && child.signalCode === null) {
           log('compare: Leveret did not stop within 10 s of SIGTERM; killing it');
           kill();
-          await sleep(200);
+          await exit;
         }
       }
       cleanups.delete(kill);
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
+    },
+    async kill9() {
+      kill();
+      await exit;
+      cleanups.delete(kill);
+    },
+    restart(ms: number) {
+      return startLeveret({ dir, port, httpPort }, ms);
     },
   };
+  // {"level":30,...,"messages":N,"ms":M,"msg":"store recovered"}
+  const line = ownLog().split('\n').find((l) => l.includes('"store recovered"'));
+  if (line) {
+    try {
+      b.storeRecovered = JSON.parse(line);
+    } catch {
+      // not JSON: leave it out
+    }
+  }
+  return b;
 }
 
 function rabbitServerBin(): string {
@@ -272,12 +366,25 @@ function rabbitCtlBin(): string {
   return 'rabbitmqctl';
 }
 
-async function startRabbit(): Promise<RunningBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'rabbit-bench-'));
-  const port = await freePort();
-  let distPort = await freePort();
+interface RabbitPlace {
+  dir: string;
+  port: number;
+  distPort: number;
+  node: string;
+}
+
+/** Whether epmd still lists `node` (its short name). */
+function epmdLists(node: string): boolean {
+  const names = spawnSync('epmd', ['-names'], { encoding: 'utf8' }).stdout ?? '';
+  return new RegExp(`^name ${node.split('@')[0]} at port`, 'm').test(names);
+}
+
+async function startRabbit(place?: RabbitPlace, timeoutMs = 90_000): Promise<RunningBroker> {
+  const dir = place?.dir ?? mkdtempSync(join(tmpdir(), 'rabbit-bench-'));
+  const port = place?.port ?? (await freePort());
+  let distPort = place?.distPort ?? (await freePort());
   while (distPort === port) distPort = await freePort();
-  const node = `bench${process.pid}@localhost`;
+  const node = place?.node ?? `bench${process.pid}@localhost`;
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -297,6 +404,7 @@ async function startRabbit(): Promise<RunningBroker> {
   const epmdBefore = findPids('epmd').length > 0;
   const logFile = join(dir, 'startup.log');
   const fd = openSync(logFile, 'a');
+  const t0 = performance.now();
   const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', rabbitServerBin()], { cwd: dir, env, stdio: ['ignore', fd, fd], detached: true });
   closeSync(fd);
   let beam: number | null = null;
@@ -309,22 +417,33 @@ async function startRabbit(): Promise<RunningBroker> {
     if (beam && alive(beam)) process.kill(beam, 'SIGKILL');
   };
   cleanups.add(killAll);
-  const deadline = Date.now() + 90_000;
-  while (!(await canConnect(port))) {
-    if (child.exitCode !== null) throw new Error(`RabbitMQ exited with ${child.exitCode} during start:\n${tail(logFile)}`);
-    if (Date.now() > deadline) {
-      killAll();
-      throw new Error(`RabbitMQ did not listen on ${port} within 90 s:\n${tail(logFile)}`);
-    }
-    await sleep(250);
+  let listenMs: number;
+  try {
+    listenMs = await waitForPort(port, t0, timeoutMs, () => (child.exitCode !== null ? `RabbitMQ exited with ${child.exitCode} during start:\n${tail(logFile)}` : null));
+  } catch (err) {
+    killAll();
+    cleanups.delete(killAll);
+    if (!place) rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
   beam = findPids('beam.smp', `-home ${dir}`)[0] ?? pidListeningOn(port);
   if (!beam) log('compare: warning: cannot find the RabbitMQ beam.smp pid; no RSS/CPU for it');
+  const epmdCleanup = (): void => {
+    // An epmd we caused to start, that no node uses any more, goes too.
+    if (!epmdBefore) {
+      const names = spawnSync('epmd', ['-names'], { encoding: 'utf8' }).stdout ?? '';
+      if (!/name \S+ at port/.test(names)) for (const pid of findPids('epmd')) process.kill(pid, 'SIGTERM');
+    }
+  };
   return {
     name: 'RabbitMQ',
     uri: `amqp://guest:guest@127.0.0.1:${port}/%2f`,
+    port,
     pid: beam,
-    async stop() {
+    spawnedAt: t0,
+    listenMs,
+    logFile,
+    async stop(keepDir = false) {
       spawnSync(rabbitCtlBin(), ['-n', node, 'stop'], { env, cwd: dir, stdio: 'ignore', timeout: 60_000 });
       const t = Date.now();
       while (((beam && alive(beam)) || child.exitCode === null) && Date.now() - t < 30_000) await sleep(100);
@@ -334,19 +453,31 @@ async function startRabbit(): Promise<RunningBroker> {
         await sleep(500);
       }
       cleanups.delete(killAll);
-      // An epmd we caused to start, that no node uses any more, goes too.
-      if (!epmdBefore) {
-        const names = spawnSync('epmd', ['-names'], { encoding: 'utf8' }).stdout ?? '';
-        if (!/name \S+ at port/.test(names)) for (const pid of findPids('epmd')) process.kill(pid, 'SIGTERM');
-      }
-      rmSync(dir, { recursive: true, force: true });
+      epmdCleanup();
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
+    },
+    async kill9() {
+      if (beam && alive(beam)) process.kill(beam, 'SIGKILL');
+      const t = Date.now();
+      while (((beam && alive(beam)) || child.exitCode === null) && Date.now() - t < 10_000) await sleep(20);
+      // Whatever the start script left behind (erl_child_setup, inet_gethost) goes too.
+      killAll();
+      cleanups.delete(killAll);
+      // The node name must be free in epmd before the node can start again.
+      while (epmdLists(node) && Date.now() - t < 20_000) await sleep(50);
+    },
+    restart(ms: number) {
+      return startRabbit({ dir, port, distPort, node }, ms);
     },
   };
 }
 
 function externalRabbit(uri: string, pid: number | null): RunningBroker {
   const port = Number(new URL(uri).port || 5672);
-  return { name: 'RabbitMQ', uri, pid: pid ?? pidListeningOn(port), async stop() {} };
+  const no = (): never => {
+    throw new Error('scenario i needs a RabbitMQ started by the script (not --rabbit-uri)');
+  };
+  return { name: 'RabbitMQ', uri, port, pid: pid ?? pidListeningOn(port), spawnedAt: null, listenMs: null, logFile: null, async stop() {}, kill9: async () => no(), restart: async () => no() };
 }
 
 process.on('SIGINT', () => {
@@ -380,8 +511,8 @@ function medianOutcome(s: Scenario, runs: Outcome[]): Outcome {
   return { ...ok[Math.floor((ok.length - 1) / 2)], runs: values };
 }
 
-function runPerf(scenario: Scenario, broker: RunningBroker): Promise<{ result: PerfResult | null; error: string | null }> {
-  const args = [PERF, '--uri', broker.uri, '--json', ...scenario.args];
+function runPerf(scenario: Scenario, broker: RunningBroker, perfArgs = scenario.args): Promise<{ result: PerfResult | null; error: string | null }> {
+  const args = [PERF, '--uri', broker.uri, '--json', ...perfArgs];
   if (!scenario.untimed) args.push('--duration', String(DURATION), '--warmup', String(WARMUP));
   if (broker.pid) args.push('--pid', String(broker.pid), '--rss-limit', String(RSS_LIMIT_MB));
   const timeoutMs = (scenario.untimed ? 1900 : DURATION + WARMUP + 180) * 1000;
@@ -414,6 +545,171 @@ function runPerf(scenario: Scenario, broker: RunningBroker): Promise<{ result: P
   });
 }
 
+// ====================================================================== scenario i: recovery
+
+const round1 = (n: number | null | undefined): number | null => (n === null || n === undefined ? null : Math.round(n * 10) / 10);
+const fmtSec = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`);
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        res(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        rej(e);
+      },
+    );
+  });
+}
+
+interface QueueWait {
+  /** ms from t0 to the passive declare that first showed at least `n` messages (null: never). */
+  readyMs: number | null;
+  /** ms from t0 to the first passive declare-ok of any count. */
+  firstDeclareOkMs: number | null;
+  /** The last message count seen. */
+  count: number | null;
+  polls: number;
+  lastError: string | null;
+}
+
+/**
+ * Polls `queue.declare(passive)` until the queue shows at least `n` messages. A failing
+ * connection or channel is replaced; a count that stays below `n` for 30 s ends the wait.
+ */
+async function waitForQueue(uri: string, queue: string, n: number, t0: number, timeoutMs: number): Promise<QueueWait> {
+  const u = parseUri(uri);
+  let conn: Connection | null = null;
+  let ch = 0;
+  const w: QueueWait = { readyMs: null, firstDeclareOkMs: null, count: null, polls: 0, lastError: null };
+  let countSince = 0;
+  while (performance.now() - t0 < timeoutMs) {
+    w.polls++;
+    try {
+      if (!conn || !conn.alive) {
+        let timedOut = false;
+        const p = Connection.connect(u, 'recovery-probe');
+        p.then((c) => {
+          if (timedOut) c.destroy();
+        }, () => {});
+        try {
+          conn = await withTimeout(p, 10_000, 'connect');
+        } catch (err) {
+          timedOut = true;
+          throw err;
+        }
+        conn.onFatal = () => {};
+        ch = await withTimeout(conn.openChannel(), 10_000, 'channel.open');
+      }
+      const ok = await withTimeout(conn.queueDeclare(ch, queue, { passive: true }), 60_000, 'queue.declare');
+      const now = performance.now() - t0;
+      w.firstDeclareOkMs ??= now;
+      if (ok.messageCount !== w.count) {
+        w.count = ok.messageCount;
+        countSince = now;
+      }
+      if (ok.messageCount >= n) {
+        w.readyMs = now;
+        break;
+      }
+      if (now - countSince > 30_000) {
+        w.lastError = `the queue has shown ${ok.messageCount} of ${n} messages for 30 s`;
+        break;
+      }
+    } catch (err) {
+      w.lastError = (err as Error).message;
+      conn?.destroy();
+      conn = null;
+    }
+    await sleep(20);
+  }
+  if (conn) await conn.close(2000);
+  return w;
+}
+
+/**
+ * Scenario i: publish N persistent messages with confirms into a durable queue, SIGKILL the
+ * broker, start it again on the same data directory, time it to accepting connections and
+ * to the queue showing all N messages, sample its RSS, then drain the queue.
+ */
+async function runRecovery(s: Scenario, which: 'Leveret' | 'RabbitMQ', rabbitUri: string | undefined): Promise<{ result: PerfResult | null; error: string | null }> {
+  if (which === 'RabbitMQ' && rabbitUri) return { result: null, error: 'scenario i needs a RabbitMQ started by the script (not --rabbit-uri)' };
+  const start = (): Promise<RunningBroker> => (which === 'Leveret' ? startLeveret() : startRabbit());
+  let broker: RunningBroker | null = null;
+  /** The killed broker, until its restart is up (its stop() removes the data directory). */
+  let killed: RunningBroker | null = null;
+  const rec: Record<string, unknown> = { messages: BACKLOG };
+  const result: PerfResult = { recovery: rec };
+  try {
+    broker = await start();
+    rec.emptyStartListenMs = round1(broker.listenMs);
+    log(`compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'}), ${fmtSec(broker.listenMs)} to accepting connections; publishing ${BACKLOG.toLocaleString('en-US')} messages`);
+    const pub = await runPerf(s, broker, s.args);
+    if (!pub.result) return { result: null, error: `publishing: ${pub.error}` };
+    result.publish = pub.result;
+    result.broker = pub.result.broker;
+    rec.published = pub.result.published;
+    rec.confirmed = pub.result.confirmed;
+    rec.nacked = pub.result.nacked;
+    rec.publishRate = pub.result.publishRate;
+    rec.publishSeconds = pub.result.elapsedSeconds;
+    rec.publishPeakRssBytes = pub.result.brokerProcess?.peakRssBytes ?? null;
+    if (pub.result.interrupted) return { result, error: `publishing ended early: ${pub.result.stopReason}` };
+    // What the broker says it holds just before the kill.
+    const before = await waitForQueue(broker.uri, RECOVERY_QUEUE, BACKLOG, performance.now(), 60_000);
+    rec.countBeforeKill = before.count;
+    rec.rssBeforeKillBytes = broker.pid ? (sampleProc(broker.pid)?.rss ?? null) : null;
+    log(`compare: ${which} holds ${before.count ?? '?'} messages, RSS ${fmtMB(rec.rssBeforeKillBytes as number | null)}; kill -9 ${broker.pid}`);
+    await broker.kill9();
+    killed = broker;
+    broker = null;
+    broker = await killed.restart(RECOVERY_TIMEOUT_MS);
+    killed = null;
+    // broker.listenMs is from spawning the start command to the port accepting a connection.
+    rec.listenMs = round1(broker.listenMs);
+    const t0 = broker.spawnedAt!;
+    const w = await waitForQueue(broker.uri, RECOVERY_QUEUE, BACKLOG, t0, RECOVERY_TIMEOUT_MS);
+    rec.readyMs = round1(w.readyMs);
+    rec.firstDeclareOkMs = round1(w.firstDeclareOkMs);
+    rec.recoveredCount = w.count;
+    rec.probePolls = w.polls;
+    if (w.readyMs === null) rec.probeError = w.lastError;
+    rec.rssAfterRecoveryBytes = broker.pid ? (sampleProc(broker.pid)?.rss ?? null) : null;
+    rec.hwmAfterRecoveryBytes = broker.pid ? (sampleProc(broker.pid)?.hwm ?? null) : null;
+    const sr = (broker as { storeRecovered?: Record<string, unknown> | null }).storeRecovered;
+    if (sr) rec.storeRecovered = { messages: sr.messages ?? null, ms: sr.ms ?? null };
+    log(
+      `compare: ${which} restarted: ${fmtSec(broker.listenMs)} to accepting connections, ` +
+        `${w.readyMs === null ? `queue not complete (${w.lastError})` : `${fmtSec(w.readyMs)} to the queue showing ${w.count} messages`}` +
+        `; RSS ${fmtMB(rec.rssAfterRecoveryBytes as number | null)}${sr ? `; Leveret's log: store recovered ${String(sr.messages)} messages in ${String(sr.ms)} ms` : ''}`,
+    );
+    if (w.count === null || w.count === 0) return { result, error: `after the restart the queue is not usable: ${w.lastError}` };
+    const drain = await runPerf(s, broker, RECOVERY_DRAIN_ARGS);
+    if (!drain.result) return { result, error: `draining: ${drain.error}` };
+    result.drain = drain.result;
+    rec.drained = drain.result.consumed;
+    rec.drainRate = drain.result.consumeRate;
+    rec.drainSeconds = drain.result.elapsedSeconds;
+    rec.drainPeakRssBytes = drain.result.brokerProcess?.peakRssBytes ?? null;
+    result.brokerProcess = drain.result.brokerProcess;
+    result.toolProcess = drain.result.toolProcess;
+    result.consumeRate = drain.result.consumeRate;
+    result.publishRate = pub.result.publishRate;
+    result.loadAverage = drain.result.loadAverage;
+    if (drain.result.interrupted) return { result, error: `draining ended early: ${drain.result.stopReason}` };
+    return { result, error: null };
+  } catch (err) {
+    return { result: Object.keys(rec).length > 1 ? result : null, error: (err as Error).message };
+  } finally {
+    if (broker) await broker.stop();
+    else if (killed) await killed.stop();
+  }
+}
+
 // ====================================================================== report
 
 function machine(): Record<string, string | number> {
@@ -428,7 +724,7 @@ function machine(): Record<string, string | number> {
     memory: mem ? `${(Number(mem[1]) / 1048576).toFixed(1)} GiB` : `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
     node: process.version,
-    commit: git(['rev-parse', '--short', 'HEAD']) + (dirty ? ` (+${dirty} uncommitted change${dirty === 1 ? '' : 's'} in src/)` : ''),
+    head: git(['rev-parse', '--short', 'HEAD']) + (dirty ? ` (+${dirty} uncommitted change${dirty === 1 ? '' : 's'} in src/)` : ''),
   };
 }
 
@@ -437,6 +733,21 @@ const fmtMs = (n: number | null | undefined): string => (n === null || n === und
 const fmtMB = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : `${(b / 1048576).toFixed(1)} MB`);
 const fmtKB = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : `${(b / 1024).toFixed(1)} kB`);
 const fmtRatio = (r: number | null): string => (r === null || !Number.isFinite(r) ? '–' : `${r.toFixed(2)}×`);
+
+function fmtTarget(m: Metric, v: number | null): string {
+  switch (m) {
+    case 'consumeRate':
+      return `${fmtInt(v)} msg/s`;
+    case 'p99':
+      return fmtMs(v);
+    case 'rssPerConnection':
+      return fmtKB(v);
+    case 'peakRss':
+      return fmtMB(v);
+    case 'recoveryListenMs':
+      return fmtSec(v);
+  }
+}
 
 function metric(r: PerfResult | null, m: Metric): number | null {
   if (!r) return null;
@@ -449,6 +760,8 @@ function metric(r: PerfResult | null, m: Metric): number | null {
       return r.idle?.rssPerConnectionBytes ?? null;
     case 'peakRss':
       return r.brokerProcess?.peakRssBytes ?? null;
+    case 'recoveryListenMs':
+      return r.recovery?.listenMs ?? null;
   }
 }
 
@@ -474,12 +787,34 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
   const tl = metric(L, tm);
   const tr = metric(R, tm);
   const tRatio = ratio(tl, tr);
-  const verdict = !L || !R ? 'ERROR' : tRatio === null ? 'n/a' : s.target.pass(tRatio) ? 'PASS' : 'FAIL';
+  let verdict = !L || !R ? 'ERROR' : tRatio === null ? 'n/a' : s.target.pass(tRatio, tl!, tr!) ? 'PASS' : 'FAIL';
+  // Recovery is only a pass if every confirmed message came back.
+  const lost = s.id === 'i' && L?.recovery && L.recovery.recoveredCount !== L.recovery.messages;
+  if (lost && verdict === 'PASS') verdict = 'FAIL';
   const mark = (m: Metric) => (m === tm ? { target: s.target.text, verdict } : {});
-  if (s.id === 'g') {
-    rows.push({ label: 'publish rate (into backlog)', l: L?.backlog?.publishRate, r: R?.backlog?.publishRate, fmt: (n) => `${fmtInt(n)} msg/s` });
-    rows.push({ label: 'drain rate', l: L?.backlog?.drainRate, r: R?.backlog?.drainRate, fmt: (n) => `${fmtInt(n)} msg/s` });
-    rows.push({ label: 'RSS after publishing', l: L?.backlog?.rssAfterPublishBytes, r: R?.backlog?.rssAfterPublishBytes, fmt: fmtMB });
+  const rate = (n: number | null | undefined): string => `${fmtInt(n)} msg/s`;
+  if (s.id === 'i') {
+    const a = L?.recovery ?? {};
+    const b = R?.recovery ?? {};
+    const count = (n: number | null | undefined): string => (n === null || n === undefined ? '–' : fmtInt(n));
+    rows.push({ label: 'messages confirmed before the kill', l: a.confirmed, r: b.confirmed, fmt: count });
+    rows.push({ label: 'publish rate (confirmed)', l: a.publishRate, r: b.publishRate, fmt: rate });
+    rows.push({ label: 'broker RSS just before the kill', l: a.rssBeforeKillBytes, r: b.rssBeforeKillBytes, fmt: fmtMB });
+    rows.push({ label: 'start-up of an empty broker (first start) to accepting connections', l: a.emptyStartListenMs, r: b.emptyStartListenMs, fmt: fmtSec });
+    rows.push({ label: 'restart after kill -9 to accepting connections', l: a.listenMs, r: b.listenMs, fmt: fmtSec, ...mark('recoveryListenMs') });
+    rows.push({ label: `restart to the queue showing all ${fmtInt(BACKLOG)} messages (passive declare)`, l: a.readyMs, r: b.readyMs, fmt: fmtSec });
+    rows.push({ label: 'messages in the queue after the restart', l: a.recoveredCount, r: b.recoveredCount, fmt: count });
+    rows.push({ label: "Leveret's own log: store recovered in", l: a.storeRecovered?.ms, r: null, fmt: (n) => (n === null || n === undefined ? '–' : `${fmtInt(n)} ms`) });
+    rows.push({ label: 'broker RSS right after recovery', l: a.rssAfterRecoveryBytes, r: b.rssAfterRecoveryBytes, fmt: fmtMB });
+    rows.push({ label: 'drain rate after recovery', l: a.drainRate, r: b.drainRate, fmt: rate });
+    rows.push({ label: 'broker peak RSS while draining', l: a.drainPeakRssBytes, r: b.drainPeakRssBytes, fmt: fmtMB });
+    rows.push({ label: 'broker CPU while draining (% of one core)', l: L?.brokerProcess?.cpuPercent, r: R?.brokerProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
+    rows.push({ label: 'load tool CPU while draining (% of one core)', l: L?.toolProcess?.cpuPercent, r: R?.toolProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
+    rows.push({ label: 'machine load average before the run', l: lev.loadBefore, r: rab.loadBefore, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+  } else if (s.id === 'g') {
+    rows.push({ label: 'publish rate (into backlog, confirmed)', l: L?.backlog?.publishRate, r: R?.backlog?.publishRate, fmt: rate });
+    rows.push({ label: 'drain rate', l: L?.backlog?.drainRate, r: R?.backlog?.drainRate, fmt: rate });
+    rows.push({ label: 'broker RSS at the end of publishing', l: L?.backlog?.rssAfterPublishBytes, r: R?.backlog?.rssAfterPublishBytes, fmt: fmtMB });
   } else if (s.id === 'f') {
     rows.push({ label: 'RSS before the connections', l: L?.idle?.rssBeforeBytes, r: R?.idle?.rssBeforeBytes, fmt: fmtMB });
     rows.push({ label: 'RSS with 1,000 connections', l: L?.idle?.rssAfterBytes, r: R?.idle?.rssAfterBytes, fmt: fmtMB });
@@ -490,29 +825,33 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
     if (L?.confirmRate !== null && L?.confirmRate !== undefined) rows.push({ label: 'confirmed msg/s', l: L?.confirmRate, r: R?.confirmRate, fmt: fmtInt });
     rows.push({ label: 'consumed msg/s', l: L?.consumeRate, r: R?.consumeRate, fmt: fmtInt, ...mark('consumeRate') });
   }
-  if (s.id !== 'f') {
+  if (s.id !== 'f' && s.id !== 'i') {
     rows.push({ label: 'latency p50', l: L?.latencyMs?.p50, r: R?.latencyMs?.p50, fmt: fmtMs });
     rows.push({ label: 'latency p99', l: L?.latencyMs?.p99, r: R?.latencyMs?.p99, fmt: fmtMs, ...mark('p99') });
     if (s.id === 'h') rows.push({ label: 'latency max', l: L?.latencyMs?.max, r: R?.latencyMs?.max, fmt: fmtMs });
   }
-  rows.push({ label: 'broker peak RSS', l: L?.brokerProcess?.peakRssBytes, r: R?.brokerProcess?.peakRssBytes, fmt: fmtMB, ...mark('peakRss') });
-  if (s.id !== 'f') {
-    rows.push({ label: 'broker CPU s per million msgs', l: L?.brokerProcess?.cpuSecondsPerMillion, r: R?.brokerProcess?.cpuSecondsPerMillion, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+  if (s.id !== 'i') {
+    rows.push({ label: 'broker peak RSS', l: L?.brokerProcess?.peakRssBytes, r: R?.brokerProcess?.peakRssBytes, fmt: fmtMB, ...mark('peakRss') });
+    if (s.id !== 'f') {
+      rows.push({ label: 'broker CPU s per million msgs', l: L?.brokerProcess?.cpuSecondsPerMillion, r: R?.brokerProcess?.cpuSecondsPerMillion, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+    }
+    rows.push({ label: 'broker CPU (% of one core)', l: L?.brokerProcess?.cpuPercent, r: R?.brokerProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
+    rows.push({ label: 'load tool CPU (% of one core)', l: L?.toolProcess?.cpuPercent, r: R?.toolProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
+    rows.push({ label: 'machine load average before the run', l: lev.loadBefore, r: rab.loadBefore, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
   }
-  rows.push({ label: 'broker CPU (% of one core)', l: L?.brokerProcess?.cpuPercent, r: R?.brokerProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
-  rows.push({ label: 'load tool CPU (% of one core)', l: L?.toolProcess?.cpuPercent, r: R?.toolProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
-  rows.push({ label: 'machine load average before the run', l: lev.loadBefore, r: rab.loadBefore, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
 
   const lines = ['| metric | Leveret | RabbitMQ | Leveret/RabbitMQ | target | result |', '|---|---:|---:|---:|---|---|'];
   for (const row of rows) {
-    const showRatio = !row.label.startsWith('machine') && !row.label.startsWith('load tool');
+    const showRatio = !row.label.startsWith('machine') && !row.label.startsWith('load tool') && !row.label.startsWith('messages') && !row.label.startsWith("Leveret's");
     lines.push(`| ${row.label} | ${row.fmt(row.l)} | ${row.fmt(row.r)} | ${showRatio ? fmtRatio(ratio(row.l, row.r)) : ''} | ${row.target ?? ''} | ${row.verdict ? `**${row.verdict}**` : ''} |`);
   }
   if (lev.runs && lev.runs.length > 1) {
-    const f = (v: number | null): string => (v === null ? 'failed' : s.target.metric === 'consumeRate' ? fmtInt(v) : s.target.metric === 'p99' ? fmtMs(v) : s.target.metric === 'rssPerConnection' ? fmtKB(v) : fmtMB(v));
+    const f = (v: number | null): string => (v === null ? 'failed' : fmtTarget(s.target.metric, v));
     lines.push('', `${lev.runs.length} runs per broker, alternating; the table shows each broker's median run by the target metric. ` +
       `All runs: Leveret ${lev.runs.map(f).join(', ')}; RabbitMQ ${(rab.runs ?? []).map(f).join(', ')}.`);
   }
+  if (lost) lines.push('', `**Leveret lost messages:** ${fmtInt(L!.recovery.confirmed)} were confirmed before the kill, ${L!.recovery.recoveredCount === null ? 'none' : fmtInt(L!.recovery.recoveredCount)} were in the queue after the restart.`);
+  if (s.id === 'i' && R?.recovery && R.recovery.recoveredCount !== R.recovery.messages) lines.push('', `RabbitMQ: ${fmtInt(R.recovery.confirmed)} confirmed before the kill, ${R.recovery.recoveredCount === null ? 'none' : fmtInt(R.recovery.recoveredCount)} in the queue after the restart.`);
   if (L?.stopReason) lines.push('', `Leveret run ended early: ${L.stopReason}.`);
   if (R?.stopReason) lines.push('', `RabbitMQ run ended early: ${R.stopReason}.`);
   if (lev.error) lines.push('', `Leveret run failed: \`${lev.error}\``);
@@ -522,18 +861,49 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
 
 // ====================================================================== main
 
-async function main(): Promise<void> {
-  if (!values['no-build']) {
-    log('compare: building Leveret (npm run build)');
-    const b = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
-    if (b.status !== 0) throw new Error('npm run build failed');
+/**
+ * Puts the Leveret to benchmark in a private temp dir (dist/, package.json and a link to
+ * node_modules), so that rebuilds of the shared dist/ during a long run (npm test builds
+ * it) do not change what is measured. Returns what was built, for RESULTS.md.
+ */
+function prepareLeveret(): string {
+  const git = (args: string[]): string => (spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout ?? '').trim();
+  const snap = mkdtempSync(join(tmpdir(), 'leveret-build-'));
+  cleanups.add(() => rmSync(snap, { recursive: true, force: true }));
+  symlinkSync(join(ROOT, 'node_modules'), join(snap, 'node_modules'), 'dir');
+  let described: string;
+  if (values.commit) {
+    const sha = git(['rev-parse', '--verify', `${values.commit}^{commit}`]);
+    if (!sha) throw new Error(`--commit ${values.commit}: not a commit`);
+    log(`compare: building Leveret at commit ${sha.slice(0, 7)} (git archive + tsc in ${snap})`);
+    const x = spawnSync('sh', ['-c', 'git archive "$1" src tsconfig.json package.json | tar -x -C "$2"', 'sh', sha, snap], { cwd: ROOT, stdio: 'inherit' });
+    if (x.status !== 0) throw new Error('git archive failed');
+    const b = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(snap, 'tsconfig.json')], { cwd: snap, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error(`tsc failed for commit ${sha.slice(0, 7)}`);
+    described = `${git(['rev-parse', '--short', sha])} (built from \`git archive\` of the commit, not from the working tree)`;
+  } else {
+    if (!values['no-build']) {
+      log('compare: building Leveret (npm run build)');
+      const b = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+      if (b.status !== 0) throw new Error('npm run build failed');
+    }
+    if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: build Leveret first');
+    cpSync(join(ROOT, 'dist'), join(snap, 'dist'), { recursive: true });
+    cpSync(join(ROOT, 'package.json'), join(snap, 'package.json'));
+    const dirty = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
+    described = `${git(['rev-parse', '--short', 'HEAD'])}${dirty ? ` (+${dirty} uncommitted change${dirty === 1 ? '' : 's'} in src/)` : ''}${values['no-build'] ? ' (dist/ as found, not rebuilt)' : ''}`;
   }
-  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: build Leveret first');
+  LEVERET_CLI = join(snap, 'dist', 'cli.js');
+  return described;
+}
+
+async function main(): Promise<void> {
+  const built = prepareLeveret();
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
   const outDir = join(BENCH, 'out', stamp);
   mkdirSync(outDir, { recursive: true });
-  const info = machine();
+  const info: Record<string, string | number> = { ...machine(), commit: built };
   const started = new Date();
   log(`compare: ${selected.length} scenario(s) × ${REPEAT}, ${DURATION} s each (+${WARMUP} s warm-up), backlog ${BACKLOG}; raw results in ${outDir}`);
 
@@ -550,7 +920,12 @@ async function main(): Promise<void> {
         let broker: RunningBroker | null = null;
         const loadBefore = loadavg()[0];
         let outcome: Outcome;
-        try {
+        if (s.custom) {
+          if (REPEAT > 1) log(`compare: ${which}, run ${rep} of ${REPEAT}`);
+          const { result, error } = await s.custom(s, which, rabbitUri);
+          outcome = { broker: which, result, error, loadBefore };
+          if (result?.broker) versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
+        } else try {
           broker = which === 'Leveret' ? await startLeveret() : rabbitUri ? externalRabbit(rabbitUri, rabbitPid) : await startRabbit();
           log(`compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'})${REPEAT > 1 ? `, run ${rep} of ${REPEAT}` : ''}`);
           const { result, error } = await runPerf(s, broker);
@@ -580,7 +955,7 @@ async function main(): Promise<void> {
   md.push(`| Leveret | ${versions.Leveret ?? '?'}, commit ${info.commit} |`);
   md.push(`| RabbitMQ | ${versions.RabbitMQ ?? '?'}${rabbitUri ? `, already running at ${rabbitUri.replace(/\/\/[^@]*@/, '//')}` : ', a fresh node per scenario with stock settings'} |`);
   md.push(`| Node.js | ${info.node} (Leveret and the load tool) |`);
-  md.push(`| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenario g runs to completion); Leveret first, then RabbitMQ, each on a fresh broker${REPEAT > 1 ? `; ${REPEAT} alternating runs each, median reported` : ''} |`);
+  md.push(`| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenarios g and i run to completion); Leveret first, then RabbitMQ, each on a fresh broker${REPEAT > 1 ? `; ${REPEAT} alternating runs each, median reported` : ''} |`);
   md.push(`| raw JSON | \`bench/out/${stamp}/\` |`, '');
   md.push('The load tool runs on the same machine and shares its cores with the broker; its own CPU use is in each table. ' +
     'Other work on the machine shows up as the load average. Latency is publish-to-deliver inside the tool; throughput runs publish as fast as the broker takes messages, so their latency is mostly queueing.', '');
@@ -589,9 +964,12 @@ async function main(): Promise<void> {
   const tables: string[] = [];
   for (const { scenario: s, lev, rab } of results) {
     const t = scenarioTable(s, lev, rab);
-    const f = s.target.metric === 'consumeRate' ? (n: number | null) => `${fmtInt(n)} msg/s` : s.target.metric === 'p99' ? fmtMs : s.target.metric === 'rssPerConnection' ? fmtKB : fmtMB;
+    const f = (n: number | null): string => fmtTarget(s.target.metric, n);
     md.push(`| (${s.id}) ${s.title} | ${s.target.text} | ${f(metric(lev.result, s.target.metric))} | ${f(metric(rab.result, s.target.metric))} | ${fmtRatio(t.ratio)} | **${t.verdict}** |`);
-    tables.push(`## (${s.id}) ${s.title}`, '', '```', `leveret-perf ${s.args.join(' ')}${s.untimed ? '' : ` --duration ${DURATION} --warmup ${WARMUP}`}`, '```', '', t.md, '');
+    const shell = (args: string[]): string => args.map((a) => (a === '' ? '""' : a)).join(' ');
+    const cmd = [`leveret-perf ${shell(s.args)}${s.untimed ? '' : ` --duration ${DURATION} --warmup ${WARMUP}`}`];
+    if (s.id === 'i') cmd.push('# kill -9 the broker (RabbitMQ: beam.smp), start it again on the same data directory, poll the port and queue.declare(passive)', `leveret-perf ${shell(RECOVERY_DRAIN_ARGS)}`);
+    tables.push(`## (${s.id}) ${s.title}`, '', '```', ...cmd, '```', '', t.md, '');
   }
   md.push('', ...tables);
   writeFileSync(RESULTS, md.join('\n'));

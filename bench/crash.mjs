@@ -23,6 +23,9 @@
  *      larger than a frame) on a confirm channel to a durable fanout exchange bound to two
  *      durable queues, remembering the sha256 of every body and which ids were confirmed;
  *      in every other cycle a consumer on the first queue acks messages concurrently;
+ *      consumers leave about 4 % of their deliveries unacked (requeued when the drain's
+ *      channel closes, or redelivered after the kill), so that segments turn sparse and
+ *      get compacted under live messages;
  *   3. kills the broker with SIGKILL at a random moment and waits for it to exit.
  * Finally a broker is started once more, both queues are drained completely, and the broker
  * is stopped with SIGTERM.
@@ -67,6 +70,9 @@ const WINDOW = Number(opt.window);
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const EXCHANGE = 'crash-x';
 const QUEUES = ['crash-q1', 'crash-q2'];
+/** Share of deliveries a consumer leaves unacked (at most MAX_HELD per channel). */
+const HOLD = 0.04;
+const MAX_HELD = 100;
 
 if (!fs.existsSync(CLI)) {
   console.error(`crash: ${CLI} not found; run \`npm run build\` first`);
@@ -97,7 +103,9 @@ const stats = {
   dupOther: 0,
   redeliveredFlag: 0,
   outOfOrder: 0,
+  held: 0,
   tornWarnings: 0,
+  compactions: 0,
   brokerErrors: 0,
 };
 const problems = [];
@@ -108,8 +116,12 @@ function problem(msg) {
   if (problems.length < 20) problems.push(msg);
 }
 
-/** Checks one delivered message; `during` names the phase ('drain' or 'load'). */
-function check(queue, m, during, order) {
+/**
+ * Checks one delivered message; `during` names the phase ('drain' or 'load'). A message
+ * that is held (left unacked, so that it goes back to the queue) is checked for damage
+ * but not counted as seen.
+ */
+function check(queue, m, during, order, held = false) {
   stats.delivered++;
   const id = m.properties.messageId;
   if (m.fields.redelivered) stats.redeliveredFlag++;
@@ -122,6 +134,10 @@ function check(queue, m, during, order) {
   if (sha(m.content) !== p.sha) {
     stats.corrupt++;
     problem(`${queue}: message ${id} body differs from what was published (${m.content.length} bytes)`);
+  }
+  if (held) {
+    stats.held++;
+    return;
   }
   const s = seen.get(queue).get(id);
   if (s === undefined) {
@@ -198,6 +214,7 @@ function scanLog(out) {
       continue;
     }
     if (l.level === 40 && /torn|corrupt/i.test(l.msg)) stats.tornWarnings++;
+    if (l.msg === 'segment compacted') stats.compactions++;
     if (l.level >= 50) {
       stats.brokerErrors++;
       problem(`broker logged ${l.level === 50 ? 'error' : 'fatal'}: ${l.msg} ${l.err ? JSON.stringify(l.err.message) : ''}`);
@@ -218,12 +235,13 @@ async function drain(conn, share, final) {
   for (const q of QUEUES) {
     const ch = await conn.createChannel();
     ch.on('error', () => {});
-    await ch.prefetch(256);
+    await ch.prefetch(256 + MAX_HELD);
     const total = (await ch.checkQueue(q)).messageCount;
     const target = final ? total : Math.floor(total * share);
     if (target > 0 || final) {
       const order = new Map();
       let taken = 0;
+      let held = 0;
       let last = Date.now();
       let resolveDone;
       const done = new Promise((r) => (resolveDone = r));
@@ -231,10 +249,18 @@ async function drain(conn, share, final) {
         if (m === null) return;
         last = Date.now();
         if (!final && taken >= target) return; // left unacked: requeued when the channel closes
+        if (!final && held < MAX_HELD && Math.random() < HOLD) {
+          // Left unacked while its neighbours are acked: sparse segments get compacted
+          // under it; it goes back to the queue when the channel closes.
+          held++;
+          check(q, m, 'drain', order, true);
+          if (taken + held === total) resolveDone(); // nothing left to take
+          return;
+        }
         taken++;
         check(q, m, 'drain', order);
         ch.ack(m);
-        if (!final && taken === target) resolveDone();
+        if (!final && (taken === target || taken + held === total)) resolveDone();
       });
       if (final) {
         // Everything, and then some time for anything beyond the count the queue reported.
@@ -267,10 +293,16 @@ async function load(cycle, conn, consumerConn) {
   if (consumerConn !== null) {
     const cc = await consumerConn.createChannel();
     cc.on('error', () => {});
-    await cc.prefetch(50);
+    await cc.prefetch(50 + MAX_HELD);
     const order = new Map();
+    let held = 0;
     await cc.consume(QUEUES[0], (m) => {
       if (m === null) return;
+      if (held < MAX_HELD && Math.random() < HOLD) {
+        held++; // unacked until the kill: comes back redelivered
+        check(QUEUES[0], m, 'load', order, true);
+        return;
+      }
       check(QUEUES[0], m, 'load', order);
       try {
         cc.ack(m);
@@ -374,7 +406,8 @@ async function main() {
       `queues=${QUEUES.length} delivered=${stats.delivered} missing=${missing} corrupt=${stats.corrupt} unknown=${stats.unknown} ` +
       `duplicates=${stats.dupAckInFlight + stats.dupOther} (ack-in-flight-at-kill=${stats.dupAckInFlight} other=${stats.dupOther}) ` +
       `unconfirmed-present=${unconfirmedPresent} nacked=${stats.nacked} redelivered-flag=${stats.redeliveredFlag} ` +
-      `out-of-order=${stats.outOfOrder} torn-tail-warnings=${stats.tornWarnings} broker-errors=${stats.brokerErrors} ` +
+      `held=${stats.held} out-of-order=${stats.outOfOrder} compactions=${stats.compactions} ` +
+      `torn-tail-warnings=${stats.tornWarnings} broker-errors=${stats.brokerErrors} ` +
       `time=${((Date.now() - t0) / 1000).toFixed(1)}s`,
   );
   if (failed || opt.keep) console.log(`crash: data directory kept at ${DATA_DIR}`);
