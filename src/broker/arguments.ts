@@ -86,6 +86,8 @@ export interface QueueArgsContext {
   durable?: boolean;
   exclusive?: boolean;
   autoDelete?: boolean;
+  /** The client sent an empty name; `queue` is then the generated amq.gen-... name. */
+  serverNamed?: boolean;
   types?: WireTypes;
 }
 
@@ -105,6 +107,7 @@ export interface ConsumerArgsContext {
 /** RabbitMQ rejects x-message-ttl / x-expires above ten years. */
 export const MAX_EXPIRY = 315360000000;
 export const MAX_PRIORITY = 255;
+export const MAX_STREAM_SEGMENT_SIZE = 3000000000;
 
 /** The queue arguments each queue type accepts (also the keys RabbitMQ compares on redeclare). */
 export const QUEUE_TYPE_ARGUMENTS: Readonly<Record<QueueType, readonly string[]>> = {
@@ -474,17 +477,28 @@ function unsupportedKey(
 
 /**
  * Validates the arguments of a queue.declare that creates a queue, in RabbitMQ's order:
- * the channel's x-dead-letter-exchange type check, x-queue-type, the value validators the
- * queue type takes (in RabbitMQ's fixed order, not table order), then known arguments the
- * type does not take (table order), then, when the flags are given, the quorum/stream
- * property restrictions. A redeclare of an existing queue is not validated by RabbitMQ: it
- * only gets the equivalence check.
+ * the server-named check, the channel's x-dead-letter-exchange type check, x-queue-type,
+ * the value validators the queue type takes (in RabbitMQ's fixed order, not table order),
+ * then known arguments the type does not take (table order), then, when the flags are
+ * given, the quorum/stream property restrictions and the stream segment-size maximum.
+ * A redeclare of an existing queue is not validated by RabbitMQ: it only gets the
+ * equivalence check.
  */
 export function parseQueueArgs(args: FieldTable, ctx: QueueArgsContext): ArgsResult<QueueArgs> {
   const what = describeQueue(ctx.queue, ctx.vhost);
   const get = (key: string): Field | undefined => fieldOf(args, key, ctx.types);
 
-  // rabbit_channel checks the dead-letter exchange's type before anything else.
+  // rabbit_channel first refuses server-named queues of the replicated types (looking the
+  // type up by value, whatever its field type; an unknown one crashes it), ...
+  if (ctx.serverNamed === true) {
+    const named = stringish(args['x-queue-type']);
+    if (named === 'quorum' || named === 'stream') {
+      return precondition(`Cannot declare a server-named queue for type ${QUEUE_TYPE_MODULE[named]}`);
+    }
+    if (args['x-queue-type'] !== undefined && named !== 'classic') return INTERNAL;
+  }
+
+  // ... then checks the dead-letter exchange's type, before the other arguments.
   const dlx = get('x-dead-letter-exchange');
   if (dlx !== undefined && dlx.type !== 'longstr') {
     return precondition(`invalid type '${dlx.type}' for arg 'x-dead-letter-exchange' in ${what}`);
@@ -526,6 +540,11 @@ export function parseQueueArgs(args: FieldTable, ctx: QueueArgsContext): ArgsRes
     else if (exclusive) property = 'exclusive-owner';
     else if (!durable) property = 'non-durable';
     if (property !== undefined) return precondition(`invalid property '${property}' for ${what}`);
+  }
+  // The stream's own declare check, after the properties.
+  const segment = queueType === 'stream' ? get('x-stream-max-segment-size-bytes') : undefined;
+  if (segment !== undefined && intOf(segment.value) > BigInt(MAX_STREAM_SEGMENT_SIZE)) {
+    return precondition('Exceeded max value for x-stream-max-segment-size-bytes');
   }
 
   const num = (key: string): number | undefined => {
@@ -628,6 +647,11 @@ export function parseConsumerArgs(args: FieldTable, ctx: ConsumerArgsContext): A
   }
   const unsupported = unsupportedKey(args, KNOWN_CONSUMER_ARGS, supported, what, queueType);
   if (unsupported !== undefined) return unsupported;
+
+  // x-credit (credit-flow consumers) is not validated: a table is taken (bad contents mean
+  // the defaults), anything else crashes the channel, and for a classic queue the queue too.
+  const credit = queueType === 'stream' ? undefined : get('x-credit');
+  if (credit !== undefined && credit.type !== 'table') return INTERNAL;
 
   const out: ConsumerArgs = { priority: 0, cancelOnHaFailover: false };
   const priority = supported.includes('x-priority') ? get('x-priority') : undefined;

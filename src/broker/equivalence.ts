@@ -1,29 +1,21 @@
 import { AmqpError } from '../protocol/errors';
 import { PRECONDITION_FAILED } from '../protocol/constants';
 import { Decimal, type FieldTable, type FieldValue } from '../protocol/types';
+import { QUEUE_TYPE_ARGUMENTS } from './arguments';
 
 /**
  * Redeclaring an existing queue or exchange must name the same properties. RabbitMQ
- * compares only the arguments it understands; unknown ones are ignored.
+ * compares only the arguments its queue type understands; others are ignored.
  */
-export const QUEUE_ARGS_COMPARED = [
-  'x-expires',
-  'x-message-ttl',
-  'x-dead-letter-exchange',
-  'x-dead-letter-routing-key',
-  'x-max-length',
-  'x-max-length-bytes',
-  'x-max-in-memory-length',
-  'x-max-in-memory-bytes',
-  'x-max-priority',
-  'x-overflow',
-  'x-queue-mode',
-  'x-queue-type',
-  'x-single-active-consumer',
-  'x-quorum-initial-group-size',
-  'x-queue-master-locator',
-  'x-queue-leader-locator',
-];
+export function queueArgsCompared(args: FieldTable): readonly string[] {
+  const t = args['x-queue-type'];
+  return QUEUE_TYPE_ARGUMENTS[t === 'quorum' || t === 'stream' ? t : 'classic'];
+}
+
+/** An absent x-queue-type is the same as 'classic'. */
+export function withClassicDefault(args: FieldTable): FieldTable {
+  return args['x-queue-type'] === undefined ? { ...args, 'x-queue-type': 'classic' } : args;
+}
 export const EXCHANGE_ARGS_COMPARED = ['alternate-exchange'];
 
 export function assertPropertyEquivalent(what: string, arg: string, received: boolean | string, current: boolean | string): void {
@@ -32,7 +24,7 @@ export function assertPropertyEquivalent(what: string, arg: string, received: bo
   }
 }
 
-export function assertArgsEquivalent(what: string, keys: string[], received: FieldTable, current: FieldTable): void {
+export function assertArgsEquivalent(what: string, keys: readonly string[], received: FieldTable, current: FieldTable): void {
   for (const key of keys) {
     const r = received[key];
     const c = current[key];

@@ -14,7 +14,7 @@ import { PriorityQueueStore } from '../store/priority-queue-store';
 import { MemoryQueueStore } from '../store/memory-queue-store';
 import type { DefinitionsSink } from '../store/store';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
-import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, QUEUE_ARGS_COMPARED } from './equivalence';
+import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from './equivalence';
 
 export interface VhostCounters {
   published: number;
@@ -183,7 +183,8 @@ export class Vhost implements QueueOwner {
       q.touch(); // a passive declare counts as use for x-expires, as in RabbitMQ
       return q;
     }
-    if (name === '') name = generateName('amq.gen-');
+    const serverNamed = name === '';
+    if (serverNamed) name = generateName('amq.gen-');
     else if (isReservedName(name)) {
       throw new AmqpError(ACCESS_REFUSED, `queue name '${name}' contains reserved prefix 'amq.*'`);
     }
@@ -194,12 +195,12 @@ export class Vhost implements QueueOwner {
       const what = describeQueue(name, this.name);
       assertPropertyEquivalent(what, 'durable', durable, existing.durable);
       assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
-      assertArgsEquivalent(what, QUEUE_ARGS_COMPARED, args, existing.args);
+      assertArgsEquivalent(what, queueArgsCompared(existing.args), withClassicDefault(args), withClassicDefault(existing.args));
       existing.touch();
       return existing;
     }
     // RabbitMQ validates arguments only when the queue is created.
-    const parsed = parseQueueArgs(args, { queue: name, vhost: this.name, durable, exclusive, autoDelete });
+    const parsed = parseQueueArgs(args, { queue: name, vhost: this.name, durable, exclusive, autoDelete, serverNamed });
     if ('code' in parsed) throw toAmqpError(parsed);
     if (parsed.ok.queueType === 'stream') {
       throw new AmqpError(PRECONDITION_FAILED, `invalid arg 'x-queue-type' for ${describeQueue(name, this.name)}: stream queues are not supported by Leveret`);

@@ -15,3 +15,14 @@ export class AmqpError extends Error {
     super(`${REPLY_NAMES[code] ?? 'ERROR'} - ${detail}`);
   }
 }
+
+/**
+ * A reply text that fits a shortstr: RabbitMQ cuts longer ones to 252 bytes and adds
+ * "..."; we cut on a character boundary so the text stays valid UTF-8.
+ */
+export function replyText(text: string): string {
+  if (Buffer.byteLength(text) <= 255) return text;
+  let cut = text.slice(0, 252);
+  while (Buffer.byteLength(cut) > 252) cut = cut.slice(0, -1);
+  return cut + '...';
+}

@@ -6,7 +6,7 @@ import type { Exchange } from '../broker/exchanges/exchange';
 import { Consumer, type ConsumerChannel } from '../broker/consumer';
 import type { Message } from '../broker/message';
 import { generateName, describeQueue } from '../broker/names';
-import { AmqpError } from '../protocol/errors';
+import { AmqpError, replyText } from '../protocol/errors';
 import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
 import type { Permission } from '../auth/permissions';
@@ -366,13 +366,15 @@ export class Channel implements ConsumerChannel {
     const queueName = this.queueName(m.queue);
     this.authorize('read', 'queue', queueName);
     const q = this.vhost.getQueue(queueName, this.conn);
+    // RabbitMQ checks the arguments before exclusivity.
+    const qt = q.args['x-queue-type'];
+    const parsed = parseConsumerArgs(m.arguments, { queue: q.name, vhost: this.vhost.name, queueType: qt === 'quorum' ? 'quorum' : 'classic' });
+    if ('code' in parsed) throw toAmqpError(parsed);
     const tag = m.consumerTag === '' ? generateName('amq.ctag-') : m.consumerTag;
     if (this.consumers.has(tag)) throw new AmqpError(C.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
     if (q.hasExclusiveConsumer || (m.exclusive && (q.consumerCount > 0 || q.settings.singleActiveConsumer))) {
       throw new AmqpError(C.ACCESS_REFUSED, `${describeQueue(q.name, this.vhost.name)} in exclusive use`);
     }
-    const parsed = parseConsumerArgs(m.arguments, { queue: q.name, vhost: this.vhost.name });
-    if ('code' in parsed) throw toAmqpError(parsed);
     const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, m.arguments, parsed.ok.priority);
     this.consumers.set(tag, c);
     // consume-ok must reach the client before the first delivery.
@@ -572,7 +574,7 @@ export class Channel implements ConsumerChannel {
     this.teardown();
     this.state = CLOSING;
     this.content.reset();
-    M.encodeChannelClose(this.conn.writer, this.id, err.code, err.message.slice(0, 255), err.classId, err.methodId);
+    M.encodeChannelClose(this.conn.writer, this.id, err.code, replyText(err.message), err.classId, err.methodId);
     this.conn.scheduleFlush();
   }
 

@@ -8,7 +8,7 @@ import type { User } from '../auth/users';
 import { FrameParser, type FrameHandler } from '../protocol/frame-parser';
 import { Reader } from '../protocol/reader';
 import { Writer } from '../protocol/writer';
-import { AmqpError } from '../protocol/errors';
+import { AmqpError, replyText } from '../protocol/errors';
 import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
 import type { FieldTable } from '../protocol/types';
@@ -342,7 +342,7 @@ export class Connection implements FrameHandler {
       return;
     }
     this.state = S_CLOSING;
-    M.encodeConnectionClose(this.writer, 0, err.code, err.message.slice(0, 255), err.classId, err.methodId);
+    M.encodeConnectionClose(this.writer, 0, err.code, replyText(err.message), err.classId, err.methodId);
     this.flush();
     this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS);
   }
