@@ -12,72 +12,24 @@
 // external broker instead (see test/helpers/broker.ts).
 // LEVERET_AMQP_TRACE=/tmp/trace.log records every AMQP method the Python
 // processes send (conformance/celery/amqp_trace.py).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensurePythonModules, INSTALL_TIMEOUT_MS, PYTHON } from './helpers/debian-python';
 import { startBroker } from './helpers/broker';
 
 type Broker = Awaited<ReturnType<typeof startBroker>>;
 
-const PYTHON = '/usr/bin/python3';
 const PACKAGES = ['python3-celery', 'python3-kombu'];
 const DIR = path.resolve(__dirname, '..', 'conformance', 'celery');
 const READY_MARKER = 'LEVERET-CELERY-WORKER-READY';
 const READY_TIMEOUT_MS = 45_000;
 const SCRIPT_TIMEOUT_MS = 100_000;
 const TEST_TIMEOUT_MS = 120_000;
-const INSTALL_TIMEOUT_MS = 600_000;
 
 const PREFIX = `leveret-celery-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
-function importCheck(): { ok: boolean; detail: string } {
-  const r = spawnSync(
-    PYTHON,
-    ['-c', 'import celery, kombu, amqp; print("celery", celery.__version__, "kombu", kombu.__version__, "amqp", amqp.__version__)'],
-    { encoding: 'utf8', timeout: 60_000 },
-  );
-  if (r.error) return { ok: false, detail: `${PYTHON}: ${r.error.message}` };
-  return { ok: r.status === 0, detail: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
-}
-
-function apt(args: string[]): string {
-  const r = spawnSync('apt-get', args, {
-    encoding: 'utf8',
-    timeout: INSTALL_TIMEOUT_MS / 2,
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-  const tail = out.trim().split('\n').slice(-5).join('\n');
-  return `$ apt-get ${args.join(' ')} -> ${r.error ? r.error.message : `exit ${r.status}`}\n${tail}`;
-}
-
-/** Returns null when celery and kombu can be imported, else what went wrong. */
-function ensurePackages(): string | null {
-  let check = importCheck();
-  if (check.ok) {
-    console.log(`[celery] ${check.detail}`);
-    return null;
-  }
-  const log: string[] = [`import celery, kombu failed: ${check.detail}`];
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot) {
-    log.push(apt(['update']));
-    log.push(apt(['install', '-y', ...PACKAGES]));
-    check = importCheck();
-    if (check.ok) {
-      console.log(`[celery] installed ${PACKAGES.join(' ')}: ${check.detail}`);
-      return null;
-    }
-    log.push(`import still fails: ${check.detail}`);
-  } else {
-    log.push('not root: cannot apt-get install');
-  }
-  return (
-    `These tests need the Debian packages ${PACKAGES.join(' and ')} for ${PYTHON} ` +
-    `(apt-get install -y ${PACKAGES.join(' ')}), and they are not available.\n${log.join('\n')}`
-  );
-}
 
 function indent(text: string): string {
   // Indented so that the scripts' "N passed, M failed" lines are not taken
@@ -202,7 +154,7 @@ describe('celery and kombu (Debian python3-celery / python3-kombu, pyamqp transp
   let workerProblem: string | null = null;
 
   beforeAll(async () => {
-    packageProblem = ensurePackages();
+    packageProblem = ensurePythonModules(['celery', 'kombu', 'amqp'], PACKAGES, 'The celery and kombu tests');
     if (packageProblem) return;
     broker = await startBroker();
   }, INSTALL_TIMEOUT_MS);

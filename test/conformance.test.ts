@@ -6,60 +6,19 @@
 // LEVERET_TEST_URL=amqp://guest:guest@127.0.0.1:5672 runs it against an
 // external broker instead (see test/helpers/broker.ts).
 // LEVERET_CONFORMANCE_ARGS adds run.py arguments, e.g. "-x direct_reply_to".
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensurePythonModules, INSTALL_TIMEOUT_MS, PYTHON } from './helpers/debian-python';
 import { startBroker } from './helpers/broker';
 
 type Broker = Awaited<ReturnType<typeof startBroker>>;
 
-const PYTHON = '/usr/bin/python3';
 const RUN_PY = path.resolve(__dirname, '..', 'conformance', 'run.py');
 const PER_CASE_TIMEOUT_S = 15;
 const BUDGET_S = 200;
 const TEST_TIMEOUT_MS = 240_000;
-const INSTALL_TIMEOUT_MS = 600_000;
 
-function pikaImportable(): { ok: boolean; detail: string } {
-  const r = spawnSync(PYTHON, ['-c', 'import pika; print(pika.__version__)'], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  if (r.error) return { ok: false, detail: `${PYTHON}: ${r.error.message}` };
-  return { ok: r.status === 0, detail: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
-}
-
-function apt(args: string[]): string {
-  const r = spawnSync('apt-get', args, {
-    encoding: 'utf8',
-    timeout: INSTALL_TIMEOUT_MS / 2,
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-  const tail = out.trim().split('\n').slice(-5).join('\n');
-  return `$ apt-get ${args.join(' ')} -> ${r.error ? r.error.message : `exit ${r.status}`}\n${tail}`;
-}
-
-/** Returns null when pika can be imported, else a description of the problem. */
-function ensurePika(): string | null {
-  let check = pikaImportable();
-  if (check.ok) return null;
-  const log: string[] = [`import pika failed: ${check.detail}`];
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot) {
-    log.push(apt(['update']));
-    log.push(apt(['install', '-y', 'python3-pika']));
-    check = pikaImportable();
-    if (check.ok) return null;
-    log.push(`import pika still fails: ${check.detail}`);
-  } else {
-    log.push('not root: cannot apt-get install');
-  }
-  return (
-    `The conformance suite needs the Debian package python3-pika for ${PYTHON} ` +
-    `(apt-get install -y python3-pika), and it is not available.\n${log.join('\n')}`
-  );
-}
 
 /** pika needs the vhost in the URL path: amqp://u:p@host:port/%2F */
 function withVhost(url: string): string {
@@ -106,7 +65,7 @@ describe('conformance suite (pika, RabbitMQ expectations)', () => {
   let broker: Broker | undefined;
 
   beforeAll(() => {
-    pikaProblem = ensurePika();
+    pikaProblem = ensurePythonModules(['pika'], ['python3-pika'], 'The conformance suite');
   }, INSTALL_TIMEOUT_MS);
 
   afterAll(async () => {
