@@ -1,4 +1,5 @@
 import { encodeProperties } from '../protocol/properties';
+import { isFieldTable } from './exchanges/field-equality';
 import type { FieldTable, FieldValue } from '../protocol/types';
 import { Message } from './message';
 
@@ -21,7 +22,7 @@ export function deadLetteredMessage(msg: Message, queue: string, reason: DeathRe
   const props = { ...msg.properties };
   const headers: FieldTable = { ...(props.headers ?? {}) };
   const deaths = Array.isArray(headers['x-death']) ? [...(headers['x-death'] as FieldValue[])] : [];
-  const i = deaths.findIndex((d) => isTable(d) && d.queue === queue && d.reason === reason);
+  const i = deaths.findIndex((d) => isFieldTable(d) && d.queue === queue && d.reason === reason);
   if (i >= 0) {
     const d = { ...(deaths[i] as FieldTable) };
     d.count = (typeof d.count === 'number' ? d.count : 0) + 1;
@@ -62,13 +63,9 @@ export function diedIn(msg: Message, queue: string): boolean {
   // Newest death first: up to and including the last death in `queue`, a client
   // rejection anywhere makes the loop deliberate.
   for (const d of deaths) {
-    if (!isTable(d)) continue;
+    if (!isFieldTable(d)) continue;
     if (d.reason === 'rejected') return false;
     if (d.queue === queue) return true;
   }
   return false;
-}
-
-function isTable(v: FieldValue): v is FieldTable {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof Date);
 }

@@ -1,6 +1,7 @@
 import { AmqpError } from '../protocol/errors';
 import { PRECONDITION_FAILED } from '../protocol/constants';
 import { Decimal, type FieldTable, type FieldValue } from '../protocol/types';
+import { fieldValuesEqual } from './exchanges/field-equality';
 import { QUEUE_TYPE_ARGUMENTS } from './arguments';
 
 /**
@@ -29,7 +30,7 @@ export function assertArgsEquivalent(what: string, keys: readonly string[], rece
     const r = received[key];
     const c = current[key];
     if (r === undefined && c === undefined) continue;
-    if (r !== undefined && c !== undefined && valuesEqual(r, c)) continue;
+    if (r !== undefined && c !== undefined && fieldValuesEqual(r, c)) continue;
     throw new AmqpError(
       PRECONDITION_FAILED,
       // Like RabbitMQ: plain values when both sides have one, typed when one side is missing.
@@ -56,24 +57,4 @@ function typeName(v: FieldValue): string {
   if (v instanceof Date) return 'timestamp';
   if (v instanceof Decimal) return 'decimal';
   return 'table';
-}
-
-/** Numbers compare by value whatever their wire width, as RabbitMQ's numeric args do. */
-export function valuesEqual(a: FieldValue, b: FieldValue): boolean {
-  if (typeof a === 'bigint' || typeof b === 'bigint') return BigInt(a as number) === BigInt(b as number);
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
-  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
-  if (a instanceof Decimal || b instanceof Decimal) {
-    return a instanceof Decimal && b instanceof Decimal && a.scale === b.scale && a.value === b.value;
-  }
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    return a.every((x, i) => valuesEqual(x, b[i]));
-  }
-  const ka = Object.keys(a).filter((k) => a[k] !== undefined);
-  const kb = Object.keys(b).filter((k) => (b as FieldTable)[k] !== undefined);
-  if (ka.length !== kb.length) return false;
-  return ka.every((k) => (b as FieldTable)[k] !== undefined && valuesEqual(a[k]!, (b as FieldTable)[k]!));
 }

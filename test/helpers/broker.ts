@@ -26,7 +26,7 @@ const REPO_ROOT = path.resolve(__dirname, '..', '..');
 /** True when the suites run against an external broker (e.g. RabbitMQ). */
 export const EXTERNAL_BROKER = !!process.env.LEVERET_TEST_URL;
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -44,7 +44,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1' });
     const done = (ok: boolean) => {
