@@ -43,3 +43,16 @@ function parseAmqplain(response: Buffer): [string, string] | null {
     return null;
   }
 }
+
+/**
+ * connection.update-secret for password logins: the secret is the password of the
+ * connection's user, or a PLAIN response that must name that same user. Returns the user
+ * as the store knows it now, or null when the secret does not prove that user.
+ */
+export function verifySecret(secret: Buffer, current: User, users: UserStore): User | null {
+  let creds: [string, string] | null;
+  if (secret.includes(0)) creds = parsePlain(secret);
+  else creds = [current.name, secret.toString('utf8')];
+  if (creds === null || creds[0] !== current.name) return null;
+  return users.authenticate(creds[0], creds[1]);
+}

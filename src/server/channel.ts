@@ -1,4 +1,4 @@
-import type { Connection } from './connection';
+import type { ChannelHost } from './channel-host';
 import type { Vhost } from '../broker/vhost';
 import type { Queue } from '../broker/queue';
 import type { QueueEntry } from '../broker/queue-entry';
@@ -19,10 +19,11 @@ import { parseConsumerArgs, toAmqpError } from '../broker/arguments';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 
 
-const OPEN = 0;
-/** We sent channel.close and wait for close-ok; everything else is dropped. */
-const CLOSING = 1;
-const CLOSED = 2;
+/**
+ * `closing`: we sent channel.close and wait for close-ok (the connection drops everything
+ * else); `closed`: torn down, nothing more is delivered.
+ */
+export type ChannelState = 'open' | 'closing' | 'closed';
 
 /**
  * One AMQP channel: turns methods into calls on the vhost, assembles published content,
@@ -33,7 +34,7 @@ export class Channel implements ConsumerChannel {
   readonly consumers = new Map<string, Consumer>();
   /** Delivery tag → delivery, in tag order (Map keeps insertion order). */
   readonly unacked = new Map<number, QueueEntry>();
-  private state = OPEN;
+  state: ChannelState = 'open';
   private deliveryTag = 0;
   /** Unacked deliveries made to consumers (what a global prefetch limits). */
   private consumerUnacked = 0;
@@ -49,25 +50,18 @@ export class Channel implements ConsumerChannel {
   private replyAddress = '';
 
   constructor(
-    readonly conn: Connection,
+    private readonly conn: ChannelHost,
+    private readonly vhost: Vhost,
     readonly id: number,
   ) {
     this.confirms = new PublisherConfirms(conn, id, conn.broker.store?.scheduler ?? null);
   }
 
-  private get vhost(): Vhost {
-    return this.conn.vhost!;
-  }
-
   // ---- frames ------------------------------------------------------------------------
 
+  /** A method for this open channel (channel.close is the connection's to handle). */
   onMethod(m: M.Method): void {
-    if (this.state !== OPEN) {
-      if (m.id === M.CHANNEL_CLOSE_OK && this.state === CLOSING) this.finishClose();
-      else if (m.id === M.CHANNEL_CLOSE) this.onClose();
-      return;
-    }
-    if (!this.content.idle) return this.conn.protocolError(this.content.unexpected(), this.id);
+    if (!this.content.idle) return this.fail(this.content.unexpected());
     try {
       this.dispatchMethod(m);
     } catch (err) {
@@ -75,26 +69,30 @@ export class Channel implements ConsumerChannel {
         err.classId = m.id >>> 16;
         err.methodId = m.id & 0xffff;
       }
-      this.conn.protocolError(err, this.id);
+      this.fail(err);
     }
   }
 
   onHeader(payload: Buffer): void {
-    if (this.state !== OPEN) return;
     try {
       if (this.content.header(payload)) this.publishComplete();
     } catch (err) {
-      this.conn.protocolError(err, this.id);
+      this.fail(err);
     }
   }
 
   onBody(chunk: Buffer): void {
-    if (this.state !== OPEN) return;
     try {
       if (this.content.bodyChunk(chunk)) this.publishComplete();
     } catch (err) {
-      this.conn.protocolError(err, this.id);
+      this.fail(err);
     }
+  }
+
+  /** Soft errors close this channel; hard ones (and bugs) the whole connection. */
+  private fail(err: unknown): void {
+    if (err instanceof AmqpError && !C.isHardError(err.code)) this.closeWithError(err);
+    else this.conn.connectionError(err);
   }
 
   // ---- methods -----------------------------------------------------------------------
@@ -199,20 +197,18 @@ export class Channel implements ConsumerChannel {
         break;
       case M.CHANNEL_FLOW:
         // RabbitMQ 3.x has no client-driven flow control: pausing is refused, resuming is a no-op.
-        if (!m.active) return this.conn.closeWith(C.NOT_IMPLEMENTED, 'active=false', m.id);
+        if (!m.active) throw new AmqpError(C.NOT_IMPLEMENTED, 'active=false');
         M.encodeChannelFlowOk(w, this.id, true);
         break;
       case M.CHANNEL_FLOW_OK:
         return;
-      case M.CHANNEL_CLOSE:
-        return this.onClose();
       case M.CHANNEL_OPEN:
-        return this.conn.closeWith(C.CHANNEL_ERROR, `second 'channel.open' seen`, m.id);
+        throw new AmqpError(C.CHANNEL_ERROR, `second 'channel.open' seen`);
       case M.ACCESS_REQUEST:
         M.encodeAccessRequestOk(w, this.id, 1);
         break;
       default:
-        return this.conn.closeWith(C.COMMAND_INVALID, `unexpected method ${M.METHOD_NAMES[m.id]} on a channel`, m.id);
+        throw new AmqpError(C.COMMAND_INVALID, `unexpected method ${M.METHOD_NAMES[m.id]} on a channel`);
     }
     this.conn.scheduleFlush();
   }
@@ -304,7 +300,7 @@ export class Channel implements ConsumerChannel {
         err.classId = 60;
         err.methodId = 40;
       }
-      this.conn.protocolError(err, this.id);
+      this.fail(err);
     }
   }
 
@@ -403,7 +399,7 @@ export class Channel implements ConsumerChannel {
 
   /** A reply published to our direct reply-to address: straight to the client, no ack. */
   deliverReply(msg: Message): void {
-    if (this.state !== OPEN || this.replyConsumerTag === null) return;
+    if (this.state !== 'open' || this.replyConsumerTag === null) return;
     M.encodeBasicDeliver(this.conn.writer, this.id, this.replyConsumerTag, ++this.deliveryTag, false, msg.exchange, msg.routingKey);
     this.writeContent(msg);
     this.conn.scheduleFlush();
@@ -443,7 +439,7 @@ export class Channel implements ConsumerChannel {
 
   canDeliver(): boolean {
     return (
-      this.state === OPEN &&
+      this.state === 'open' &&
       (this.prefetchGlobal === 0 || this.consumerUnacked < this.prefetchGlobal) &&
       this.conn.canWrite()
     );
@@ -480,7 +476,7 @@ export class Channel implements ConsumerChannel {
   consumerCancelled(consumer: Consumer): void {
     if (this.consumers.get(consumer.tag) !== consumer) return;
     this.consumers.delete(consumer.tag);
-    if (this.state === OPEN && this.conn.clientCapabilities.consumer_cancel_notify === true) {
+    if (this.state === 'open' && this.conn.clientCapabilities.consumer_cancel_notify === true) {
       M.encodeBasicCancel(this.conn.writer, this.id, consumer.tag, true);
       this.conn.scheduleFlush();
     }
@@ -570,24 +566,12 @@ export class Channel implements ConsumerChannel {
 
   /** A channel exception: tell the client and drop everything until close-ok. */
   closeWithError(err: AmqpError): void {
-    if (this.state !== OPEN) return;
+    if (this.state !== 'open') return;
     this.teardown();
-    this.state = CLOSING;
+    this.state = 'closing';
     this.content.reset();
     M.encodeChannelClose(this.conn.writer, this.id, err.code, replyText(err.message), err.classId, err.methodId);
     this.conn.scheduleFlush();
-  }
-
-  private onClose(): void {
-    this.teardown();
-    this.conn.channels.delete(this.id);
-    M.encodeChannelCloseOk(this.conn.writer, this.id);
-    this.conn.scheduleFlush();
-  }
-
-  private finishClose(): void {
-    this.state = CLOSED;
-    this.conn.channels.delete(this.id);
   }
 
   /**
@@ -595,8 +579,8 @@ export class Channel implements ConsumerChannel {
    * original order, consumers are removed (which may auto-delete a queue). Idempotent.
    */
   teardown(): void {
-    if (this.state === CLOSED) return;
-    this.state = CLOSED; // no deliveries to us while we give messages back
+    if (this.state === 'closed') return;
+    this.state = 'closed'; // no deliveries to us while we give messages back
     this.tx?.rollback(this);
     this.confirms.close();
     this.stopReplies();

@@ -13,17 +13,18 @@ import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
 import type { FieldTable } from '../protocol/types';
 import { Channel } from './channel';
-import type { PublisherConfirms } from './publisher-confirms';
-import { authenticate, MECHANISMS } from './auth-mechanisms';
+import type { ChannelHost } from './channel-host';
+import { authenticate, verifySecret, MECHANISMS } from './auth-mechanisms';
 import { serverProperties } from './server-properties';
+import { HeartbeatMonitor, type HeartbeatPeer } from './heartbeat-monitor';
+import { unexpectedFrame } from './frame-errors';
 
-const S_HEADER = 0;
-const S_START_OK = 1;
-const S_TUNE_OK = 2;
-const S_OPEN = 3;
-const S_RUNNING = 4;
-const S_CLOSING = 5;
-const S_CLOSED = 6;
+/**
+ * Where a connection stands. The handshake states name what we wait for; `closing`: we
+ * sent connection.close and wait for close-ok; `closed`: the close handshake is over (or
+ * the handshake failed) and only the TCP connection is left to go.
+ */
+type ConnectionState = 'header' | 'start-ok' | 'tune-ok' | 'open' | 'running' | 'closing' | 'closed';
 
 /**
  * Bytes read from one socket per event-loop turn before it is paused until the next turn.
@@ -35,9 +36,16 @@ const READ_BUDGET = 64 * 1024;
 const FLOW_MAX_PAUSE_MS = 1000;
 /** Bytes buffered for the socket beyond which deliveries pause until it drains. */
 const HIGH_WATER = 256 * 1024;
-const HEARTBEAT_FRAME = Buffer.from([C.FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, C.FRAME_END]);
-/** How long we wait for close-ok after sending connection.close. */
-const CLOSE_TIMEOUT_MS = 3000;
+/**
+ * After the close handshake the client is the one to drop TCP (as with RabbitMQ, which
+ * keeps answering connection.close meanwhile); one that does not is cut off after this.
+ */
+const CLOSE_LINGER_MS = 3000;
+/**
+ * RabbitMQ keeps a client whose login failed waiting this long before it closes the
+ * socket, which slows down password guessing. Only the socket is held meanwhile.
+ */
+const FAILED_LOGIN_DELAY_MS = 3000;
 
 export interface ConnectionCounters {
   recvBytes: number;
@@ -48,36 +56,33 @@ export interface ConnectionCounters {
 let nextId = 1;
 
 /**
- * One client connection: the handshake, channel 0, heartbeats, and the coalesced output
- * buffer that every channel writes into. Frames for channels 1..n are handed to their
- * Channel objects.
+ * One client connection: the handshake, channel 0, heartbeats, the channel map, and the
+ * coalesced output buffer that every channel writes into. Frames for channels 1..n are
+ * handed to their Channel objects; opening and closing channels is decided here.
  */
-export class Connection implements FrameHandler {
+export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   readonly id = nextId++;
   readonly name: string;
   readonly writer = new Writer();
   readonly counters: ConnectionCounters = { recvBytes: 0, sentBytes: 0, recvFrames: 0 };
-  readonly reader = new Reader();
-  readonly channels = new Map<number, Channel>();
-  user: User | null = null;
+  private readonly reader = new Reader();
+  private readonly channels = new Map<number, Channel>();
+  private authUser: User | null = null;
   vhost: Vhost | null = null;
   clientProperties: FieldTable = {};
   frameMax: number;
   channelMax: number;
   heartbeat = 0;
+  private state: ConnectionState = 'header';
   /** Publisher confirms to send out at the next flush. */
-  readonly confirmQueue: PublisherConfirms[] = [];
-  private state = S_HEADER;
+  private readonly confirmQueue: { flush(): void }[] = [];
   private readonly parser: FrameParser;
+  private readonly heartbeats: HeartbeatMonitor;
   private headerBuf: Buffer | null = null;
   private flushScheduled = false;
   private socketFull = false;
   private handshakeTimer: NodeJS.Timeout | null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
-  private recvTicks = 0;
-  private sentSinceTick = false;
-  private silentTicks = 0;
   private readonly flushBound = (): void => this.flush();
   private turnBytes = 0;
   private blockedReason: string | null = null;
@@ -98,6 +103,7 @@ export class Connection implements FrameHandler {
     this.frameMax = config.frameMax;
     this.channelMax = config.channelMax;
     this.parser = new FrameParser(this, config.frameMax);
+    this.heartbeats = new HeartbeatMonitor(this);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -106,26 +112,36 @@ export class Connection implements FrameHandler {
     this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), config.handshakeTimeout);
   }
 
+  /** The authenticated user; channels exist only after the handshake, so it is set. */
+  get user(): User {
+    return this.authUser!;
+  }
+
   get clientCapabilities(): FieldTable {
     const caps = this.clientProperties.capabilities;
     return caps !== null && typeof caps === 'object' && !Array.isArray(caps) && !Buffer.isBuffer(caps) ? (caps as FieldTable) : {};
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
   }
 
   // ---- input -----------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
     this.counters.recvBytes += chunk.length;
-    this.recvTicks++;
+    this.heartbeats.received = true;
     this.turnBytes += chunk.length;
     if (this.turnBytes >= READ_BUDGET) {
       this.socket.pause();
       setImmediate(this.resumeBound);
     }
-    if (this.state === S_HEADER) {
+    if (this.state === 'header') {
       chunk = this.readProtocolHeader(chunk);
       if (chunk.length === 0) return;
     }
-    if (this.state === S_CLOSED) return;
+    // After the close handshake frames are still parsed, to answer further closes; a
+    // handshake that failed has stopped the parser.
     try {
       this.parser.push(chunk);
     } catch (err) {
@@ -144,21 +160,21 @@ export class Connection implements FrameHandler {
     }
     this.headerBuf = null;
     if (!C.PROTOCOL_HEADER.equals(have.subarray(0, 8))) return this.refuseProtocol();
-    this.state = S_START_OK;
+    this.state = 'start-ok';
     M.encodeConnectionStart(this.writer, 0, 0, 9, serverProperties(), MECHANISMS, 'en_US');
     this.flush();
     return have.subarray(8);
   }
 
   private refuseProtocol(): Buffer {
-    this.state = S_CLOSED;
+    this.state = 'closed';
     this.socket.end(C.PROTOCOL_HEADER);
     return EMPTY;
   }
 
   onMethodFrame(channel: number, payload: Buffer): void {
     this.counters.recvFrames++;
-    if (this.state === S_CLOSED) return;
+    if (this.state === 'closed' && channel !== 0) return;
     let method: M.Method;
     try {
       method = M.decodeMethod(this.reader.reset(payload));
@@ -168,47 +184,52 @@ export class Connection implements FrameHandler {
         err.methodId = payload.readUInt16BE(2);
       }
       // A frame we cannot decode is a connection error whatever channel it came on.
-      return err instanceof AmqpError ? this.closeWithError(err) : this.internalError(err);
+      return this.connectionError(err);
     }
     if (channel === 0) return this.onConnectionMethod(method);
-    if (this.state !== S_RUNNING) {
-      if (this.state === S_CLOSING) return; // after connection.close only close/close-ok matter
-      return this.closeWith(C.COMMAND_INVALID, `expected connection method, got ${M.METHOD_NAMES[method.id]}`, method.id);
+    switch (this.state) {
+      case 'running':
+        return this.onChannelMethod(channel, method);
+      case 'closing':
+      case 'closed':
+        return; // only connection.close and close-ok matter now
+      case 'header':
+      case 'start-ok':
+      case 'tune-ok':
+      case 'open':
+        return this.closeWithError(unexpectedFrame(C.FRAME_METHOD, channel, payload));
     }
-    let ch = this.channels.get(channel);
-    if (ch === undefined) {
-      if (method.id !== M.CHANNEL_OPEN) {
-        return this.closeWith(C.CHANNEL_ERROR, `expected 'channel.open'`, method.id);
-      }
-      if (channel > this.channelMax) {
-        return this.closeWith(C.CHANNEL_ERROR, `channel number ${channel} exceeds channel_max ${this.channelMax}`, method.id);
-      }
-      ch = new Channel(this, channel);
-      this.channels.set(channel, ch);
-      M.encodeChannelOpenOk(this.writer, channel, '');
-      this.scheduleFlush();
-      return;
-    }
-    ch.onMethod(method);
   }
 
   onHeaderFrame(channel: number, payload: Buffer): void {
     this.counters.recvFrames++;
-    if (this.state !== S_RUNNING) return;
-    const ch = this.channels.get(channel);
-    if (ch === undefined) return this.closeWith(C.UNEXPECTED_FRAME, `content header frame on unopened channel ${channel}`);
-    ch.onHeader(payload);
+    const ch = this.channelForContent(C.FRAME_HEADER, channel, payload);
+    if (ch !== null) ch.onHeader(payload);
   }
 
   onBodyChunk(channel: number, chunk: Buffer): void {
-    if (this.state !== S_RUNNING) return;
+    const ch = this.channelForContent(C.FRAME_BODY, channel, chunk);
+    if (ch !== null) ch.onBody(chunk);
+  }
+
+  /** The open channel a content frame belongs to, or null when the frame is dropped or refused. */
+  private channelForContent(type: number, channel: number, payload: Buffer): Channel | null {
+    if (this.state !== 'running') {
+      if (this.state !== 'closing' && this.state !== 'closed') this.closeWithError(unexpectedFrame(type, channel, payload));
+      return null;
+    }
     const ch = this.channels.get(channel);
-    if (ch === undefined) return this.closeWith(C.UNEXPECTED_FRAME, `content body frame on unopened channel ${channel}`);
-    ch.onBody(chunk);
+    if (ch === undefined) {
+      const kind = type === C.FRAME_HEADER ? 'header' : 'body';
+      this.closeWith(C.UNEXPECTED_FRAME, `content ${kind} frame on unopened channel ${channel}`);
+      return null;
+    }
+    // Content for a channel we are closing is dropped, as RabbitMQ does.
+    return ch.state === 'open' ? ch : null;
   }
 
   onHeartbeatFrame(channel: number): void {
-    if (channel !== 0) this.closeWith(C.FRAME_ERROR, `heartbeat frame on channel ${channel}`);
+    if (channel !== 0) this.closeWithError(unexpectedFrame(C.FRAME_HEARTBEAT, channel, EMPTY));
   }
 
   onFrameError(code: number, text: string): void {
@@ -217,18 +238,57 @@ export class Connection implements FrameHandler {
     this.socket.end();
   }
 
-  /** Turns an error thrown while handling a frame into the right close. */
-  protocolError(err: unknown, channel: number): void {
-    if (!(err instanceof AmqpError)) return this.internalError(err);
-    if (C.isHardError(err.code) || channel === 0) return this.closeWithError(err);
-    const ch = this.channels.get(channel);
-    if (ch === undefined) return this.closeWithError(err);
-    ch.closeWithError(err);
+  /** A hard error (or a bug) anywhere closes the connection. */
+  connectionError(err: unknown): void {
+    if (err instanceof AmqpError) this.closeWithError(err);
+    else this.internalError(err);
   }
 
   private internalError(err: unknown): void {
     this.log.error({ conn: this.name, err }, 'internal error');
     this.closeWith(C.INTERNAL_ERROR, 'internal error');
+  }
+
+  // ---- channels --------------------------------------------------------------------
+
+  private onChannelMethod(id: number, m: M.Method): void {
+    const ch = this.channels.get(id);
+    if (ch === undefined) return this.openChannel(id, m);
+    switch (ch.state) {
+      case 'open':
+        if (m.id === M.CHANNEL_CLOSE) return this.channelClosedByClient(ch);
+        return ch.onMethod(m);
+      case 'closing':
+        // We sent channel.close. The client's own close may cross ours: answer it and keep
+        // waiting for close-ok; anything else is dropped, as RabbitMQ does.
+        if (m.id === M.CHANNEL_CLOSE_OK) this.channels.delete(id);
+        else if (m.id === M.CHANNEL_CLOSE) {
+          M.encodeChannelCloseOk(this.writer, id);
+          this.scheduleFlush();
+        }
+        return;
+      case 'closed':
+        // Only the connection's teardown closes a channel for good, and it empties the map.
+        this.channels.delete(id);
+        return this.openChannel(id, m);
+    }
+  }
+
+  private openChannel(id: number, m: M.Method): void {
+    if (m.id !== M.CHANNEL_OPEN) return this.closeWith(C.CHANNEL_ERROR, `expected 'channel.open'`, m.id);
+    if (id > this.channelMax) {
+      return this.closeWith(C.CHANNEL_ERROR, `channel number ${id} exceeds channel_max ${this.channelMax}`, m.id);
+    }
+    this.channels.set(id, new Channel(this, this.vhost!, id));
+    M.encodeChannelOpenOk(this.writer, id, '');
+    this.scheduleFlush();
+  }
+
+  private channelClosedByClient(ch: Channel): void {
+    ch.teardown();
+    this.channels.delete(ch.id);
+    M.encodeChannelCloseOk(this.writer, ch.id);
+    this.scheduleFlush();
   }
 
   // ---- channel 0 -------------------------------------------------------------------
@@ -243,50 +303,47 @@ export class Connection implements FrameHandler {
         case M.CONNECTION_OPEN:
           return this.onOpen(m);
         case M.CONNECTION_CLOSE:
-          M.encodeConnectionCloseOk(this.writer, 0);
-          this.flush();
-          this.state = S_CLOSED;
-          this.teardown();
-          this.socket.end();
-          return;
+          return this.onClose();
         case M.CONNECTION_CLOSE_OK:
-          if (this.state === S_CLOSING) this.socket.end();
-          return;
+          return this.onCloseOk();
         case M.CONNECTION_UPDATE_SECRET:
-          if (this.state !== S_RUNNING) break;
-          // Only password-less mechanisms take a new secret; for PLAIN the secret is moot.
-          M.encodeConnectionUpdateSecretOk(this.writer, 0);
-          this.scheduleFlush();
-          return;
+          return this.onUpdateSecret(m);
         case M.CONNECTION_BLOCKED:
         case M.CONNECTION_UNBLOCKED:
-          return;
+          if (this.state === 'running') return;
+          break;
       }
-      if (this.state === S_CLOSING) return;
+      if (this.state === 'closing' || this.state === 'closed') return;
       this.closeWith(C.COMMAND_INVALID, `unexpected method ${M.METHOD_NAMES[m.id]} on channel 0`, m.id);
     } catch (err) {
-      this.protocolError(err, 0);
+      this.connectionError(err);
     }
   }
 
+  private expectState(want: ConnectionState, methodId: number): void {
+    if (this.state === want) return;
+    throw new AmqpError(C.COMMAND_INVALID, `unexpected ${M.METHOD_NAMES[methodId]}`, methodId >>> 16, methodId & 0xffff);
+  }
+
   private onStartOk(m: M.ConnectionStartOk): void {
-    if (this.state !== S_START_OK) throw new AmqpError(C.COMMAND_INVALID, 'unexpected connection.start-ok', 10, 11);
+    this.expectState('start-ok', m.id);
     this.clientProperties = m.clientProperties;
     const result = authenticate(m.mechanism, m.response, this.broker.users);
-    if (result.error !== null) throw new AmqpError(C.ACCESS_REFUSED, result.error, 10, 11);
+    // RabbitMQ names no method in a refused login (class 0, method 0).
+    if (result.error !== null) throw new AmqpError(C.ACCESS_REFUSED, result.error);
     const user = result.user!;
     if (!this.broker.users.allowedFrom(user, this.socket.remoteAddress)) {
       this.log.warn({ conn: this.name, user: user.name }, 'user can only log in via localhost');
-      throw new AmqpError(C.ACCESS_REFUSED, `Login was refused using authentication mechanism ${m.mechanism}. For details see the broker logfile.`, 10, 11);
+      throw new AmqpError(C.ACCESS_REFUSED, `Login was refused using authentication mechanism ${m.mechanism}. For details see the broker logfile.`);
     }
-    this.user = user;
-    this.state = S_TUNE_OK;
+    this.authUser = user;
+    this.state = 'tune-ok';
     M.encodeConnectionTune(this.writer, 0, this.config.channelMax, this.config.frameMax, this.config.heartbeat);
     this.flush();
   }
 
   private onTuneOk(m: M.ConnectionTuneOk): void {
-    if (this.state !== S_TUNE_OK) throw new AmqpError(C.COMMAND_INVALID, 'unexpected connection.tune-ok', 10, 31);
+    this.expectState('tune-ok', m.id);
     const ourFrameMax = this.config.frameMax;
     const frameMax = m.frameMax === 0 ? ourFrameMax : m.frameMax;
     if (frameMax > ourFrameMax) {
@@ -299,52 +356,129 @@ export class Connection implements FrameHandler {
     this.parser.frameMax = frameMax;
     this.channelMax = m.channelMax === 0 ? this.config.channelMax : Math.min(m.channelMax, this.config.channelMax);
     this.heartbeat = m.heartbeat;
-    this.state = S_OPEN;
-    if (this.heartbeat > 0) this.heartbeatTimer = setInterval(() => this.onHeartbeatTick(), (this.heartbeat * 1000) / 2);
+    this.state = 'open';
+    this.heartbeats.start(this.heartbeat);
   }
 
   private onOpen(m: M.ConnectionOpen): void {
-    if (this.state !== S_OPEN) throw new AmqpError(C.COMMAND_INVALID, 'unexpected connection.open', 10, 40);
+    this.expectState('open', m.id);
     const vhost = this.broker.vhosts.get(m.virtualHost);
     if (vhost === undefined) throw new AmqpError(C.NOT_ALLOWED, `vhost ${m.virtualHost} not found`, 10, 40);
-    if (!this.broker.permissions.canAccessVhost(this.user!, vhost.name)) {
-      throw new AmqpError(C.NOT_ALLOWED, `access to vhost '${vhost.name}' refused for user '${this.user!.name}'`, 10, 40);
+    if (!this.broker.permissions.canAccessVhost(this.user, vhost.name)) {
+      throw new AmqpError(C.NOT_ALLOWED, `access to vhost '${vhost.name}' refused for user '${this.user.name}'`, 10, 40);
     }
     this.vhost = vhost;
-    this.state = S_RUNNING;
+    this.state = 'running';
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     M.encodeConnectionOpenOk(this.writer, 0, '');
     if (this.blockedReason !== null) this.setBlocked(this.blockedReason);
     this.flush();
-    this.log.debug({ conn: this.name, user: this.user!.name, vhost: vhost.name }, 'connection opened');
+    this.log.debug({ conn: this.name, user: this.user.name, vhost: vhost.name }, 'connection opened');
+  }
+
+  /**
+   * connection.update-secret: the new secret must prove the same user again (its password,
+   * or a PLAIN response naming it); the connection then holds the freshly checked user.
+   */
+  private onUpdateSecret(m: M.ConnectionUpdateSecret): void {
+    this.expectState('running', m.id);
+    const user = verifySecret(m.newSecret, this.user, this.broker.users);
+    if (user === null) {
+      this.log.warn({ conn: this.name, user: this.user.name, reason: m.reason }, 'connection.update-secret refused');
+      throw new AmqpError(C.NOT_ALLOWED, 'New secret was refused by one of the backends', 10, 70);
+    }
+    this.authUser = user;
+    this.log.info({ conn: this.name, user: user.name, reason: m.reason }, 'connection secret updated');
+    M.encodeConnectionUpdateSecretOk(this.writer, 0);
+    this.scheduleFlush();
   }
 
   // ---- closing ---------------------------------------------------------------------
+
+  /** The client's connection.close: answered in every state, also when it crosses ours. */
+  private onClose(): void {
+    switch (this.state) {
+      case 'closing':
+      case 'closed':
+        // A close crossing ours, or one more close from a client that sent several.
+        M.encodeConnectionCloseOk(this.writer, 0);
+        this.flush();
+        return;
+      case 'header':
+      case 'start-ok':
+      case 'tune-ok':
+      case 'open':
+      case 'running':
+        this.teardown();
+        this.state = 'closed';
+        M.encodeConnectionCloseOk(this.writer, 0);
+        this.flush();
+        this.lingerThenDestroy(CLOSE_LINGER_MS);
+        return;
+    }
+  }
+
+  private onCloseOk(): void {
+    switch (this.state) {
+      case 'closing':
+        this.state = 'closed';
+        this.socket.end();
+        return;
+      case 'closed':
+        return;
+      case 'header':
+      case 'start-ok':
+      case 'tune-ok':
+      case 'open':
+      case 'running':
+        throw new AmqpError(C.COMMAND_INVALID, 'unexpected connection.close-ok', 10, 51);
+    }
+  }
 
   closeWith(code: number, detail: string, methodId = 0): void {
     this.closeWithError(new AmqpError(code, detail, methodId >>> 16, methodId & 0xffff));
   }
 
   closeWithError(err: AmqpError): void {
-    if (this.state === S_CLOSING || this.state === S_CLOSED) return;
-    this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'closing connection');
-    // Before the handshake is through the client may not understand connection.close
-    // (RabbitMQ only sends it on failed auth when the client says it can take it).
-    const canTakeClose =
-      this.state >= S_TUNE_OK || (this.state === S_START_OK && this.clientCapabilities.authentication_failure_close === true);
-    this.teardown();
-    if (!canTakeClose) {
-      this.parser.stop();
-      this.state = S_CLOSED;
-      this.flush();
-      this.socket.end();
-      return;
+    switch (this.state) {
+      case 'closing':
+      case 'closed':
+        return;
+      case 'header':
+      case 'start-ok':
+        // Before tune the client may not understand connection.close: RabbitMQ only sends
+        // it for a refused login when the client says it can take it, and otherwise goes
+        // silent for a while before it closes the socket.
+        if (err.code === C.ACCESS_REFUSED && this.clientCapabilities.authentication_failure_close === true) break;
+        return this.closeSilently(err);
+      case 'tune-ok':
+      case 'open':
+      case 'running':
+        break;
     }
-    this.state = S_CLOSING;
+    this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'closing connection');
+    this.teardown();
+    this.state = 'closing';
     M.encodeConnectionClose(this.writer, 0, err.code, replyText(err.message), err.classId, err.methodId);
     this.flush();
-    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS);
+    this.lingerThenDestroy(CLOSE_LINGER_MS);
+  }
+
+  private closeSilently(err: AmqpError): void {
+    this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'closing connection during handshake');
+    this.teardown();
+    this.state = 'closed';
+    this.parser.stop();
+    const delay = err.code === C.ACCESS_REFUSED ? FAILED_LOGIN_DELAY_MS : 0;
+    if (delay === 0) this.socket.end();
+    else this.lingerThenDestroy(delay);
+  }
+
+  /** Leaves the socket to the client for `ms`, then closes it ourselves. */
+  private lingerThenDestroy(ms: number): void {
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = setTimeout(() => this.socket.destroy(), ms);
   }
 
   /** Server-initiated close (shutdown); resolves once the socket is closed. */
@@ -352,7 +486,7 @@ export class Connection implements FrameHandler {
     return new Promise((resolve) => {
       if (this.socket.destroyed) return resolve();
       this.socket.once('close', () => resolve());
-      if (this.state === S_RUNNING || this.state === S_OPEN) {
+      if (this.state === 'running' || this.state === 'open') {
         this.closeWith(C.CONNECTION_FORCED, `broker forced connection closure with reason '${reason}'`);
       } else {
         this.socket.destroy();
@@ -370,14 +504,14 @@ export class Connection implements FrameHandler {
 
   private clearTimers(): void {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     if (this.flowTimer !== null) clearTimeout(this.flowTimer);
+    this.heartbeats.stop();
     this.flowTimer = null;
-    this.handshakeTimer = this.heartbeatTimer = null;
+    this.handshakeTimer = null;
   }
 
   private onSocketClosed(): void {
-    this.state = S_CLOSED;
+    this.state = 'closed';
     this.teardown();
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.onGone(this);
@@ -385,32 +519,36 @@ export class Connection implements FrameHandler {
 
   private onHandshakeTimeout(): void {
     this.handshakeTimer = null;
-    if (this.state < S_RUNNING) {
-      this.log.info({ conn: this.name }, 'handshake timeout');
-      this.state = S_CLOSED;
-      this.socket.destroy();
+    switch (this.state) {
+      case 'header':
+      case 'start-ok':
+      case 'tune-ok':
+      case 'open':
+        this.log.info({ conn: this.name }, 'handshake timeout');
+        this.state = 'closed';
+        this.socket.destroy();
+        return;
+      case 'running':
+      case 'closing':
+      case 'closed':
+        return;
     }
   }
 
-  private onHeartbeatTick(): void {
-    // Ticks come twice per interval: a peer silent for four ticks missed two heartbeats.
-    if (this.recvTicks === 0) {
-      if (++this.silentTicks >= 4) {
-        this.log.info({ conn: this.name, timeout: this.heartbeat }, 'missed heartbeats from client');
-        this.state = S_CLOSED;
-        this.socket.destroy();
-        return;
-      }
-    } else {
-      this.silentTicks = 0;
-    }
-    this.recvTicks = 0;
-    if (!this.sentSinceTick) {
-      this.writer.raw(HEARTBEAT_FRAME);
-      this.flush();
-    }
-    this.sentSinceTick = false;
+  // ---- heartbeats --------------------------------------------------------------------
+
+  sendHeartbeat(frame: Buffer): void {
+    this.writer.raw(frame);
+    this.flush();
   }
+
+  heartbeatTimeout(): void {
+    this.log.info({ conn: this.name, timeout: this.heartbeat }, 'missed heartbeats from client');
+    this.state = 'closed';
+    this.socket.destroy();
+  }
+
+  // ---- flow ------------------------------------------------------------------------
 
   /** Tells a client that publishing is blocked (reason) or unblocked (null), if it can hear it. */
   setBlocked(reason: string | null): void {
@@ -419,7 +557,7 @@ export class Connection implements FrameHandler {
       this.readingBlocked = false;
       this.resumeReading();
     }
-    if (this.state !== S_RUNNING || this.clientCapabilities['connection.blocked'] !== true) return;
+    if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
     if (reason !== null) M.encodeConnectionBlocked(this.writer, 0, reason);
     else M.encodeConnectionUnblocked(this.writer, 0);
     this.scheduleFlush();
@@ -466,6 +604,11 @@ export class Connection implements FrameHandler {
     setImmediate(this.flushBound);
   }
 
+  confirmsDue(confirms: { flush(): void }): void {
+    this.confirmQueue.push(confirms);
+    this.scheduleFlush();
+  }
+
   /** Whether consumers on this connection may be given more messages now. */
   canWrite(): boolean {
     if (this.socketFull) return false;
@@ -483,7 +626,7 @@ export class Connection implements FrameHandler {
     if (this.writer.empty) return;
     const chunks = this.writer.take();
     if (this.socket.destroyed || !this.socket.writable) return;
-    this.sentSinceTick = true;
+    this.heartbeats.sent = true;
     let ok = true;
     if (chunks.length === 1) {
       this.counters.sentBytes += chunks[0].length;

@@ -52,15 +52,19 @@ export class ContentAssembler {
     if (payload.length < 14) throw new AmqpError(C.FRAME_ERROR, 'content header frame too short');
     const classId = payload.readUInt16BE(0);
     if (classId !== 60) throw new AmqpError(C.FRAME_ERROR, `content header for class ${classId} on basic.publish`);
-    const size = payload.readUInt32BE(4) * 0x100000000 + payload.readUInt32BE(8);
+    const sizeHigh = payload.readUInt32BE(4);
+    const sizeLow = payload.readUInt32BE(8);
     // Publishers mostly send the same properties every time: share one copy between
     // messages (which also keeps the socket's buffer from being pinned by a slice).
     const props = payload.subarray(12);
     if (!props.equals(this.props)) this.props = Buffer.from(props);
-    if (size > MAX_MESSAGE_SIZE) {
+    if (sizeHigh !== 0 || sizeLow > MAX_MESSAGE_SIZE) {
       this.reset();
-      throw new AmqpError(C.PRECONDITION_FAILED, `message size ${size} is larger than configured max size ${MAX_MESSAGE_SIZE}`, 60, 40);
+      // Printed exactly: a 64-bit size can be beyond what a double holds.
+      const exact = (BigInt(sizeHigh) << 32n) | BigInt(sizeLow);
+      throw new AmqpError(C.PRECONDITION_FAILED, `message size ${exact} is larger than configured max size ${MAX_MESSAGE_SIZE}`, 60, 40);
     }
+    const size = sizeLow;
     this.size = size;
     this.received = 0;
     this.body = EMPTY;

@@ -1,7 +1,7 @@
 import Denque from 'denque';
 import * as M from '../protocol/generated';
 import type { SyncScheduler, SyncWaiter } from '../store/sync-scheduler';
-import type { Connection } from './connection';
+import type { ConfirmSink } from './channel-host';
 
 /**
  * One channel's publisher confirms (confirm.select) and the tx.commit-oks that wait for
@@ -23,7 +23,7 @@ export class PublisherConfirms implements SyncWaiter {
   private waiting = false;
 
   constructor(
-    private readonly conn: Connection,
+    private readonly conn: ConfirmSink,
     private readonly channel: number,
     private readonly scheduler: SyncScheduler | null,
   ) {}
@@ -122,8 +122,7 @@ export class PublisherConfirms implements SyncWaiter {
     this.confirmedUpTo = seq;
     if (!this.queued) {
       this.queued = true;
-      this.conn.confirmQueue.push(this);
-      this.conn.scheduleFlush();
+      this.conn.confirmsDue(this);
     }
   }
 
