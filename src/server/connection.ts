@@ -18,6 +18,7 @@ import { authenticate, verifySecret, MECHANISMS } from './auth-mechanisms';
 import { serverProperties } from './server-properties';
 import { HeartbeatMonitor, type HeartbeatPeer } from './heartbeat-monitor';
 import { unexpectedFrame } from './frame-errors';
+import { assertNever } from '../assert-never';
 
 /**
  * Where a connection stands. The handshake states name what we wait for; `closing`: we
@@ -198,6 +199,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'tune-ok':
       case 'open':
         return this.closeWithError(unexpectedFrame(C.FRAME_METHOD, channel, payload));
+      default:
+        return assertNever(this.state);
     }
   }
 
@@ -271,6 +274,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
         // Only the connection's teardown closes a channel for good, and it empties the map.
         this.channels.delete(id);
         return this.openChannel(id, m);
+      default:
+        return assertNever(ch.state);
     }
   }
 
@@ -416,6 +421,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
         this.flush();
         this.lingerThenDestroy(CLOSE_LINGER_MS);
         return;
+      default:
+        return assertNever(this.state);
     }
   }
 
@@ -433,6 +440,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'open':
       case 'running':
         throw new AmqpError(C.COMMAND_INVALID, 'unexpected connection.close-ok', 10, 51);
+      default:
+        return assertNever(this.state);
     }
   }
 
@@ -456,6 +465,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'open':
       case 'running':
         break;
+      default:
+        return assertNever(this.state);
     }
     this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'closing connection');
     this.teardown();
@@ -532,6 +543,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'closing':
       case 'closed':
         return;
+      default:
+        return assertNever(this.state);
     }
   }
 
