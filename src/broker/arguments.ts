@@ -1,6 +1,6 @@
 import { AmqpError } from '../protocol/errors';
 import { INTERNAL_ERROR, PRECONDITION_FAILED } from '../protocol/constants';
-import { Decimal, type FieldTable, type FieldValue } from '../protocol/types';
+import { Decimal, wireTypeOf, type FieldTable, type FieldValue } from '../protocol/types';
 import { describeExchange, describeQueue } from './names';
 
 /**
@@ -9,9 +9,10 @@ import { describeExchange, describeQueue } from './names';
  * typed object. Pure: no broker state. Every rule here was checked against RabbitMQ 3.10.8.
  *
  * RabbitMQ's texts print the wire type of a value ('signedint', 'byte', 'double', ...). A
- * decoded FieldTable has lost those, so callers that still have them pass `types` (the AMQP
- * type tag of each entry, by key); without them the type is inferred from the JS value
- * (integers in int32 range as 'signedint', other integers as 'long', non-integers as 'double').
+ * decoded FieldTable records the tags its values' JS shapes do not imply (see WIRE_TYPES);
+ * `types` overrides them (the AMQP type tag of each entry, by key). An entry with neither has
+ * its type inferred from the JS value (integers in int32 range as 'signedint', other
+ * integers as 'long', non-integers as 'double'), as the writer would send it.
  */
 
 export type QueueType = 'classic' | 'quorum' | 'stream';
@@ -445,7 +446,7 @@ function fieldOf(args: FieldTable, key: string, types: WireTypes | undefined): F
   if (!Object.hasOwn(args, key)) return undefined;
   const value = args[key];
   if (value === undefined) return undefined;
-  return { value, type: fieldTypeName(value, types?.[key]) };
+  return { value, type: fieldTypeName(value, types?.[key] ?? wireTypeOf(args, key)) };
 }
 
 function invalidArg(key: string, what: string, term: string): ArgsError {

@@ -1,8 +1,8 @@
 import { AmqpError } from '../protocol/errors';
 import { PRECONDITION_FAILED } from '../protocol/constants';
-import { Decimal, type FieldTable, type FieldValue } from '../protocol/types';
+import { copyTable, wireTypeOf, type FieldTable, type FieldValue } from '../protocol/types';
 import { fieldValuesEqual } from './exchanges/field-equality';
-import { QUEUE_TYPE_ARGUMENTS } from './arguments';
+import { fieldTypeName, QUEUE_TYPE_ARGUMENTS } from './arguments';
 
 /**
  * Redeclaring an existing queue or exchange must name the same properties. RabbitMQ
@@ -15,7 +15,10 @@ export function queueArgsCompared(args: FieldTable): readonly string[] {
 
 /** An absent x-queue-type is the same as 'classic'. */
 export function withClassicDefault(args: FieldTable): FieldTable {
-  return args['x-queue-type'] === undefined ? { ...args, 'x-queue-type': 'classic' } : args;
+  if (args['x-queue-type'] !== undefined) return args;
+  const out = copyTable(args);
+  out['x-queue-type'] = 'classic';
+  return out;
 }
 export const EXCHANGE_ARGS_COMPARED = ['alternate-exchange'];
 
@@ -36,25 +39,12 @@ export function assertArgsEquivalent(what: string, keys: readonly string[], rece
       // Like RabbitMQ: plain values when both sides have one, typed when one side is missing.
       r !== undefined && c !== undefined
         ? `inequivalent arg '${key}' for ${what}: received '${String(r)}' but current is '${String(c)}'`
-        : `inequivalent arg '${key}' for ${what}: received ${describeValue(r)} but current is ${describeValue(c)}`,
+        : `inequivalent arg '${key}' for ${what}: received ${describeValue(r, wireTypeOf(received, key))} but current is ${describeValue(c, wireTypeOf(current, key))}`,
     );
   }
 }
 
-function describeValue(v: FieldValue | undefined): string {
+function describeValue(v: FieldValue | undefined, tag: string | undefined): string {
   if (v === undefined) return 'none';
-  return `the value '${String(v)}' of type '${typeName(v)}'`;
-}
-
-function typeName(v: FieldValue): string {
-  if (typeof v === 'string') return 'longstr';
-  if (typeof v === 'boolean') return 'bool';
-  if (typeof v === 'bigint') return 'long';
-  if (typeof v === 'number') return Number.isInteger(v) ? (v >= -0x80000000 && v <= 0x7fffffff ? 'signedint' : 'long') : 'double';
-  if (Array.isArray(v)) return 'array';
-  if (v === null) return 'void';
-  if (Buffer.isBuffer(v)) return 'binary';
-  if (v instanceof Date) return 'timestamp';
-  if (v instanceof Decimal) return 'decimal';
-  return 'table';
+  return `the value '${String(v)}' of type '${fieldTypeName(v, tag)}'`;
 }

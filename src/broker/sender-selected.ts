@@ -1,5 +1,5 @@
 import { encodeProperties } from '../protocol/properties';
-import type { FieldValue } from '../protocol/types';
+import { copyTable, type FieldValue } from '../protocol/types';
 import { Message } from './message';
 
 /**
@@ -11,7 +11,8 @@ export function senderSelected(msg: Message): { keys: string[]; message: Message
   if (headers === undefined || (headers.CC === undefined && headers.BCC === undefined)) return null;
   const keys = [...strings(headers.CC), ...strings(headers.BCC)];
   if (headers.BCC === undefined) return { keys, message: msg };
-  const props = { ...msg.properties, headers: { ...headers } };
+  // copyTable, not a spread: the other headers keep the wire types they were published with.
+  const props = { ...msg.properties, headers: copyTable(headers) };
   delete props.headers.BCC;
   const message = new Message(msg.exchange, msg.routingKey, encodeProperties(props), msg.body);
   message.bccKeys = strings(headers.BCC);

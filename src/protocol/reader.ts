@@ -1,6 +1,6 @@
 import { AmqpError } from './errors';
 import { FRAME_ERROR } from './constants';
-import { Decimal, type FieldTable, type FieldValue } from './types';
+import { Decimal, defineEntry, inferredNumberType, wireTypesFor, type FieldTable, type FieldValue, type WireTypeRecord } from './types';
 
 /**
  * A cursor over one frame payload. Bounds are checked explicitly so that a truncated
@@ -101,32 +101,52 @@ export class Reader {
     this.pos += len;
     return s;
   }
+  /**
+   * A field table. Each entry whose wire type the writer would not infer from its JS value
+   * (a byte, a float, a long holding a small number, an integral double...) has its tag
+   * recorded under WIRE_TYPES, so the table re-encodes to the same bytes.
+   */
   table(): FieldTable {
     const len = this.u32();
     this.need(len);
     const stop = this.pos + len;
     const t: FieldTable = {};
+    let types: WireTypeRecord | undefined;
     while (this.pos < stop) {
       const key = this.shortstr();
-      const value = this.fieldValue();
-      // A key named __proto__ must stay a key, not replace the table's prototype.
-      if (key === '__proto__') Object.defineProperty(t, key, { value, enumerable: true, writable: true, configurable: true });
-      else t[key] = value;
+      const tag = this.u8();
+      const value = this.valueOfType(tag);
+      defineEntry(t, key, value);
+      if (typeof value !== 'number' || numberTagInferred(tag, value)) {
+        // A repeated key keeps only its last value, and so only that value's tag.
+        if (types !== undefined) delete types[key];
+      } else {
+        (types ??= wireTypesFor(t))[key] = String.fromCharCode(tag);
+      }
     }
     if (this.pos !== stop) throw new AmqpError(FRAME_ERROR, 'cannot decode: field table overruns its length');
     return t;
   }
+  /** A field array; element tags are recorded by index, as for tables. */
   array(): FieldValue[] {
     const len = this.u32();
     this.need(len);
     const stop = this.pos + len;
     const a: FieldValue[] = [];
-    while (this.pos < stop) a.push(this.fieldValue());
+    let types: WireTypeRecord | undefined;
+    while (this.pos < stop) {
+      const tag = this.u8();
+      const value = this.valueOfType(tag);
+      if (typeof value === 'number' && !numberTagInferred(tag, value)) (types ??= wireTypesFor(a))[a.length] = String.fromCharCode(tag);
+      a.push(value);
+    }
     if (this.pos !== stop) throw new AmqpError(FRAME_ERROR, 'cannot decode: field array overruns its length');
     return a;
   }
   fieldValue(): FieldValue {
-    const type = this.u8();
+    return this.valueOfType(this.u8());
+  }
+  private valueOfType(type: number): FieldValue {
     switch (type) {
       case 0x74: // t
         return this.u8() !== 0;
@@ -169,4 +189,18 @@ export class Reader {
         throw new AmqpError(FRAME_ERROR, `cannot decode: unknown field type '${String.fromCharCode(type)}'`);
     }
   }
+}
+
+const TAG_I = 0x49;
+const TAG_L = 0x6c;
+const TAG_D = 0x64;
+
+/**
+ * Whether the writer's inference gives a decoded number its wire tag back: always for 'I',
+ * for 'l' outside the int32 range, for 'd' when not a safe integer; never for b B s u i f.
+ */
+function numberTagInferred(tag: number, n: number): boolean {
+  if (tag === TAG_I) return true;
+  if (tag === TAG_L || tag === TAG_D) return inferredNumberType(n).charCodeAt(0) === tag;
+  return false;
 }

@@ -1,5 +1,5 @@
 import { FRAME_END } from './constants';
-import { Decimal, type FieldTable, type FieldValue } from './types';
+import { Decimal, numberFits, wireTypes, type FieldTable, type FieldValue } from './types';
 
 const BLOCK = 64 * 1024;
 /** Bodies at least this big are sent by reference instead of being copied into the block. */
@@ -153,16 +153,64 @@ export class Writer {
     const lenRel = this.pos - this.mark;
     this.pos += 4;
     if (t) {
+      const types = wireTypes(t);
       for (const key of Object.keys(t)) {
         const v = t[key];
         if (v === undefined) continue;
         this.shortstr(key);
-        this.fieldValue(v);
+        if (types === undefined || !this.taggedNumber(v, types[key])) this.fieldValue(v);
       }
     }
     // ensure() may have moved the block: the offset from the mark survives that.
     const lenPos = this.mark + lenRel;
     this.buf.writeUInt32BE(this.pos - lenPos - 4, lenPos);
+  }
+  /**
+   * Writes a number with the wire type it was decoded with, when one was recorded and still
+   * holds the value (a byte incremented past 127 is written as inferred instead).
+   */
+  private taggedNumber(v: FieldValue, tag: string | undefined): boolean {
+    if (tag === undefined || typeof v !== 'number' || !numberFits(v, tag)) return false;
+    this.ensure(9);
+    const b = this.buf;
+    b[this.pos++] = tag.charCodeAt(0);
+    switch (tag) {
+      case 'b':
+        b.writeInt8(v, this.pos);
+        this.pos += 1;
+        break;
+      case 'B':
+        b[this.pos++] = v;
+        break;
+      case 's':
+        b.writeInt16BE(v, this.pos);
+        this.pos += 2;
+        break;
+      case 'u':
+        b.writeUInt16BE(v, this.pos);
+        this.pos += 2;
+        break;
+      case 'I':
+        b.writeInt32BE(v, this.pos);
+        this.pos += 4;
+        break;
+      case 'i':
+        b.writeUInt32BE(v, this.pos);
+        this.pos += 4;
+        break;
+      case 'l':
+        b.writeBigInt64BE(BigInt(v), this.pos);
+        this.pos += 8;
+        break;
+      case 'f':
+        b.writeFloatBE(v, this.pos);
+        this.pos += 4;
+        break;
+      default: // 'd'
+        b.writeDoubleBE(v, this.pos);
+        this.pos += 8;
+    }
+    return true;
   }
   fieldValue(v: FieldValue): void {
     this.ensure(9);
@@ -227,7 +275,11 @@ export class Writer {
     this.ensure(4);
     const lenRel = this.pos - this.mark;
     this.pos += 4;
-    for (const v of a) this.fieldValue(v);
+    const types = wireTypes(a);
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i];
+      if (types === undefined || !this.taggedNumber(v, types[i])) this.fieldValue(v);
+    }
     const lenPos = this.mark + lenRel;
     this.buf.writeUInt32BE(this.pos - lenPos - 4, lenPos);
   }

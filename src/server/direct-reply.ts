@@ -10,7 +10,11 @@ import { Message } from '../broker/message';
 export const REPLY_TO_QUEUE = 'amq.rabbitmq.reply-to';
 export const REPLY_TO_PREFIX = REPLY_TO_QUEUE + '.';
 
-/** A copy of the message whose reply_to names the requesting channel's address. */
+/**
+ * A copy of the message whose reply_to names the requesting channel's address. The spread
+ * is shallow: the copy shares the decoded headers table, wire types included, so they are
+ * re-encoded as published.
+ */
 export function withReplyAddress(msg: Message, props: BasicProperties, address: string): Message {
   const raw = encodeProperties({ ...props, replyTo: address });
   return new Message(msg.exchange, msg.routingKey, raw, msg.body);

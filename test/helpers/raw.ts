@@ -64,9 +64,59 @@ export function u64(n: number | bigint): Buffer {
   return b;
 }
 
-export type TableValue = string | number | boolean | Buffer | TableValue[] | { [k: string]: TableValue } | null;
+/**
+ * A field value with an explicit AMQP type tag (b B s u I i l f d D T S x t V A F), for tests
+ * that check wire types. D takes [scale, value]; T takes seconds; A and F take TableValues.
+ */
+export class Typed {
+  constructor(readonly tag: string, readonly value: number | bigint | string | boolean | Buffer | [number, number] | TableValue[] | { [k: string]: TableValue } | null) {}
+}
+
+export function typed(tag: string, value: Typed['value']): Typed {
+  return new Typed(tag, value);
+}
+
+export type TableValue = string | number | boolean | Buffer | Typed | TableValue[] | { [k: string]: TableValue } | null;
+
+function fixed(tag: string, size: number, write: (b: Buffer) => void): Buffer {
+  const b = Buffer.alloc(1 + size);
+  b.write(tag);
+  write(b);
+  return b;
+}
+
+function encodeTyped(t: Typed): Buffer {
+  const v = t.value;
+  switch (t.tag) {
+    case 'b': return fixed('b', 1, (b) => b.writeInt8(v as number, 1));
+    case 'B': return fixed('B', 1, (b) => b.writeUInt8(v as number, 1));
+    case 's': return fixed('s', 2, (b) => b.writeInt16BE(v as number, 1));
+    case 'u': return fixed('u', 2, (b) => b.writeUInt16BE(v as number, 1));
+    case 'I': return fixed('I', 4, (b) => b.writeInt32BE(v as number, 1));
+    case 'i': return fixed('i', 4, (b) => b.writeUInt32BE(v as number, 1));
+    case 'l': return fixed('l', 8, (b) => b.writeBigInt64BE(BigInt(v as number | bigint), 1));
+    case 'f': return fixed('f', 4, (b) => b.writeFloatBE(v as number, 1));
+    case 'd': return fixed('d', 8, (b) => b.writeDoubleBE(v as number, 1));
+    case 'T': return fixed('T', 8, (b) => b.writeBigUInt64BE(BigInt(v as number | bigint), 1));
+    case 'D': {
+      const [scale, n] = v as [number, number];
+      return fixed('D', 5, (b) => {
+        b.writeUInt8(scale, 1);
+        b.writeInt32BE(n, 2);
+      });
+    }
+    case 'S': return Buffer.concat([Buffer.from('S'), longstr(v as string)]);
+    case 'x': return Buffer.concat([Buffer.from('x'), longstr(v as Buffer)]);
+    case 't': return Buffer.from([0x74, v ? 1 : 0]);
+    case 'V': return Buffer.from('V');
+    case 'A': return encodeValue(v as TableValue[]);
+    case 'F': return encodeValue(v as { [k: string]: TableValue });
+    default: throw new Error(`no encoding for type tag ${t.tag}`);
+  }
+}
 
 function encodeValue(v: TableValue): Buffer {
+  if (v instanceof Typed) return encodeTyped(v);
   if (v === null) return Buffer.from('V');
   if (typeof v === 'string') return Buffer.concat([Buffer.from('S'), longstr(v)]);
   if (typeof v === 'boolean') return Buffer.from([0x74, v ? 1 : 0]);
@@ -173,9 +223,13 @@ export function basicPublish(channel: number, exchange: string, routingKey: stri
   return method(channel, 60, 40, Buffer.concat([u16(0), shortstr(exchange), shortstr(routingKey), u8(mandatory ? 1 : 0)]));
 }
 
-export function basicConsume(channel: number, queue: string, opts: { tag?: string; noAck?: boolean; exclusive?: boolean } = {}): Buffer {
+export function basicConsume(channel: number, queue: string, opts: { tag?: string; noAck?: boolean; exclusive?: boolean } = {}, args: Record<string, TableValue> = {}): Buffer {
   const bits = (opts.noAck ? 2 : 0) | (opts.exclusive ? 4 : 0);
-  return method(channel, 60, 20, Buffer.concat([u16(0), shortstr(queue), shortstr(opts.tag ?? ''), u8(bits), table({})]));
+  return method(channel, 60, 20, Buffer.concat([u16(0), shortstr(queue), shortstr(opts.tag ?? ''), u8(bits), table(args)]));
+}
+
+export function exchangeDeclare(channel: number, name: string, type: string, args: Record<string, TableValue> = {}): Buffer {
+  return method(channel, 40, 10, Buffer.concat([u16(0), shortstr(name), shortstr(type), u8(0), table(args)]));
 }
 
 export function basicAck(channel: number, deliveryTag: number, multiple = false): Buffer {
@@ -193,6 +247,32 @@ export function basicRecover(channel: number, requeue: boolean): Buffer {
 /** Content header frame with no properties. */
 export function contentHeader(channel: number, bodySize: number, classId = 60): Buffer {
   return frame(FRAME_HEADER, channel, Buffer.concat([u16(classId), u16(0), u64(bodySize), u16(0)]));
+}
+
+/** Content properties this client can send: headers as an already encoded table, and a few shortstrs. */
+export interface RawProperties {
+  headers?: Buffer;
+  replyTo?: string;
+  expiration?: string;
+}
+
+/** Content header frame carrying the given properties. */
+export function contentHeaderWith(channel: number, bodySize: number, props: RawProperties): Buffer {
+  let flags = 0;
+  const parts: Buffer[] = [];
+  if (props.headers !== undefined) {
+    flags |= 1 << 13;
+    parts.push(props.headers);
+  }
+  if (props.replyTo !== undefined) {
+    flags |= 1 << 9;
+    parts.push(shortstr(props.replyTo));
+  }
+  if (props.expiration !== undefined) {
+    flags |= 1 << 8;
+    parts.push(shortstr(props.expiration));
+  }
+  return frame(FRAME_HEADER, channel, Buffer.concat([u16(60), u16(0), u64(bodySize), u16(flags), ...parts]));
 }
 
 export function contentBody(channel: number, body: Buffer): Buffer {
@@ -250,6 +330,49 @@ export class Reader {
       default: throw new Error(`unknown field type ${JSON.stringify(t)}`);
     }
   }
+}
+
+/** The basic content properties of a header frame's payload, headers kept as raw bytes. */
+export interface ReceivedProperties {
+  flags: number;
+  /** The headers table as sent, with its 4-byte length. */
+  headers?: Buffer;
+  replyTo?: string;
+  expiration?: string;
+}
+
+export function decodeContentHeader(payload: Buffer): ReceivedProperties {
+  const r = new Reader(payload, 12);
+  const flags = r.u16();
+  const out: ReceivedProperties = { flags };
+  const has = (bit: number): boolean => (flags & (1 << bit)) !== 0;
+  if (has(15)) r.shortstr();
+  if (has(14)) r.shortstr();
+  if (has(13)) {
+    const start = r.pos;
+    r.table();
+    out.headers = payload.subarray(start, r.pos);
+  }
+  if (has(12)) r.u8();
+  if (has(11)) r.u8();
+  if (has(10)) r.shortstr();
+  if (has(9)) out.replyTo = r.shortstr();
+  if (has(8)) out.expiration = r.shortstr();
+  return out;
+}
+
+/** Each entry of an encoded table (with its length): key -> its value's bytes, type tag first. */
+export function tableEntries(buf: Buffer): Map<string, Buffer> {
+  const r = new Reader(buf);
+  const end = 4 + r.u32();
+  const out = new Map<string, Buffer>();
+  while (r.pos < end) {
+    const key = r.shortstr();
+    const start = r.pos;
+    r.value();
+    out.set(key, buf.subarray(start, r.pos));
+  }
+  return out;
 }
 
 export interface StartInfo {
