@@ -81,6 +81,14 @@ describe('field table round trip', () => {
     }
   });
 
+  it('a timestamp beyond what a Date holds is re-encoded unchanged instead of failing', () => {
+    const t = Buffer.concat([Buffer.from([0, 0, 0, 11, 1, 0x74, 0x54]), Buffer.from('7ffffffffffffff0', 'hex')]);
+    const decoded = new Reader().reset(t).table();
+    const w = new Writer();
+    w.table(decoded);
+    expect(Buffer.concat(w.take())).toEqual(t);
+  });
+
   it('records no types for tables whose values are all of the inferred type', () => {
     const t = decode(encodedTable({ s: 'x', n: 5, big: typed('l', 2n ** 40n), d: 0.5, a: ['x', 1], f: { n: 1 }, b: true, v: null }));
     expect(Object.getOwnPropertySymbols(t)).toEqual([]);

@@ -1,4 +1,5 @@
 import { AmqpError } from './errors';
+import { RAW_SECONDS } from './types';
 import { FRAME_ERROR } from './constants';
 import { Decimal, defineEntry, inferredNumberType, wireTypesFor, type FieldTable, type FieldValue, type WireTypeRecord } from './types';
 
@@ -178,7 +179,7 @@ export class Reader {
       case 0x41: // A
         return this.array();
       case 0x54: // T
-        return new Date(Number(this.i64()) * 1000);
+        return timestamp(this.i64());
       case 0x46: // F
         return this.table();
       case 0x56: // V
@@ -203,4 +204,14 @@ function numberTagInferred(tag: number, n: number): boolean {
   if (tag === TAG_I) return true;
   if (tag === TAG_L || tag === TAG_D) return inferredNumberType(n).charCodeAt(0) === tag;
   return false;
+}
+
+/**
+ * A 'T' value as a Date. Seconds beyond what a Date can hold give an invalid Date that
+ * keeps the wire value, so that re-encoding it (dead-lettering, say) sends it unchanged.
+ */
+function timestamp(seconds: number | bigint): Date {
+  const d = new Date(Number(seconds) * 1000);
+  if (Number.isNaN(d.getTime())) (d as Date & { [RAW_SECONDS]?: bigint })[RAW_SECONDS] = BigInt(seconds);
+  return d;
 }

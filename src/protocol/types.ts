@@ -154,3 +154,6 @@ export function numberFits(n: number, tag: string): boolean {
       return false;
   }
 }
+
+/** On a decoded timestamp too large for a Date: the seconds as sent. */
+export const RAW_SECONDS = Symbol('raw timestamp seconds');

@@ -1,5 +1,5 @@
 import { FRAME_END } from './constants';
-import { Decimal, numberFits, wireTypes, type FieldTable, type FieldValue } from './types';
+import { Decimal, numberFits, RAW_SECONDS, wireTypes, type FieldTable, type FieldValue } from './types';
 
 const BLOCK = 64 * 1024;
 /** Bodies at least this big are sent by reference instead of being copied into the block. */
@@ -252,7 +252,9 @@ export class Writer {
           this.longstr(v);
         } else if (v instanceof Date) {
           b[this.pos++] = 0x54;
-          b.writeBigInt64BE(BigInt(Math.floor(v.getTime() / 1000)), this.pos);
+          const ms = v.getTime();
+          const raw = (v as Date & { [RAW_SECONDS]?: bigint })[RAW_SECONDS];
+          b.writeBigInt64BE(Number.isNaN(ms) ? (raw ?? 0n) : BigInt(Math.floor(ms / 1000)), this.pos);
           this.pos += 8;
         } else if (v instanceof Decimal) {
           b[this.pos++] = 0x44;
