@@ -235,7 +235,9 @@ export class Queue implements BindingDestination {
         }
         const c = this.consumers.next(this.settings.singleActiveConsumer);
         if (c === null) break;
-        this.deliverTo(c, this.store.shift()!);
+        const e = this.store.shift();
+        if (e === undefined) break; // on disk and unreadable for now: the store retries
+        this.deliverTo(c, e);
       }
     } finally {
       this.dispatching = false;

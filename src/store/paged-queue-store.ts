@@ -3,7 +3,8 @@ import type { Queue } from '../broker/queue';
 import { QueueEntry } from '../broker/queue-entry';
 import type { Logger } from '../logger';
 import type { QueueStore } from './queue-store';
-import { Run, type QueueLog } from './queue-log';
+import type { QueueLog } from './queue-log';
+import { Run } from './segment';
 import { decodeMessageRecord, FLAG_PAGED, recordFlags, recordIntact, recordPublishedAt, recordSize } from './message-record';
 import { requeueBySeq } from './requeue';
 
@@ -11,6 +12,8 @@ import { requeueBySeq } from './requeue';
 const ENTRY_OVERHEAD = 300;
 /** How much of a segment is read at once when the head of a deep queue is on disk. */
 const READ_AHEAD_BYTES = 1024 * 1024;
+/** How long a queue waits before it reads again from a segment that failed to read. */
+const READ_RETRY_MS = 1000;
 
 /**
  * A queue's messages, in memory while the queue is short and on disk once it grows past
@@ -53,6 +56,8 @@ export class PagedQueueStore implements QueueStore {
     return this.items.length + this.runCount;
   }
 
+  /** Set while a failed read waits to be tried again. */
+  private readRetry: NodeJS.Timeout | null = null;
   /** true once a non-durable queue has opened a paging log */
   private paging = false;
 
@@ -121,6 +126,7 @@ export class PagedQueueStore implements QueueStore {
 
   /** Reads the next chunk of the first run back into memory. */
   private load(): void {
+    if (this.readRetry !== null) return;
     const log = this.log!;
     const queue = this.queue!;
     while (this.items.length === 0 && this.runs.length > 0) {
@@ -132,9 +138,10 @@ export class PagedQueueStore implements QueueStore {
         const first = recordSize(buf, 0, buf.length);
         if (first > buf.length) buf = log.read(run.segment, run.position, first);
       } catch (err) {
-        this.logger.error({ err, dir: log.dir, segment: run.segment }, 'stored messages unreadable; dropped');
-        this.dropRun();
-        continue;
+        // A read that fails (EIO) may work later: the messages stay where they are and
+        // the queue tries again in a while, instead of dropping them.
+        this.readFailed(err, run.segment);
+        return;
       }
       let off = 0;
       while (off < buf.length && run.count > 0) {
@@ -179,6 +186,15 @@ export class PagedQueueStore implements QueueStore {
     }
   }
 
+  private readFailed(err: unknown, segment: number): void {
+    this.logger.error({ err, dir: this.log!.dir, segment }, 'stored messages unreadable for now; will try again');
+    this.readRetry = setTimeout(() => {
+      this.readRetry = null;
+      this.queue?.dispatch();
+    }, READ_RETRY_MS);
+    this.readRetry.unref();
+  }
+
   private dropRun(): void {
     const run = this.runs.shift()!;
     this.runCount -= run.count;
@@ -214,6 +230,8 @@ export class PagedQueueStore implements QueueStore {
   }
 
   destroy(): void {
+    if (this.readRetry !== null) clearTimeout(this.readRetry);
+    this.readRetry = null;
     this.items.clear();
     this.runs.clear();
     this.runCount = 0;

@@ -1,61 +1,15 @@
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import type { Logger } from '../logger';
 import type { Message } from '../broker/message';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
-import { encodeMessageRecord, FLAG_MOVED, FLAG_PAGED, movedRecord, RECORD_HEADER, recordFlags, recordIntact, recordOrigin, recordSize } from './message-record';
+import { encodeMessageRecord, FLAG_PAGED, movedRecord, recordFlags, recordIntact, recordSize } from './message-record';
+import { ACK, DELIVERED, encodeAckRecord, readAcks } from './ack-records';
+import { syncPath, writeFully } from './file-io';
+import { recoverLog } from './log-recovery';
+import { Run, Segment, segmentName } from './segment';
 
-const ACK = 1;
-const DELIVERED = 2;
-const ACK_RECORD = 8;
-
-/**
- * Stored messages waiting in a queue, as a stretch of one segment: the records from
- * `position` up to `end`, less those in `skip`, `count` in all. A deep queue holds its
- * backlog as a few of these instead of an object per message.
- */
-export class Run {
-  constructor(
-    readonly segment: number,
-    public position: number,
-    public end: number,
-    public count: number,
-    /** recovered runs: positions in the stretch to pass over (acked, paged, moved) */
-    readonly skip: Set<number> | null = null,
-  ) {}
-}
-
-export class Segment {
-  /** records not yet acked */
-  live = 0;
-  /** message records it holds (paged copies not counted) */
-  records = 0;
-  compacting = false;
-  /** bytes on disk (written) */
-  written: number;
-  /** appended records not yet written */
-  pending: Buffer[] = [];
-  pendingBytes = 0;
-  ackPending: Buffer[] = [];
-  /** recovered: positions delivered before the restart */
-  delivered: Set<number> | null = null;
-
-  constructor(
-    readonly id: number,
-    readonly fd: number,
-    readonly ackFd: number,
-    size: number,
-  ) {
-    this.written = size;
-  }
-
-  get size(): number {
-    return this.written + this.pendingBytes;
-  }
-}
-
-const segName = (id: number): string => String(id).padStart(10, '0');
+export { Run } from './segment';
 
 /** A segment is compacted once fewer than this share of its records are still live. */
 const COMPACT_BELOW = 0.1;
@@ -66,11 +20,18 @@ interface Forward {
   positions: Map<number, number>;
 }
 
+/** What a recovery found damaged, for the start-up summary. */
+export interface LogDamage {
+  ranges: number;
+  bytes: number;
+}
+
 /**
  * One queue's messages on disk: append-only segment files of message records, each with
  * a companion file of 8-byte ack/delivered records. A segment whose messages are all acked
  * is deleted. Appends are buffered and written once per event-loop turn by the
- * SyncScheduler, which also fdatasyncs them (group commit).
+ * SyncScheduler, which also fdatasyncs them (group commit). What could not be written
+ * stays pending and is written again, at the same offset, on the next try.
  */
 export class QueueLog implements SyncTarget {
   readonly segments = new Map<number, Segment>();
@@ -83,6 +44,8 @@ export class QueueLog implements SyncTarget {
   /** Segment and size of the last append (fields, so append allocates no result object). */
   lastSegment = 0;
   lastSize = 0;
+  /** Damage found by the last recovery. */
+  damage: LogDamage = { ranges: 0, bytes: 0 };
 
   constructor(
     readonly dir: string,
@@ -138,6 +101,85 @@ export class QueueLog implements SyncTarget {
     if (seg !== undefined) this.ackRecord(seg, position, DELIVERED);
   }
 
+  private ackRecord(seg: Segment, position: number, type: number): void {
+    seg.ackPending.push(encodeAckRecord(position, type));
+    this.scheduler.markDirty(this, false);
+  }
+
+  /**
+   * A new segment, or (when its files cannot be created, say on a full disk) the current
+   * one grown past its size: the append stays pending in memory until writes succeed.
+   */
+  private rolloverOrStay(): Segment {
+    try {
+      return this.rollover();
+    } catch (err) {
+      if (this.current === null) throw err;
+      this.log.error({ err, dir: this.dir }, 'cannot start a new segment; appending to the current one');
+      return this.current;
+    }
+  }
+
+  private rollover(): Segment {
+    const prev = this.current;
+    const id = this.nextId;
+    const fd = openSync(join(this.dir, `${segmentName(id)}.seg`), 'w+');
+    let ackFd: number;
+    try {
+      ackFd = openSync(join(this.dir, `${segmentName(id)}.ack`), 'w+');
+    } catch (err) {
+      this.scheduler.retire(fd);
+      throw err;
+    }
+    this.nextId++;
+    const seg = new Segment(id, fd, ackFd, 0, 0);
+    this.segments.set(id, seg);
+    this.current = seg;
+    if (prev !== null && prev.live === 0) this.dropSegment(prev);
+    return seg;
+  }
+
+  /**
+   * Writes what is pending. A record is dropped from memory only once its write has
+   * succeeded; after a failure (full disk, EIO) everything is written again from the same
+   * offsets, so a partial write is overwritten, never followed.
+   */
+  writePending(fds: Set<number>): void {
+    for (const seg of this.segments.values()) {
+      if (seg.pending.length > 0) {
+        const data = seg.pending.length === 1 ? seg.pending[0] : Buffer.concat(seg.pending, seg.pendingBytes);
+        seg.pending = [data];
+        writeFully(seg.fd, data, seg.written);
+        seg.written += data.length;
+        seg.pending = [];
+        seg.pendingBytes = 0;
+        fds.add(seg.fd);
+      }
+      if (seg.ackPending.length > 0) {
+        const data = seg.ackPending.length === 1 ? seg.ackPending[0] : Buffer.concat(seg.ackPending);
+        seg.ackPending = [data];
+        writeFully(seg.ackFd, data, seg.ackWritten);
+        seg.ackWritten += data.length;
+        seg.ackPending = [];
+      }
+    }
+  }
+
+  private dropSegment(seg: Segment): void {
+    this.segments.delete(seg.id);
+    this.scheduler.retire(seg.fd);
+    this.scheduler.retire(seg.ackFd);
+    for (const ext of ['seg', 'ack']) {
+      try {
+        unlinkSync(join(this.dir, `${segmentName(seg.id)}.${ext}`));
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  // ---- compaction -------------------------------------------------------------------
+
   private queueCompaction(): void {
     if (this.compactQueued) return;
     this.compactQueued = true;
@@ -161,18 +203,26 @@ export class QueueLog implements SyncTarget {
   /**
    * Copies a segment's few live records to the current segment and deletes it once the
    * copies are on disk. A marker file written first names the copies, so that after a
-   * crash in between, recovery keeps the originals and drops the copies.
+   * crash in between, recovery keeps the originals and drops the copies. Each record's
+   * checksum is verified before it is copied: a copy gets a fresh checksum, which must
+   * never vouch for bytes that were already bad.
    */
   private compact(seg: Segment): void {
-    this.scheduler.writeNow(this);
-    const data = readFileSync(join(this.dir, `${segName(seg.id)}.seg`));
-    const acks = readFileSync(join(this.dir, `${segName(seg.id)}.ack`));
+    if (seg.pendingBytes > 0 || seg.ackPending.length > 0) this.scheduler.writeNow(this);
+    const data = readFileSync(join(this.dir, `${segmentName(seg.id)}.seg`));
+    const acks = readFileSync(join(this.dir, `${segmentName(seg.id)}.ack`));
     const { acked, delivered } = readAcks(acks);
     const live: number[] = [];
     for (let p = 0; p < seg.written; ) {
       const size = recordSize(data, p, seg.written);
-      if (size < 0) break;
-      if ((recordFlags(data, p) & FLAG_PAGED) === 0 && !acked.has(p)) live.push(p);
+      if (size < 0 || p + size > seg.written) break;
+      if ((recordFlags(data, p) & FLAG_PAGED) === 0 && !acked.has(p)) {
+        if (!recordIntact(data, p, size)) {
+          this.log.error({ dir: this.dir, segment: seg.id, position: p }, 'damaged record found while compacting; the segment stays as it is');
+          return;
+        }
+        live.push(p);
+      }
       p += size;
     }
     if (live.length !== seg.live) return; // not what we think it is: leave it alone
@@ -182,10 +232,10 @@ export class QueueLog implements SyncTarget {
     let bytes = 0;
     for (const c of copies) bytes += c.length;
     const start = target.size;
-    const marker = join(this.dir, `${segName(seg.id)}.compacting`);
+    const marker = join(this.dir, `${segmentName(seg.id)}.compacting`);
     writeFileSync(marker, `${target.id} ${start} ${start + bytes}\n`);
-    syncFile(marker);
-    syncFile(this.dir);
+    syncPath(marker);
+    syncPath(this.dir);
     const positions = new Map<number, number>();
     for (let i = 0; i < live.length; i++) {
       const to = target.size;
@@ -207,192 +257,40 @@ export class QueueLog implements SyncTarget {
     this.log.info({ dir: this.dir, segment: seg.id, moved: live.length, into: target.id }, 'segment compacted');
   }
 
-  private ackRecord(seg: Segment, position: number, type: number): void {
-    const r = Buffer.allocUnsafe(ACK_RECORD);
-    r.writeUInt32BE(position, 0);
-    r[4] = type;
-    r.writeUIntBE(crc32(r.subarray(0, 5)) & 0xffffff, 5, 3);
-    seg.ackPending.push(r);
-    this.scheduler.markDirty(this, false);
-  }
-
-  /**
-   * A new segment, or (when its files cannot be created, say on a full disk) the current
-   * one grown past its size: the append stays pending in memory until writes succeed.
-   */
-  private rolloverOrStay(): Segment {
-    try {
-      return this.rollover();
-    } catch (err) {
-      if (this.current === null) throw err;
-      this.log.error({ err, dir: this.dir }, 'cannot start a new segment; appending to the current one');
-      return this.current;
-    }
-  }
-
-  private rollover(): Segment {
-    const prev = this.current;
-    const id = this.nextId++;
-    const fd = openSync(join(this.dir, `${segName(id)}.seg`), 'w+');
-    const ackFd = openSync(join(this.dir, `${segName(id)}.ack`), 'w+');
-    const seg = new Segment(id, fd, ackFd, 0);
-    this.segments.set(id, seg);
-    this.current = seg;
-    if (prev !== null && prev.live === 0) this.dropSegment(prev);
-    return seg;
-  }
-
-  writePending(fds: Set<number>): void {
-    for (const seg of this.segments.values()) {
-      if (seg.pending.length > 0) {
-        const data = seg.pending.length === 1 ? seg.pending[0] : Buffer.concat(seg.pending, seg.pendingBytes);
-        writeFully(seg.fd, data, seg.written);
-        seg.written += data.length;
-        seg.pending = [];
-        seg.pendingBytes = 0;
-        fds.add(seg.fd);
-      }
-      if (seg.ackPending.length > 0) {
-        const data = Buffer.concat(seg.ackPending);
-        seg.ackPending = [];
-        writeFully(seg.ackFd, data, -1);
-      }
-    }
-  }
-
-  private dropSegment(seg: Segment): void {
-    this.segments.delete(seg.id);
-    this.scheduler.retire(seg.fd);
-    this.scheduler.retire(seg.ackFd);
-    for (const ext of ['seg', 'ack']) {
-      try {
-        unlinkSync(join(this.dir, `${segName(seg.id)}.${ext}`));
-      } catch {
-        // already gone
-      }
-    }
-  }
-
   // ---- reading ----------------------------------------------------------------------
 
-  /** Up to `max` bytes of a segment from `position` (less if the segment ends sooner). */
+  /**
+   * Up to `max` bytes of a segment from `position` (less if the segment ends sooner).
+   * Bytes not yet written come from the pending appends, so reading never has to wait
+   * for (or fail with) a write.
+   */
   read(segment: number, position: number, max: number): Buffer {
     const seg = this.segments.get(segment);
     if (seg === undefined) throw new Error(`segment ${segment} is gone`);
-    if (seg.pendingBytes > 0) this.scheduler.writeNow(this);
-    const len = Math.min(max, seg.written - position);
-    const buf = Buffer.allocUnsafe(Math.max(len, 0));
+    const len = Math.max(0, Math.min(max, seg.size - position));
+    const buf = Buffer.allocUnsafe(len);
+    const fromFile = Math.max(0, Math.min(len, seg.written - position));
     let got = 0;
-    while (got < len) {
-      const n = readSync(seg.fd, buf, got, len - got, position + got);
-      if (n === 0) break;
+    while (got < fromFile) {
+      const n = readSync(seg.fd, buf, got, fromFile - got, position + got);
+      if (n === 0) return buf.subarray(0, got);
       got += n;
     }
+    if (got < len) got += copyPending(seg, position + got, buf, got);
     return got === len ? buf : buf.subarray(0, got);
   }
 
   // ---- recovery ---------------------------------------------------------------------
 
-  /**
-   * Reads every segment in order and returns, as runs, the messages not yet acked. A torn
-   * or corrupt tail of the newest segment is cut off (with a warning); appends then go to
-   * a fresh segment. Paged copies of transient messages are dropped.
-   */
+  /** Reads the log back at start-up; returns, as runs, the messages not yet acked. */
   recover(): Run[] {
-    const ids = readdirSync(this.dir)
-      .filter((f) => f.endsWith('.seg'))
-      .map((f) => Number(f.slice(0, -4)))
-      .filter((n) => Number.isSafeInteger(n))
-      .sort((a, b) => a - b);
-    // A compaction cut short: while its source segment is still there, the copies it made
-    // are void (the originals count); once the source is gone, the copies are the messages.
-    const void_ = new Map<number, Array<[number, number]>>();
-    for (const f of readdirSync(this.dir).filter((n) => n.endsWith('.compacting'))) {
-      const source = Number(f.slice(0, -'.compacting'.length));
-      const [target, start, end] = readFileSync(join(this.dir, f), 'utf8').trim().split(' ').map(Number);
-      if (ids.includes(source)) {
-        let list = void_.get(target);
-        if (list === undefined) void_.set(target, (list = []));
-        list.push([start, end]);
-      }
-    }
-    // Runs come back in the order the messages were first stored: compaction copies sort
-    // by the place they were copied from, not by where they stand now.
-    const keyed: Array<[number, number, Run]> = [];
-    for (let i = 0; i < ids.length; i++) this.recoverSegment(ids[i], i === ids.length - 1, void_.get(ids[i]) ?? null, keyed);
-    keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    const runs = keyed.map((k) => k[2]);
-    for (const f of readdirSync(this.dir).filter((n) => n.endsWith('.compacting'))) rmSync(join(this.dir, f), { force: true });
-    this.nextId = (ids.length > 0 ? ids[ids.length - 1] : 0) + 1;
-    return runs;
-  }
-
-  private recoverSegment(id: number, newest: boolean, voided: Array<[number, number]> | null, out: Array<[number, number, Run]>): void {
-    const segPath = join(this.dir, `${segName(id)}.seg`);
-    const ackPath = join(this.dir, `${segName(id)}.ack`);
-    const data = readFileSync(segPath);
-    const live = new Set<number>();
-    let records = 0;
-    let pos = 0;
-    while (pos < data.length) {
-      const size = recordSize(data, pos, data.length);
-      // Only the newest segment can have been cut short by a crash, so only there is a
-      // full checksum pass worth its cost; older segments are checked when read.
-      if (size < 0 || pos + size > data.length || (newest && !recordIntact(data, pos, size))) break;
-      if ((recordFlags(data, pos) & FLAG_PAGED) === 0) {
-        records++;
-        if (voided === null || !voided.some(([a, b]) => pos >= a && pos < b)) live.add(pos);
-      }
-      pos += size;
-    }
-    const end = pos;
-    if (end < data.length) {
-      this.log.warn({ segment: segPath, at: end, size: data.length }, 'torn or corrupt record: segment cut at the last intact record');
-      truncate(segPath, end);
-    }
-    let delivered = new Set<number>();
-    if (existsSync(ackPath)) {
-      const acks = readFileSync(ackPath);
-      const r = readAcks(acks);
-      for (const at of r.acked) live.delete(at);
-      delivered = r.delivered;
-      if (r.whole !== acks.length) truncate(ackPath, r.whole);
-    }
-    if (live.size === 0) {
-      rmSync(segPath, { force: true });
-      rmSync(ackPath, { force: true });
-      return;
-    }
-    const seg = new Segment(id, openSync(segPath, 'r+'), openSync(ackPath, 'a+'), end);
-    seg.live = live.size;
-    seg.records = records;
-    // Voided copies get acked for good, so a later restart does not need the marker.
-    if (voided !== null) {
-      for (let p = 0; p < end; p += recordSize(data, p, end)) {
-        if (!live.has(p) && voided.some(([a, b]) => p >= a && p < b)) this.ackRecord(seg, p, ACK);
-      }
-    }
-    // One run over the segment's own records, skipping the rest; a run of one for each
-    // compaction copy, to be put back where the message first stood.
-    const skip = new Set<number>();
-    let first = -1;
-    let own = 0;
-    for (let p = 0; p < end; ) {
-      const size = recordSize(data, p, end);
-      if (live.has(p) && (recordFlags(data, p) & FLAG_MOVED) !== 0) {
-        const [oseg, opos] = recordOrigin(data, p);
-        out.push([oseg, opos, new Run(id, p, p + size, 1)]);
-        if (first >= 0) skip.add(p);
-      } else if (live.has(p)) {
-        if (first < 0) first = p;
-        own++;
-      } else if (first >= 0) skip.add(p);
-      p += size;
-    }
-    for (const d of delivered) if (!live.has(d)) delivered.delete(d);
-    seg.delivered = delivered.size > 0 ? delivered : null;
-    this.segments.set(id, seg);
-    if (own > 0) out.push([id, first, new Run(id, first, end, own, skip.size > 0 ? skip : null)]);
+    const r = recoverLog(this.dir, this.log);
+    for (const seg of r.segments) this.segments.set(seg.id, seg);
+    // Voided compaction copies get acked for good, so a later restart needs no marker.
+    for (const [seg, p] of r.voided) this.ackRecord(seg, p, ACK);
+    this.nextId = r.lastId + 1;
+    this.damage = { ranges: r.damagedRanges, bytes: r.damagedBytes };
+    return r.runs;
   }
 
   /** The queue was deleted: its files go. */
@@ -407,36 +305,21 @@ export class QueueLog implements SyncTarget {
   }
 }
 
-function readAcks(acks: Buffer): { acked: Set<number>; delivered: Set<number>; whole: number } {
-  const acked = new Set<number>();
-  const delivered = new Set<number>();
-  const whole = acks.length - (acks.length % ACK_RECORD);
-  for (let p = 0; p < whole; p += ACK_RECORD) {
-    if ((crc32(acks.subarray(p, p + 5)) & 0xffffff) !== acks.readUIntBE(p + 5, 3)) continue;
-    const at = acks.readUInt32BE(p);
-    if (acks[p + 4] === ACK) acked.add(at);
-    else if (acks[p + 4] === DELIVERED) delivered.add(at);
+/** Copies pending (unwritten) bytes of a segment from position `at` into `buf` at `offset`; returns how many. */
+function copyPending(seg: Segment, at: number, buf: Buffer, offset: number): number {
+  let chunkStart = seg.written;
+  let pos = at;
+  let out = offset;
+  for (const chunk of seg.pending) {
+    if (out >= buf.length) break;
+    const chunkEnd = chunkStart + chunk.length;
+    if (chunkEnd > pos) {
+      const from = pos - chunkStart;
+      const n = chunk.copy(buf, out, from, Math.min(chunk.length, from + buf.length - out));
+      out += n;
+      pos += n;
+    }
+    chunkStart = chunkEnd;
   }
-  for (const a of acked) delivered.delete(a);
-  return { acked, delivered, whole };
-}
-
-function syncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-}
-
-function truncate(path: string, length: number): void {
-  const fd = openSync(path, 'r+');
-  ftruncateSync(fd, length);
-  closeSync(fd);
-}
-
-/** Writes all of `data` at `position` (or appends when -1). */
-function writeFully(fd: number, data: Buffer, position: number): void {
-  let off = 0;
-  while (off < data.length) {
-    off += writeSync(fd, data, off, data.length - off, position < 0 ? null : position + off);
-  }
+  return out - offset;
 }

@@ -13,6 +13,10 @@ export interface SyncWaiter {
   storeFailed(): void;
 }
 
+/** First wait before writes that failed are tried again; it doubles up to the most. */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 2000;
+
 /**
  * Group commit. Appends are written to the OS at the end of each event-loop turn; one
  * fdatasync round then covers everything written before it started, and everything that
@@ -34,6 +38,9 @@ export class SyncScheduler {
   private readonly afterSync: Array<number | (() => void)> = [];
   private readonly waiters = new Set<SyncWaiter>();
   private scheduled = false;
+  /** The one retry pending while writes fail, and how long the next one waits. */
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelay = RETRY_FIRST_MS;
   private syncing = false;
   private needSync = false;
   private readonly runBound = (): void => this.run();
@@ -46,10 +53,14 @@ export class SyncScheduler {
       this.needSync = true;
       this.durableWrites++;
     }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.runBound);
-    }
+    this.schedule();
+  }
+
+  /** A run at the end of this turn; while writes fail, only the retry timer runs them. */
+  private schedule(): void {
+    if (this.scheduled || this.retryTimer !== null) return;
+    this.scheduled = true;
+    setImmediate(this.runBound);
   }
 
   addWaiter(w: SyncWaiter): void {
@@ -68,10 +79,12 @@ export class SyncScheduler {
         this.dirty.delete(t);
       }
       if (this.failure !== null) this.setFailure(null);
+      this.retryDelay = RETRY_FIRST_MS;
     } catch (err) {
-      // Nothing is lost: what failed stays pending. Try again shortly, space may come back.
+      // Nothing is lost: what failed stays pending. Try again later, space may come back;
+      // one timer however many appends arrive meanwhile, backing off while it lasts.
       this.setFailure(err as Error);
-      setTimeout(this.runBound, 1000).unref();
+      this.armRetry();
       return;
     }
     if (this.syncing || !this.needSync) return;
@@ -83,7 +96,11 @@ export class SyncScheduler {
     let left = fds.length;
     if (left === 0) return this.synced(target);
     const done = (err: NodeJS.ErrnoException | null): void => {
-      if (err) this.setFailure(err);
+      if (err) {
+        // What waited for this round is nacked (storeFailed); a later round starts over.
+        this.setFailure(err);
+        this.armRetry();
+      }
       if (--left === 0) this.synced(target);
     };
     for (const fd of fds) fdatasync(fd, done);
@@ -101,10 +118,7 @@ export class SyncScheduler {
   afterDurable(fn: () => void): void {
     this.afterSync.push(this.epoch, fn);
     this.needSync = true;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.runBound);
-    }
+    this.schedule();
   }
 
   /** Closes a file once no sync round can still be using its descriptor. */
@@ -112,6 +126,22 @@ export class SyncScheduler {
     this.fds.delete(fd);
     if (this.syncing) this.toClose.push(fd);
     else closeSync(fd);
+  }
+
+  private armRetry(): void {
+    if (this.retryTimer !== null) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.run();
+    }, this.retryDelay);
+    this.retryTimer.unref();
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+  }
+
+  /** Pending retries are dropped (the store is closing). */
+  stop(): void {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   private synced(epoch: number): void {
@@ -126,10 +156,7 @@ export class SyncScheduler {
       }
     }
     // Appends that came in while we were syncing start the next round now.
-    if (this.needSync && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.runBound);
-    }
+    if (this.needSync) this.schedule();
   }
 
   private setFailure(err: Error | null): void {

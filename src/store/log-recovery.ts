@@ -1,0 +1,187 @@
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../logger';
+import { readAcks } from './ack-records';
+import { truncatePath } from './file-io';
+import { FLAG_MOVED, FLAG_PAGED, recordFlags, recordOrigin, recordSize } from './message-record';
+import { Run, Segment, segmentName } from './segment';
+import { scanSegment, type SegmentScan } from './segment-scan';
+
+/** What recovery hands back to a queue log. */
+export interface RecoveredLog {
+  segments: Segment[];
+  /** the messages not yet acked, as runs in the order they were first stored */
+  runs: Run[];
+  /** the highest segment id seen on disk */
+  lastId: number;
+  /** compaction copies made void by a compaction cut short: ack them for good */
+  voided: Array<[Segment, number]>;
+  /** damaged stretches skipped and message records lost in them (unknown count: bytes) */
+  damagedRanges: number;
+  damagedBytes: number;
+}
+
+/** Where a damaged stretch of a segment is copied for someone to look at. */
+const DAMAGED_DIR = 'damaged';
+
+/**
+ * Reads every segment of a queue log in order and rebuilds what it holds. A torn tail of
+ * the newest segment (appends a crash cut short, never confirmed) is cut; a damaged
+ * record anywhere else is skipped, copied aside, counted and logged, and every intact
+ * record after it recovered. Paged copies of transient messages are dropped.
+ */
+export function recoverLog(dir: string, log: Logger): RecoveredLog {
+  const ids = readdirSync(dir)
+    .filter((f) => f.endsWith('.seg'))
+    .map((f) => Number(f.slice(0, -4)))
+    .filter((n) => Number.isSafeInteger(n))
+    .sort((a, b) => a - b);
+  const voidRanges = compactionsCutShort(dir, ids);
+  const out: RecoveredLog = { segments: [], runs: [], lastId: ids.length > 0 ? ids[ids.length - 1] : 0, voided: [], damagedRanges: 0, damagedBytes: 0 };
+  // Runs come back in the order the messages were first stored: compaction copies sort
+  // by the place they were copied from, not by where they stand now.
+  const keyed: Array<[number, number, Run]> = [];
+  for (let i = 0; i < ids.length; i++) {
+    recoverSegment(dir, ids[i], i === ids.length - 1, voidRanges.get(ids[i]) ?? null, keyed, out, log);
+  }
+  keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  out.runs = keyed.map((k) => k[2]);
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.compacting'))) rmSync(join(dir, f), { force: true });
+  return out;
+}
+
+/**
+ * A compaction cut short: while its source segment is still there, the copies it made are
+ * void (the originals count); once the source is gone, the copies are the messages.
+ */
+function compactionsCutShort(dir: string, ids: number[]): Map<number, Array<[number, number]>> {
+  const voided = new Map<number, Array<[number, number]>>();
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.compacting'))) {
+    const source = Number(f.slice(0, -'.compacting'.length));
+    const [target, start, end] = readFileSync(join(dir, f), 'utf8').trim().split(' ').map(Number);
+    if (!ids.includes(source)) continue;
+    let list = voided.get(target);
+    if (list === undefined) voided.set(target, (list = []));
+    list.push([start, end]);
+  }
+  return voided;
+}
+
+function recoverSegment(
+  dir: string,
+  id: number,
+  newest: boolean,
+  voided: Array<[number, number]> | null,
+  keyed: Array<[number, number, Run]>,
+  out: RecoveredLog,
+  log: Logger,
+): void {
+  const segPath = join(dir, `${segmentName(id)}.seg`);
+  const ackPath = join(dir, `${segmentName(id)}.ack`);
+  const data = readFileSync(segPath);
+  // Only the newest segment can end in appends a crash cut short, so only there is a full
+  // checksum pass worth its cost up front; older segments are checked when read.
+  const scan = scanSegment(data, newest);
+  reportDamage(dir, id, data, scan, newest, out, log);
+  if (scan.end < data.length) truncatePath(segPath, scan.end);
+
+  const isVoid = (p: number): boolean => voided !== null && voided.some(([a, b]) => p >= a && p < b);
+  const live = new Set<number>();
+  let records = 0;
+  for (const p of scan.records) {
+    if ((recordFlags(data, p) & FLAG_PAGED) !== 0) continue;
+    records++;
+    if (!isVoid(p)) live.add(p);
+  }
+  let delivered = new Set<number>();
+  let ackSize = 0;
+  if (existsSync(ackPath)) {
+    const acks = readFileSync(ackPath);
+    const r = readAcks(acks);
+    if (r.damaged > 0) log.error({ file: ackPath, records: r.damaged }, 'damaged ack records skipped: those messages may come back');
+    for (const at of r.acked) live.delete(at);
+    delivered = r.delivered;
+    if (r.whole !== acks.length) truncatePath(ackPath, r.whole);
+    ackSize = r.whole;
+  }
+  if (live.size === 0) {
+    rmSync(segPath, { force: true });
+    rmSync(ackPath, { force: true });
+    return;
+  }
+  const seg = new Segment(id, openSync(segPath, 'r+'), openSync(ackPath, existsSync(ackPath) ? 'r+' : 'w+'), scan.end, ackSize);
+  seg.live = live.size;
+  seg.records = records;
+  for (const p of scan.records) if (!live.has(p) && isVoid(p)) out.voided.push([seg, p]);
+  for (const d of delivered) if (!live.has(d)) delivered.delete(d);
+  seg.delivered = delivered.size > 0 ? delivered : null;
+  out.segments.push(seg);
+  buildRuns(seg, data, scan, live, keyed);
+}
+
+/**
+ * One run per unbroken stretch of the segment's own records (a damaged stretch breaks a
+ * run, as records are read back one after the other), skipping what is not live; a run of
+ * one for each compaction copy, to be put back where the message first stood.
+ */
+function buildRuns(seg: Segment, data: Buffer, scan: SegmentScan, live: Set<number>, keyed: Array<[number, number, Run]>): void {
+  let skip = new Set<number>();
+  let first = -1;
+  let own = 0;
+  let prevEnd = 0;
+  const close = (): void => {
+    if (own > 0) keyed.push([seg.id, first, new Run(seg.id, first, prevEnd, own, skip.size > 0 ? skip : null)]);
+    skip = new Set<number>();
+    first = -1;
+    own = 0;
+  };
+  for (const p of scan.records) {
+    if (p !== prevEnd) close(); // a damaged stretch lies between
+    const size = recordSize(data, p, scan.end);
+    if (live.has(p) && (recordFlags(data, p) & FLAG_MOVED) !== 0) {
+      const [oseg, opos] = recordOrigin(data, p);
+      keyed.push([oseg, opos, new Run(seg.id, p, p + size, 1)]);
+      if (first >= 0) skip.add(p);
+    } else if (live.has(p)) {
+      if (first < 0) first = p;
+      own++;
+    } else if (first >= 0) {
+      skip.add(p);
+    }
+    prevEnd = p + size;
+  }
+  close();
+}
+
+function reportDamage(dir: string, id: number, data: Buffer, scan: SegmentScan, newest: boolean, out: RecoveredLog, log: Logger): void {
+  const segment = join(dir, `${segmentName(id)}.seg`);
+  for (const [from, to] of scan.damaged) {
+    out.damagedRanges++;
+    out.damagedBytes += to - from;
+    const copy = keepAside(dir, id, from, data.subarray(from, to));
+    log.error({ segment, from, to, copy }, 'damaged record skipped; the intact records after it are recovered');
+  }
+  if (scan.end === data.length) return;
+  if (newest) {
+    log.warn({ segment, at: scan.end, size: data.length }, 'torn tail of the newest segment cut at the last intact record');
+    return;
+  }
+  // An older segment was complete once: what follows its last intact record is damage.
+  out.damagedRanges++;
+  out.damagedBytes += data.length - scan.end;
+  const copy = keepAside(dir, id, scan.end, data.subarray(scan.end));
+  log.error({ segment, at: scan.end, size: data.length, copy }, 'damaged end of a segment cut at the last intact record');
+}
+
+/** Copies damaged bytes under the queue's folder; a copy made at an earlier start stays. */
+function keepAside(dir: string, id: number, from: number, bytes: Buffer): string | null {
+  const path = join(dir, DAMAGED_DIR, `${segmentName(id)}-${from}.bin`);
+  try {
+    if (existsSync(path)) return path;
+    mkdirSync(join(dir, DAMAGED_DIR), { recursive: true });
+    writeFileSync(path, bytes);
+    return path;
+  } catch {
+    return null; // a full disk must not stop recovery for want of a copy
+  }
+}
