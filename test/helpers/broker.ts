@@ -1,5 +1,6 @@
 // Starts a Leveret broker for a test suite (or uses LEVERET_TEST_URL).
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,7 +22,15 @@ export interface StartBrokerOptions {
   env?: Record<string, string>;
 }
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..');
+/** The checkout holding dist/cli.js, also when this file runs compiled from another directory. */
+function findRepoRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'src', 'cli.ts'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start, '..', '..');
+  }
+}
+
+const REPO_ROOT = findRepoRoot(__dirname);
 
 /** True when the suites run against an external broker (e.g. RabbitMQ). */
 export const EXTERNAL_BROKER = !!process.env.LEVERET_TEST_URL;

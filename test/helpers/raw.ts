@@ -20,6 +20,7 @@ export interface Frame {
   classId?: number; // method frames only
   methodId?: number;
   args?: Buffer; // method arguments (payload after class/method ids)
+  at?: number; // performance.now() when it was parsed
 }
 
 export interface CloseInfo {
@@ -245,7 +246,7 @@ export function basicRecover(channel: number, requeue: boolean): Buffer {
 }
 
 /** Content header frame with no properties. */
-export function contentHeader(channel: number, bodySize: number, classId = 60): Buffer {
+export function contentHeader(channel: number, bodySize: number | bigint, classId = 60): Buffer {
   return frame(FRAME_HEADER, channel, Buffer.concat([u16(classId), u16(0), u64(bodySize), u16(0)]));
 }
 
@@ -273,6 +274,10 @@ export function contentHeaderWith(channel: number, bodySize: number, props: RawP
     parts.push(shortstr(props.expiration));
   }
   return frame(FRAME_HEADER, channel, Buffer.concat([u16(60), u16(0), u64(bodySize), u16(flags), ...parts]));
+}
+
+export function channelClose(channel: number, code = 200, text = 'bye', classId = 0, methodId = 0): Buffer {
+  return method(channel, 20, 40, Buffer.concat([u16(code), shortstr(text), u16(classId), u16(methodId)]));
 }
 
 export function contentBody(channel: number, body: Buffer): Buffer {
@@ -452,6 +457,11 @@ export class RawClient {
   /** Every frame received, in order (including ones already consumed). */
   readonly frames: Frame[] = [];
   closed = false;
+  /** performance.now() of the peer's FIN ('end'), of a socket error (e.g. ECONNRESET = RST), and of 'close'. */
+  endAt?: number;
+  errorAt?: number;
+  errorCode?: string;
+  closedAt?: number;
   readonly closedPromise: Promise<void>;
   private pending: Buffer = Buffer.alloc(0);
   private queue: Frame[] = [];
@@ -462,13 +472,21 @@ export class RawClient {
     this.socket = socket;
     this.closedPromise = new Promise((resolve) => {
       socket.on('close', () => {
+        this.closedAt = performance.now();
         this.closed = true;
         this.wake();
         resolve();
       });
     });
-    socket.on('error', () => {
-      /* surfaced through close */
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      // surfaced through close; kept for callers that tell FIN from RST
+      if (this.errorAt === undefined) {
+        this.errorAt = performance.now();
+        this.errorCode = e.code ?? e.message;
+      }
+    });
+    socket.on('end', () => {
+      this.endAt = performance.now();
     });
     socket.on('data', (d: Buffer) => this.onData(d));
   }
@@ -535,6 +553,7 @@ export class RawClient {
   }
 
   private push(f: Frame): void {
+    f.at = performance.now();
     this.frames.push(f);
     this.queue.push(f);
     this.wake();
