@@ -1,4 +1,5 @@
 import { FRAME_BODY, FRAME_END, FRAME_ERROR, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD } from './constants';
+import { frameSnippet } from './frame-snippet';
 
 /** Receives the frames a FrameParser cuts out of the byte stream. */
 export interface FrameHandler {
@@ -11,7 +12,8 @@ export interface FrameHandler {
    */
   onBodyChunk(channel: number, chunk: Buffer): void;
   onHeartbeatFrame(channel: number): void;
-  onFrameError(code: number, text: string): void;
+  /** `inStep`: the frame was read whole, so the stream can still be read after it. */
+  onFrameError(code: number, text: string, inStep: boolean): void;
 }
 
 const S_HEAD = 0;
@@ -108,25 +110,30 @@ export class FrameParser {
           break;
         }
         case S_END: {
+          const payload = this.payload ?? EMPTY;
+          this.payload = null;
           if (chunk[pos] !== FRAME_END) {
-            this.fail(FRAME_ERROR, `invalid frame end byte 0x${chunk[pos].toString(16)}`);
+            // A body's pieces went out as they came; RabbitMQ would quote them, we cannot.
+            this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload)}: {invalid_frame_end_marker,${chunk[pos]}}`);
             return;
           }
           pos++;
           this.state = S_HEAD;
-          const payload = this.payload;
-          this.payload = null;
           switch (this.type) {
             case FRAME_METHOD:
-              this.handler.onMethodFrame(this.channel, payload!);
+              this.handler.onMethodFrame(this.channel, payload);
               break;
             case FRAME_HEADER:
-              this.handler.onHeaderFrame(this.channel, payload!);
+              this.handler.onHeaderFrame(this.channel, payload);
               break;
             case FRAME_HEARTBEAT:
+              if (payload.length > 0) return this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload)}: unknown_frame`, true);
               this.handler.onHeartbeatFrame(this.channel);
               break;
-            // A body frame's pieces went out as they arrived.
+            case FRAME_BODY:
+              break; // its pieces went out as they arrived
+            default:
+              return this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload)}: unknown_frame`, true);
           }
           break;
         }
@@ -136,22 +143,22 @@ export class FrameParser {
     }
   }
 
+  /**
+   * A payload may be as large as frame_max (RabbitMQ's check, though the spec counts the
+   * frame's 8 bytes of framing too). Unknown frame types are read whole, like RabbitMQ,
+   * and refused once their end marker has been checked.
+   */
   private checkHeader(): boolean {
-    const t = this.type;
-    if (t !== FRAME_METHOD && t !== FRAME_HEADER && t !== FRAME_BODY && t !== FRAME_HEARTBEAT) {
-      this.fail(FRAME_ERROR, `unknown frame type ${t}`);
-      return false;
-    }
-    if (this.remaining + 8 > this.frameMax) {
-      this.fail(FRAME_ERROR, `frame size ${this.remaining + 8} exceeds frame_max ${this.frameMax}`);
+    if (this.remaining > this.frameMax) {
+      this.fail(FRAME_ERROR, `${frameSnippet(this.type, EMPTY)}: {frame_too_large,${this.remaining},${this.frameMax - 8}}`);
       return false;
     }
     return true;
   }
 
-  private fail(code: number, text: string): void {
-    this.state = S_DEAD;
-    this.handler.onFrameError(code, text);
+  private fail(code: number, text: string, inStep = false): void {
+    if (!inStep) this.state = S_DEAD;
+    this.handler.onFrameError(code, text, inStep);
   }
 }
 

@@ -1,11 +1,14 @@
 import { Reader } from '../protocol/reader';
 import type { User, UserStore } from '../auth/users';
+import { ACCESS_REFUSED, COMMAND_INVALID, SYNTAX_ERROR } from '../protocol/constants';
 
 export const MECHANISMS = 'PLAIN AMQPLAIN';
 
 export interface AuthResult {
   user: User | null;
   error: string | null;
+  /** the reply code of the refusal: only a wrong user or password is ACCESS_REFUSED */
+  code: number;
 }
 
 /** Checks a connection.start-ok response with the mechanism the client chose. */
@@ -13,11 +16,11 @@ export function authenticate(mechanism: string, response: Buffer, users: UserSto
   let creds: [string, string] | null;
   if (mechanism === 'PLAIN') creds = parsePlain(response);
   else if (mechanism === 'AMQPLAIN') creds = parseAmqplain(response);
-  else return { user: null, error: `unsupported authentication mechanism '${mechanism}'` };
-  const refused = `Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`;
-  if (creds === null) return { user: null, error: refused };
+  else return { user: null, error: `unknown authentication mechanism '${mechanism}'`, code: COMMAND_INVALID };
+  if (creds === null) return { user: null, error: `${mechanism} response is invalid`, code: SYNTAX_ERROR };
   const user = users.authenticate(creds[0], creds[1]);
-  return user === null ? { user: null, error: refused } : { user, error: null };
+  if (user !== null) return { user, error: null, code: 0 };
+  return { user: null, error: `Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`, code: ACCESS_REFUSED };
 }
 
 /** PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd */

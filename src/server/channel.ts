@@ -208,7 +208,8 @@ export class Channel implements ConsumerChannel {
         M.encodeAccessRequestOk(w, this.id, 1);
         break;
       default:
-        throw new AmqpError(C.COMMAND_INVALID, `unexpected method ${M.METHOD_NAMES[m.id]} on a channel`);
+        // Connection methods, server-only methods, an unasked-for close-ok: RabbitMQ's 503.
+        throw new AmqpError(C.COMMAND_INVALID, 'unimplemented method');
     }
     this.conn.scheduleFlush();
   }

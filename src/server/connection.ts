@@ -18,6 +18,8 @@ import { authenticate, verifySecret, MECHANISMS } from './auth-mechanisms';
 import { serverProperties } from './server-properties';
 import { HeartbeatMonitor, type HeartbeatPeer } from './heartbeat-monitor';
 import { unexpectedFrame } from './frame-errors';
+import { frameSnippet } from '../protocol/frame-snippet';
+import { erlBinary } from '../protocol/erlang-terms';
 import { assertNever } from '../assert-never';
 
 /**
@@ -41,12 +43,26 @@ const HIGH_WATER = 256 * 1024;
  * After the close handshake the client is the one to drop TCP (as with RabbitMQ, which
  * keeps answering connection.close meanwhile); one that does not is cut off after this.
  */
-const CLOSE_LINGER_MS = 3000;
+const CLOSE_LINGER_MS = 30_000;
+/** After a framing error the socket goes this long after connection.close, close-ok or not. */
+const FRAME_ERROR_LINGER_MS = 3000;
 /**
- * RabbitMQ keeps a client whose login failed waiting this long before it closes the
- * socket, which slows down password guessing. Only the socket is held meanwhile.
+ * RabbitMQ keeps a client whose handshake failed (a refused login among others) waiting
+ * this long before it drops the socket, which slows down password guessing. Only the
+ * socket is held meanwhile.
  */
-const FAILED_LOGIN_DELAY_MS = 3000;
+const HANDSHAKE_FAILURE_DELAY_MS = 3000;
+
+/** RabbitMQ's names for where a connection stands, as its error texts print them. */
+const RABBIT_STATE_NAMES: Record<ConnectionState, string> = {
+  header: 'starting',
+  'start-ok': 'starting',
+  'tune-ok': 'tuning',
+  open: 'opening',
+  running: 'running',
+  closing: 'closing',
+  closed: 'closed',
+};
 
 export interface ConnectionCounters {
   recvBytes: number;
@@ -84,6 +100,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   private socketFull = false;
   private handshakeTimer: NodeJS.Timeout | null;
   private closeTimer: NodeJS.Timeout | null = null;
+  /** Set once a framing error closed the connection. */
+  private frameError = false;
   private readonly flushBound = (): void => this.flush();
   private turnBytes = 0;
   private blockedReason: string | null = null;
@@ -176,17 +194,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   onMethodFrame(channel: number, payload: Buffer): void {
     this.counters.recvFrames++;
     if (this.state === 'closed' && channel !== 0) return;
-    let method: M.Method;
-    try {
-      method = M.decodeMethod(this.reader.reset(payload));
-    } catch (err) {
-      if (err instanceof AmqpError && err.classId === 0 && payload.length >= 4) {
-        err.classId = payload.readUInt16BE(0);
-        err.methodId = payload.readUInt16BE(2);
-      }
-      // A frame we cannot decode is a connection error whatever channel it came on.
-      return this.connectionError(err);
-    }
+    const method = this.decodeMethod(payload);
+    if (method === null) return;
     if (channel === 0) return this.onConnectionMethod(method);
     switch (this.state) {
       case 'running':
@@ -198,9 +207,31 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'start-ok':
       case 'tune-ok':
       case 'open':
-        return this.closeWithError(unexpectedFrame(C.FRAME_METHOD, channel, payload));
+        return this.closeWithError(unexpectedFrame(C.FRAME_METHOD, payload));
       default:
         return assertNever(this.state);
+    }
+  }
+
+  /** The method a frame holds, or null when it cannot be decoded (the connection is closing). */
+  private decodeMethod(payload: Buffer): M.Method | null {
+    if (payload.length < 4) {
+      this.closeWith(C.FRAME_ERROR, `${frameSnippet(C.FRAME_METHOD, payload)}: unknown_frame`);
+      return null;
+    }
+    try {
+      return M.decodeMethod(this.reader.reset(payload));
+    } catch (err) {
+      if (!(err instanceof AmqpError)) {
+        this.internalError(err);
+      } else if (err.code === C.NOT_IMPLEMENTED) {
+        // A method no spec knows: RabbitMQ drops such a peer without a word.
+        this.log.info({ conn: this.name, reason: err.message }, 'unknown method; connection dropped');
+        this.dropSocket();
+      } else {
+        this.closeWith(C.FRAME_ERROR, `cannot decode ${erlBinary(payload.subarray(4))}`, payload.readUInt32BE(0));
+      }
+      return null;
     }
   }
 
@@ -217,14 +248,13 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   /** The open channel a content frame belongs to, or null when the frame is dropped or refused. */
   private channelForContent(type: number, channel: number, payload: Buffer): Channel | null {
-    if (this.state !== 'running') {
-      if (this.state !== 'closing' && this.state !== 'closed') this.closeWithError(unexpectedFrame(type, channel, payload));
+    if (this.state !== 'running' || channel === 0) {
+      if (this.state !== 'closing' && this.state !== 'closed') this.closeWithError(unexpectedFrame(type, payload));
       return null;
     }
     const ch = this.channels.get(channel);
     if (ch === undefined) {
-      const kind = type === C.FRAME_HEADER ? 'header' : 'body';
-      this.closeWith(C.UNEXPECTED_FRAME, `content ${kind} frame on unopened channel ${channel}`);
+      this.closeWith(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
       return null;
     }
     // Content for a channel we are closing is dropped, as RabbitMQ does.
@@ -232,13 +262,17 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   }
 
   onHeartbeatFrame(channel: number): void {
-    if (channel !== 0) this.closeWithError(unexpectedFrame(C.FRAME_HEARTBEAT, channel, EMPTY));
+    if (channel !== 0) this.closeWithError(unexpectedFrame(C.FRAME_HEARTBEAT, EMPTY));
   }
 
-  onFrameError(code: number, text: string): void {
-    // The byte stream is no longer in step, so no close-ok can be read: close after sending.
+  onFrameError(code: number, text: string, inStep: boolean): void {
     this.closeWith(code, text);
-    this.socket.end();
+    if (inStep) return;
+    // The byte stream is no longer in step: nothing more is read, and (as RabbitMQ does)
+    // the socket goes a while after the close whether or not a close-ok could be sent.
+    this.frameError = true;
+    this.parser.stop();
+    this.lingerThenDrop(FRAME_ERROR_LINGER_MS);
   }
 
   /** A hard error (or a bug) anywhere closes the connection. */
@@ -263,11 +297,14 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
         return ch.onMethod(m);
       case 'closing':
         // We sent channel.close. The client's own close may cross ours: answer it and keep
-        // waiting for close-ok; anything else is dropped, as RabbitMQ does.
+        // waiting for close-ok; anything else is dropped, as RabbitMQ does, but for an open
+        // of the channel, which is a second open of a channel that is not closed yet.
         if (m.id === M.CHANNEL_CLOSE_OK) this.channels.delete(id);
         else if (m.id === M.CHANNEL_CLOSE) {
           M.encodeChannelCloseOk(this.writer, id);
           this.scheduleFlush();
+        } else if (m.id === M.CHANNEL_OPEN) {
+          this.closeWith(C.CHANNEL_ERROR, `second 'channel.open' seen`, m.id);
         }
         return;
       case 'closed':
@@ -281,8 +318,10 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   private openChannel(id: number, m: M.Method): void {
     if (m.id !== M.CHANNEL_OPEN) return this.closeWith(C.CHANNEL_ERROR, `expected 'channel.open'`, m.id);
-    if (id > this.channelMax) {
-      return this.closeWith(C.CHANNEL_ERROR, `channel number ${id} exceeds channel_max ${this.channelMax}`, m.id);
+    // As RabbitMQ: channel_max limits how many are open, not the numbers they use.
+    if (this.channels.size >= this.channelMax) {
+      const n = this.channels.size;
+      return this.closeWith(C.NOT_ALLOWED, `number of channels opened (${n}) has reached the negotiated channel_max (${this.channelMax})`);
     }
     this.channels.set(id, new Channel(this, this.vhost!, id));
     M.encodeChannelOpenOk(this.writer, id, '');
@@ -318,16 +357,19 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
           if (this.state === 'running') return;
           break;
       }
-      if (this.state === 'closing' || this.state === 'closed') return;
-      this.closeWith(C.COMMAND_INVALID, `unexpected method ${M.METHOD_NAMES[m.id]} on channel 0`, m.id);
+      throw this.unexpectedMethod(m.id);
     } catch (err) {
       this.connectionError(err);
     }
   }
 
   private expectState(want: ConnectionState, methodId: number): void {
-    if (this.state === want) return;
-    throw new AmqpError(C.COMMAND_INVALID, `unexpected ${M.METHOD_NAMES[methodId]}`, methodId >>> 16, methodId & 0xffff);
+    if (this.state !== want) throw this.unexpectedMethod(methodId);
+  }
+
+  /** A method on channel 0 that has no place where the connection stands (RabbitMQ's 504). */
+  private unexpectedMethod(methodId: number): AmqpError {
+    return new AmqpError(C.CHANNEL_ERROR, `unexpected method in connection state ${RABBIT_STATE_NAMES[this.state]}`, methodId >>> 16, methodId & 0xffff);
   }
 
   private onStartOk(m: M.ConnectionStartOk): void {
@@ -335,7 +377,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.clientProperties = m.clientProperties;
     const result = authenticate(m.mechanism, m.response, this.broker.users);
     // RabbitMQ names no method in a refused login (class 0, method 0).
-    if (result.error !== null) throw new AmqpError(C.ACCESS_REFUSED, result.error);
+    if (result.error !== null) throw new AmqpError(result.code, result.error);
     const user = result.user!;
     if (!this.broker.users.allowedFrom(user, this.socket.remoteAddress)) {
       this.log.warn({ conn: this.name, user: user.name }, 'user can only log in via localhost');
@@ -349,17 +391,12 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   private onTuneOk(m: M.ConnectionTuneOk): void {
     this.expectState('tune-ok', m.id);
-    const ourFrameMax = this.config.frameMax;
-    const frameMax = m.frameMax === 0 ? ourFrameMax : m.frameMax;
-    if (frameMax > ourFrameMax) {
-      throw new AmqpError(C.NOT_ALLOWED, `frame_max=${frameMax} > ${ourFrameMax} max size`, 10, 31);
-    }
-    if (frameMax < C.FRAME_MIN_SIZE) {
-      throw new AmqpError(C.NOT_ALLOWED, `frame_max=${frameMax} < ${C.FRAME_MIN_SIZE} min size`, 10, 31);
-    }
-    this.frameMax = frameMax;
-    this.parser.frameMax = frameMax;
-    this.channelMax = m.channelMax === 0 ? this.config.channelMax : Math.min(m.channelMax, this.config.channelMax);
+    // As RabbitMQ: 0 ("no limit") is above any limit we have, so it is refused too.
+    negotiated('frame_max', m.frameMax, C.FRAME_MIN_SIZE, this.config.frameMax);
+    negotiated('channel_max', m.channelMax, 1, this.config.channelMax);
+    this.frameMax = m.frameMax;
+    this.parser.frameMax = m.frameMax;
+    this.channelMax = m.channelMax;
     this.heartbeat = m.heartbeat;
     this.state = 'open';
     this.heartbeats.start(this.heartbeat);
@@ -413,13 +450,15 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'header':
       case 'start-ok':
       case 'tune-ok':
+        throw this.unexpectedMethod(M.CONNECTION_CLOSE);
       case 'open':
       case 'running':
         this.teardown();
         this.state = 'closed';
         M.encodeConnectionCloseOk(this.writer, 0);
         this.flush();
-        this.lingerThenDestroy(CLOSE_LINGER_MS);
+        // The client drops TCP once it has read close-ok, as with RabbitMQ.
+        this.lingerThenDrop(this.closeLingerMs());
         return;
       default:
         return assertNever(this.state);
@@ -430,7 +469,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     switch (this.state) {
       case 'closing':
         this.state = 'closed';
-        this.socket.end();
+        // After a framing error RabbitMQ keeps to its timer even when close-ok comes.
+        if (!this.frameError) this.dropSocket();
         return;
       case 'closed':
         return;
@@ -439,7 +479,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'tune-ok':
       case 'open':
       case 'running':
-        throw new AmqpError(C.COMMAND_INVALID, 'unexpected connection.close-ok', 10, 51);
+        throw this.unexpectedMethod(M.CONNECTION_CLOSE_OK);
       default:
         return assertNever(this.state);
     }
@@ -456,40 +496,57 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
         return;
       case 'header':
       case 'start-ok':
-        // Before tune the client may not understand connection.close: RabbitMQ only sends
-        // it for a refused login when the client says it can take it, and otherwise goes
-        // silent for a while before it closes the socket.
-        if (err.code === C.ACCESS_REFUSED && this.clientCapabilities.authentication_failure_close === true) break;
-        return this.closeSilently(err);
       case 'tune-ok':
+        // Before connection.open the client may not understand connection.close: RabbitMQ
+        // only sends it for a refused login to a client that says it can take it, and
+        // otherwise goes silent for a while before it drops the socket.
+        if (this.state === 'start-ok' && err.code === C.ACCESS_REFUSED && this.clientCapabilities.authentication_failure_close === true) {
+          return this.sendClose(err, HANDSHAKE_FAILURE_DELAY_MS);
+        }
+        return this.closeSilently(err);
       case 'open':
       case 'running':
-        break;
+        return this.sendClose(err, this.closeLingerMs());
       default:
         return assertNever(this.state);
     }
+  }
+
+  private sendClose(err: AmqpError, lingerMs: number): void {
     this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'closing connection');
     this.teardown();
     this.state = 'closing';
     M.encodeConnectionClose(this.writer, 0, err.code, replyText(err.message), err.classId, err.methodId);
     this.flush();
-    this.lingerThenDestroy(CLOSE_LINGER_MS);
+    this.lingerThenDrop(lingerMs);
   }
 
   private closeSilently(err: AmqpError): void {
-    this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'closing connection during handshake');
+    this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'handshake failed; closing the socket after a delay');
     this.teardown();
     this.state = 'closed';
     this.parser.stop();
-    const delay = err.code === C.ACCESS_REFUSED ? FAILED_LOGIN_DELAY_MS : 0;
-    if (delay === 0) this.socket.end();
-    else this.lingerThenDestroy(delay);
+    this.lingerThenDrop(HANDSHAKE_FAILURE_DELAY_MS);
   }
 
-  /** Leaves the socket to the client for `ms`, then closes it ourselves. */
-  private lingerThenDestroy(ms: number): void {
+  /**
+   * How long a closed connection waits for the client to drop TCP: RabbitMQ's 30 s, or
+   * the heartbeat interval when that is shorter.
+   */
+  private closeLingerMs(): number {
+    return this.heartbeat > 0 && this.heartbeat < 30 ? this.heartbeat * 1000 : CLOSE_LINGER_MS;
+  }
+
+  /** Leaves the socket to the client for `ms`, then drops it ourselves. */
+  private lingerThenDrop(ms: number): void {
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
-    this.closeTimer = setTimeout(() => this.socket.destroy(), ms);
+    this.closeTimer = setTimeout(() => this.dropSocket(), ms);
+  }
+
+  /** Ends the TCP connection as RabbitMQ does once it is done with a peer: with a reset. */
+  private dropSocket(): void {
+    if (this.socket.destroyed) return;
+    this.socket.resetAndDestroy();
   }
 
   /** Server-initiated close (shutdown); resolves once the socket is closed. */
@@ -537,7 +594,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'open':
         this.log.info({ conn: this.name }, 'handshake timeout');
         this.state = 'closed';
-        this.socket.destroy();
+        this.dropSocket();
         return;
       case 'running':
       case 'closing':
@@ -558,7 +615,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   heartbeatTimeout(): void {
     this.log.info({ conn: this.name, timeout: this.heartbeat }, 'missed heartbeats from client');
     this.state = 'closed';
-    this.socket.destroy();
+    this.dropSocket();
   }
 
   // ---- flow ------------------------------------------------------------------------
@@ -667,3 +724,9 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A value the client chose in tune-ok must lie between our minimum and the maximum we offered. */
+function negotiated(field: string, value: number, min: number, max: number): void {
+  if (value !== 0 && value < min) throw new AmqpError(C.NOT_ALLOWED, `${field}=${value} < ${min} min size`, 10, 31);
+  if (value === 0 || value > max) throw new AmqpError(C.NOT_ALLOWED, `${field}=${value} > ${max} max size`, 10, 31);
+}

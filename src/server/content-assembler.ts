@@ -51,7 +51,9 @@ export class ContentAssembler {
     if (this.state !== HEADER) throw this.unexpected();
     if (payload.length < 14) throw new AmqpError(C.FRAME_ERROR, 'content header frame too short');
     const classId = payload.readUInt16BE(0);
-    if (classId !== 60) throw new AmqpError(C.FRAME_ERROR, `content header for class ${classId} on basic.publish`);
+    if (classId !== 60) throw this.refuseHeader(`got one for class ${classId} instead`);
+    // A header with a weight is not a content header as far as RabbitMQ is concerned.
+    if (payload.readUInt16BE(2) !== 0) throw this.refuseHeader('got non content header frame instead');
     const sizeHigh = payload.readUInt32BE(4);
     const sizeLow = payload.readUInt32BE(8);
     // Publishers mostly send the same properties every time: share one copy between
@@ -101,9 +103,14 @@ export class ContentAssembler {
   /** A frame of the wrong kind for where the content stands (505). */
   unexpected(): AmqpError {
     const st = this.state;
+    if (st === HEADER) return this.refuseHeader('got non content header frame instead');
     this.reset();
     if (st === IDLE) return new AmqpError(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
-    const expected = st === HEADER ? 'content header' : 'content body';
-    return new AmqpError(C.UNEXPECTED_FRAME, `expected ${expected} for class 60, got non ${expected} frame instead`, BASIC_PUBLISH >>> 16, BASIC_PUBLISH & 0xffff);
+    return new AmqpError(C.UNEXPECTED_FRAME, 'expected content body, got non content body frame instead', BASIC_PUBLISH >>> 16, BASIC_PUBLISH & 0xffff);
+  }
+
+  private refuseHeader(got: string): AmqpError {
+    this.reset();
+    return new AmqpError(C.UNEXPECTED_FRAME, `expected content header for class 60, ${got}`, BASIC_PUBLISH >>> 16, BASIC_PUBLISH & 0xffff);
   }
 }
