@@ -97,8 +97,10 @@ describe('protocol fidelity', () => {
       expect(raw.decodeClose(serverClose).code).toBe(504);
       c.send(raw.connectionClose(200, 'crossing'));
       expectMethodFrame(await nextMethod(c), 0, 10, 51);
+      // The server still waits for the close-ok of its own close; then it drops TCP at once.
+      expect(await c.waitClosed(300)).toBe(false);
       c.send(raw.connectionCloseOk());
-      expect(await c.waitClosed(5000)).toBe(true);
+      expect(await c.waitClosed(2000)).toBe(true);
     }, T);
 
     it('several connection.close frames in a row each get close-ok, and the client is left to drop TCP', async () => {
@@ -198,6 +200,107 @@ describe('protocol fidelity', () => {
       expect(close).toMatchObject({ channel: 1, code: 406, classId: 60, methodId: 40 });
       expect(close!.text).toBe('PRECONDITION_FAILED - message size 4611686018427387904 is larger than configured max size 134217728');
     }, T);
+  });
+
+  describe('connection-level errors as RabbitMQ sends them', () => {
+    const cases: Array<[string, (c: RawClient) => Promise<void> | void, Partial<raw.CloseInfo>]> = [
+      [
+        'a non-connection method on channel 0 is 504 for the connection state',
+        (c) => c.send(raw.queueDeclare(0, 'q')),
+        { code: 504, text: 'CHANNEL_ERROR - unexpected method in connection state running', classId: 50, methodId: 10 },
+      ],
+      [
+        'an unasked-for connection.close-ok is 504 for the connection state',
+        (c) => c.send(raw.connectionCloseOk()),
+        { code: 504, text: 'CHANNEL_ERROR - unexpected method in connection state running', classId: 10, methodId: 51 },
+      ],
+      [
+        'a connection method on a channel is 503 unimplemented method',
+        async (c) => {
+          await c.openChannel(1);
+          c.send(raw.method(1, 10, 40, Buffer.concat([raw.shortstr('/'), raw.shortstr(''), raw.u8(0)])));
+        },
+        { code: 503, text: 'COMMAND_INVALID - unimplemented method', classId: 10, methodId: 40 },
+      ],
+      [
+        'an unknown frame type is 501 quoting the frame',
+        (c) => c.send(raw.frame(9, 0, Buffer.from([1, 2, 3]))),
+        { code: 501, text: 'FRAME_ERROR - type 9, all octets = <<1,2,3>>: unknown_frame', classId: 0, methodId: 0 },
+      ],
+      [
+        'a truncated method is 501 quoting its arguments',
+        async (c) => {
+          await c.openChannel(1);
+          c.send(raw.method(1, 50, 10, Buffer.from([0, 0])));
+        },
+        { code: 501, text: 'FRAME_ERROR - cannot decode <<0,0>>', classId: 50, methodId: 10 },
+      ],
+      [
+        'a content header of another class after basic.publish is 505',
+        async (c) => {
+          await c.openChannel(1);
+          c.send(Buffer.concat([raw.basicPublish(1, '', 'k'), raw.contentHeader(1, 3, 50)]));
+        },
+        { code: 505, text: 'UNEXPECTED_FRAME - expected content header for class 60, got one for class 50 instead', classId: 60, methodId: 40 },
+      ],
+      [
+        'content on a channel never opened is 505',
+        (c) => c.send(raw.contentHeader(5, 3)),
+        { code: 505, text: 'UNEXPECTED_FRAME - expected method frame, got non method frame instead', classId: 0, methodId: 0 },
+      ],
+    ];
+    for (const [name, provoke, want] of cases) {
+      it(name, async () => {
+        const c = await handshaken();
+        await provoke(c);
+        const close = await c.expectClose(5000);
+        expect(close).toMatchObject({ channel: 0, ...want });
+      }, T);
+    }
+
+    it('channel_max limits how many channels are open, not their numbers', async () => {
+      const c = await handshaken({ channelMax: 2 });
+      await c.openChannel(65535);
+      await c.openChannel(9);
+      c.send(raw.channelOpen(3));
+      const close = await c.expectClose(5000);
+      expect(close).toMatchObject({ code: 530, text: 'NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)', classId: 0, methodId: 0 });
+    }, T);
+
+    it('a method no spec knows drops the connection without a close', async () => {
+      const c = await handshaken();
+      await c.openChannel(1);
+      c.send(raw.method(1, 60, 999));
+      expect(await c.waitClosed(3000)).toBe(true);
+      expect(c.frames.some((f) => raw.isClose(f))).toBe(false);
+    }, T);
+
+    it.each([
+      ['an unknown mechanism', raw.startOk('FOO', Buffer.from('x'))],
+      ['a malformed PLAIN response', raw.startOk('PLAIN', Buffer.from('no-nul-bytes'))],
+    ])('%s in start-ok gets no close, and the socket is dropped after about 3 s', async (_what, startOk) => {
+      const c = await RawClient.connect(broker.port);
+      clients.push(c);
+      await c.start();
+      const t0 = Date.now();
+      c.send(startOk);
+      expect(await c.waitClosed(8000)).toBe(true);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2500);
+      expect(c.frames.some((f) => raw.isClose(f))).toBe(false);
+    }, T);
+
+    it('tune-ok with channel_max 0 or frame_max 0 is refused silently, as RabbitMQ refuses it', async () => {
+      for (const [channelMax, frameMax] of [[0, 131072], [2047, 0]]) {
+        const c = await RawClient.connect(broker.port);
+        clients.push(c);
+        await c.start();
+        c.send(raw.startOk('PLAIN', raw.plainResponse('guest', 'guest')));
+        await c.expectMethod(10, 30);
+        c.send(Buffer.concat([raw.tuneOk(channelMax, frameMax, 0), raw.connectionOpen('/')]));
+        expect(await c.waitClosed(8000)).toBe(true);
+        expect(c.frames.some((f) => raw.isMethod(f, 10, 41) || raw.isClose(f))).toBe(false);
+      }
+    }, 20_000);
   });
 
   it('the broker is still fine after all of the above', async () => {
