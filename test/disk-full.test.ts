@@ -12,12 +12,55 @@ import { startOn, type DurableBroker } from './helpers/durable-broker';
 const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-full-'));
 let mounted = false;
 let broker: DurableBroker | null = null;
+/** Further tmpfs mounts made by the tests below, and the brokers on them. */
+const mounts: string[] = [];
+const brokers: DurableBroker[] = [];
 
 afterAll(async () => {
   await broker?.crash();
+  for (const b of brokers) await b.crash();
   if (mounted) execFileSync('umount', [mountPoint]);
+  for (const m of mounts) {
+    execFileSync('umount', [m]);
+    fs.rmSync(m, { recursive: true, force: true });
+  }
   fs.rmSync(mountPoint, { recursive: true, force: true });
 });
+
+/** A tmpfs of `size` mounted on a fresh directory (root only, as CI runs). */
+function tmpfs(size: string): string {
+  if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and needs to run as root (CI does)');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-full-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+  mounts.push(dir);
+  return dir;
+}
+
+/** Fills a file system to the last byte; returns the filler's path. */
+function fill(dir: string): string {
+  const filler = path.join(dir, 'filler');
+  const fd = fs.openSync(filler, 'w');
+  const block = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) fs.writeSync(fd, block);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  }
+  // Top up what a whole block could not take.
+  try {
+    for (;;) fs.writeSync(fd, block, 0, 512);
+  } catch {
+    // full
+  } finally {
+    fs.closeSync(fd);
+  }
+  return filler;
+}
+
+async function publishConfirmed(ch: amqp.ConfirmChannel, queue: string, n: number, size: number): Promise<void> {
+  for (let i = 0; i < n; i++) ch.sendToQueue(queue, Buffer.alloc(size, i % 251), { persistent: true, messageId: String(i) });
+  await ch.waitForConfirms();
+}
 
 describe('full disk', () => {
   it('blocks publishers with connection.blocked and nacks, then accepts and confirms again when space returns', async () => {
@@ -88,5 +131,73 @@ describe('full disk', () => {
     for (let i = N; i < N + 200; i++) expect(ids.has(String(i))).toBe(true);
     await conn.close();
     expect(broker.exited).toBe(false);
+  }, 60_000);
+});
+
+describe('full disk: what waits for the disk is kept', () => {
+  it('acks made while the disk is full are written once space returns: after kill -9 the acked messages stay gone', async () => {
+    const mount = tmpfs('2m');
+    const dataDir = path.join(mount, 'data');
+    let b = await startOn(dataDir, ['--segment-size', '262144']);
+    brokers.push(b);
+    const conn = await amqp.connect(b.url);
+    conn.on('error', () => {}); // the broker is killed under it
+    const ch = await conn.createConfirmChannel();
+    await ch.assertQueue('acks.q', { durable: true });
+    await publishConfirmed(ch, 'acks.q', 300, 1000);
+
+    const filler = fill(mount);
+    await ch.prefetch(100);
+    const acked: string[] = [];
+    await new Promise<void>((resolve) => {
+      void ch.consume('acks.q', (m) => {
+        if (m === null || acked.length >= 100) return;
+        acked.push(m.properties.messageId as string);
+        ch.ack(m);
+        if (acked.length === 100) resolve();
+      });
+    });
+    await new Promise((r) => setTimeout(r, 1000)); // the broker tries to write the acks and fails
+    fs.rmSync(filler);
+    await new Promise((r) => setTimeout(r, 3500)); // its retry comes within a few seconds
+    await b.crash();
+
+    b = await startOn(dataDir, ['--segment-size', '262144']);
+    brokers.push(b);
+    const conn2 = await amqp.connect(b.url);
+    const ch2 = await conn2.createChannel();
+    expect((await ch2.checkQueue('acks.q')).messageCount).toBe(200);
+    const m = await ch2.get('acks.q', { noAck: true });
+    expect(m && acked.includes(m.properties.messageId as string)).toBe(false);
+    await conn2.close();
+  }, 60_000);
+
+  it('a publisher blocked by a full disk outlives three heartbeat intervals and carries on when space returns', async () => {
+    const mount = tmpfs('1m');
+    const b = await startOn(path.join(mount, 'data'), ['--heartbeat', '1']);
+    brokers.push(b);
+    const conn = await amqp.connect(`${b.url}?heartbeat=1`);
+    let closed: unknown = null;
+    conn.on('close', (err) => (closed = err ?? 'closed'));
+    conn.on('error', () => {});
+    const events: string[] = [];
+    conn.on('blocked', () => events.push('blocked'));
+    conn.on('unblocked', () => events.push('unblocked'));
+    const ch = await conn.createConfirmChannel();
+    await ch.assertQueue('hb.q', { durable: true });
+    const filler = fill(mount);
+    // This publish cannot be written: the connection is blocked and no longer read from.
+    ch.sendToQueue('hb.q', Buffer.alloc(2000, 1), { persistent: true });
+    await expect.poll(() => events.includes('blocked'), { timeout: 5000 }).toBe(true);
+    ch.sendToQueue('hb.q', Buffer.alloc(2000, 2), { persistent: true });
+    await new Promise((r) => setTimeout(r, 4000)); // more than three heartbeat intervals
+    expect(closed).toBe(null);
+    fs.rmSync(filler);
+    await expect.poll(() => events.includes('unblocked'), { timeout: 8000 }).toBe(true);
+    ch.sendToQueue('hb.q', Buffer.alloc(2000, 3), { persistent: true });
+    await ch.waitForConfirms();
+    expect(closed).toBe(null);
+    expect((await ch.checkQueue('hb.q')).messageCount).toBeGreaterThanOrEqual(1);
+    await conn.close();
   }, 60_000);
 });

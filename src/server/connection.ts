@@ -625,6 +625,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.blockedReason = reason;
     if (reason === null && this.readingBlocked) {
       this.readingBlocked = false;
+      this.heartbeats.suspended = false;
       this.resumeReading();
     }
     if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
@@ -641,6 +642,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   publishing(): void {
     if (this.blockedReason === null || this.readingBlocked) return;
     this.readingBlocked = true;
+    this.heartbeats.suspended = true;
     this.socket.pause();
   }
 

@@ -21,6 +21,11 @@ export class HeartbeatMonitor {
   /** Set by the connection whenever bytes go out. */
   sent = false;
   private silentTicks = 0;
+  /**
+   * While we do not read from the client (a publisher blocked by an alarm) its heartbeats
+   * go unseen: silence then says nothing about the client, so it is not counted.
+   */
+  suspended = false;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly peer: HeartbeatPeer) {}
@@ -38,7 +43,9 @@ export class HeartbeatMonitor {
 
   private tick(): void {
     // Ticks come twice per interval: a peer silent for four ticks missed two heartbeats.
-    if (!this.received) {
+    if (this.suspended) {
+      this.silentTicks = 0;
+    } else if (!this.received) {
       if (++this.silentTicks >= 4) {
         this.stop();
         this.peer.heartbeatTimeout();
