@@ -33,7 +33,9 @@ const AUTO_DELETE_RETRY_MS = 1000;
  */
 function storageError(err: unknown, what: string): AmqpError {
   if (err instanceof AmqpError) return err;
-  const reason = (err as NodeJS.ErrnoException)?.code ?? (err instanceof Error ? err.message : String(err));
+  // The store wraps what the file system said; the client is told the errno (ENOSPC, EIO).
+  const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  const reason = (cause as NodeJS.ErrnoException)?.code ?? (cause instanceof Error ? cause.message : String(cause));
   return new AmqpError(INTERNAL_ERROR, `cannot store ${what}: ${reason}`);
 }
 
