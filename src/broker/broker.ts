@@ -37,6 +37,7 @@ export class Broker {
       this.vhosts.set(name, (v = new Vhost(name, this.store)));
       const log = this.log;
       if (log !== null) v.notice = (text) => log.info({ vhost: name }, text);
+      v.logger = log;
     }
     return v;
   }

@@ -64,7 +64,11 @@ export class Queue implements BindingDestination {
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiryAt = 0;
   private unusedTimer: NodeJS.Timeout | null = null;
-  private flowWaiters: FlowWaiter[] = [];
+  /**
+   * Publishers held back until the queue drains. A set: a connection paused again while
+   * the queue stays above its low-water mark must not be listed once per pause.
+   */
+  private readonly flowWaiters = new Set<FlowWaiter>();
 
   constructor(
     readonly name: string,
@@ -137,12 +141,19 @@ export class Queue implements BindingDestination {
   }
 
   waitForFlow(w: FlowWaiter): void {
-    this.flowWaiters.push(w);
+    this.flowWaiters.add(w);
+  }
+
+  /** How many publishers wait for this queue to drain (each at most once). */
+  get flowWaiterCount(): number {
+    return this.flowWaiters.size;
   }
 
   private releaseFlow(): void {
-    const waiters = this.flowWaiters;
-    this.flowWaiters = [];
+    if (this.flowWaiters.size === 0) return;
+    // Copied first: a waiter resumed here may publish and wait again at once.
+    const waiters = [...this.flowWaiters];
+    this.flowWaiters.clear();
     for (const w of waiters) w.flowResume();
   }
 
@@ -242,7 +253,7 @@ export class Queue implements BindingDestination {
     } finally {
       this.dispatching = false;
     }
-    if (this.flowWaiters.length > 0 && this.store.length <= FLOW_LOW) this.releaseFlow();
+    if (this.flowWaiters.size > 0 && this.store.length <= FLOW_LOW) this.releaseFlow();
   }
 
   private deliverTo(c: Consumer, entry: QueueEntry): void {

@@ -1,5 +1,5 @@
 import { AmqpError } from '../protocol/errors';
-import { ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
+import { ACCESS_REFUSED, COMMAND_INVALID, INTERNAL_ERROR, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
 import type { FieldTable } from '../protocol/types';
 import type { Binding, BindingDestination, Exchange } from './exchanges/exchange';
 import { createExchange, bindingArgumentsError, EXCHANGE_TYPES } from './exchanges';
@@ -13,6 +13,7 @@ import type { QueueStore } from '../store/queue-store';
 import { PriorityQueueStore } from '../store/priority-queue-store';
 import { MemoryQueueStore } from '../store/memory-queue-store';
 import type { DefinitionsSink } from '../store/store';
+import type { Logger } from '../logger';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
 import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from './equivalence';
 
@@ -20,6 +21,22 @@ export interface VhostCounters {
   published: number;
   routed: number;
   unroutable: number;
+}
+
+/** How long an auto-delete queue whose deletion could not be stored waits to try again. */
+const AUTO_DELETE_RETRY_MS = 1000;
+
+/**
+ * A durable change that could not be stored. RabbitMQ answers a failure inside an
+ * operation (its Mnesia write, a plugin's callback) with 541 INTERNAL_ERROR, which closes
+ * the connection; its disk alarm blocks only publishers, never declarations.
+ */
+function storageError(err: unknown, what: string): AmqpError {
+  if (err instanceof AmqpError) return err;
+  // The store wraps what the file system said; the client is told the errno (ENOSPC, EIO).
+  const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  const reason = (cause as NodeJS.ErrnoException)?.code ?? (cause instanceof Error ? cause.message : String(cause));
+  return new AmqpError(INTERNAL_ERROR, `cannot store ${what}: ${reason}`);
 }
 
 const PREDECLARED: Array<[string, string]> = [
@@ -46,6 +63,8 @@ export class Vhost implements QueueOwner {
   readonly policies = new PolicySet();
   /** Where the vhost reports things an operator should know (set by the broker). */
   notice: ((text: string) => void) | null = null;
+  /** Where storage failures the model survives are logged (set by the broker). */
+  logger: Logger | null = null;
 
   constructor(
     readonly name: string,
@@ -96,8 +115,8 @@ export class Vhost implements QueueOwner {
     if ('code' in parsed) throw toAmqpError(parsed);
     const ex = createExchange(type, name, durable, autoDelete, internal, args)!;
     this.applyExchangePolicy(ex);
+    if (durable) this.persist(`the declaration of ${describeExchange(name, this.name)}`, (sink) => sink.exchangeDeclared(this.name, ex));
     this.exchanges.set(name, ex);
-    if (durable) this.sink?.exchangeDeclared(this.name, ex);
     return ex;
   }
 
@@ -115,8 +134,8 @@ export class Vhost implements QueueOwner {
   }
 
   private removeExchange(ex: Exchange): void {
+    if (ex.durable) this.persist(`the deletion of ${describeExchange(ex.name, this.name)}`, (sink) => sink.exchangeDeleted(this.name, ex.name));
     this.exchanges.delete(ex.name);
-    if (ex.durable) this.sink?.exchangeDeleted(this.name, ex.name);
     for (const other of this.exchanges.values()) this.unbindAndMaybeAutoDelete(other, ex);
   }
 
@@ -131,13 +150,32 @@ export class Vhost implements QueueOwner {
     this.removeBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
+  /*
+   * Bindings are the one change applied before it is stored: only bind/unbind can tell
+   * whether the binding is new (or was there), so a failed write undoes it at once, in the
+   * same synchronous call, before anything can route through it or see it.
+   */
+
   private addBinding(src: Exchange, b: Binding): void {
-    if (src.bind(b) && this.isDurableBinding(src, b)) this.sink?.bindingChanged(this.name, b, true);
+    if (!src.bind(b) || !this.isDurableBinding(src, b)) return;
+    try {
+      this.persist(`a binding of ${describeExchange(src.name, this.name)}`, (sink) => sink.bindingChanged(this.name, b, true));
+    } catch (err) {
+      src.unbind(b);
+      throw err;
+    }
   }
 
   private removeBinding(src: Exchange, b: Binding): void {
     if (!src.unbind(b)) return;
-    if (this.isDurableBinding(src, b)) this.sink?.bindingChanged(this.name, b, false);
+    if (this.isDurableBinding(src, b)) {
+      try {
+        this.persist(`an unbinding of ${describeExchange(src.name, this.name)}`, (sink) => sink.bindingChanged(this.name, b, false));
+      } catch (err) {
+        src.bind(b);
+        throw err;
+      }
+    }
     this.autoDeleteIfUnbound(src);
   }
 
@@ -209,10 +247,26 @@ export class Vhost implements QueueOwner {
     // Exclusive queues end with their connection, so even a durable one is not stored.
     const stored = durable && !exclusive;
     const settings = queueSettings(args, this.policies.match('queue', name)?.definition ?? null);
-    const q = new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, settings, this.makeStore(name, stored, settings.maxPriority));
+    const what = `the declaration of ${describeQueue(name, this.name)}`;
+    const make = (): Queue => new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, settings, this.makeStore(name, stored, settings.maxPriority));
+    // A stored queue's log makes its folder: a disk that refuses is a storage failure too.
+    const q = stored ? this.storing(what, make) : make();
+    if (stored) {
+      try {
+        this.persist(what, (sink) => sink.queueDeclared(this.name, name, autoDelete, args));
+      } catch (err) {
+        this.discard(q);
+        throw err;
+      }
+    }
     this.queues.set(name, q);
-    if (stored) this.sink?.queueDeclared(this.name, name, autoDelete, args);
     return q;
+  }
+
+  /** A queue made for a declaration that could not be stored: its timers and folder go. */
+  private discard(q: Queue): void {
+    q.destroy();
+    this.sink?.queueDestroyed(this.name, q.name);
   }
 
   /**
@@ -249,14 +303,36 @@ export class Vhost implements QueueOwner {
 
   private removeQueue(q: Queue): number {
     if (q.deleted) return 0;
+    const stored = q.durable && q.exclusiveOwner === null;
+    if (stored) this.persist(`the deletion of ${describeQueue(q.name, this.name)}`, (sink) => sink.queueDeleted(this.name, q.name));
     this.queues.delete(q.name);
-    if (q.durable && q.exclusiveOwner === null) this.sink?.queueDeleted(this.name, q.name);
     for (const ex of this.exchanges.values()) this.unbindAndMaybeAutoDelete(ex, q);
-    return q.destroy();
+    const dropped = q.destroy();
+    // Gone from the definitions now, so the folder is an orphan: it goes (priority levels' parent too).
+    if (stored) this.sink?.queueDestroyed(this.name, q.name);
+    return dropped;
+  }
+
+  /**
+   * A deletion nobody asked for (auto-delete, x-expires): if it cannot be stored the queue
+   * stays, in memory as on disk, and the caller tries again later. Returns whether it went.
+   */
+  private removeQueueQuietly(q: Queue, why: string): boolean {
+    try {
+      this.removeQueue(q);
+      return true;
+    } catch (err) {
+      this.storageFault(err, { queue: q.name }, `${why} queue could not be deleted (the deletion could not be stored); kept, will try again`);
+      return false;
+    }
   }
 
   queueUnused(queue: Queue): void {
-    this.removeQueue(queue);
+    if (this.removeQueueQuietly(queue, 'auto-delete')) return;
+    const retry = setTimeout(() => {
+      if (!queue.deleted && queue.consumerCount === 0 && this.queues.get(queue.name) === queue) this.queueUnused(queue);
+    }, AUTO_DELETE_RETRY_MS);
+    retry.unref();
   }
 
   /** The connection went away: its exclusive queues go with it. */
@@ -308,8 +384,17 @@ export class Vhost implements QueueOwner {
     if (ex.bindingCount < before) this.autoDeleteIfUnbound(ex);
   }
 
+  /**
+   * An auto-delete exchange whose deletion cannot be stored stays, unbound, in memory as
+   * on disk (replaying the deletion that emptied it drops its bindings there too).
+   */
   private autoDeleteIfUnbound(ex: Exchange): void {
-    if (ex.autoDelete && ex.bindingCount === 0 && this.exchanges.get(ex.name) === ex) this.removeExchange(ex);
+    if (!ex.autoDelete || ex.bindingCount !== 0 || this.exchanges.get(ex.name) !== ex) return;
+    try {
+      this.removeExchange(ex);
+    } catch (err) {
+      this.storageFault(err, { exchange: ex.name }, 'auto-delete exchange could not be deleted (the deletion could not be stored); kept');
+    }
   }
 
   // ---- routing -----------------------------------------------------------------------
@@ -366,16 +451,17 @@ export class Vhost implements QueueOwner {
 
   /** Adds or replaces a policy and applies it to existing queues and exchanges. */
   setPolicy(p: Policy): void {
+    this.persist(`policy '${p.name}' in vhost '${this.name}'`, (sink) => sink.policyChanged(this.name, p, true));
     this.policies.set(p);
-    this.sink?.policyChanged(this.name, p, true);
     this.reapplyPolicies();
   }
 
   /** Returns false if there was no such policy. */
   deletePolicy(name: string): boolean {
     const p = this.policies.get(name);
-    if (p === undefined || !this.policies.delete(name)) return false;
-    this.sink?.policyChanged(this.name, p, false);
+    if (p === undefined) return false;
+    this.persist(`the deletion of policy '${name}' in vhost '${this.name}'`, (sink) => sink.policyChanged(this.name, p, false));
+    this.policies.delete(name);
     this.reapplyPolicies();
     return true;
   }
@@ -408,10 +494,48 @@ export class Vhost implements QueueOwner {
       for (const k of publishedRoutingKeys(message)) this.routeKey(ex, copy, k, out);
       if (message.bccKeys !== null) for (const k of message.bccKeys) this.routeKey(ex, copy, k, out);
     }
-    for (const q of out) if (!diedIn(copy, q.name)) q.enqueue(copy);
+    for (const q of out) if (!diedIn(copy, q.name)) this.enqueueDeadLettered(q, copy, queue);
   }
 
+  /**
+   * Dead-lettering runs on timers (TTL) and acks, not on behalf of a client that could be
+   * told: a store that refuses the copy costs this copy (classic queues dead-letter at
+   * most once, as in RabbitMQ), never the process.
+   */
+  private enqueueDeadLettered(target: Queue, copy: Message, from: Queue): void {
+    try {
+      target.enqueue(copy);
+    } catch (err) {
+      this.storageFault(err, { queue: target.name, from: from.name }, 'dead-lettered message could not be stored; dropped');
+    }
+  }
+
+  /** x-expires: a queue whose deletion cannot be stored is kept and expires again later. */
   queueExpired(queue: Queue): void {
-    this.removeQueue(queue);
+    if (!this.removeQueueQuietly(queue, 'expired')) queue.touch();
+  }
+
+  // ---- storage -------------------------------------------------------------------------
+
+  /**
+   * Runs a durable write before the model changes: if the store refuses it the client gets
+   * 541 INTERNAL_ERROR and nothing changed. Without a store there is nothing to write.
+   */
+  private persist(what: string, write: (sink: DefinitionsSink) => void): void {
+    const sink = this.sink;
+    if (sink !== null) this.storing(what, () => write(sink));
+  }
+
+  /** Runs something that touches the disk; what it throws is a storage failure (541). */
+  private storing<T>(what: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      throw storageError(err, what);
+    }
+  }
+
+  private storageFault(err: unknown, where: Record<string, string>, text: string): void {
+    this.logger?.error({ err, vhost: this.name, ...where }, text);
   }
 }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const STORE_VERSION = 'leveret-store 1';
@@ -17,13 +17,11 @@ export function claimDataDir(dir: string): () => void {
   const lock = join(dir, 'leveret.lock');
   for (let attempt = 0; ; attempt++) {
     try {
-      const fd = openSync(lock, 'wx');
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
+      createLock(lock);
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
-      const pid = Number(readFileSync(lock, 'utf8').trim());
+      const pid = lockOwner(lock);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
         throw new StoreError(`data directory ${dir} is in use by another Leveret (pid ${pid}); stop it or choose another --data-dir`);
       }
@@ -46,6 +44,34 @@ export function claimDataDir(dir: string): () => void {
     writeFileSync(versionFile, STORE_VERSION + '\n');
   }
   return () => rmSync(lock, { force: true });
+}
+
+/**
+ * Creates the lock file naming our pid. On a full disk the pid cannot be written into a
+ * file, but a symlink whose target is the pid needs no data block: the broker still starts.
+ */
+function createLock(lock: string): void {
+  const fd = openSync(lock, 'wx');
+  try {
+    writeSync(fd, `${process.pid}\n`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    closeSync(fd);
+    rmSync(lock, { force: true });
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+    symlinkSync(String(process.pid), lock);
+    return;
+  }
+  closeSync(fd);
+}
+
+/** The pid a lock names (a file holding it, or a symlink to it); NaN if unreadable. */
+function lockOwner(lock: string): number {
+  try {
+    return Number(readlinkSync(lock));
+  } catch {
+    return Number(readFileSync(lock, 'utf8').trim());
+  }
 }
 
 function isAlive(pid: number): boolean {

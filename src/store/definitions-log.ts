@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logger';
@@ -9,7 +9,7 @@ import type { FieldTable } from '../protocol/types';
 /**
  * Durable definitions, as an append-only log of JSON records, one per line behind its
  * crc32: `xxxxxxxx {"op":...}`. Declares and deletes append a record and fsync before
- * they are answered; start-up replays the log and rewrites it compacted. The record kinds
+ * they are applied and answered; start-up replays the log and rewrites it compacted. The record kinds
  * leave room for users, vhosts, permissions and policies.
  */
 export type Definition =
@@ -44,77 +44,154 @@ export function decodeArgs(s: string): FieldTable {
 const bindingKey = (d: BindingDefinition): string =>
   JSON.stringify([d.vhost, d.source, d.kind, d.destination, d.key, d.args]);
 
+const nameKey = (vhost: string, name: string): string => JSON.stringify([vhost, name]);
+
+/**
+ * The current definitions: the log folded record by record, kept up to date as records
+ * are appended so that the file can be rewritten compacted at any time.
+ */
+class DefinitionSet {
+  private readonly exchanges = new Map<string, Definition>();
+  private readonly queues = new Map<string, Definition>();
+  private readonly bindings = new Map<string, BindingDefinition>();
+  private readonly policies = new Map<string, Definition>();
+
+  apply(d: Definition): void {
+    switch (d.op) {
+      case 'exchange':
+        this.exchanges.set(nameKey(d.vhost, d.name), d);
+        break;
+      case 'exchange.delete':
+        this.exchanges.delete(nameKey(d.vhost, d.name));
+        this.dropBindings((b) => b.vhost === d.vhost && (b.source === d.name || (b.kind === 'exchange' && b.destination === d.name)));
+        break;
+      case 'queue':
+        this.queues.set(nameKey(d.vhost, d.name), d);
+        break;
+      case 'queue.delete':
+        this.queues.delete(nameKey(d.vhost, d.name));
+        this.dropBindings((b) => b.vhost === d.vhost && b.kind === 'queue' && b.destination === d.name);
+        break;
+      case 'policy':
+        this.policies.set(nameKey(d.vhost, d.name), d);
+        break;
+      case 'policy.delete':
+        this.policies.delete(nameKey(d.vhost, d.name));
+        break;
+      case 'bind':
+        this.bindings.set(bindingKey(d), d);
+        break;
+      case 'unbind':
+        this.bindings.delete(bindingKey(d));
+        break;
+    }
+  }
+
+  private dropBindings(matches: (b: BindingDefinition) => boolean): void {
+    for (const [k, b] of this.bindings) if (matches(b)) this.bindings.delete(k);
+  }
+
+  /** Policies first, so that queues and exchanges are rebuilt with them in force. */
+  all(): Definition[] {
+    return [...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
+  }
+}
+
 export class DefinitionsLog {
   private fd = -1;
   readonly path: string;
+  private readonly current = new DefinitionSet();
+  /** Bytes of the file that hold whole records; a failed append is cut back to this. */
+  private size = 0;
+  /** The file ends in a torn record (kept because it could not be rewritten): start a new line. */
+  private needsNewline = false;
+  /** Why the start-up rewrite failed (the file then still holds every record ever appended). */
+  compactionError: Error | null = null;
+  /**
+   * A corrupt record was followed by good ones: not a torn tail but damage, so the
+   * definitions read may be missing something that still has files on disk.
+   */
+  damaged = false;
 
   constructor(dataDir: string, private readonly log: Logger) {
     this.path = join(dataDir, 'definitions.log');
   }
 
-  /** Replays the log into the current definitions (in a valid order) and compacts it. */
+  /**
+   * Replays the log into the current definitions (in a valid order) and compacts it. If
+   * the compacted copy cannot be written (a full disk), the old file is kept as it is and
+   * appended to; compactionError says why.
+   */
   open(): Definition[] {
-    const exchanges = new Map<string, Definition>();
-    const queues = new Map<string, Definition>();
-    const bindings = new Map<string, Definition>();
-    const policies = new Map<string, Definition>();
-    if (existsSync(this.path)) {
-      const lines = readFileSync(this.path, 'utf8').split('\n');
-      for (let i = 0; i < lines.length; i++) {
-        const line = lines[i];
-        if (line === '') continue;
-        const d = parseLine(line);
-        if (d === null) {
-          this.log.warn({ file: this.path, line: i + 1 }, 'torn or corrupt definition record ignored');
-          continue;
-        }
-        const key = JSON.stringify([d.vhost, 'name' in d ? d.name : '']);
-        switch (d.op) {
-          case 'exchange':
-            exchanges.set(key, d);
-            break;
-          case 'exchange.delete':
-            exchanges.delete(key);
-            for (const [k, b] of bindings) {
-              const bd = b as BindingDefinition;
-              if (bd.vhost === d.vhost && (bd.source === d.name || (bd.kind === 'exchange' && bd.destination === d.name))) bindings.delete(k);
-            }
-            break;
-          case 'queue':
-            queues.set(key, d);
-            break;
-          case 'queue.delete':
-            queues.delete(key);
-            for (const [k, b] of bindings) {
-              const bd = b as BindingDefinition;
-              if (bd.vhost === d.vhost && bd.kind === 'queue' && bd.destination === d.name) bindings.delete(k);
-            }
-            break;
-          case 'bind':
-            bindings.set(bindingKey(d), d);
-            break;
-          case 'policy':
-            policies.set(key, d);
-            break;
-          case 'policy.delete':
-            policies.delete(key);
-            break;
-          case 'unbind':
-            bindings.delete(bindingKey(d));
-            break;
-        }
-      }
+    if (existsSync(this.path)) this.replay(readFileSync(this.path, 'utf8'));
+    try {
+      this.rewrite();
+    } catch (err) {
+      this.compactionError = err as Error;
+      this.log.warn({ err, file: this.path }, 'definitions log could not be compacted; appending to it as it is');
     }
-    // Policies first, so that queues and exchanges are rebuilt with them in force.
-    const all = [...policies.values(), ...exchanges.values(), ...queues.values(), ...bindings.values()];
-    this.rewrite(all);
-    this.fd = openSync(this.path, 'a');
-    return all;
+    this.openForAppend();
+    return this.current.all();
   }
 
+  private replay(text: string): void {
+    const lines = text.split('\n');
+    let corruptAt = -1;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      if (line === '') continue;
+      const d = parseLine(line);
+      if (d === null) {
+        this.log.warn({ file: this.path, line: i + 1 }, 'torn or corrupt definition record ignored');
+        if (corruptAt < 0) corruptAt = i;
+        continue;
+      }
+      if (corruptAt >= 0) this.damaged = true;
+      this.current.apply(d);
+    }
+  }
+
+  private openForAppend(): void {
+    // a+ rather than a: endsWithNewline reads the last byte back.
+    this.fd = openSync(this.path, 'a+');
+    this.size = fstatSync(this.fd).size;
+    this.needsNewline = this.size > 0 && !endsWithNewline(this.fd, this.size);
+  }
+
+  /**
+   * Appends a record and makes it durable; throws if it could not be, leaving the file
+   * as it was (a partly written record is cut off again) and the definitions unchanged.
+   */
   append(d: Definition): void {
-    writeSync(this.fd, formatLine(d));
-    fdatasyncSync(this.fd);
+    const data = Buffer.from((this.needsNewline ? '\n' : '') + formatLine(d));
+    try {
+      writeFully(this.fd, data);
+      fdatasyncSync(this.fd);
+    } catch (err) {
+      this.cutBack();
+      throw err;
+    }
+    this.size += data.length;
+    this.needsNewline = false;
+    this.current.apply(d);
+  }
+
+  /** Removes what a failed append left behind; if even that fails, the next record starts a new line. */
+  private cutBack(): void {
+    try {
+      ftruncateSync(this.fd, this.size);
+    } catch {
+      this.needsNewline = true;
+    }
+  }
+
+  /** Rewrites the file to hold just the current definitions (also a probe that writes work). */
+  compact(): void {
+    this.rewrite();
+    this.compactionError = null;
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    this.openForAppend();
   }
 
   close(): void {
@@ -123,17 +200,40 @@ export class DefinitionsLog {
   }
 
   /** Replaces the file atomically: write aside, fsync, rename, fsync the directory. */
-  private rewrite(all: Definition[]): void {
+  private rewrite(): void {
     const tmp = this.path + '.tmp';
-    const fd = openSync(tmp, 'w');
-    writeSync(fd, all.map(formatLine).join(''));
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.path);
+    try {
+      const fd = openSync(tmp, 'w');
+      try {
+        writeFully(fd, Buffer.from(this.current.all().map(formatLine).join('')));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch (err) {
+      // A half-written copy must not take space the disk is short of.
+      rmSync(tmp, { force: true });
+      throw err;
+    }
     const dir = openSync(dirname(this.path), 'r');
-    fsyncSync(dir);
-    closeSync(dir);
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
+}
+
+/** writeSync may write less than asked (a disk filling up mid-write): go on until all is written. */
+function writeFully(fd: number, data: Buffer): void {
+  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+}
+
+function endsWithNewline(fd: number, size: number): boolean {
+  const last = Buffer.alloc(1);
+  readSync(fd, last, 0, 1, size - 1);
+  return last[0] === 0x0a;
 }
 
 function formatLine(d: Definition): string {
