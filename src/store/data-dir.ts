@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { fsOps } from './fs-ops';
 import { join } from 'node:path';
 
 export const STORE_VERSION = 'leveret-store 1';
@@ -13,7 +13,7 @@ export class StoreError extends Error {
  * layout we do not know.
  */
 export function claimDataDir(dir: string): () => void {
-  mkdirSync(dir, { recursive: true });
+  fsOps.mkdirSync(dir, { recursive: true });
   const lock = join(dir, 'leveret.lock');
   for (let attempt = 0; ; attempt++) {
     try {
@@ -25,25 +25,25 @@ export function claimDataDir(dir: string): () => void {
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
         throw new StoreError(`data directory ${dir} is in use by another Leveret (pid ${pid}); stop it or choose another --data-dir`);
       }
-      rmSync(lock, { force: true });
+      fsOps.rmSync(lock, { force: true });
     }
   }
   const versionFile = join(dir, 'VERSION');
-  if (existsSync(versionFile)) {
-    const found = readFileSync(versionFile, 'utf8').trim();
+  if (fsOps.existsSync(versionFile)) {
+    const found = fsOps.readFileSync(versionFile, 'utf8').trim();
     if (found !== STORE_VERSION) {
-      rmSync(lock, { force: true });
+      fsOps.rmSync(lock, { force: true });
       throw new StoreError(`data directory ${dir} holds store version '${found}', this Leveret reads '${STORE_VERSION}'; the data was not touched`);
     }
   } else {
-    const entries = readdirSync(dir).filter((f) => f !== 'leveret.lock');
+    const entries = fsOps.readdirSync(dir).filter((f) => f !== 'leveret.lock');
     if (entries.length > 0) {
-      rmSync(lock, { force: true });
+      fsOps.rmSync(lock, { force: true });
       throw new StoreError(`data directory ${dir} is not empty and has no VERSION file; refusing to use it`);
     }
-    writeFileSync(versionFile, STORE_VERSION + '\n');
+    fsOps.writeFileSync(versionFile, STORE_VERSION + '\n');
   }
-  return () => rmSync(lock, { force: true });
+  return () => fsOps.rmSync(lock, { force: true });
 }
 
 /**
@@ -51,26 +51,26 @@ export function claimDataDir(dir: string): () => void {
  * file, but a symlink whose target is the pid needs no data block: the broker still starts.
  */
 function createLock(lock: string): void {
-  const fd = openSync(lock, 'wx');
+  const fd = fsOps.openSync(lock, 'wx');
   try {
-    writeSync(fd, `${process.pid}\n`);
+    fsOps.writeSync(fd, `${process.pid}\n`);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    closeSync(fd);
-    rmSync(lock, { force: true });
+    fsOps.closeSync(fd);
+    fsOps.rmSync(lock, { force: true });
     if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
-    symlinkSync(String(process.pid), lock);
+    fsOps.symlinkSync(String(process.pid), lock);
     return;
   }
-  closeSync(fd);
+  fsOps.closeSync(fd);
 }
 
 /** The pid a lock names (a file holding it, or a symlink to it); NaN if unreadable. */
 function lockOwner(lock: string): number {
   try {
-    return Number(readlinkSync(lock));
+    return Number(fsOps.readlinkSync(lock));
   } catch {
-    return Number(readFileSync(lock, 'utf8').trim());
+    return Number(fsOps.readFileSync(lock, 'utf8').trim());
   }
 }
 
@@ -82,7 +82,7 @@ function isAlive(pid: number): boolean {
   }
   // A killed broker that nobody has reaped yet is a zombie: it holds nothing any more.
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fsOps.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return true;

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { fsOps } from './fs-ops';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logger';
@@ -123,7 +123,7 @@ export class DefinitionsLog {
    * appended to; compactionError says why.
    */
   open(): Definition[] {
-    if (existsSync(this.path)) this.replay(readFileSync(this.path, 'utf8'));
+    if (fsOps.existsSync(this.path)) this.replay(fsOps.readFileSync(this.path, 'utf8'));
     try {
       this.rewrite();
     } catch (err) {
@@ -153,8 +153,8 @@ export class DefinitionsLog {
 
   private openForAppend(): void {
     // a+ rather than a: endsWithNewline reads the last byte back.
-    this.fd = openSync(this.path, 'a+');
-    this.size = fstatSync(this.fd).size;
+    this.fd = fsOps.openSync(this.path, 'a+');
+    this.size = fsOps.fstatSync(this.fd).size;
     this.needsNewline = this.size > 0 && !endsWithNewline(this.fd, this.size);
   }
 
@@ -166,7 +166,7 @@ export class DefinitionsLog {
     const data = Buffer.from((this.needsNewline ? '\n' : '') + formatLine(d));
     try {
       writeFully(this.fd, data);
-      fdatasyncSync(this.fd);
+      fsOps.fdatasyncSync(this.fd);
     } catch (err) {
       this.cutBack();
       throw err;
@@ -179,7 +179,7 @@ export class DefinitionsLog {
   /** Removes what a failed append left behind; if even that fails, the next record starts a new line. */
   private cutBack(): void {
     try {
-      ftruncateSync(this.fd, this.size);
+      fsOps.ftruncateSync(this.fd, this.size);
     } catch {
       this.needsNewline = true;
     }
@@ -189,13 +189,13 @@ export class DefinitionsLog {
   compact(): void {
     this.rewrite();
     this.compactionError = null;
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd >= 0) fsOps.closeSync(this.fd);
     this.fd = -1;
     this.openForAppend();
   }
 
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd >= 0) fsOps.closeSync(this.fd);
     this.fd = -1;
   }
 
@@ -203,36 +203,36 @@ export class DefinitionsLog {
   private rewrite(): void {
     const tmp = this.path + '.tmp';
     try {
-      const fd = openSync(tmp, 'w');
+      const fd = fsOps.openSync(tmp, 'w');
       try {
         writeFully(fd, Buffer.from(this.current.all().map(formatLine).join('')));
-        fsyncSync(fd);
+        fsOps.fsyncSync(fd);
       } finally {
-        closeSync(fd);
+        fsOps.closeSync(fd);
       }
-      renameSync(tmp, this.path);
+      fsOps.renameSync(tmp, this.path);
     } catch (err) {
       // A half-written copy must not take space the disk is short of.
-      rmSync(tmp, { force: true });
+      fsOps.rmSync(tmp, { force: true });
       throw err;
     }
-    const dir = openSync(dirname(this.path), 'r');
+    const dir = fsOps.openSync(dirname(this.path), 'r');
     try {
-      fsyncSync(dir);
+      fsOps.fsyncSync(dir);
     } finally {
-      closeSync(dir);
+      fsOps.closeSync(dir);
     }
   }
 }
 
 /** writeSync may write less than asked (a disk filling up mid-write): go on until all is written. */
 function writeFully(fd: number, data: Buffer): void {
-  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+  for (let off = 0; off < data.length; ) off += fsOps.writeSync(fd, data, off, data.length - off);
 }
 
 function endsWithNewline(fd: number, size: number): boolean {
   const last = Buffer.alloc(1);
-  readSync(fd, last, 0, 1, size - 1);
+  fsOps.readSync(fd, last, 0, 1, size - 1);
   return last[0] === 0x0a;
 }
 

@@ -1,21 +1,21 @@
-import { closeSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { fsOps } from './fs-ops';
 
 /** fsyncs a file or directory by path (a directory, so that a new or removed name is durable). */
 export function syncPath(path: string): void {
-  const fd = openSync(path, 'r');
+  const fd = fsOps.openSync(path, 'r');
   try {
-    fsyncSync(fd);
+    fsOps.fsyncSync(fd);
   } finally {
-    closeSync(fd);
+    fsOps.closeSync(fd);
   }
 }
 
 export function truncatePath(path: string, length: number): void {
-  const fd = openSync(path, 'r+');
+  const fd = fsOps.openSync(path, 'r+');
   try {
-    ftruncateSync(fd, length);
+    fsOps.ftruncateSync(fd, length);
   } finally {
-    closeSync(fd);
+    fsOps.closeSync(fd);
   }
 }
 
@@ -26,5 +26,5 @@ export function truncatePath(path: string, length: number): void {
  */
 export function writeFully(fd: number, data: Buffer, position: number): void {
   let off = 0;
-  while (off < data.length) off += writeSync(fd, data, off, data.length - off, position + off);
+  while (off < data.length) off += fsOps.writeSync(fd, data, off, data.length - off, position + off);
 }

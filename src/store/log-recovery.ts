@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fsOps } from './fs-ops';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
 import { readAcks } from './ack-records';
@@ -31,7 +31,7 @@ const DAMAGED_DIR = 'damaged';
  * record after it recovered. Paged copies of transient messages are dropped.
  */
 export function recoverLog(dir: string, log: Logger): RecoveredLog {
-  const ids = readdirSync(dir)
+  const ids = fsOps.readdirSync(dir)
     .filter((f) => f.endsWith('.seg'))
     .map((f) => Number(f.slice(0, -4)))
     .filter((n) => Number.isSafeInteger(n))
@@ -46,7 +46,7 @@ export function recoverLog(dir: string, log: Logger): RecoveredLog {
   }
   keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   out.runs = keyed.map((k) => k[2]);
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.compacting'))) rmSync(join(dir, f), { force: true });
+  for (const f of fsOps.readdirSync(dir).filter((n) => n.endsWith('.compacting'))) fsOps.rmSync(join(dir, f), { force: true });
   return out;
 }
 
@@ -56,9 +56,9 @@ export function recoverLog(dir: string, log: Logger): RecoveredLog {
  */
 function compactionsCutShort(dir: string, ids: number[]): Map<number, Array<[number, number]>> {
   const voided = new Map<number, Array<[number, number]>>();
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.compacting'))) {
+  for (const f of fsOps.readdirSync(dir).filter((n) => n.endsWith('.compacting'))) {
     const source = Number(f.slice(0, -'.compacting'.length));
-    const [target, start, end] = readFileSync(join(dir, f), 'utf8').trim().split(' ').map(Number);
+    const [target, start, end] = fsOps.readFileSync(join(dir, f), 'utf8').trim().split(' ').map(Number);
     if (!ids.includes(source)) continue;
     let list = voided.get(target);
     if (list === undefined) voided.set(target, (list = []));
@@ -78,7 +78,7 @@ function recoverSegment(
 ): void {
   const segPath = join(dir, `${segmentName(id)}.seg`);
   const ackPath = join(dir, `${segmentName(id)}.ack`);
-  const data = readFileSync(segPath);
+  const data = fsOps.readFileSync(segPath);
   // Only the newest segment can end in appends a crash cut short, so only there is a full
   // checksum pass worth its cost up front; older segments are checked when read.
   const scan = scanSegment(data, newest);
@@ -95,8 +95,8 @@ function recoverSegment(
   }
   let delivered = new Set<number>();
   let ackSize = 0;
-  if (existsSync(ackPath)) {
-    const acks = readFileSync(ackPath);
+  if (fsOps.existsSync(ackPath)) {
+    const acks = fsOps.readFileSync(ackPath);
     const r = readAcks(acks);
     if (r.damaged > 0) log.error({ file: ackPath, records: r.damaged }, 'damaged ack records skipped: those messages may come back');
     for (const at of r.acked) live.delete(at);
@@ -105,11 +105,11 @@ function recoverSegment(
     ackSize = r.whole;
   }
   if (live.size === 0) {
-    rmSync(segPath, { force: true });
-    rmSync(ackPath, { force: true });
+    fsOps.rmSync(segPath, { force: true });
+    fsOps.rmSync(ackPath, { force: true });
     return;
   }
-  const seg = new Segment(id, openSync(segPath, 'r+'), openSync(ackPath, existsSync(ackPath) ? 'r+' : 'w+'), scan.end, ackSize);
+  const seg = new Segment(id, fsOps.openSync(segPath, 'r+'), fsOps.openSync(ackPath, fsOps.existsSync(ackPath) ? 'r+' : 'w+'), scan.end, ackSize);
   seg.live = live.size;
   seg.records = records;
   for (const p of scan.records) if (!live.has(p) && isVoid(p)) out.voided.push([seg, p]);
@@ -177,9 +177,9 @@ function reportDamage(dir: string, id: number, data: Buffer, scan: SegmentScan, 
 function keepAside(dir: string, id: number, from: number, bytes: Buffer): string | null {
   const path = join(dir, DAMAGED_DIR, `${segmentName(id)}-${from}.bin`);
   try {
-    if (existsSync(path)) return path;
-    mkdirSync(join(dir, DAMAGED_DIR), { recursive: true });
-    writeFileSync(path, bytes);
+    if (fsOps.existsSync(path)) return path;
+    fsOps.mkdirSync(join(dir, DAMAGED_DIR), { recursive: true });
+    fsOps.writeFileSync(path, bytes);
     return path;
   } catch {
     return null; // a full disk must not stop recovery for want of a copy

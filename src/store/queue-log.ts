@@ -1,4 +1,4 @@
-import { mkdirSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { fsOps } from './fs-ops';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { Message } from '../broker/message';
@@ -53,7 +53,7 @@ export class QueueLog implements SyncTarget {
     private readonly segmentSize: number,
     private readonly log: Logger,
   ) {
-    mkdirSync(dir, { recursive: true });
+    fsOps.mkdirSync(dir, { recursive: true });
   }
 
   // ---- writing ----------------------------------------------------------------------
@@ -123,10 +123,10 @@ export class QueueLog implements SyncTarget {
   private rollover(): Segment {
     const prev = this.current;
     const id = this.nextId;
-    const fd = openSync(join(this.dir, `${segmentName(id)}.seg`), 'w+');
+    const fd = fsOps.openSync(join(this.dir, `${segmentName(id)}.seg`), 'w+');
     let ackFd: number;
     try {
-      ackFd = openSync(join(this.dir, `${segmentName(id)}.ack`), 'w+');
+      ackFd = fsOps.openSync(join(this.dir, `${segmentName(id)}.ack`), 'w+');
     } catch (err) {
       this.scheduler.retire(fd);
       throw err;
@@ -171,7 +171,7 @@ export class QueueLog implements SyncTarget {
     this.scheduler.retire(seg.ackFd);
     for (const ext of ['seg', 'ack']) {
       try {
-        unlinkSync(join(this.dir, `${segmentName(seg.id)}.${ext}`));
+        fsOps.unlinkSync(join(this.dir, `${segmentName(seg.id)}.${ext}`));
       } catch {
         // already gone
       }
@@ -209,8 +209,8 @@ export class QueueLog implements SyncTarget {
    */
   private compact(seg: Segment): void {
     if (seg.pendingBytes > 0 || seg.ackPending.length > 0) this.scheduler.writeNow(this);
-    const data = readFileSync(join(this.dir, `${segmentName(seg.id)}.seg`));
-    const acks = readFileSync(join(this.dir, `${segmentName(seg.id)}.ack`));
+    const data = fsOps.readFileSync(join(this.dir, `${segmentName(seg.id)}.seg`));
+    const acks = fsOps.readFileSync(join(this.dir, `${segmentName(seg.id)}.ack`));
     const { acked, delivered } = readAcks(acks);
     const live: number[] = [];
     for (let p = 0; p < seg.written; ) {
@@ -233,7 +233,7 @@ export class QueueLog implements SyncTarget {
     for (const c of copies) bytes += c.length;
     const start = target.size;
     const marker = join(this.dir, `${segmentName(seg.id)}.compacting`);
-    writeFileSync(marker, `${target.id} ${start} ${start + bytes}\n`);
+    fsOps.writeFileSync(marker, `${target.id} ${start} ${start + bytes}\n`);
     syncPath(marker);
     syncPath(this.dir);
     const positions = new Map<number, number>();
@@ -252,7 +252,7 @@ export class QueueLog implements SyncTarget {
     this.scheduler.markDirty(this, true);
     this.scheduler.afterDurable(() => {
       this.dropSegment(seg);
-      rmSync(marker, { force: true });
+      fsOps.rmSync(marker, { force: true });
     });
     this.log.info({ dir: this.dir, segment: seg.id, moved: live.length, into: target.id }, 'segment compacted');
   }
@@ -272,7 +272,7 @@ export class QueueLog implements SyncTarget {
     const fromFile = Math.max(0, Math.min(len, seg.written - position));
     let got = 0;
     while (got < fromFile) {
-      const n = readSync(seg.fd, buf, got, fromFile - got, position + got);
+      const n = fsOps.readSync(seg.fd, buf, got, fromFile - got, position + got);
       if (n === 0) return buf.subarray(0, got);
       got += n;
     }
@@ -301,7 +301,7 @@ export class QueueLog implements SyncTarget {
       this.scheduler.retire(seg.ackFd);
     }
     this.current = null;
-    rmSync(this.dir, { recursive: true, force: true });
+    fsOps.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

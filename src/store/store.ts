@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { fsOps } from './fs-ops';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { FieldTable } from '../protocol/types';
@@ -92,7 +92,7 @@ export class Store implements DefinitionsSink {
   open(): Definition[] {
     this.release = claimDataDir(this.dataDir);
     // Paged-out transient messages do not outlive the broker.
-    rmSync(join(this.dataDir, 'paging'), { recursive: true, force: true });
+    fsOps.rmSync(join(this.dataDir, 'paging'), { recursive: true, force: true });
     this.replaying = true;
     const all = this.definitions.open();
     if (this.definitions.compactionError !== null) this.definitionsFailed(this.definitions.compactionError);
@@ -110,9 +110,9 @@ export class Store implements DefinitionsSink {
       return;
     }
     const root = join(this.dataDir, 'queues');
-    if (!existsSync(root)) return;
+    if (!fsOps.existsSync(root)) return;
     const defined = new Set(all.filter((d) => d.op === 'queue').map((d) => queueDir(d.vhost, d.name)));
-    for (const entry of readdirSync(root)) {
+    for (const entry of fsOps.readdirSync(root)) {
       const dir = join('queues', entry);
       if (defined.has(dir)) continue;
       this.log.info({ dir: join(this.dataDir, dir) }, 'removing the folder of a queue that no longer exists');
@@ -122,7 +122,7 @@ export class Store implements DefinitionsSink {
 
   private removeFolder(dir: string): void {
     try {
-      rmSync(join(this.dataDir, dir), { recursive: true, force: true });
+      fsOps.rmSync(join(this.dataDir, dir), { recursive: true, force: true });
     } catch (err) {
       this.log.warn({ err, dir: join(this.dataDir, dir) }, 'queue folder could not be removed');
     }
@@ -243,7 +243,7 @@ export class Store implements DefinitionsSink {
     if (store instanceof PriorityQueueStore) {
       const dir = join(this.dataDir, queueDir(vhost, queue.name));
       let n = 0;
-      const levels = existsSync(dir) ? readdirSync(dir).filter((f) => /^p\d+$/.test(f)) : [];
+      const levels = fsOps.existsSync(dir) ? fsOps.readdirSync(dir).filter((f) => /^p\d+$/.test(f)) : [];
       for (const f of levels) n += this.recoverPaged(store.level(Number(f.slice(1))) as PagedQueueStore);
       return n;
     }

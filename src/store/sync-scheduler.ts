@@ -1,4 +1,4 @@
-import { closeSync, fdatasync } from 'node:fs';
+import { fsOps } from './fs-ops';
 
 /** A queue log with appended bytes to write and, for messages, to make durable. */
 export interface SyncTarget {
@@ -103,7 +103,7 @@ export class SyncScheduler {
       }
       if (--left === 0) this.synced(target);
     };
-    for (const fd of fds) fdatasync(fd, done);
+    for (const fd of fds) fsOps.fdatasync(fd, done);
   }
 
   /**
@@ -125,7 +125,7 @@ export class SyncScheduler {
   retire(fd: number): void {
     this.fds.delete(fd);
     if (this.syncing) this.toClose.push(fd);
-    else closeSync(fd);
+    else fsOps.closeSync(fd);
   }
 
   private armRetry(): void {
@@ -146,7 +146,7 @@ export class SyncScheduler {
 
   private synced(epoch: number): void {
     this.syncing = false;
-    for (const fd of this.toClose.splice(0)) closeSync(fd);
+    for (const fd of this.toClose.splice(0)) fsOps.closeSync(fd);
     if (this.failure === null) {
       this.syncedEpoch = epoch;
       for (const w of this.waiters) w.storeSynced(epoch);
