@@ -10,7 +10,7 @@ import amqp from 'amqplib';
 import { Vhost } from '../src/broker/vhost';
 import { Message } from '../src/broker/message';
 import { PolicyError, type ApplyTo, type Policy } from '../src/broker/policies';
-import type { Queue } from '../src/broker/queue';
+import { REFUSED, type Queue } from '../src/broker/queue';
 import type { FieldTable } from '../src/protocol/types';
 import { sleep, uid } from './helpers/clients';
 
@@ -33,8 +33,9 @@ function bodies(q: Queue): string[] {
   return out;
 }
 
+/** Whether the queue took each message (enqueue answers REFUSED when it would not). */
 function fill(q: Queue, ...bs: string[]): boolean[] {
-  return bs.map((b) => q.enqueue(msg(b, q.name)));
+  return bs.map((b) => q.enqueue(msg(b, q.name)) !== REFUSED);
 }
 
 /** What routing a message from `exchange` with `rk` reaches. */

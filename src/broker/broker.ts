@@ -1,8 +1,7 @@
 import { Vhost } from './vhost';
 import { UserStore } from '../auth/users';
 import { Permissions } from '../auth/permissions';
-import type { Store } from '../store/store';
-import { decodeArgs } from '../store/definitions-log';
+import type { BrokerStorage } from './storage';
 import type { Logger } from '../logger';
 
 export interface BrokerOptions {
@@ -23,7 +22,7 @@ export class Broker {
   constructor(
     options: BrokerOptions,
     /** null: nothing is stored (model tests) */
-    readonly store: Store | null = null,
+    private readonly storage: BrokerStorage | null = null,
     private readonly log: Logger | null = null,
   ) {
     this.users = new UserStore(new Set(options.loopbackUsers));
@@ -34,7 +33,7 @@ export class Broker {
   vhost(name: string): Vhost {
     let v = this.vhosts.get(name);
     if (v === undefined) {
-      this.vhosts.set(name, (v = new Vhost(name, this.store)));
+      this.vhosts.set(name, (v = new Vhost(name, this.storage)));
       const log = this.log;
       if (log !== null) v.notice = (text) => log.info({ vhost: name }, text);
       v.logger = log;
@@ -44,7 +43,7 @@ export class Broker {
 
   /** Rebuilds durable exchanges, queues, bindings and queued messages from the store. */
   recover(log: Logger): { queues: number; messages: number } {
-    const store = this.store;
+    const store = this.storage;
     if (store === null) return { queues: 0, messages: 0 };
     let queues = 0;
     let messages = 0;
@@ -53,20 +52,20 @@ export class Broker {
       try {
         switch (d.op) {
           case 'exchange':
-            v.declareExchange(d.name, d.type, false, true, d.autoDelete, d.internal, decodeArgs(d.args));
+            v.declareExchange(d.name, d.type, false, true, d.autoDelete, d.internal, d.args);
             break;
           case 'queue': {
-            const q = v.restoreQueue(d.name, d.autoDelete, decodeArgs(d.args));
+            const q = v.restoreQueue(d.name, d.autoDelete, d.args);
             queues++;
-            messages += store.recoverMessages(v.name, q);
+            messages += q.store.recover();
             break;
           }
           case 'policy':
             v.setPolicy({ name: d.name, pattern: d.pattern, applyTo: d.applyTo, priority: d.priority, definition: d.definition });
             break;
           case 'bind':
-            if (d.kind === 'queue') v.bindQueue(d.destination, d.source, d.key, decodeArgs(d.args), RECOVERY);
-            else v.bindExchange(d.destination, d.source, d.key, decodeArgs(d.args));
+            if (d.kind === 'queue') v.bindQueue(d.destination, d.source, d.key, d.args, RECOVERY);
+            else v.bindExchange(d.destination, d.source, d.key, d.args);
             break;
         }
       } catch (err) {

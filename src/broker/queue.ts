@@ -1,11 +1,11 @@
 import type { FieldTable } from '../protocol/types';
 import { FLAG_EXPIRATION } from '../protocol/generated';
 import type { BindingDestination } from './exchanges/exchange';
-import type { QueueStore } from '../store/queue-store';
-import { MemoryQueueStore } from '../store/memory-queue-store';
+import { MemoryQueueStore } from './memory-queue-store';
+import type { LoadedMessage, QueueStore, QueueStoreOwner } from './storage';
 import { QueueEntry } from './queue-entry';
 import type { Consumer } from './consumer';
-import type { Message } from './message';
+import { Message } from './message';
 import type { QueueSettings } from './queue-settings';
 import type { DeathReason } from './dead-letter';
 import { ConsumerRing } from './consumer-ring';
@@ -25,6 +25,9 @@ export interface QueueCounters {
 const FLOW_HIGH = 20000;
 /** ...until it is back down to this many. */
 const FLOW_LOW = 5000;
+
+/** enqueue's answer when the queue refused the message (a confirm for it is a nack). */
+export const REFUSED = -1;
 
 /** A publisher held back by flow control. */
 export interface FlowWaiter {
@@ -46,15 +49,15 @@ export interface QueueOwner {
  * their prefetch (highest consumer priority first), deliveries tracked until acked.
  * TTLs, length limits and dead-lettering follow the queue's settings.
  */
-export class Queue implements BindingDestination {
+export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
   readonly kind = 'queue' as const;
   readonly consumers = new ConsumerRing();
-  readonly store: QueueStore;
+  readonly store: QueueStore<QueueEntry>;
   readonly counters: QueueCounters = { published: 0, delivered: 0, redelivered: 0, acked: 0, got: 0, expired: 0, deadLettered: 0, rejectedOverflow: 0 };
   /** Delivered to consumers or basic.get and not yet settled. */
   unackedCount = 0;
   deleted = false;
-  nextSeq = 0;
+  private nextSeq = 0;
   private hadConsumers = false;
   private dispatching = false;
   /** Messages may expire: a TTL is set or a message carried an expiration. */
@@ -79,7 +82,7 @@ export class Queue implements BindingDestination {
     readonly args: FieldTable,
     private readonly owner: QueueOwner,
     public settings: QueueSettings,
-    store?: QueueStore,
+    store?: QueueStore<QueueEntry>,
   ) {
     this.store = store ?? new MemoryQueueStore();
     this.store.attach(this);
@@ -111,28 +114,31 @@ export class Queue implements BindingDestination {
     return this.consumers.length > 0 && this.consumers.first!.exclusive;
   }
 
-  /** Takes a published message; false if the queue refused it (full, reject-publish). */
-  enqueue(message: Message): boolean {
+  /**
+   * Takes a published message. Returns REFUSED if the queue would not take it (full,
+   * reject-publish), else the sync epoch a publisher confirm must wait for (NO_SYNC: none).
+   */
+  enqueue(message: Message): number {
     this.counters.published++;
     if (this.limited && this.settings.overflow !== 'drop-head' && this.wouldOverflow(message)) {
       this.counters.rejectedOverflow++;
       if (this.settings.overflow === 'reject-publish-dlx') this.deadLetter(message, 'maxlen');
-      return false;
+      return REFUSED;
     }
     const entry = new QueueEntry(message, this.nextSeq++, this);
     if (this.timed || (message.rawProperties.readUInt16BE(0) & FLAG_EXPIRATION) !== 0) entry.expiresAt = this.expiryOf(message, Date.now());
-    this.store.accept(entry);
+    const epoch = this.store.accept(entry);
     if (this.store.length === 0 && this.consumers.length > 0) {
       const c = this.consumers.next(this.settings.singleActiveConsumer);
       if (c !== null) {
         this.deliverTo(c, entry);
-        return true;
+        return epoch;
       }
     }
     this.store.push(entry);
     if (this.limited) this.dropOverflow();
     if (this.timed) this.expireHead();
-    return true;
+    return epoch;
   }
 
   /** Whether a publisher should hold off: consumers are attached and falling behind. */
@@ -170,11 +176,16 @@ export class Queue implements BindingDestination {
     return at;
   }
 
-  /** The store read a message back from disk; `publishedAt` is when it was first stored. */
-  entryLoaded(entry: QueueEntry, publishedAt: number): void {
-    if (this.timed || (entry.message.rawProperties.readUInt16BE(0) & FLAG_EXPIRATION) !== 0) {
-      entry.expiresAt = this.expiryOf(entry.message, publishedAt);
+  /** The store read a message back from disk: it takes its place in the queue. */
+  entryLoaded(loaded: LoadedMessage): QueueEntry {
+    const message = new Message(loaded.exchange, loaded.routingKey, loaded.rawProperties, loaded.body);
+    const entry = new QueueEntry(message, this.nextSeq++, this);
+    entry.stored = loaded.stored;
+    entry.redelivered = loaded.redelivered;
+    if (this.timed || (message.rawProperties.readUInt16BE(0) & FLAG_EXPIRATION) !== 0) {
+      entry.expiresAt = this.expiryOf(message, loaded.publishedAt);
     }
+    return entry;
   }
 
   private wouldOverflow(message: Message): boolean {

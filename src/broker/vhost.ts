@@ -9,10 +9,10 @@ import { deadLetteredMessage, diedIn, publishedRoutingKeys, type DeathReason } f
 import { queueSettings } from './queue-settings';
 import { PolicySet, type Policy } from './policies';
 import { parseExchangeArgs, parseQueueArgs, toAmqpError } from './arguments';
-import type { QueueStore } from '../store/queue-store';
-import { PriorityQueueStore } from '../store/priority-queue-store';
-import { MemoryQueueStore } from '../store/memory-queue-store';
-import type { DefinitionsSink } from '../store/store';
+import { PriorityQueueStore } from './priority-queue-store';
+import { MEMORY_STORAGE } from './memory-queue-store';
+import type { DefinitionsSink, QueueStore } from './storage';
+import type { QueueEntry } from './queue-entry';
 import type { Logger } from '../logger';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
 import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from './equivalence';
@@ -282,9 +282,9 @@ export class Vhost implements QueueOwner {
     return q;
   }
 
-  private makeStore(name: string, durable: boolean, maxPriority: number | null): QueueStore | undefined {
-    if (this.sink !== null) return this.sink.queueStore(this.name, name, durable, maxPriority);
-    return maxPriority === null ? undefined : new PriorityQueueStore(maxPriority, () => new MemoryQueueStore());
+  private makeStore(name: string, durable: boolean, maxPriority: number | null): QueueStore<QueueEntry> {
+    const storage = this.sink?.queueStorage(this.name, name, durable) ?? MEMORY_STORAGE;
+    return maxPriority === null ? storage.open<QueueEntry>(null) : new PriorityQueueStore(maxPriority, storage);
   }
 
   /** Returns the number of ready messages the queue held. */

@@ -1,4 +1,5 @@
 import type { Broker } from '../broker/broker';
+import type { SyncScheduler } from '../store/sync-scheduler';
 import type { Queue } from '../broker/queue';
 import type { User } from '../auth/users';
 import type { Writer } from '../protocol/writer';
@@ -19,6 +20,8 @@ export interface ConfirmSink {
  */
 export interface ChannelHost extends ConfirmSink {
   readonly broker: Broker;
+  /** The store's group commit, which publisher confirms wait on; null without a store. */
+  readonly syncScheduler: SyncScheduler | null;
   /** The authenticated user (replaced by connection.update-secret). */
   readonly user: User;
   readonly frameMax: number;

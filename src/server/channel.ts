@@ -1,6 +1,7 @@
 import type { ChannelHost } from './channel-host';
 import type { Vhost } from '../broker/vhost';
-import type { Queue } from '../broker/queue';
+import { REFUSED, type Queue } from '../broker/queue';
+import { NO_SYNC } from '../broker/storage';
 import type { QueueEntry } from '../broker/queue-entry';
 import type { Exchange } from '../broker/exchanges/exchange';
 import { Consumer, type ConsumerChannel } from '../broker/consumer';
@@ -54,7 +55,7 @@ export class Channel implements ConsumerChannel {
     private readonly vhost: Vhost,
     readonly id: number,
   ) {
-    this.confirms = new PublisherConfirms(conn, id, conn.broker.store?.scheduler ?? null);
+    this.confirms = new PublisherConfirms(conn, id, conn.syncScheduler);
   }
 
   // ---- frames ------------------------------------------------------------------------
@@ -216,9 +217,7 @@ export class Channel implements ConsumerChannel {
 
   /** tx.commit-ok means on disk: it waits for the sync of whatever the commit wrote. */
   private commit(): void {
-    const before = this.confirms.writes;
-    this.tx!.commit(this);
-    this.confirms.committed(before);
+    this.confirms.committed(this.tx!.commit(this));
   }
 
   private authorize(permission: Permission, kind: 'queue' | 'exchange', name: string): void {
@@ -305,12 +304,17 @@ export class Channel implements ConsumerChannel {
     }
   }
 
-  /** Routes a message to its queues (also how a committed transaction publishes). */
-  route(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null = null): void {
+  /**
+   * Routes a message to its queues (also how a committed transaction publishes). Returns
+   * the sync round its durable writes are part of, which its confirm waits for.
+   */
+  route(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null = null): number {
     const vhost = this.vhost;
     const confirms = this.confirms;
-    if (confirms.enabled && msg.persistent && confirms.storeFailing) return confirms.refuseNow();
-    const writesBefore = confirms.writes;
+    if (confirms.enabled && msg.persistent && confirms.storeFailing) {
+      confirms.refuseNow();
+      return NO_SYNC;
+    }
     vhost.counters.published++;
     const queues = this.routed;
     vhost.route(ex, msg, queues, extraKeys);
@@ -318,10 +322,12 @@ export class Channel implements ConsumerChannel {
       const target = vhost.directReplies.get(msg.routingKey) as Channel | undefined;
       if (target !== undefined) {
         target.deliverReply(msg);
-        return confirms.published(writesBefore, false);
+        confirms.published(NO_SYNC, false);
+        return NO_SYNC;
       }
     }
     let refused = false;
+    let epoch = NO_SYNC;
     if (queues.size === 0) {
       vhost.counters.unroutable++;
       if (mandatory) {
@@ -333,12 +339,15 @@ export class Channel implements ConsumerChannel {
       vhost.counters.routed++;
       for (const q of queues) {
         // A queue that refuses the message (full, reject-publish) makes the confirm a nack.
-        if (!q.enqueue(msg)) refused = true;
+        const r = q.enqueue(msg);
+        if (r === REFUSED) refused = true;
+        else if (r > epoch) epoch = r;
         if (q.overloaded) this.conn.flowPause(q);
       }
       queues.clear();
     }
-    confirms.published(writesBefore, refused);
+    confirms.published(epoch, refused);
+    return epoch;
   }
 
   // ---- consuming ---------------------------------------------------------------------

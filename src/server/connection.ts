@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Broker } from '../broker/broker';
+import type { SyncScheduler } from '../store/sync-scheduler';
 import type { Vhost } from '../broker/vhost';
 import type { Queue } from '../broker/queue';
 import type { User } from '../auth/users';
@@ -114,6 +115,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   constructor(
     readonly socket: Socket,
     readonly broker: Broker,
+    readonly syncScheduler: SyncScheduler | null,
     readonly config: Config,
     readonly log: Logger,
     private readonly onGone: (c: Connection) => void,

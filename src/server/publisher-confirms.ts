@@ -2,6 +2,7 @@ import Denque from 'denque';
 import * as M from '../protocol/generated';
 import type { SyncScheduler, SyncWaiter } from '../store/sync-scheduler';
 import type { ConfirmSink } from './channel-host';
+import { NO_SYNC } from '../broker/storage';
 
 /**
  * One channel's publisher confirms (confirm.select) and the tx.commit-oks that wait for
@@ -28,23 +29,22 @@ export class PublisherConfirms implements SyncWaiter {
     private readonly scheduler: SyncScheduler | null,
   ) {}
 
-  /** Before a publish is routed: how many durable writes the store has seen. */
-  get writes(): number {
-    return this.scheduler?.durableWrites ?? 0;
-  }
-
   /** Whether the store cannot write at the moment. */
   get storeFailing(): boolean {
     return this.scheduler?.failure != null;
   }
 
-  /** A publish was routed; `refused` if a queue would not take it (nack). */
-  published(writesBefore: number, refused: boolean): void {
+  /**
+   * A publish was routed: `epoch` is the sync round its durable writes are part of (what
+   * the queues' enqueue returned; NO_SYNC when nothing was written), `refused` if a queue
+   * would not take it (a nack).
+   */
+  published(epoch: number, refused: boolean): void {
     if (!this.enabled) return;
     const seq = ++this.seq;
     const s = this.scheduler;
-    if (!refused && s !== null && s.durableWrites !== writesBefore) {
-      this.wait(seq, s.epoch);
+    if (!refused && s !== null && epoch !== NO_SYNC && epoch > s.syncedEpoch) {
+      this.wait(seq, epoch);
     } else if (this.waits.length > 0) {
       // Nothing of ours to sync, but it must not go out before those ahead of it.
       this.wait(refused ? -seq : seq, this.waits.peekBack()!);
@@ -62,11 +62,11 @@ export class PublisherConfirms implements SyncWaiter {
     this.nack(seq);
   }
 
-  /** tx.commit: answers now, or once what the commit wrote is synced. */
-  committed(writesBefore: number): void {
+  /** tx.commit: answers now, or once what the commit wrote (sync round `epoch`) is synced. */
+  committed(epoch: number): void {
     const s = this.scheduler;
-    if (s !== null && s.durableWrites !== writesBefore) {
-      this.commitWaits.push(s.epoch);
+    if (s !== null && epoch !== NO_SYNC && epoch > s.syncedEpoch) {
+      this.commitWaits.push(epoch);
       this.watchStore();
     } else if (this.commitWaits.length > 0) {
       this.commitWaits.push(this.commitWaits[this.commitWaits.length - 1]);

@@ -64,7 +64,7 @@ export class Server {
   }
 
   private accept(socket: Socket): void {
-    const conn = new Connection(socket, this.broker, this.config, this.log, (c) => this.connections.delete(c));
+    const conn = new Connection(socket, this.broker, this.store.scheduler, this.config, this.log, (c) => this.connections.delete(c));
     this.connections.add(conn);
     if (this.blocked !== null) conn.setBlocked(this.blocked);
   }

@@ -1,10 +1,12 @@
 import type { Exchange } from '../broker/exchanges/exchange';
 import type { Message } from '../broker/message';
 import type { QueueEntry } from '../broker/queue-entry';
+import { NO_SYNC } from '../broker/storage';
 
 /** What a transactional channel can do to carry out or undo its work. */
 export interface TxChannel {
-  route(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null): void;
+  /** Returns the sync round the publish's durable writes are part of (NO_SYNC: none). */
+  route(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null): number;
   settle(entries: QueueEntry[], reject: boolean, requeue: boolean): void;
   restoreDeliveries(entries: QueueEntry[]): void;
 }
@@ -37,13 +39,16 @@ export class Transaction {
     this.settlements.push({ entries, reject, requeue });
   }
 
-  commit(ch: TxChannel): void {
+  /** Carries out the transaction; returns the sync round its commit-ok must wait for. */
+  commit(ch: TxChannel): number {
     const publishes = this.publishes;
     const settlements = this.settlements;
     this.publishes = [];
     this.settlements = [];
-    for (const p of publishes) ch.route(p.ex, p.msg, p.mandatory, p.extraKeys);
+    let epoch = NO_SYNC;
+    for (const p of publishes) epoch = Math.max(epoch, ch.route(p.ex, p.msg, p.mandatory, p.extraKeys));
     for (const s of settlements) ch.settle(s.entries, s.reject, s.requeue);
+    return epoch;
   }
 
   rollback(ch: TxChannel): void {

@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { Message } from '../broker/message';
+import type { StorableMessage } from '../broker/storage';
 
 /**
  * A message as stored in a queue's segment file:
@@ -15,7 +15,7 @@ export const FLAG_PAGED = 1;
 /** flags: a copy made by compaction; it names where the message first stood, for order */
 export const FLAG_MOVED = 2;
 
-export function encodeMessageRecord(msg: Message, publishedAt: number, flags: number): Buffer {
+export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, flags: number): Buffer {
   const ex = Buffer.byteLength(msg.exchange);
   const rk = Buffer.byteLength(msg.routingKey);
   const props = msg.rawProperties;
@@ -58,7 +58,7 @@ export function recordIntact(buf: Buffer, pos: number, size: number): boolean {
   return crc32(buf.subarray(pos + RECORD_HEADER, pos + size)) === buf.readUInt32BE(pos + 4);
 }
 
-/** Decodes a record already known to be intact. Body and properties are copied out of `buf`. */
+/** The record's flags (PAGED, MOVED). */
 export function recordFlags(buf: Buffer, pos: number): number {
   return buf[pos + RECORD_HEADER];
 }
@@ -89,7 +89,16 @@ export function recordOrigin(buf: Buffer, pos: number): [number, number] {
   return [buf.readUInt32BE(pos + RECORD_HEADER + 1), buf.readUInt32BE(pos + RECORD_HEADER + 5)];
 }
 
-export function decodeMessageRecord(buf: Buffer, pos: number, size: number): Message {
+/** The fields of a stored message. */
+export interface MessageFields {
+  exchange: string;
+  routingKey: string;
+  rawProperties: Buffer;
+  body: Buffer;
+}
+
+/** Decodes a record already known to be intact. Body and properties are copied out of `buf`. */
+export function decodeMessageRecord(buf: Buffer, pos: number, size: number): MessageFields {
   let p = pos + RECORD_HEADER + 1 + ((buf[pos + RECORD_HEADER] & FLAG_MOVED) !== 0 ? 8 : 0) + 8;
   const end = pos + size;
   const exLen = buf[p++];
@@ -100,8 +109,8 @@ export function decodeMessageRecord(buf: Buffer, pos: number, size: number): Mes
   p += rkLen;
   const propsLen = buf.readUInt32BE(p);
   p += 4;
-  const props = Buffer.from(buf.subarray(p, p + propsLen));
+  const rawProperties = Buffer.from(buf.subarray(p, p + propsLen));
   p += propsLen;
   const body = Buffer.from(buf.subarray(p, end));
-  return new Message(exchange, routingKey, props, body);
+  return { exchange, routingKey, rawProperties, body };
 }

@@ -1,12 +1,11 @@
 import Denque from 'denque';
-import type { Queue } from '../broker/queue';
-import { QueueEntry } from '../broker/queue-entry';
 import type { Logger } from '../logger';
-import type { QueueStore } from './queue-store';
+import { NO_SYNC, type QueueStore, type QueueStoreOwner, type StoredEntry } from '../broker/storage';
+import { requeueBySeq } from '../broker/requeue';
 import type { QueueLog } from './queue-log';
 import { Run } from './segment';
+import { SegmentPosition } from './segment-position';
 import { decodeMessageRecord, FLAG_PAGED, recordFlags, recordIntact, recordPublishedAt, recordSize } from './message-record';
-import { requeueBySeq } from './requeue';
 
 /** Heap an in-memory entry costs beyond its body (entry, message, buffer objects). */
 const ENTRY_OVERHEAD = 300;
@@ -21,29 +20,35 @@ const READ_RETRY_MS = 1000;
  * log when accepted and acked there when settled. Ready messages beyond the budget are
  * kept as runs of records in a log (persistent ones where they already are, transient
  * ones paged out to it), not as objects: the heap holds a few numbers per run, whatever
- * the depth. They are read back in order, a chunk at a time, as they reach the head.
+ * the depth. They are read back in order, a chunk at a time, as they reach the head, and
+ * handed to the queue to make entries of: the store makes no model objects itself.
  */
-export class PagedQueueStore implements QueueStore {
-  private readonly items = new Denque<QueueEntry>();
+export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
+  private readonly items = new Denque<E>();
   private readonly runs = new Denque<Run>();
   private runCount = 0;
   bytes = 0;
   /** Estimated heap held by `items`. */
   private memory = 0;
-  private queue: Queue | null = null;
+  private owner: QueueStoreOwner<E> | null = null;
+  /** true once a non-durable queue has opened a paging log */
+  private paging = false;
+  /** Set while a failed read waits to be tried again. */
+  private readRetry: NodeJS.Timeout | null = null;
 
   constructor(
     /** the queue's durable log, or null for a queue whose messages are never stored */
-    public log: QueueLog | null,
+    private log: QueueLog | null,
     /** opens a throw-away log to page transient messages to (non-durable queues) */
     private readonly openPagingLog: () => QueueLog,
     private readonly budget: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    if (log !== null) log.inUse = this.readsInPlace;
+  }
 
-  attach(queue: Queue): void {
-    this.queue = queue;
-    if (this.log !== null) this.log.inUse = this.readsInPlace;
+  attach(owner: QueueStoreOwner<E>): void {
+    this.owner = owner;
   }
 
   /** Compaction must leave alone a segment that runs still read from. */
@@ -56,28 +61,27 @@ export class PagedQueueStore implements QueueStore {
     return this.items.length + this.runCount;
   }
 
-  /** Set while a failed read waits to be tried again. */
-  private readRetry: NodeJS.Timeout | null = null;
-  /** true once a non-durable queue has opened a paging log */
-  private paging = false;
-
-  accept(entry: QueueEntry): void {
-    if (this.log === null || this.paging || !entry.message.persistent) return;
-    entry.position = this.log.append(entry.message, Date.now(), 0);
-    entry.segment = this.log.lastSegment;
-    entry.size = this.log.lastSize;
+  accept(entry: E): number {
+    const log = this.log;
+    if (log === null || this.paging || !entry.message.persistent) return NO_SYNC;
+    const offset = log.append(entry.message, Date.now(), 0);
+    entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize);
+    return log.syncEpoch;
   }
 
-  /** Messages found on disk at start-up, in order. */
-  recover(runs: Run[]): void {
-    for (const r of runs) {
+  recover(): number {
+    if (this.log === null) return 0;
+    let n = 0;
+    for (const r of this.log.recover()) {
       this.runs.push(r);
       this.runCount += r.count;
       this.bytes += r.end - r.position;
+      n += r.count;
     }
+    return n;
   }
 
-  push(entry: QueueEntry): void {
+  push(entry: E): void {
     const body = entry.message.body.length;
     const cost = body + ENTRY_OVERHEAD;
     if (this.runs.length === 0 && this.memory + cost <= this.budget) {
@@ -93,23 +97,23 @@ export class PagedQueueStore implements QueueStore {
       log.inUse = this.readsInPlace;
       this.paging = true;
     }
-    if (entry.segment === 0) {
-      entry.position = log.append(entry.message, Date.now(), FLAG_PAGED);
-      entry.segment = log.lastSegment;
-      entry.size = log.lastSize;
+    let at = entry.stored;
+    if (at === null) {
+      const offset = log.append(entry.message, Date.now(), FLAG_PAGED);
+      at = new SegmentPosition(log.lastSegment, offset, log.lastSize);
     }
     const last = this.runs.peekBack();
-    if (last !== undefined && last.segment === entry.segment && last.end === entry.position) {
-      last.end += entry.size;
+    if (last !== undefined && last.segment === at.segment && last.end === at.offset) {
+      last.end += at.size;
       last.count++;
     } else {
-      this.runs.push(new Run(entry.segment, entry.position, entry.position + entry.size, 1));
+      this.runs.push(new Run(at.segment, at.offset, at.offset + at.size, 1));
     }
     this.runCount++;
-    this.bytes += entry.size;
+    this.bytes += at.size;
   }
 
-  shift(): QueueEntry | undefined {
+  shift(): E | undefined {
     if (this.items.length === 0 && this.runCount > 0) this.load();
     const e = this.items.shift();
     if (e !== undefined) {
@@ -119,7 +123,7 @@ export class PagedQueueStore implements QueueStore {
     return e;
   }
 
-  peek(): QueueEntry | undefined {
+  peek(): E | undefined {
     if (this.items.length === 0 && this.runCount > 0) this.load();
     return this.items.peekFront();
   }
@@ -128,10 +132,8 @@ export class PagedQueueStore implements QueueStore {
   private load(): void {
     if (this.readRetry !== null) return;
     const log = this.log!;
-    const queue = this.queue!;
     while (this.items.length === 0 && this.runs.length > 0) {
       const run = this.runs.peekFront()!;
-      const seg = log.segments.get(run.segment);
       let buf: Buffer;
       try {
         buf = log.read(run.segment, run.position, Math.min(READ_AHEAD_BYTES, run.end - run.position));
@@ -143,42 +145,13 @@ export class PagedQueueStore implements QueueStore {
         this.readFailed(err, run.segment);
         return;
       }
-      let off = 0;
-      while (off < buf.length && run.count > 0) {
-        const size = recordSize(buf, off, buf.length);
-        if (size < 0 || off + size > buf.length) break;
-        const pos = run.position + off;
-        off += size;
-        if (run.skip?.has(pos)) continue;
-        run.count--;
-        this.runCount--;
-        if (!recordIntact(buf, off - size, size)) {
-          this.logger.error({ dir: log.dir, segment: run.segment, position: pos }, 'corrupt stored message dropped');
-          log.ack(run.segment, pos);
-          continue;
-        }
-        const msg = decodeMessageRecord(buf, off - size, size);
-        const e = new QueueEntry(msg, queue.nextSeq++, queue);
-        if ((recordFlags(buf, off - size) & FLAG_PAGED) !== 0) {
-          // A paged transient message is done with on disk once it is back in memory.
-          log.ack(run.segment, pos);
-        } else {
-          e.segment = run.segment;
-          e.position = pos;
-          e.size = size;
-          if (seg?.delivered?.delete(pos)) e.redelivered = true;
-        }
-        queue.entryLoaded(e, recordPublishedAt(buf, off - size));
-        this.items.push(e);
-        this.memory += msg.body.length + ENTRY_OVERHEAD;
-        this.bytes += msg.body.length - size;
-      }
-      if (off === 0 && run.count > 0) {
+      const used = this.loadRecords(run, buf);
+      if (used === 0 && run.count > 0) {
         this.logger.error({ dir: log.dir, segment: run.segment, position: run.position }, 'stored messages cut short; dropped');
         this.dropRun();
         continue;
       }
-      run.position += off;
+      run.position += used;
       if (run.count === 0 || run.position >= run.end) {
         this.runCount -= run.count;
         this.runs.shift();
@@ -186,11 +159,51 @@ export class PagedQueueStore implements QueueStore {
     }
   }
 
+  /** Makes entries of the whole records in `buf` (read from the head of `run`); returns the bytes used. */
+  private loadRecords(run: Run, buf: Buffer): number {
+    const log = this.log!;
+    const owner = this.owner!;
+    const delivered = log.segments.get(run.segment)?.delivered;
+    let off = 0;
+    while (off < buf.length && run.count > 0) {
+      const size = recordSize(buf, off, buf.length);
+      if (size < 0 || off + size > buf.length) break;
+      const at = off;
+      const pos = run.position + off;
+      off += size;
+      if (run.skip?.has(pos)) continue;
+      run.count--;
+      this.runCount--;
+      if (!recordIntact(buf, at, size)) {
+        this.logger.error({ dir: log.dir, segment: run.segment, position: pos }, 'corrupt stored message dropped');
+        log.ack(run.segment, pos);
+        continue;
+      }
+      const fields = decodeMessageRecord(buf, at, size);
+      const paged = (recordFlags(buf, at) & FLAG_PAGED) !== 0;
+      // A paged transient message is done with on disk once it is back in memory.
+      if (paged) log.ack(run.segment, pos);
+      const e = owner.entryLoaded({
+        exchange: fields.exchange,
+        routingKey: fields.routingKey,
+        rawProperties: fields.rawProperties,
+        body: fields.body,
+        publishedAt: recordPublishedAt(buf, at),
+        stored: paged ? null : new SegmentPosition(run.segment, pos, size),
+        redelivered: !paged && delivered?.delete(pos) === true,
+      });
+      this.items.push(e);
+      this.memory += fields.body.length + ENTRY_OVERHEAD;
+      this.bytes += fields.body.length - size;
+    }
+    return off;
+  }
+
   private readFailed(err: unknown, segment: number): void {
     this.logger.error({ err, dir: this.log!.dir, segment }, 'stored messages unreadable for now; will try again');
     this.readRetry = setTimeout(() => {
       this.readRetry = null;
-      this.queue?.dispatch();
+      this.owner?.dispatch();
     }, READ_RETRY_MS);
     this.readRetry.unref();
   }
@@ -200,7 +213,7 @@ export class PagedQueueStore implements QueueStore {
     this.runCount -= run.count;
   }
 
-  requeue(entries: QueueEntry[]): void {
+  requeue(entries: E[]): void {
     if (entries.length === 0) return;
     for (const e of entries) {
       this.bytes += e.message.body.length;
@@ -209,23 +222,34 @@ export class PagedQueueStore implements QueueStore {
     requeueBySeq(this.items, entries);
   }
 
+  /**
+   * Settles every ready message. Those on disk are settled where they lie, without being
+   * read back into memory: a whole segment at once when nothing else in it is live.
+   */
   purge(): number {
-    let n = 0;
-    for (let e = this.shift(); e !== undefined; e = this.shift()) {
-      this.settle(e);
-      n++;
+    let n = this.items.length;
+    for (let e = this.items.shift(); e !== undefined; e = this.items.shift()) this.settle(e);
+    this.memory = 0;
+    if (this.runs.length > 0) {
+      n += this.runCount;
+      this.log!.settleRuns(this.runs.toArray());
+      this.runs.clear();
+      this.runCount = 0;
     }
+    this.bytes = 0;
     return n;
   }
 
-  delivered(entry: QueueEntry): void {
-    if (entry.segment !== 0 && !this.paging) this.log!.delivered(entry.segment, entry.position);
+  delivered(entry: E): void {
+    const at = entry.stored;
+    if (at !== null && !this.paging) this.log!.delivered(at.segment, at.offset);
   }
 
-  settle(entry: QueueEntry): void {
-    if (entry.segment !== 0) {
-      this.log!.ack(entry.segment, entry.position);
-      entry.segment = 0;
+  settle(entry: E): void {
+    const at = entry.stored;
+    if (at !== null) {
+      this.log!.ack(at.segment, at.offset);
+      entry.stored = null;
     }
   }
 

@@ -1,15 +1,18 @@
 import { fsOps } from './fs-ops';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
-import type { Message } from '../broker/message';
+import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
-import { encodeMessageRecord, FLAG_PAGED, movedRecord, recordFlags, recordIntact, recordSize } from './message-record';
+import { encodeMessageRecord, FLAG_PAGED, movedRecord, RECORD_HEADER, recordFlags, recordIntact, recordSize } from './message-record';
 import { ACK, DELIVERED, encodeAckRecord, readAcks } from './ack-records';
 import { syncPath, writeFully } from './file-io';
 import { recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
 
 export { Run } from './segment';
+
+/** How much of a segment a purge reads at a time to find where its records start. */
+const HEADER_SCAN_BYTES = 64 * 1024;
 
 /** A segment is compacted once fewer than this share of its records are still live. */
 const COMPACT_BELOW = 0.1;
@@ -44,6 +47,11 @@ export class QueueLog implements SyncTarget {
   /** Segment and size of the last append (fields, so append allocates no result object). */
   lastSegment = 0;
   lastSize = 0;
+  /** The sync round an append made now is part of: a confirm for it waits for this. */
+  get syncEpoch(): number {
+    return this.scheduler.epoch;
+  }
+
   /** Damage found by the last recovery. */
   damage: LogDamage = { ranges: 0, bytes: 0 };
 
@@ -59,7 +67,7 @@ export class QueueLog implements SyncTarget {
   // ---- writing ----------------------------------------------------------------------
 
   /** Appends a message; returns its position (segment and size in lastSegment/lastSize). */
-  append(msg: Message, publishedAt: number, flags: number): number {
+  append(msg: StorableMessage, publishedAt: number, flags: number): number {
     let seg = this.current;
     if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
     const record = encodeMessageRecord(msg, publishedAt, flags);
@@ -99,6 +107,60 @@ export class QueueLog implements SyncTarget {
     if (to !== undefined) return this.delivered(f!.target, to);
     const seg = this.segments.get(segment);
     if (seg !== undefined) this.ackRecord(seg, position, DELIVERED);
+  }
+
+  /**
+   * Acks every message in these runs (a purge) without reading them back: a segment whose
+   * live messages are all in the runs goes as a whole; otherwise only the records' headers
+   * are read, a chunk at a time, to find where each record starts.
+   */
+  settleRuns(runs: Run[]): void {
+    const bySegment = new Map<number, Run[]>();
+    for (const r of runs) {
+      let list = bySegment.get(r.segment);
+      if (list === undefined) bySegment.set(r.segment, (list = []));
+      list.push(r);
+    }
+    for (const [id, list] of bySegment) {
+      const seg = this.segments.get(id);
+      if (seg === undefined) continue;
+      let count = 0;
+      for (const r of list) count += r.count;
+      if (count === seg.live) {
+        seg.live = 0;
+        if (seg === this.current) this.current = null;
+        this.dropSegment(seg);
+        continue;
+      }
+      const positions: number[] = [];
+      for (const r of list) this.recordPositions(r, positions);
+      seg.live -= positions.length;
+      const acks = Buffer.allocUnsafe(positions.length * 8);
+      for (let i = 0; i < positions.length; i++) encodeAckRecord(positions[i], ACK).copy(acks, i * 8);
+      seg.ackPending.push(acks);
+      this.scheduler.markDirty(this, false);
+    }
+  }
+
+  /** The positions of a run's records (less those it skips), found from their headers alone. */
+  private recordPositions(run: Run, out: number[]): void {
+    let pos = run.position;
+    let left = run.count;
+    while (left > 0 && pos < run.end) {
+      const chunk = this.read(run.segment, pos, Math.min(HEADER_SCAN_BYTES, run.end - pos));
+      let off = 0;
+      while (left > 0 && off + RECORD_HEADER <= chunk.length) {
+        const size = recordSize(chunk, off, chunk.length);
+        if (size < 0) return; // a run always ends on a record boundary; anything else is damage
+        if (run.skip === null || !run.skip.has(pos + off)) {
+          out.push(pos + off);
+          left--;
+        }
+        off += size;
+      }
+      if (off === 0) return;
+      pos += off; // past the last header seen, which may skip a body not in the chunk
+    }
   }
 
   private ackRecord(seg: Segment, position: number, type: number): void {

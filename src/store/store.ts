@@ -4,38 +4,18 @@ import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { FieldTable } from '../protocol/types';
 import type { Exchange, Binding } from '../broker/exchanges/exchange';
-import type { Queue } from '../broker/queue';
+import type { Policy } from '../broker/policies';
+import type { BrokerStorage, QueueStorage, QueueStore, StoredDefinition, StoredEntry } from '../broker/storage';
 import { claimDataDir } from './data-dir';
-import { DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
+import { decodeArgs, DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
 import { SyncScheduler } from './sync-scheduler';
 import { QueueLog } from './queue-log';
 import { PagedQueueStore } from './paged-queue-store';
-import { PriorityQueueStore } from './priority-queue-store';
-import type { QueueStore } from './queue-store';
-import type { Policy } from '../broker/policies';
 
 export interface StoreOptions {
   segmentSize: number;
   /** body bytes a durable queue keeps in memory before leaving the rest on disk */
   queueMemoryBudget: number;
-}
-
-/**
- * What the model tells the store about durable definitions (see Vhost). Each change is
- * written and made durable before the method returns; if it cannot be, the method throws
- * and the model must not apply the change.
- */
-export interface DefinitionsSink {
-  exchangeDeclared(vhost: string, ex: Exchange): void;
-  exchangeDeleted(vhost: string, name: string): void;
-  queueDeclared(vhost: string, name: string, autoDelete: boolean, args: FieldTable): void;
-  queueDeleted(vhost: string, name: string): void;
-  bindingChanged(vhost: string, binding: Binding, added: boolean): void;
-  policyChanged(vhost: string, policy: Policy, set: boolean): void;
-  /** A deleted durable queue's store is destroyed: whatever is left of its folder goes too. */
-  queueDestroyed(vhost: string, name: string): void;
-  /** The store a new queue keeps its messages in (durable: in the queue's log). */
-  queueStore(vhost: string, name: string, durable: boolean, maxPriority: number | null): QueueStore;
 }
 
 /** How long a failing disk is left alone before definitions are written again to test it. */
@@ -61,7 +41,7 @@ function queueDir(vhost: string, name: string): string {
  * Everything on disk under --data-dir: the lock, the definitions log and one message log
  * per durable queue, all sharing one group-commit scheduler.
  */
-export class Store implements DefinitionsSink {
+export class Store implements BrokerStorage {
   readonly scheduler: SyncScheduler;
   private readonly definitions: DefinitionsLog;
   private release: (() => void) | null = null;
@@ -89,7 +69,7 @@ export class Store implements DefinitionsSink {
    * to rewrite the definitions does not stop us: the old log is read as it is and the
    * disk alarm is raised until a write succeeds.
    */
-  open(): Definition[] {
+  open(): StoredDefinition[] {
     this.release = claimDataDir(this.dataDir);
     // Paged-out transient messages do not outlive the broker.
     fsOps.rmSync(join(this.dataDir, 'paging'), { recursive: true, force: true });
@@ -97,7 +77,7 @@ export class Store implements DefinitionsSink {
     const all = this.definitions.open();
     if (this.definitions.compactionError !== null) this.definitionsFailed(this.definitions.compactionError);
     this.removeOrphanedQueueFolders(all);
-    return all;
+    return all.flatMap(toStoredDefinition);
   }
 
   /**
@@ -220,39 +200,36 @@ export class Store implements DefinitionsSink {
     this.removeFolder(queueDir(vhost, name));
   }
 
-  queueStore(vhost: string, name: string, durable: boolean, maxPriority: number | null): QueueStore {
-    const dir = queueDir(vhost, name);
-    if (maxPriority === null) return this.pagedStore(durable ? dir : null);
+  queueStorage(vhost: string, name: string, durable: boolean): QueueStorage {
+    const dir = join(this.dataDir, queueDir(vhost, name));
     // One log per priority level, each in its own folder under the queue's.
-    return new PriorityQueueStore(maxPriority, (p) => this.pagedStore(durable ? join(dir, `p${p}`) : null));
+    const levelDir = (level: number | null): string => (level === null ? dir : join(dir, `p${level}`));
+    return {
+      open: <E extends StoredEntry>(level: number | null): QueueStore<E> =>
+        new PagedQueueStore<E>(durable ? this.openLog(levelDir(level)) : null, this.openPagingLog, this.options.queueMemoryBudget, this.log),
+      storedLevels: (): number[] =>
+        fsOps.existsSync(dir) ? fsOps.readdirSync(dir).filter((f) => /^p\d+$/.test(f)).map((f) => Number(f.slice(1))) : [],
+    };
   }
 
-  private pagedStore(dir: string | null): PagedQueueStore {
-    return new PagedQueueStore(dir === null ? null : this.openLog(dir), this.openPagingLog, this.options.queueMemoryBudget, this.log);
-  }
-
-  private readonly openPagingLog = (): QueueLog => this.openLog(join('paging', randomUUID()));
+  private readonly openPagingLog = (): QueueLog => this.openLog(join(this.dataDir, 'paging', randomUUID()));
 
   private openLog(dir: string): QueueLog {
-    return new QueueLog(join(this.dataDir, dir), this.scheduler, this.options.segmentSize, this.log);
+    return new QueueLog(dir, this.scheduler, this.options.segmentSize, this.log);
   }
+}
 
-  /** Puts a durable queue's stored messages back into it, in their order. */
-  recoverMessages(vhost: string, queue: Queue): number {
-    const store = queue.store;
-    if (store instanceof PriorityQueueStore) {
-      const dir = join(this.dataDir, queueDir(vhost, queue.name));
-      let n = 0;
-      const levels = fsOps.existsSync(dir) ? fsOps.readdirSync(dir).filter((f) => /^p\d+$/.test(f)) : [];
-      for (const f of levels) n += this.recoverPaged(store.level(Number(f.slice(1))) as PagedQueueStore);
-      return n;
-    }
-    return this.recoverPaged(store as PagedQueueStore);
-  }
-
-  private recoverPaged(store: PagedQueueStore): number {
-    const runs = store.log!.recover();
-    store.recover(runs);
-    return runs.reduce((n, r) => n + r.count, 0);
+/** A live definition as the model takes it: arguments decoded. */
+function toStoredDefinition(d: Definition): StoredDefinition[] {
+  switch (d.op) {
+    case 'exchange':
+    case 'queue':
+      return [{ ...d, args: decodeArgs(d.args) }];
+    case 'bind':
+      return [{ ...d, op: 'bind', args: decodeArgs(d.args) }];
+    case 'policy':
+      return [d];
+    default:
+      return []; // deletes and unbinds are folded away when the log is read
   }
 }

@@ -26,8 +26,6 @@ const RETRY_MAX_MS = 2000;
 export class SyncScheduler {
   epoch = 1;
   syncedEpoch = 0;
-  /** Bumped by every append that needs to be durable before it is confirmed. */
-  durableWrites = 0;
   /** Set when a write or sync failed: the store is read-only until it succeeds again. */
   failure: Error | null = null;
   private readonly dirty = new Set<SyncTarget>();
@@ -51,7 +49,6 @@ export class SyncScheduler {
     this.dirty.add(target);
     if (durable) {
       this.needSync = true;
-      this.durableWrites++;
     }
     this.schedule();
   }

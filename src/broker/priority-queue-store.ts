@@ -1,38 +1,39 @@
-import type { Queue } from '../broker/queue';
-import type { QueueEntry } from '../broker/queue-entry';
 import { FLAG_PRIORITY } from '../protocol/generated';
-import type { QueueStore } from './queue-store';
+import type { QueueEntry } from './queue-entry';
+import type { QueueStorage, QueueStore, QueueStoreOwner } from './storage';
+
+type Level = QueueStore<QueueEntry>;
 
 /**
  * x-max-priority: one store per priority level, the highest non-empty one served first,
  * FIFO within a level. Levels are made when a message of that priority first arrives.
  */
-export class PriorityQueueStore implements QueueStore {
+export class PriorityQueueStore implements QueueStore<QueueEntry> {
   /** index = priority; null until used */
-  private readonly levels: Array<QueueStore | null>;
+  private readonly levels: Array<Level | null>;
   /** the levels made so far, highest first */
-  private made: QueueStore[] = [];
+  private made: Level[] = [];
   private madePriorities: number[] = [];
-  private queue: Queue | null = null;
+  private owner: QueueStoreOwner<QueueEntry> | null = null;
 
   constructor(
     private readonly max: number,
-    private readonly makeLevel: (priority: number) => QueueStore,
+    private readonly storage: QueueStorage,
   ) {
-    this.levels = new Array<QueueStore | null>(max + 1).fill(null);
+    this.levels = new Array<Level | null>(max + 1).fill(null);
   }
 
-  attach(queue: Queue): void {
-    this.queue = queue;
-    for (const l of this.made) l.attach(queue);
+  attach(owner: QueueStoreOwner<QueueEntry>): void {
+    this.owner = owner;
+    for (const l of this.made) l.attach(owner);
   }
 
   /** The store of one level, made on first use. */
-  level(priority: number): QueueStore {
+  level(priority: number): Level {
     let l = this.levels[priority];
     if (l === null) {
-      l = this.levels[priority] = this.makeLevel(priority);
-      if (this.queue !== null) l.attach(this.queue);
+      l = this.levels[priority] = this.storage.open<QueueEntry>(priority);
+      if (this.owner !== null) l.attach(this.owner);
       let i = 0;
       while (i < this.madePriorities.length && this.madePriorities[i] > priority) i++;
       this.made.splice(i, 0, l);
@@ -41,7 +42,7 @@ export class PriorityQueueStore implements QueueStore {
     return l;
   }
 
-  private levelOf(entry: QueueEntry): QueueStore {
+  private levelOf(entry: QueueEntry): Level {
     const m = entry.message;
     if ((m.rawProperties.readUInt16BE(0) & FLAG_PRIORITY) === 0) return this.level(0);
     const p = m.properties.priority ?? 0;
@@ -60,8 +61,8 @@ export class PriorityQueueStore implements QueueStore {
     return n;
   }
 
-  accept(entry: QueueEntry): void {
-    this.levelOf(entry).accept(entry);
+  accept(entry: QueueEntry): number {
+    return this.levelOf(entry).accept(entry);
   }
 
   push(entry: QueueEntry): void {
@@ -79,7 +80,7 @@ export class PriorityQueueStore implements QueueStore {
   }
 
   requeue(entries: QueueEntry[]): void {
-    const byLevel = new Map<QueueStore, QueueEntry[]>();
+    const byLevel = new Map<Level, QueueEntry[]>();
     for (const e of entries) {
       const l = this.levelOf(e);
       let list = byLevel.get(l);
@@ -107,8 +108,10 @@ export class PriorityQueueStore implements QueueStore {
     for (const l of this.made) l.destroy();
   }
 
-  /** The levels made so far (for recovery). */
-  get levelStores(): readonly QueueStore[] {
-    return this.made;
+  /** Each level stored on disk comes back as its own store. */
+  recover(): number {
+    let n = 0;
+    for (const p of this.storage.storedLevels()) if (p <= this.max) n += this.level(p).recover();
+    return n;
   }
 }

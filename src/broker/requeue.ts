@@ -1,8 +1,7 @@
 import type Denque from 'denque';
-import type { QueueEntry } from '../broker/queue-entry';
 
 /** Puts requeued entries back among the ready ones so the queue stays in seq order. */
-export function requeueBySeq(items: Denque<QueueEntry>, entries: QueueEntry[]): void {
+export function requeueBySeq<E extends { readonly seq: number }>(items: Denque<E>, entries: E[]): void {
   entries.sort((a, b) => a.seq - b.seq);
   const front = items.peekFront();
   // The usual case: everything requeued is older than everything still queued.
