@@ -5,16 +5,22 @@
  * Usage (from the repository root, after `npm run build`):
  *
  *   node bench/crash.mjs [--cycles 20] [--min-ms 200] [--max-ms 1500] [--window 1000]
- *                        [--data-dir DIR] [--keep] [--verbose]
+ *                        [--segment-size BYTES] [--data-dir DIR] [--keep] [--verbose] [--json]
  *
  *   --cycles N     kill -9 cycles (default 20)
  *   --min-ms/--max-ms
  *                  the broker is killed at a random moment this long into the load
  *                  (default 200..1500 ms)
  *   --window N     most unconfirmed publishes in flight (default 1000)
+ *   --segment-size BYTES
+ *                  passed to the broker as --segment-size (default: the broker's, 8 MiB);
+ *                  a small one (e.g. 65536) makes many segments, so that more of them turn
+ *                  sparse and get compacted between the crashes
  *   --data-dir D   use D (must be empty or absent) instead of a fresh temporary directory
  *   --keep         keep the data directory afterwards (it is always kept on failure)
  *   --verbose      a line per cycle
+ *   --json         one JSON object with every count (and the first problems) as the last
+ *                  line on stdout; the other lines go to stderr (test/crash-cycles.test.ts)
  *
  * Each cycle starts `node dist/cli.js` on the same data directory, then:
  *   1. drains a random share (0-100 %) of each queue, acking, and checks every message;
@@ -58,15 +64,18 @@ const { values: opt } = parseArgs({
     'min-ms': { type: 'string', default: '200' },
     'max-ms': { type: 'string', default: '1500' },
     window: { type: 'string', default: '1000' },
+    'segment-size': { type: 'string' },
     'data-dir': { type: 'string' },
     keep: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
   },
 });
 const CYCLES = Number(opt.cycles);
 const MIN_MS = Number(opt['min-ms']);
 const MAX_MS = Number(opt['max-ms']);
 const WINDOW = Number(opt.window);
+const SEGMENT_SIZE = opt['segment-size'] === undefined ? null : Number(opt['segment-size']);
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const EXCHANGE = 'crash-x';
 const QUEUES = ['crash-q1', 'crash-q2'];
@@ -84,7 +93,9 @@ const DATA_DIR = opt['data-dir'] ?? path.join(tmpBase, 'data');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha = (b) => createHash('sha256').update(b).digest('hex');
-const log = (...a) => opt.verbose && console.log(...a);
+/** Human-readable output: stdout, or stderr with --json (stdout then carries only the JSON). */
+const say = (...a) => (opt.json ? console.error(...a) : console.log(...a));
+const log = (...a) => opt.verbose && say(...a);
 
 // ------------------------------------------------------------------ state
 
@@ -104,6 +115,7 @@ const stats = {
   redeliveredFlag: 0,
   outOfOrder: 0,
   held: 0,
+  ackedInLoad: 0,
   tornWarnings: 0,
   compactions: 0,
   brokerErrors: 0,
@@ -181,7 +193,9 @@ function canConnect(port) {
 async function startBroker() {
   const port = await freePort();
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [CLI, '--port', String(port), '--http-port', String(httpPort), '--data-dir', DATA_DIR], {
+  const args = [CLI, '--port', String(port), '--http-port', String(httpPort), '--data-dir', DATA_DIR];
+  if (SEGMENT_SIZE !== null) args.push('--segment-size', String(SEGMENT_SIZE));
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -304,6 +318,7 @@ async function load(cycle, conn, consumerConn) {
         return;
       }
       check(QUEUES[0], m, 'load', order);
+      stats.ackedInLoad++;
       try {
         cc.ack(m);
       } catch {
@@ -342,7 +357,10 @@ async function load(cycle, conn, consumerConn) {
 
 async function main() {
   const t0 = Date.now();
-  console.log(`crash: ${CYCLES} cycles, kill -9 at ${MIN_MS}-${MAX_MS} ms, data dir ${DATA_DIR}`);
+  say(
+    `crash: ${CYCLES} cycles, kill -9 at ${MIN_MS}-${MAX_MS} ms, ` +
+      `segment size ${SEGMENT_SIZE ?? 'default'}, data dir ${DATA_DIR}`,
+  );
   fs.mkdirSync(DATA_DIR, { recursive: true });
 
   for (let cycle = 1; cycle <= CYCLES; cycle++) {
@@ -399,9 +417,9 @@ async function main() {
   }
 
   const failed = missing > 0 || stats.corrupt > 0 || stats.unknown > 0 || code !== 0;
-  for (const p of problems) console.log(`  ! ${p}`);
-  if (problemCount > problems.length) console.log(`  ! ... and ${problemCount - problems.length} more`);
-  console.log(
+  for (const p of problems) say(`  ! ${p}`);
+  if (problemCount > problems.length) say(`  ! ... and ${problemCount - problems.length} more`);
+  say(
     `crash: ${failed ? 'FAIL' : 'OK'} cycles=${CYCLES} published=${stats.published} confirmed=${stats.confirmed} ` +
       `queues=${QUEUES.length} delivered=${stats.delivered} missing=${missing} corrupt=${stats.corrupt} unknown=${stats.unknown} ` +
       `duplicates=${stats.dupAckInFlight + stats.dupOther} (ack-in-flight-at-kill=${stats.dupAckInFlight} other=${stats.dupOther}) ` +
@@ -410,12 +428,35 @@ async function main() {
       `torn-tail-warnings=${stats.tornWarnings} broker-errors=${stats.brokerErrors} ` +
       `time=${((Date.now() - t0) / 1000).toFixed(1)}s`,
   );
-  if (failed || opt.keep) console.log(`crash: data directory kept at ${DATA_DIR}`);
+  const kept = failed || opt.keep;
+  if (kept) say(`crash: data directory kept at ${DATA_DIR}`);
   else if (tmpBase) fs.rmSync(tmpBase, { recursive: true, force: true });
+  if (opt.json) {
+    const { dupAckInFlight, dupOther, ...rest } = stats;
+    const summary = {
+      ok: !failed,
+      cycles: CYCLES,
+      segmentSize: SEGMENT_SIZE,
+      queues: QUEUES.length,
+      ...rest,
+      missing,
+      duplicates: dupAckInFlight + dupOther,
+      dupAckInFlight,
+      dupOther,
+      unconfirmedPresent,
+      finalExitCode: code,
+      problemCount,
+      problems,
+      dataDir: kept ? DATA_DIR : null,
+      seconds: (Date.now() - t0) / 1000,
+    };
+    console.log(JSON.stringify(summary));
+  }
   process.exit(failed ? 1 : 0);
 }
 
 main().catch((err) => {
+  // With --json the absence of a JSON line on stdout tells the caller that the run broke off.
   console.error(`crash: ${err.stack ?? err}`);
   console.error(`crash: data directory kept at ${DATA_DIR}`);
   process.exit(1);

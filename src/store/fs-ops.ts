@@ -16,6 +16,7 @@ export const fsOps = {
   fsyncSync: fs.fsyncSync,
   ftruncateSync: fs.ftruncateSync,
   fstatSync: fs.fstatSync,
+  statSync: fs.statSync,
   readFileSync: fs.readFileSync,
   writeFileSync: fs.writeFileSync,
   readdirSync: fs.readdirSync,

@@ -26,7 +26,7 @@ const DAMAGED_DIR = 'damaged';
 
 /**
  * Reads every segment of a queue log in order and rebuilds what it holds. A torn tail of
- * the newest segment (appends a crash cut short, never confirmed) is cut; a damaged
+ * the newest segment with data (appends a crash cut short, never confirmed) is cut; a damaged
  * record anywhere else is skipped, copied aside, counted and logged, and every intact
  * record after it recovered. Paged copies of transient messages are dropped.
  */
@@ -41,8 +41,14 @@ export function recoverLog(dir: string, log: Logger): RecoveredLog {
   // Runs come back in the order the messages were first stored: compaction copies sort
   // by the place they were copied from, not by where they stand now.
   const keyed: Array<[number, number, Run]> = [];
+  // A new segment file is created (empty) as soon as an append finds the current one full,
+  // before that segment's last appends are written at the end of the event-loop turn; a
+  // kill during that write leaves its tail torn behind empty newer files. So the segment
+  // that may end in a torn tail is the last one with bytes in it, not the last one.
+  let newest = ids.length - 1;
+  while (newest > 0 && fsOps.statSync(join(dir, `${segmentName(ids[newest])}.seg`)).size === 0) newest--;
   for (let i = 0; i < ids.length; i++) {
-    recoverSegment(dir, ids[i], i === ids.length - 1, voidRanges.get(ids[i]) ?? null, keyed, out, log);
+    recoverSegment(dir, ids[i], i >= newest, voidRanges.get(ids[i]) ?? null, keyed, out, log);
   }
   keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   out.runs = keyed.map((k) => k[2]);
