@@ -16,6 +16,8 @@ export interface RecoveredLog {
   lastId: number;
   /** compaction copies made void by a compaction cut short: ack them for good */
   voided: Array<[Segment, number]>;
+  /** markers of compactions cut short: the caller removes them once the void copies' acks are written */
+  markers: string[];
   /** damaged stretches skipped and message records lost in them (unknown count: bytes) */
   damagedRanges: number;
   damagedBytes: number;
@@ -37,7 +39,7 @@ export function recoverLog(dir: string, log: Logger): RecoveredLog {
     .filter((n) => Number.isSafeInteger(n))
     .sort((a, b) => a - b);
   const voidRanges = compactionsCutShort(dir, ids);
-  const out: RecoveredLog = { segments: [], runs: [], lastId: ids.length > 0 ? ids[ids.length - 1] : 0, voided: [], damagedRanges: 0, damagedBytes: 0 };
+  const out: RecoveredLog = { segments: [], runs: [], lastId: ids.length > 0 ? ids[ids.length - 1] : 0, voided: [], markers: [], damagedRanges: 0, damagedBytes: 0 };
   // Runs come back in the order the messages were first stored: compaction copies sort
   // by the place they were copied from, not by where they stand now.
   const keyed: Array<[number, number, Run]> = [];
@@ -52,7 +54,10 @@ export function recoverLog(dir: string, log: Logger): RecoveredLog {
   }
   keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   out.runs = keyed.map((k) => k[2]);
-  for (const f of fsOps.readdirSync(dir).filter((n) => n.endsWith('.compacting'))) fsOps.rmSync(join(dir, f), { force: true });
+  // Not removed here: while a marker is there, the next start voids its copies again. Were
+  // it removed before the acks of the void copies are written, a crash in between (say the
+  // process dies recovering another queue) would bring both copies back.
+  out.markers = fsOps.readdirSync(dir).filter((n) => n.endsWith('.compacting')).map((f) => join(dir, f));
   return out;
 }
 

@@ -348,8 +348,21 @@ export class QueueLog implements SyncTarget {
   recover(): Run[] {
     const r = recoverLog(this.dir, this.log);
     for (const seg of r.segments) this.segments.set(seg.id, seg);
-    // Voided compaction copies get acked for good, so a later restart needs no marker.
+    // Voided compaction copies get acked for good, so a later restart needs no marker. The
+    // markers go only once those acks are written and synced: a crash before that (before
+    // the scheduler's first turn) would otherwise find neither marker nor acks, and bring
+    // back each moved message twice. If the write fails, the markers stay and the next
+    // start voids the same copies again.
     for (const [seg, p] of r.voided) this.ackRecord(seg, p, ACK);
+    try {
+      if (r.voided.length > 0) {
+        this.scheduler.writeNow(this);
+        for (const seg of new Set(r.voided.map(([s]) => s))) fsOps.fdatasyncSync(seg.ackFd);
+      }
+      for (const m of r.markers) fsOps.rmSync(m, { force: true });
+    } catch (err) {
+      this.log.error({ err, dir: this.dir }, 'cannot write the acks of void compaction copies yet; their markers stay');
+    }
     this.nextId = r.lastId + 1;
     this.damage = { ranges: r.damagedRanges, bytes: r.damagedBytes };
     return r.runs;
