@@ -26,5 +26,10 @@ export function truncatePath(path: string, length: number): void {
  */
 export function writeFully(fd: number, data: Buffer, position: number): void {
   let off = 0;
-  while (off < data.length) off += fsOps.writeSync(fd, data, off, data.length - off, position + off);
+  while (off < data.length) {
+    const n = fsOps.writeSync(fd, data, off, data.length - off, position + off);
+    // A write that takes nothing will take nothing next time either: fail, to retry later.
+    if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    off += n;
+  }
 }

@@ -174,6 +174,8 @@ function reportDamage(dir: string, id: number, data: Buffer, scan: SegmentScan, 
   }
   if (scan.end === data.length) return;
   if (newest) {
+    // Appends a crash cut short: never synced, so never confirmed. Not kept aside, or
+    // every kill -9 would leave a file behind.
     log.warn({ segment, at: scan.end, size: data.length }, 'torn tail of the newest segment cut at the last intact record');
     return;
   }
@@ -185,7 +187,7 @@ function reportDamage(dir: string, id: number, data: Buffer, scan: SegmentScan, 
 }
 
 /** Copies damaged bytes under the queue's folder; a copy made at an earlier start stays. */
-function keepAside(dir: string, id: number, from: number, bytes: Buffer): string | null {
+export function keepAside(dir: string, id: number, from: number, bytes: Buffer): string | null {
   const path = join(dir, DAMAGED_DIR, `${segmentName(id)}-${from}.bin`);
   try {
     if (fsOps.existsSync(path)) return path;

@@ -175,7 +175,8 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       run.count--;
       this.runCount--;
       if (!recordIntact(buf, at, size)) {
-        this.logger.error({ dir: log.dir, segment: run.segment, position: pos }, 'corrupt stored message dropped');
+        const copy = log.damagedRecord(run.segment, pos, buf.subarray(at, at + size));
+        this.logger.error({ dir: log.dir, segment: run.segment, position: pos, copy }, 'damaged stored message dropped; its bytes are kept aside');
         log.ack(run.segment, pos);
         continue;
       }

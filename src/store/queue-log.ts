@@ -6,7 +6,7 @@ import type { SyncScheduler, SyncTarget } from './sync-scheduler';
 import { encodeMessageRecord, FLAG_PAGED, movedRecord, RECORD_HEADER, recordFlags, recordIntact, recordSize } from './message-record';
 import { ACK, DELIVERED, encodeAckRecord, readAcks } from './ack-records';
 import { syncPath, writeFully } from './file-io';
-import { recoverLog } from './log-recovery';
+import { keepAside, recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
 
 export { Run } from './segment';
@@ -340,6 +340,16 @@ export class QueueLog implements SyncTarget {
     }
     if (got < len) got += copyPending(seg, position + got, buf, got);
     return got === len ? buf : buf.subarray(0, got);
+  }
+
+  /**
+   * A record found damaged when read back (older segments are checked as they are read,
+   * not at start-up): it is counted and its bytes kept aside like damage found at start-up.
+   */
+  damagedRecord(segment: number, position: number, bytes: Buffer): string | null {
+    this.damage.ranges++;
+    this.damage.bytes += bytes.length;
+    return keepAside(this.dir, segment, position, bytes);
   }
 
   // ---- recovery ---------------------------------------------------------------------

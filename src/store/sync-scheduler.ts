@@ -151,6 +151,12 @@ export class SyncScheduler {
         this.afterSync.shift();
         (this.afterSync.shift() as () => void)();
       }
+    } else {
+      // What ran after this round (a compaction dropping its source segment) must not run
+      // on the strength of a later one: after a failed fdatasync the kernel may have
+      // dropped these pages, and a later sync would not bring them back. Recovery copes
+      // with what is left undone (a compaction marker and its source still there).
+      while (this.afterSync.length > 0 && (this.afterSync[0] as number) <= epoch) this.afterSync.splice(0, 2);
     }
     // Appends that came in while we were syncing start the next round now.
     if (this.needSync) this.schedule();
