@@ -288,7 +288,7 @@ describe('segment log', () => {
     expect(restart(dir, segmentSize).bodies).toEqual(names(live.slice(3)));
   });
 
-  it('EIO on write: failure reported once, one retry timer backing off 250 ms to 2 s, nothing lost', async () => {
+  it('a full disk (ENOSPC on write): failure reported once, one retry timer backing off 250 ms to 2 s, nothing lost', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const dir = tempDir();
     const a = open(dir, BIG);
@@ -300,13 +300,13 @@ describe('segment log', () => {
     let attempts = 0;
     setWriteSync(() => {
       attempts++;
-      throw errno('EIO');
+      throw errno('ENOSPC');
     });
     stored.push(put(a, 2));
     await tick();
     expect(attempts).toBe(1);
-    expect(a.scheduler.failure).toMatchObject({ code: 'EIO' });
-    expect(a.failures.map((f) => (f as NodeJS.ErrnoException | null)?.code)).toEqual(['EIO']);
+    expect(a.scheduler.failure).toMatchObject({ code: 'ENOSPC' });
+    expect(a.failures.map((f) => (f as NodeJS.ErrnoException | null)?.code)).toEqual(['ENOSPC']);
     expect(waiter.failed).toBe(1);
     expect(vi.getTimerCount()).toBe(1);
 
@@ -336,7 +336,7 @@ describe('segment log', () => {
     Object.assign(fsOps, { writeSync: realFsOps.writeSync });
     vi.advanceTimersByTime(2000);
     expect(a.scheduler.failure).toBeNull();
-    expect(a.failures.map((f) => (f as NodeJS.ErrnoException | null)?.code ?? null)).toEqual(['EIO', null]);
+    expect(a.failures.map((f) => (f as NodeJS.ErrnoException | null)?.code ?? null)).toEqual(['ENOSPC', null]);
     expect(a.log.segments.get(1)!.pendingBytes).toBe(0);
     expect(fs.statSync(segPath(dir, 1)).size).toBe(103 * REC);
     vi.useRealTimers();
@@ -470,6 +470,46 @@ describe('segment log', () => {
     expect(restart(dir, BIG).bodies).toEqual(names([0, 1, 2, 3]));
   });
 
+  it('EIO on one log sets that log aside: the other logs on the scheduler keep writing and syncing, and the failing one catches up later', async () => {
+    const dirA = tempDir();
+    const dirB = tempDir();
+    const a = open(dirA, BIG);
+    // A second log on the same scheduler, as two durable queues share one store.
+    const b: Proc = { ...a, dir: dirB, log: new QueueLog(dirB, a.scheduler, BIG, testLogger(a.lines)), dead: false };
+    procs.push(b);
+    const waiter = { failed: 0, synced: [] as number[] };
+    a.scheduler.addWaiter({ storeFailed: () => waiter.failed++, storeSynced: (e) => waiter.synced.push(e) });
+    put(a, 0);
+    put(b, 0);
+    await settle(a);
+
+    // Only log A's segment fails (EIO); log B's writes go through.
+    const fdA = a.log.segments.get(1)!.fd;
+    setWriteSync((fd, buf, off, len, pos) => {
+      if (fd === fdA) throw errno('EIO');
+      return realWrite(fd, buf, off, len, pos);
+    });
+    put(a, 1);
+    put(b, 1);
+    await until(() => a.log.failure !== null, 'log A to be set aside');
+    expect(a.scheduler.failure).toBeNull(); // no alarm: the disk is not full
+    expect(b.log.failure).toBeNull();
+    expect(waiter.failed).toBe(1); // what waited on that round is nacked
+    // B carries on: a later append of B is written and its round synced.
+    const epoch = b.log.syncEpoch;
+    put(b, 2);
+    await until(() => waiter.synced.some((e) => e >= epoch), 'a round of log B to be synced');
+    expect(fs.statSync(segPath(dirB, 1)).size).toBe(3 * REC);
+
+    // A's writes work again: the retry writes what it kept.
+    Object.assign(fsOps, { writeSync: realFsOps.writeSync });
+    await until(() => a.log.failure === null, 'log A to be written again');
+    await settle(a);
+    crash(a);
+    expect(restart(dirA, BIG).bodies).toEqual(names([0, 1]));
+    expect(restart(dirB, BIG).bodies).toEqual(names([0, 1, 2]));
+  });
+
   it('acks made while writes fail are written once writes work: the acked do not come back', async () => {
     const dir = tempDir();
     const a = open(dir, BIG);
@@ -478,7 +518,7 @@ describe('segment log', () => {
     let attempts = 0;
     setWriteSync(() => {
       attempts++;
-      throw errno('EIO');
+      throw errno('ENOSPC');
     });
     for (const i of [1, 3, 5]) ack(a, stored[i]);
     await until(() => a.scheduler.failure !== null, 'the ack write to fail');
@@ -772,7 +812,7 @@ describe('segment log', () => {
     // While writes fail, pending bytes still read back, and reading adds no write attempt.
     setWriteSync(() => {
       writes++;
-      throw errno('EIO');
+      throw errno('ENOSPC');
     });
     await until(() => a.scheduler.failure !== null, 'the write to fail');
     const attempts = writes;

@@ -2,7 +2,7 @@ import type { FieldTable } from '../protocol/types';
 import { FLAG_EXPIRATION } from '../protocol/generated';
 import type { BindingDestination } from './exchanges/exchange';
 import { MemoryQueueStore } from './memory-queue-store';
-import type { LoadedMessage, QueueStore, QueueStoreOwner } from './storage';
+import { REFUSED, type LoadedMessage, type QueueStore, type QueueStoreOwner } from './storage';
 import { QueueEntry } from './queue-entry';
 import type { Consumer } from './consumer';
 import { Message } from './message';
@@ -26,8 +26,7 @@ const FLOW_HIGH = 20000;
 /** ...until it is back down to this many. */
 const FLOW_LOW = 5000;
 
-/** enqueue's answer when the queue refused the message (a confirm for it is a nack). */
-export const REFUSED = -1;
+export { REFUSED } from './storage';
 
 /** A publisher held back by flow control. */
 export interface FlowWaiter {
@@ -128,6 +127,7 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     const entry = new QueueEntry(message, this.nextSeq++, this);
     if (this.timed || (message.rawProperties.readUInt16BE(0) & FLAG_EXPIRATION) !== 0) entry.expiresAt = this.expiryOf(message, Date.now());
     const epoch = this.store.accept(entry);
+    if (epoch === REFUSED) return REFUSED;
     if (this.store.length === 0 && this.consumers.length > 0) {
       const c = this.consumers.next(this.settings.singleActiveConsumer);
       if (c !== null) {

@@ -56,6 +56,8 @@ export interface QueueStoreOwner<E extends StoredEntry> {
 
 /** Nothing to wait for: no durable write was made. */
 export const NO_SYNC = 0;
+/** The message was not taken: a queue that cannot store it refuses it (a nack). */
+export const REFUSED = -1;
 
 /**
  * Where a queue keeps its ready messages. The memory store holds everything in the heap;
@@ -69,7 +71,8 @@ export interface QueueStore<E extends StoredEntry> {
   attach(owner: QueueStoreOwner<E>): void;
   /**
    * Every message the queue takes passes here first. Returns the sync epoch a publisher
-   * confirm for it must wait for, or NO_SYNC when nothing durable was written.
+   * confirm for it must wait for, NO_SYNC when nothing durable was written, or REFUSED
+   * when the message cannot be stored (its log's writes are failing).
    */
   accept(entry: E): number;
   push(entry: E): void;

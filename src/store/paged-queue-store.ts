@@ -1,6 +1,6 @@
 import Denque from 'denque';
 import type { Logger } from '../logger';
-import { NO_SYNC, type QueueStore, type QueueStoreOwner, type StoredEntry } from '../broker/storage';
+import { NO_SYNC, REFUSED, type QueueStore, type QueueStoreOwner, type StoredEntry } from '../broker/storage';
 import { requeueBySeq } from '../broker/requeue';
 import type { QueueLog } from './queue-log';
 import { Run } from './segment';
@@ -64,6 +64,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   accept(entry: E): number {
     const log = this.log;
     if (log === null || this.paging || !entry.message.persistent) return NO_SYNC;
+    if (log.failure !== null) return REFUSED;
     const offset = log.append(entry.message, Date.now(), 0);
     entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize);
     return log.syncEpoch;

@@ -52,6 +52,15 @@ export class QueueLog implements SyncTarget {
     return this.scheduler.epoch;
   }
 
+  /** Set while this log's writes fail (other than for a full disk): its queue refuses persistent messages. */
+  failure: Error | null = null;
+
+  writeFailed(err: Error | null): void {
+    if (err !== null) this.log.error({ err, dir: this.dir }, 'queue log writes fail: the queue refuses persistent messages until they work again');
+    else if (this.failure !== null) this.log.info({ dir: this.dir }, 'queue log writes work again');
+    this.failure = err;
+  }
+
   /** Damage found by the last recovery. */
   damage: LogDamage = { ranges: 0, bytes: 0 };
 

@@ -4,6 +4,14 @@ import { fsOps } from './fs-ops';
 export interface SyncTarget {
   /** Writes what was appended since the last call; returns fds that need fdatasync. */
   writePending(fds: Set<number>): void;
+  /** Its writes failed (an error) and it is set aside, or work again (null). */
+  writeFailed(err: Error | null): void;
+}
+
+/** A full disk concerns every log: it raises the alarm. Any other error stays with its log. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 /** Told when every write of an epoch is on disk. */
@@ -35,13 +43,15 @@ export class SyncScheduler {
   /** epoch, callback, epoch, callback, … (see afterDurable) */
   private readonly afterSync: Array<number | (() => void)> = [];
   private readonly waiters = new Set<SyncWaiter>();
+  /** Logs whose writes failed other than for a full disk: skipped until a retry works. */
+  private readonly setAside = new Set<SyncTarget>();
   private scheduled = false;
   /** The one retry pending while writes fail, and how long the next one waits. */
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelay = RETRY_FIRST_MS;
   private syncing = false;
   private needSync = false;
-  private readonly runBound = (): void => this.run();
+  private readonly runBound = (): void => this.run(false);
 
   constructor(private readonly onFailure: (err: Error | null) => void) {}
 
@@ -53,9 +63,9 @@ export class SyncScheduler {
     this.schedule();
   }
 
-  /** A run at the end of this turn; while writes fail, only the retry timer runs them. */
+  /** A run at the end of this turn; while the disk is full, only the retry timer runs them. */
   private schedule(): void {
-    if (this.scheduled || this.retryTimer !== null) return;
+    if (this.scheduled || (this.failure !== null && this.retryTimer !== null)) return;
     this.scheduled = true;
     setImmediate(this.runBound);
   }
@@ -68,22 +78,34 @@ export class SyncScheduler {
     this.waiters.delete(w);
   }
 
-  private run(): void {
+  /**
+   * Writes every dirty target, then starts a sync round. A full disk stops the whole run
+   * (the alarm); a log failing in any other way (EIO) is set aside, so that the other logs
+   * carry on, and is tried again on the retry timer only. Either way nothing is lost: what
+   * failed stays pending, and what waited for this round is nacked.
+   */
+  private run(retry = false): void {
     this.scheduled = false;
-    try {
-      for (const t of this.dirty) {
+    for (const t of this.dirty) {
+      if (!retry && this.setAside.has(t)) continue;
+      try {
         t.writePending(this.fds);
-        this.dirty.delete(t);
+      } catch (err) {
+        if (isDiskFull(err)) {
+          // Space may come back: one timer however many appends arrive meanwhile,
+          // backing off while it lasts.
+          this.setFailure(err as Error);
+          this.armRetry();
+          return;
+        }
+        this.setAsideTarget(t, err as Error);
+        continue;
       }
-      if (this.failure !== null) this.setFailure(null);
-      this.retryDelay = RETRY_FIRST_MS;
-    } catch (err) {
-      // Nothing is lost: what failed stays pending. Try again later, space may come back;
-      // one timer however many appends arrive meanwhile, backing off while it lasts.
-      this.setFailure(err as Error);
-      this.armRetry();
-      return;
+      this.dirty.delete(t);
+      if (this.setAside.delete(t)) t.writeFailed(null);
     }
+    if (this.failure !== null) this.setFailure(null);
+    if (this.setAside.size === 0) this.retryDelay = RETRY_FIRST_MS;
     if (this.syncing || !this.needSync) return;
     this.needSync = false;
     this.syncing = true;
@@ -125,11 +147,22 @@ export class SyncScheduler {
     else fsOps.closeSync(fd);
   }
 
+  private setAsideTarget(t: SyncTarget, err: Error): void {
+    if (!this.setAside.has(t)) {
+      this.setAside.add(t);
+      t.writeFailed(err);
+    }
+    // What waits may depend on the writes that failed: it is nacked, never confirmed.
+    for (const w of this.waiters) w.storeFailed();
+    this.armRetry();
+  }
+
   private armRetry(): void {
     if (this.retryTimer !== null) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      this.run();
+      this.run(true);
+      if (this.setAside.size > 0 && this.failure === null) this.armRetry();
     }, this.retryDelay);
     this.retryTimer.unref();
     this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
