@@ -2,7 +2,7 @@ import { AmqpError } from '../protocol/errors';
 import { INTERNAL_ERROR, PRECONDITION_FAILED } from '../protocol/constants';
 import { Decimal, wireTypeOf, type FieldTable, type FieldValue } from '../protocol/types';
 import { describeExchange, describeQueue } from './names';
-import { erlBinary, erlFormatted, erlString } from '../protocol/erlang-terms';
+import { erlBinary, erlFormatted } from '../protocol/erlang-terms';
 
 /**
  * Validation of queue.declare, exchange.declare and basic.consume arguments the way

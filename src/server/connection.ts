@@ -18,6 +18,8 @@ import type { ChannelHost } from './channel-host';
 import { authenticate, verifySecret, MECHANISMS } from './auth-mechanisms';
 import { serverProperties } from './server-properties';
 import { HeartbeatMonitor, type HeartbeatPeer } from './heartbeat-monitor';
+import { SocketOutput } from './socket-output';
+import { ReadGate } from './read-gate';
 import { unexpectedFrame } from './frame-errors';
 import { frameSnippet } from '../protocol/frame-snippet';
 import { erlBinary } from '../protocol/erlang-terms';
@@ -30,16 +32,6 @@ import { assertNever } from '../assert-never';
  */
 type ConnectionState = 'header' | 'start-ok' | 'tune-ok' | 'open' | 'running' | 'closing' | 'closed';
 
-/**
- * Bytes read from one socket per event-loop turn before it is paused until the next turn.
- * libuv reads a busy socket many times per turn; without a budget one fast publisher keeps
- * the loop to itself and consumers' acks wait, so deliveries crawl while queues grow.
- */
-const READ_BUDGET = 64 * 1024;
-/** Longest a publisher is held back by flow control at a time. */
-const FLOW_MAX_PAUSE_MS = 1000;
-/** Bytes buffered for the socket beyond which deliveries pause until it drains. */
-const HIGH_WATER = 256 * 1024;
 /**
  * After the close handshake the client is the one to drop TCP (as with RabbitMQ, which
  * keeps answering connection.close meanwhile); one that does not is cut off after this.
@@ -67,7 +59,6 @@ const RABBIT_STATE_NAMES: Record<ConnectionState, string> = {
 
 export interface ConnectionCounters {
   recvBytes: number;
-  sentBytes: number;
   recvFrames: number;
 }
 
@@ -81,8 +72,7 @@ let nextId = 1;
 export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   readonly id = nextId++;
   readonly name: string;
-  readonly writer = new Writer();
-  readonly counters: ConnectionCounters = { recvBytes: 0, sentBytes: 0, recvFrames: 0 };
+  readonly counters: ConnectionCounters = { recvBytes: 0, recvFrames: 0 };
   private readonly reader = new Reader();
   private readonly channels = new Map<number, Channel>();
   private authUser: User | null = null;
@@ -92,25 +82,16 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   channelMax: number;
   heartbeat = 0;
   private state: ConnectionState = 'header';
-  /** Publisher confirms to send out at the next flush. */
-  private readonly confirmQueue: { flush(): void }[] = [];
   private readonly parser: FrameParser;
+  private readonly output: SocketOutput;
+  private readonly gate: ReadGate;
   private readonly heartbeats: HeartbeatMonitor;
   private headerBuf: Buffer | null = null;
-  private flushScheduled = false;
-  private socketFull = false;
   private handshakeTimer: NodeJS.Timeout | null;
   private closeTimer: NodeJS.Timeout | null = null;
   /** Set once a framing error closed the connection. */
   private frameError = false;
-  private readonly flushBound = (): void => this.flush();
-  private turnBytes = 0;
   private blockedReason: string | null = null;
-  private readingBlocked = false;
-  private flowPaused = false;
-  private flowTimer: NodeJS.Timeout | null = null;
-  private readonly flowResumeBound = (): void => this.flowResume();
-  private readonly resumeBound = (): void => this.resumeReading();
 
   constructor(
     readonly socket: Socket,
@@ -125,6 +106,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.channelMax = config.channelMax;
     this.parser = new FrameParser(this, config.frameMax);
     this.heartbeats = new HeartbeatMonitor(this);
+    this.output = new SocketOutput(socket);
+    this.gate = new ReadGate(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -147,16 +130,17 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     return this.channels.size;
   }
 
+  /** The coalesced output buffer every channel writes frames into. */
+  get writer(): Writer {
+    return this.output.writer;
+  }
+
   // ---- input -----------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
     this.counters.recvBytes += chunk.length;
     this.heartbeats.received = true;
-    this.turnBytes += chunk.length;
-    if (this.turnBytes >= READ_BUDGET) {
-      this.socket.pause();
-      setImmediate(this.resumeBound);
-    }
+    this.gate.read(chunk.length);
     if (this.state === 'header') {
       chunk = this.readProtocolHeader(chunk);
       if (chunk.length === 0) return;
@@ -574,9 +558,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   private clearTimers(): void {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
-    if (this.flowTimer !== null) clearTimeout(this.flowTimer);
+    this.gate.close();
     this.heartbeats.stop();
-    this.flowTimer = null;
     this.handshakeTimer = null;
   }
 
@@ -609,6 +592,12 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   // ---- heartbeats --------------------------------------------------------------------
 
+  takeWrote(): boolean {
+    const wrote = this.output.wrote;
+    this.output.wrote = false;
+    return wrote;
+  }
+
   sendHeartbeat(frame: Buffer): void {
     this.writer.raw(frame);
     this.flush();
@@ -625,10 +614,9 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   /** Tells a client that publishing is blocked (reason) or unblocked (null), if it can hear it. */
   setBlocked(reason: string | null): void {
     this.blockedReason = reason;
-    if (reason === null && this.readingBlocked) {
-      this.readingBlocked = false;
+    if (reason === null && this.gate.blocked) {
       this.heartbeats.suspended = false;
-      this.resumeReading();
+      this.gate.unblock();
     }
     if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
     if (reason !== null) M.encodeConnectionBlocked(this.writer, 0, reason);
@@ -642,10 +630,10 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
    * RabbitMQ. Connections that only consume carry on.
    */
   publishing(): void {
-    if (this.blockedReason === null || this.readingBlocked) return;
-    this.readingBlocked = true;
+    if (this.blockedReason === null || this.gate.blocked) return;
+    // Its heartbeats will go unread while it is not read from: silence is not counted.
     this.heartbeats.suspended = true;
-    this.socket.pause();
+    this.gate.block();
   }
 
   /**
@@ -655,74 +643,38 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
    * the same way (credit flow).
    */
   flowPause(queue: Queue): void {
-    if (this.flowPaused) return;
-    this.flowPaused = true;
-    this.socket.pause();
-    queue.waitForFlow(this);
-    this.flowTimer = setTimeout(this.flowResumeBound, FLOW_MAX_PAUSE_MS);
+    if (this.gate.flowPause()) queue.waitForFlow(this);
   }
 
   flowResume(): void {
-    if (!this.flowPaused) return;
-    this.flowPaused = false;
-    if (this.flowTimer !== null) clearTimeout(this.flowTimer);
-    this.flowTimer = null;
-    this.resumeReading();
+    this.gate.flowResume();
   }
 
   // ---- output ----------------------------------------------------------------------
 
   scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(this.flushBound);
+    this.output.scheduleFlush();
   }
 
   confirmsDue(confirms: { flush(): void }): void {
-    this.confirmQueue.push(confirms);
-    this.scheduleFlush();
+    this.output.confirms(confirms);
   }
 
   /** Whether consumers on this connection may be given more messages now. */
   canWrite(): boolean {
-    if (this.socketFull) return false;
-    if (this.writer.pending >= HIGH_WATER) this.flush();
-    return !this.socketFull;
+    return this.output.canWrite();
   }
 
   flush(): void {
-    this.flushScheduled = false;
-    const confirms = this.confirmQueue;
-    if (confirms.length > 0) {
-      for (let i = 0; i < confirms.length; i++) confirms[i].flush();
-      confirms.length = 0;
-    }
-    if (this.writer.empty) return;
-    const chunks = this.writer.take();
-    if (this.socket.destroyed || !this.socket.writable) return;
-    this.heartbeats.sent = true;
-    let ok = true;
-    if (chunks.length === 1) {
-      this.counters.sentBytes += chunks[0].length;
-      ok = this.socket.write(chunks[0]);
-    } else {
-      this.socket.cork();
-      for (const c of chunks) {
-        this.counters.sentBytes += c.length;
-        ok = this.socket.write(c);
-      }
-      this.socket.uncork();
-    }
-    if (!ok) this.socketFull = true;
+    this.output.flush();
   }
 
-  private resumeReading(): void {
-    this.turnBytes = 0;
-    if (!this.socket.destroyed && !this.readingBlocked && !this.flowPaused) this.socket.resume();
+  get sentBytes(): number {
+    return this.output.sentBytes;
   }
 
   private onDrain(): void {
-    this.socketFull = false;
+    this.output.drained();
     for (const ch of this.channels.values()) ch.resumeDelivery();
   }
 }

@@ -3,6 +3,8 @@ import * as C from '../protocol/constants';
 const HEARTBEAT_FRAME = Buffer.from([C.FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, C.FRAME_END]);
 
 export interface HeartbeatPeer {
+  /** Whether anything went out since the last call (and forget it). */
+  takeWrote(): boolean;
   /** Writes raw bytes to the client and flushes them. */
   sendHeartbeat(frame: Buffer): void;
   /** The client missed two heartbeats in a row. */
@@ -12,14 +14,12 @@ export interface HeartbeatPeer {
 /**
  * Heartbeats both ways for one connection: ticks twice per negotiated interval, sends a
  * heartbeat when nothing else went out since the last tick, and gives up on a client that
- * sent nothing for two intervals. Counting is done by flags the connection sets, so the
- * hot path pays one store per read and per write.
+ * sent nothing for two intervals. Counting is done by flags set on reads and writes, so
+ * the hot path pays one store per read and per write.
  */
 export class HeartbeatMonitor {
   /** Set by the connection whenever bytes arrive. */
   received = false;
-  /** Set by the connection whenever bytes go out. */
-  sent = false;
   private silentTicks = 0;
   /**
    * While we do not read from the client (a publisher blocked by an alarm) its heartbeats
@@ -55,7 +55,6 @@ export class HeartbeatMonitor {
       this.silentTicks = 0;
     }
     this.received = false;
-    if (!this.sent) this.peer.sendHeartbeat(HEARTBEAT_FRAME);
-    this.sent = false;
+    if (!this.peer.takeWrote()) this.peer.sendHeartbeat(HEARTBEAT_FRAME);
   }
 }

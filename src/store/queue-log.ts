@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
-import { encodeMessageRecord, FLAG_PAGED, movedRecord, RECORD_HEADER, recordFlags, recordIntact, recordSize } from './message-record';
-import { ACK, DELIVERED, encodeAckRecord, readAcks } from './ack-records';
-import { syncPath, writeFully } from './file-io';
+import { encodeMessageRecord, FLAG_PAGED, RECORD_HEADER, recordSize } from './message-record';
+import { ACK, DELIVERED, encodeAckRecord } from './ack-records';
+import { writeFully } from './file-io';
+import { planCompaction, writeCompactionMarker } from './compaction';
 import { keepAside, recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
 
@@ -280,43 +281,25 @@ export class QueueLog implements SyncTarget {
    */
   private compact(seg: Segment): void {
     if (seg.pendingBytes > 0 || seg.ackPending.length > 0) this.scheduler.writeNow(this);
-    const data = fsOps.readFileSync(join(this.dir, `${segmentName(seg.id)}.seg`));
-    const acks = fsOps.readFileSync(join(this.dir, `${segmentName(seg.id)}.ack`));
-    const { acked, delivered } = readAcks(acks);
-    const live: number[] = [];
-    for (let p = 0; p < seg.written; ) {
-      const size = recordSize(data, p, seg.written);
-      if (size < 0 || p + size > seg.written) break;
-      if ((recordFlags(data, p) & FLAG_PAGED) === 0 && !acked.has(p)) {
-        if (!recordIntact(data, p, size)) {
-          this.log.error({ dir: this.dir, segment: seg.id, position: p }, 'damaged record found while compacting; the segment stays as it is');
-          return;
-        }
-        live.push(p);
-      }
-      p += size;
+    const plan = planCompaction(this.dir, seg);
+    if ('keep' in plan) {
+      if (plan.position !== undefined) this.log.error({ dir: this.dir, segment: seg.id, position: plan.position }, plan.keep);
+      return;
     }
-    if (live.length !== seg.live) return; // not what we think it is: leave it alone
     let target = this.current;
     if (target === null || target.size >= this.segmentSize) target = this.rolloverOrStay();
-    const copies = live.map((p) => movedRecord(data, p, recordSize(data, p, seg.written), seg.id, p));
-    let bytes = 0;
-    for (const c of copies) bytes += c.length;
     const start = target.size;
-    const marker = join(this.dir, `${segmentName(seg.id)}.compacting`);
-    fsOps.writeFileSync(marker, `${target.id} ${start} ${start + bytes}\n`);
-    syncPath(marker);
-    syncPath(this.dir);
+    const marker = writeCompactionMarker(this.dir, seg.id, target.id, start, start + plan.bytes);
     const positions = new Map<number, number>();
-    for (let i = 0; i < live.length; i++) {
+    for (let i = 0; i < plan.live.length; i++) {
       const to = target.size;
-      target.pending.push(copies[i]);
-      target.pendingBytes += copies[i].length;
-      positions.set(live[i], to);
-      if (delivered.has(live[i])) this.ackRecord(target, to, DELIVERED);
+      target.pending.push(plan.copies[i]);
+      target.pendingBytes += plan.copies[i].length;
+      positions.set(plan.live[i], to);
+      if (plan.delivered.has(plan.live[i])) this.ackRecord(target, to, DELIVERED);
     }
-    target.live += live.length;
-    target.records += live.length;
+    target.live += plan.live.length;
+    target.records += plan.live.length;
     seg.compacting = true;
     seg.live = 0;
     this.forwards.set(seg.id, { target: target.id, positions });
@@ -325,7 +308,7 @@ export class QueueLog implements SyncTarget {
       this.dropSegment(seg);
       fsOps.rmSync(marker, { force: true });
     });
-    this.log.info({ dir: this.dir, segment: seg.id, moved: live.length, into: target.id }, 'segment compacted');
+    this.log.info({ dir: this.dir, segment: seg.id, moved: plan.live.length, into: target.id }, 'segment compacted');
   }
 
   // ---- reading ----------------------------------------------------------------------

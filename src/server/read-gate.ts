@@ -1,0 +1,76 @@
+import type { Socket } from 'node:net';
+
+/**
+ * Bytes read from one socket per event-loop turn before it is paused until the next turn.
+ * libuv reads a busy socket many times per turn; without a budget one fast publisher keeps
+ * the loop to itself and consumers' acks wait, so deliveries crawl while queues grow.
+ */
+const READ_BUDGET = 64 * 1024;
+/** Longest a publisher is held back by flow control at a time. */
+const FLOW_MAX_PAUSE_MS = 1000;
+
+/**
+ * When a connection's socket is read from. Three things hold reading back: the per-turn
+ * read budget, an alarm that blocks publishers (a failing disk), and flow control (a
+ * queue it publishes to is behind its consumers). Reading resumes when none holds.
+ */
+export class ReadGate {
+  private turnBytes = 0;
+  /** Paused by an alarm: not read from until the alarm is over. */
+  blocked = false;
+  private flowPaused = false;
+  private flowTimer: NodeJS.Timeout | null = null;
+  private readonly resumeBound = (): void => this.resume();
+  private readonly flowResumeBound = (): void => this.flowResume();
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Counts bytes just read against this turn's budget. */
+  read(bytes: number): void {
+    this.turnBytes += bytes;
+    if (this.turnBytes >= READ_BUDGET) {
+      this.socket.pause();
+      setImmediate(this.resumeBound);
+    }
+  }
+
+  /** Stops reading until the alarm is over. */
+  block(): void {
+    this.blocked = true;
+    this.socket.pause();
+  }
+
+  unblock(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    this.resume();
+  }
+
+  /** Flow control: stops reading until flowResume (or a second has passed). */
+  flowPause(): boolean {
+    if (this.flowPaused) return false;
+    this.flowPaused = true;
+    this.socket.pause();
+    this.flowTimer = setTimeout(this.flowResumeBound, FLOW_MAX_PAUSE_MS);
+    return true;
+  }
+
+  flowResume(): void {
+    if (!this.flowPaused) return;
+    this.flowPaused = false;
+    if (this.flowTimer !== null) clearTimeout(this.flowTimer);
+    this.flowTimer = null;
+    this.resume();
+  }
+
+  /** The connection is done: no timer of ours may outlive it. */
+  close(): void {
+    if (this.flowTimer !== null) clearTimeout(this.flowTimer);
+    this.flowTimer = null;
+  }
+
+  private resume(): void {
+    this.turnBytes = 0;
+    if (!this.socket.destroyed && !this.blocked && !this.flowPaused) this.socket.resume();
+  }
+}

@@ -1,0 +1,74 @@
+import type { Socket } from 'node:net';
+import { Writer } from '../protocol/writer';
+
+/** Bytes buffered for the socket beyond which deliveries pause until it drains. */
+const HIGH_WATER = 256 * 1024;
+
+/**
+ * A connection's way out: every channel writes frames into one coalescing buffer, which
+ * goes to the socket once per event-loop turn (or sooner when it grows large). Publisher
+ * confirms due by then are coalesced into one basic.ack each, just before.
+ */
+export class SocketOutput {
+  readonly writer = new Writer();
+  sentBytes = 0;
+  /** Set whenever bytes go out (the heartbeat monitor clears it). */
+  wrote = false;
+  private flushScheduled = false;
+  private full = false;
+  private readonly confirmsDue: { flush(): void }[] = [];
+  private readonly flushBound = (): void => this.flush();
+
+  constructor(private readonly socket: Socket) {}
+
+  scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushBound);
+  }
+
+  /** Registers confirms to coalesce into one basic.ack at the next flush. */
+  confirms(c: { flush(): void }): void {
+    this.confirmsDue.push(c);
+    this.scheduleFlush();
+  }
+
+  /** Whether more may be written now (the socket has not backed up). */
+  canWrite(): boolean {
+    if (this.full) return false;
+    if (this.writer.pending >= HIGH_WATER) this.flush();
+    return !this.full;
+  }
+
+  /** The socket took what was buffered: writing may go on. */
+  drained(): void {
+    this.full = false;
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    const confirms = this.confirmsDue;
+    if (confirms.length > 0) {
+      for (let i = 0; i < confirms.length; i++) confirms[i].flush();
+      confirms.length = 0;
+    }
+    if (this.writer.empty) return;
+    const chunks = this.writer.take();
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return;
+    this.wrote = true;
+    let ok = true;
+    if (chunks.length === 1) {
+      this.sentBytes += chunks[0].length;
+      ok = socket.write(chunks[0]);
+    } else {
+      socket.cork();
+      for (const c of chunks) {
+        this.sentBytes += c.length;
+        ok = socket.write(c);
+      }
+      socket.uncork();
+    }
+    if (!ok) this.full = true;
+  }
+}
