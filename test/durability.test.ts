@@ -796,33 +796,16 @@ describe.skipIf(EXTERNAL_BROKER)('durability', () => {
       T,
     );
 
-    it(
-      'a corrupted byte in the middle of a record: only that record is lost, every intact one after it is recovered',
-      async () => {
+    it.each([
+      ['a corrupted byte in the body of a record: only that record is lost', 10, (rec: { size: number }, body: Buffer) => rec.size - Math.floor(body.length / 2), 0xff],
+      ['a corrupted length in the middle of the segment (it points far past the record)', 7, () => 2, 0x40],
+    ])(
+      '%s, every intact record after it is recovered',
+      async (_what, k, offsetIn, flip) => {
         const { dir, bodies, seg } = await crashedWithMessages();
-        const k = 10;
         const rec = readSegmentRecords(seg)[k];
         const data = fs.readFileSync(seg);
-        data[rec.offset + rec.size - Math.floor(bodies[k].length / 2)] ^= 0xff; // a byte inside the body
-        fs.writeFileSync(seg, data);
-
-        const b = await start(dir);
-        expectDamageLogged(b, dir);
-        const c = await connect(b);
-        const got = (await consumeAll(c, 'd.damaged', N - 1)).map((m) => m.content);
-        expect(got).toEqual(bodies.filter((_, i) => i !== k));
-      },
-      T,
-    );
-
-    it(
-      'a corrupted length in the middle of the segment: the records after it are found again',
-      async () => {
-        const { dir, bodies, seg } = await crashedWithMessages();
-        const k = 7;
-        const rec = readSegmentRecords(seg)[k];
-        const data = fs.readFileSync(seg);
-        data[rec.offset + 2] ^= 0x40; // the record's length now points far past it
+        data[rec.offset + offsetIn(rec, bodies[k])] ^= flip;
         fs.writeFileSync(seg, data);
 
         const b = await start(dir);
