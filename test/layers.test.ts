@@ -54,6 +54,13 @@ describe('layers of src/', () => {
     expect(store).toEqual([]);
   });
 
+  it('http/ (the management API) is imported by server/ only and works on the model, never the store', () => {
+    const into = all.filter((i) => layer(i.to) === 'http' && layer(i.from) !== 'http' && layer(i.from) !== 'server');
+    expect(into).toEqual([]);
+    const out = all.filter((i) => layer(i.from) === 'http' && ['store', 'protocol', 'cluster'].includes(layer(i.to)));
+    expect(out).toEqual([]);
+  });
+
   it('no two layers import each other', () => {
     const edges = new Set(all.filter((i) => layer(i.from) !== layer(i.to)).map((i) => `${layer(i.from)}>${layer(i.to)}`));
     const cycles = [...edges].filter((e) => {

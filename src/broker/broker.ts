@@ -1,5 +1,6 @@
 import { Vhost } from './vhost';
-import { UserStore } from '../auth/users';
+import { UserStore, userWithPassword, type User } from '../auth/users';
+import { isHashingAlgorithm } from '../auth/password-hash';
 import { Permissions } from '../auth/permissions';
 import type { BrokerStorage } from './storage';
 import type { Logger } from '../logger';
@@ -18,15 +19,18 @@ export class Broker {
   readonly vhosts = new Map<string, Vhost>();
   readonly users: UserStore;
   readonly permissions = new Permissions();
+  /** Told after a user is deleted, to close that user's connections (set by the server). */
+  onUserDeleted: ((name: string) => void) | null = null;
 
   constructor(
-    options: BrokerOptions,
+    private readonly options: BrokerOptions,
     /** null: nothing is stored (model tests) */
     private readonly storage: BrokerStorage | null = null,
     private readonly log: Logger | null = null,
   ) {
     this.users = new UserStore(new Set(options.loopbackUsers));
-    this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
+    // With a store, the default user is made by recover(), and only on a fresh store.
+    if (storage === null) this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
     this.vhost('/');
   }
 
@@ -41,13 +45,43 @@ export class Broker {
     return v;
   }
 
-  /** Rebuilds durable exchanges, queues, bindings and queued messages from the store. */
-  recover(log: Logger): { queues: number; messages: number } {
+  // ---- users ---------------------------------------------------------------------
+
+  /** Creates or replaces a user, stored first; true when the user is new. */
+  putUser(user: User): boolean {
+    this.storage?.userChanged(user);
+    const created = this.users.get(user.name) === undefined;
+    this.users.set(user);
+    return created;
+  }
+
+  /** Deletes a user (stored first) and has its connections closed; false when there was none. */
+  deleteUser(name: string): boolean {
+    if (this.users.get(name) === undefined) return false;
+    this.storage?.userDeleted(name);
+    this.users.delete(name);
+    this.onUserDeleted?.(name);
+    return true;
+  }
+
+  /** Rebuilds users, durable exchanges, queues, bindings and queued messages from the store. */
+  recover(log: Logger): { users: number; queues: number; messages: number } {
     const store = this.storage;
-    if (store === null) return { queues: 0, messages: 0 };
+    if (store === null) return { users: this.users.size, queues: 0, messages: 0 };
     let queues = 0;
     let messages = 0;
+    let seeded = false;
     for (const d of store.open()) {
+      if (d.op === 'users.seeded') {
+        seeded = true;
+        continue;
+      }
+      if (d.op === 'user') {
+        seeded = true;
+        if (isHashingAlgorithm(d.hashingAlgorithm)) this.users.set({ name: d.name, passwordHash: d.passwordHash, hashingAlgorithm: d.hashingAlgorithm, tags: d.tags });
+        else log.warn({ user: d.name, hashingAlgorithm: d.hashingAlgorithm }, 'stored user has an unknown hashing algorithm: not restored');
+        continue;
+      }
       const v = this.vhost(d.vhost);
       try {
         switch (d.op) {
@@ -73,6 +107,23 @@ export class Broker {
       }
     }
     store.replayDone();
-    return { queues, messages };
+    if (!seeded) this.seedDefaultUser(log);
+    return { users: this.users.size, queues, messages };
+  }
+
+  /**
+   * RabbitMQ's default_user/default_pass: created, as administrator, on a store that has
+   * never held users, so that deleting it is not undone by a restart.
+   */
+  private seedDefaultUser(log: Logger): void {
+    const { defaultUser, defaultPass } = this.options;
+    try {
+      this.putUser(userWithPassword(defaultUser, defaultPass, ['administrator']));
+      log.info({ user: defaultUser }, 'created the default user');
+    } catch (err) {
+      // A disk too full to store it still lets the operator in; it is stored on a later start.
+      this.users.add(defaultUser, defaultPass, ['administrator']);
+      log.warn({ err, user: defaultUser }, 'the default user could not be stored; it exists until the broker stops');
+    }
   }
 }

@@ -1,6 +1,7 @@
 import type { FieldTable } from '../protocol/types';
 import type { Binding, Exchange } from './exchanges/exchange';
 import type { Policy } from './policies';
+import type { User } from '../auth/users';
 
 /**
  * What the model needs from storage, defined here so that the dependency runs one way:
@@ -117,15 +118,31 @@ export interface DefinitionsSink {
   queueStorage(vhost: string, name: string, durable: boolean): QueueStorage;
 }
 
+/**
+ * Durable users. Like definitions, each call writes (and syncs) before it returns and throws
+ * when it cannot, so that the user store changes only after.
+ */
+export interface UsersSink {
+  /** A user created or changed (the whole user is written). */
+  userChanged(user: User): void;
+  userDeleted(name: string): void;
+}
+
 /** A durable definition read back at start-up, to rebuild the model from. */
 export type StoredDefinition =
+  | ({ op: 'user' } & User)
+  /**
+   * Users were stored once but none is left: the default user is created on a fresh
+   * store only, so deleting it (or every user) is not undone by a restart, as in RabbitMQ.
+   */
+  | { op: 'users.seeded' }
   | { op: 'exchange'; vhost: string; name: string; type: string; autoDelete: boolean; internal: boolean; args: FieldTable }
   | { op: 'queue'; vhost: string; name: string; autoDelete: boolean; args: FieldTable }
   | { op: 'policy'; vhost: string; name: string; pattern: string; applyTo: 'queues' | 'exchanges' | 'all'; priority: number; definition: Record<string, unknown> }
   | { op: 'bind'; vhost: string; source: string; kind: 'queue' | 'exchange'; destination: string; key: string; args: FieldTable };
 
 /** Everything the broker keeps on disk: definitions, and queues' messages. */
-export interface BrokerStorage extends DefinitionsSink {
+export interface BrokerStorage extends DefinitionsSink, UsersSink {
   /** Claims the storage; returns the durable definitions to rebuild, in a valid order. */
   open(): StoredDefinition[];
   /** The definitions have been replayed: changes from now on are written. */

@@ -4,12 +4,15 @@ import type { Logger } from '../logger';
 import { Broker } from '../broker/broker';
 import { Connection } from './connection';
 import { Store } from '../store/store';
+import { HttpServer } from '../http/http-server';
+import { CONNECTION_FORCED } from '../protocol/constants';
 
-/** The AMQP listener and the set of live connections over one Broker. */
+/** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
 export class Server {
   readonly broker: Broker;
   readonly connections = new Set<Connection>();
   private amqp: NetServer | null = null;
+  private readonly http: HttpServer;
 
   readonly store: Store;
 
@@ -28,6 +31,16 @@ export class Server {
       this.store,
       log,
     );
+    this.broker.onUserDeleted = (name) => this.closeConnectionsOf(name);
+    this.http = new HttpServer(this.broker, { host: config.host, port: config.httpPort }, log);
+  }
+
+  /** A deleted user's connections go, as RabbitMQ closes them: 320 with "user 'x' is deleted". */
+  private closeConnectionsOf(name: string): void {
+    for (const c of this.connections) {
+      // A connection still in its handshake may have no user yet.
+      if ((c.user as typeof c.user | null)?.name === name) c.closeWith(CONNECTION_FORCED, `user '${name}' is deleted`);
+    }
   }
 
   /** A failing disk blocks publishers (connection.blocked) until writes succeed again. */
@@ -46,10 +59,17 @@ export class Server {
     return addr !== null && typeof addr === 'object' ? addr.port : this.config.port;
   }
 
+  /** The management HTTP port actually bound (differs from config.httpPort when that was 0). */
+  get httpPort(): number {
+    return this.http.port;
+  }
+
   async start(): Promise<void> {
     const t0 = Date.now();
     const recovered = this.broker.recover(this.log);
     this.log.info({ ...recovered, ms: Date.now() - t0 }, 'store recovered');
+    // HTTP first: once AMQP accepts connections (what scripts wait for), the API answers too.
+    await this.http.start();
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.amqp = server;
     await new Promise<void>((resolve, reject) => {
@@ -75,6 +95,7 @@ export class Server {
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
     await Promise.all([...this.connections].map((c) => c.forceClose(reason)));
     await closed;
+    await this.http.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTP listener did not close cleanly'));
     this.store.close();
     this.log.info('Leveret stopped');
   }

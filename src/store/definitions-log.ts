@@ -10,7 +10,7 @@ import type { FieldTable } from '../protocol/types';
  * Durable definitions, as an append-only log of JSON records, one per line behind its
  * crc32: `xxxxxxxx {"op":...}`. Declares and deletes append a record and fsync before
  * they are applied and answered; start-up replays the log and rewrites it compacted. The record kinds
- * leave room for users, vhosts, permissions and policies.
+ * leave room for vhosts and permissions. Users carry no vhost: they belong to the broker.
  */
 export type Definition =
   | { op: 'exchange'; vhost: string; name: string; type: string; autoDelete: boolean; internal: boolean; args: string }
@@ -19,7 +19,20 @@ export type Definition =
   | { op: 'queue.delete'; vhost: string; name: string }
   | { op: 'policy'; vhost: string; name: string; pattern: string; applyTo: 'queues' | 'exchanges' | 'all'; priority: number; definition: Record<string, unknown> }
   | { op: 'policy.delete'; vhost: string; name: string }
+  | UserDefinition
+  | { op: 'user.delete'; name: string }
+  /** Written by compaction in place of the users when none is left (see DefinitionSet.seeded). */
+  | { op: 'users.seeded' }
   | BindingDefinition;
+
+/** A user as RabbitMQ exports it: the salted password_hash and its hashing_algorithm, tags. */
+export interface UserDefinition {
+  op: 'user';
+  name: string;
+  passwordHash: string;
+  hashingAlgorithm: string;
+  tags: string[];
+}
 
 export interface BindingDefinition {
   op: 'bind' | 'unbind';
@@ -55,9 +68,25 @@ class DefinitionSet {
   private readonly queues = new Map<string, Definition>();
   private readonly bindings = new Map<string, BindingDefinition>();
   private readonly policies = new Map<string, Definition>();
+  private readonly users = new Map<string, UserDefinition>();
+  /**
+   * Users have been stored at some point. The broker creates its default user only on a
+   * store that never had any, so an empty set of users must survive compaction as such.
+   */
+  private seeded = false;
 
   apply(d: Definition): void {
     switch (d.op) {
+      case 'user':
+        this.users.set(d.name, d);
+        this.seeded = true;
+        break;
+      case 'user.delete':
+        this.users.delete(d.name);
+        break;
+      case 'users.seeded':
+        this.seeded = true;
+        break;
       case 'exchange':
         this.exchanges.set(nameKey(d.vhost, d.name), d);
         break;
@@ -91,9 +120,10 @@ class DefinitionSet {
     for (const [k, b] of this.bindings) if (matches(b)) this.bindings.delete(k);
   }
 
-  /** Policies first, so that queues and exchanges are rebuilt with them in force. */
+  /** Users, then policies, so that queues and exchanges are rebuilt with them in force. */
   all(): Definition[] {
-    return [...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
+    const users: Definition[] = this.users.size > 0 ? [...this.users.values()] : this.seeded ? [{ op: 'users.seeded' }] : [];
+    return [...users, ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
   }
 }
 

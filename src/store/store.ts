@@ -6,6 +6,8 @@ import type { FieldTable } from '../protocol/types';
 import type { Exchange, Binding } from '../broker/exchanges/exchange';
 import type { Policy } from '../broker/policies';
 import type { BrokerStorage, QueueStorage, QueueStore, StoredDefinition, StoredEntry } from '../broker/storage';
+import type { User } from '../auth/users';
+import type { HashingAlgorithm } from '../auth/password-hash';
 import { claimDataDir } from './data-dir';
 import { decodeArgs, DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
 import { SyncScheduler } from './sync-scheduler';
@@ -28,7 +30,8 @@ export class DefinitionWriteError extends Error {
     readonly definition: Definition,
     override readonly cause: unknown,
   ) {
-    super(`cannot store ${definition.op} in vhost '${definition.vhost}': ${(cause as NodeJS.ErrnoException)?.code ?? String(cause)}`);
+    const where = 'vhost' in definition ? ` in vhost '${definition.vhost}'` : '';
+    super(`cannot store ${definition.op}${where}: ${(cause as NodeJS.ErrnoException)?.code ?? String(cause)}`);
   }
 }
 
@@ -196,6 +199,14 @@ export class Store implements BrokerStorage {
     else this.append({ op: 'policy.delete', vhost, name: p.name });
   }
 
+  userChanged(u: User): void {
+    this.append({ op: 'user', name: u.name, passwordHash: u.passwordHash, hashingAlgorithm: u.hashingAlgorithm, tags: [...u.tags] });
+  }
+
+  userDeleted(name: string): void {
+    this.append({ op: 'user.delete', name });
+  }
+
   queueDestroyed(vhost: string, name: string): void {
     this.removeFolder(queueDir(vhost, name));
   }
@@ -228,7 +239,11 @@ function toStoredDefinition(d: Definition): StoredDefinition[] {
     case 'bind':
       return [{ ...d, op: 'bind', args: decodeArgs(d.args) }];
     case 'policy':
+    case 'users.seeded':
       return [d];
+    case 'user':
+      // The model checks the algorithm when it restores the user.
+      return [{ ...d, hashingAlgorithm: d.hashingAlgorithm as HashingAlgorithm }];
     default:
       return []; // deletes and unbinds are folded away when the log is read
   }

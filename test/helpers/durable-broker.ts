@@ -16,6 +16,8 @@ const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
 export interface DurableBroker {
   url: string;
   port: number;
+  /** the management HTTP port */
+  httpPort: number;
   dataDir: string;
   pid: number;
   /** SIGTERM, then wait for exit (SIGKILL after 8 s). Resolves with the exit code. */
@@ -49,6 +51,7 @@ export async function removeDataDir(dataDir: string): Promise<void> {
 interface Spawned {
   child: ChildProcess;
   port: number;
+  httpPort: number;
   out: () => string;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   isExited: () => boolean;
@@ -74,7 +77,7 @@ async function spawnBroker(dataDir: string, extraArgs: string[]): Promise<Spawne
     });
   });
   child.once('error', (e) => (out += `\n[spawn error] ${e.message}\n`));
-  return { child, port, out: () => out, exit, isExited: () => exited };
+  return { child, port, httpPort, out: () => out, exit, isExited: () => exited };
 }
 
 /**
@@ -100,6 +103,7 @@ export async function startOn(dataDir: string, extraArgs: string[] = []): Promis
   return {
     url: `amqp://guest:guest@127.0.0.1:${s.port}`,
     port: s.port,
+    httpPort: s.httpPort,
     dataDir,
     pid: s.child.pid!,
     async stop() {

@@ -1,0 +1,28 @@
+import { badRequest } from './errors';
+
+/**
+ * The JSON object a PUT or POST carries. RabbitMQ reads the body as JSON whatever its
+ * content type (curl -d sends a form type), takes an empty body as {}, and refuses other
+ * bodies with 400 "not_json".
+ */
+export function jsonObject(raw: unknown): Record<string, unknown> {
+  const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : typeof raw === 'string' ? raw : '';
+  if (text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw badRequest('not_json');
+  }
+  if (typeof value === 'string') {
+    throw badRequest('invalid payload: the request body JSON-decoded to a string. Is the input doubly-JSON-encoded?');
+  }
+  // RabbitMQ fails these with a bare 500; a 400 says what is wrong.
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badRequest('not_json');
+  return value as Record<string, unknown>;
+}
+
+/** A key of a JSON object, only when the object itself has it (never its prototype's). */
+export function field(o: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(o, key) ? o[key] : undefined;
+}
