@@ -1,6 +1,6 @@
 import { Vhost } from './vhost';
 import { UserStore } from '../auth/users';
-import { Permissions } from '../auth/permissions';
+import { Permissions, FULL_ACCESS } from '../auth/permissions';
 import type { BrokerStorage } from './storage';
 import type { Logger } from '../logger';
 
@@ -28,6 +28,8 @@ export class Broker {
     this.users = new UserStore(new Set(options.loopbackUsers));
     this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
     this.vhost('/');
+    // As RabbitMQ's first start: the default user may do everything on `/`, nobody else anything.
+    this.permissions.set('/', options.defaultUser, FULL_ACCESS);
   }
 
   vhost(name: string): Vhost {
