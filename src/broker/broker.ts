@@ -1,7 +1,7 @@
 import { Vhost } from './vhost';
 import { UserStore, userWithPassword, type User } from '../auth/users';
 import { isHashingAlgorithm } from '../auth/password-hash';
-import { Permissions } from '../auth/permissions';
+import { Permissions, FULL_ACCESS } from '../auth/permissions';
 import type { BrokerStorage } from './storage';
 import type { Logger } from '../logger';
 
@@ -32,6 +32,8 @@ export class Broker {
     // With a store, the default user is made by recover(), and only on a fresh store.
     if (storage === null) this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
     this.vhost('/');
+    // As RabbitMQ's first start: the default user may do everything on `/`, nobody else anything.
+    this.permissions.set('/', options.defaultUser, FULL_ACCESS);
   }
 
   vhost(name: string): Vhost {

@@ -215,6 +215,11 @@ export class Vhost implements QueueOwner {
     autoDelete: boolean,
     args: FieldTable,
     owner: object,
+    /**
+     * Called once the queue's name is settled (a server-generated one too) and before the
+     * declaration is compared or carried out: where RabbitMQ checks permissions.
+     */
+    authorize?: (name: string, isNew: boolean) => void,
   ): Queue {
     if (passive) {
       const q = this.getQueue(name, owner);
@@ -227,6 +232,7 @@ export class Vhost implements QueueOwner {
       throw new AmqpError(ACCESS_REFUSED, `queue name '${name}' contains reserved prefix 'amq.*'`);
     }
     const existing = this.queues.get(name);
+    authorize?.(name, existing === undefined);
     if (existing !== undefined) {
       // Strict, as RabbitMQ: the declaration's exclusivity must match the queue's owner.
       if (existing.exclusiveOwner !== (exclusive ? owner : null)) this.lockedError(existing);

@@ -6,11 +6,13 @@ import type { QueueEntry } from '../broker/queue-entry';
 import type { Exchange } from '../broker/exchanges/exchange';
 import { Consumer, type ConsumerChannel } from '../broker/consumer';
 import type { Message } from '../broker/message';
-import { generateName, describeQueue } from '../broker/names';
+import { generateName, describeQueue, isReservedName } from '../broker/names';
 import { AmqpError, replyText } from '../protocol/errors';
 import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
-import type { Permission } from '../auth/permissions';
+import type { Permission, ResourceKind } from '../auth/permissions';
+import { CheckCache, IDLE_FORGET_MS, coarseClock, startCoarseClock } from '../auth/permission-cache';
+import { EXCHANGE_TYPES } from '../broker/exchanges';
 import { Transaction } from './transaction';
 import { PublisherConfirms } from './publisher-confirms';
 import { ContentAssembler } from './content-assembler';
@@ -49,6 +51,15 @@ export class Channel implements ConsumerChannel {
   /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
   private replyConsumerTag: string | null = null;
   private replyAddress = '';
+  /** RabbitMQ's per-channel caches of passed permission checks (see permission-cache.ts). */
+  private readonly checked = new CheckCache();
+  private readonly topicChecked = new CheckCache();
+  /**
+   * The exchange whose write check is in `checked`, so that a publisher's every message
+   * costs one string comparison; null once that entry leaves the cache.
+   */
+  private publishExchange: string | null = null;
+  private lastMethodAt = coarseClock.now;
 
   constructor(
     private readonly conn: ChannelHost,
@@ -56,6 +67,7 @@ export class Channel implements ConsumerChannel {
     readonly id: number,
   ) {
     this.confirms = new PublisherConfirms(conn, id, conn.syncScheduler);
+    startCoarseClock();
   }
 
   // ---- frames ------------------------------------------------------------------------
@@ -63,6 +75,7 @@ export class Channel implements ConsumerChannel {
   /** A method for this open channel (channel.close is the connection's to handle). */
   onMethod(m: M.Method): void {
     if (!this.content.idle) return this.fail(this.content.unexpected());
+    this.noteActivity();
     try {
       this.dispatchMethod(m);
     } catch (err) {
@@ -124,19 +137,19 @@ export class Channel implements ConsumerChannel {
         if (m.id === M.BASIC_RECOVER) M.encodeBasicRecoverOk(w, this.id);
         break;
       case M.EXCHANGE_DECLARE:
-        this.authorize('configure', 'exchange', m.exchange);
+        if (!m.passive) this.authorizeExchangeDeclare(m);
         this.vhost.declareExchange(m.exchange, m.type, m.passive, m.durable, m.autoDelete, m.internal, m.arguments);
         if (!m.nowait) M.encodeExchangeDeclareOk(w, this.id);
         break;
       case M.EXCHANGE_DELETE:
-        this.authorize('configure', 'exchange', m.exchange);
+        // RabbitMQ refuses the default and amq.* exchanges before asking for permission.
+        if (m.exchange !== '' && !isReservedName(m.exchange)) this.authorize('configure', 'exchange', m.exchange);
         this.vhost.deleteExchange(m.exchange, m.ifUnused);
         if (!m.nowait) M.encodeExchangeDeleteOk(w, this.id);
         break;
       case M.EXCHANGE_BIND:
       case M.EXCHANGE_UNBIND:
-        this.authorize('write', 'exchange', m.destination);
-        this.authorize('read', 'exchange', m.source);
+        this.authorizeBinding('exchange', m.destination, m.source, m.routingKey);
         if (m.id === M.EXCHANGE_BIND) {
           this.vhost.bindExchange(m.destination, m.source, m.routingKey, m.arguments);
           if (!m.nowait) M.encodeExchangeBindOk(w, this.id);
@@ -149,17 +162,17 @@ export class Channel implements ConsumerChannel {
         return this.queueDeclare(m);
       case M.QUEUE_BIND: {
         const queue = this.queueName(m.queue);
-        this.authorize('write', 'queue', queue);
-        this.authorize('read', 'exchange', m.exchange);
-        this.vhost.bindQueue(queue, m.exchange, this.routingKeyShortcut(m.queue, m.routingKey), m.arguments, this.conn);
+        const key = this.routingKeyShortcut(m.queue, m.routingKey);
+        this.authorizeBinding('queue', queue, m.exchange, key);
+        this.vhost.bindQueue(queue, m.exchange, key, m.arguments, this.conn);
         if (!m.nowait) M.encodeQueueBindOk(w, this.id);
         break;
       }
       case M.QUEUE_UNBIND: {
         const queue = this.queueName(m.queue);
-        this.authorize('write', 'queue', queue);
-        this.authorize('read', 'exchange', m.exchange);
-        this.vhost.unbindQueue(queue, m.exchange, this.routingKeyShortcut(m.queue, m.routingKey), m.arguments, this.conn);
+        const key = this.routingKeyShortcut(m.queue, m.routingKey);
+        this.authorizeBinding('queue', queue, m.exchange, key);
+        this.vhost.unbindQueue(queue, m.exchange, key, m.arguments, this.conn);
         M.encodeQueueUnbindOk(w, this.id);
         break;
       }
@@ -220,8 +233,84 @@ export class Channel implements ConsumerChannel {
     this.confirms.committed(this.tx!.commit(this));
   }
 
-  private authorize(permission: Permission, kind: 'queue' | 'exchange', name: string): void {
-    this.conn.broker.permissions.check(this.conn.user!, this.vhost.name, permission, kind, name);
+  // ---- permissions -------------------------------------------------------------------
+
+  /** RabbitMQ's channel forgets its permission cache when it hibernates, after ~1 s idle. */
+  private noteActivity(): void {
+    const now = coarseClock.now;
+    if (now - this.lastMethodAt > IDLE_FORGET_MS) this.forgetPermissions();
+    this.lastMethodAt = now;
+  }
+
+  private forgetPermissions(): void {
+    this.checked.clear();
+    this.topicChecked.clear();
+    this.publishExchange = null;
+  }
+
+  /** A permission check, answered from the channel's cache when it passed recently. */
+  private authorize(permission: Permission, kind: ResourceKind, name: string): void {
+    const key = `${permission}\0${kind}\0${name}`;
+    if (this.checked.has(key)) return;
+    this.conn.broker.permissions.check(this.conn.user, this.vhost.name, permission, kind, name);
+    const out = this.checked.add(key);
+    if (out !== undefined && out === `write\0exchange\0${this.publishExchange}`) this.publishExchange = null;
+  }
+
+  /** Topic permissions (on routing keys) apply to topic exchanges only. */
+  private authorizeTopic(permission: 'write' | 'read', ex: Exchange, routingKey: string): void {
+    if (ex.type !== 'topic') return;
+    const key = `${permission}\0${ex.name}\0${routingKey}`;
+    if (this.topicChecked.has(key)) return;
+    this.conn.broker.permissions.checkTopic(this.conn.user, this.vhost.name, permission, ex.name, routingKey);
+    this.topicChecked.add(key);
+  }
+
+  private authorizePublish(exchange: string): void {
+    this.authorize('write', 'exchange', exchange);
+    this.publishExchange = exchange;
+  }
+
+  /**
+   * RabbitMQ's order (exchange.declare, non-passive): the type and the default exchange
+   * are refused first, then configure; a new exchange with an alternate-exchange also
+   * needs read on itself and write on the alternate (checked after the amq.* name check).
+   */
+  private authorizeExchangeDeclare(m: M.ExchangeDeclare): void {
+    if (!EXCHANGE_TYPES.includes(m.type) || m.exchange === '') return;
+    this.authorize('configure', 'exchange', m.exchange);
+    const ae = m.arguments['alternate-exchange'];
+    if (typeof ae === 'string' && !this.vhost.exchanges.has(m.exchange) && !isReservedName(m.exchange)) {
+      this.authorize('read', 'exchange', m.exchange);
+      this.authorize('write', 'exchange', ae);
+    }
+  }
+
+  /**
+   * queue.bind/unbind and exchange.bind/unbind (RabbitMQ's binding_action): write on the
+   * destination, read on the source, then a topic source's read permission on the key.
+   * A default-exchange source or destination is refused before the read check.
+   */
+  private authorizeBinding(kind: ResourceKind, destination: string, source: string, routingKey: string): void {
+    this.authorize('write', kind, destination);
+    if (source === '' || (kind === 'exchange' && destination === '')) return;
+    this.authorize('read', 'exchange', source);
+    const ex = this.vhost.exchanges.get(source);
+    if (ex !== undefined) this.authorizeTopic('read', ex, routingKey);
+  }
+
+  /**
+   * queue.declare (non-passive): configure on the final name, server-generated `amq.gen-`
+   * names included; a new queue with a dead-letter exchange also needs read on itself and
+   * write on that exchange.
+   */
+  private authorizeQueueDeclare(args: M.QueueDeclare['arguments'], name: string, isNew: boolean): void {
+    this.authorize('configure', 'queue', name);
+    const dlx = args['x-dead-letter-exchange'];
+    if (isNew && typeof dlx === 'string') {
+      this.authorize('read', 'queue', name);
+      this.authorize('write', 'exchange', dlx);
+    }
   }
 
   /** An empty queue name means the queue this channel declared last. */
@@ -243,8 +332,10 @@ export class Channel implements ConsumerChannel {
       return this.conn.scheduleFlush();
     }
     if (name === '' && m.passive) name = this.queueName('');
-    this.authorize('configure', 'queue', name);
-    const q = this.vhost.declareQueue(name, m.passive, m.durable, m.exclusive, m.autoDelete, m.arguments, this.conn);
+    // A passive declare checks no permission, as in RabbitMQ.
+    const q = this.vhost.declareQueue(name, m.passive, m.durable, m.exclusive, m.autoDelete, m.arguments, this.conn, (n, isNew) =>
+      this.authorizeQueueDeclare(m.arguments, n, isNew),
+    );
     this.lastQueue = q.name;
     if (!m.nowait) M.encodeQueueDeclareOk(this.conn.writer, this.id, q.name, q.messageCount, q.consumerCount);
     this.conn.scheduleFlush();
@@ -262,11 +353,12 @@ export class Channel implements ConsumerChannel {
   private publishComplete(): void {
     let msg = this.content.take();
     try {
-      this.authorize('write', 'exchange', msg.exchange);
+      if (msg.exchange !== this.publishExchange) this.authorizePublish(msg.exchange);
       const ex = this.vhost.getExchange(msg.exchange);
       if (ex.internal) {
         throw new AmqpError(C.ACCESS_REFUSED, `cannot publish to internal exchange '${ex.name}' in vhost '${this.vhost.name}'`);
       }
+      this.authorizeTopic('write', ex, msg.routingKey);
       // Only decode the properties when one we must check is there.
       if ((msg.rawProperties.readUInt16BE(0) & (M.FLAG_USER_ID | M.FLAG_REPLY_TO | M.FLAG_EXPIRATION)) !== 0) {
         const props = msg.properties;
@@ -370,6 +462,10 @@ export class Channel implements ConsumerChannel {
   private basicConsume(m: M.BasicConsume): void {
     if (m.queue === REPLY_TO_QUEUE) return this.consumeReplies(m);
     const queueName = this.queueName(m.queue);
+    // RabbitMQ refuses a reused consumer tag before checking permissions.
+    if (m.consumerTag !== '' && this.consumers.has(m.consumerTag)) {
+      throw new AmqpError(C.NOT_ALLOWED, `attempt to reuse consumer tag '${m.consumerTag}'`);
+    }
     this.authorize('read', 'queue', queueName);
     const q = this.vhost.getQueue(queueName, this.conn);
     // RabbitMQ checks the arguments before exclusivity.
