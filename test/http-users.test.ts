@@ -12,7 +12,7 @@ import { AMQPClient } from '@cloudamqp/amqp-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from './helpers/broker';
 import { closeReason, uid, waitFor } from './helpers/clients';
-import { api, basic, putUser } from './helpers/http';
+import { api, basic, grantAll, putUser } from './helpers/http';
 
 let broker: StartedBroker;
 let port: number;
@@ -279,6 +279,10 @@ describe('user names that need URL-encoding', () => {
     const list = (await api(port, 'GET', '/api/users')).json as Array<{ name: string }>;
     expect(list.map((u) => u.name)).toContain(name);
     expect((await api(port, 'GET', '/api/whoami', { auth: [name, 'pw'] })).json).toEqual({ name, tags: ['management'] });
+    // Like RabbitMQ, a new user may not use any vhost until it is given permissions.
+    expect(await amqpLogin(name, 'pw')).not.toBeNull();
+    await grantAll(port, name);
+    expect((await api(port, 'GET', `/api/permissions/%2F/${encodeURIComponent(name)}`)).json).toEqual({ user: name, vhost: '/', configure: '.*', write: '.*', read: '.*' });
     expect(await amqpLogin(name, 'pw')).toBeNull();
     expect((await api(port, 'DELETE', p)).status).toBe(204);
     expect((await api(port, 'GET', p)).status).toBe(404);

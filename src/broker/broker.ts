@@ -1,7 +1,7 @@
 import { Vhost } from './vhost';
 import { UserStore, userWithPassword, type User } from '../auth/users';
 import { isHashingAlgorithm } from '../auth/password-hash';
-import { Permissions, FULL_ACCESS } from '../auth/permissions';
+import { Permissions, FULL_ACCESS, regexError } from '../auth/permissions';
 import type { BrokerStorage } from './storage';
 import type { Logger } from '../logger';
 
@@ -32,8 +32,9 @@ export class Broker {
     // With a store, the default user is made by recover(), and only on a fresh store.
     if (storage === null) this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
     this.vhost('/');
-    // As RabbitMQ's first start: the default user may do everything on `/`, nobody else anything.
-    this.permissions.set('/', options.defaultUser, FULL_ACCESS);
+    // As RabbitMQ's first start: the default user may do everything on `/`, nobody else
+    // anything. With a store, that grant is stored when the default user is made.
+    if (storage === null) this.permissions.set('/', options.defaultUser, FULL_ACCESS);
   }
 
   vhost(name: string): Vhost {
@@ -62,8 +63,54 @@ export class Broker {
     if (this.users.get(name) === undefined) return false;
     this.storage?.userDeleted(name);
     this.users.delete(name);
+    // Its permissions go with it, as in RabbitMQ (each removal stored first).
+    for (const p of this.permissions.list({ user: name })) this.clearPermission(p.vhost, name);
+    for (const t of this.permissions.listTopic({ user: name })) this.clearTopicPermission(t.vhost, name, t.exchange);
     this.onUserDeleted?.(name);
     return true;
+  }
+
+  // ---- permissions -----------------------------------------------------------------
+
+  /** Sets a user's configure/write/read regexes on a vhost, stored first; true when new. */
+  setPermission(vhost: string, user: string, perms: { configure: string; write: string; read: string }): boolean {
+    for (const p of [perms.configure, perms.write, perms.read]) {
+      const bad = regexError(p);
+      if (bad !== null) throw new Error(bad);
+    }
+    const created = this.permissions.get(vhost, user) === undefined;
+    this.storage?.permissionChanged({ kind: 'permission', user, vhost, value: { user, vhost, ...perms } });
+    this.permissions.set(vhost, user, perms);
+    return created;
+  }
+
+  clearPermission(vhost: string, user: string): boolean {
+    if (this.permissions.get(vhost, user) === undefined) return false;
+    this.storage?.permissionChanged({ kind: 'permission', user, vhost, value: null });
+    this.permissions.clear(vhost, user);
+    return true;
+  }
+
+  /** Sets a user's topic permission for one exchange of a vhost, stored first; true when new. */
+  setTopicPermission(vhost: string, user: string, exchange: string, perms: { write: string; read: string }): boolean {
+    for (const p of [perms.write, perms.read]) {
+      const bad = regexError(p);
+      if (bad !== null) throw new Error(bad);
+    }
+    const created = !this.permissions.listTopic({ vhost, user }).some((t) => t.exchange === exchange);
+    this.storage?.permissionChanged({ kind: 'topic-permission', user, vhost, exchange, value: { user, vhost, exchange, ...perms } });
+    this.permissions.setTopic(vhost, user, exchange, perms);
+    return created;
+  }
+
+  /** Clears one exchange's topic permission, or all of the user's in the vhost; how many went. */
+  clearTopicPermission(vhost: string, user: string, exchange?: string): number {
+    const gone = this.permissions.listTopic({ vhost, user }).filter((t) => exchange === undefined || t.exchange === exchange);
+    for (const t of gone) {
+      this.storage?.permissionChanged({ kind: 'topic-permission', user, vhost, exchange: t.exchange, value: null });
+      this.permissions.clearTopic(vhost, user, t.exchange);
+    }
+    return gone.length;
   }
 
   /** Rebuilds users, durable exchanges, queues, bindings and queued messages from the store. */
@@ -76,6 +123,14 @@ export class Broker {
     for (const d of store.open()) {
       if (d.op === 'users.seeded') {
         seeded = true;
+        continue;
+      }
+      if (d.op === 'permission') {
+        this.permissions.set(d.vhost, d.user, d);
+        continue;
+      }
+      if (d.op === 'topic-permission') {
+        this.permissions.setTopic(d.vhost, d.user, d.exchange, d);
         continue;
       }
       if (d.op === 'user') {
@@ -121,10 +176,12 @@ export class Broker {
     const { defaultUser, defaultPass } = this.options;
     try {
       this.putUser(userWithPassword(defaultUser, defaultPass, ['administrator']));
+      this.setPermission('/', defaultUser, FULL_ACCESS);
       log.info({ user: defaultUser }, 'created the default user');
     } catch (err) {
       // A disk too full to store it still lets the operator in; it is stored on a later start.
       this.users.add(defaultUser, defaultPass, ['administrator']);
+      this.permissions.set('/', defaultUser, FULL_ACCESS);
       log.warn({ err, user: defaultUser }, 'the default user could not be stored; it exists until the broker stops');
     }
   }

@@ -1,4 +1,5 @@
 import type { FieldTable } from '../protocol/types';
+import type { PermissionChange } from '../auth/permissions';
 import type { Binding, Exchange } from './exchanges/exchange';
 import type { Policy } from './policies';
 import type { User } from '../auth/users';
@@ -126,6 +127,8 @@ export interface UsersSink {
   /** A user created or changed (the whole user is written). */
   userChanged(user: User): void;
   userDeleted(name: string): void;
+  /** A permission or topic permission set (value) or cleared (null). */
+  permissionChanged(change: PermissionChange): void;
 }
 
 /** A durable definition read back at start-up, to rebuild the model from. */
@@ -136,6 +139,8 @@ export type StoredDefinition =
    * store only, so deleting it (or every user) is not undone by a restart, as in RabbitMQ.
    */
   | { op: 'users.seeded' }
+  | { op: 'permission'; vhost: string; user: string; configure: string; write: string; read: string }
+  | { op: 'topic-permission'; vhost: string; user: string; exchange: string; write: string; read: string }
   | { op: 'exchange'; vhost: string; name: string; type: string; autoDelete: boolean; internal: boolean; args: FieldTable }
   | { op: 'queue'; vhost: string; name: string; autoDelete: boolean; args: FieldTable }
   | { op: 'policy'; vhost: string; name: string; pattern: string; applyTo: 'queues' | 'exchanges' | 'all'; priority: number; definition: Record<string, unknown> }

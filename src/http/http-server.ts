@@ -3,6 +3,7 @@ import type { Broker } from '../broker/broker';
 import type { Logger } from '../logger';
 import { HttpError, notFound } from './errors';
 import { registerUserRoutes } from './users';
+import { registerPermissionRoutes } from './permissions';
 
 export interface HttpOptions {
   host: string;
@@ -56,6 +57,7 @@ export class HttpServer {
       return reply.code(status).type('application/json').send({ error: status === 500 ? 'internal_server_error' : 'bad_request', reason });
     });
     registerUserRoutes(this.app, broker);
+    registerPermissionRoutes(this.app, broker);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

@@ -23,6 +23,10 @@ export type Definition =
   | { op: 'user.delete'; name: string }
   /** Written by compaction in place of the users when none is left (see DefinitionSet.seeded). */
   | { op: 'users.seeded' }
+  | { op: 'permission'; vhost: string; user: string; configure: string; write: string; read: string }
+  | { op: 'permission.delete'; vhost: string; user: string }
+  | { op: 'topic-permission'; vhost: string; user: string; exchange: string; write: string; read: string }
+  | { op: 'topic-permission.delete'; vhost: string; user: string; exchange: string }
   | BindingDefinition;
 
 /** A user as RabbitMQ exports it: the salted password_hash and its hashing_algorithm, tags. */
@@ -69,6 +73,8 @@ class DefinitionSet {
   private readonly bindings = new Map<string, BindingDefinition>();
   private readonly policies = new Map<string, Definition>();
   private readonly users = new Map<string, UserDefinition>();
+  private readonly permissions = new Map<string, Definition>();
+  private readonly topicPermissions = new Map<string, Definition>();
   /**
    * Users have been stored at some point. The broker creates its default user only on a
    * store that never had any, so an empty set of users must survive compaction as such.
@@ -86,6 +92,18 @@ class DefinitionSet {
         break;
       case 'users.seeded':
         this.seeded = true;
+        break;
+      case 'permission':
+        this.permissions.set(nameKey(d.vhost, d.user), d);
+        break;
+      case 'permission.delete':
+        this.permissions.delete(nameKey(d.vhost, d.user));
+        break;
+      case 'topic-permission':
+        this.topicPermissions.set(JSON.stringify([d.vhost, d.user, d.exchange]), d);
+        break;
+      case 'topic-permission.delete':
+        this.topicPermissions.delete(JSON.stringify([d.vhost, d.user, d.exchange]));
         break;
       case 'exchange':
         this.exchanges.set(nameKey(d.vhost, d.name), d);
@@ -120,10 +138,10 @@ class DefinitionSet {
     for (const [k, b] of this.bindings) if (matches(b)) this.bindings.delete(k);
   }
 
-  /** Users, then policies, so that queues and exchanges are rebuilt with them in force. */
+  /** Users and their permissions, then policies, so that queues and exchanges are rebuilt with them in force. */
   all(): Definition[] {
     const users: Definition[] = this.users.size > 0 ? [...this.users.values()] : this.seeded ? [{ op: 'users.seeded' }] : [];
-    return [...users, ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
+    return [...users, ...this.permissions.values(), ...this.topicPermissions.values(), ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
   }
 }
 

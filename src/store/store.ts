@@ -5,6 +5,7 @@ import type { Logger } from '../logger';
 import type { FieldTable } from '../protocol/types';
 import type { Exchange, Binding } from '../broker/exchanges/exchange';
 import type { Policy } from '../broker/policies';
+import type { PermissionChange } from '../auth/permissions';
 import type { BrokerStorage, QueueStorage, QueueStore, StoredDefinition, StoredEntry } from '../broker/storage';
 import type { User } from '../auth/users';
 import type { HashingAlgorithm } from '../auth/password-hash';
@@ -207,6 +208,18 @@ export class Store implements BrokerStorage {
     this.append({ op: 'user.delete', name });
   }
 
+  permissionChanged(c: PermissionChange): void {
+    if (c.kind === 'permission') {
+      const v = c.value;
+      if (v === null) this.append({ op: 'permission.delete', vhost: c.vhost, user: c.user });
+      else this.append({ op: 'permission', vhost: v.vhost, user: v.user, configure: v.configure, write: v.write, read: v.read });
+    } else {
+      const v = c.value;
+      if (v === null) this.append({ op: 'topic-permission.delete', vhost: c.vhost, user: c.user, exchange: c.exchange });
+      else this.append({ op: 'topic-permission', vhost: v.vhost, user: v.user, exchange: v.exchange, write: v.write, read: v.read });
+    }
+  }
+
   queueDestroyed(vhost: string, name: string): void {
     this.removeFolder(queueDir(vhost, name));
   }
@@ -240,6 +253,8 @@ function toStoredDefinition(d: Definition): StoredDefinition[] {
       return [{ ...d, op: 'bind', args: decodeArgs(d.args) }];
     case 'policy':
     case 'users.seeded':
+    case 'permission':
+    case 'topic-permission':
       return [d];
     case 'user':
       // The model checks the algorithm when it restores the user.

@@ -38,6 +38,19 @@ export async function api(port: number, method: string, path: string, opts: ApiO
   return { status: res.status, text, json, headers: res.headers };
 }
 
-/** PUT /api/users/{name} as guest. */
-export const putUser = (port: number, name: string, body: unknown): Promise<ApiReply> =>
-  api(port, 'PUT', `/api/users/${encodeURIComponent(name)}`, { body });
+/**
+ * PUT /api/users/{name} as guest. A user made here may use `/` fully (as after
+ * `rabbitmqctl set_permissions -p / name '.*' '.*' '.*'`), since these tests log in with it
+ * over AMQP; `access: false` leaves it without permissions, as RabbitMQ makes users.
+ */
+export async function putUser(port: number, name: string, body: unknown, opts: { access?: boolean } = {}): Promise<ApiReply> {
+  const reply = await api(port, 'PUT', `/api/users/${encodeURIComponent(name)}`, { body });
+  if (opts.access !== false && reply.status < 300) await grantAll(port, name);
+  return reply;
+}
+
+/** PUT /api/permissions/%2F/{name}: configure, write and read everything on `/`. */
+export async function grantAll(port: number, name: string, vhost = '/'): Promise<void> {
+  const r = await api(port, 'PUT', `/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(name)}`, { body: { configure: '.*', write: '.*', read: '.*' } });
+  if (r.status >= 300) throw new Error(`granting permissions to ${name} failed: ${r.status} ${r.text}`);
+}
