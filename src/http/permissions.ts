@@ -33,18 +33,7 @@ export function registerPermissionRoutes(app: FastifyInstance, broker: Broker): 
     },
   });
 
-  resource(app, users, '/api/users/:user/permissions', 'administrator', {
-    GET: ({ params }) => {
-      if (users.get(params.user) === undefined) throw notFound();
-      return { status: 200, json: perms.list({ user: params.user }) };
-    },
-  });
-  resource(app, users, '/api/vhosts/:vhost/permissions', 'administrator', {
-    GET: ({ params }) => {
-      if (!broker.vhosts.has(params.vhost)) throw notFound();
-      return { status: 200, json: perms.list({ vhost: params.vhost }) };
-    },
-  });
+  registerListsBy(app, broker, 'permissions', (f) => perms.list(f));
 
   resource(app, users, '/api/topic-permissions', 'administrator', { GET: () => ({ status: 200, json: perms.listTopic() }) });
 
@@ -69,16 +58,21 @@ export function registerPermissionRoutes(app: FastifyInstance, broker: Broker): 
     },
   });
 
-  resource(app, users, '/api/users/:user/topic-permissions', 'administrator', {
+  registerListsBy(app, broker, 'topic-permissions', (f) => perms.listTopic(f));
+}
+
+/** /api/users/{user}/{kind} and /api/vhosts/{vhost}/{kind}: one user's or one vhost's entries (404 when it does not exist). */
+function registerListsBy(app: FastifyInstance, broker: Broker, kind: string, list: (filter: { user?: string; vhost?: string }) => unknown[]): void {
+  resource(app, broker.users, `/api/users/:user/${kind}`, 'administrator', {
     GET: ({ params }) => {
-      if (users.get(params.user) === undefined) throw notFound();
-      return { status: 200, json: perms.listTopic({ user: params.user }) };
+      if (broker.users.get(params.user) === undefined) throw notFound();
+      return { status: 200, json: list({ user: params.user }) };
     },
   });
-  resource(app, users, '/api/vhosts/:vhost/topic-permissions', 'administrator', {
+  resource(app, broker.users, `/api/vhosts/:vhost/${kind}`, 'administrator', {
     GET: ({ params }) => {
       if (!broker.vhosts.has(params.vhost)) throw notFound();
-      return { status: 200, json: perms.listTopic({ vhost: params.vhost }) };
+      return { status: 200, json: list({ vhost: params.vhost }) };
     },
   });
 }
