@@ -5,6 +5,7 @@ import { HttpError, notFound } from './errors';
 import { registerUserRoutes } from './users';
 import { registerPermissionRoutes } from './permissions';
 import { registerVhostRoutes } from './vhosts';
+import { registerDefinitionRoutes } from './definitions';
 
 export interface HttpOptions {
   host: string;
@@ -60,6 +61,7 @@ export class HttpServer {
     registerUserRoutes(this.app, broker);
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);
+    registerDefinitionRoutes(this.app, broker);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

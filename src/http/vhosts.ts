@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../broker/broker';
 import type { Vhost } from '../broker/vhost';
 import type { User } from '../auth/users';
+import { FULL_ACCESS } from '../auth/permissions';
 import { isAdministrator } from './access';
 import { field } from './body';
 import { badRequest, notAuthorised, notFound } from './errors';
@@ -82,6 +83,8 @@ export function registerVhostRoutes(app: FastifyInstance, broker: Broker): void 
       }
       const defaultQueueType = dqt === undefined ? (existing?.defaultQueueType ?? null) : (dqt as string);
       const created = broker.putVhost({ name: params.name, description, tags, defaultQueueType });
+      // RabbitMQ 3.10.8 gives whoever creates a vhost full permissions on it.
+      if (created) broker.setPermission(params.name, user.name, FULL_ACCESS);
       return { status: created ? 201 : 204 };
     },
     DELETE: ({ user, params }) => {
