@@ -2,7 +2,7 @@ import { Vhost } from './vhost';
 import { UserStore, userWithPassword, type User } from '../auth/users';
 import { isHashingAlgorithm } from '../auth/password-hash';
 import { Permissions, FULL_ACCESS, regexError } from '../auth/permissions';
-import type { BrokerStorage } from './storage';
+import type { BrokerStorage, VhostSettings } from './storage';
 import type { Logger } from '../logger';
 
 export interface BrokerOptions {
@@ -10,6 +10,9 @@ export interface BrokerOptions {
   defaultPass: string;
   loopbackUsers: string[];
 }
+
+/** What RabbitMQ calls `/` when it makes it on its first start. */
+export const DEFAULT_VHOST_DESCRIPTION = 'Default virtual host';
 
 /** Stands for "the broker itself" as the declaring connection while recovering. */
 const RECOVERY = {};
@@ -21,6 +24,8 @@ export class Broker {
   readonly permissions = new Permissions();
   /** Told after a user is deleted, to close that user's connections (set by the server). */
   onUserDeleted: ((name: string) => void) | null = null;
+  /** Told after a vhost is deleted, to close its connections (set by the server). */
+  onVhostDeleted: ((name: string) => void) | null = null;
 
   constructor(
     private readonly options: BrokerOptions,
@@ -31,12 +36,14 @@ export class Broker {
     this.users = new UserStore(new Set(options.loopbackUsers));
     // With a store, the default user is made by recover(), and only on a fresh store.
     if (storage === null) this.users.add(options.defaultUser, options.defaultPass, ['administrator']);
-    this.vhost('/');
+    // With a store, `/` is made by recover(), and only on a fresh store.
+    if (storage === null) this.vhost('/').description = DEFAULT_VHOST_DESCRIPTION;
     // As RabbitMQ's first start: the default user may do everything on `/`, nobody else
     // anything. With a store, that grant is stored when the default user is made.
     if (storage === null) this.permissions.set('/', options.defaultUser, FULL_ACCESS);
   }
 
+  /** A vhost, made in memory if there is none (model tests; see putVhost for a stored one). */
   vhost(name: string): Vhost {
     let v = this.vhosts.get(name);
     if (v === undefined) {
@@ -46,6 +53,51 @@ export class Broker {
       v.logger = log;
     }
     return v;
+  }
+
+  // ---- vhosts ----------------------------------------------------------------------
+
+  /** Creates a vhost or changes its settings, stored first; true when the vhost is new. */
+  putVhost(settings: VhostSettings): boolean {
+    this.storage?.vhostChanged(settings);
+    const created = !this.vhosts.has(settings.name);
+    this.applyVhostSettings(this.vhost(settings.name), settings);
+    return created;
+  }
+
+  private applyVhostSettings(v: Vhost, s: VhostSettings): void {
+    v.description = s.description;
+    v.tags = [...s.tags];
+    v.defaultQueueType = s.defaultQueueType;
+  }
+
+  /**
+   * Deletes a vhost: the deletion is stored first (one record that takes everything in it
+   * when the log is read back), then its connections are closed (320), its queues drop
+   * their messages and folders, and its policies and permissions go. False when there was none.
+   */
+  deleteVhost(name: string): boolean {
+    const v = this.vhosts.get(name);
+    if (v === undefined) return false;
+    this.storage?.vhostDeleted(name);
+    this.vhosts.delete(name);
+    v.deleted = true;
+    this.onVhostDeleted?.(name);
+    v.destroy();
+    // The stored deletion covers its permissions; these clears are stored too, and a disk
+    // that refuses one changes nothing that a restart would not also drop.
+    for (const p of this.permissions.list({ vhost: name })) this.clearStored(() => this.clearPermission(name, p.user));
+    for (const t of this.permissions.listTopic({ vhost: name })) this.clearStored(() => this.clearTopicPermission(name, t.user, t.exchange));
+    this.permissions.forget({ vhost: name });
+    return true;
+  }
+
+  private clearStored(clear: () => unknown): void {
+    try {
+      clear();
+    } catch (err) {
+      this.log?.warn({ err }, 'the clearing of a deleted vhost\'s permission could not be stored (the vhost\'s deletion covers it)');
+    }
   }
 
   // ---- users ---------------------------------------------------------------------
@@ -120,7 +172,19 @@ export class Broker {
     let queues = 0;
     let messages = 0;
     let seeded = false;
+    let vhostsSeeded = false;
+    /** vhosts named by definitions of a log written before vhosts were stored */
+    const legacy = new Set<string>();
     for (const d of store.open()) {
+      if (d.op === 'vhosts.seeded') {
+        vhostsSeeded = true;
+        continue;
+      }
+      if (d.op === 'vhost') {
+        vhostsSeeded = true;
+        this.applyVhostSettings(this.vhost(d.name), d);
+        continue;
+      }
       if (d.op === 'users.seeded') {
         seeded = true;
         continue;
@@ -139,7 +203,16 @@ export class Broker {
         else log.warn({ user: d.name, hashingAlgorithm: d.hashingAlgorithm }, 'stored user has an unknown hashing algorithm: not restored');
         continue;
       }
-      const v = this.vhost(d.vhost);
+      let v = this.vhosts.get(d.vhost);
+      if (v === undefined) {
+        // The store drops what was in a deleted vhost; a log from before vhosts were stored names them only here.
+        if (vhostsSeeded) {
+          log.warn({ definition: d }, 'stored definition of a vhost that does not exist: not restored');
+          continue;
+        }
+        legacy.add(d.vhost);
+        v = this.vhost(d.vhost);
+      }
       try {
         switch (d.op) {
           case 'exchange':
@@ -164,8 +237,33 @@ export class Broker {
       }
     }
     store.replayDone();
+    if (!vhostsSeeded) this.seedVhosts(legacy, log);
     if (!seeded) this.seedDefaultUser(log);
     return { users: this.users.size, queues, messages };
+  }
+
+  /**
+   * RabbitMQ makes `/` on its first start only, so that deleting it is not undone by a
+   * restart; a log written before vhosts were stored gets records for the vhosts it uses.
+   */
+  private seedVhosts(legacy: Set<string>, log: Logger): void {
+    const names = new Set(['/', ...legacy]);
+    for (const name of names) {
+      const v = this.vhosts.get(name);
+      const settings: VhostSettings = {
+        name,
+        description: v?.description || (name === '/' ? DEFAULT_VHOST_DESCRIPTION : ''),
+        tags: v?.tags ?? [],
+        defaultQueueType: v?.defaultQueueType ?? null,
+      };
+      try {
+        this.putVhost(settings);
+      } catch (err) {
+        // Still usable until the broker stops; stored on a later start.
+        this.applyVhostSettings(this.vhost(name), settings);
+        log.warn({ err, vhost: name }, 'the vhost could not be stored; it exists until the broker stops');
+      }
+    }
   }
 
   /**

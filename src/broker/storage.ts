@@ -131,6 +131,22 @@ export interface UsersSink {
   permissionChanged(change: PermissionChange): void;
 }
 
+/** A virtual host's own settings, as stored and as the API shows them. */
+export interface VhostSettings {
+  name: string;
+  description: string;
+  tags: string[];
+  /** null: not set */
+  defaultQueueType: string | null;
+}
+
+/** Durable vhosts: written (and synced) before the model changes, like the rest. */
+export interface VhostsSink {
+  vhostChanged(v: VhostSettings): void;
+  /** The vhost and everything stored in it goes: one record, written first. */
+  vhostDeleted(name: string): void;
+}
+
 /** A durable definition read back at start-up, to rebuild the model from. */
 export type StoredDefinition =
   | ({ op: 'user' } & User)
@@ -139,6 +155,9 @@ export type StoredDefinition =
    * store only, so deleting it (or every user) is not undone by a restart, as in RabbitMQ.
    */
   | { op: 'users.seeded' }
+  | ({ op: 'vhost' } & VhostSettings)
+  /** Vhosts were stored once but none is left: `/` is not made again. */
+  | { op: 'vhosts.seeded' }
   | { op: 'permission'; vhost: string; user: string; configure: string; write: string; read: string }
   | { op: 'topic-permission'; vhost: string; user: string; exchange: string; write: string; read: string }
   | { op: 'exchange'; vhost: string; name: string; type: string; autoDelete: boolean; internal: boolean; args: FieldTable }
@@ -147,7 +166,7 @@ export type StoredDefinition =
   | { op: 'bind'; vhost: string; source: string; kind: 'queue' | 'exchange'; destination: string; key: string; args: FieldTable };
 
 /** Everything the broker keeps on disk: definitions, and queues' messages. */
-export interface BrokerStorage extends DefinitionsSink, UsersSink {
+export interface BrokerStorage extends DefinitionsSink, UsersSink, VhostsSink {
   /** Claims the storage; returns the durable definitions to rebuild, in a valid order. */
   open(): StoredDefinition[];
   /** The definitions have been replayed: changes from now on are written. */

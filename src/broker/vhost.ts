@@ -65,6 +65,13 @@ export class Vhost implements QueueOwner {
   notice: ((text: string) => void) | null = null;
   /** Where storage failures the model survives are logged (set by the broker). */
   logger: Logger | null = null;
+  /** RabbitMQ's vhost metadata (set over the management API). */
+  description = '';
+  tags: string[] = [];
+  /** the queue type a declaration without x-queue-type gets; null: not set */
+  defaultQueueType: string | null = null;
+  /** Deleted: nothing more is declared or stored in it (its connections are being closed). */
+  deleted = false;
 
   constructor(
     readonly name: string,
@@ -521,6 +528,26 @@ export class Vhost implements QueueOwner {
     if (!this.removeQueueQuietly(queue, 'expired')) queue.touch();
   }
 
+  // ---- deletion ------------------------------------------------------------------------
+
+  /**
+   * The vhost was deleted (its deletion is already stored, covering everything in it): its
+   * queues drop their messages and their folders go; nothing is stored one by one.
+   */
+  destroy(): void {
+    this.deleted = true;
+    for (const q of [...this.queues.values()]) {
+      const stored = q.durable && q.exclusiveOwner === null;
+      this.queues.delete(q.name);
+      q.destroy();
+      if (stored) this.sink?.queueDestroyed(this.name, q.name);
+    }
+    for (const ex of this.exchanges.values()) for (const other of this.exchanges.values()) other.unbindDestination(ex);
+    this.exchanges.clear();
+    for (const p of this.policies.all) this.policies.delete(p.name);
+    this.directReplies.clear();
+  }
+
   // ---- storage -------------------------------------------------------------------------
 
   /**
@@ -528,6 +555,8 @@ export class Vhost implements QueueOwner {
    * 541 INTERNAL_ERROR and nothing changed. Without a store there is nothing to write.
    */
   private persist(what: string, write: (sink: DefinitionsSink) => void): void {
+    // Its deletion is stored: a late declaration on a closing connection must not bring it back.
+    if (this.deleted) throw new AmqpError(NOT_FOUND, `vhost '${this.name}' is deleted`);
     const sink = this.sink;
     if (sink !== null) this.storing(what, () => write(sink));
   }

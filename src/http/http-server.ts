@@ -4,6 +4,8 @@ import type { Logger } from '../logger';
 import { HttpError, notFound } from './errors';
 import { registerUserRoutes } from './users';
 import { registerPermissionRoutes } from './permissions';
+import { registerVhostRoutes } from './vhosts';
+import { registerDefinitionRoutes } from './definitions';
 
 export interface HttpOptions {
   host: string;
@@ -58,6 +60,8 @@ export class HttpServer {
     });
     registerUserRoutes(this.app, broker);
     registerPermissionRoutes(this.app, broker);
+    registerVhostRoutes(this.app, broker);
+    registerDefinitionRoutes(this.app, broker);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

@@ -50,7 +50,7 @@ export function registerUserRoutes(app: FastifyInstance, broker: Broker): void {
  * is. With neither, a new user gets the hash of the empty password (which can never log
  * in: blank passwords are refused) and an existing one loses its password (hash "").
  */
-function userFromBody(name: string, body: Record<string, unknown>, exists: boolean): User {
+export function userFromBody(name: string, body: Record<string, unknown>, exists: boolean): User {
   if (!Object.hasOwn(body, 'tags')) throw badRequest('tags_not_present');
   const tags = parseTags(field(body, 'tags'));
   const password = field(body, 'password');

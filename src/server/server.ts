@@ -32,6 +32,7 @@ export class Server {
       log,
     );
     this.broker.onUserDeleted = (name) => this.closeConnectionsOf(name);
+    this.broker.onVhostDeleted = (name) => this.closeConnectionsTo(name);
     this.http = new HttpServer(this.broker, { host: config.host, port: config.httpPort }, log);
   }
 
@@ -40,6 +41,13 @@ export class Server {
     for (const c of this.connections) {
       // A connection still in its handshake may have no user yet.
       if ((c.user as typeof c.user | null)?.name === name) c.closeWith(CONNECTION_FORCED, `user '${name}' is deleted`);
+    }
+  }
+
+  /** A deleted vhost's connections go, as RabbitMQ closes them: 320 with "vhost 'x' is deleted". */
+  private closeConnectionsTo(vhost: string): void {
+    for (const c of this.connections) {
+      if (c.vhost?.name === vhost) c.closeWith(CONNECTION_FORCED, `vhost '${vhost}' is deleted`);
     }
   }
 

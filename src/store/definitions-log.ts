@@ -9,8 +9,7 @@ import type { FieldTable } from '../protocol/types';
 /**
  * Durable definitions, as an append-only log of JSON records, one per line behind its
  * crc32: `xxxxxxxx {"op":...}`. Declares and deletes append a record and fsync before
- * they are applied and answered; start-up replays the log and rewrites it compacted. The record kinds
- * leave room for vhosts and permissions. Users carry no vhost: they belong to the broker.
+ * they are applied and answered; start-up replays the log and rewrites it compacted. Users carry no vhost: they belong to the broker.
  */
 export type Definition =
   | { op: 'exchange'; vhost: string; name: string; type: string; autoDelete: boolean; internal: boolean; args: string }
@@ -27,7 +26,22 @@ export type Definition =
   | { op: 'permission.delete'; vhost: string; user: string }
   | { op: 'topic-permission'; vhost: string; user: string; exchange: string; write: string; read: string }
   | { op: 'topic-permission.delete'; vhost: string; user: string; exchange: string }
+  | VhostDefinition
+  /** A vhost and everything in it (exchanges, queues, bindings, policies, permissions) goes. */
+  | { op: 'vhost.delete'; name: string }
+  /** Written by compaction in place of the vhosts when none is left (see DefinitionSet.vhostsSeeded). */
+  | { op: 'vhosts.seeded' }
   | BindingDefinition;
+
+/** A virtual host with its metadata, as RabbitMQ keeps it. */
+export interface VhostDefinition {
+  op: 'vhost';
+  name: string;
+  description: string;
+  tags: string[];
+  /** null: not set (RabbitMQ's `undefined`) */
+  defaultQueueType: string | null;
+}
 
 /** A user as RabbitMQ exports it: the salted password_hash and its hashing_algorithm, tags. */
 export interface UserDefinition {
@@ -80,9 +94,36 @@ class DefinitionSet {
    * store that never had any, so an empty set of users must survive compaction as such.
    */
   private seeded = false;
+  private readonly vhosts = new Map<string, VhostDefinition>();
+  /**
+   * Vhosts have been stored at some point: from then on a definition of a vhost that is not
+   * there (deleted) is dropped, and `/` is not made again. A log written before vhosts were
+   * stored has none: its vhosts are those its definitions name (the broker stores them).
+   */
+  private vhostsSeeded = false;
+
+  /** A definition of something inside a vhost that was deleted is not kept. */
+  private inDeletedVhost(d: Definition): boolean {
+    return this.vhostsSeeded && 'vhost' in d && !this.vhosts.has(d.vhost);
+  }
 
   apply(d: Definition): void {
+    if (this.inDeletedVhost(d)) return;
     switch (d.op) {
+      case 'vhost':
+        this.vhosts.set(d.name, d);
+        this.vhostsSeeded = true;
+        break;
+      case 'vhosts.seeded':
+        this.vhostsSeeded = true;
+        break;
+      case 'vhost.delete':
+        this.vhosts.delete(d.name);
+        this.vhostsSeeded = true;
+        for (const m of [this.exchanges, this.queues, this.bindings, this.policies, this.permissions, this.topicPermissions] as Array<Map<string, Definition>>) {
+          for (const [k, x] of m) if ('vhost' in x && x.vhost === d.name) m.delete(k);
+        }
+        break;
       case 'user':
         this.users.set(d.name, d);
         this.seeded = true;
@@ -138,10 +179,11 @@ class DefinitionSet {
     for (const [k, b] of this.bindings) if (matches(b)) this.bindings.delete(k);
   }
 
-  /** Users and their permissions, then policies, so that queues and exchanges are rebuilt with them in force. */
+  /** Users, vhosts and permissions, then policies, so that queues and exchanges are rebuilt with them in force. */
   all(): Definition[] {
     const users: Definition[] = this.users.size > 0 ? [...this.users.values()] : this.seeded ? [{ op: 'users.seeded' }] : [];
-    return [...users, ...this.permissions.values(), ...this.topicPermissions.values(), ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
+    const vhosts: Definition[] = this.vhosts.size > 0 ? [...this.vhosts.values()] : this.vhostsSeeded ? [{ op: 'vhosts.seeded' }] : [];
+    return [...users, ...vhosts, ...this.permissions.values(), ...this.topicPermissions.values(), ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
   }
 }
 

@@ -220,6 +220,14 @@ export class Store implements BrokerStorage {
     }
   }
 
+  vhostChanged(v: { name: string; description: string; tags: string[]; defaultQueueType: string | null }): void {
+    this.append({ op: 'vhost', name: v.name, description: v.description, tags: [...v.tags], defaultQueueType: v.defaultQueueType });
+  }
+
+  vhostDeleted(name: string): void {
+    this.append({ op: 'vhost.delete', name });
+  }
+
   queueDestroyed(vhost: string, name: string): void {
     this.removeFolder(queueDir(vhost, name));
   }
@@ -255,6 +263,8 @@ function toStoredDefinition(d: Definition): StoredDefinition[] {
     case 'users.seeded':
     case 'permission':
     case 'topic-permission':
+    case 'vhost':
+    case 'vhosts.seeded':
       return [d];
     case 'user':
       // The model checks the algorithm when it restores the user.

@@ -1,0 +1,107 @@
+import { hostname } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import type { Broker } from '../broker/broker';
+import type { Vhost } from '../broker/vhost';
+import type { User } from '../auth/users';
+import { FULL_ACCESS } from '../auth/permissions';
+import { isAdministrator } from './access';
+import { field } from './body';
+import { badRequest, notAuthorised, notFound } from './errors';
+import { resource, type Handlers } from './resource';
+
+/** The node name cluster_state reports (RabbitMQ's is rabbit@host). */
+const NODE = `leveret@${hostname().split('.')[0]}`;
+
+const QUEUE_TYPES = ['classic', 'quorum', 'stream'];
+
+/**
+ * A vhost as RabbitMQ 3.10.8's /api/vhosts/{name} shows it (in its key order; message
+ * rates are not kept). default_queue_type is "undefined" when not set, and then absent
+ * from metadata.
+ */
+export function vhostJson(v: Vhost): Record<string, unknown> {
+  const metadata: Record<string, unknown> = v.defaultQueueType === null ? {} : { default_queue_type: v.defaultQueueType };
+  metadata.description = v.description;
+  metadata.tags = [...v.tags];
+  return {
+    name: v.name,
+    description: v.description,
+    tags: [...v.tags],
+    default_queue_type: v.defaultQueueType ?? 'undefined',
+    metadata,
+    tracing: false,
+    cluster_state: { [NODE]: 'running' },
+  };
+}
+
+/** RabbitMQ's list sorts each vhost's keys. */
+const sortedKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+/** Administrators and monitoring users see every vhost; others those they have permissions on. */
+function sees(broker: Broker, user: User, vhost: string): boolean {
+  return isAdministrator(user) || user.tags.includes('monitoring') || broker.permissions.canAccessVhost(user, vhost);
+}
+
+function requireAdministrator(user: User): void {
+  if (!isAdministrator(user)) throw notAuthorised('Not administrator user');
+}
+
+/** /api/vhosts and /api/vhosts/{name}: listed by management users, changed by administrators. */
+export function registerVhostRoutes(app: FastifyInstance, broker: Broker): void {
+  const users = broker.users;
+  const list: Handlers = {
+    GET: ({ user }) => ({
+      status: 200,
+      json: [...broker.vhosts.values()]
+        .filter((v) => sees(broker, user, v.name))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .map((v) => sortedKeys(vhostJson(v))),
+    }),
+  };
+  resource(app, users, '/api/vhosts', 'management', list);
+  resource(app, users, '/api/vhosts/', 'management', list);
+
+  resource(app, users, '/api/vhosts/:name', 'management', {
+    GET: ({ user, params }) => {
+      const v = broker.vhosts.get(params.name);
+      if (v === undefined) throw notFound();
+      // RabbitMQ 3.10.8 answers a management user without access to it so.
+      if (!sees(broker, user, v.name)) throw notAuthorised('Not administrator user');
+      return { status: 200, json: vhostJson(v) };
+    },
+    PUT: ({ user, params, body }) => {
+      requireAdministrator(user);
+      const b = body();
+      const existing = broker.vhosts.get(params.name);
+      const description = field(b, 'description') ?? '';
+      if (typeof description !== 'string') throw badRequest('description must be a string');
+      const tags = parseTags(field(b, 'tags'));
+      // 3.10 reads "defaultqueuetype"; later versions "default_queue_type". Kept when not given, as RabbitMQ does.
+      const dqt = field(b, 'defaultqueuetype') ?? field(b, 'default_queue_type');
+      if (dqt !== undefined && (typeof dqt !== 'string' || !QUEUE_TYPES.includes(dqt))) {
+        throw badRequest(`default_queue_type must be one of ${QUEUE_TYPES.join(', ')}`);
+      }
+      const defaultQueueType = dqt === undefined ? (existing?.defaultQueueType ?? null) : (dqt as string);
+      const created = broker.putVhost({ name: params.name, description, tags, defaultQueueType });
+      // RabbitMQ 3.10.8 gives whoever creates a vhost full permissions on it.
+      if (created) broker.setPermission(params.name, user.name, FULL_ACCESS);
+      return { status: created ? 201 : 204 };
+    },
+    DELETE: ({ user, params }) => {
+      requireAdministrator(user);
+      if (!broker.deleteVhost(params.name)) throw notFound();
+      return { status: 204 };
+    },
+  });
+}
+
+/** Tags as a comma-separated string or a list of strings (RabbitMQ fails other values with a 500). */
+function parseTags(raw: unknown): string[] {
+  if (raw === undefined) return [];
+  let items: unknown[];
+  if (typeof raw === 'string') items = raw.split(',');
+  else if (Array.isArray(raw)) items = raw;
+  else throw badRequest('tags must be a comma-separated string or a list of strings');
+  if (!items.every((t) => typeof t === 'string')) throw badRequest('tags must be a comma-separated string or a list of strings');
+  return (items as string[]).map((t) => t.trim()).filter((t) => t !== '');
+}
