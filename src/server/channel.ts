@@ -51,6 +51,8 @@ export class Channel implements ConsumerChannel {
   /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
   private replyConsumerTag: string | null = null;
   private replyAddress = '';
+  /** Whether the user has topic permissions in this vhost (null: not looked up since the cache was last forgotten). */
+  private hasTopicRules: boolean | null = null;
   /** RabbitMQ's per-channel caches of passed permission checks (see permission-cache.ts). */
   private readonly checked = new CheckCache();
   private readonly topicChecked = new CheckCache();
@@ -246,6 +248,7 @@ export class Channel implements ConsumerChannel {
     this.checked.clear();
     this.topicChecked.clear();
     this.publishExchange = null;
+    this.hasTopicRules = null;
   }
 
   /** A permission check, answered from the channel's cache when it passed recently. */
@@ -260,6 +263,10 @@ export class Channel implements ConsumerChannel {
   /** Topic permissions (on routing keys) apply to topic exchanges only. */
   private authorizeTopic(permission: 'write' | 'read', ex: Exchange, routingKey: string): void {
     if (ex.type !== 'topic') return;
+    // Without topic permissions for the user in this vhost everything is allowed: most
+    // channels then pay one field read per publish instead of building a cache key.
+    this.hasTopicRules ??= this.conn.broker.permissions.listTopic({ vhost: this.vhost.name, user: this.conn.user.name }).length > 0;
+    if (!this.hasTopicRules) return;
     const key = `${permission}\0${ex.name}\0${routingKey}`;
     if (this.topicChecked.has(key)) return;
     this.conn.broker.permissions.checkTopic(this.conn.user, this.vhost.name, permission, ex.name, routingKey);
