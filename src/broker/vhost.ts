@@ -1,6 +1,6 @@
 import { AmqpError } from '../protocol/errors';
 import { ACCESS_REFUSED, COMMAND_INVALID, INTERNAL_ERROR, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
-import type { FieldTable } from '../protocol/types';
+import { copyTable, type FieldTable } from '../protocol/types';
 import type { Binding, BindingDestination, Exchange } from './exchanges/exchange';
 import { createExchange, bindingArgumentsError, EXCHANGE_TYPES } from './exchanges';
 import { Queue, type QueueOwner } from './queue';
@@ -238,6 +238,7 @@ export class Vhost implements QueueOwner {
     else if (isReservedName(name)) {
       throw new AmqpError(ACCESS_REFUSED, `queue name '${name}' contains reserved prefix 'amq.*'`);
     }
+    args = this.withDefaultQueueType(args, durable, exclusive);
     const existing = this.queues.get(name);
     authorize?.(name, existing === undefined);
     if (existing !== undefined) {
@@ -274,6 +275,20 @@ export class Vhost implements QueueOwner {
     }
     this.queues.set(name, q);
     return q;
+  }
+
+  /**
+   * The vhost's default queue type, as RabbitMQ applies it: a durable, non-exclusive queue
+   * declared without `x-queue-type` gets the default's type (here quorum means a durable
+   * classic queue, with the same notice as an explicit quorum declaration); any other
+   * declaration stays classic.
+   */
+  private withDefaultQueueType(args: FieldTable, durable: boolean, exclusive: boolean): FieldTable {
+    const dqt = this.defaultQueueType;
+    if (dqt === null || dqt === 'classic' || Object.hasOwn(args, 'x-queue-type') || !durable || exclusive) return args;
+    const patched = copyTable(args);
+    patched['x-queue-type'] = dqt;
+    return patched;
   }
 
   /** A queue made for a declaration that could not be stored: its timers and folder go. */
