@@ -86,8 +86,7 @@ export class Broker {
     v.destroy();
     // The stored deletion covers its permissions; these clears are stored too, and a disk
     // that refuses one changes nothing that a restart would not also drop.
-    for (const p of this.permissions.list({ vhost: name })) this.clearStored(() => this.clearPermission(name, p.user));
-    for (const t of this.permissions.listTopic({ vhost: name })) this.clearStored(() => this.clearTopicPermission(name, t.user, t.exchange));
+    this.clearPermissionsOf({ vhost: name }, (clear) => this.clearStored(clear));
     this.permissions.forget({ vhost: name });
     return true;
   }
@@ -98,6 +97,12 @@ export class Broker {
     } catch (err) {
       this.log?.warn({ err }, 'the clearing of a deleted vhost\'s permission could not be stored (the vhost\'s deletion covers it)');
     }
+  }
+
+  /** Clears, each clearing stored, every permission and topic permission of a user or vhost. */
+  private clearPermissionsOf(filter: { vhost?: string; user?: string }, run: (clear: () => unknown) => void = (clear) => clear()): void {
+    for (const p of this.permissions.list(filter)) run(() => this.clearPermission(p.vhost, p.user));
+    for (const t of this.permissions.listTopic(filter)) run(() => this.clearTopicPermission(t.vhost, t.user, t.exchange));
   }
 
   // ---- users ---------------------------------------------------------------------
@@ -116,8 +121,7 @@ export class Broker {
     this.storage?.userDeleted(name);
     this.users.delete(name);
     // Its permissions go with it, as in RabbitMQ (each removal stored first).
-    for (const p of this.permissions.list({ user: name })) this.clearPermission(p.vhost, name);
-    for (const t of this.permissions.listTopic({ user: name })) this.clearTopicPermission(t.vhost, name, t.exchange);
+    this.clearPermissionsOf({ user: name });
     this.onUserDeleted?.(name);
     return true;
   }
@@ -126,10 +130,7 @@ export class Broker {
 
   /** Sets a user's configure/write/read regexes on a vhost, stored first; true when new. */
   setPermission(vhost: string, user: string, perms: { configure: string; write: string; read: string }): boolean {
-    for (const p of [perms.configure, perms.write, perms.read]) {
-      const bad = regexError(p);
-      if (bad !== null) throw new Error(bad);
-    }
+    assertPatterns(perms.configure, perms.write, perms.read);
     const created = this.permissions.get(vhost, user) === undefined;
     this.storage?.permissionChanged({ kind: 'permission', user, vhost, value: { user, vhost, ...perms } });
     this.permissions.set(vhost, user, perms);
@@ -145,10 +146,7 @@ export class Broker {
 
   /** Sets a user's topic permission for one exchange of a vhost, stored first; true when new. */
   setTopicPermission(vhost: string, user: string, exchange: string, perms: { write: string; read: string }): boolean {
-    for (const p of [perms.write, perms.read]) {
-      const bad = regexError(p);
-      if (bad !== null) throw new Error(bad);
-    }
+    assertPatterns(perms.write, perms.read);
     const created = !this.permissions.listTopic({ vhost, user }).some((t) => t.exchange === exchange);
     this.storage?.permissionChanged({ kind: 'topic-permission', user, vhost, exchange, value: { user, vhost, exchange, ...perms } });
     this.permissions.setTopic(vhost, user, exchange, perms);
@@ -282,5 +280,13 @@ export class Broker {
       this.permissions.set('/', defaultUser, FULL_ACCESS);
       log.warn({ err, user: defaultUser }, 'the default user could not be stored; it exists until the broker stops');
     }
+  }
+}
+
+/** Permission patterns are checked before they are stored: one that does not compile is refused. */
+function assertPatterns(...patterns: string[]): void {
+  for (const p of patterns) {
+    const bad = regexError(p);
+    if (bad !== null) throw new Error(bad);
   }
 }

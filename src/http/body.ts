@@ -26,3 +26,17 @@ export function jsonObject(raw: unknown): Record<string, unknown> {
 export function field(o: Record<string, unknown>, key: string): unknown {
   return Object.hasOwn(o, key) ? o[key] : undefined;
 }
+
+/**
+ * Tags as RabbitMQ takes them: a comma-separated string or a list of strings, blanks
+ * around them dropped; absent means none. Other values are a 400 (RabbitMQ fails with 500).
+ */
+export function parseTags(raw: unknown): string[] {
+  if (raw === undefined) return [];
+  let items: unknown[];
+  if (typeof raw === 'string') items = raw.split(',');
+  else if (Array.isArray(raw)) items = raw;
+  else throw badRequest('tags must be a comma-separated string or a list of strings');
+  if (!items.every((t) => typeof t === 'string')) throw badRequest('tags must be a comma-separated string or a list of strings');
+  return (items as string[]).map((t) => t.trim()).filter((t) => t !== '');
+}

@@ -1,7 +1,7 @@
 import type { Broker } from '../broker/broker';
 import type { User } from '../auth/users';
 import { DEFAULT_HASHING_ALGORITHM, hashPassword, isBase64, isHashingAlgorithm, HASHING_ALGORITHMS } from '../auth/password-hash';
-import { field } from './body';
+import { field, parseTags } from './body';
 import { badRequest, notFound } from './errors';
 import type { FastifyInstance } from 'fastify';
 import { resource, type Answer, type Handlers } from './resource';
@@ -68,16 +68,6 @@ export function userFromBody(name: string, body: Record<string, unknown>, exists
   if (passwordHash === undefined) return { name, passwordHash: exists ? '' : hashPassword('', algorithm), hashingAlgorithm: algorithm, tags };
   if (typeof passwordHash !== 'string' || !isBase64(passwordHash)) throw badRequest(['not_base64', passwordHash]);
   return { name, passwordHash, hashingAlgorithm: algorithm, tags };
-}
-
-/** Tags as a comma-separated string or a list of strings; blanks around them dropped. */
-function parseTags(raw: unknown): string[] {
-  let items: unknown[];
-  if (typeof raw === 'string') items = raw.split(',');
-  else if (Array.isArray(raw)) items = raw;
-  else throw badRequest('tags must be a comma-separated string or a list of strings');
-  if (!items.every((t) => typeof t === 'string')) throw badRequest('tags must be a comma-separated string or a list of strings');
-  return (items as string[]).map((t) => t.trim()).filter((t) => t !== '');
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Vhost } from '../broker/vhost';
 import type { User } from '../auth/users';
 import { FULL_ACCESS } from '../auth/permissions';
 import { isAdministrator } from './access';
-import { field } from './body';
+import { field, parseTags } from './body';
 import { badRequest, notAuthorised, notFound } from './errors';
 import { resource, type Handlers } from './resource';
 
@@ -93,15 +93,4 @@ export function registerVhostRoutes(app: FastifyInstance, broker: Broker): void 
       return { status: 204 };
     },
   });
-}
-
-/** Tags as a comma-separated string or a list of strings (RabbitMQ fails other values with a 500). */
-function parseTags(raw: unknown): string[] {
-  if (raw === undefined) return [];
-  let items: unknown[];
-  if (typeof raw === 'string') items = raw.split(',');
-  else if (Array.isArray(raw)) items = raw;
-  else throw badRequest('tags must be a comma-separated string or a list of strings');
-  if (!items.every((t) => typeof t === 'string')) throw badRequest('tags must be a comma-separated string or a list of strings');
-  return (items as string[]).map((t) => t.trim()).filter((t) => t !== '');
 }

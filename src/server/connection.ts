@@ -126,10 +126,6 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     return caps !== null && typeof caps === 'object' && !Array.isArray(caps) && !Buffer.isBuffer(caps) ? (caps as FieldTable) : {};
   }
 
-  get channelCount(): number {
-    return this.channels.size;
-  }
-
   /** The coalesced output buffer every channel writes frames into. */
   get writer(): Writer {
     return this.output.writer;

@@ -119,6 +119,7 @@ export class Store implements BrokerStorage {
   close(): void {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.scheduler.stop();
     this.definitions.close();
     this.release?.();
     this.release = null;
