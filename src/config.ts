@@ -114,6 +114,8 @@ const SCHEMA = {
   port: int({ default: 5672, min: 0, max: 65535, description: 'TCP port for AMQP connections (0 picks a free port).' }),
   host: str({ default: '0.0.0.0', argName: '<address>', description: "Address to listen on; '::' listens on IPv6 (and IPv4 where the OS allows)." }),
   httpPort: int({ default: 15672, min: 0, max: 65535, description: 'TCP port for the HTTP management API (0 picks a free port).' }),
+  statsInterval: int({ default: 5000, min: 100, max: 3600000, description: 'Milliseconds between the samples the management API computes message rates from.' }),
+  nodeName: str({ default: '', argName: '<name>', description: "Node name shown by the management API (default leveret@<hostname>)." }),
   dataDir: str({ default: './data', argName: '<path>', description: 'Directory for durable state.' }),
   logLevel: oneOf(PINO_LEVELS, { default: 'info', description: 'Minimum level of log lines written to stdout.' }),
   heartbeat: int({ default: 60, min: 0, max: 65535, description: 'Heartbeat interval in seconds proposed to clients (0 disables).' }),

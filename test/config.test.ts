@@ -37,6 +37,8 @@ describe('loadConfig', () => {
       port: 5672,
       host: '0.0.0.0',
       httpPort: 15672,
+      statsInterval: 5000,
+      nodeName: '',
       dataDir: './data',
       logLevel: 'info',
       heartbeat: 60,

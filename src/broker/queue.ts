@@ -12,10 +12,15 @@ import { ConsumerRing } from './consumer-ring';
 
 export interface QueueCounters {
   published: number;
+  /** every delivery to a consumer, no-ack ones included (RabbitMQ's deliver + deliver_no_ack) */
   delivered: number;
+  deliveredNoAck: number;
   redelivered: number;
+  /** acks, and rejects without requeue */
   acked: number;
+  /** basic.get, no-ack ones included */
   got: number;
+  gotNoAck: number;
   expired: number;
   deadLettered: number;
   rejectedOverflow: number;
@@ -52,7 +57,7 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
   readonly kind = 'queue' as const;
   readonly consumers = new ConsumerRing();
   readonly store: QueueStore<QueueEntry>;
-  readonly counters: QueueCounters = { published: 0, delivered: 0, redelivered: 0, acked: 0, got: 0, expired: 0, deadLettered: 0, rejectedOverflow: 0 };
+  readonly counters: QueueCounters = { published: 0, delivered: 0, deliveredNoAck: 0, redelivered: 0, acked: 0, got: 0, gotNoAck: 0, expired: 0, deadLettered: 0, rejectedOverflow: 0 };
   /** Delivered to consumers or basic.get and not yet settled. */
   unackedCount = 0;
   deleted = false;
@@ -276,7 +281,7 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
       entry.consumer = c;
       if (!entry.redelivered) this.store.delivered(entry);
     } else {
-      this.counters.acked++;
+      this.counters.deliveredNoAck++;
       this.store.settle(entry);
     }
     c.channel.deliver(c, entry);
@@ -289,7 +294,10 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     const entry = this.store.shift();
     if (entry === undefined) return undefined;
     this.counters.got++;
-    if (noAck) this.store.settle(entry);
+    if (noAck) {
+      this.counters.gotNoAck++;
+      this.store.settle(entry);
+    }
     else {
       this.unackedCount++;
       if (!entry.redelivered) this.store.delivered(entry);

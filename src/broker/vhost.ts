@@ -15,6 +15,7 @@ import type { DefinitionsSink, QueueStore } from './storage';
 import type { QueueEntry } from './queue-entry';
 import type { Logger } from '../logger';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
+import { ChannelCounters } from './channel-counters';
 import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from './equivalence';
 
 export interface VhostCounters {
@@ -57,6 +58,8 @@ export class Vhost implements QueueOwner {
   readonly exchanges = new Map<string, Exchange>();
   readonly queues = new Map<string, Queue>();
   readonly counters: VhostCounters = { published: 0, routed: 0, unroutable: 0 };
+  /** The counts of this vhost's closed channels (live ones are added when stats are read). */
+  readonly retiredChannels = new ChannelCounters();
   private readonly scratch = new Set<BindingDestination>();
   /** direct reply-to addresses → the channel consuming them (opaque to the model) */
   readonly directReplies = new Map<string, object>();
@@ -561,6 +564,11 @@ export class Vhost implements QueueOwner {
     this.exchanges.clear();
     for (const p of this.policies.all) this.policies.delete(p.name);
     this.directReplies.clear();
+  }
+
+  /** A channel closed: its counts stay in the vhost's totals. */
+  retireChannel(counters: ChannelCounters): void {
+    this.retiredChannels.add(counters);
   }
 
   // ---- storage -------------------------------------------------------------------------

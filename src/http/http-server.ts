@@ -1,5 +1,5 @@
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Broker } from '../broker/broker';
+import type { ManagementContext } from './context';
 import type { Logger } from '../logger';
 import { HttpError, notFound } from './errors';
 import { registerUserRoutes } from './users';
@@ -24,7 +24,7 @@ export class HttpServer {
   private readonly app: FastifyInstance;
 
   constructor(
-    broker: Broker,
+    ctx: ManagementContext,
     private readonly options: HttpOptions,
     private readonly log: Logger,
   ) {
@@ -58,6 +58,7 @@ export class HttpServer {
       const reason = status < 500 || err.name === 'DefinitionWriteError' ? err.message : 'internal error';
       return reply.code(status).type('application/json').send({ error: status === 500 ? 'internal_server_error' : 'bad_request', reason });
     });
+    const broker = ctx.broker;
     registerUserRoutes(this.app, broker);
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);

@@ -2,11 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { User, UserStore } from '../auth/users';
 import { authorize, type Access } from './access';
 import { jsonObject } from './body';
+import type { Query } from './paging';
 
 /** What a method of a resource gets: the caller, the path's (decoded) parameters, the body. */
 export interface Call {
   readonly user: User;
   readonly params: Record<string, string>;
+  /** the query string's parameters (paging, columns, sorting) */
+  readonly query: Query;
   /** The JSON object sent; throws a 400 when the body is not one. */
   body(): Record<string, unknown>;
 }
@@ -39,7 +42,7 @@ export function resource(app: FastifyInstance, users: UserStore, url: string, ac
       const run = handlers[method];
       if (run === undefined) return reply.code(405).header('allow', allow).send();
       const user = authorize(req.headers, req.socket.remoteAddress, users, access);
-      const answer = run({ user, params: req.params as Record<string, string>, body: () => jsonObject(req.body) });
+      const answer = run({ user, params: req.params as Record<string, string>, query: req.query as Query, body: () => jsonObject(req.body) });
       reply.code(answer.status);
       return answer.json === undefined ? reply.send() : reply.type('application/json').send(JSON.stringify(answer.json));
     },

@@ -20,6 +20,7 @@ import { senderSelected } from '../broker/sender-selected';
 import { expirationError } from '../broker/expiration';
 import { parseConsumerArgs, toAmqpError } from '../broker/arguments';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
+import { ChannelCounters } from '../broker/channel-counters';
 
 
 /**
@@ -38,6 +39,8 @@ export class Channel implements ConsumerChannel {
   /** Delivery tag → delivery, in tag order (Map keeps insertion order). */
   readonly unacked = new Map<number, QueueEntry>();
   state: ChannelState = 'open';
+  /** RabbitMQ's channel message_stats (confirm is kept by `confirms`, see countersNow) */
+  readonly counters = new ChannelCounters();
   private deliveryTag = 0;
   /** Unacked deliveries made to consumers (what a global prefetch limits). */
   private consumerUnacked = 0;
@@ -415,6 +418,8 @@ export class Channel implements ConsumerChannel {
       return NO_SYNC;
     }
     vhost.counters.published++;
+    this.counters.publish++;
+    ex.publishIn++;
     const queues = this.routed;
     vhost.route(ex, msg, queues, extraKeys);
     if (queues.size === 0 && ex.name === '' && msg.routingKey.startsWith(REPLY_TO_PREFIX)) {
@@ -429,6 +434,8 @@ export class Channel implements ConsumerChannel {
     let epoch = NO_SYNC;
     if (queues.size === 0) {
       vhost.counters.unroutable++;
+      if (mandatory) this.counters.returnUnroutable++;
+      else this.counters.dropUnroutable++;
       if (mandatory) {
         M.encodeBasicReturn(this.conn.writer, this.id, C.NO_ROUTE, 'NO_ROUTE', msg.exchange, msg.routingKey);
         this.writeContent(msg);
@@ -436,6 +443,7 @@ export class Channel implements ConsumerChannel {
       }
     } else {
       vhost.counters.routed++;
+      ex.publishOut++;
       for (const q of queues) {
         // A queue that refuses the message (full, reject-publish) makes the confirm a nack.
         const r = q.enqueue(msg);
@@ -536,8 +544,12 @@ export class Channel implements ConsumerChannel {
     const w = this.conn.writer;
     const entry = q.get(noAck);
     if (entry === undefined) {
+      this.counters.getEmpty++;
       M.encodeBasicGetEmpty(w, this.id, '');
     } else {
+      if (noAck) this.counters.getNoAck++;
+      else this.counters.get++;
+      if (entry.redelivered) this.counters.redeliver++;
       const tag = ++this.deliveryTag;
       if (!noAck) {
         entry.deliveryTag = tag;
@@ -564,7 +576,9 @@ export class Channel implements ConsumerChannel {
       entry.deliveryTag = tag;
       this.unacked.set(tag, entry);
       this.consumerUnacked++;
-    }
+      this.counters.deliver++;
+    } else this.counters.deliverNoAck++;
+    if (entry.redelivered) this.counters.redeliver++;
     const msg = entry.message;
     M.encodeBasicDeliver(this.conn.writer, this.id, consumer.tag, tag, entry.redelivered, msg.exchange, msg.routingKey);
     this.writeContent(msg);
@@ -648,6 +662,7 @@ export class Channel implements ConsumerChannel {
     if (reject && requeue) {
       this.requeueEntries(entries);
     } else {
+      if (!reject) this.counters.ack += entries.length;
       for (const e of entries) {
         if (e.consumer !== null) this.consumerUnacked--;
         e.queue.settle(e, reject);
@@ -675,6 +690,12 @@ export class Channel implements ConsumerChannel {
     for (const [q, list] of byQueue) q.requeue(list);
   }
 
+  /** The channel's counts, with the confirms sent so far. */
+  countersNow(): ChannelCounters {
+    this.counters.confirm = this.confirms.confirmCount;
+    return this.counters;
+  }
+
   // ---- closing -----------------------------------------------------------------------
 
   /** A channel exception: tell the client and drop everything until close-ok. */
@@ -694,6 +715,7 @@ export class Channel implements ConsumerChannel {
   teardown(): void {
     if (this.state === 'closed') return;
     this.state = 'closed'; // no deliveries to us while we give messages back
+    this.vhost.retireChannel(this.countersNow());
     this.tx?.rollback(this);
     this.confirms.close();
     this.stopReplies();

@@ -59,6 +59,8 @@ const RABBIT_STATE_NAMES: Record<ConnectionState, string> = {
 
 export interface ConnectionCounters {
   recvBytes: number;
+  /** socket reads (RabbitMQ's recv_cnt) */
+  recvCount: number;
   recvFrames: number;
 }
 
@@ -72,7 +74,11 @@ let nextId = 1;
 export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   readonly id = nextId++;
   readonly name: string;
-  readonly counters: ConnectionCounters = { recvBytes: 0, recvFrames: 0 };
+  readonly counters: ConnectionCounters = { recvBytes: 0, recvCount: 0, recvFrames: 0 };
+  /** when the TCP connection was accepted (ms since the epoch) */
+  readonly connectedAt = Date.now();
+  /** the SASL mechanism the client logged in with */
+  authMechanism = '';
   private readonly reader = new Reader();
   private readonly channels = new Map<number, Channel>();
   private authUser: User | null = null;
@@ -135,6 +141,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   private onData(chunk: Buffer): void {
     this.counters.recvBytes += chunk.length;
+    this.counters.recvCount++;
     this.heartbeats.received = true;
     this.gate.read(chunk.length);
     if (this.state === 'header') {
@@ -366,6 +373,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       throw new AmqpError(C.ACCESS_REFUSED, `Login was refused using authentication mechanism ${m.mechanism}. For details see the broker logfile.`);
     }
     this.authUser = user;
+    this.authMechanism = m.mechanism;
     this.state = 'tune-ok';
     M.encodeConnectionTune(this.writer, 0, this.config.channelMax, this.config.frameMax, this.config.heartbeat);
     this.flush();
@@ -667,6 +675,37 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   get sentBytes(): number {
     return this.output.sentBytes;
+  }
+
+  /** socket writes (RabbitMQ's send_cnt) */
+  get sentCount(): number {
+    return this.output.sentCount;
+  }
+
+  /** The open channels, for the management API. */
+  openChannels(): IterableIterator<Channel> {
+    return this.channels.values();
+  }
+
+  /** RabbitMQ's connection state as the management API shows it. */
+  get apiState(): 'starting' | 'running' | 'blocking' | 'blocked' | 'flow' | 'closing' | 'closed' {
+    switch (this.state) {
+      case 'header':
+      case 'start-ok':
+      case 'tune-ok':
+      case 'open':
+        return 'starting';
+      case 'closing':
+        return 'closing';
+      case 'closed':
+        return 'closed';
+      case 'running':
+        if (this.gate.blocked) return 'blocked';
+        if (this.blockedReason !== null) return 'blocking';
+        return this.gate.flowing ? 'flow' : 'running';
+      default:
+        return assertNever(this.state);
+    }
   }
 
   private onDrain(): void {

@@ -15,6 +15,8 @@ export class PublisherConfirms implements SyncWaiter {
   private seq = 0;
   private confirmedUpTo = 0;
   private sentUpTo = 0;
+  /** acks and nacks sent, one per message (RabbitMQ's confirm count) */
+  confirmCount = 0;
   private queued = false;
   private closed = false;
   /** Confirms waiting on the store: seq (negative for a nack), epoch, seq, epoch, … */
@@ -114,6 +116,7 @@ export class PublisherConfirms implements SyncWaiter {
     }
     this.flush();
     M.encodeBasicNack(this.conn.writer, this.channel, last, last - this.sentUpTo > 1, false);
+    this.confirmCount += last - this.sentUpTo;
     this.sentUpTo = this.confirmedUpTo = last;
     this.conn.scheduleFlush();
   }
@@ -131,6 +134,7 @@ export class PublisherConfirms implements SyncWaiter {
     this.confirmedUpTo = seq - 1;
     this.flush();
     M.encodeBasicNack(this.conn.writer, this.channel, seq, false, false);
+    this.confirmCount++;
     this.sentUpTo = this.confirmedUpTo = seq;
     this.conn.scheduleFlush();
   }
@@ -141,6 +145,7 @@ export class PublisherConfirms implements SyncWaiter {
     const upTo = this.confirmedUpTo;
     if (upTo === this.sentUpTo || this.closed) return;
     M.encodeBasicAck(this.conn.writer, this.channel, upTo, upTo - this.sentUpTo > 1);
+    this.confirmCount += upTo - this.sentUpTo;
     this.sentUpTo = upTo;
   }
 

@@ -25,6 +25,11 @@ export class ReadGate {
 
   constructor(private readonly socket: Socket) {}
 
+  /** Held back by flow control just now. */
+  get flowing(): boolean {
+    return this.flowPaused;
+  }
+
   /** Counts bytes just read against this turn's budget. */
   read(bytes: number): void {
     this.turnBytes += bytes;

@@ -5,6 +5,9 @@ import { Broker } from '../broker/broker';
 import { Connection } from './connection';
 import { Store } from '../store/store';
 import { HttpServer } from '../http/http-server';
+import { Stats } from '../http/stats/stats';
+import type { Alarms, Listener } from '../http/context';
+import { hostname } from 'node:os';
 import { CONNECTION_FORCED } from '../protocol/constants';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
@@ -13,6 +16,9 @@ export class Server {
   readonly connections = new Set<Connection>();
   private amqp: NetServer | null = null;
   private readonly http: HttpServer;
+  readonly stats: Stats;
+  readonly startedAt = Date.now();
+  readonly nodeName: string;
 
   readonly store: Store;
 
@@ -33,7 +39,21 @@ export class Server {
     );
     this.broker.onUserDeleted = (name) => this.closeConnectionsOf(name);
     this.broker.onVhostDeleted = (name) => this.closeConnectionsTo(name);
-    this.http = new HttpServer(this.broker, { host: config.host, port: config.httpPort }, log);
+    this.nodeName = config.nodeName !== '' ? config.nodeName : `leveret@${hostname().split('.')[0]}`;
+    this.stats = new Stats(this.broker, this.connections, config.statsInterval);
+    this.http = new HttpServer(
+      {
+        broker: this.broker,
+        connections: this.connections,
+        stats: this.stats,
+        nodeName: this.nodeName,
+        startedAt: this.startedAt,
+        listeners: () => this.listeners(),
+        alarms: () => this.alarms(),
+      },
+      { host: config.host, port: config.httpPort },
+      log,
+    );
   }
 
   /** A deleted user's connections go, as RabbitMQ closes them: 320 with "user 'x' is deleted". */
@@ -61,6 +81,19 @@ export class Server {
     for (const c of this.connections) c.setBlocked(this.blocked);
   }
 
+  private listeners(): Listener[] {
+    const ip = this.config.host;
+    return [
+      { protocol: 'amqp', ip_address: ip, port: this.port },
+      { protocol: 'http', ip_address: ip, port: this.httpPort },
+    ];
+  }
+
+  /** A failing disk is what RabbitMQ would call a disk alarm: publishers are blocked. */
+  private alarms(): Alarms {
+    return { memory: false, disk: this.blocked !== null };
+  }
+
   /** The AMQP port actually bound (differs from config.port when that was 0). */
   get port(): number {
     const addr = this.amqp?.address();
@@ -76,6 +109,7 @@ export class Server {
     const t0 = Date.now();
     const recovered = this.broker.recover(this.log);
     this.log.info({ ...recovered, ms: Date.now() - t0 }, 'store recovered');
+    this.stats.start();
     // HTTP first: once AMQP accepts connections (what scripts wait for), the API answers too.
     await this.http.start();
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -103,6 +137,7 @@ export class Server {
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
     await Promise.all([...this.connections].map((c) => c.forceClose(reason)));
     await closed;
+    this.stats.stop();
     await this.http.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTP listener did not close cleanly'));
     this.store.close();
     this.log.info('Leveret stopped');

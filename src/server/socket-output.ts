@@ -12,6 +12,8 @@ const HIGH_WATER = 256 * 1024;
 export class SocketOutput {
   readonly writer = new Writer();
   sentBytes = 0;
+  /** socket writes */
+  sentCount = 0;
   /** Set whenever bytes go out (the heartbeat monitor clears it). */
   wrote = false;
   private flushScheduled = false;
@@ -57,6 +59,7 @@ export class SocketOutput {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
     this.wrote = true;
+    this.sentCount++;
     let ok = true;
     if (chunks.length === 1) {
       this.sentBytes += chunks[0].length;

@@ -26,6 +26,9 @@ export abstract class Exchange implements BindingDestination {
   readonly kind = 'exchange' as const;
   /** Where messages this exchange cannot route go (alternate-exchange argument or policy). */
   alternateExchange: string | null = null;
+  /** publish_in: messages published to it; publish_out: those it routed to at least one destination */
+  publishIn = 0;
+  publishOut = 0;
 
   constructor(
     readonly name: string,

@@ -1,0 +1,33 @@
+import type { Broker } from '../broker/broker';
+import type { Connection } from '../server/connection';
+import type { Stats } from './stats/stats';
+
+/** A port the node listens on, as /api/overview's `listeners` lists it. */
+export interface Listener {
+  protocol: 'amqp' | 'amqp/ssl' | 'http' | 'https' | 'prometheus';
+  ip_address: string;
+  port: number;
+}
+
+/** Conditions that block publishers, as RabbitMQ's resource alarms. */
+export interface Alarms {
+  memory: boolean;
+  disk: boolean;
+}
+
+/**
+ * Everything the management API reads and acts on, handed over by the composition root
+ * (src/server/server.ts): the model, the live connections, the sampled statistics, and
+ * facts about this node.
+ */
+export interface ManagementContext {
+  readonly broker: Broker;
+  readonly connections: ReadonlySet<Connection>;
+  readonly stats: Stats;
+  /** e.g. leveret@host */
+  readonly nodeName: string;
+  /** when the broker started (ms since the epoch) */
+  readonly startedAt: number;
+  listeners(): Listener[];
+  alarms(): Alarms;
+}

@@ -1,0 +1,132 @@
+import type { Broker } from '../../broker/broker';
+import type { Vhost } from '../../broker/vhost';
+import type { Connection } from '../../server/connection';
+import { CHANNEL, CONNECTION, EXCHANGE, QUEUE, TOTAL_DEPTH_AT, TOTAL_FIELDS, TOTAL_OCTETS_AT, addChannelCounters, type Kind } from './kinds';
+import { History } from './history';
+
+/** An object's row as of the last sample, and its rates per second since the one before. */
+interface Sample {
+  values: Float64Array;
+  rates: Float64Array;
+  at: number;
+}
+
+/** How many samples of the node's and each vhost's totals are kept for charts. */
+const HISTORY_SAMPLES = 120;
+
+/**
+ * Rates for the management API, from counters the hot path bumps: every `intervalMs` each
+ * queue, exchange, connection, channel, vhost and the node is read into a row, and the
+ * difference from its previous row gives its rates. Nothing happens per message; an
+ * object's rows go with it (weakly held).
+ */
+export class Stats {
+  private readonly samples = new WeakMap<object, Sample>();
+  private readonly vhostHistory = new Map<string, History>();
+  readonly nodeHistory = new History(TOTAL_FIELDS.length, HISTORY_SAMPLES);
+  private timer: NodeJS.Timeout | null = null;
+  private readonly node = {};
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly connections: ReadonlySet<Connection>,
+    readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    if (this.timer !== null) return;
+    this.sample();
+    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Reads every object once (the timer calls this; tests may too). */
+  sample(now = Date.now()): void {
+    const node = new Float64Array(TOTAL_FIELDS.length);
+    const perVhost = new Map<Vhost, Float64Array>();
+    for (const v of this.broker.vhosts.values()) {
+      perVhost.set(v, this.totals(v));
+      for (const q of v.queues.values()) this.record(q, QUEUE, q, now);
+      for (const ex of v.exchanges.values()) this.record(ex, EXCHANGE, ex, now);
+    }
+    for (const c of this.connections) {
+      this.record(c, CONNECTION, c, now);
+      for (const ch of c.openChannels()) this.record(ch, CHANNEL, ch.countersNow(), now);
+    }
+    for (const [v, row] of perVhost) {
+      this.store(v, row, now);
+      let h = this.vhostHistory.get(v.name);
+      if (h === undefined) this.vhostHistory.set(v.name, (h = new History(TOTAL_FIELDS.length, HISTORY_SAMPLES)));
+      h.push(now, row);
+      for (let i = 0; i < row.length; i++) node[i] += row[i];
+    }
+    for (const name of this.vhostHistory.keys()) if (!this.broker.vhosts.has(name)) this.vhostHistory.delete(name);
+    this.store(this.node, node, now);
+    this.nodeHistory.push(now, node);
+  }
+
+  /** A vhost's totals now (TOTAL_FIELDS order), or the node's with no vhost given. */
+  totals(v?: Vhost): Float64Array {
+    const row = new Float64Array(TOTAL_FIELDS.length);
+    const vhosts = v === undefined ? this.broker.vhosts.values() : [v];
+    for (const vh of vhosts) {
+      addChannelCounters(vh.retiredChannels, row);
+      for (const q of vh.queues.values()) {
+        row[TOTAL_DEPTH_AT] += q.messageCount + q.unackedCount;
+        row[TOTAL_DEPTH_AT + 1] += q.messageCount;
+        row[TOTAL_DEPTH_AT + 2] += q.unackedCount;
+      }
+    }
+    for (const c of this.connections) {
+      if (c.vhost === null || (v !== undefined && c.vhost !== v)) continue;
+      for (const ch of c.openChannels()) addChannelCounters(ch.countersNow(), row);
+      row[TOTAL_OCTETS_AT] += c.counters.recvBytes;
+      row[TOTAL_OCTETS_AT + 1] += c.sentBytes;
+    }
+    return row;
+  }
+
+  /** An object's rates per second as of the last sample (zeros before its second one). */
+  rates(key: object, width: number): Float64Array {
+    return this.samples.get(key)?.rates ?? new Float64Array(width);
+  }
+
+  nodeRates(): Float64Array {
+    return this.rates(this.node, TOTAL_FIELDS.length);
+  }
+
+  vhostRates(v: Vhost): Float64Array {
+    return this.rates(v, TOTAL_FIELDS.length);
+  }
+
+  vhostSamples(name: string): History | undefined {
+    return this.vhostHistory.get(name);
+  }
+
+  private record<T>(key: object, kind: Kind<T>, source: T, now: number): void {
+    const row = new Float64Array(kind.fields.length);
+    kind.read(source, row);
+    this.store(key, row, now);
+  }
+
+  private store(key: object, row: Float64Array, now: number): void {
+    const prev = this.samples.get(key);
+    if (prev === undefined) {
+      this.samples.set(key, { values: row, rates: new Float64Array(row.length), at: now });
+      return;
+    }
+    const secs = (now - prev.at) / 1000;
+    if (secs <= 0) return;
+    for (let i = 0; i < row.length; i++) {
+      // Counters never go back, depths do: both are a change per second.
+      prev.rates[i] = Math.round(((row[i] - prev.values[i]) / secs) * 10) / 10;
+    }
+    prev.values = row;
+    prev.at = now;
+  }
+}
