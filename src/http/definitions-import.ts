@@ -3,19 +3,16 @@ import type { User } from '../auth/users';
 import type { Policy } from '../broker/policies';
 import type { VhostSettings } from '../broker/storage';
 import { FULL_ACCESS, regexError } from '../auth/permissions';
-import { AmqpError } from '../protocol/errors';
-import { ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
-import { copyTable, type FieldTable } from '../protocol/types';
-import { bindingArgumentsError, createExchange, EXCHANGE_TYPES } from '../broker/exchanges';
-import { parseExchangeArgs, parseQueueArgs, toAmqpError } from '../broker/arguments';
-import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from '../broker/equivalence';
-import { describeExchange, describeQueue, isReservedName } from '../broker/names';
-import { jsonToTable } from './arguments-json';
+import { bindingError, exchangeDeclarationError, queueDeclarationError, withDefaultQueueType, type ExchangeShape, type QueueShape } from '../broker/declaration-checks';
+import { jsonToTable } from '../broker/field-json';
+import { isReservedName } from '../broker/names';
 import { badRequest } from './errors';
 import { policyFromBody } from './policies';
 import { userFromBody } from './users';
 
 type Obj = Record<string, unknown>;
+/** An AMQP argument table (as the model takes it). */
+type FieldTable = NonNullable<ReturnType<typeof jsonToTable>>;
 
 /** Declares the imported queues: they belong to no connection (never exclusive). */
 const IMPORT_OWNER = Object.freeze({});
@@ -98,27 +95,19 @@ function apply(broker: Broker, actingUser: User, plan: Plan): void {
   }
 }
 
-/** The properties of a queue or exchange as declared so far: by the document, else the broker. */
-type Known<T> = Omit<T, 'vhost' | 'name'> & { exclusive?: boolean };
-
 const key = (vhost: string, name: string): string => `${vhost}\0${name}`;
 
-/** Runs a model check that throws AmqpError; its text is the 400's reason. */
-function amqp(check: () => void): void {
-  try {
-    check();
-  } catch (err) {
-    if (err instanceof AmqpError) throw badRequest(err.message);
-    throw err;
-  }
+/** A model check's refusal (RabbitMQ's reply text) is the 400's reason. */
+function refuse(text: string | null): void {
+  if (text !== null) throw badRequest(text);
 }
 
 class Planner {
   private readonly plan: Plan = { users: [], vhosts: [], permissions: [], topicPermissions: [], policies: [], exchanges: [], queues: [], bindings: [] };
   private readonly newUsers = new Set<string>();
   private readonly newVhosts = new Map<string, VhostSettings>();
-  private readonly queues = new Map<string, Known<QueueDef>>();
-  private readonly exchanges = new Map<string, Known<ExchangeDef>>();
+  private readonly queues = new Map<string, QueueShape>();
+  private readonly exchanges = new Map<string, ExchangeShape>();
 
   constructor(
     private readonly broker: Broker,
@@ -208,83 +197,45 @@ class Planner {
     this.plan.policies.push({ vhost, policy: policyFromBody(name, p, ` (${vhost}/${name})`) });
   }
 
-  /** What vhost.declareQueue would refuse, refused here (the same checks, in its order). */
+  /** What vhost.declareQueue would refuse, refused here. */
   private queue(o: Obj): void {
     const vhost = this.vhostOf(o, 'queue');
     const name = str(o, 'name', 'queue');
-    const what = describeQueue(name, vhost);
+    const what = `queue '${name}' in vhost '${vhost}'`;
     const durable = bool(o, 'durable', true, what);
     const autoDelete = bool(o, 'auto_delete', false, what);
-    let args = table(o, what);
-    if (name === '') throw badRequest('queue: name must not be empty');
-    args = this.withDefaultQueueType(vhost, args, durable);
+    const dqt = this.newVhosts.get(vhost)?.defaultQueueType ?? this.broker.vhosts.get(vhost)?.defaultQueueType ?? null;
+    const args = withDefaultQueueType(dqt, table(o, what), durable);
     const existing = this.queues.get(key(vhost, name)) ?? this.brokerQueue(vhost, name);
-    if (existing !== undefined) {
-      amqp(() => {
-        if (existing.exclusive === true) throw lockedError(what);
-        assertPropertyEquivalent(what, 'durable', durable, existing.durable);
-        assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
-        assertArgsEquivalent(what, queueArgsCompared(existing.args), withClassicDefault(args), withClassicDefault(existing.args));
-      });
-      // A restored server-named queue (amq.gen-...) cannot be declared again: it is there.
-      if (isReservedName(name)) return;
-    } else {
-      amqp(() => {
-        if (isReservedName(name)) throw new AmqpError(ACCESS_REFUSED, `queue name '${name}' contains reserved prefix 'amq.*'`);
-        const parsed = parseQueueArgs(args, { queue: name, vhost, durable, exclusive: false, autoDelete });
-        if ('code' in parsed) throw toAmqpError(parsed);
-        if (parsed.ok.queueType === 'stream') throw new AmqpError(PRECONDITION_FAILED, `invalid arg 'x-queue-type' for ${what}: stream queues are not supported by Leveret`);
-      });
-      this.queues.set(key(vhost, name), { durable, autoDelete, args });
-    }
+    refuse(queueDeclarationError(vhost, name, durable, autoDelete, args, existing));
+    // A restored server-named queue (amq.gen-...) cannot be declared again, and is there.
+    if (existing !== undefined && isReservedName(name)) return;
+    if (existing === undefined) this.queues.set(key(vhost, name), { durable, autoDelete, args, exclusive: false });
     this.plan.queues.push({ vhost, name, durable, autoDelete, args });
   }
 
-  private brokerQueue(vhost: string, name: string): Known<QueueDef> | undefined {
+  private brokerQueue(vhost: string, name: string): QueueShape | undefined {
     const q = this.broker.vhosts.get(vhost)?.queues.get(name);
     return q === undefined ? undefined : { durable: q.durable, autoDelete: q.autoDelete, args: q.args, exclusive: q.exclusiveOwner !== null };
-  }
-
-  /** As Vhost.withDefaultQueueType, with the vhost's default as the document leaves it. */
-  private withDefaultQueueType(vhost: string, args: FieldTable, durable: boolean): FieldTable {
-    const dqt = this.newVhosts.get(vhost)?.defaultQueueType ?? this.broker.vhosts.get(vhost)?.defaultQueueType ?? null;
-    if (dqt === null || dqt === 'classic' || Object.hasOwn(args, 'x-queue-type') || !durable) return args;
-    const patched = copyTable(args);
-    patched['x-queue-type'] = dqt;
-    return patched;
   }
 
   /** What vhost.declareExchange would refuse, refused here. */
   private exchange(o: Obj): void {
     const vhost = this.vhostOf(o, 'exchange');
     const name = str(o, 'name', 'exchange');
-    const what = describeExchange(name, vhost);
+    const what = `exchange '${name}' in vhost '${vhost}'`;
     const type = str(o, 'type', what);
     const durable = bool(o, 'durable', true, what);
     const autoDelete = bool(o, 'auto_delete', false, what);
     const internal = bool(o, 'internal', false, what);
     const args = table(o, what);
     const existing = this.exchanges.get(key(vhost, name)) ?? this.brokerExchange(vhost, name);
-    amqp(() => {
-      if (!EXCHANGE_TYPES.includes(type)) throw new AmqpError(COMMAND_INVALID, `invalid exchange type '${type}'`);
-      if (name === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
-      if (existing !== undefined) {
-        assertPropertyEquivalent(what, 'type', type, existing.type);
-        assertPropertyEquivalent(what, 'durable', durable, existing.durable);
-        assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
-        assertPropertyEquivalent(what, 'internal', internal, existing.internal);
-        assertArgsEquivalent(what, EXCHANGE_ARGS_COMPARED, args, existing.args);
-        return;
-      }
-      if (isReservedName(name)) throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
-      const parsed = parseExchangeArgs(args, { exchange: name, vhost });
-      if ('code' in parsed) throw toAmqpError(parsed);
-    });
+    refuse(exchangeDeclarationError(vhost, name, { type, durable, autoDelete, internal, args }, existing));
     if (existing === undefined) this.exchanges.set(key(vhost, name), { type, durable, autoDelete, internal, args });
     this.plan.exchanges.push({ vhost, name, type, durable, autoDelete, internal, args });
   }
 
-  private brokerExchange(vhost: string, name: string): Known<ExchangeDef> | undefined {
+  private brokerExchange(vhost: string, name: string): ExchangeShape | undefined {
     const ex = this.broker.vhosts.get(vhost)?.exchanges.get(name);
     return ex === undefined ? undefined : { type: ex.type, durable: ex.durable, autoDelete: ex.autoDelete, internal: ex.internal, args: ex.args };
   }
@@ -300,31 +251,12 @@ class Planner {
     const kind = str(o, 'destination_type', 'binding');
     if (kind !== 'queue' && kind !== 'exchange') throw badRequest(`binding: destination_type must be 'queue' or 'exchange', not '${kind}'`);
     const routingKey = o.routing_key === undefined ? '' : str(o, 'routing_key', 'binding');
-    const args = table(o, `binding of ${describeExchange(source, vhost)}`);
-    amqp(() => {
-      if (source === '' || (kind === 'exchange' && destination === '')) throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
-      const src = this.exchanges.get(key(vhost, source)) ?? this.brokerExchange(vhost, source);
-      if (src === undefined) throw new AmqpError(NOT_FOUND, `no ${describeExchange(source, vhost)}`);
-      if (kind === 'queue') {
-        const q = this.queues.get(key(vhost, destination)) ?? this.brokerQueue(vhost, destination);
-        if (q === undefined) throw new AmqpError(NOT_FOUND, `no ${describeQueue(destination, vhost)}`);
-        if (q.exclusive === true) throw lockedError(describeQueue(destination, vhost));
-      } else if ((this.exchanges.get(key(vhost, destination)) ?? this.brokerExchange(vhost, destination)) === undefined) {
-        throw new AmqpError(NOT_FOUND, `no ${describeExchange(destination, vhost)}`);
-      }
-      // Only the source's type matters (headers checks x-match): a stand-in of that type answers.
-      const error = bindingArgumentsError(createExchange(src.type, source, false, false, false, {})!, args);
-      if (error !== undefined) throw new AmqpError(PRECONDITION_FAILED, error);
-    });
+    const args = table(o, `binding of exchange '${source}' in vhost '${vhost}'`);
+    const src = this.exchanges.get(key(vhost, source)) ?? this.brokerExchange(vhost, source);
+    const dest = kind === 'queue' ? (this.queues.get(key(vhost, destination)) ?? this.brokerQueue(vhost, destination)) : (this.exchanges.get(key(vhost, destination)) ?? this.brokerExchange(vhost, destination));
+    refuse(bindingError(vhost, source, src, kind, destination, dest === undefined ? undefined : { exclusive: 'exclusive' in dest && dest.exclusive }, args));
     this.plan.bindings.push({ vhost, source, destination, kind, routingKey, args });
   }
-}
-
-function lockedError(what: string): AmqpError {
-  return new AmqpError(
-    RESOURCE_LOCKED,
-    `cannot obtain exclusive access to locked ${what}. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,
-  );
 }
 
 const isObject = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);

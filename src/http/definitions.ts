@@ -4,7 +4,7 @@ import type { Vhost } from '../broker/vhost';
 import type { Queue } from '../broker/queue';
 import { isReservedName } from '../broker/names';
 import { version } from '../config';
-import { tableToJson } from './arguments-json';
+import { tableToJson } from '../broker/field-json';
 import { importDefinitions } from './definitions-import';
 import { HttpError, badRequest } from './errors';
 import { policyJson } from './policies';
