@@ -6,6 +6,7 @@ import { FULL_ACCESS, regexError } from '../auth/permissions';
 import { bindingError, exchangeDeclarationError, queueDeclarationError, withDefaultQueueType, type ExchangeShape, type QueueShape } from '../broker/declaration-checks';
 import { jsonToTable } from '../broker/field-json';
 import { isReservedName } from '../broker/names';
+import { Vhost } from '../broker/vhost';
 import { badRequest } from './errors';
 import { policyFromBody } from './policies';
 import { userFromBody } from './users';
@@ -94,6 +95,9 @@ function apply(broker: Broker, actingUser: User, plan: Plan): void {
     else v.bindExchange(b.destination, b.source, b.routingKey, b.args);
   }
 }
+
+/** What a new vhost holds before anything is declared in it (never stored: no sink). */
+const EMPTY_VHOST = new Vhost('(new)');
 
 const key = (vhost: string, name: string): string => `${vhost}\0${name}`;
 
@@ -236,7 +240,8 @@ class Planner {
   }
 
   private brokerExchange(vhost: string, name: string): ExchangeShape | undefined {
-    const ex = this.broker.vhosts.get(vhost)?.exchanges.get(name);
+    // A vhost the document creates starts with the predeclared exchanges (amq.direct, ...).
+    const ex = (this.broker.vhosts.get(vhost) ?? (this.newVhosts.has(vhost) ? EMPTY_VHOST : undefined))?.exchanges.get(name);
     return ex === undefined ? undefined : { type: ex.type, durable: ex.durable, autoDelete: ex.autoDelete, internal: ex.internal, args: ex.args };
   }
 
