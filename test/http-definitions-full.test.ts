@@ -140,6 +140,22 @@ describe('/api/definitions: Leveret exports what RabbitMQ exported', () => {
     }
   });
 
+  it('exclusive queues and their bindings are not exported; a vhost named without its description keeps it', async () => {
+    const c = await amqp.connect({ protocol: 'amqp', hostname: '127.0.0.1', port: broker.port, username: 'guest', password: 'guest', vhost: 'hdefs-shop' });
+    const ch = await c.createChannel();
+    await ch.assertQueue('mine', { exclusive: true, durable: true });
+    await ch.bindQueue('mine', 'hdefs-events', '#');
+    const defs = await defsOf(broker.httpPort);
+    expect((defs.queues as Obj[]).map((q) => q.name)).not.toContain('mine');
+    expect((defs.bindings as Obj[]).map((x) => x.destination)).not.toContain('mine');
+    // Declaring it (or binding to it) from a document is refused as over AMQP: it is locked.
+    const r = await api(broker.httpPort, 'POST', '/api/definitions', { body: { queues: [{ name: 'mine', vhost: 'hdefs-shop', durable: true, auto_delete: false, arguments: {} }] } });
+    expect(r.status).toBe(400);
+    expect((r.json as Obj).reason).toMatch(/^RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'mine'/);
+    await c.close();
+    expect((await api(broker.httpPort, 'GET', '/api/vhosts/%2F')).json).toMatchObject({ description: 'Default virtual host' });
+  });
+
   it('the per-vhost export: RabbitMQ leaves out vhost fields (but on policies) and the users, vhosts and permissions', async () => {
     const defs = await defsOf(broker.httpPort, '/api/definitions/hdefs-shop');
     expect(Object.keys(defs)).toEqual(Object.keys(VHOST));

@@ -162,12 +162,13 @@ class Planner {
   private vhost(v: Obj): void {
     const name = str(v, 'name', 'vhost');
     const meta = isObject(v.metadata) ? v.metadata : {};
-    const description = meta.description ?? v.description ?? '';
-    const rawTags = meta.tags ?? v.tags ?? [];
+    // What the item does not give is kept (RabbitMQ's HTTP export names vhosts only).
+    const known = this.newVhosts.get(name) ?? this.broker.vhosts.get(name);
+    const description = meta.description ?? v.description ?? known?.description ?? '';
+    const rawTags = meta.tags ?? v.tags ?? known?.tags ?? [];
     const tags = typeof rawTags === 'string' ? rawTags.split(',') : rawTags;
     if (typeof description !== 'string' || !Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw badRequest(`vhost ${name}: bad description or tags`);
-    // Not given: kept as it is (RabbitMQ's HTTP export names vhosts only).
-    const dqt = meta.default_queue_type ?? v.default_queue_type ?? this.newVhosts.get(name)?.defaultQueueType ?? this.broker.vhosts.get(name)?.defaultQueueType ?? null;
+    const dqt = meta.default_queue_type ?? v.default_queue_type ?? known?.defaultQueueType ?? null;
     if (dqt !== null && (typeof dqt !== 'string' || !QUEUE_TYPES.includes(dqt))) throw badRequest(`vhost ${name}: default_queue_type must be one of ${QUEUE_TYPES.join(', ')}`);
     const settings = { name, description, tags: (tags as string[]).map((t) => t.trim()).filter((t) => t !== ''), defaultQueueType: dqt as string | null };
     this.plan.vhosts.push(settings);
