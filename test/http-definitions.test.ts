@@ -44,7 +44,9 @@ describe('/api/definitions (users, vhosts, permissions, topic permissions)', () 
 
     const check = async (broker: DurableBroker): Promise<void> => {
       const defs = (await api(broker.httpPort, 'GET', '/api/definitions')).json as Record<string, unknown>;
-      expect(defs).toMatchObject({ rabbit_version: '3.10.8', parameters: [], policies: [], queues: [], exchanges: [], bindings: [] });
+      expect(defs).toMatchObject({ rabbit_version: '3.10.8', parameters: [], policies: [], exchanges: [], bindings: [] });
+      // Only the queue alice declares below (once she has, the export lists it).
+      expect((defs.queues as Array<{ name: string }>).filter((q) => q.name !== 'alice-q')).toEqual([]);
       expect((defs.users as Array<{ name: string }>).map((u) => u.name).sort()).toEqual(['alice', 'guest']);
       expect((defs.vhosts as Array<{ name: string }>).map((v) => v.name).sort()).toEqual(['/', 'team/a']);
       expect(defs.permissions).toContainEqual({ user: 'alice', vhost: 'team/a', configure: '.*', write: '.*', read: '.*' });
@@ -57,6 +59,7 @@ describe('/api/definitions (users, vhosts, permissions, topic permissions)', () 
       await expect(amqp.connect({ protocol: 'amqp', hostname: '127.0.0.1', port: broker.port, username: 'alice', password: 'wrong', vhost: 'team/a' })).rejects.toThrow();
     };
     await check(b);
+    expect(((await api(b.httpPort, 'GET', '/api/definitions')).json as { queues: unknown[] }).queues).toEqual([{ name: 'alice-q', vhost: 'team/a', durable: true, auto_delete: false, arguments: {} }]);
     await b.crash();
     b = await startOn(dir);
     running.push(b);

@@ -30,6 +30,14 @@ const KEYS: Record<string, { valid: (v: unknown) => boolean; expect: string }> =
   'queue-mode': { valid: (v) => v === 'default' || v === 'lazy', expect: "'default' or 'lazy'" },
 };
 
+/**
+ * Whether `value` is a valid value for the policy key `key`; undefined when the engine does
+ * not know the key (callers that word their own refusals, like the HTTP API, ask this).
+ */
+export function policyValueValid(key: string, value: unknown): boolean | undefined {
+  return Object.hasOwn(KEYS, key) ? KEYS[key].valid(value) : undefined;
+}
+
 /** Checks a policy as RabbitMQ would before accepting it; throws PolicyError saying what is wrong. */
 export function validatePolicy(p: Policy): void {
   if (p.name === '') throw new PolicyError('policy name must not be empty');

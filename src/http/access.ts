@@ -13,6 +13,9 @@ export type Access = 'management' | 'administrator';
 
 export const isAdministrator = (u: User): boolean => u.tags.includes('administrator');
 
+/** Who may change policies (RabbitMQ's policymaker tag; administrators may do everything). */
+export const isPolicymaker = (u: User): boolean => isAdministrator(u) || u.tags.includes('policymaker');
+
 /**
  * Checks HTTP basic credentials against the broker's users, then the tags the resource
  * needs, in RabbitMQ's order and with its answers (all 401; a malformed header 400).

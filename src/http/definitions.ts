@@ -1,11 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../broker/broker';
-import type { User } from '../auth/users';
-import { FULL_ACCESS } from '../auth/permissions';
+import type { Vhost } from '../broker/vhost';
+import type { Queue } from '../broker/queue';
+import { isReservedName } from '../broker/names';
 import { version } from '../config';
-import { badRequest } from './errors';
+import { tableToJson } from '../broker/field-json';
+import { importDefinitions } from './definitions-import';
+import { HttpError, badRequest } from './errors';
+import { policyJson } from './policies';
 import { resource } from './resource';
-import { userFromBody, userJson } from './users';
+import { userJson } from './users';
 
 /** The RabbitMQ version exports claim, so that RabbitMQ's tools read them as their own. */
 const RABBIT_VERSION = '3.10.8';
@@ -13,15 +17,28 @@ const RABBIT_VERSION = '3.10.8';
 type Obj = Record<string, unknown>;
 
 /**
- * GET and POST /api/definitions for users, vhosts, permissions and topic permissions, in
- * RabbitMQ 3.10.8's format (administrators only). The other keys are exported empty and
- * ignored on import until the rest of the definitions endpoint comes.
+ * GET and POST /api/definitions and /api/definitions/{vhost} in RabbitMQ 3.10.8's format
+ * (administrators only). An import is checked whole before anything of it is applied
+ * (see definitions-import.ts).
  */
 export function registerDefinitionRoutes(app: FastifyInstance, broker: Broker): void {
   resource(app, broker.users, '/api/definitions', 'administrator', {
     GET: () => ({ status: 200, json: exportDefinitions(broker) }),
     POST: ({ user, body }) => {
       importDefinitions(broker, user, parsed(body));
+      return { status: 204 };
+    },
+  });
+  resource(app, broker.users, '/api/definitions/:vhost', 'administrator', {
+    GET: ({ params }) => {
+      const v = broker.vhosts.get(params.vhost);
+      // RabbitMQ 3.10.8 answers an unknown vhost here with a 400 (and with a 404 on POST).
+      if (v === undefined) throw badRequest('vhost_not_found');
+      return { status: 200, json: { rabbit_version: RABBIT_VERSION, parameters: [], ...vhostDefinitions(v, false) } };
+    },
+    POST: ({ user, params, body }) => {
+      if (!broker.vhosts.has(params.vhost)) throw new HttpError(404, 'not_found', 'vhost_not_found');
+      importDefinitions(broker, user, parsed(body), params.vhost);
       return { status: 204 };
     },
   });
@@ -37,6 +54,7 @@ function parsed(body: () => Obj): Obj {
 }
 
 export function exportDefinitions(broker: Broker): Obj {
+  const perVhost = [...broker.vhosts.values()].map((v) => vhostDefinitions(v, true));
   return {
     rabbit_version: RABBIT_VERSION,
     rabbitmq_version: RABBIT_VERSION,
@@ -47,77 +65,47 @@ export function exportDefinitions(broker: Broker): Obj {
     vhosts: [...broker.vhosts.keys()].map((name) => ({ name })),
     permissions: broker.permissions.list(),
     topic_permissions: broker.permissions.listTopic(),
+    // No runtime parameters are kept (federation, shovels, limits): none to export.
     parameters: [],
     global_parameters: [],
-    policies: [],
-    queues: [],
-    exchanges: [],
-    bindings: [],
+    policies: perVhost.flatMap((d) => d.policies),
+    queues: perVhost.flatMap((d) => d.queues),
+    exchanges: perVhost.flatMap((d) => d.exchanges),
+    bindings: perVhost.flatMap((d) => d.bindings),
   };
 }
 
-const list = (defs: Obj, key: string): Obj[] => {
-  const v = defs[key];
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || !v.every((x) => x !== null && typeof x === 'object' && !Array.isArray(x))) throw badRequest(`${key} must be a list of objects`);
-  return v as Obj[];
-};
-
-const str = (o: Obj, key: string, what: string): string => {
-  const v = o[key];
-  if (typeof v !== 'string') throw badRequest(`${what}: ${key} must be a string`);
-  return v;
-};
-
 /**
- * Applies the keys in RabbitMQ's order (users, vhosts, permissions, topic permissions),
- * each change stored as it is made; the first bad item stops the import with a 400 (what
- * came before it stays), as RabbitMQ does.
+ * One vhost's policies, queues, exchanges and bindings as RabbitMQ 3.10.8 exports them:
+ * every queue but exclusive ones (durable or not: RabbitMQ's export has transient ones too),
+ * every exchange but the default and amq.* ones, every binding but those of the default
+ * exchange and those to exclusive queues. The per-vhost export (`withVhost` false) leaves
+ * out the items' vhost, except on policies, as RabbitMQ does.
  */
-export function importDefinitions(broker: Broker, actingUser: User, defs: Obj): void {
-  const users = list(defs, 'users');
-  const vhosts = list(defs, 'vhosts');
-  const perms = list(defs, 'permissions');
-  const topic = list(defs, 'topic_permissions');
-  for (const u of users) {
-    const name = str(u, 'name', 'user');
-    broker.putUser(userFromBody(name, u, broker.users.get(name) !== undefined));
+function vhostDefinitions(v: Vhost, withVhost: boolean): { policies: Obj[]; queues: Obj[]; exchanges: Obj[]; bindings: Obj[] } {
+  const vh = withVhost ? { vhost: v.name } : {};
+  const exclusive = (q: Queue): boolean => q.exclusiveOwner !== null;
+  const queues = [...v.queues.values()]
+    .filter((q) => !exclusive(q))
+    .map((q) => ({ name: q.name, ...vh, durable: q.durable, auto_delete: q.autoDelete, arguments: tableToJson(q.args) }));
+  const declared = [...v.exchanges.values()].filter((ex) => ex.name !== '' && !isReservedName(ex.name));
+  const exchanges = declared.map((ex) => ({
+    name: ex.name,
+    ...vh,
+    type: ex.type,
+    durable: ex.durable,
+    auto_delete: ex.autoDelete,
+    internal: ex.internal,
+    arguments: tableToJson(ex.args),
+  }));
+  const bindings: Obj[] = [];
+  for (const ex of v.exchanges.values()) {
+    if (ex.name === '') continue;
+    for (const b of ex.bindings()) {
+      const d = b.destination;
+      if (d.kind === 'queue' && exclusive(d as Queue)) continue;
+      bindings.push({ source: ex.name, ...vh, destination: d.name, destination_type: d.kind, routing_key: b.routingKey, arguments: tableToJson(b.args) });
+    }
   }
-  for (const v of vhosts) {
-    const name = str(v, 'name', 'vhost');
-    const meta = v.metadata !== null && typeof v.metadata === 'object' ? (v.metadata as Obj) : {};
-    const description = meta.description ?? v.description ?? '';
-    const rawTags = meta.tags ?? v.tags ?? [];
-    const tags = typeof rawTags === 'string' ? rawTags.split(',') : rawTags;
-    if (typeof description !== 'string' || !Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw badRequest(`vhost ${name}: bad description or tags`);
-    const dqt = meta.default_queue_type ?? v.default_queue_type ?? broker.vhosts.get(name)?.defaultQueueType ?? null;
-    if (dqt !== null && typeof dqt !== 'string') throw badRequest(`vhost ${name}: bad default_queue_type`);
-    const created = broker.putVhost({ name, description, tags: (tags as string[]).map((t) => t.trim()).filter((t) => t !== ''), defaultQueueType: dqt });
-    // As RabbitMQ: whoever creates a vhost may use it.
-    if (created) broker.setPermission(name, actingUser.name, FULL_ACCESS);
-  }
-  for (const p of perms) {
-    const user = str(p, 'user', 'permission');
-    const vhost = str(p, 'vhost', 'permission');
-    if (broker.users.get(user) === undefined) throw badRequest(['no_such_user', user]);
-    if (!broker.vhosts.has(vhost)) throw badRequest(['no_such_vhost', vhost]);
-    regexChange(() => broker.setPermission(vhost, user, { configure: str(p, 'configure', 'permission'), write: str(p, 'write', 'permission'), read: str(p, 'read', 'permission') }));
-  }
-  for (const t of topic) {
-    const user = str(t, 'user', 'topic permission');
-    const vhost = str(t, 'vhost', 'topic permission');
-    if (broker.users.get(user) === undefined) throw badRequest(['no_such_user', user]);
-    if (!broker.vhosts.has(vhost)) throw badRequest(['no_such_vhost', vhost]);
-    const exchange = str(t, 'exchange', 'topic permission');
-    regexChange(() => broker.setTopicPermission(vhost, user, exchange, { write: str(t, 'write', 'topic permission'), read: str(t, 'read', 'topic permission') }));
-  }
-}
-
-function regexChange(change: () => unknown): void {
-  try {
-    change();
-  } catch (err) {
-    if (err instanceof Error && err.message.startsWith('Invalid regexp')) throw badRequest(err.message);
-    throw err;
-  }
+  return { policies: v.policies.all.map((p) => policyJson(v.name, p)), queues, exchanges, bindings };
 }

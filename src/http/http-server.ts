@@ -6,6 +6,7 @@ import { registerUserRoutes } from './users';
 import { registerPermissionRoutes } from './permissions';
 import { registerVhostRoutes } from './vhosts';
 import { registerDefinitionRoutes } from './definitions';
+import { registerPolicyRoutes } from './policies';
 
 export interface HttpOptions {
   host: string;
@@ -63,6 +64,7 @@ export class HttpServer {
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);
     registerDefinitionRoutes(this.app, broker);
+    registerPolicyRoutes(this.app, broker);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */
