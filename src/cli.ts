@@ -2,7 +2,7 @@
 import { writeSync } from 'node:fs';
 import { ConfigError, HelpRequested, VersionRequested, loadConfig, redactConfig, type Config } from './config';
 import { createLogger, type Logger } from './logger';
-import { Server } from './server/server';
+import { Server } from './app';
 
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;

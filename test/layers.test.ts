@@ -1,6 +1,7 @@
 // The layers of src/ as the imports show them: the protocol knows nothing above it, the
 // model (broker) never imports the store or the server, and the store reaches into the
-// model only through the interfaces the model defines for it (storage.ts).
+// model only through the interfaces the model defines for it (storage.ts). app.ts is the
+// composition root: it alone wires store, model, AMQP server and management API together.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -54,11 +55,16 @@ describe('layers of src/', () => {
     expect(store).toEqual([]);
   });
 
-  it('http/ (the management API) is imported by server/ only and works on the model, never the store', () => {
-    const into = all.filter((i) => layer(i.to) === 'http' && layer(i.from) !== 'http' && layer(i.from) !== 'server');
+  it('http/ (the management API) is wired by the composition root (app.ts) only and never touches the store', () => {
+    const into = all.filter((i) => layer(i.to) === 'http' && layer(i.from) !== 'http' && layer(i.from) !== 'app');
     expect(into).toEqual([]);
-    const out = all.filter((i) => layer(i.from) === 'http' && ['store', 'protocol', 'cluster'].includes(layer(i.to)));
+    const out = all.filter((i) => layer(i.from) === 'http' && ['store', 'cluster', 'app'].includes(layer(i.to)));
     expect(out).toEqual([]);
+  });
+
+  it('server/ (AMQP) knows nothing of the management API or the composition root', () => {
+    const bad = all.filter((i) => layer(i.from) === 'server' && ['http', 'app', 'cli'].includes(layer(i.to)));
+    expect(bad).toEqual([]);
   });
 
   it('no two layers import each other', () => {

@@ -12,7 +12,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config';
 import { createLogger } from '../src/logger';
-import { Server } from '../src/server/server';
+import { Server } from '../src/app';
 import * as raw from './helpers/raw';
 
 const RABBITMQ_URL = process.env.PERMISSIONS_RABBITMQ_URL;

@@ -11,7 +11,7 @@ import amqp from 'amqplib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config';
 import { createLogger } from '../src/logger';
-import { Server } from '../src/server/server';
+import { Server } from '../src/app';
 import { fsOps } from '../src/store/fs-ops';
 
 const realFsOps = { ...fsOps };

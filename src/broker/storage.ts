@@ -7,7 +7,7 @@ import type { User } from '../auth/users';
 /**
  * What the model needs from storage, defined here so that the dependency runs one way:
  * the store (src/store) implements these interfaces and never sees the model's classes;
- * the model never imports the store. A composition root (src/server) wires them.
+ * the model never imports the store. The composition root (src/app.ts) wires them.
  */
 
 /** Where a stored message lives: the segment, its record's offset in it, and the record's size. */

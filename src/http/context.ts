@@ -17,7 +17,7 @@ export interface Alarms {
 
 /**
  * Everything the management API reads and acts on, handed over by the composition root
- * (src/server/server.ts): the model, the live connections, the sampled statistics, and
+ * (src/app.ts): the model, the live connections, the sampled statistics, and
  * facts about this node.
  */
 export interface ManagementContext {

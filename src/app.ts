@@ -1,14 +1,14 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import type { Config } from '../config';
-import type { Logger } from '../logger';
-import { Broker } from '../broker/broker';
-import { Connection } from './connection';
-import { Store } from '../store/store';
-import { HttpServer } from '../http/http-server';
-import { Stats } from '../http/stats/stats';
-import type { Alarms, Listener } from '../http/context';
+import type { Config } from './config';
+import type { Logger } from './logger';
+import { Broker } from './broker/broker';
+import { Connection } from './server/connection';
+import { Store } from './store/store';
+import { HttpServer } from './http/http-server';
+import { Stats } from './http/stats/stats';
+import type { Alarms, Listener } from './http/context';
 import { hostname } from 'node:os';
-import { CONNECTION_FORCED } from '../protocol/constants';
+import { CONNECTION_FORCED } from './protocol/constants';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
 export class Server {
