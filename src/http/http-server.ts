@@ -6,6 +6,7 @@ import { registerUserRoutes } from './users';
 import { registerPermissionRoutes } from './permissions';
 import { registerVhostRoutes } from './vhosts';
 import { registerDefinitionRoutes } from './definitions';
+import { registerMetricsRoutes } from './metrics';
 
 export interface HttpOptions {
   host: string;
@@ -63,6 +64,7 @@ export class HttpServer {
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);
     registerDefinitionRoutes(this.app, broker);
+    registerMetricsRoutes(this.app, ctx);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */
