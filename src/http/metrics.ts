@@ -17,7 +17,7 @@ import { Scrape } from './metrics/scrape';
  */
 export function registerMetricsRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const product = version();
-  const serve = (render: (req: FastifyRequest) => string) => (req: FastifyRequest, reply: FastifyReply) => {
+  const serve = (render: (req: FastifyRequest) => Buffer) => (req: FastifyRequest, reply: FastifyReply) => {
     void reply.type(CONTENT_TYPE).header('cache-control', 'no-cache').send(render(req));
   };
   app.route({ method: ['GET', 'HEAD'], url: '/metrics', handler: serve(() => render(ctx, product, ALL_GROUPS, 'aggregated')) });
@@ -43,7 +43,7 @@ const values = (v: string | string[] | undefined): string[] =>
 /** RabbitMQ's detailed endpoint renames its own metrics, not others'. */
 const detailedName = (name: string): string => (name.startsWith('rabbitmq_') ? 'rabbitmq_detailed_' + name.slice('rabbitmq_'.length) : name);
 
-function render(ctx: ManagementContext, product: string, groups: readonly Group<unknown>[], endpoint: Endpoint, vhosts: ReadonlySet<string> | null = null): string {
+function render(ctx: ManagementContext, product: string, groups: readonly Group<unknown>[], endpoint: Endpoint, vhosts: ReadonlySet<string> | null = null): Buffer {
   const out = new Exposition();
   const scrape = new Scrape(ctx, vhosts);
   for (const g of groups) writeGroup(out, g, scrape, endpoint);
@@ -55,7 +55,7 @@ function render(ctx: ManagementContext, product: string, groups: readonly Group<
     for (const r of scrape.queues) out.sample(name, `${label('vhost', r.vhost)},${label('queue', r.queue.name)},${details}`, 1);
   }
   writeInfo(out, ctx, product, endpoint);
-  return out.toString();
+  return out.toBuffer();
 }
 
 function writeGroup(out: Exposition, g: Group<unknown>, scrape: Scrape, endpoint: Endpoint): void {
