@@ -48,6 +48,7 @@ export class Server {
         stats: this.stats,
         nodeName: this.nodeName,
         startedAt: this.startedAt,
+        dataDir: config.dataDir,
         listeners: () => this.listeners(),
         alarms: () => this.alarms(),
       },
@@ -126,8 +127,12 @@ export class Server {
   }
 
   private accept(socket: Socket): void {
-    const conn = new Connection(socket, this.broker, this.store.scheduler, this.config, this.log, (c) => this.connections.delete(c));
+    const counters = this.broker.nodeCounters;
+    const conn = new Connection(socket, this.broker, this.store.scheduler, this.config, this.log, (c) => {
+      if (this.connections.delete(c)) counters.connectionsClosed++;
+    });
     this.connections.add(conn);
+    counters.connectionsOpened++;
     if (this.blocked !== null) conn.setBlocked(this.blocked);
   }
 

@@ -1,4 +1,5 @@
 import { Vhost } from './vhost';
+import { NodeCounters } from './node-counters';
 import { UserStore, userWithPassword, type User } from '../auth/users';
 import { isHashingAlgorithm } from '../auth/password-hash';
 import { Permissions, FULL_ACCESS, regexError } from '../auth/permissions';
@@ -22,6 +23,8 @@ export class Broker {
   readonly vhosts = new Map<string, Vhost>();
   readonly users: UserStore;
   readonly permissions = new Permissions();
+  /** connections, channels and queues opened and closed, node-wide (for /metrics) */
+  readonly nodeCounters = new NodeCounters();
   /** Told after a user is deleted, to close that user's connections (set by the server). */
   onUserDeleted: ((name: string) => void) | null = null;
   /** Told after a vhost is deleted, to close its connections (set by the server). */
@@ -47,7 +50,7 @@ export class Broker {
   vhost(name: string): Vhost {
     let v = this.vhosts.get(name);
     if (v === undefined) {
-      this.vhosts.set(name, (v = new Vhost(name, this.storage)));
+      this.vhosts.set(name, (v = new Vhost(name, this.storage, this.nodeCounters)));
       const log = this.log;
       if (log !== null) v.notice = (text) => log.info({ vhost: name }, text);
       v.logger = log;
@@ -82,6 +85,7 @@ export class Broker {
     this.storage?.vhostDeleted(name);
     this.vhosts.delete(name);
     v.deleted = true;
+    this.nodeCounters.routedInDeletedVhosts += v.counters.routed;
     this.onVhostDeleted?.(name);
     v.destroy();
     // The stored deletion covers its permissions; these clears are stored too, and a disk

@@ -16,6 +16,7 @@ import type { QueueEntry } from './queue-entry';
 import type { Logger } from '../logger';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
 import { ChannelCounters } from './channel-counters';
+import { NodeCounters } from './node-counters';
 import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from './equivalence';
 
 export interface VhostCounters {
@@ -80,6 +81,8 @@ export class Vhost implements QueueOwner {
     readonly name: string,
     /** where durable definitions and durable queues' messages go; null keeps all in memory */
     private readonly sink: DefinitionsSink | null = null,
+    /** the node's churn counts (the broker shares one among its vhosts) */
+    readonly nodeCounters: NodeCounters = new NodeCounters(),
   ) {
     for (const [n, type] of PREDECLARED) this.exchanges.set(n, createExchange(type, n, true, false, false, {})!);
   }
@@ -252,6 +255,7 @@ export class Vhost implements QueueOwner {
       assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
       assertArgsEquivalent(what, queueArgsCompared(existing.args), withClassicDefault(args), withClassicDefault(existing.args));
       existing.touch();
+      this.nodeCounters.queuesDeclared++;
       return existing;
     }
     // RabbitMQ validates arguments only when the queue is created.
@@ -277,6 +281,8 @@ export class Vhost implements QueueOwner {
       }
     }
     this.queues.set(name, q);
+    this.nodeCounters.queuesDeclared++;
+    this.nodeCounters.queuesCreated++;
     return q;
   }
 
@@ -337,6 +343,7 @@ export class Vhost implements QueueOwner {
     const stored = q.durable && q.exclusiveOwner === null;
     if (stored) this.persist(`the deletion of ${describeQueue(q.name, this.name)}`, (sink) => sink.queueDeleted(this.name, q.name));
     this.queues.delete(q.name);
+    this.nodeCounters.queuesDeleted++;
     for (const ex of this.exchanges.values()) this.unbindAndMaybeAutoDelete(ex, q);
     const dropped = q.destroy();
     // Gone from the definitions now, so the folder is an orphan: it goes (priority levels' parent too).
@@ -557,6 +564,7 @@ export class Vhost implements QueueOwner {
     for (const q of [...this.queues.values()]) {
       const stored = q.durable && q.exclusiveOwner === null;
       this.queues.delete(q.name);
+      this.nodeCounters.queuesDeleted++;
       q.destroy();
       if (stored) this.sink?.queueDestroyed(this.name, q.name);
     }
@@ -569,6 +577,8 @@ export class Vhost implements QueueOwner {
   /** A channel closed: its counts stay in the vhost's totals. */
   retireChannel(counters: ChannelCounters): void {
     this.retiredChannels.add(counters);
+    this.nodeCounters.channelsClosed++;
+    this.nodeCounters.retiredChannels.add(counters);
   }
 
   // ---- storage -------------------------------------------------------------------------

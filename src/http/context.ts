@@ -28,6 +28,8 @@ export interface ManagementContext {
   readonly nodeName: string;
   /** when the broker started (ms since the epoch) */
   readonly startedAt: number;
+  /** where durable state is kept (its file system's free space is reported) */
+  readonly dataDir: string;
   listeners(): Listener[];
   alarms(): Alarms;
 }

@@ -7,6 +7,7 @@ import { registerPermissionRoutes } from './permissions';
 import { registerVhostRoutes } from './vhosts';
 import { registerDefinitionRoutes } from './definitions';
 import { registerPolicyRoutes } from './policies';
+import { registerMetricsRoutes } from './metrics';
 
 export interface HttpOptions {
   host: string;
@@ -65,6 +66,7 @@ export class HttpServer {
     registerVhostRoutes(this.app, broker);
     registerDefinitionRoutes(this.app, broker);
     registerPolicyRoutes(this.app, broker);
+    registerMetricsRoutes(this.app, ctx);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

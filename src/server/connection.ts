@@ -313,6 +313,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       return this.closeWith(C.NOT_ALLOWED, `number of channels opened (${n}) has reached the negotiated channel_max (${this.channelMax})`);
     }
     this.channels.set(id, new Channel(this, this.vhost!, id));
+    this.broker.nodeCounters.channelsOpened++;
     M.encodeChannelOpenOk(this.writer, id, '');
     this.scheduleFlush();
   }
