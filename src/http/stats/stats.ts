@@ -74,8 +74,10 @@ export class Stats {
   totals(v?: Vhost): Float64Array {
     const row = new Float64Array(TOTAL_FIELDS.length);
     const vhosts = v === undefined ? this.broker.vhosts.values() : [v];
+    // The node's closed channels include those of vhosts deleted since.
+    if (v === undefined) addChannelCounters(this.broker.nodeCounters.retiredChannels, row);
     for (const vh of vhosts) {
-      addChannelCounters(vh.retiredChannels, row);
+      if (v !== undefined) addChannelCounters(vh.retiredChannels, row);
       for (const q of vh.queues.values()) {
         row[TOTAL_DEPTH_AT] += q.messageCount + q.unackedCount;
         row[TOTAL_DEPTH_AT + 1] += q.messageCount;
