@@ -6,6 +6,11 @@ import { registerUserRoutes } from './users';
 import { registerPermissionRoutes } from './permissions';
 import { registerVhostRoutes } from './vhosts';
 import { registerDefinitionRoutes } from './definitions';
+import { registerQueueRoutes } from './queues';
+import { registerExchangeRoutes } from './exchanges';
+import { registerBindingRoutes } from './bindings';
+import { registerConsumerRoutes } from './consumers';
+import { registerPublishGetRoutes } from './publish-get';
 
 export interface HttpOptions {
   host: string;
@@ -63,6 +68,11 @@ export class HttpServer {
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);
     registerDefinitionRoutes(this.app, broker);
+    registerQueueRoutes(this.app, ctx);
+    registerExchangeRoutes(this.app, ctx);
+    registerBindingRoutes(this.app, ctx);
+    registerConsumerRoutes(this.app, ctx);
+    registerPublishGetRoutes(this.app, ctx);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */
