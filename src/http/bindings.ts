@@ -10,7 +10,7 @@ import { notAuthorised, notFound } from './errors';
 import { viaModel } from './amqp-status';
 import { HTTP_OWNER, exchangeFromPath, listedVhosts, requirePermission, visibleVhost, writableVhost } from './object-access';
 import { argumentsField, stringField } from './object-body';
-import { BINDING_SORT, propertiesKey, quotePlus, storedBindingJson, vhostBindings } from './views/binding';
+import { BINDING_SORT, bindingLocation, propertiesKey, storedBindingJson, vhostBindings } from './views/binding';
 
 type Kind = 'queue' | 'exchange';
 
@@ -82,7 +82,7 @@ export function registerBindingRoutes(app: FastifyInstance, ctx: ManagementConte
           else v.bindExchange(params.dest, source, routingKey, args);
         });
         // Relative to the request's path, as RabbitMQ sends it.
-        return { status: 201, headers: { location: `${quotePlus(params.dest)}/${quotePlus(propertiesKey(routingKey, args))}` } };
+        return { status: 201, headers: { location: bindingLocation(params.dest, propertiesKey(routingKey, args)) } };
       },
     });
 
@@ -113,11 +113,14 @@ export function registerBindingRoutes(app: FastifyInstance, ctx: ManagementConte
   }
 }
 
-/** The path's segment arrives decoded; a properties_key is compared the same way. */
+/**
+ * The path's segment arrives percent-decoded: it names the binding when it is the key as
+ * listed, the key decoded, or the key unquoted (`+` as a space, as RabbitMQ reads it).
+ */
 function named(key: string, segment: string): boolean {
   if (key === segment) return true;
   try {
-    return decodeURIComponent(key) === segment;
+    return decodeURIComponent(key) === segment || decodeURIComponent(key.replace(/\+/g, ' ')) === segment;
   } catch {
     return false;
   }

@@ -65,6 +65,15 @@ export function propertiesKey(routingKey: string, args: FieldTable): string {
   return `${quotePlus(routingKey)}~${argsHash(args)}`;
 }
 
+const sortedKeys = (o: Obj): Obj => {
+  const out: Obj = {};
+  for (const k of Object.keys(o).sort()) Object.defineProperty(out, k, { value: o[k], enumerable: true, writable: true, configurable: true });
+  return out;
+};
+
+/** Where a new binding is, relative to the request's path: RabbitMQ quotes `~` in keys but not here. */
+export const bindingLocation = (destination: string, propsKey: string): string => `${quotePlus(destination)}/${quotePlus(propsKey).replace(/%7E/g, '~')}`;
+
 /** A binding as the management API shows it. */
 export function bindingJson(vhost: string, source: string, destination: string, destinationType: 'queue' | 'exchange', routingKey: string, args: FieldTable): Obj {
   return {
@@ -73,7 +82,8 @@ export function bindingJson(vhost: string, source: string, destination: string, 
     destination,
     destination_type: destinationType,
     routing_key: routingKey,
-    arguments: tableJson(args),
+    // RabbitMQ keeps binding arguments sorted by key.
+    arguments: sortedKeys(tableJson(args)),
     properties_key: propertiesKey(routingKey, args),
   };
 }
