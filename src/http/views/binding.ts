@@ -1,7 +1,6 @@
 import type { Binding } from '../../broker/exchanges/exchange';
 import type { Vhost } from '../../broker/vhost';
-import type { FieldTable, FieldValue } from '../../protocol/types';
-import { fieldJson, tableJson } from './field-json';
+import { fieldJson, tableJson, type FieldTable, type FieldValue } from './field-json';
 
 type Obj = Record<string, unknown>;
 

@@ -1,4 +1,11 @@
-import { Decimal, type FieldTable, type FieldValue } from '../../protocol/types';
+import type { Queue } from '../../broker/queue';
+
+/** The model's AMQP field tables and values (the management API does not reach into the protocol layer). */
+export type FieldTable = Queue['args'];
+export type FieldValue = Exclude<FieldTable[string], undefined>;
+
+/** An AMQP decimal as the model holds it. */
+const isDecimal = (v: object): v is { scale: number; value: number } => 'scale' in v && 'value' in v && Object.keys(v).length === 2 && v.constructor !== Object;
 
 /**
  * AMQP field values as RabbitMQ's management API renders them in JSON: tables as objects,
@@ -21,7 +28,7 @@ export function fieldJson(v: FieldValue | undefined): unknown {
   if (Array.isArray(v)) return v.map(fieldJson);
   if (Buffer.isBuffer(v)) return v.toString('utf8');
   if (v instanceof Date) return Math.floor(v.getTime() / 1000);
-  if (v instanceof Decimal) return v.value / 10 ** v.scale;
+  if (isDecimal(v)) return v.value / 10 ** v.scale;
   return tableJson(v as FieldTable);
 }
 

@@ -1,5 +1,7 @@
-import type { BasicProperties } from '../../protocol/generated';
 import type { QueueEntry } from '../../broker/queue-entry';
+import type { Message } from '../../broker/message';
+
+type BasicProperties = Message['properties'];
 import { tableJson } from './field-json';
 
 type Obj = Record<string, unknown>;
