@@ -117,7 +117,8 @@ export function queueJson(q: Queue, v: Vhost, ctx: QueueViewContext): Obj {
     message_bytes_ready: ready,
     message_bytes_unacknowledged: unacked,
   });
-  if (Object.keys(stats).length > 0) out.message_stats = stats;
+  // RabbitMQ's key order: alphabetical.
+  if (Object.keys(stats).length > 0) out.message_stats = Object.fromEntries(Object.entries(stats).sort(([x], [y]) => (x < y ? -1 : 1)));
   Object.assign(out, detailed(F, row, rates, DEPTHS));
   out.name = q.name;
   out.node = ctx.node;
