@@ -1,6 +1,7 @@
 import { Reader } from '../protocol/reader';
 import { decodeBasicProperties, FLAG_DELIVERY_MODE, FLAG_CONTENT_TYPE, FLAG_CONTENT_ENCODING, FLAG_HEADERS, type BasicProperties } from '../protocol/generated';
 import type { FieldTable } from '../protocol/types';
+import { encodeProperties } from '../protocol/properties';
 
 const reader = new Reader();
 
@@ -21,6 +22,11 @@ export class Message {
     readonly rawProperties: Buffer,
     readonly body: Buffer,
   ) {}
+
+  /** A message made from decoded properties (the management API's publish), encoded as a client sends them. */
+  static fromProperties(exchange: string, routingKey: string, props: BasicProperties, body: Buffer): Message {
+    return new Message(exchange, routingKey, encodeProperties(props), body);
+  }
 
   get bodySize(): number {
     return this.body.length;

@@ -8,6 +8,11 @@ import { registerVhostRoutes } from './vhosts';
 import { registerDefinitionRoutes } from './definitions';
 import { registerPolicyRoutes } from './policies';
 import { registerMetricsRoutes } from './metrics';
+import { registerQueueRoutes } from './queues';
+import { registerExchangeRoutes } from './exchanges';
+import { registerBindingRoutes } from './bindings';
+import { registerConsumerRoutes } from './consumers';
+import { registerPublishGetRoutes } from './publish-get';
 
 export interface HttpOptions {
   host: string;
@@ -67,6 +72,11 @@ export class HttpServer {
     registerDefinitionRoutes(this.app, broker);
     registerPolicyRoutes(this.app, broker);
     registerMetricsRoutes(this.app, ctx);
+    registerQueueRoutes(this.app, ctx);
+    registerExchangeRoutes(this.app, ctx);
+    registerBindingRoutes(this.app, ctx);
+    registerConsumerRoutes(this.app, ctx);
+    registerPublishGetRoutes(this.app, ctx);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

@@ -18,6 +18,8 @@ export interface Call {
 export interface Answer {
   status: number;
   json?: unknown;
+  /** extra response headers (a 201's Location) */
+  headers?: Record<string, string>;
 }
 
 export type Method = 'GET' | 'PUT' | 'DELETE' | 'POST';
@@ -44,6 +46,7 @@ export function resource(app: FastifyInstance, users: UserStore, url: string, ac
       const user = authorize(req.headers, req.socket.remoteAddress, users, access);
       const answer = run({ user, params: req.params as Record<string, string>, query: req.query as Query, body: () => jsonObject(req.body) });
       reply.code(answer.status);
+      if (answer.headers !== undefined) reply.headers(answer.headers);
       return answer.json === undefined ? reply.send() : reply.type('application/json').send(JSON.stringify(answer.json));
     },
   });
