@@ -84,17 +84,14 @@ export function registerPublishGetRoutes(app: FastifyInstance, ctx: ManagementCo
       const v = writableVhost(broker, user, params.vhost);
       const b = body();
       requireKeys(b, ['count', 'ackmode', 'encoding']);
-      const count = field(b, 'count');
-      if (typeof count !== 'number' || !Number.isInteger(count)) throw badRequest(['not_int', 'count']);
+      const count = integerField(field(b, 'count'), 'count');
       const ackmode = field(b, 'ackmode');
       if (!ACK_MODES.includes(ackmode as AckMode)) throw badRequest(`ackmode must be one of ${ACK_MODES.join(', ')}`);
       const encoding = field(b, 'encoding');
       if (encoding !== 'auto' && encoding !== 'base64') throw badRequest('Unsupported encoding. Please use auto or base64.');
       const truncateRaw = field(b, 'truncate');
-      if (truncateRaw !== undefined && (typeof truncateRaw !== 'number' || !Number.isInteger(truncateRaw) || truncateRaw < 0)) {
-        throw badRequest(['not_int', 'truncate']);
-      }
-      const truncate = truncateRaw === undefined ? null : (truncateRaw as number);
+      const truncate = truncateRaw === undefined ? null : integerField(truncateRaw, 'truncate');
+      if (truncate !== null && truncate < 0) throw badRequest(['not_int', 'truncate']);
       const q = viaModel('get', () => {
         broker.permissions.check(user, v.name, 'read', 'queue', params.name);
         return v.getQueue(params.name, HTTP_OWNER);
@@ -156,4 +153,17 @@ function parsePayload(payload: unknown, encoding: unknown): Buffer {
   if (encoding === 'string') return Buffer.from(payload, 'utf8');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) throw badRequest('payload is not valid base64');
   return Buffer.from(payload, 'base64');
+}
+
+/**
+ * An integer as RabbitMQ reads one from a get request: a JSON number, or a string of digits
+ * (rabbitmqadmin sends `"count": "1"`); other text is ["not_integer", text].
+ */
+function integerField(v: unknown, key: string): number {
+  if (typeof v === 'number' && Number.isInteger(v)) return v;
+  if (typeof v === 'string') {
+    if (/^-?\d+$/.test(v)) return Number(v);
+    throw badRequest(['not_integer', v]);
+  }
+  throw badRequest(['not_int', key]);
 }
