@@ -6,6 +6,7 @@ import { registerUserRoutes } from './users';
 import { registerPermissionRoutes } from './permissions';
 import { registerVhostRoutes } from './vhosts';
 import { registerDefinitionRoutes } from './definitions';
+import { registerDashboard } from './dashboard';
 
 export interface HttpOptions {
   host: string;
@@ -62,6 +63,7 @@ export class HttpServer {
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);
     registerDefinitionRoutes(this.app, broker);
+    registerDashboard(this.app);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */
