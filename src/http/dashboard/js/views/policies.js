@@ -54,7 +54,7 @@ export function policies(root, ctx) {
   field('Definition (JSON)', definition),
   h('button', { type: 'submit', class: 'btn primary' }, 'Add / update policy'));
 
-  root.append(heading('Policies'), notes, card(null, list.el), card('Add a policy', form));
+  root.append(heading('Policies'), notes, h('section', { class: 'card flush' }, list.el), card('Add a policy', form));
   return {
     async refresh() {
       const path = ctx.vhost ? `/api/policies/${seg(ctx.vhost)}` : '/api/policies';
