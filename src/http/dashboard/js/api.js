@@ -37,10 +37,10 @@ export function username() {
 
 export function logout() {
   sessionStorage.removeItem(KEY);
-  for (const fn of listeners) fn();
+  for (const fn of listeners) fn('logout');
 }
 
-/** fn runs when the API refuses the credentials (401): the login is shown again. */
+/** fn(why) runs on logout and when the API refuses the credentials (401): the login is shown again. */
 export function onUnauthorized(fn) {
   listeners.add(fn);
 }
@@ -67,7 +67,7 @@ async function request(path, { method = 'GET', body, headers = {}, auth, raw = f
   const res = await fetch(path, init);
   if (res.status === 401 && auth && auth === credentials()) {
     sessionStorage.removeItem(KEY);
-    for (const fn of listeners) fn();
+    for (const fn of listeners) fn('refused');
   }
   const text = await res.text();
   if (!res.ok) {

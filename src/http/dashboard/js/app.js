@@ -161,7 +161,7 @@ function start() {
 }
 
 ctx.refresh = tick;
-onUnauthorized(() => showLogin(credentials() ? undefined : 'Please log in.'));
+onUnauthorized((why) => showLogin(why === 'refused' ? 'The broker refused these credentials: please log in again.' : ''));
 window.addEventListener('hashchange', () => credentials() && route());
 if (credentials()) start();
 else showLogin();

@@ -30,9 +30,10 @@ export function table(columns, { empty = 'Nothing here.', onSort, sortState } = 
   return {
     el,
     drawHead,
-    rows(items, key) {
+    /** note replaces the "empty" text, e.g. when the list could not be read. */
+    rows(items, key, note) {
       if (!items || items.length === 0) {
-        fill(body, h('tr', { class: 'empty' }, h('td', { colSpan: columns.length }, empty)));
+        fill(body, h('tr', { class: 'empty' }, h('td', { colSpan: columns.length }, note ?? empty)));
         return;
       }
       fill(body, items.map((row) => h('tr', { dataset: key ? { key: key(row) } : undefined },
@@ -108,7 +109,7 @@ export function pagedList({ id, path, columns, vhost, defaultSort = 'name', empt
       }
       error.hidden = false;
       fill(error, e.status === 404 ? 'This list is not available from this server yet.' : `Could not load: ${e.message}`);
-      t.rows([]);
+      t.rows([], undefined, '—');
       return;
     }
     error.hidden = true;

@@ -69,7 +69,7 @@ export function overview(root, ctx) {
         const v = deep.value;
         top.rows((Array.isArray(v) ? [...v].sort((a, b) => (b.messages ?? 0) - (a.messages ?? 0)).slice(0, 8) : v?.items) ?? []);
       } else {
-        top.rows([]);
+        top.rows([], undefined, deep.reason?.status === 404 ? 'This server does not list queues yet.' : `Could not load queues: ${deep.reason?.message}`);
       }
       if (o.status === 'rejected') throw o.reason;
     },
