@@ -9,6 +9,11 @@ const KEEP_SECONDS = 10 * 60;
 const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 const clock = (t) => clockFmt.format(new Date(t * 1000));
 
+function xRange(_u, min, max) {
+  if (typeof max !== 'number' || !Number.isFinite(max)) max = Date.now() / 1000;
+  return [typeof min === 'number' && Number.isFinite(min) ? Math.min(min, max - 120) : max - 120, max];
+}
+
 /** series: [{label, color}]; fmt formats the current values in the legend. */
 export function chart(title, series, { fmt = short, height = 190 } = {}) {
   const data = [[], ...series.map(() => [])];
@@ -24,7 +29,8 @@ export function chart(title, series, { fmt = short, height = 190 } = {}) {
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
       padding: [8, 24, 0, 0],
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+      // At least two minutes wide, so the first samples sit at the right edge of a real time axis.
+      scales: { x: { time: true, range: xRange }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
       axes: [
         { stroke: '#6b7280', grid: { stroke: '#eef0f3', width: 1 }, ticks: { show: false }, font: '11px system-ui, sans-serif', space: 70, size: 30,
           values: (_u, splits) => splits.map(clock) },
