@@ -22,8 +22,8 @@ app.all('/api/*', async (req, reply) => {
   for (const h of ['authorization', 'content-type', 'x-reason']) if (req.headers[h]) headers[h] = req.headers[h];
   const res = await fetch(target + req.url, { method: req.method, headers, body: req.body?.length ? req.body : undefined });
   reply.code(res.status);
-  const ct = res.headers.get('content-type');
-  if (ct) reply.type(ct);
+  // As the broker answers, WWW-Authenticate included (it changes how browsers treat a 401).
+  for (const [k, v] of res.headers) if (!['content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive'].includes(k)) reply.header(k, v);
   return reply.send(Buffer.from(await res.arrayBuffer()));
 });
 await app.listen({ port, host: '127.0.0.1' });

@@ -58,7 +58,10 @@ export function api(path, opts = {}) {
 }
 
 async function request(path, { method = 'GET', body, headers = {}, auth, raw = false }) {
-  const init = { method, headers: { ...headers }, cache: 'no-store' };
+  // credentials 'omit': the 401 that refuses a password carries WWW-Authenticate (as RabbitMQ's
+  // does), and with the default mode the browser would stop at its own login prompt instead of
+  // handing the 401 back. The Authorization header set here is sent all the same.
+  const init = { method, headers: { ...headers }, cache: 'no-store', credentials: 'omit' };
   if (auth) init.headers.authorization = `Basic ${auth}`;
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
