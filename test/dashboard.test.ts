@@ -77,6 +77,27 @@ describe('dashboard', () => {
     await page.close();
   });
 
+  it('draws a value nested 10,000 deep a few levels down and no further', async () => {
+    const { page, errors } = await newPage();
+    await page.goto(`${base}/`);
+    // A string, so the test runner's transform leaves the browser's import() alone.
+    const drawn = (await page.evaluate(`(async () => {
+      const { value } = await import('/ui/js/dom.js');
+      const deep = JSON.parse('{"a":'.repeat(10000) + '"<img src=x onerror=window.__pwned=3>"' + '}'.repeat(10000));
+      const el = value({ 'x-deep': deep, '<b>key</b>': '<script>window.__pwned=4</script>' });
+      document.body.append(el);
+      return { lists: el.querySelectorAll('dl').length + (el.matches('dl') ? 1 : 0), cut: el.querySelector('.v-deep')?.textContent, text: el.textContent,
+        markup: el.querySelectorAll('img, script, b').length };
+    })()`)) as { lists: number; cut: string; text: string; markup: number };
+    expect(drawn.lists).toBe(4);
+    expect(drawn.cut).toBe('{… 1}');
+    expect(drawn.text).toContain('<b>key</b>');
+    expect(drawn.markup).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('shows a queue, follows its depth, and purges it from the queue page', async () => {
     const conn = await amqp.connect(broker.url);
     const ch = await conn.createConfirmChannel();

@@ -30,6 +30,7 @@ const ctx = {
 let current = null;
 let timer = null;
 let refreshing = false;
+let again = false;
 let statusEl;
 let vhostSelect;
 
@@ -123,8 +124,14 @@ function route() {
 }
 
 async function tick() {
-  if (refreshing || !current?.refresh || !credentials()) return;
+  if (!current?.refresh || !credentials()) return;
+  // One refresh at a time; a view opened meanwhile gets its own as soon as that one ends.
+  if (refreshing) {
+    again = true;
+    return;
+  }
   refreshing = true;
+  again = false;
   const view = current;
   try {
     await view.refresh();
@@ -138,6 +145,7 @@ async function tick() {
     }
   } finally {
     refreshing = false;
+    if (again) tick();
   }
 }
 

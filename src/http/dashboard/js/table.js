@@ -94,7 +94,10 @@ export function pagedList({ id, path, columns, vhost, defaultSort = 'name', empt
       h('span', { class: 'spacer' }), info, size, prev, pageLabel, next),
     error, t.el);
 
+  // Answers can cross (typing in the filter): only the latest request's answer is drawn.
+  let seq = 0;
   async function refresh() {
+    const mine = ++seq;
     const q = new URLSearchParams({ page: String(st.page), page_size: String(st.pageSize), name: st.name, use_regex: String(st.regex),
       sort: st.sort, sort_reverse: String(st.reverse), pagination: 'true' });
     const base = vhost() ? `${path}/${encodeURIComponent(vhost())}` : path;
@@ -102,6 +105,7 @@ export function pagedList({ id, path, columns, vhost, defaultSort = 'name', empt
     try {
       res = await api(`${base}?${q}`);
     } catch (e) {
+      if (mine !== seq) return;
       // Asking past the last page (the list shrank) is a 400 in RabbitMQ: go back to page 1.
       if (e.status === 400 && st.page > 1) {
         st.page = 1;
@@ -112,6 +116,7 @@ export function pagedList({ id, path, columns, vhost, defaultSort = 'name', empt
       t.rows([], undefined, '—');
       return;
     }
+    if (mine !== seq) return;
     error.hidden = true;
     const paged = Array.isArray(res) ? pageLocally(res, st) : res ?? {};
     const items = Array.isArray(paged.items) ? paged.items : [];
