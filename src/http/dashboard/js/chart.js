@@ -66,6 +66,14 @@ export function chart(title, series, { fmt = short, height = 190 } = {}) {
       drawLegend(values);
       if (plot !== null) plot.setData(data);
     },
+    /** Earlier points, [t (s), v1, v2, …] oldest first, drawn before the live ones. */
+    seed(points) {
+      if (points.length === 0) return;
+      const first = data[0].length > 0 ? data[0][0] : Infinity;
+      const older = points.filter((p) => p[0] < first);
+      data.forEach((col, i) => col.unshift(...older.map((p) => (typeof p[i] === 'number' && Number.isFinite(p[i]) ? p[i] : null))));
+      if (plot !== null) plot.setData(data);
+    },
     destroy() {
       ro.disconnect();
       if (plot !== null) plot.destroy();

@@ -2,6 +2,7 @@
 import { h, fill, card } from '../dom.js';
 import { api } from '../api.js';
 import { chart } from '../chart.js';
+import { historyQuery, rates as rateHistory, lengths, rows } from '../history.js';
 import { get, num, rate, text } from '../format.js';
 import { table } from '../table.js';
 import { stat, queueLink, vhostCell, heading } from './common.js';
@@ -44,11 +45,12 @@ export function overview(root, ctx) {
     card('Deepest queues', top.el),
   );
 
+  let seeded = false;
   return {
     async refresh() {
       const vq = ctx.vhost ? `/${encodeURIComponent(ctx.vhost)}` : '';
       const [o, deep] = await Promise.allSettled([
-        api('/api/overview'),
+        api(seeded ? '/api/overview' : `/api/overview?${historyQuery()}`),
         api(`/api/queues${vq}?page=1&page_size=8&sort=messages&sort_reverse=true&pagination=true`),
       ]);
       if (o.status === 'fulfilled') {
@@ -56,6 +58,11 @@ export function overview(root, ctx) {
         const ms = ov.message_stats ?? {};
         const qt = ov.queue_totals ?? {};
         const ot = ov.object_totals ?? {};
+        if (!seeded) {
+          seeded = true;
+          rates.seed(rows([rateHistory(ms.publish_details), rateHistory(ms.deliver_get_details), rateHistory(ms.ack_details)]));
+          queued.seed(rows([lengths(qt.messages_ready_details), lengths(qt.messages_unacknowledged_details), lengths(qt.messages_details)]));
+        }
         rates.push([get(ms, 'publish_details.rate'), get(ms, 'deliver_get_details.rate'), get(ms, 'ack_details.rate')]);
         queued.push([qt.messages_ready, qt.messages_unacknowledged, qt.messages]);
         for (const k of ['connections', 'channels', 'exchanges', 'queues', 'consumers']) tiles[k].set(num(ot[k]));

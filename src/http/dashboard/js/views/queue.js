@@ -3,6 +3,7 @@
 import { h, fill, card, value, button, flash, field, clip, badge } from '../dom.js';
 import { api, seg } from '../api.js';
 import { chart } from '../chart.js';
+import { historyQuery, rates as rateHistory, lengths, rows } from '../history.js';
 import { get, num, rate, bytes, text, yesNo } from '../format.js';
 import { table } from '../table.js';
 import { stat, exchangeLink, heading } from './common.js';
@@ -87,11 +88,12 @@ export function queuePage(root, ctx, vhost, name) {
     card('Bindings', bindings.el),
   );
 
+  let seeded = false;
   return {
     async refresh() {
       let q;
       try {
-        q = (await api(path)) ?? {};
+        q = (await api(seeded ? path : `${path}?${historyQuery()}`)) ?? {};
       } catch (e) {
         if (e.status === 404) {
           missing.hidden = false;
@@ -109,6 +111,12 @@ export function queuePage(root, ctx, vhost, name) {
       tiles.out.set(rate(get(q, 'message_stats.deliver_get_details.rate')));
       tiles.ack.set(rate(get(q, 'message_stats.ack_details.rate')));
       tiles.memory.set(bytes(q.memory));
+      if (!seeded) {
+        seeded = true;
+        const ms = q.message_stats ?? {};
+        rates.seed(rows([rateHistory(ms.publish_details), rateHistory(ms.deliver_get_details), rateHistory(ms.ack_details)]));
+        depth.seed(rows([lengths(q.messages_ready_details), lengths(q.messages_unacknowledged_details)]));
+      }
       rates.push([get(q, 'message_stats.publish_details.rate'), get(q, 'message_stats.deliver_get_details.rate'), get(q, 'message_stats.ack_details.rate')]);
       depth.push([q.messages_ready, q.messages_unacknowledged]);
       fill(title, q.type ? badge(String(q.type)) : null, q.state ? badge(String(q.state), q.state === 'running' ? 'ok' : 'idle') : null,
