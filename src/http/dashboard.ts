@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -14,9 +14,10 @@ interface Asset {
   body: Buffer;
   type: string;
   etag: string;
-  /** Versioned third-party files can be kept; ours are revalidated so an upgrade shows at once. */
-  cacheControl: string;
 }
+
+/** Kept by the browser but revalidated (a 304 on the ETag), so an upgrade shows at once. */
+const CACHE_CONTROL = 'no-cache';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -35,28 +36,38 @@ const PAGE_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
-export const DASHBOARD_PREFIX = '/ui/';
+const PREFIX = '/ui/';
 
-export function registerDashboard(app: FastifyInstance, dir = path.join(__dirname, 'dashboard')): void {
+/**
+ * Beside this file (dist/http/dashboard after `npm run build`), else the source folder of the
+ * checkout it was compiled from (another tsconfig compiling src/ elsewhere copies nothing).
+ */
+function findAssets(): string | undefined {
+  const candidates = [path.join(__dirname, 'dashboard')];
+  for (let d = __dirname; path.dirname(d) !== d; d = path.dirname(d)) candidates.push(path.join(d, 'src', 'http', 'dashboard'));
+  return candidates.find((c) => existsSync(path.join(c, 'index.html')));
+}
+
+/** Serves the page at / and its files under /ui/. Without the files, the API runs alone. */
+export function registerDashboard(app: FastifyInstance, dir = findAssets()): void {
+  if (dir === undefined) return;
   const assets = new Map<string, Asset>();
   for (const file of listFiles(dir)) {
     const type = TYPES[path.extname(file)];
     if (type === undefined) continue;
     const rel = path.relative(dir, file).split(path.sep).join('/');
-    assets.set(rel, asset(readFileSync(file), type, 'no-cache'));
+    assets.set(rel, asset(readFileSync(file), type));
   }
   // uPlot comes from its npm package, not a copy in the repo.
   const uplot = path.dirname(require.resolve('uplot/package.json'));
-  const uplotVersion = (JSON.parse(readFileSync(path.join(uplot, 'package.json'), 'utf8')) as { version: string }).version;
-  const vendorCache = 'public, max-age=86400';
-  assets.set('vendor/uPlot.esm.js', asset(readFileSync(path.join(uplot, 'dist', 'uPlot.esm.js')), TYPES['.js'], vendorCache, uplotVersion));
-  assets.set('vendor/uPlot.min.css', asset(readFileSync(path.join(uplot, 'dist', 'uPlot.min.css')), TYPES['.css'], vendorCache, uplotVersion));
+  assets.set('vendor/uPlot.esm.js', asset(readFileSync(path.join(uplot, 'dist', 'uPlot.esm.js')), TYPES['.js']));
+  assets.set('vendor/uPlot.min.css', asset(readFileSync(path.join(uplot, 'dist', 'uPlot.min.css')), TYPES['.css']));
 
   const index = assets.get('index.html');
   if (index === undefined) throw new Error(`dashboard: no index.html in ${dir}`);
 
   const send = (req: FastifyRequest, reply: FastifyReply, a: Asset, extra?: Record<string, string>) => {
-    reply.header('etag', a.etag).header('cache-control', a.cacheControl).header('x-content-type-options', 'nosniff');
+    reply.header('etag', a.etag).header('cache-control', CACHE_CONTROL).header('x-content-type-options', 'nosniff');
     if (extra !== undefined) reply.headers(extra);
     if (req.headers['if-none-match'] === a.etag) return reply.code(304).send();
     reply.code(200).type(a.type);
@@ -70,7 +81,7 @@ export function registerDashboard(app: FastifyInstance, dir = path.join(__dirnam
   });
   app.route({
     method: ['GET', 'HEAD'],
-    url: `${DASHBOARD_PREFIX}*`,
+    url: `${PREFIX}*`,
     handler: (req, reply) => {
       const a = assets.get((req.params as { '*': string })['*']);
       if (a === undefined) return reply.callNotFound();
@@ -79,9 +90,8 @@ export function registerDashboard(app: FastifyInstance, dir = path.join(__dirnam
   });
 }
 
-function asset(body: Buffer, type: string, cacheControl: string, version?: string): Asset {
-  const hash = createHash('sha1').update(body).digest('base64url').slice(0, 16);
-  return { body, type, cacheControl, etag: `"${version ?? ''}${hash}"` };
+function asset(body: Buffer, type: string): Asset {
+  return { body, type, etag: `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"` };
 }
 
 function listFiles(dir: string): string[] {
