@@ -13,6 +13,7 @@ import { registerExchangeRoutes } from './exchanges';
 import { registerBindingRoutes } from './bindings';
 import { registerConsumerRoutes } from './consumers';
 import { registerPublishGetRoutes } from './publish-get';
+import { registerDashboard } from './dashboard';
 
 export interface HttpOptions {
   host: string;
@@ -77,6 +78,7 @@ export class HttpServer {
     registerBindingRoutes(this.app, ctx);
     registerConsumerRoutes(this.app, ctx);
     registerPublishGetRoutes(this.app, ctx);
+    registerDashboard(this.app);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */
