@@ -6,6 +6,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from './helpers/broker';
 import { api, putUser } from './helpers/http';
+import { RawClient, method, shortstr, table, u16, u32, u8 } from './helpers/raw';
 import { sleep, waitFor } from './helpers/clients';
 
 const T = 60_000;
@@ -257,6 +258,37 @@ describe('/api/queues', () => {
     for (let i = 0; i < 1000; i++) node = node.level;
     expect(node).toEqual({ leaf: 'bottom' });
     expect((await api(b.httpPort, 'GET', '/api/bindings/%2F')).status).toBe(200);
+  }, T);
+
+  it('cuts arguments nested deeper than it renders (3,000 levels declared over AMQP) and still lists every queue', async () => {
+    // Encoded here without recursion (amqplib's encoder runs out of stack this deep).
+    let t = table({ leaf: 'bottom' });
+    for (let i = 0; i < 3000; i++) {
+      const entry = Buffer.concat([shortstr('level'), Buffer.from('F'), t]);
+      t = Buffer.concat([u32(entry.length), entry]);
+    }
+    const args = Buffer.concat([shortstr('x-deep'), Buffer.from('F'), t]);
+    const raw = await RawClient.connect(b.port);
+    await raw.handshake();
+    await raw.openChannel(1);
+    // queue.declare: reserved, name, flags (none), then the arguments table.
+    raw.send(method(1, 50, 10, Buffer.concat([u16(0), shortstr('hq-deeper'), u8(0), u32(args.length), args])));
+    await raw.expectMethod(50, 11);
+    const list = await api(b.httpPort, 'GET', '/api/queues/%2F?columns=name,arguments');
+    expect(list.status).toBe(200);
+    const one = await api(b.httpPort, 'GET', q('hq-deeper'));
+    expect(one.status).toBe(200);
+    let node = (one.json as Obj).arguments['x-deep'];
+    let levels = 0;
+    while (node !== null && typeof node === 'object') {
+      node = node.level;
+      levels++;
+    }
+    // Cut after 1,500 levels below `arguments`, the rest said in words.
+    expect(levels).toBe(1500);
+    expect(node).toBe('(nested deeper than 1500 levels)');
+    expect((await api(b.httpPort, 'DELETE', q('hq-deeper'))).status).toBe(204);
+    raw.socket.destroy();
   }, T);
 
   it('answers unknown vhosts and queues 404, bad JSON 400, other methods 405, and users without rights 401', async () => {

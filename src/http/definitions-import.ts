@@ -4,7 +4,7 @@ import type { Policy } from '../broker/policies';
 import type { VhostSettings } from '../broker/storage';
 import { FULL_ACCESS, regexError } from '../auth/permissions';
 import { bindingError, exchangeDeclarationError, queueDeclarationError, withDefaultQueueType, type ExchangeShape, type QueueShape } from '../broker/declaration-checks';
-import { jsonToTable } from '../broker/field-json';
+import { jsonToTable } from './views/field-json';
 import { isReservedName } from '../broker/names';
 import { Vhost } from '../broker/vhost';
 import { badRequest } from './errors';

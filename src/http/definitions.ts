@@ -4,7 +4,7 @@ import type { Vhost } from '../broker/vhost';
 import type { Queue } from '../broker/queue';
 import { isReservedName } from '../broker/names';
 import { version } from '../config';
-import { tableToJson } from '../broker/field-json';
+import { tableJson } from './views/field-json';
 import { importDefinitions } from './definitions-import';
 import { HttpError, badRequest } from './errors';
 import { policyJson } from './policies';
@@ -87,7 +87,7 @@ function vhostDefinitions(v: Vhost, withVhost: boolean): { policies: Obj[]; queu
   const exclusive = (q: Queue): boolean => q.exclusiveOwner !== null;
   const queues = [...v.queues.values()]
     .filter((q) => !exclusive(q))
-    .map((q) => ({ name: q.name, ...vh, durable: q.durable, auto_delete: q.autoDelete, arguments: tableToJson(q.args) }));
+    .map((q) => ({ name: q.name, ...vh, durable: q.durable, auto_delete: q.autoDelete, arguments: tableJson(q.args) }));
   const declared = [...v.exchanges.values()].filter((ex) => ex.name !== '' && !isReservedName(ex.name));
   const exchanges = declared.map((ex) => ({
     name: ex.name,
@@ -96,7 +96,7 @@ function vhostDefinitions(v: Vhost, withVhost: boolean): { policies: Obj[]; queu
     durable: ex.durable,
     auto_delete: ex.autoDelete,
     internal: ex.internal,
-    arguments: tableToJson(ex.args),
+    arguments: tableJson(ex.args),
   }));
   const bindings: Obj[] = [];
   for (const ex of v.exchanges.values()) {
@@ -104,7 +104,7 @@ function vhostDefinitions(v: Vhost, withVhost: boolean): { policies: Obj[]; queu
     for (const b of ex.bindings()) {
       const d = b.destination;
       if (d.kind === 'queue' && exclusive(d as Queue)) continue;
-      bindings.push({ source: ex.name, ...vh, destination: d.name, destination_type: d.kind, routing_key: b.routingKey, arguments: tableToJson(b.args) });
+      bindings.push({ source: ex.name, ...vh, destination: d.name, destination_type: d.kind, routing_key: b.routingKey, arguments: tableJson(b.args) });
     }
   }
   return { policies: v.policies.all.map((p) => policyJson(v.name, p)), queues, exchanges, bindings };
