@@ -28,6 +28,8 @@ export interface ManagementContext {
   readonly nodeName: string;
   /** when the broker started (ms since the epoch) */
   readonly startedAt: number;
+  /** where durable state lives (for the free disk space the node reports) */
+  readonly dataDir: string;
   listeners(): Listener[];
   alarms(): Alarms;
 }

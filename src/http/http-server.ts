@@ -6,6 +6,11 @@ import { registerUserRoutes } from './users';
 import { registerPermissionRoutes } from './permissions';
 import { registerVhostRoutes } from './vhosts';
 import { registerDefinitionRoutes } from './definitions';
+import { registerOverviewRoutes } from './overview';
+import { registerNodeRoutes } from './nodes';
+import { registerConnectionRoutes } from './connections';
+import { registerChannelRoutes } from './channels';
+import { registerHealthRoutes } from './health';
 
 export interface HttpOptions {
   host: string;
@@ -63,6 +68,11 @@ export class HttpServer {
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);
     registerDefinitionRoutes(this.app, broker);
+    registerOverviewRoutes(this.app, ctx);
+    registerNodeRoutes(this.app, ctx);
+    registerConnectionRoutes(this.app, ctx);
+    registerChannelRoutes(this.app, ctx);
+    registerHealthRoutes(this.app, ctx);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

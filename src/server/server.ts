@@ -48,6 +48,7 @@ export class Server {
         stats: this.stats,
         nodeName: this.nodeName,
         startedAt: this.startedAt,
+        dataDir: config.dataDir,
         listeners: () => this.listeners(),
         alarms: () => this.alarms(),
       },
