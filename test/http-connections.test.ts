@@ -1,6 +1,8 @@
 // /api/connections and /api/channels over real sockets: amqplib clients against a Leveret
 // sampling every 200 ms, checked for RabbitMQ 3.10's fields, its access rules, and
 // DELETE closing a client with 320 and the X-Reason text.
+import fs from 'node:fs';
+import path from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from './helpers/broker';
@@ -10,6 +12,9 @@ import { MAX_JSON_DEPTH, TOO_DEEP, fieldTableToJson } from '../src/http/views/fi
 import { Decimal, type FieldTable } from '../src/protocol/types';
 
 const T = 30_000;
+/** Objects RabbitMQ 3.10.8 sent for a client like the ones here (see captured_from). */
+const RABBIT = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'rabbitmq-3.10-node-clients.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+const keys = (o: object): string[] => Object.keys(o).sort();
 let b: StartedBroker;
 const clients: amqp.ChannelModel[] = [];
 
@@ -85,6 +90,9 @@ describe('connections', () => {
 
     const single = (await get(`/api/connections/${enc(a.name)}`)) as Obj;
     expect(single.name).toBe(a.name);
+    expect(keys(one)).toEqual(keys(RABBIT.connection_in_list));
+    expect(keys(single)).toEqual(keys(RABBIT.connection));
+    expect(keys(one.garbage_collection)).toEqual(keys(RABBIT.connection.garbage_collection as object));
     expect(single.ssl_protocol).toBe('');
     expect(Object.keys(single).sort()).toEqual(Object.keys(one).sort());
 
@@ -176,14 +184,19 @@ describe('channels', () => {
     expect(one.message_stats).toMatchObject({ publish: 10, confirm: 10, deliver: 3, deliver_get: 3, publish_details: { rate: expect.any(Number) } });
     expect(one.consumer_details).toEqual([expect.objectContaining({ queue: { name: q, vhost: '/' }, prefetch_count: 7, ack_required: true })]);
 
+    expect(keys(one)).toEqual(keys(RABBIT.channel));
+    expect(keys(one.message_stats)).toEqual(keys(RABBIT.channel.message_stats as object));
+    expect(keys(one.consumer_details[0])).toEqual(keys((RABBIT.channel.consumer_details as object[])[0]));
     const listed = (await get('/api/channels')) as Obj[];
     const mine = listed.find((x) => x.name === chName)!;
+    expect(keys(mine)).toEqual(keys(RABBIT.channel_in_list));
     expect(mine).not.toHaveProperty('consumer_details');
     expect(mine.prefetch_count).toBe(7);
     const fresh = listed.find((x) => x.name === `${name} (2)`)!;
     expect(fresh.confirm).toBe(false);
     // RabbitMQ leaves message_stats out for a channel that has done nothing
     expect(fresh).not.toHaveProperty('message_stats');
+    expect(keys(fresh)).toEqual(keys(RABBIT.idle_channel_in_list));
     expect(((await get(`/api/connections/${enc(name)}/channels`)) as Obj[]).map((x) => x.number)).toEqual([1, 2]);
     expect(((await get('/api/vhosts/%2F/channels')) as Obj[]).map((x) => x.name)).toContain(chName);
     expect((await api(b.httpPort, 'GET', `/api/channels/${enc(`${name} (9)`)}`)).status).toBe(404);

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { User } from '../auth/users';
 import type { Connection } from '../server/connection';
-import { CONNECTION_FORCED } from '../protocol/constants';
 import type { ManagementContext } from './context';
 import { isAdministrator } from './access';
 import { notAuthorised, notFound } from './errors';
@@ -10,6 +9,8 @@ import { resource, type Call } from './resource';
 import { connectionJson, findConnection, isMonitor, listedConnections, visibleConnections } from './views/connection';
 import { channelJson, channelsOf } from './views/channel';
 
+/** AMQP's reply code for a connection an operator closed (http/ does not import protocol/). */
+const CONNECTION_FORCED = 320;
 /** What RabbitMQ's management plugin says when closing a connection without an X-Reason. */
 const DEFAULT_CLOSE_REASON = 'Closed via management plugin';
 
