@@ -6,7 +6,10 @@ import net from 'node:net';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { startBroker, freePort, type StartedBroker } from './helpers/broker';
+import { startOn, type DurableBroker } from './helpers/durable-broker';
 import { api, putUser } from './helpers/http';
 
 const T = 30_000;
@@ -225,5 +228,49 @@ describe('cluster name and extensions', () => {
     expect((await api(b.httpPort, 'PUT', '/api/cluster-name', { body: {} })).json).toEqual({ error: 'bad_request', reason: '[{key_missing,name}]' });
     expect(await get('/api/extensions')).toEqual([]);
     expect((await api(b.httpPort, 'PUT', '/api/cluster-name', { body: { name: before } })).status).toBe(204);
+  }, T);
+});
+
+describe('alarms when the disk fills', () => {
+  let full: DurableBroker | null = null;
+  let mount: string | null = null;
+  afterAll(async () => {
+    await full?.crash();
+    if (mount !== null) {
+      execFileSync('umount', [mount]);
+      fs.rmSync(mount, { recursive: true, force: true });
+    }
+  });
+
+  it('a failing disk is a disk alarm: alarms checks answer 503 until writes succeed again', async () => {
+    // As test/disk-full.test.ts: a 3 MiB tmpfs, which needs root (CI runs as root).
+    if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and needs to run as root (CI does)');
+    mount = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-alarm-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mount]);
+    full = await startOn(path.join(mount, 'data'), ['--segment-size', '262144', '--stats-interval', '200']);
+    const port = full.httpPort;
+    const conn = await amqp.connect(full.url);
+    conn.on('error', () => undefined);
+    let blocked = false;
+    conn.on('blocked', () => (blocked = true));
+    const ch = await conn.createConfirmChannel();
+    ch.on('error', () => undefined);
+    await ch.assertQueue('alarm.q', { durable: true });
+    // 4000 x 1000 B cannot fit in 3 MiB.
+    for (let i = 0; i < 4000; i++) ch.sendToQueue('alarm.q', Buffer.alloc(1000, i % 251), { persistent: true }, () => undefined);
+    await expect.poll(() => blocked, { timeout: 10_000 }).toBe(true);
+
+    for (const [check, reason] of [['alarms', 'resource alarm(s) in effect in the cluster'], ['local-alarms', 'resource alarm(s) in effect on the node']]) {
+      const r = await api(port, 'GET', `/api/health/checks/${check}`);
+      expect(r.status).toBe(503);
+      const node = ((await api(port, 'GET', '/api/overview')).json as Obj).node;
+      expect(r.json).toEqual({ status: 'failed', reason, alarms: [{ node, resource: 'disk' }] });
+    }
+    expect(((await api(port, 'GET', '/api/nodes')).json as Obj[])[0].disk_free_alarm).toBe(true);
+
+    execFileSync('mount', ['-o', 'remount,size=64m', mount]);
+    await expect.poll(async () => (await api(port, 'GET', '/api/health/checks/alarms')).status, { timeout: 10_000 }).toBe(200);
+    expect(((await api(port, 'GET', '/api/nodes')).json as Obj[])[0].disk_free_alarm).toBe(false);
+    await conn.close().catch(() => undefined);
   }, T);
 });
