@@ -14,6 +14,11 @@ import { registerBindingRoutes } from './bindings';
 import { registerConsumerRoutes } from './consumers';
 import { registerPublishGetRoutes } from './publish-get';
 import { registerDashboard } from './dashboard';
+import { registerOverviewRoutes } from './overview';
+import { registerNodeRoutes } from './nodes';
+import { registerConnectionRoutes } from './connections';
+import { registerChannelRoutes } from './channels';
+import { registerHealthRoutes } from './health';
 
 export interface HttpOptions {
   host: string;
@@ -79,6 +84,11 @@ export class HttpServer {
     registerConsumerRoutes(this.app, ctx);
     registerPublishGetRoutes(this.app, ctx);
     registerDashboard(this.app);
+    registerOverviewRoutes(this.app, ctx);
+    registerNodeRoutes(this.app, ctx);
+    registerConnectionRoutes(this.app, ctx);
+    registerChannelRoutes(this.app, ctx);
+    registerHealthRoutes(this.app, ctx);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

@@ -690,6 +690,35 @@ export class Channel implements ConsumerChannel {
     for (const [q, list] of byQueue) q.requeue(list);
   }
 
+  // ---- for the management API ---------------------------------------------------------
+
+  /** basic.qos prefetch for new consumers (global=false). */
+  get prefetchCount(): number {
+    return this.prefetchConsumer;
+  }
+
+  /** basic.qos prefetch shared by the channel's consumers (global=true). */
+  get globalPrefetchCount(): number {
+    return this.prefetchGlobal;
+  }
+
+  get transactional(): boolean {
+    return this.tx !== null;
+  }
+
+  get uncommittedPublishes(): number {
+    return this.tx === null ? 0 : this.tx.uncommittedPublishes;
+  }
+
+  get uncommittedAcks(): number {
+    return this.tx === null ? 0 : this.tx.uncommittedAcks;
+  }
+
+  /** When the client last sent a method (ms since the epoch, to ~100 ms). */
+  get lastActivityAt(): number {
+    return this.lastMethodAt;
+  }
+
   /** The channel's counts, with the confirms sent so far. */
   countersNow(): ChannelCounters {
     this.counters.confirm = this.confirms.confirmCount;

@@ -155,6 +155,11 @@ export class PublisherConfirms implements SyncWaiter {
     this.scheduler?.removeWaiter(this);
   }
 
+  /** Publishes not yet acked or nacked to the client (RabbitMQ's messages_unconfirmed). */
+  get unconfirmed(): number {
+    return this.seq - this.sentUpTo;
+  }
+
   /** The channel is closing: nothing more goes out. */
   close(): void {
     this.closed = true;

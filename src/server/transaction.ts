@@ -31,6 +31,18 @@ export class Transaction {
   private publishes: Publish[] = [];
   private settlements: Settlement[] = [];
 
+  /** Publishes waiting for tx.commit (RabbitMQ's messages_uncommitted). */
+  get uncommittedPublishes(): number {
+    return this.publishes.length;
+  }
+
+  /** Deliveries settled but waiting for tx.commit (RabbitMQ's acks_uncommitted). */
+  get uncommittedAcks(): number {
+    let n = 0;
+    for (const s of this.settlements) n += s.entries.length;
+    return n;
+  }
+
   publish(ex: Exchange, msg: Message, mandatory: boolean, extraKeys: string[] | null): void {
     this.publishes.push({ ex, msg, mandatory, extraKeys });
   }

@@ -9,7 +9,7 @@ export type { FieldTable, FieldValue };
  * levels are cut and shown as text saying so. RabbitMQ's own UI dies on such a queue.
  */
 export const MAX_JSON_DEPTH = 1500;
-const TOO_DEEP = `(nested deeper than ${MAX_JSON_DEPTH} levels)`;
+export const TOO_DEEP = `(nested deeper than ${MAX_JSON_DEPTH} levels)`;
 
 /**
  * AMQP field values as RabbitMQ's management API renders them in JSON: tables as objects,
