@@ -8,9 +8,8 @@ import { shapeList, shapeOne, statsDisabled, type Query } from './paging';
 import { resource, type Call } from './resource';
 import { connectionJson, findConnection, isMonitor, listedConnections, visibleConnections } from './views/connection';
 import { channelJson, channelsOf } from './views/channel';
-
-/** AMQP's reply code for a connection an operator closed (http/ does not import protocol/). */
 import { CONNECTION_FORCED } from '../protocol/constants';
+
 /** What RabbitMQ's management plugin says when closing a connection without an X-Reason. */
 const DEFAULT_CLOSE_REASON = 'Closed via management plugin';
 

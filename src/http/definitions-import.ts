@@ -5,6 +5,7 @@ import type { VhostSettings } from '../broker/storage';
 import { FULL_ACCESS, regexError } from '../auth/permissions';
 import { bindingError, exchangeDeclarationError, queueDeclarationError, withDefaultQueueType, type ExchangeShape, type QueueShape } from '../broker/declaration-checks';
 import { jsonToTable } from './views/field-json';
+import type { FieldTable } from '../protocol/types';
 import { isReservedName } from '../broker/names';
 import { Vhost } from '../broker/vhost';
 import { badRequest } from './errors';
@@ -12,8 +13,6 @@ import { policyFromBody } from './policies';
 import { userFromBody } from './users';
 
 type Obj = Record<string, unknown>;
-/** An AMQP argument table (as the model takes it). */
-type FieldTable = NonNullable<ReturnType<typeof jsonToTable>>;
 
 /** Declares the imported queues: they belong to no connection (never exclusive). */
 const IMPORT_OWNER = Object.freeze({});
