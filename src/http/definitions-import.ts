@@ -214,13 +214,12 @@ class Planner {
     refuse(queueDeclarationError(vhost, name, durable, autoDelete, args, existing));
     // A restored server-named queue (amq.gen-...) cannot be declared again, and is there.
     if (existing !== undefined && isReservedName(name)) return;
-    if (existing === undefined) this.queues.set(key(vhost, name), { durable, autoDelete, args, exclusive: false });
+    if (existing === undefined) this.queues.set(key(vhost, name), { durable, autoDelete, args, exclusiveOwner: null });
     this.plan.queues.push({ vhost, name, durable, autoDelete, args });
   }
 
   private brokerQueue(vhost: string, name: string): QueueShape | undefined {
-    const q = this.broker.vhosts.get(vhost)?.queues.get(name);
-    return q === undefined ? undefined : { durable: q.durable, autoDelete: q.autoDelete, args: q.args, exclusive: q.exclusiveOwner !== null };
+    return this.broker.vhosts.get(vhost)?.queues.get(name);
   }
 
   /** What vhost.declareExchange would refuse, refused here. */
@@ -241,8 +240,7 @@ class Planner {
 
   private brokerExchange(vhost: string, name: string): ExchangeShape | undefined {
     // A vhost the document creates starts with the predeclared exchanges (amq.direct, ...).
-    const ex = (this.broker.vhosts.get(vhost) ?? (this.newVhosts.has(vhost) ? EMPTY_VHOST : undefined))?.exchanges.get(name);
-    return ex === undefined ? undefined : { type: ex.type, durable: ex.durable, autoDelete: ex.autoDelete, internal: ex.internal, args: ex.args };
+    return (this.broker.vhosts.get(vhost) ?? (this.newVhosts.has(vhost) ? EMPTY_VHOST : undefined))?.exchanges.get(name);
   }
 
   /**
@@ -259,7 +257,7 @@ class Planner {
     const args = table(o, `binding of exchange '${source}' in vhost '${vhost}'`);
     const src = this.exchanges.get(key(vhost, source)) ?? this.brokerExchange(vhost, source);
     const dest = kind === 'queue' ? (this.queues.get(key(vhost, destination)) ?? this.brokerQueue(vhost, destination)) : (this.exchanges.get(key(vhost, destination)) ?? this.brokerExchange(vhost, destination));
-    refuse(bindingError(vhost, source, src, kind, destination, dest === undefined ? undefined : { exclusive: 'exclusive' in dest && dest.exclusive }, args));
+    refuse(bindingError(vhost, source, src, kind, destination, dest, args));
     this.plan.bindings.push({ vhost, source, destination, kind, routingKey, args });
   }
 }
