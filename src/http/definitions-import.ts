@@ -9,6 +9,7 @@ import type { FieldTable } from '../protocol/types';
 import { isReservedName } from '../broker/names';
 import { Vhost } from '../broker/vhost';
 import { badRequest } from './errors';
+import { viaModel } from './amqp-status';
 import { policyFromBody } from './policies';
 import { userFromBody } from './users';
 
@@ -74,7 +75,8 @@ interface Plan {
  */
 export function importDefinitions(broker: Broker, actingUser: User, defs: Obj, vhost?: string): void {
   const plan = new Planner(broker, vhost).check(defs);
-  apply(broker, actingUser, plan);
+  // A store that refuses a write is a 500 with its errno, as for a queue declared alone.
+  viaModel('direct', () => apply(broker, actingUser, plan));
 }
 
 function apply(broker: Broker, actingUser: User, plan: Plan): void {
