@@ -1,14 +1,13 @@
 import { AmqpError } from '../protocol/errors';
-import { ACCESS_REFUSED, COMMAND_INVALID, INTERNAL_ERROR, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED } from '../protocol/constants';
-import { copyTable, type FieldTable } from '../protocol/types';
+import { ACCESS_REFUSED, INTERNAL_ERROR, NOT_FOUND, PRECONDITION_FAILED } from '../protocol/constants';
+import type { FieldTable } from '../protocol/types';
 import type { Binding, BindingDestination, Exchange } from './exchanges/exchange';
-import { createExchange, bindingArgumentsError, EXCHANGE_TYPES } from './exchanges';
+import { createExchange } from './exchanges';
 import { Queue, type QueueOwner } from './queue';
 import type { Message } from './message';
 import { deadLetteredMessage, diedIn, publishedRoutingKeys, type DeathReason } from './dead-letter';
 import { queueSettings } from './queue-settings';
 import { PolicySet, type Policy } from './policies';
-import { parseExchangeArgs, parseQueueArgs, toAmqpError } from './arguments';
 import { PriorityQueueStore } from './priority-queue-store';
 import { MEMORY_STORAGE } from './memory-queue-store';
 import type { DefinitionsSink, QueueStore } from './storage';
@@ -17,7 +16,16 @@ import type { Logger } from '../logger';
 import { generateName, isReservedName, describeExchange, describeQueue } from './names';
 import { ChannelCounters } from './channel-counters';
 import { NodeCounters } from './node-counters';
-import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from './equivalence';
+import {
+  checkBindingArguments,
+  checkBindingEnds,
+  checkExchangeDeclaration,
+  checkQueueDeclaration,
+  checkQueueName,
+  lockedAgainst,
+  lockedError,
+  withDefaultQueueType,
+} from './declaration-checks';
 
 export interface VhostCounters {
   published: number;
@@ -108,24 +116,9 @@ export class Vhost implements QueueOwner {
       if (name === '') return this.exchanges.get('')!;
       return this.getExchange(name);
     }
-    // RabbitMQ's order: the type, the default exchange, then the name only if it is new.
-    if (!EXCHANGE_TYPES.includes(type)) throw new AmqpError(COMMAND_INVALID, `invalid exchange type '${type}'`);
-    if (name === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
     const existing = this.exchanges.get(name);
-    if (existing !== undefined) {
-      const what = describeExchange(name, this.name);
-      assertPropertyEquivalent(what, 'type', type, existing.type);
-      assertPropertyEquivalent(what, 'durable', durable, existing.durable);
-      assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
-      assertPropertyEquivalent(what, 'internal', internal, existing.internal);
-      assertArgsEquivalent(what, EXCHANGE_ARGS_COMPARED, args, existing.args);
-      return existing;
-    }
-    if (isReservedName(name)) {
-      throw new AmqpError(ACCESS_REFUSED, `exchange name '${name}' contains reserved prefix 'amq.*'`);
-    }
-    const parsed = parseExchangeArgs(args, { exchange: name, vhost: this.name });
-    if ('code' in parsed) throw toAmqpError(parsed);
+    checkExchangeDeclaration(this.name, name, { type, durable, autoDelete, internal, args }, existing);
+    if (existing !== undefined) return existing;
     const ex = createExchange(type, name, durable, autoDelete, internal, args)!;
     this.applyExchangePolicy(ex);
     if (durable) this.persist(`the declaration of ${describeExchange(name, this.name)}`, (sink) => sink.exchangeDeclared(this.name, ex));
@@ -153,13 +146,13 @@ export class Vhost implements QueueOwner {
   }
 
   bindExchange(destination: string, source: string, routingKey: string, args: FieldTable): void {
-    const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination);
-    this.checkBindingArgs(src, args);
+    const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination, false);
+    checkBindingArguments(src, args);
     this.addBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
   unbindExchange(destination: string, source: string, routingKey: string, args: FieldTable): void {
-    const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination);
+    const [src, dst] = this.bindingEnds(source, this.exchanges.get(destination), 'exchange', destination, false);
     this.removeBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
@@ -209,15 +202,7 @@ export class Vhost implements QueueOwner {
   }
 
   private checkExclusive(q: Queue, owner: object): void {
-    if (q.exclusiveOwner !== null && q.exclusiveOwner !== owner) this.lockedError(q);
-  }
-
-  private lockedError(q: Queue): never {
-    throw new AmqpError(
-        RESOURCE_LOCKED,
-        `cannot obtain exclusive access to locked ${describeQueue(q.name, this.name)}. It could be originally ` +
-          'declared on another connection or the exclusive property value does not match that of the original declaration.',
-    );
+    if (lockedAgainst(q, owner)) throw lockedError(describeQueue(q.name, this.name));
   }
 
   declareQueue(
@@ -241,30 +226,18 @@ export class Vhost implements QueueOwner {
     }
     const serverNamed = name === '';
     if (serverNamed) name = generateName('amq.gen-');
-    else if (isReservedName(name)) {
-      throw new AmqpError(ACCESS_REFUSED, `queue name '${name}' contains reserved prefix 'amq.*'`);
-    }
-    args = this.withDefaultQueueType(args, durable, exclusive);
+    else checkQueueName(name);
+    // Here quorum means a durable classic queue, with the same notice as an explicit quorum declaration.
+    args = withDefaultQueueType(this.defaultQueueType, args, durable, exclusive);
     const existing = this.queues.get(name);
     authorize?.(name, existing === undefined);
+    const parsed = checkQueueDeclaration(this.name, name, { durable, autoDelete, args, exclusiveOwner: exclusive ? owner : null, serverNamed }, existing);
     if (existing !== undefined) {
-      // Strict, as RabbitMQ: the declaration's exclusivity must match the queue's owner.
-      if (existing.exclusiveOwner !== (exclusive ? owner : null)) this.lockedError(existing);
-      const what = describeQueue(name, this.name);
-      assertPropertyEquivalent(what, 'durable', durable, existing.durable);
-      assertPropertyEquivalent(what, 'auto_delete', autoDelete, existing.autoDelete);
-      assertArgsEquivalent(what, queueArgsCompared(existing.args), withClassicDefault(args), withClassicDefault(existing.args));
       existing.touch();
       this.nodeCounters.queuesDeclared++;
       return existing;
     }
-    // RabbitMQ validates arguments only when the queue is created.
-    const parsed = parseQueueArgs(args, { queue: name, vhost: this.name, durable, exclusive, autoDelete, serverNamed });
-    if ('code' in parsed) throw toAmqpError(parsed);
-    if (parsed.ok.queueType === 'stream') {
-      throw new AmqpError(PRECONDITION_FAILED, `invalid arg 'x-queue-type' for ${describeQueue(name, this.name)}: stream queues are not supported by Leveret`);
-    }
-    if (parsed.ok.queueType === 'quorum') this.notice?.(`queue '${name}' in vhost '${this.name}' declared as a quorum queue: Leveret keeps it as a durable classic queue`);
+    if (parsed!.queueType === 'quorum') this.notice?.(`queue '${name}' in vhost '${this.name}' declared as a quorum queue: Leveret keeps it as a durable classic queue`);
     // Exclusive queues end with their connection, so even a durable one is not stored.
     const stored = durable && !exclusive;
     const settings = queueSettings(args, this.policies.match('queue', name)?.definition ?? null);
@@ -284,20 +257,6 @@ export class Vhost implements QueueOwner {
     this.nodeCounters.queuesDeclared++;
     this.nodeCounters.queuesCreated++;
     return q;
-  }
-
-  /**
-   * The vhost's default queue type, as RabbitMQ applies it: a durable, non-exclusive queue
-   * declared without `x-queue-type` gets the default's type (here quorum means a durable
-   * classic queue, with the same notice as an explicit quorum declaration); any other
-   * declaration stays classic.
-   */
-  private withDefaultQueueType(args: FieldTable, durable: boolean, exclusive: boolean): FieldTable {
-    const dqt = this.defaultQueueType;
-    if (dqt === null || dqt === 'classic' || Object.hasOwn(args, 'x-queue-type') || !durable || exclusive) return args;
-    const patched = copyTable(args);
-    patched['x-queue-type'] = dqt;
-    return patched;
   }
 
   /** A queue made for a declaration that could not be stored: its timers and folder go. */
@@ -380,40 +339,22 @@ export class Vhost implements QueueOwner {
 
   bindQueue(queue: string, exchange: string, routingKey: string, args: FieldTable, owner: object): void {
     const q = this.queues.get(queue);
-    if (q !== undefined) this.checkExclusive(q, owner);
-    const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
-    this.checkBindingArgs(src, args);
+    const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue, q !== undefined && lockedAgainst(q, owner));
+    checkBindingArguments(src, args);
     this.addBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
   unbindQueue(queue: string, exchange: string, routingKey: string, args: FieldTable, owner: object): void {
     const q = this.queues.get(queue);
-    if (q !== undefined) this.checkExclusive(q, owner);
-    const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue);
+    const [src, dst] = this.bindingEnds(exchange, q, 'queue', queue, q !== undefined && lockedAgainst(q, owner));
     this.removeBinding(src, { source: src.name, destination: dst, routingKey, args });
   }
 
-  private checkBindingArgs(ex: Exchange, args: FieldTable): void {
-    const error = bindingArgumentsError(ex, args);
-    if (error !== undefined) throw new AmqpError(PRECONDITION_FAILED, error);
-  }
-
-  private bindingEnds(
-    source: string,
-    dest: BindingDestination | undefined,
-    kind: 'queue' | 'exchange',
-    destName: string,
-  ): [Exchange, BindingDestination] {
-    if (source === '') throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
-    if (kind === 'exchange' && destName === '') {
-      throw new AmqpError(ACCESS_REFUSED, 'operation not permitted on the default exchange');
-    }
-    const src = this.getExchange(source);
-    if (dest === undefined) {
-      const what = kind === 'queue' ? describeQueue(destName, this.name) : describeExchange(destName, this.name);
-      throw new AmqpError(NOT_FOUND, `no ${what}`);
-    }
-    return [src, dest];
+  /** `locked`: the destination is a queue the connection asking may not use. */
+  private bindingEnds(source: string, dest: BindingDestination | undefined, kind: 'queue' | 'exchange', destName: string, locked: boolean): [Exchange, BindingDestination] {
+    const src = this.exchanges.get(source);
+    checkBindingEnds(this.name, source, src, kind, destName, dest as Queue | Exchange | undefined, locked);
+    return [src!, dest!];
   }
 
   private unbindAndMaybeAutoDelete(ex: Exchange, dest: BindingDestination): void {

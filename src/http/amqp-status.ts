@@ -1,3 +1,5 @@
+import { AmqpError } from '../protocol/errors';
+import { ACCESS_REFUSED, INTERNAL_ERROR, NOT_FOUND } from '../protocol/constants';
 import { HttpError } from './errors';
 
 /**
@@ -11,39 +13,18 @@ import { HttpError } from './errors';
  */
 export type ErrorRoute = 'direct' | 'get' | 'publish';
 
-/** AMQP reply codes the answers depend on (the spec's, as the model throws them). */
-const ACCESS_REFUSED = 403;
-const NOT_FOUND = 404;
-const INTERNAL_ERROR = 541;
-const NAMES: Record<number, string> = { 403: 'ACCESS_REFUSED', 404: 'NOT_FOUND', 405: 'RESOURCE_LOCKED', 406: 'PRECONDITION_FAILED' };
-
-/**
- * An error the model threw with an AMQP reply code: its message is "NAME - text" (the
- * http layer does not import the protocol's error class; the shape is what counts).
- */
-interface ModelError {
-  code: number;
-  message: string;
-}
-
-function isModelError(err: unknown): err is ModelError {
-  return err instanceof Error && typeof (err as Partial<ModelError>).code === 'number' && /^[A-Z_]+ - /.test(err.message);
-}
-
 /** Runs a model call, turning its AMQP error into RabbitMQ's HTTP answer. */
 export function viaModel<T>(route: ErrorRoute, run: () => T): T {
   try {
     return run();
   } catch (err) {
-    if (isModelError(err)) throw httpErrorOf(err, route);
+    if (err instanceof AmqpError) throw httpErrorOf(err, route);
     throw err;
   }
 }
 
-/** A publish refused by the API itself, in the words an AMQP channel would use. */
-export const publishRefusal = (code: 403 | 406, text: string): HttpError => new HttpError(400, 'bad_request', `${code} ${NAMES[code]} - ${text}`);
-
-function httpErrorOf(err: ModelError, route: ErrorRoute): HttpError {
+function httpErrorOf(err: AmqpError, route: ErrorRoute): HttpError {
+  // The AmqpError's message is "NAME - detail".
   const detail = err.message.replace(/^[A-Z_]+ - /, '');
   // A store that refused the change: the server's fault, not the request's.
   if (err.code === INTERNAL_ERROR) return new HttpError(500, 'internal_server_error', detail);

@@ -1,36 +1,23 @@
 import type { FastifyInstance } from 'fastify';
 import type { ManagementContext } from './context';
 import { notFound } from './errors';
-import { shapeList, shapeOne, statsDisabled, type Query } from './paging';
-import { resource, type Call } from './resource';
+import { resource } from './resource';
 import { channelJson, visibleChannels, type OwnedChannel } from './views/channel';
 import { channelName } from './views/channel-details';
-import { requireOwnerOr, requireVhostAccess } from './connections';
+import { requireOwnerOr } from './connections';
+import { clientOne, registerClientListings, type ClientView } from './client-listing';
 
 /** /api/channels, /api/channels/{name} and /api/vhosts/{vhost}/channels. */
 export function registerChannelRoutes(app: FastifyInstance, ctx: ManagementContext): void {
-  const users = ctx.broker.users;
-  const list = (chans: OwnedChannel[], query: Query): unknown => {
-    const noStats = statsDisabled(query);
-    return shapeList(chans.map((o) => channelJson(o, ctx, { single: false, noStats })), query, ['name']);
-  };
-  const listing = { GET: ({ user, query }: Call) => ({ status: 200, json: list(visibleChannels(ctx, user), query) }) };
-  resource(app, users, '/api/channels', 'management', listing);
-  resource(app, users, '/api/channels/', 'management', listing);
+  const view: ClientView<OwnedChannel> = (o, opts) => channelJson(o, ctx, opts);
+  registerClientListings(app, ctx, 'channels', (user) => visibleChannels(ctx, user), (o) => o.conn.vhost?.name, view);
 
-  resource(app, users, '/api/vhosts/:vhost/channels', 'management', {
-    GET: ({ user, params, query }) => {
-      requireVhostAccess(ctx, user, params.vhost);
-      return { status: 200, json: list(visibleChannels(ctx, user).filter((o) => o.conn.vhost?.name === params.vhost), query) };
-    },
-  });
-
-  resource(app, users, '/api/channels/:name', 'management', {
+  resource(app, ctx.broker.users, '/api/channels/:name', 'management', {
     GET: ({ user, params, query }) => {
       const owned = findChannel(ctx, params.name);
       if (owned === undefined) throw notFound();
       requireOwnerOr(user, owned.conn.user.name, 'GET');
-      return { status: 200, json: shapeOne(channelJson(owned, ctx, { single: true, noStats: statsDisabled(query) }), query) };
+      return { status: 200, json: clientOne(owned, query, view) };
     },
   });
 }

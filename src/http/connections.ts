@@ -4,13 +4,13 @@ import type { Connection } from '../server/connection';
 import type { ManagementContext } from './context';
 import { isAdministrator } from './access';
 import { notAuthorised, notFound } from './errors';
-import { shapeList, shapeOne, statsDisabled, type Query } from './paging';
-import { resource, type Call } from './resource';
+import type { Query } from './paging';
+import { resource } from './resource';
 import { connectionJson, findConnection, isMonitor, listedConnections, visibleConnections } from './views/connection';
 import { channelJson, channelsOf } from './views/channel';
-
-/** AMQP's reply code for a connection an operator closed (http/ does not import protocol/). */
+import { clientList, clientOne, registerClientListings, type ClientView } from './client-listing';
 import { CONNECTION_FORCED } from '../protocol/constants';
+
 /** What RabbitMQ's management plugin says when closing a connection without an X-Reason. */
 const DEFAULT_CLOSE_REASON = 'Closed via management plugin';
 
@@ -22,32 +22,15 @@ export function requireOwnerOr(user: User, owner: string, method: 'GET' | 'DELET
   if (!privileged && user.name !== owner) throw notYours();
 }
 
-/** A vhost-scoped listing: the vhost must exist and the caller be allowed to log in to it. */
-export function requireVhostAccess(ctx: ManagementContext, user: User, vhost: string): void {
-  if (!ctx.broker.vhosts.has(vhost)) throw notFound();
-  if (!ctx.broker.permissions.canAccessVhost(user, vhost)) throw notAuthorised('User not authorised to access virtual host');
-}
-
 /**
  * /api/connections, /api/connections/{name} (GET, DELETE closes it), its channels,
  * /api/connections/username/{user} and /api/vhosts/{vhost}/connections.
  */
 export function registerConnectionRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const users = ctx.broker.users;
-  const list = (conns: Connection[], query: Query): unknown => {
-    const noStats = statsDisabled(query);
-    return shapeList(conns.map((c) => connectionJson(c, ctx, { single: false, noStats })), query, ['name']);
-  };
-  const listing = { GET: ({ user, query }: Call) => ({ status: 200, json: list(visibleConnections(ctx, user), query) }) };
-  resource(app, users, '/api/connections', 'management', listing);
-  resource(app, users, '/api/connections/', 'management', listing);
-
-  resource(app, users, '/api/vhosts/:vhost/connections', 'management', {
-    GET: ({ user, params, query }) => {
-      requireVhostAccess(ctx, user, params.vhost);
-      return { status: 200, json: list(visibleConnections(ctx, user).filter((c) => c.vhost?.name === params.vhost), query) };
-    },
-  });
+  const view: ClientView<Connection> = (c, opts) => connectionJson(c, ctx, opts);
+  const list = (conns: Connection[], query: Query): unknown => clientList(conns, query, view);
+  registerClientListings(app, ctx, 'connections', (user) => visibleConnections(ctx, user), (c) => c.vhost?.name, view);
 
   /** The connection a request names, once the caller may act on it (RabbitMQ: 404 before 401 for monitors). */
   const target = (user: User, name: string, method: 'GET' | 'DELETE'): Connection => {
@@ -58,10 +41,7 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: ManagementCo
   };
 
   resource(app, users, '/api/connections/:name', 'management', {
-    GET: ({ user, params, query }) => ({
-      status: 200,
-      json: shapeOne(connectionJson(target(user, params.name, 'GET'), ctx, { single: true, noStats: statsDisabled(query) }), query),
-    }),
+    GET: ({ user, params, query }) => ({ status: 200, json: clientOne(target(user, params.name, 'GET'), query, view) }),
     DELETE: ({ user, params, headers }) => {
       close(target(user, params.name, 'DELETE'), headers['x-reason']);
       return { status: 204 };
@@ -70,9 +50,8 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: ManagementCo
 
   resource(app, users, '/api/connections/:name/channels', 'management', {
     GET: ({ user, params, query }) => {
-      const c = target(user, params.name, 'GET');
-      const noStats = statsDisabled(query);
-      return { status: 200, json: shapeList(channelsOf(c).map((o) => channelJson(o, ctx, { single: false, noStats })), query, ['name']) };
+      const channels = channelsOf(target(user, params.name, 'GET'));
+      return { status: 200, json: clientList(channels, query, (o, opts) => channelJson(o, ctx, opts)) };
     },
   });
 

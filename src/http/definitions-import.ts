@@ -5,15 +5,15 @@ import type { VhostSettings } from '../broker/storage';
 import { FULL_ACCESS, regexError } from '../auth/permissions';
 import { bindingError, exchangeDeclarationError, queueDeclarationError, withDefaultQueueType, type ExchangeShape, type QueueShape } from '../broker/declaration-checks';
 import { jsonToTable } from './views/field-json';
+import type { FieldTable } from '../protocol/types';
 import { isReservedName } from '../broker/names';
 import { Vhost } from '../broker/vhost';
 import { badRequest } from './errors';
+import { viaModel } from './amqp-status';
 import { policyFromBody } from './policies';
 import { userFromBody } from './users';
 
 type Obj = Record<string, unknown>;
-/** An AMQP argument table (as the model takes it). */
-type FieldTable = NonNullable<ReturnType<typeof jsonToTable>>;
 
 /** Declares the imported queues: they belong to no connection (never exclusive). */
 const IMPORT_OWNER = Object.freeze({});
@@ -75,7 +75,8 @@ interface Plan {
  */
 export function importDefinitions(broker: Broker, actingUser: User, defs: Obj, vhost?: string): void {
   const plan = new Planner(broker, vhost).check(defs);
-  apply(broker, actingUser, plan);
+  // A store that refuses a write is a 500 with its errno, as for a queue declared alone.
+  viaModel('direct', () => apply(broker, actingUser, plan));
 }
 
 function apply(broker: Broker, actingUser: User, plan: Plan): void {
@@ -215,13 +216,12 @@ class Planner {
     refuse(queueDeclarationError(vhost, name, durable, autoDelete, args, existing));
     // A restored server-named queue (amq.gen-...) cannot be declared again, and is there.
     if (existing !== undefined && isReservedName(name)) return;
-    if (existing === undefined) this.queues.set(key(vhost, name), { durable, autoDelete, args, exclusive: false });
+    if (existing === undefined) this.queues.set(key(vhost, name), { durable, autoDelete, args, exclusiveOwner: null });
     this.plan.queues.push({ vhost, name, durable, autoDelete, args });
   }
 
   private brokerQueue(vhost: string, name: string): QueueShape | undefined {
-    const q = this.broker.vhosts.get(vhost)?.queues.get(name);
-    return q === undefined ? undefined : { durable: q.durable, autoDelete: q.autoDelete, args: q.args, exclusive: q.exclusiveOwner !== null };
+    return this.broker.vhosts.get(vhost)?.queues.get(name);
   }
 
   /** What vhost.declareExchange would refuse, refused here. */
@@ -242,8 +242,7 @@ class Planner {
 
   private brokerExchange(vhost: string, name: string): ExchangeShape | undefined {
     // A vhost the document creates starts with the predeclared exchanges (amq.direct, ...).
-    const ex = (this.broker.vhosts.get(vhost) ?? (this.newVhosts.has(vhost) ? EMPTY_VHOST : undefined))?.exchanges.get(name);
-    return ex === undefined ? undefined : { type: ex.type, durable: ex.durable, autoDelete: ex.autoDelete, internal: ex.internal, args: ex.args };
+    return (this.broker.vhosts.get(vhost) ?? (this.newVhosts.has(vhost) ? EMPTY_VHOST : undefined))?.exchanges.get(name);
   }
 
   /**
@@ -260,7 +259,7 @@ class Planner {
     const args = table(o, `binding of exchange '${source}' in vhost '${vhost}'`);
     const src = this.exchanges.get(key(vhost, source)) ?? this.brokerExchange(vhost, source);
     const dest = kind === 'queue' ? (this.queues.get(key(vhost, destination)) ?? this.brokerQueue(vhost, destination)) : (this.exchanges.get(key(vhost, destination)) ?? this.brokerExchange(vhost, destination));
-    refuse(bindingError(vhost, source, src, kind, destination, dest === undefined ? undefined : { exclusive: 'exclusive' in dest && dest.exclusive }, args));
+    refuse(bindingError(vhost, source, src, kind, destination, dest, args));
     this.plan.bindings.push({ vhost, source, destination, kind, routingKey, args });
   }
 }

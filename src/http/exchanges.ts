@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ManagementContext } from './context';
-import { shapeList, shapeOne, statsDisabled } from './paging';
-import { resource, type Handlers } from './resource';
+import { queryFlag, shapeOne, statsDisabled } from './paging';
+import { resource } from './resource';
 import { notFound } from './errors';
 import { viaModel } from './amqp-status';
-import { exchangeFromPath, listedVhosts, requirePermission, visibleVhost, writableVhost } from './object-access';
+import { exchangeFromPath, requirePermission, vhostObjectListing, vhostOfExisting, visibleVhost, writableVhost } from './object-access';
 import { argumentsField, boolField, stringField } from './object-body';
 import { isReservedName } from '../broker/names';
 import { declaredBy, exchangeJson } from './views/exchange';
@@ -17,13 +17,10 @@ export function registerExchangeRoutes(app: FastifyInstance, ctx: ManagementCont
   const broker = ctx.broker;
   const users = broker.users;
 
-  const list: Handlers = {
-    GET: ({ user, params, query }) => {
-      const opts = { single: false, statsDisabled: statsDisabled(query) };
-      const items = listedVhosts(broker, user, params.vhost).flatMap((v) => [...v.exchanges.values()].map((ex) => exchangeJson(ex, v, ctx.stats, opts)));
-      return { status: 200, json: shapeList(items, query) };
-    },
-  };
+  const list = vhostObjectListing(broker, (query) => {
+    const opts = { single: false, statsDisabled: statsDisabled(query) };
+    return (v) => [...v.exchanges.values()].map((ex) => exchangeJson(ex, v, ctx.stats, opts));
+  });
   resource(app, users, '/api/exchanges', 'management', list);
   resource(app, users, '/api/exchanges/:vhost', 'management', list);
 
@@ -56,12 +53,9 @@ export function registerExchangeRoutes(app: FastifyInstance, ctx: ManagementCont
       return { status: existed ? 204 : 201 };
     },
     DELETE: ({ user, params, query }) => {
-      const v = writableVhost(broker, user, params.vhost);
       const name = exchangeFromPath(params.name);
-      if (!v.exchanges.has(name)) throw notFound();
-      requirePermission(broker, user, v.name, 'configure', 'exchange', name);
-      const ifUnused = query['if-unused'] === 'true';
-      viaModel('direct', () => v.deleteExchange(name, ifUnused));
+      const v = vhostOfExisting(broker, user, params.vhost, 'exchange', name, 'configure');
+      viaModel('direct', () => v.deleteExchange(name, queryFlag(query, 'if-unused')));
       return { status: 204 };
     },
   });

@@ -4,6 +4,8 @@ import type { User } from '../auth/users';
 import type { Permission, ResourceKind } from '../auth/permissions';
 import { isAdministrator } from './access';
 import { HttpError, notAuthorised, notFound } from './errors';
+import { shapeList, type Query } from './paging';
+import type { Handlers } from './resource';
 
 /**
  * The management API's stand-in for "the connection asking" in the model's declare and
@@ -58,6 +60,27 @@ export function writableVhost(broker: Broker, user: User, name: string): Vhost {
 /** The AMQP permission a change needs; RabbitMQ's management API answers a refusal with this 401. */
 export function requirePermission(broker: Broker, user: User, vhost: string, permission: Permission, kind: ResourceKind, name: string): void {
   if (!broker.permissions.allows(user, vhost, permission, kind, name)) throw notAuthorised('Access refused.');
+}
+
+/**
+ * The vhost of a change to an existing queue or exchange (delete, purge): 404 when the vhost
+ * or the object is missing, 401 without `permission` on the object.
+ */
+export function vhostOfExisting(broker: Broker, user: User, vhost: string, kind: ResourceKind, name: string, permission: Permission): Vhost {
+  const v = writableVhost(broker, user, vhost);
+  if (!(kind === 'queue' ? v.queues : v.exchanges).has(name)) throw notFound();
+  requirePermission(broker, user, v.name, permission, kind, name);
+  return v;
+}
+
+/**
+ * GET /api/{queues|exchanges}[/{vhost}]: the objects of the path's vhost, or of every vhost
+ * the user sees; `rows(query)` renders one vhost's (what it takes from the query, once).
+ */
+export function vhostObjectListing(broker: Broker, rows: (query: Query) => (v: Vhost) => Array<Record<string, unknown>>): Handlers {
+  return {
+    GET: ({ user, params, query }) => ({ status: 200, json: shapeList(listedVhosts(broker, user, params.vhost).flatMap(rows(query)), query) }),
+  };
 }
 
 /** The default exchange is `amq.default` in paths. */

@@ -1,4 +1,4 @@
-import type { FieldTable } from './views/field-json';
+import type { FieldTable } from '../protocol/types';
 import { field } from './body';
 import { badRequest } from './errors';
 

@@ -12,8 +12,11 @@ const one = (q: Query, key: string): string | undefined => {
   return Array.isArray(v) ? v[v.length - 1] : v;
 };
 
+/** A query's flag: set by `key=true` (the last value, when given more than once). */
+export const queryFlag = (q: Query, key: string): boolean => one(q, key) === 'true';
+
 /** Whether a query asks for statistics to be left out (RabbitMQ's disable_stats=true). */
-export const statsDisabled = (q: Query): boolean => one(q, 'disable_stats') === 'true';
+export const statsDisabled = (q: Query): boolean => queryFlag(q, 'disable_stats');
 
 /**
  * Shapes a listing as RabbitMQ's management API does: sorted (by `sort`, a dotted path,

@@ -6,6 +6,7 @@ import { isAdministrator, isPolicymaker } from './access';
 import { field } from './body';
 import { HttpError, badRequest, notAuthorised, notFound } from './errors';
 import { resource } from './resource';
+import { viaModel } from './amqp-status';
 
 type Obj = Record<string, unknown>;
 
@@ -57,11 +58,12 @@ export function registerPolicyRoutes(app: FastifyInstance, broker: Broker): void
       const v = policyVhost(user, params.vhost, () => new HttpError(404, 'not_found', 'vhost_not_found'));
       const policy = policyFromBody(params.name, body());
       const created = v.policies.get(params.name) === undefined;
-      v.setPolicy(policy);
+      viaModel('direct', () => v.setPolicy(policy));
       return { status: created ? 201 : 204 };
     },
     DELETE: ({ user, params }) => {
-      if (!policyVhost(user, params.vhost, notFound).deletePolicy(params.name)) throw notFound();
+      const v = policyVhost(user, params.vhost, notFound);
+      if (!viaModel('direct', () => v.deletePolicy(params.name))) throw notFound();
       return { status: 204 };
     },
   });

@@ -7,15 +7,15 @@ import { senderSelected } from '../broker/sender-selected';
 import { expirationError } from '../broker/expiration';
 import { field } from './body';
 import { badRequest } from './errors';
-import { publishRefusal } from './amqp-status';
 import { resource } from './resource';
 import { viaModel } from './amqp-status';
+import { AmqpError } from '../protocol/errors';
+import { ACCESS_REFUSED, PRECONDITION_FAILED } from '../protocol/constants';
 import { HTTP_OWNER, exchangeFromPath, writableVhost } from './object-access';
 import { requireKeys } from './object-body';
 import { PROPERTY_NAMES, gotMessageJson } from './views/message';
-import type { FieldTable } from './views/field-json';
-
-type BasicProperties = Message['properties'];
+import type { FieldTable } from '../protocol/types';
+import type { BasicProperties } from '../protocol/generated';
 
 type Obj = Record<string, unknown>;
 
@@ -44,17 +44,18 @@ export function registerPublishGetRoutes(app: FastifyInstance, ctx: ManagementCo
       if (typeof routingKey !== 'string') throw badRequest(['not_string', 'routing_key']);
       const payload = parsePayload(field(b, 'payload'), field(b, 'payload_encoding'));
       const name = exchangeFromPath(params.name);
+      // Refused as a channel would refuse the publish: the answer is "CODE NAME - text".
       const routed = viaModel('publish', () => {
         broker.permissions.check(user, v.name, 'write', 'exchange', name);
         const ex = v.getExchange(name);
-        if (ex.internal) throw publishRefusal(403, `cannot publish to internal exchange '${ex.name}' in vhost '${v.name}'`);
+        if (ex.internal) throw new AmqpError(ACCESS_REFUSED, `cannot publish to internal exchange '${ex.name}' in vhost '${v.name}'`);
         if (ex.type === 'topic') broker.permissions.checkTopic(user, v.name, 'write', ex.name, routingKey);
         if (props.expiration !== undefined) {
           const bad = expirationError(props.expiration);
-          if (bad !== null) throw publishRefusal(406, `invalid expiration '${props.expiration}': ${bad}`);
+          if (bad !== null) throw new AmqpError(PRECONDITION_FAILED, `invalid expiration '${props.expiration}': ${bad}`);
         }
         if (props.userId !== undefined && props.userId !== user.name) {
-          throw publishRefusal(406, `user_id property set to '${props.userId}' but authenticated user was '${user.name}'`);
+          throw new AmqpError(PRECONDITION_FAILED, `user_id property set to '${props.userId}' but authenticated user was '${user.name}'`);
         }
         let msg = Message.fromProperties(ex.name, routingKey, props, payload);
         const cc = props.headers === undefined ? null : senderSelected(msg);

@@ -1,19 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { ManagementContext } from './context';
-import type { Query } from './paging';
-import { shapeList, shapeOne, statsDisabled } from './paging';
-import { resource, type Handlers } from './resource';
+import { queryFlag, shapeOne, statsDisabled, type Query } from './paging';
+import { resource } from './resource';
 import { notFound } from './errors';
 import { viaModel } from './amqp-status';
-import { HTTP_OWNER, listedVhosts, requirePermission, visibleVhost, writableVhost } from './object-access';
+import { HTTP_OWNER, requirePermission, vhostObjectListing, vhostOfExisting, visibleVhost, writableVhost } from './object-access';
 import { argumentsField, boolField } from './object-body';
 import { liveView } from './views/consumer';
 import { queueJson, type QueueViewContext } from './views/queue';
-
-const flag = (q: Query, key: string): boolean => {
-  const v = q[key];
-  return (Array.isArray(v) ? v[v.length - 1] : v) === 'true';
-};
 
 /**
  * /api/queues, /api/queues/{vhost}, /api/queues/{vhost}/{name} and its contents (purge),
@@ -32,13 +26,10 @@ export function registerQueueRoutes(app: FastifyInstance, ctx: ManagementContext
     single,
   });
 
-  const list: Handlers = {
-    GET: ({ user, params, query }) => {
-      const vc = view(query, false);
-      const items = listedVhosts(broker, user, params.vhost).flatMap((v) => [...v.queues.values()].map((q) => queueJson(q, v, vc)));
-      return { status: 200, json: shapeList(items, query) };
-    },
-  };
+  const list = vhostObjectListing(broker, (query) => {
+    const vc = view(query, false);
+    return (v) => [...v.queues.values()].map((q) => queueJson(q, v, vc));
+  });
   resource(app, users, '/api/queues', 'management', list);
   resource(app, users, '/api/queues/:vhost', 'management', list);
 
@@ -70,19 +61,15 @@ export function registerQueueRoutes(app: FastifyInstance, ctx: ManagementContext
       return { status: existed ? 204 : 201 };
     },
     DELETE: ({ user, params, query }) => {
-      const v = writableVhost(broker, user, params.vhost);
-      if (!v.queues.has(params.name)) throw notFound();
-      requirePermission(broker, user, v.name, 'configure', 'queue', params.name);
-      viaModel('direct', () => v.deleteQueue(params.name, flag(query, 'if-unused'), flag(query, 'if-empty'), HTTP_OWNER));
+      const v = vhostOfExisting(broker, user, params.vhost, 'queue', params.name, 'configure');
+      viaModel('direct', () => v.deleteQueue(params.name, queryFlag(query, 'if-unused'), queryFlag(query, 'if-empty'), HTTP_OWNER));
       return { status: 204 };
     },
   });
 
   resource(app, users, '/api/queues/:vhost/:name/contents', 'management', {
     DELETE: ({ user, params }) => {
-      const v = writableVhost(broker, user, params.vhost);
-      if (!v.queues.has(params.name)) throw notFound();
-      requirePermission(broker, user, v.name, 'read', 'queue', params.name);
+      const v = vhostOfExisting(broker, user, params.vhost, 'queue', params.name, 'read');
       viaModel('direct', () => v.getQueue(params.name, HTTP_OWNER).purge());
       return { status: 204 };
     },

@@ -91,6 +91,3 @@ export const CONNECTION: Kind<ConnectionStatsSource> = {
 export const TOTAL_FIELDS = [...CHANNEL_FIELDS, 'messages', 'messages_ready', 'messages_unacknowledged', 'recv_oct', 'send_oct'] as const;
 export const TOTAL_DEPTH_AT = CHANNEL_FIELDS.length;
 export const TOTAL_OCTETS_AT = CHANNEL_FIELDS.length + 3;
-
-/** Index of a field in a kind's row. */
-export const fieldIndex = (fields: readonly string[], name: string): number => fields.indexOf(name);

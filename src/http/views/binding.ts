@@ -1,6 +1,7 @@
 import type { Binding } from '../../broker/exchanges/exchange';
 import type { Vhost } from '../../broker/vhost';
-import { fieldJson, tableJson, type FieldTable, type FieldValue } from './field-json';
+import type { FieldTable, FieldValue } from '../../protocol/types';
+import { fieldJson, tableJson } from './field-json';
 
 type Obj = Record<string, unknown>;
 

@@ -19,10 +19,3 @@ export function channelDetails(conn: Connection, ch: Channel, node: string): Rec
     user: conn.vhost === null ? '' : conn.user.name,
   };
 }
-
-/** Which connection each open channel belongs to (channels do not point at their connection). */
-export function channelOwners(connections: Iterable<Connection>): Map<object, Connection> {
-  const owners = new Map<object, Connection>();
-  for (const c of connections) for (const ch of c.openChannels()) owners.set(ch, c);
-  return owners;
-}

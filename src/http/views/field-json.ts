@@ -1,7 +1,5 @@
 import { Decimal, defineEntry, type FieldTable, type FieldValue } from '../../protocol/types';
 
-export type { FieldTable, FieldValue };
-
 /**
  * How deep the API renders nested tables and arrays (V8's JSON.stringify overflows its stack
  * at about 4,500 levels). AMQP lets a client nest arguments

@@ -1,7 +1,5 @@
 import type { QueueEntry } from '../../broker/queue-entry';
-import type { Message } from '../../broker/message';
-
-type BasicProperties = Message['properties'];
+import type { BasicProperties } from '../../protocol/generated';
 import { tableJson } from './field-json';
 
 type Obj = Record<string, unknown>;

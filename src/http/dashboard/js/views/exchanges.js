@@ -1,9 +1,9 @@
 // Exchanges (paged like queues) and one exchange's bindings, with a publish form.
-import { h, fill, card, value, badge, keysOf, clip, flash, field } from '../dom.js';
+import { h, fill, card, value, badge, keysOf, clip, field } from '../dom.js';
 import { api, seg } from '../api.js';
 import { get, rate, text } from '../format.js';
 import { pagedList, table } from '../table.js';
-import { exchangeLink, queueLink, vhostCell, heading } from './common.js';
+import { exchangeLink, queueLink, vhostCell, heading, publishFields, onPublish } from './common.js';
 
 function features(x) {
   const out = [];
@@ -103,29 +103,9 @@ export function exchangePage(root, ctx, vhost, name) {
 
 function publishForm(ctx, vhost, exchange) {
   const key = h('input', { placeholder: 'routing key' });
-  const payload = h('textarea', { rows: 3, placeholder: 'Message body' });
-  const headers = h('input', { placeholder: '{"x-my-header": "value"}' });
-  const persistent = h('input', { type: 'checkbox', checked: true });
-  const form = h('form', { class: 'sub-form', onsubmit: async (e) => {
-    e.preventDefault();
-    let hdrs;
-    try {
-      hdrs = headers.value.trim() ? JSON.parse(headers.value) : undefined;
-    } catch {
-      flash(form, 'Headers must be a JSON object.', 'error');
-      return;
-    }
-    const properties = { delivery_mode: persistent.checked ? 2 : 1 };
-    if (hdrs) properties.headers = hdrs;
-    try {
-      const r = await api(`/api/exchanges/${seg(vhost)}/${seg(exchange)}/publish`, { method: 'POST',
-        body: { properties, routing_key: key.value, payload: payload.value, payload_encoding: 'string' } });
-      flash(form, r?.routed === false ? 'Published, but no queue was bound for it.' : 'Message published.', r?.routed === false ? 'error' : 'ok');
-      ctx.refresh();
-    } catch (x) {
-      flash(form, `Publish failed: ${x.message}`, 'error');
-    }
-  } },
+  const fields = publishFields();
+  const { payload, headers, persistent } = fields;
+  const form = h('form', { class: 'sub-form', onsubmit: onPublish(ctx, vhost, exchange, () => key.value, fields, 'Published, but no queue was bound for it.') },
   h('div', { class: 'row' }, field('Routing key', key), field('Headers (JSON)', headers)),
   field('Payload', payload),
   h('div', { class: 'row' }, h('label', { class: 'check' }, persistent, 'Persistent'), h('button', { type: 'submit', class: 'btn' }, 'Publish')));

@@ -6,7 +6,7 @@ import { chart } from '../chart.js';
 import { historyQuery, rates as rateHistory, lengths, rows } from '../history.js';
 import { get, num, rate, bytes, text, yesNo } from '../format.js';
 import { table } from '../table.js';
-import { stat, exchangeLink, heading } from './common.js';
+import { stat, exchangeLink, heading, publishFields, onPublish } from './common.js';
 
 export function queuePage(root, ctx, vhost, name) {
   const path = `/api/queues/${seg(vhost)}/${seg(name)}`;
@@ -187,29 +187,9 @@ function messageView(m, i) {
 }
 
 function publishForm(ctx, vhost, queue) {
-  const payload = h('textarea', { rows: 3, placeholder: 'Message body' });
-  const persistent = h('input', { type: 'checkbox', checked: true });
-  const headers = h('input', { placeholder: '{"x-my-header": "value"}' });
-  const form = h('form', { class: 'sub-form', onsubmit: async (e) => {
-    e.preventDefault();
-    let hdrs;
-    try {
-      hdrs = headers.value.trim() ? JSON.parse(headers.value) : undefined;
-    } catch {
-      flash(form, 'Headers must be a JSON object.', 'error');
-      return;
-    }
-    const properties = { delivery_mode: persistent.checked ? 2 : 1 };
-    if (hdrs) properties.headers = hdrs;
-    try {
-      const r = await api(`/api/exchanges/${seg(vhost)}/amq.default/publish`, { method: 'POST',
-        body: { properties, routing_key: queue, payload: payload.value, payload_encoding: 'string' } });
-      flash(form, r?.routed === false ? 'Message published but not routed.' : 'Message published.', r?.routed === false ? 'error' : 'ok');
-      ctx.refresh();
-    } catch (x) {
-      flash(form, `Publish failed: ${x.message}`, 'error');
-    }
-  } },
+  const fields = publishFields();
+  const { payload, headers, persistent } = fields;
+  const form = h('form', { class: 'sub-form', onsubmit: onPublish(ctx, vhost, 'amq.default', () => queue, fields, 'Message published but not routed.') },
   h('h3', null, 'Publish message'),
   h('p', { class: 'muted small' }, 'Sent through the default exchange with this queue\u2019s name as routing key.'),
   field('Payload', payload),
