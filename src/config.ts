@@ -147,6 +147,7 @@ const SCHEMA = {
   tlsPassphrase: str({ default: '', secret: true, description: 'Passphrase of an encrypted --tls-key.' }),
   tlsVerify: oneOf(['verify_none', 'verify_peer'] as const, { default: 'verify_none', description: "verify_peer asks clients for a certificate and refuses one that does not chain to --tls-ca (RabbitMQ's ssl_options.verify)." }),
   tlsFailIfNoPeerCert: bool({ default: false, description: 'With verify_peer, also refuse clients that present no certificate.' }),
+  tlsCertLoginFrom: oneOf(['common_name', 'distinguished_name'] as const, { default: 'common_name', description: "What names the user of an EXTERNAL login: the client certificate's CN, or its whole subject in RFC 4514 form (RabbitMQ's ssl_cert_login_from)." }),
   httpsPort: int({ default: 15671, min: -1, max: 65535, description: "TCP port for the management API over HTTPS, with the TLS certificate (RabbitMQ's management.ssl.port; 0 picks a free port, -1 turns it off)." }),
 } satisfies Record<string, Setting<unknown>>;
 

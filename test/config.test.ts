@@ -57,6 +57,7 @@ describe('loadConfig', () => {
       tlsPassphrase: '',
       tlsVerify: 'verify_none',
       tlsFailIfNoPeerCert: false,
+      tlsCertLoginFrom: 'common_name',
       httpsPort: 15671,
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));

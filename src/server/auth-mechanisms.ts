@@ -3,7 +3,7 @@ import { TLSSocket } from 'node:tls';
 import { Reader } from '../protocol/reader';
 import type { User, UserStore } from '../auth/users';
 import { ACCESS_REFUSED, COMMAND_INVALID, SYNTAX_ERROR } from '../protocol/constants';
-import { dnValues, verifiedPeerCertificate } from './tls';
+import { dnValues, rfc4514, verifiedPeerCertificate } from './tls';
 
 export const MECHANISMS = 'PLAIN AMQPLAIN';
 const WITH_EXTERNAL = `${MECHANISMS} EXTERNAL`;
@@ -37,8 +37,14 @@ const refused = (mechanism: string, detail: string): AuthResult => ({
 });
 
 /** Checks a connection.start-ok response with the mechanism the client chose. */
-export function authenticate(mechanism: string, response: Buffer, users: UserStore, socket?: Socket): AuthResult {
-  if (mechanism === 'EXTERNAL' && socket !== undefined && offersExternal(socket)) return external(socket, users);
+export function authenticate(
+  mechanism: string,
+  response: Buffer,
+  users: UserStore,
+  socket?: Socket,
+  loginFrom: CertLoginFrom = 'common_name',
+): AuthResult {
+  if (mechanism === 'EXTERNAL' && socket !== undefined && offersExternal(socket)) return external(socket, users, loginFrom);
   let creds: [string, string] | null;
   if (mechanism === 'PLAIN') creds = parsePlain(response);
   else if (mechanism === 'AMQPLAIN') creds = parseAmqplain(response);
@@ -49,15 +55,18 @@ export function authenticate(mechanism: string, response: Buffer, users: UserSto
   return refused(mechanism, `user '${creds[0]}' - invalid credentials`);
 }
 
+/** RabbitMQ's ssl_cert_login_from values Leveret knows. */
+export type CertLoginFrom = 'common_name' | 'distinguished_name';
+
 /**
- * EXTERNAL: the user is the verified client certificate's subject CN (RabbitMQ's default
- * ssl_cert_login_from = common_name; several CNs are joined with ","). The user must exist;
- * no password is checked. The response (an authzid) is ignored, as RabbitMQ does.
+ * EXTERNAL: the user is named by the verified client certificate: its subject CN (several
+ * are joined with ",", as RabbitMQ does) or its whole subject in RFC 4514 form. The user
+ * must exist; no password is checked. The response (an authzid) is ignored, as RabbitMQ does.
  */
-function external(socket: TLSSocket, users: UserStore): AuthResult {
+function external(socket: TLSSocket, users: UserStore, loginFrom: CertLoginFrom): AuthResult {
   const cert = verifiedPeerCertificate(socket);
   if (cert === null) return refused('EXTERNAL', 'connection peer presented no TLS (x.509) certificate');
-  const cns = dnValues(cert.subject, 'CN');
+  const cns = loginFrom === 'common_name' ? dnValues(cert.subject, 'CN') : [rfc4514(cert.subject)].filter((dn) => dn !== '');
   if (cns.length === 0) return refused('EXTERNAL', 'no name found');
   const name = cns.join(',');
   const user = users.get(name);

@@ -366,7 +366,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   private onStartOk(m: M.ConnectionStartOk): void {
     this.expectState('start-ok', m.id);
     this.clientProperties = m.clientProperties;
-    const result = authenticate(m.mechanism, m.response, this.broker.users, this.socket);
+    const result = authenticate(m.mechanism, m.response, this.broker.users, this.socket, this.config.tlsCertLoginFrom);
     if (result.detail !== undefined) this.log.warn({ conn: this.name, mechanism: m.mechanism, reason: result.detail }, 'login refused');
     // RabbitMQ names no method in a refused login (class 0, method 0).
     if (result.error !== null) throw new AmqpError(result.code, result.error);
