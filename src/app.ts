@@ -10,7 +10,7 @@ import type { Alarms, Listener } from './http/context';
 import { hostname } from 'node:os';
 import { CONNECTION_FORCED } from './protocol/constants';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { loadTls, refuseUnverified, serverOptions, type TlsMaterial } from './server/tls';
+import { admit, loadTls, serverOptions, type TlsMaterial } from './server/tls';
 import { ConfigError } from './config';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
@@ -185,10 +185,10 @@ export class Server {
   }
 
   private async startAmqps(tls: TlsMaterial): Promise<void> {
-    // The TLS handshake counts against the AMQP handshake timeout, so a silent client is dropped as on plain TCP.
+    // A TLS handshake gets as long as the AMQP one (--handshake-timeout): a silent client is dropped as on plain TCP.
     const server = createTlsServer({ ...serverOptions(this.config, tls), handshakeTimeout: this.config.handshakeTimeout, noDelay: true });
     server.on('secureConnection', (socket: TLSSocket) => {
-      if (!refuseUnverified(socket, this.config)) this.accept(socket);
+      if (admit(socket, this.config)) this.accept(socket);
     });
     // A failed handshake (no certificate, an old protocol version) concerns that client only.
     server.on('tlsClientError', (err, socket) => this.log.debug({ err: err.message, peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'TLS handshake failed'));

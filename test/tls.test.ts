@@ -336,6 +336,28 @@ conn.close()
     expect(good.protocol).toBe('TLSv1.2');
   });
 
+  it('refuses a TLS 1.2 renegotiation once the handshake is done', async () => {
+    // The broker answers a renegotiation request with a no_renegotiation alert, so it never
+    // completes (OpenSSL keeps the session as it was); one that completes takes milliseconds.
+    const outcome = await new Promise<string>((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'localhost', ca: read('ca.pem'), maxVersion: 'TLSv1.2' });
+      const done = (what: string) => {
+        s.destroy();
+        resolve(what);
+      };
+      s.on('error', () => done('failed'));
+      s.once('secureConnect', () => {
+        s.write(Buffer.from('AMQP\x00\x00\x09\x01', 'latin1'));
+        // connection.start arrived: the broker took the connection; now ask to renegotiate.
+        s.once('data', () => {
+          s.renegotiate({ rejectUnauthorized: true }, (err) => done(err ? 'failed' : 'renegotiated'));
+          setTimeout(() => done('not renegotiated'), 1000);
+        });
+      });
+    });
+    expect(outcome).not.toBe('renegotiated');
+  });
+
   it('lists the amqps and HTTPS listeners and answers the management API over HTTPS', async () => {
     const overview = await api(broker.httpPort, 'GET', '/api/overview');
     const listeners = (overview.json as { listeners: Array<Record<string, unknown>> }).listeners;

@@ -4,7 +4,7 @@
  * sockets the way RabbitMQ's management API does.
  */
 import { readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, constants } from 'node:crypto';
 import { createSecureContext, type SecureContextOptions, type TlsOptions, type TLSSocket } from 'node:tls';
 import { ConfigError, type Config } from '../config';
 
@@ -73,6 +73,8 @@ export function loadTls(config: Config): TlsMaterial | null {
     passphrase: config.tlsPassphrase === '' ? undefined : config.tlsPassphrase,
     minVersion: MIN_VERSION,
     ciphers: CIPHERS,
+    // TLS 1.2 renegotiation could change what was verified and costs the server a handshake each time.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   };
   try {
     createSecureContext(context);
@@ -106,7 +108,7 @@ function describeContextError(err: unknown): string {
 /**
  * Options for a tls.Server. verify_peer asks for a client certificate; refusing a missing
  * one is left to OpenSSL only with fail_if_no_peer_cert, an invalid one is refused by
- * refuseUnverified (Erlang's verify_peer refuses it even when a missing one is allowed).
+ * admit (Erlang's verify_peer refuses it even when a missing one is allowed).
  */
 export function serverOptions(config: Config, material: TlsMaterial): TlsOptions {
   const verify = config.tlsVerify === 'verify_peer';
@@ -118,14 +120,14 @@ export function serverOptions(config: Config, material: TlsMaterial): TlsOptions
 }
 
 /**
- * Under verify_peer without fail_if_no_peer_cert OpenSSL lets every client through; one
- * that presented a certificate that did not verify is dropped here. True when dropped.
+ * Whether a socket whose handshake is done may go on to AMQP. Under verify_peer without
+ * fail_if_no_peer_cert OpenSSL lets every client through; one that presented a certificate
+ * that did not verify is dropped here.
  */
-export function refuseUnverified(socket: TLSSocket, config: Config): boolean {
-  if (config.tlsVerify !== 'verify_peer' || socket.authorized) return false;
-  if (!hasPeerCertificate(socket)) return false;
+export function admit(socket: TLSSocket, config: Config): boolean {
+  if (config.tlsVerify !== 'verify_peer' || socket.authorized || !hasPeerCertificate(socket)) return true;
   socket.destroy();
-  return true;
+  return false;
 }
 
 function hasPeerCertificate(socket: TLSSocket): boolean {
@@ -196,6 +198,18 @@ export interface TlsFacts {
  * ecdhe_rsa, or "any" as TLS 1.3's key exchange), and the client certificate if any.
  */
 export function tlsFacts(socket: TLSSocket): TlsFacts {
+  // Fixed once the handshake is done; the API lists connections often, certificates parse slowly.
+  let facts = FACTS.get(socket);
+  if (facts === undefined) {
+    facts = readTlsFacts(socket);
+    FACTS.set(socket, facts);
+  }
+  return facts;
+}
+
+const FACTS = new WeakMap<TLSSocket, TlsFacts>();
+
+function readTlsFacts(socket: TLSSocket): TlsFacts {
   const protocol = socket.getProtocol() ?? '';
   const suite = socket.getCipher() as { standardName?: string; name: string } | undefined;
   const parts = splitSuite(suite?.standardName ?? suite?.name ?? '');
