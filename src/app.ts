@@ -9,6 +9,9 @@ import { Stats } from './http/stats/stats';
 import type { Alarms, Listener } from './http/context';
 import { hostname } from 'node:os';
 import { CONNECTION_FORCED } from './protocol/constants';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { admit, loadTls, serverOptions, type TlsMaterial } from './server/tls';
+import { ConfigError } from './config';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
 export class Server {
@@ -16,6 +19,10 @@ export class Server {
   readonly connections = new Set<Connection>();
   private amqp: NetServer | null = null;
   private readonly http: HttpServer;
+  /** amqps, when TLS is configured */
+  private amqps: TlsServer | null = null;
+  /** the management API over HTTPS, when TLS is configured */
+  private readonly https: HttpServer | null = null;
   readonly stats: Stats;
   readonly startedAt = Date.now();
   readonly nodeName: string;
@@ -25,6 +32,8 @@ export class Server {
   constructor(
     readonly config: Config,
     readonly log: Logger,
+    /** the certificate material, read and checked by the caller (a bad file is a configuration error) */
+    private tls: TlsMaterial | null = loadTls(config),
   ) {
     this.store = new Store(
       config.dataDir,
@@ -41,20 +50,20 @@ export class Server {
     this.broker.onVhostDeleted = (name) => this.closeConnectionsTo(name);
     this.nodeName = config.nodeName !== '' ? config.nodeName : `leveret@${hostname().split('.')[0]}`;
     this.stats = new Stats(this.broker, this.connections, config.statsInterval);
-    this.http = new HttpServer(
-      {
-        broker: this.broker,
-        connections: this.connections,
-        stats: this.stats,
-        nodeName: this.nodeName,
-        startedAt: this.startedAt,
-        dataDir: config.dataDir,
-        listeners: () => this.listeners(),
-        alarms: () => this.alarms(),
-      },
-      { host: config.host, port: config.httpPort },
-      log,
-    );
+    const ctx = {
+      broker: this.broker,
+      connections: this.connections,
+      stats: this.stats,
+      nodeName: this.nodeName,
+      startedAt: this.startedAt,
+      dataDir: config.dataDir,
+      listeners: () => this.listeners(),
+      alarms: () => this.alarms(),
+    };
+    this.http = new HttpServer(ctx, { host: config.host, port: config.httpPort }, log);
+    if (this.tls !== null && config.httpsPort >= 0) {
+      this.https = new HttpServer(ctx, { host: config.host, port: config.httpsPort, tls: this.tls.context }, log);
+    }
   }
 
   /** A deleted user's connections go, as RabbitMQ closes them: 320 with "user 'x' is deleted". */
@@ -87,7 +96,54 @@ export class Server {
     return [
       { protocol: 'amqp', ip_address: ip, port: this.port },
       { protocol: 'http', ip_address: ip, port: this.httpPort },
+      ...this.tlsListeners(),
     ];
+  }
+
+  private tlsListeners(): Listener[] {
+    const tls = this.tls;
+    if (tls === null) return [];
+    const ip = this.config.host;
+    const certificate = { certfile: tls.certFile, cacertfile: tls.caFile, certificate: tls.certificate };
+    const out: Listener[] = [];
+    if (this.amqps !== null) out.push({ protocol: 'amqp/ssl', ip_address: ip, port: this.tlsPort, certificate });
+    if (this.https !== null) out.push({ protocol: 'https', ip_address: ip, port: this.https.port, certificate });
+    return out;
+  }
+
+  /** The amqps port actually bound (differs from config.tlsPort when that was 0); -1 without TLS. */
+  get tlsPort(): number {
+    const addr = this.amqps?.address();
+    return addr !== null && typeof addr === 'object' ? addr.port : -1;
+  }
+
+  /** The HTTPS management port actually bound; -1 without it. */
+  get httpsPort(): number {
+    return this.https?.port ?? -1;
+  }
+
+  /**
+   * SIGHUP: reads the certificate files again. New TLS connections get the new certificate;
+   * established ones keep their session. A file that does not load keeps the old certificate.
+   */
+  reloadTls(): void {
+    if (this.tls === null) {
+      this.log.info('reload requested: TLS is not configured, nothing to reload');
+      return;
+    }
+    let material: TlsMaterial;
+    try {
+      material = loadTls(this.config)!;
+    } catch (err) {
+      const reason = err instanceof ConfigError ? err.message : String(err);
+      this.log.error({ reason }, 'TLS certificate reload failed; keeping the previous certificate');
+      return;
+    }
+    this.amqps?.setSecureContext(material.context);
+    this.https?.setSecureContext(material.context);
+    this.tls = material;
+    const c = material.certificate;
+    this.log.info({ subject: c.subject, validTo: c.validTo, fingerprint256: c.fingerprint256 }, 'TLS certificate reloaded');
   }
 
   /** A failing disk is what RabbitMQ would call a disk alarm: publishers are blocked. */
@@ -113,6 +169,8 @@ export class Server {
     this.stats.start();
     // HTTP first: once AMQP accepts connections (what scripts wait for), the API answers too.
     await this.http.start();
+    if (this.https !== null) await this.https.start();
+    if (this.tls !== null && this.config.tlsPort >= 0) await this.startAmqps(this.tls);
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.amqp = server;
     await new Promise<void>((resolve, reject) => {
@@ -124,6 +182,26 @@ export class Server {
     });
     server.on('error', (err) => this.log.error({ err }, 'AMQP listener error'));
     this.log.info({ port: this.port, host: this.config.host, dataDir: this.config.dataDir }, `Leveret listening for AMQP on ${this.config.host}:${this.port}`);
+  }
+
+  private async startAmqps(tls: TlsMaterial): Promise<void> {
+    // A TLS handshake gets as long as the AMQP one (--handshake-timeout): a silent client is dropped as on plain TCP.
+    const server = createTlsServer({ ...serverOptions(this.config, tls), handshakeTimeout: this.config.handshakeTimeout, noDelay: true });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (admit(socket, this.config)) this.accept(socket);
+    });
+    // A failed handshake (no certificate, an old protocol version) concerns that client only.
+    server.on('tlsClientError', (err, socket) => this.log.debug({ err: err.message, peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'TLS handshake failed'));
+    this.amqps = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.tlsPort, this.config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'AMQPS listener error'));
+    this.log.info({ tlsPort: this.tlsPort, host: this.config.host }, `Leveret listening for AMQP over TLS on ${this.config.host}:${this.tlsPort}`);
   }
 
   private accept(socket: Socket): void {
@@ -140,10 +218,15 @@ export class Server {
     const server = this.amqp;
     this.amqp = null;
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    const amqps = this.amqps;
+    this.amqps = null;
+    const tlsClosed = amqps === null ? Promise.resolve() : new Promise<void>((resolve) => amqps.close(() => resolve()));
     await Promise.all([...this.connections].map((c) => c.forceClose(reason)));
     await closed;
+    await tlsClosed;
     this.stats.stop();
     await this.http.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTP listener did not close cleanly'));
+    await this.https?.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTPS listener did not close cleanly'));
     this.store.close();
     this.log.info('Leveret stopped');
   }

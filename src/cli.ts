@@ -3,6 +3,7 @@ import { writeSync } from 'node:fs';
 import { ConfigError, HelpRequested, VersionRequested, loadConfig, redactConfig, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { Server } from './app';
+import { loadTls, type TlsMaterial } from './server/tls';
 
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -16,8 +17,11 @@ function complain(message: string): void {
 
 async function main(): Promise<void> {
   let config: Config;
+  let tls: TlsMaterial | null;
   try {
     config = loadConfig(process.argv.slice(2), process.env);
+    // An unreadable certificate or a wrong passphrase is a bad configuration, like a bad flag.
+    tls = loadTls(config);
   } catch (err) {
     if (err instanceof HelpRequested || err instanceof VersionRequested) {
       process.stdout.write(err.text);
@@ -35,7 +39,7 @@ async function main(): Promise<void> {
   installCrashHandlers(logger);
   logger.debug({ config: redactConfig(config) }, 'configuration');
 
-  const server = new Server(config, logger);
+  const server = new Server(config, logger, tls);
   try {
     await server.start();
   } catch (err) {
@@ -92,6 +96,10 @@ function installSignalHandlers(server: Server, logger: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP reloads the TLS certificates (and no longer ends the process, as it would by default).
+  process.on('SIGHUP', () => {
+    if (!stopping) server.reloadTls();
+  });
 }
 
 function installCrashHandlers(logger: Logger): void {

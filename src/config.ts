@@ -108,6 +108,17 @@ function list(o: { default: string[]; description: string }): Setting<string[]> 
   };
 }
 
+/** "true" or "false" on the command line and in the environment; a JSON boolean in the file. */
+function bool(o: { default: boolean; description: string }): Setting<boolean> {
+  return {
+    description: o.description,
+    default: o.default,
+    argName: '<true|false>',
+    fromText: (raw) => (raw === 'true' ? true : raw === 'false' ? false : new Invalid(`must be true or false, got ${JSON.stringify(raw)}`)),
+    fromJson: (v) => (typeof v === 'boolean' ? v : new Invalid(`must be true or false, got ${JSON.stringify(v)}`)),
+  };
+}
+
 const PINO_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const SCHEMA = {
@@ -128,6 +139,16 @@ const SCHEMA = {
   loopbackUsers: list({ default: ['guest'], description: 'Users that may only connect from a loopback address.' }),
   segmentSize: int({ default: 8 * 1024 * 1024, min: 4096, max: 1024 * 1024 * 1024, description: 'Bytes after which a queue starts a new message segment file.' }),
   queueMemoryBudget: int({ default: 8 * 1024 * 1024, min: 0, max: 2 ** 40, description: 'Bytes of messages a queue keeps in memory; the rest of its backlog waits on disk.' }),
+  // TLS: the amqps and HTTPS listeners run when tlsCert and tlsKey are both given (RabbitMQ's ssl_options).
+  tlsPort: int({ default: 5671, min: -1, max: 65535, description: 'TCP port for AMQP over TLS (amqps) when --tls-cert and --tls-key are given (0 picks a free port, -1 turns it off).' }),
+  tlsCert: str({ default: '', argName: '<path>', description: "PEM file with the server's certificate (and its chain); with --tls-key it turns TLS on. Reloaded on SIGHUP." }),
+  tlsKey: str({ default: '', argName: '<path>', description: "PEM file with the server certificate's private key. Reloaded on SIGHUP." }),
+  tlsCa: str({ default: '', argName: '<path>', description: 'PEM bundle of the CAs that client certificates must chain to (default: the system CAs). Reloaded on SIGHUP.' }),
+  tlsPassphrase: str({ default: '', secret: true, description: 'Passphrase of an encrypted --tls-key.' }),
+  tlsVerify: oneOf(['verify_none', 'verify_peer'] as const, { default: 'verify_none', description: "verify_peer asks clients for a certificate and refuses one that does not chain to --tls-ca (RabbitMQ's ssl_options.verify)." }),
+  tlsFailIfNoPeerCert: bool({ default: false, description: 'With verify_peer, also refuse clients that present no certificate.' }),
+  tlsCertLoginFrom: oneOf(['common_name', 'distinguished_name'] as const, { default: 'common_name', description: "What names the user of an EXTERNAL login: the client certificate's CN, or its whole subject in RFC 4514 form (RabbitMQ's ssl_cert_login_from)." }),
+  httpsPort: int({ default: 15671, min: -1, max: 65535, description: "TCP port for the management API over HTTPS, with the TLS certificate (RabbitMQ's management.ssl.port; 0 picks a free port, -1 turns it off)." }),
 } satisfies Record<string, Setting<unknown>>;
 
 type Schema = typeof SCHEMA;

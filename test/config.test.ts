@@ -50,6 +50,15 @@ describe('loadConfig', () => {
       loopbackUsers: ['guest'],
       segmentSize: 8 * 1024 * 1024,
       queueMemoryBudget: 8 * 1024 * 1024,
+      tlsPort: 5671,
+      tlsCert: '',
+      tlsKey: '',
+      tlsCa: '',
+      tlsPassphrase: '',
+      tlsVerify: 'verify_none',
+      tlsFailIfNoPeerCert: false,
+      tlsCertLoginFrom: 'common_name',
+      httpsPort: 15671,
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));
   });
@@ -127,6 +136,16 @@ describe('loadConfig', () => {
     const shown = redactConfig(loadConfig(['--default-pass', 's3cret'], {}));
     expect(JSON.stringify(shown)).not.toContain('s3cret');
     expect(shown.defaultUser).toBe('guest');
+    const tls = redactConfig(loadConfig(['--tls-passphrase', 'k3y-secret'], {}));
+    expect(JSON.stringify(tls)).not.toContain('k3y-secret');
+  });
+
+  it('reads the TLS settings from flags, environment and file, booleans as true/false', () => {
+    const file = configFile(JSON.stringify({ tlsFailIfNoPeerCert: true, tlsCa: '/etc/ca.pem' }));
+    const config = loadConfig(['--config', file, '--tls-verify', 'verify_peer'], { LEVERET_TLS_PORT: '5999' });
+    expect(config).toMatchObject({ tlsVerify: 'verify_peer', tlsPort: 5999, tlsFailIfNoPeerCert: true, tlsCa: '/etc/ca.pem' });
+    expect(loadConfig([], { LEVERET_TLS_FAIL_IF_NO_PEER_CERT: 'false' }).tlsFailIfNoPeerCert).toBe(false);
+    expect(configError(['--tls-fail-if-no-peer-cert', 'yes'])).toBe('--tls-fail-if-no-peer-cert must be true or false, got "yes"');
   });
 });
 

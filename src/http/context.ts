@@ -1,12 +1,15 @@
 import type { Broker } from '../broker/broker';
 import type { Connection } from '../server/connection';
 import type { Stats } from './stats/stats';
+import type { X509Certificate } from 'node:crypto';
 
 /** A port the node listens on, as /api/overview's `listeners` lists it. */
 export interface Listener {
   protocol: 'amqp' | 'amqp/ssl' | 'http' | 'https' | 'prometheus';
   ip_address: string;
   port: number;
+  /** a TLS listener's certificate, for the certificate-expiration health check */
+  certificate?: { certfile: string; cacertfile: string; certificate: X509Certificate };
 }
 
 /** Conditions that block publishers, as RabbitMQ's resource alarms. */

@@ -31,6 +31,8 @@ const PROTOCOL_ALIASES: Record<string, string> = {
 };
 
 const TIME_UNITS = new Set(['days', 'weeks', 'months', 'years']);
+/** RabbitMQ's lengths of each unit (a month is 30 days, a year 365). */
+const UNIT_SECONDS: Record<string, number> = { days: 86_400, weeks: 7 * 86_400, months: 30 * 86_400, years: 365 * 86_400 };
 
 /** /api/aliveness-test/{vhost} and /api/health/checks/*, answered as RabbitMQ 3.10 does. */
 export function registerHealthRoutes(app: FastifyInstance, ctx: ManagementContext): void {
@@ -71,14 +73,34 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ManagementContex
   resource(app, users, '/api/health/checks/node-is-quorum-critical', 'management', { GET: () => ok({ reason: 'single node cluster' }) });
   resource(app, users, '/api/health/checks/node-is-mirror-sync-critical', 'management', { GET: () => ok() });
 
-  // No TLS listeners, so no certificate can expire.
+  // The TLS listeners' certificates, as loaded (a SIGHUP reload is seen at once).
   resource(app, users, '/api/health/checks/certificate-expiration/:within/:unit', 'management', {
     GET: ({ params }) => {
       if (!/^-?\d+$/.test(params.within)) throw badRequest('Invalid expiration value.');
       if (!TIME_UNITS.has(params.unit)) throw badRequest('Time unit not recognised. Supported units: days, weeks, months, years.');
-      return ok();
+      return certificateExpiration(ctx, Date.now() + Number(params.within) * UNIT_SECONDS[params.unit] * 1000);
     },
   });
+}
+
+/** Fails, listing them, when a TLS listener's certificate expires before `deadline` (ms since the epoch). */
+function certificateExpiration(ctx: ManagementContext, deadline: number): Answer {
+  const expired: Array<Record<string, unknown>> = [];
+  for (const l of ctx.listeners()) {
+    const c = l.certificate;
+    if (c === undefined) continue;
+    const expires = new Date(c.certificate.validTo);
+    if (expires.getTime() > deadline) continue;
+    expired.push({
+      cacertfile: c.cacertfile,
+      certfile: c.certfile,
+      expires: expires.toISOString(),
+      interface: l.ip_address,
+      port: l.port,
+      protocol: l.protocol,
+    });
+  }
+  return expired.length === 0 ? ok() : failed('Certificates expiring', { expired });
 }
 
 function alarms(ctx: ManagementContext, reason: string): Answer {

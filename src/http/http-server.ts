@@ -1,4 +1,6 @@
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { ManagementContext } from './context';
 import type { Logger } from '../logger';
 import { HttpError, notFound } from './errors';
@@ -24,6 +26,8 @@ export interface HttpOptions {
   host: string;
   /** 0 picks a free port */
   port: number;
+  /** serve HTTPS with this certificate (RabbitMQ's management.ssl.*) */
+  tls?: SecureContextOptions;
 }
 
 /** RabbitMQ's management.http.max_body_size default. */
@@ -41,7 +45,9 @@ export class HttpServer {
     private readonly options: HttpOptions,
     private readonly log: Logger,
   ) {
+    // fastify's types pick the server type from the options; this instance is used the same way either way.
     this.app = fastify({
+      ...(options.tls !== undefined ? { https: options.tls } : {}),
       logger: false,
       bodyLimit: MAX_BODY_BYTES,
       // Routes answer HEAD themselves (see resource.ts).
@@ -99,7 +105,13 @@ export class HttpServer {
 
   async start(): Promise<void> {
     await this.app.listen({ port: this.options.port, host: this.options.host });
-    this.log.info({ httpPort: this.port, host: this.options.host }, `Leveret listening for HTTP on ${this.options.host}:${this.port}`);
+    const scheme = this.options.tls !== undefined ? 'HTTPS' : 'HTTP';
+    this.log.info({ [scheme === 'HTTPS' ? 'httpsPort' : 'httpPort']: this.port, host: this.options.host }, `Leveret listening for ${scheme} on ${this.options.host}:${this.port}`);
+  }
+
+  /** A reloaded certificate, for new HTTPS connections. */
+  setSecureContext(options: SecureContextOptions): void {
+    (this.app.server as unknown as HttpsServer).setSecureContext(options);
   }
 
   async stop(): Promise<void> {

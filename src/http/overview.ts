@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { User } from '../auth/users';
 import type { Vhost } from '../broker/vhost';
 import { version } from '../config';
-import type { ManagementContext } from './context';
+import type { Listener, ManagementContext } from './context';
 import { field } from './body';
 import { badRequest, notAuthorised } from './errors';
 import { shapeOne, statsDisabled, type Query } from './paging';
@@ -124,11 +124,22 @@ function overview(ctx: ManagementContext, user: User, query: Query, clusterName:
       protocol: l.protocol,
       ip_address: l.ip_address,
       port: l.port,
-      socket_opts: l.protocol.startsWith('amqp') ? { backlog: 511, nodelay: true } : { port: l.port },
+      socket_opts: { ...(l.protocol.startsWith('amqp') ? { backlog: 511, nodelay: true } : { port: l.port }), ...tlsSocketOpts(l) },
     }));
     out.contexts = webContexts(ctx, true);
   }
   return out;
+}
+
+/** A TLS listener's options as RabbitMQ lists them (its files; never the key's passphrase). */
+function tlsSocketOpts(l: Listener): Obj {
+  if (l.certificate === undefined) return {};
+  return {
+    ...(l.protocol === 'https' ? { ssl: true } : {}),
+    certfile: l.certificate.certfile,
+    ...(l.certificate.cacertfile !== '' ? { cacertfile: l.certificate.cacertfile } : {}),
+    versions: ['tlsv1.3', 'tlsv1.2'],
+  };
 }
 
 const count = (vhosts: Vhost[], f: (v: Vhost) => number): number => vhosts.reduce((n, v) => n + f(v), 0);

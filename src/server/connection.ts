@@ -15,7 +15,8 @@ import * as M from '../protocol/generated';
 import type { FieldTable } from '../protocol/types';
 import { Channel } from './channel';
 import type { ChannelHost } from './channel-host';
-import { authenticate, verifySecret, MECHANISMS } from './auth-mechanisms';
+import { authenticate, verifySecret, mechanismsFor } from './auth-mechanisms';
+import { TLSSocket } from 'node:tls';
 import { serverProperties } from './server-properties';
 import { HeartbeatMonitor, type HeartbeatPeer } from './heartbeat-monitor';
 import { SocketOutput } from './socket-output';
@@ -169,7 +170,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.headerBuf = null;
     if (!C.PROTOCOL_HEADER.equals(have.subarray(0, 8))) return this.refuseProtocol();
     this.state = 'start-ok';
-    M.encodeConnectionStart(this.writer, 0, 0, 9, serverProperties(), MECHANISMS, 'en_US');
+    M.encodeConnectionStart(this.writer, 0, 0, 9, serverProperties(), mechanismsFor(this.socket), 'en_US');
     this.flush();
     return have.subarray(8);
   }
@@ -365,7 +366,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   private onStartOk(m: M.ConnectionStartOk): void {
     this.expectState('start-ok', m.id);
     this.clientProperties = m.clientProperties;
-    const result = authenticate(m.mechanism, m.response, this.broker.users);
+    const result = authenticate(m.mechanism, m.response, this.broker.users, this.socket, this.config.tlsCertLoginFrom);
+    if (result.detail !== undefined) this.log.warn({ conn: this.name, mechanism: m.mechanism, reason: result.detail }, 'login refused');
     // RabbitMQ names no method in a refused login (class 0, method 0).
     if (result.error !== null) throw new AmqpError(result.code, result.error);
     const user = result.user!;
@@ -537,7 +539,9 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   /** Ends the TCP connection as RabbitMQ does once it is done with a peer: with a reset. */
   private dropSocket(): void {
     if (this.socket.destroyed) return;
-    this.socket.resetAndDestroy();
+    // A TLS socket cannot be reset (its handle is not a TCP one); it is closed instead.
+    if (this.socket instanceof TLSSocket) this.socket.destroy();
+    else this.socket.resetAndDestroy();
   }
 
   /** Server-initiated close (shutdown); resolves once the socket is closed. */

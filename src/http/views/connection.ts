@@ -5,6 +5,8 @@ import { isAdministrator } from '../access';
 import { CONNECTION } from '../stats/kinds';
 import { detailed } from '../stats/json';
 import { tableJson } from './field-json';
+import { TLSSocket } from 'node:tls';
+import { tlsFacts, type TlsFacts } from '../../server/tls';
 
 /** Administrators and monitoring users see every client; others only their own (RabbitMQ's is_monitor). */
 export const isMonitor = (u: User): boolean => isAdministrator(u) || u.tags.includes('monitoring');
@@ -43,6 +45,7 @@ export interface ConnectionViewOptions {
 export function connectionJson(c: Connection, ctx: ManagementContext, opts: ConnectionViewOptions): Record<string, unknown> {
   const noTls = opts.single ? '' : null;
   const s = c.socket;
+  const tls: TlsFacts | null = s instanceof TLSSocket ? tlsFacts(s) : null;
   const name = c.clientProperties.connection_name;
   const out: Record<string, unknown> = {
     auth_mechanism: c.authMechanism,
@@ -55,9 +58,9 @@ export function connectionJson(c: Connection, ctx: ManagementContext, opts: Conn
     host: s.localAddress ?? '',
     name: c.name,
     node: ctx.nodeName,
-    peer_cert_issuer: noTls,
-    peer_cert_subject: noTls,
-    peer_cert_validity: noTls,
+    peer_cert_issuer: tls?.peer_cert_issuer ?? noTls,
+    peer_cert_subject: tls?.peer_cert_subject ?? noTls,
+    peer_cert_validity: tls?.peer_cert_validity ?? noTls,
     peer_host: s.remoteAddress ?? '',
     peer_port: s.remotePort ?? 0,
     port: s.localPort ?? 0,
@@ -82,11 +85,11 @@ export function connectionJson(c: Connection, ctx: ManagementContext, opts: Conn
     });
   }
   Object.assign(out, {
-    ssl: false,
-    ssl_cipher: noTls,
-    ssl_hash: noTls,
-    ssl_key_exchange: noTls,
-    ssl_protocol: noTls,
+    ssl: tls !== null,
+    ssl_cipher: tls?.ssl_cipher ?? noTls,
+    ssl_hash: tls?.ssl_hash ?? noTls,
+    ssl_key_exchange: tls?.ssl_key_exchange ?? noTls,
+    ssl_protocol: tls?.ssl_protocol ?? noTls,
     state: c.apiState,
     timeout: c.heartbeat,
     type: 'network',
