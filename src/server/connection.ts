@@ -185,7 +185,6 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   onMethodFrame(channel: number, payload: Buffer): void {
     this.counters.recvFrames++;
-    injectFault(this.clientProperties, 'method');
     if (this.state === 'closed' && channel !== 0) return;
     const method = this.decodeMethod(payload);
     if (method === null) return;
@@ -292,6 +291,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   // ---- channels --------------------------------------------------------------------
 
   private onChannelMethod(id: number, m: M.Method): void {
+    injectFault(this.clientProperties, 'method');
     const ch = this.channels.get(id);
     if (ch === undefined) return this.openChannel(id, m);
     switch (ch.state) {
