@@ -78,10 +78,11 @@ const bump = (o: Record<string, number>, k: string, n = 1): void => {
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A separate, well-behaved client: declare, publish, consume one message, within 5 s. */
+/** A separate, well-behaved client: declare, publish, consume one message, within 10 s. */
 export async function healthyRoundTrip(url: string): Promise<string | null> {
   let conn: amqp.ChannelModel | null = null;
-  const timeout = sleep(5000).then(() => 'timed out');
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timed out'), 10_000)));
   const work = (async () => {
     conn = await amqp.connect(url);
     conn.on('error', () => {});
@@ -96,6 +97,7 @@ export async function healthyRoundTrip(url: string): Promise<string | null> {
     return null;
   })().catch((err: Error) => `failed: ${err.message}`);
   const r = await Promise.race([work, timeout]);
+  clearTimeout(timer);
   if (conn !== null) (conn as amqp.ChannelModel).close().catch(() => {});
   return r;
 }
