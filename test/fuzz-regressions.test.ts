@@ -140,4 +140,13 @@ describe('fuzz regressions', () => {
     expect(close!.text).toContain('nested deeper than 1500 levels');
     await healthyRoundTrip();
   }, T);
+
+  it('a table is bounded by its frame: one claiming more bytes than the frame holds is a 501', async () => {
+    const c = await handshaken();
+    // queue.declare whose arguments table says 2^31 bytes; the frame holds 4.
+    const args = Buffer.concat([raw.u32(0x7fffffff), Buffer.from('abcd')]);
+    c.send(raw.method(1, 50, 10, Buffer.concat([raw.u16(0), raw.shortstr(uid('fz-big')), raw.u8(0), args])));
+    expect(await c.expectClose()).toMatchObject({ channel: 0, code: 501, classId: 50, methodId: 10 });
+    await healthyRoundTrip();
+  }, T);
 });
