@@ -1,7 +1,7 @@
 import { AmqpError } from './errors';
 import { RAW_SECONDS } from './types';
 import { FRAME_ERROR } from './constants';
-import { Decimal, defineEntry, inferredNumberType, wireTypesFor, type FieldTable, type FieldValue, type WireTypeRecord } from './types';
+import { Decimal, MAX_FIELD_DEPTH, defineEntry, inferredNumberType, wireTypesFor, type FieldTable, type FieldValue, type WireTypeRecord } from './types';
 
 /**
  * A cursor over one frame payload. Bounds are checked explicitly so that a truncated
@@ -11,12 +11,25 @@ export class Reader {
   buf: Buffer = Buffer.alloc(0);
   pos = 0;
   end = 0;
+  /** How many tables and arrays enclose the one being read. */
+  private depth = 0;
 
   reset(buf: Buffer, pos = 0, end = buf.length): this {
     this.buf = buf;
     this.pos = pos;
     this.end = end;
+    this.depth = 0;
     return this;
+  }
+
+  /**
+   * Entering a table or array: refused past MAX_FIELD_DEPTH as a frame that cannot be
+   * decoded, the way a malformed table is. Leaving is `depth--`; a throw leaves the count
+   * high, which is harmless because every read starts with reset().
+   */
+  private enter(): void {
+    if (this.depth >= MAX_FIELD_DEPTH + 1) throw new AmqpError(FRAME_ERROR, `cannot decode: field table nested deeper than ${MAX_FIELD_DEPTH} levels`);
+    this.depth++;
   }
 
   private need(n: number): void {
@@ -108,6 +121,7 @@ export class Reader {
    * recorded under WIRE_TYPES, so the table re-encodes to the same bytes.
    */
   table(): FieldTable {
+    this.enter();
     const len = this.u32();
     this.need(len);
     const stop = this.pos + len;
@@ -126,10 +140,12 @@ export class Reader {
       }
     }
     if (this.pos !== stop) throw new AmqpError(FRAME_ERROR, 'cannot decode: field table overruns its length');
+    this.depth--;
     return t;
   }
   /** A field array; element tags are recorded by index, as for tables. */
   array(): FieldValue[] {
+    this.enter();
     const len = this.u32();
     this.need(len);
     const stop = this.pos + len;
@@ -142,6 +158,7 @@ export class Reader {
       a.push(value);
     }
     if (this.pos !== stop) throw new AmqpError(FRAME_ERROR, 'cannot decode: field array overruns its length');
+    this.depth--;
     return a;
   }
   fieldValue(): FieldValue {
@@ -214,4 +231,36 @@ function timestamp(seconds: number | bigint): Date {
   const d = new Date(Number(seconds) * 1000);
   if (Number.isNaN(d.getTime())) (d as Date & { [RAW_SECONDS]?: bigint })[RAW_SECONDS] = BigInt(seconds);
   return d;
+}
+
+/**
+ * Whether basic's property flags and list fit in `props` (as after a content header's
+ * class, weight and body size): each field the flags announce is there whole. Walked
+ * without decoding or allocating, so a publisher's message can be checked when it
+ * arrives; properties are otherwise decoded only later, when something looks inside
+ * them (a TTL timer dead-lettering it, another connection's reject, the management API),
+ * where a short property list must not surface. The headers table is only measured:
+ * its contents are decoded at publish (sender-selected distribution reads it).
+ */
+export function basicPropertiesFit(props: Buffer): boolean {
+  const end = props.length;
+  if (end < 2) return false;
+  const flags = props.readUInt16BE(0);
+  let pos = 2;
+  for (let more = flags; more & 1; pos += 2) {
+    if (pos + 2 > end) return false;
+    more = props.readUInt16BE(pos);
+  }
+  for (let bit = 0x8000; bit >= 0x4; bit >>>= 1) {
+    if ((flags & bit) === 0) continue;
+    if (pos >= end) return false;
+    if (bit === 0x2000) {
+      if (pos + 4 > end) return false;
+      pos += 4 + props.readUInt32BE(pos);
+    } else if (bit === 0x1000 || bit === 0x800) pos += 1;
+    else if (bit === 0x40) pos += 8;
+    else pos += 1 + props[pos];
+    if (pos > end) return false;
+  }
+  return true;
 }

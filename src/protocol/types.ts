@@ -155,5 +155,16 @@ export function numberFits(n: number, tag: string): boolean {
   }
 }
 
+/**
+ * How many tables and arrays a field table may nest inside itself. Decoding (and every
+ * later walk over a table: encoding, comparing, rendering) recurses once per level, and
+ * V8's stack gives out a few thousand levels down, so a client sending tables nested
+ * thousands deep would otherwise reach a stack overflow instead of a protocol error.
+ * RabbitMQ sets no limit (Erlang's stack grows on the heap); no client nests anywhere
+ * near this. It equals the management API's MAX_JSON_DEPTH so that what one side
+ * accepts the other renders whole, and what the API stores the protocol reads back.
+ */
+export const MAX_FIELD_DEPTH = 1500;
+
 /** On a decoded timestamp too large for a Date: the seconds as sent. */
 export const RAW_SECONDS = Symbol('raw timestamp seconds');

@@ -25,6 +25,7 @@ import { unexpectedFrame } from './frame-errors';
 import { frameSnippet } from '../protocol/frame-snippet';
 import { erlBinary } from '../protocol/erlang-terms';
 import { assertNever } from '../assert-never';
+import { injectFault } from './fault-injection';
 
 /**
  * Where a connection stands. The handshake states name what we wait for; `closing`: we
@@ -141,17 +142,19 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   // ---- input -----------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    this.counters.recvBytes += chunk.length;
-    this.counters.recvCount++;
-    this.heartbeats.received = true;
-    this.gate.read(chunk.length);
-    if (this.state === 'header') {
-      chunk = this.readProtocolHeader(chunk);
-      if (chunk.length === 0) return;
-    }
-    // After the close handshake frames are still parsed, to answer further closes; a
-    // handshake that failed has stopped the parser.
+    // Everything a frame sets off runs inside this call: a bug anywhere in it must close
+    // this connection, not reach the process (which would drop every other connection).
     try {
+      this.counters.recvBytes += chunk.length;
+      this.counters.recvCount++;
+      this.heartbeats.received = true;
+      this.gate.read(chunk.length);
+      if (this.state === 'header') {
+        chunk = this.readProtocolHeader(chunk);
+        if (chunk.length === 0) return;
+      }
+      // After the close handshake frames are still parsed, to answer further closes; a
+      // handshake that failed has stopped the parser.
       this.parser.push(chunk);
     } catch (err) {
       this.internalError(err);
@@ -219,6 +222,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
         this.log.info({ conn: this.name, reason: err.message }, 'unknown method; connection dropped');
         this.dropSocket();
       } else {
+        // The peer's fault, not ours: a warning with the decoder's reason, no stack.
+        this.log.warn({ conn: this.name, method: payload.readUInt32BE(0), reason: err.message }, 'undecodable method frame');
         this.closeWith(C.FRAME_ERROR, `cannot decode ${erlBinary(payload.subarray(4))}`, payload.readUInt32BE(0));
       }
       return null;
@@ -271,14 +276,23 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     else this.internalError(err);
   }
 
+  /** An exception we did not expect (a bug): logged with its stack, and 541 for this connection only. */
   private internalError(err: unknown): void {
     this.log.error({ conn: this.name, err }, 'internal error');
-    this.closeWith(C.INTERNAL_ERROR, 'internal error');
+    try {
+      this.closeWith(C.INTERNAL_ERROR, 'internal error');
+    } catch (again) {
+      // Closing failed too: give up on the handshake and drop the socket.
+      this.log.error({ conn: this.name, err: again }, 'internal error while closing');
+      this.state = 'closed';
+      this.socket.destroy();
+    }
   }
 
   // ---- channels --------------------------------------------------------------------
 
   private onChannelMethod(id: number, m: M.Method): void {
+    injectFault(this.clientProperties, 'method');
     const ch = this.channels.get(id);
     if (ch === undefined) return this.openChannel(id, m);
     switch (ch.state) {
@@ -574,8 +588,15 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   private onSocketClosed(): void {
     this.state = 'closed';
-    this.teardown();
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    try {
+      injectFault(this.clientProperties, 'socket-close');
+      this.teardown();
+    } catch (err) {
+      // The peer is gone already; what it held may be left half released, which is
+      // logged, but the broker and its other connections carry on.
+      this.log.error({ conn: this.name, err }, 'internal error releasing a closed connection');
+    }
     this.onGone(this);
   }
 
@@ -607,15 +628,25 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     return wrote;
   }
 
+  // Timer callbacks: an exception here would otherwise reach the process.
   sendHeartbeat(frame: Buffer): void {
-    this.writer.raw(frame);
-    this.flush();
+    try {
+      injectFault(this.clientProperties, 'heartbeat');
+      this.writer.raw(frame);
+      this.flush();
+    } catch (err) {
+      this.internalError(err);
+    }
   }
 
   heartbeatTimeout(): void {
-    this.log.info({ conn: this.name, timeout: this.heartbeat }, 'missed heartbeats from client');
-    this.state = 'closed';
-    this.dropSocket();
+    try {
+      this.log.info({ conn: this.name, timeout: this.heartbeat }, 'missed heartbeats from client');
+      this.state = 'closed';
+      this.dropSocket();
+    } catch (err) {
+      this.internalError(err);
+    }
   }
 
   // ---- flow ------------------------------------------------------------------------
@@ -714,8 +745,13 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   }
 
   private onDrain(): void {
-    this.output.drained();
-    for (const ch of this.channels.values()) ch.resumeDelivery();
+    try {
+      injectFault(this.clientProperties, 'drain');
+      this.output.drained();
+      for (const ch of this.channels.values()) ch.resumeDelivery();
+    } catch (err) {
+      this.internalError(err);
+    }
   }
 }
 

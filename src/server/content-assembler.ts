@@ -2,6 +2,8 @@ import { AmqpError } from '../protocol/errors';
 import * as C from '../protocol/constants';
 import { BASIC_PUBLISH } from '../protocol/generated';
 import { Message } from '../broker/message';
+import { basicPropertiesFit } from '../protocol/reader';
+import { erlBinary } from '../protocol/erlang-terms';
 
 /** RabbitMQ's default max_message_size (128 MiB). */
 const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
@@ -59,7 +61,15 @@ export class ContentAssembler {
     // Publishers mostly send the same properties every time: share one copy between
     // messages (which also keeps the socket's buffer from being pinned by a slice).
     const props = payload.subarray(12);
-    if (!props.equals(this.props)) this.props = Buffer.from(props);
+    if (!props.equals(this.props)) {
+      // Checked once per distinct property list: a short one would fail wherever it is
+      // decoded later, which may be a timer or another client's connection.
+      if (!basicPropertiesFit(props)) {
+        this.reset();
+        throw new AmqpError(C.FRAME_ERROR, `cannot decode content header properties ${erlBinary(props.subarray(0, 64))}`, 60, 40);
+      }
+      this.props = Buffer.from(props);
+    }
     if (sizeHigh !== 0 || sizeLow > MAX_MESSAGE_SIZE) {
       this.reset();
       // Printed exactly: a 64-bit size can be beyond what a double holds.
