@@ -1,12 +1,12 @@
-import { Decimal, defineEntry, type FieldTable, type FieldValue } from '../../protocol/types';
+import { Decimal, MAX_FIELD_DEPTH, defineEntry, type FieldTable, type FieldValue } from '../../protocol/types';
 
 /**
- * How deep the API renders nested tables and arrays (V8's JSON.stringify overflows its stack
- * at about 4,500 levels). AMQP lets a client nest arguments
- * thousands of levels deep; rendering (and JSON.stringify after it) recurses, so deeper
- * levels are cut and shown as text saying so. RabbitMQ's own UI dies on such a queue.
+ * How deep the API renders nested tables and arrays: as deep as the AMQP decoder accepts
+ * (so whatever a client declared renders whole), and well under where V8's JSON.stringify
+ * overflows its stack (about 4,500 levels). Deeper input (a JSON body) is refused or cut,
+ * and the cut is said in words. RabbitMQ's own UI dies on such a queue.
  */
-export const MAX_JSON_DEPTH = 1500;
+export const MAX_JSON_DEPTH = MAX_FIELD_DEPTH;
 export const TOO_DEEP = `(nested deeper than ${MAX_JSON_DEPTH} levels)`;
 
 /**
