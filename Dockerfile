@@ -21,8 +21,8 @@ LABEL org.opencontainers.image.title="Leveret" \
 COPY --from=build /out/ /
 # A fixed uid/gid, so a volume or bind mount can be prepared for it on the host
 # (chown 10001:10001). /app stays root's: the broker cannot rewrite its own code.
-RUN groupadd --system --gid 10001 leveret \
- && useradd --system --uid 10001 --gid leveret --home-dir /var/lib/leveret --no-create-home \
+RUN groupadd --gid 10001 leveret \
+ && useradd --uid 10001 --gid leveret --home-dir /var/lib/leveret --no-create-home \
       --shell /usr/sbin/nologin leveret \
  && chown leveret:leveret /var/lib/leveret
 

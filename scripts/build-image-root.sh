@@ -34,7 +34,7 @@ out=$(cd "$out" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/leveret-image-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-npm_flags=(--prefer-offline --no-audit --no-fund --loglevel=warn)
+npm_flags=(--prefer-offline --no-audit --no-fund --no-update-notifier --loglevel=warn)
 
 # 1. Compile in the scratch copy: every file `npm run build` reads, nothing else.
 mkdir -p "$work/build/scripts"
