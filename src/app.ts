@@ -165,7 +165,8 @@ export class Server {
   async start(): Promise<void> {
     const t0 = Date.now();
     const recovered = this.broker.recover(this.log);
-    this.log.info({ ...recovered, ms: Date.now() - t0 }, 'store recovered');
+    const previousStop = this.store.previousStopClean ? 'clean' : 'unclean (crash, kill -9 or first start): logs checked record by record';
+    this.log.info({ ...recovered, ms: Date.now() - t0, previousStop }, 'store recovered');
     this.stats.start();
     // HTTP first: once AMQP accepts connections (what scripts wait for), the API answers too.
     await this.http.start();

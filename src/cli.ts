@@ -8,7 +8,6 @@ import { loadTls, type TlsMaterial } from './server/tls';
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;
 const EXIT_SOFTWARE = 70; // sysexits EX_SOFTWARE: an internal error, not the operator's
-const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** Written synchronously so the line survives an immediate process.exit. */
 function complain(message: string): void {
@@ -78,10 +77,11 @@ function installSignalHandlers(server: Server, logger: Logger): void {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    const timeoutMs = server.config.shutdownTimeout;
     setTimeout(() => {
-      logger.error(`shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting`);
+      logger.error(`shutdown did not finish within ${timeoutMs / 1000} s; exiting`);
       process.exit(1);
-    }, SHUTDOWN_TIMEOUT_MS);
+    }, timeoutMs);
     server.stop('shutdown').then(
       () => {
         logger.info('stopped');

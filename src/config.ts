@@ -149,6 +149,7 @@ const SCHEMA = {
   tlsFailIfNoPeerCert: bool({ default: false, description: 'With verify_peer, also refuse clients that present no certificate.' }),
   tlsCertLoginFrom: oneOf(['common_name', 'distinguished_name'] as const, { default: 'common_name', description: "What names the user of an EXTERNAL login: the client certificate's CN, or its whole subject in RFC 4514 form (RabbitMQ's ssl_cert_login_from)." }),
   httpsPort: int({ default: 15671, min: -1, max: 65535, description: "TCP port for the management API over HTTPS, with the TLS certificate (RabbitMQ's management.ssl.port; 0 picks a free port, -1 turns it off)." }),
+  shutdownTimeout: int({ default: 10000, min: 1, max: 2147483647, description: 'Milliseconds a stop (SIGTERM, SIGINT) may take to close clients and flush the store before the process exits anyway (code 1).' }),
 } satisfies Record<string, Setting<unknown>>;
 
 type Schema = typeof SCHEMA;

@@ -59,6 +59,7 @@ describe('loadConfig', () => {
       tlsFailIfNoPeerCert: false,
       tlsCertLoginFrom: 'common_name',
       httpsPort: 15671,
+      shutdownTimeout: 10000,
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));
   });

@@ -49,6 +49,8 @@ export class Store implements BrokerStorage {
   readonly scheduler: SyncScheduler;
   private readonly definitions: DefinitionsLog;
   private release: (() => void) | null = null;
+  /** Whether the last stop before this start was clean (its mark was found), set by open() */
+  previousStopClean = false;
   /** While replaying definitions at start-up nothing is logged again. */
   private replaying = false;
   /** The last definitions write (or the start-up rewrite) failed; cleared by a retry that works. */
@@ -75,6 +77,7 @@ export class Store implements BrokerStorage {
    */
   open(): StoredDefinition[] {
     this.release = claimDataDir(this.dataDir);
+    this.previousStopClean = this.takeCleanMark();
     // Paged-out transient messages do not outlive the broker.
     fsOps.rmSync(join(this.dataDir, 'paging'), { recursive: true, force: true });
     this.replaying = true;
@@ -112,6 +115,34 @@ export class Store implements BrokerStorage {
     }
   }
 
+  /**
+   * A clean stop leaves a mark once everything is on disk; the next start takes it away
+   * before writing anything, so that a crash later is never mistaken for a clean stop.
+   */
+  private markClean(): void {
+    const mark = join(this.dataDir, CLEAN_MARK);
+    try {
+      const fd = fsOps.openSync(mark, 'w');
+      try {
+        fsOps.fsyncSync(fd);
+      } finally {
+        fsOps.closeSync(fd);
+      }
+      syncDir(this.dataDir);
+      this.log.info('store closed cleanly: every write is on disk, the next start has nothing to recover');
+    } catch (err) {
+      this.log.warn({ err }, 'the clean-stop mark could not be written: the next start recovers as after a crash');
+    }
+  }
+
+  private takeCleanMark(): boolean {
+    const mark = join(this.dataDir, CLEAN_MARK);
+    if (!fsOps.existsSync(mark)) return false;
+    fsOps.rmSync(mark, { force: true });
+    syncDir(this.dataDir);
+    return true;
+  }
+
   replayDone(): void {
     this.replaying = false;
   }
@@ -119,6 +150,9 @@ export class Store implements BrokerStorage {
   close(): void {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    const flushed = this.release !== null && this.scheduler.flushSync() && this.definitionsFailure === null;
+    if (flushed) this.markClean();
+    else if (this.release !== null) this.log.warn('store closed with writes that could not be made durable: the next start recovers as after a crash');
     this.scheduler.stop();
     this.definitions.close();
     this.release?.();
@@ -272,5 +306,18 @@ function toStoredDefinition(d: Definition): StoredDefinition[] {
       return [{ ...d, hashingAlgorithm: d.hashingAlgorithm as HashingAlgorithm }];
     default:
       return []; // deletes and unbinds are folded away when the log is read
+  }
+}
+
+/** Present only between a clean stop and the next start. */
+const CLEAN_MARK = 'clean-stop';
+
+/** Makes a directory's entries (a file created or removed) durable. */
+function syncDir(dir: string): void {
+  const fd = fsOps.openSync(dir, 'r');
+  try {
+    fsOps.fsyncSync(fd);
+  } finally {
+    fsOps.closeSync(fd);
   }
 }

@@ -40,6 +40,8 @@ export class SyncScheduler {
   /** Files written since the last sync round started. */
   private readonly fds = new Set<number>();
   private readonly toClose: number[] = [];
+  /** Files the sync round under way is making durable. */
+  private inFlight: number[] = [];
   /** epoch, callback, epoch, callback, … (see afterDurable) */
   private readonly afterSync: Array<number | (() => void)> = [];
   private readonly waiters = new Set<SyncWaiter>();
@@ -111,6 +113,7 @@ export class SyncScheduler {
     this.syncing = true;
     const target = this.epoch++;
     const fds = [...this.fds];
+    this.inFlight = fds;
     this.fds.clear();
     let left = fds.length;
     if (left === 0) return this.synced(target);
@@ -168,6 +171,33 @@ export class SyncScheduler {
     this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
   }
 
+  /**
+   * Shutdown: writes every pending append now and makes every file written since the last
+   * finished round durable, synchronously (no client waits any more). True when all of it
+   * is on disk; false when a write or sync failed or a log is set aside.
+   */
+  flushSync(): boolean {
+    let ok = this.failure === null && this.setAside.size === 0;
+    for (const t of [...this.dirty]) {
+      if (this.setAside.has(t)) continue;
+      try {
+        t.writePending(this.fds);
+        this.dirty.delete(t);
+      } catch {
+        ok = false;
+      }
+    }
+    for (const fd of new Set([...this.inFlight, ...this.fds])) {
+      try {
+        fsOps.fdatasyncSync(fd);
+      } catch {
+        ok = false;
+      }
+    }
+    this.fds.clear();
+    return ok;
+  }
+
   /** Pending retries are dropped (the store is closing). */
   stop(): void {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
@@ -176,6 +206,7 @@ export class SyncScheduler {
 
   private synced(epoch: number): void {
     this.syncing = false;
+    this.inFlight = [];
     for (const fd of this.toClose.splice(0)) fsOps.closeSync(fd);
     if (this.failure === null) {
       this.syncedEpoch = epoch;
