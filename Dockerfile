@@ -40,8 +40,8 @@ ENV NODE_ENV=production \
     LEVERET_LOOPBACK_USERS=""
 
 VOLUME /var/lib/leveret
-# AMQP, AMQPS (reserved for TLS listeners), and the management API / dashboard / Prometheus.
-EXPOSE 5672 5671 15672
+# AMQP, AMQPS (when LEVERET_TLS_CERT and LEVERET_TLS_KEY are set), the management API / dashboard / Prometheus, and HTTPS for the API (with TLS).
+EXPOSE 5672 5671 15672 15671
 
 # Every /api/health/* endpoint needs credentials, which an image cannot know once an operator
 # changes them. The Prometheus endpoint needs none; /metrics/detailed without a family renders

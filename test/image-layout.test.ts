@@ -246,9 +246,9 @@ describe('Dockerfile shape (the lint)', () => {
     expect(RUNTIME_ENV.LEVERET_DATA_DIR).toBe('/var/lib/leveret');
   });
 
-  it('exposes AMQP, AMQPS and HTTP, matching the LEVERET_* port defaults', () => {
+  it('exposes AMQP, AMQPS, HTTP and HTTPS, matching the broker port defaults', () => {
     const ports = only('EXPOSE').flatMap((i) => i.args.trim().split(/\s+/));
-    expect(new Set(ports)).toEqual(new Set(['5672', '5671', '15672']));
+    expect(new Set(ports)).toEqual(new Set(['5672', '5671', '15672', '15671']));
     expect(RUNTIME_ENV.LEVERET_PORT).toBe('5672');
     expect(RUNTIME_ENV.LEVERET_HTTP_PORT).toBe('15672');
   });
