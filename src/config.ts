@@ -128,6 +128,10 @@ const SCHEMA = {
   loopbackUsers: list({ default: ['guest'], description: 'Users that may only connect from a loopback address.' }),
   segmentSize: int({ default: 8 * 1024 * 1024, min: 4096, max: 1024 * 1024 * 1024, description: 'Bytes after which a queue starts a new message segment file.' }),
   queueMemoryBudget: int({ default: 8 * 1024 * 1024, min: 0, max: 2 ** 40, description: 'Bytes of messages a queue keeps in memory; the rest of its backlog waits on disk.' }),
+  maxMessageSize: int({ default: 128 * 1024 * 1024, min: 0, max: 512 * 1024 * 1024, description: "Largest message body in bytes a publisher may send (RabbitMQ's max_message_size); a larger one closes the channel with 406." }),
+  maxConnections: int({ default: 0, min: 0, max: 2147483647, description: "Most client connections the node keeps open (RabbitMQ's connection_max); 0: no limit." }),
+  // setTimeout cannot wait longer than 2^31-1 ms.
+  consumerTimeout: int({ default: 1800000, min: 0, max: 2147483647, description: "Milliseconds a delivery may stay unacknowledged before its channel is closed with 406 (RabbitMQ's consumer_timeout); 0: never." }),
 } satisfies Record<string, Setting<unknown>>;
 
 type Schema = typeof SCHEMA;

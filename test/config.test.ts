@@ -50,6 +50,9 @@ describe('loadConfig', () => {
       loopbackUsers: ['guest'],
       segmentSize: 8 * 1024 * 1024,
       queueMemoryBudget: 8 * 1024 * 1024,
+      maxMessageSize: 134217728,
+      maxConnections: 0,
+      consumerTimeout: 1800000,
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));
   });

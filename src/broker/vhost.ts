@@ -76,6 +76,8 @@ export class Vhost implements QueueOwner {
   defaultQueueType: string | null = null;
   /** Deleted: nothing more is declared or stored in it (its connections are being closed). */
   deleted = false;
+  /** RabbitMQ's max-queues vhost limit (set by the broker); -1: none. */
+  maxQueues = -1;
 
   constructor(
     readonly name: string,
@@ -247,6 +249,9 @@ export class Vhost implements QueueOwner {
     args = this.withDefaultQueueType(args, durable, exclusive);
     const existing = this.queues.get(name);
     authorize?.(name, existing === undefined);
+    if (existing === undefined && this.maxQueues >= 0 && this.queues.size >= this.maxQueues) {
+      throw new AmqpError(PRECONDITION_FAILED, `cannot declare queue '${name}': queue limit in vhost '${this.name}' (${this.maxQueues}) is reached`);
+    }
     if (existing !== undefined) {
       // Strict, as RabbitMQ: the declaration's exclusivity must match the queue's owner.
       if (existing.exclusiveOwner !== (exclusive ? owner : null)) this.lockedError(existing);
