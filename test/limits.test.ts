@@ -478,6 +478,32 @@ describe('--consumer-timeout', () => {
     }
   }, T);
 
+  it('an ack rolled back with its transaction is timed again from its delivery (amqp-client)', async () => {
+    const c = await amqpClientConnect(broker.url);
+    try {
+      const { ch, closedByServer } = await amqpClientChannel(c);
+      let closedWith: unknown = null;
+      void closedByServer.then((r) => (closedWith = r));
+      const q = (await ch.queueDeclare('')).name;
+      await ch.basicPublish('', q, 'tx');
+      await ch.txSelect();
+      let m = await ch.basicGet(q, { noAck: false });
+      for (let i = 0; m === null && i < 50; i++) m = await ch.basicGet(q, { noAck: false });
+      expect(m?.bodyString()).toBe('tx');
+      await ch.basicAck(m!.deliveryTag);
+      // Acked inside the transaction: no timeout while it is pending.
+      await sleep(TIMEOUT + 500);
+      expect(closedWith).toBeNull();
+      await ch.txRollback();
+      // Rolled back: outstanding again, and older than the timeout.
+      expect(await closedByServer).toEqual({ code: 406, text: text(ch.id) });
+      const { ch: ch2 } = await amqpClientChannel(c);
+      await ch2.queueDelete(q);
+    } finally {
+      await c.close().catch(() => {});
+    }
+  }, T);
+
   it('a basic.get left unacked is timed the same way (amqp-client)', async () => {
     const c = await amqpClientConnect(broker.url);
     try {

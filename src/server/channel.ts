@@ -690,6 +690,8 @@ export class Channel implements ConsumerChannel {
     const all = [...entries, ...this.unacked.values()].sort((a, b) => a.deliveryTag - b.deliveryTag);
     this.unacked.clear();
     for (const e of all) this.unacked.set(e.deliveryTag, e);
+    // They are timed from their delivery, as before the transaction took them.
+    if (this.ackTimer === null && this.ackTimeout > 0 && this.state === 'open') this.armAckTimer(0);
   }
 
   /** Acks (reject=false) or rejects deliveries already taken out of the unacked map. */
