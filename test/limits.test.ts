@@ -173,6 +173,14 @@ describe('limits', () => {
       const close = await c.expectClose();
       expect(close?.text).toMatch(new RegExp(`^PRECONDITION_FAILED - cannot declare queue 'amq\\.gen-[\\w-]+': queue limit in vhost '${vhost}' \\(1\\) is reached$`));
       c.send(raw.channelCloseOk(2));
+      // The management API's declare and a definitions import are held to it too, as by RabbitMQ.
+      const put = await api(broker.httpPort, 'PUT', `/api/queues/${enc(vhost)}/q3`, { body: { durable: true } });
+      expect([put.status, put.json]).toEqual([400, { error: 'bad_request', reason: `cannot declare queue 'q3': queue limit in vhost '${vhost}' (1) is reached` }]);
+      const doc = { queues: [{ name: 'q1', vhost, durable: false, auto_delete: false, arguments: {} }, { name: 'q4', vhost, durable: true, auto_delete: false, arguments: {} }] };
+      const imported = await api(broker.httpPort, 'POST', '/api/definitions', { body: doc });
+      const text = `Adding 1 queue(s) to virtual host "${vhost}" would exceed the limit of 1 queue(s).\n\nThis virtual host currently has 1 queue(s) defined.\n\nImport aborted!`;
+      expect([imported.status, imported.json]).toEqual([400, { error: 'bad_request', reason: ['vhost_limit_exceeded', [...text].map((ch) => ch.codePointAt(0))] }]);
+      expect(((await api(broker.httpPort, 'GET', `/api/queues/${enc(vhost)}`)).json as Array<{ name: string }>).map((q) => q.name)).toEqual(['q1']);
       // Lifted: declares work again.
       expect((await api(broker.httpPort, 'DELETE', `/api/vhost-limits/${enc(vhost)}/max-queues`)).status).toBe(204);
       await c.openChannel(3);

@@ -140,7 +140,27 @@ class Planner {
     for (const q of list(defs, 'queues')) this.queue(q);
     for (const e of list(defs, 'exchanges')) this.exchange(e);
     for (const b of list(defs, 'bindings')) this.binding(b);
+    this.checkQueueLimits();
     return this.plan;
+  }
+
+  /**
+   * As RabbitMQ: a document whose new queues would take a vhost past its max-queues (the
+   * limit in force before the import) is refused whole, with its text as an Erlang string.
+   */
+  private checkQueueLimits(): void {
+    const added = new Map<string, number>();
+    for (const k of this.queues.keys()) {
+      const vhost = k.slice(0, k.indexOf('\0'));
+      added.set(vhost, (added.get(vhost) ?? 0) + 1);
+    }
+    for (const [vhost, n] of added) {
+      const limit = this.broker.limits.maxQueues(vhost);
+      const current = this.broker.vhosts.get(vhost)?.queues.size ?? 0;
+      if (limit < 0 || current + n <= limit) continue;
+      const text = `Adding ${n} queue(s) to virtual host "${vhost}" would exceed the limit of ${limit} queue(s).\n\nThis virtual host currently has ${current} queue(s) defined.\n\nImport aborted!`;
+      throw badRequest(['vhost_limit_exceeded', [...text].map((ch) => ch.codePointAt(0))]);
+    }
   }
 
   private userExists(name: string): boolean {
