@@ -46,6 +46,7 @@ export class Server {
       this.store,
       log,
     );
+    this.broker.limits.maxConnections = config.maxConnections;
     this.broker.onUserDeleted = (name) => this.closeConnectionsOf(name);
     this.broker.onVhostDeleted = (name) => this.closeConnectionsTo(name);
     this.nodeName = config.nodeName !== '' ? config.nodeName : `leveret@${hostname().split('.')[0]}`;

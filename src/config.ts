@@ -150,6 +150,10 @@ const SCHEMA = {
   tlsCertLoginFrom: oneOf(['common_name', 'distinguished_name'] as const, { default: 'common_name', description: "What names the user of an EXTERNAL login: the client certificate's CN, or its whole subject in RFC 4514 form (RabbitMQ's ssl_cert_login_from)." }),
   httpsPort: int({ default: 15671, min: -1, max: 65535, description: "TCP port for the management API over HTTPS, with the TLS certificate (RabbitMQ's management.ssl.port; 0 picks a free port, -1 turns it off)." }),
   shutdownTimeout: int({ default: 10000, min: 1, max: 2147483647, description: 'Milliseconds a stop (SIGTERM, SIGINT) may take to close clients and flush the store before the process exits anyway (code 1).' }),
+  maxMessageSize: int({ default: 128 * 1024 * 1024, min: 0, max: 512 * 1024 * 1024, description: "Largest message body in bytes a publisher may send (RabbitMQ's max_message_size); a larger one closes the channel with 406." }),
+  maxConnections: int({ default: 0, min: 0, max: 2147483647, description: "Most client connections the node keeps open (RabbitMQ's connection_max); 0: no limit." }),
+  // setTimeout cannot wait longer than 2^31-1 ms.
+  consumerTimeout: int({ default: 1800000, min: 0, max: 2147483647, description: "Milliseconds a delivery may stay unacknowledged before its channel is closed with 406 (RabbitMQ's consumer_timeout); 0: never." }),
 } satisfies Record<string, Setting<unknown>>;
 
 type Schema = typeof SCHEMA;

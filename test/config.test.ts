@@ -60,6 +60,9 @@ describe('loadConfig', () => {
       tlsCertLoginFrom: 'common_name',
       httpsPort: 15671,
       shutdownTimeout: 10000,
+      maxMessageSize: 134217728,
+      maxConnections: 0,
+      consumerTimeout: 1800000,
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));
   });

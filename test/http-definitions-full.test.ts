@@ -183,7 +183,7 @@ describe('/api/definitions: Leveret exports what RabbitMQ exported', () => {
     expect(q?.arguments).toEqual(args);
   });
 
-  it('accepts the parameters a RabbitMQ export carries (cluster name, cluster id, vhost parameters) and ignores them', async () => {
+  it('accepts the parameters a RabbitMQ export carries: vhost limits are kept, cluster name and id ignored', async () => {
     const doc = {
       parameters: [{ value: { 'max-connections': 10 }, vhost: '/', component: 'vhost-limits', name: 'limits' }],
       global_parameters: [
@@ -192,7 +192,9 @@ describe('/api/definitions: Leveret exports what RabbitMQ exported', () => {
       ],
     };
     expect((await api(broker.httpPort, 'POST', '/api/definitions', { body: doc })).status).toBe(204);
-    expect(await defsOf(broker.httpPort)).toMatchObject({ parameters: [], global_parameters: [] });
+    expect(await defsOf(broker.httpPort)).toMatchObject({ parameters: doc.parameters, global_parameters: [] });
+    expect((await api(broker.httpPort, 'DELETE', '/api/vhost-limits/%2F/max-connections')).status).toBe(204);
+    expect(await defsOf(broker.httpPort)).toMatchObject({ parameters: [] });
   });
 });
 

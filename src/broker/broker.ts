@@ -4,6 +4,7 @@ import { UserStore, userWithPassword, type User } from '../auth/users';
 import { isHashingAlgorithm } from '../auth/password-hash';
 import { Permissions, FULL_ACCESS, regexError } from '../auth/permissions';
 import type { BrokerStorage, VhostSettings } from './storage';
+import { Limits, withUserLimit, withVhostLimit, without, sortedByName, type LimitSet } from './limits';
 import type { Logger } from '../logger';
 
 export interface BrokerOptions {
@@ -25,6 +26,8 @@ export class Broker {
   readonly permissions = new Permissions();
   /** connections, channels and queues opened and closed, node-wide (for /metrics) */
   readonly nodeCounters = new NodeCounters();
+  /** vhost and user limits, and the connections counted against them */
+  readonly limits = new Limits();
   /** Told after a user is deleted, to close that user's connections (set by the server). */
   onUserDeleted: ((name: string) => void) | null = null;
   /** Told after a vhost is deleted, to close its connections (set by the server). */
@@ -51,6 +54,7 @@ export class Broker {
     let v = this.vhosts.get(name);
     if (v === undefined) {
       this.vhosts.set(name, (v = new Vhost(name, this.storage, this.nodeCounters)));
+      v.maxQueues = this.limits.maxQueues(name);
       const log = this.log;
       if (log !== null) v.notice = (text) => log.info({ vhost: name }, text);
       v.logger = log;
@@ -92,7 +96,54 @@ export class Broker {
     // that refuses one changes nothing that a restart would not also drop.
     this.clearPermissionsOf({ vhost: name }, (clear) => this.clearStored(clear));
     this.permissions.forget({ vhost: name });
+    // The stored deletion takes its limits with it.
+    this.limits.setVhost(name, {});
     return true;
+  }
+
+  // ---- limits ----------------------------------------------------------------------
+
+  /** Sets one of a vhost's limits (max-connections, max-queues), stored first. */
+  setVhostLimit(vhost: string, name: string, value: number): void {
+    this.setVhostLimits(vhost, withVhostLimit(this.limits.vhost(vhost), name, value));
+  }
+
+  /** Clears one of a vhost's limits; false when it was not set. */
+  clearVhostLimit(vhost: string, name: string): boolean {
+    const set = this.limits.vhost(vhost);
+    if (!Object.hasOwn(set, name)) return false;
+    this.setVhostLimits(vhost, without(set, name));
+    return true;
+  }
+
+  /** Replaces a vhost's limits (an empty set clears them), stored first. */
+  setVhostLimits(vhost: string, set: LimitSet): void {
+    this.storage?.vhostLimitsChanged(vhost, set);
+    this.applyVhostLimits(vhost, set);
+  }
+
+  private applyVhostLimits(vhost: string, set: LimitSet): void {
+    this.limits.setVhost(vhost, set);
+    const v = this.vhosts.get(vhost);
+    if (v !== undefined) v.maxQueues = this.limits.maxQueues(vhost);
+  }
+
+  /** Sets one of a user's limits (max-connections, max-channels), stored first. */
+  setUserLimit(user: string, name: string, value: number): void {
+    this.setUserLimits(user, withUserLimit(this.limits.user(user), name, value));
+  }
+
+  clearUserLimit(user: string, name: string): boolean {
+    const set = this.limits.user(user);
+    if (!Object.hasOwn(set, name)) return false;
+    this.setUserLimits(user, without(set, name));
+    return true;
+  }
+
+  setUserLimits(user: string, set: LimitSet): void {
+    const sorted = sortedByName(set);
+    this.storage?.userLimitsChanged(user, sorted);
+    this.limits.setUser(user, sorted);
   }
 
   private clearStored(clear: () => unknown): void {
@@ -124,6 +175,8 @@ export class Broker {
     if (this.users.get(name) === undefined) return false;
     this.storage?.userDeleted(name);
     this.users.delete(name);
+    // Its limits go with it; the stored deletion covers them.
+    this.limits.setUser(name, {});
     // Its permissions go with it, as in RabbitMQ (each removal stored first).
     this.clearPermissionsOf({ user: name });
     this.onUserDeleted?.(name);
@@ -193,6 +246,14 @@ export class Broker {
       }
       if (d.op === 'permission') {
         this.permissions.set(d.vhost, d.user, d);
+        continue;
+      }
+      if (d.op === 'vhost-limits') {
+        this.applyVhostLimits(d.vhost, d.limits);
+        continue;
+      }
+      if (d.op === 'user-limits') {
+        this.limits.setUser(d.user, d.limits);
         continue;
       }
       if (d.op === 'topic-permission') {

@@ -15,6 +15,8 @@ export class QueueEntry implements StoredEntry {
   stored: SegmentPosition | null = null;
   /** ms timestamp after which the message expires at the head of the queue; 0 = never */
   expiresAt = 0;
+  /** when it was last delivered for a manual ack (ms, coarse), for the consumer timeout */
+  deliveredAt = 0;
 
   constructor(
     readonly message: Message,

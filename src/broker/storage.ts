@@ -147,6 +147,15 @@ export interface VhostsSink {
   vhostDeleted(name: string): void;
 }
 
+/**
+ * Durable vhost and user limits: a vhost's or user's whole set of limits is written
+ * (an empty set clears them), before the model changes, like the rest.
+ */
+export interface LimitsSink {
+  vhostLimitsChanged(vhost: string, limits: Readonly<Record<string, number>>): void;
+  userLimitsChanged(user: string, limits: Readonly<Record<string, number>>): void;
+}
+
 /** A durable definition read back at start-up, to rebuild the model from. */
 export type StoredDefinition =
   | ({ op: 'user' } & User)
@@ -163,10 +172,12 @@ export type StoredDefinition =
   | { op: 'exchange'; vhost: string; name: string; type: string; autoDelete: boolean; internal: boolean; args: FieldTable }
   | { op: 'queue'; vhost: string; name: string; autoDelete: boolean; args: FieldTable }
   | { op: 'policy'; vhost: string; name: string; pattern: string; applyTo: 'queues' | 'exchanges' | 'all'; priority: number; definition: Record<string, unknown> }
-  | { op: 'bind'; vhost: string; source: string; kind: 'queue' | 'exchange'; destination: string; key: string; args: FieldTable };
+  | { op: 'bind'; vhost: string; source: string; kind: 'queue' | 'exchange'; destination: string; key: string; args: FieldTable }
+  | { op: 'vhost-limits'; vhost: string; limits: Record<string, number> }
+  | { op: 'user-limits'; user: string; limits: Record<string, number> };
 
 /** Everything the broker keeps on disk: definitions, and queues' messages. */
-export interface BrokerStorage extends DefinitionsSink, UsersSink, VhostsSink {
+export interface BrokerStorage extends DefinitionsSink, UsersSink, VhostsSink, LimitsSink {
   /** Claims the storage; returns the durable definitions to rebuild, in a valid order. */
   open(): StoredDefinition[];
   /** The definitions have been replayed: changes from now on are written. */

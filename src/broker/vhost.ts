@@ -84,6 +84,8 @@ export class Vhost implements QueueOwner {
   defaultQueueType: string | null = null;
   /** Deleted: nothing more is declared or stored in it (its connections are being closed). */
   deleted = false;
+  /** RabbitMQ's max-queues vhost limit (set by the broker); -1: none. */
+  maxQueues = -1;
 
   constructor(
     readonly name: string,
@@ -231,6 +233,9 @@ export class Vhost implements QueueOwner {
     args = withDefaultQueueType(this.defaultQueueType, args, durable, exclusive);
     const existing = this.queues.get(name);
     authorize?.(name, existing === undefined);
+    if (existing === undefined && this.maxQueues >= 0 && this.queues.size >= this.maxQueues) {
+      throw new AmqpError(PRECONDITION_FAILED, `cannot declare queue '${name}': queue limit in vhost '${this.name}' (${this.maxQueues}) is reached`);
+    }
     const parsed = checkQueueDeclaration(this.name, name, { durable, autoDelete, args, exclusiveOwner: exclusive ? owner : null, serverNamed }, existing);
     if (existing !== undefined) {
       existing.touch();

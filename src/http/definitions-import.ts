@@ -11,7 +11,9 @@ import { Vhost } from '../broker/vhost';
 import { badRequest } from './errors';
 import { viaModel } from './amqp-status';
 import { policyFromBody } from './policies';
-import { userFromBody } from './users';
+import { putUserLimits, userFromBody, userLimitsFromBody } from './users';
+import { limitSetFrom } from './limits';
+import type { LimitSet } from '../broker/limits';
 
 type Obj = Record<string, unknown>;
 
@@ -57,6 +59,8 @@ interface Plan {
   exchanges: ExchangeDef[];
   queues: QueueDef[];
   bindings: BindingDef[];
+  userLimits: Array<{ user: string; limits: LimitSet }>;
+  vhostLimits: Array<{ vhost: string; limits: LimitSet }>;
 }
 
 /**
@@ -81,12 +85,14 @@ export function importDefinitions(broker: Broker, actingUser: User, defs: Obj, v
 
 function apply(broker: Broker, actingUser: User, plan: Plan): void {
   for (const u of plan.users) broker.putUser(u);
+  for (const { user, limits } of plan.userLimits) putUserLimits(broker, user, limits);
   for (const v of plan.vhosts) {
     // As RabbitMQ: whoever creates a vhost may use it.
     if (broker.putVhost(v)) broker.setPermission(v.name, actingUser.name, FULL_ACCESS);
   }
   for (const p of plan.permissions) broker.setPermission(p.vhost, p.user, p);
   for (const t of plan.topicPermissions) broker.setTopicPermission(t.vhost, t.user, t.exchange, t);
+  for (const { vhost, limits } of plan.vhostLimits) broker.setVhostLimits(vhost, limits);
   for (const { vhost, policy } of plan.policies) broker.vhosts.get(vhost)!.setPolicy(policy);
   for (const e of plan.exchanges) broker.vhosts.get(e.vhost)!.declareExchange(e.name, e.type, false, e.durable, e.autoDelete, e.internal, e.args);
   for (const q of plan.queues) broker.vhosts.get(q.vhost)!.declareQueue(q.name, false, q.durable, false, q.autoDelete, q.args, IMPORT_OWNER);
@@ -108,7 +114,7 @@ function refuse(text: string | null): void {
 }
 
 class Planner {
-  private readonly plan: Plan = { users: [], vhosts: [], permissions: [], topicPermissions: [], policies: [], exchanges: [], queues: [], bindings: [] };
+  private readonly plan: Plan = { users: [], vhosts: [], permissions: [], topicPermissions: [], policies: [], exchanges: [], queues: [], bindings: [], userLimits: [], vhostLimits: [] };
   private readonly newUsers = new Set<string>();
   private readonly newVhosts = new Map<string, VhostSettings>();
   private readonly queues = new Map<string, QueueShape>();
@@ -126,16 +132,36 @@ class Planner {
       for (const v of list(defs, 'vhosts')) this.vhost(v);
       for (const p of list(defs, 'permissions')) this.permission(p);
       for (const t of list(defs, 'topic_permissions')) this.topicPermission(t);
-      // Runtime parameters (cluster_name, internal_cluster_id, federation upstreams, limits)
-      // are not kept: accepted, so that any RabbitMQ export imports, and ignored.
+      // Global parameters (cluster_name, internal_cluster_id) are not kept: accepted, so
+      // that any RabbitMQ export imports, and ignored.
       list(defs, 'global_parameters');
     }
-    list(defs, 'parameters');
+    for (const p of list(defs, 'parameters')) this.parameter(p);
     for (const p of list(defs, 'policies')) this.policy(p);
     for (const q of list(defs, 'queues')) this.queue(q);
     for (const e of list(defs, 'exchanges')) this.exchange(e);
     for (const b of list(defs, 'bindings')) this.binding(b);
+    this.checkQueueLimits();
     return this.plan;
+  }
+
+  /**
+   * As RabbitMQ: a document whose new queues would take a vhost past its max-queues (the
+   * limit in force before the import) is refused whole, with its text as an Erlang string.
+   */
+  private checkQueueLimits(): void {
+    const added = new Map<string, number>();
+    for (const k of this.queues.keys()) {
+      const vhost = k.slice(0, k.indexOf('\0'));
+      added.set(vhost, (added.get(vhost) ?? 0) + 1);
+    }
+    for (const [vhost, n] of added) {
+      const limit = this.broker.limits.maxQueues(vhost);
+      const current = this.broker.vhosts.get(vhost)?.queues.size ?? 0;
+      if (limit < 0 || current + n <= limit) continue;
+      const text = `Adding ${n} queue(s) to virtual host "${vhost}" would exceed the limit of ${limit} queue(s).\n\nThis virtual host currently has ${current} queue(s) defined.\n\nImport aborted!`;
+      throw badRequest(['vhost_limit_exceeded', [...text].map((ch) => ch.codePointAt(0))]);
+    }
   }
 
   private userExists(name: string): boolean {
@@ -157,6 +183,8 @@ class Planner {
   private user(u: Obj): void {
     const name = str(u, 'name', 'user');
     this.plan.users.push(userFromBody(name, u, this.userExists(name)));
+    const limits = userLimitsFromBody(name, u);
+    if (limits !== null) this.plan.userLimits.push({ user: name, limits });
     this.newUsers.add(name);
   }
 
@@ -174,6 +202,13 @@ class Planner {
     const settings = { name, description, tags: (tags as string[]).map((t) => t.trim()).filter((t) => t !== ''), defaultQueueType: dqt as string | null };
     this.plan.vhosts.push(settings);
     this.newVhosts.set(name, settings);
+  }
+
+  /** Of the runtime parameters only vhost limits are kept; others (federation, shovels) are ignored. */
+  private parameter(p: Obj): void {
+    if (p.component !== 'vhost-limits') return;
+    const vhost = this.vhostOf(p, 'parameter');
+    this.plan.vhostLimits.push({ vhost, limits: limitSetFrom(p.value, 'vhost', `vhost-limits of ${vhost}`) });
   }
 
   private grantee(p: Obj, what: string): { user: string; vhost: string } {

@@ -34,7 +34,7 @@ export function registerDefinitionRoutes(app: FastifyInstance, broker: Broker): 
       const v = broker.vhosts.get(params.vhost);
       // RabbitMQ 3.10.8 answers an unknown vhost here with a 400 (and with a 404 on POST).
       if (v === undefined) throw badRequest('vhost_not_found');
-      return { status: 200, json: { rabbit_version: RABBIT_VERSION, parameters: [], ...vhostDefinitions(v, false) } };
+      return { status: 200, json: { rabbit_version: RABBIT_VERSION, parameters: vhostLimitParameters(broker, v.name), ...vhostDefinitions(v, false) } };
     },
     POST: ({ user, params, body }) => {
       if (!broker.vhosts.has(params.vhost)) throw new HttpError(404, 'not_found', 'vhost_not_found');
@@ -60,19 +60,30 @@ export function exportDefinitions(broker: Broker): Obj {
     rabbitmq_version: RABBIT_VERSION,
     product_name: 'Leveret',
     product_version: version(),
-    users: broker.users.list().map(userJson),
+    users: broker.users.list().map((u) => userJson(u, broker.limits.user(u.name))),
     // RabbitMQ's HTTP export names the vhosts only (rabbitmqctl's adds their metadata).
     vhosts: [...broker.vhosts.keys()].map((name) => ({ name })),
     permissions: broker.permissions.list(),
     topic_permissions: broker.permissions.listTopic(),
-    // No runtime parameters are kept (federation, shovels, limits): none to export.
-    parameters: [],
+    // The only runtime parameters kept are vhost limits (no federation, no shovels).
+    parameters: vhostLimitParameters(broker),
     global_parameters: [],
     policies: perVhost.flatMap((d) => d.policies),
     queues: perVhost.flatMap((d) => d.queues),
     exchanges: perVhost.flatMap((d) => d.exchanges),
     bindings: perVhost.flatMap((d) => d.bindings),
   };
+}
+
+/**
+ * Vhost limits as RabbitMQ exports them: a runtime parameter of component "vhost-limits"
+ * named "limits" per vhost that has any (with its vhost in the per-vhost export too).
+ */
+function vhostLimitParameters(broker: Broker, only?: string): Obj[] {
+  return broker.limits
+    .vhosts()
+    .filter(([vhost]) => (only === undefined ? broker.vhosts.has(vhost) : vhost === only))
+    .map(([vhost, value]) => ({ value: { ...value }, vhost, component: 'vhost-limits', name: 'limits' }));
 }
 
 /**

@@ -21,6 +21,7 @@ import { registerNodeRoutes } from './nodes';
 import { registerConnectionRoutes } from './connections';
 import { registerChannelRoutes } from './channels';
 import { registerHealthRoutes } from './health';
+import { registerLimitRoutes } from './limits';
 
 export interface HttpOptions {
   host: string;
@@ -95,6 +96,7 @@ export class HttpServer {
     registerConnectionRoutes(this.app, ctx);
     registerChannelRoutes(this.app, ctx);
     registerHealthRoutes(this.app, ctx);
+    registerLimitRoutes(this.app, broker);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */

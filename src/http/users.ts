@@ -5,16 +5,19 @@ import { field, parseTags } from './body';
 import { badRequest, notFound } from './errors';
 import type { FastifyInstance } from 'fastify';
 import { resource, type Answer, type Handlers } from './resource';
+import type { LimitSet } from '../broker/limits';
+import { limitSetFrom } from './limits';
 
-/** A user as RabbitMQ 3.10's /api/users shows it. Limits are not kept yet: always {}. */
-export function userJson(u: User): Record<string, unknown> {
-  return { name: u.name, password_hash: u.passwordHash, hashing_algorithm: u.hashingAlgorithm, tags: [...u.tags], limits: {} };
+/** A user as RabbitMQ 3.10's /api/users shows it, with its user limits ({} when none). */
+export function userJson(u: User, limits: LimitSet = {}): Record<string, unknown> {
+  return { name: u.name, password_hash: u.passwordHash, hashing_algorithm: u.hashingAlgorithm, tags: [...u.tags], limits: { ...limits } };
 }
 
 /** /api/users, /api/users/{name}, /api/users/bulk-delete and /api/whoami. */
 export function registerUserRoutes(app: FastifyInstance, broker: Broker): void {
   const users = broker.users;
-  const list: Handlers = { GET: () => ({ status: 200, json: users.list().map(userJson) }) };
+  const json = (u: User): Record<string, unknown> => userJson(u, broker.limits.user(u.name));
+  const list: Handlers = { GET: () => ({ status: 200, json: users.list().map(json) }) };
   resource(app, users, '/api/users', 'administrator', list);
   // RabbitMQ reads /api/users/ (an empty name) as the list.
   resource(app, users, '/api/users/', 'administrator', list);
@@ -23,11 +26,15 @@ export function registerUserRoutes(app: FastifyInstance, broker: Broker): void {
     GET: ({ params }) => {
       const u = users.get(params.name);
       if (u === undefined) throw notFound();
-      return { status: 200, json: userJson(u) };
+      return { status: 200, json: json(u) };
     },
     PUT: ({ params, body }) => {
-      const user = userFromBody(params.name, body(), users.get(params.name) !== undefined);
-      return { status: broker.putUser(user) ? 201 : 204 };
+      const b = body();
+      const user = userFromBody(params.name, b, users.get(params.name) !== undefined);
+      const limits = userLimitsFromBody(params.name, b);
+      const created = broker.putUser(user);
+      if (limits !== null) putUserLimits(broker, params.name, limits);
+      return { status: created ? 201 : 204 };
     },
     DELETE: ({ params }) => {
       if (!broker.deleteUser(params.name)) throw notFound();
@@ -82,4 +89,16 @@ function bulkDelete(broker: Broker, body: Record<string, unknown>): Answer {
     if (!broker.deleteUser(name)) throw badRequest(['no_such_user', name]);
   }
   return { status: 204 };
+}
+
+/** A user's `limits` (PUT or import), checked; null when the body has none. */
+export function userLimitsFromBody(name: string, body: Record<string, unknown>): LimitSet | null {
+  const raw = field(body, 'limits');
+  return raw === undefined ? null : limitSetFrom(raw, 'user', `user ${name}`);
+}
+
+/** As RabbitMQ: the limits a user's document gives are set; limits it does not name are kept. */
+export function putUserLimits(broker: Broker, name: string, limits: LimitSet): void {
+  if (Object.keys(limits).length === 0) return;
+  broker.setUserLimits(name, { ...broker.limits.user(name), ...limits });
 }

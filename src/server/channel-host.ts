@@ -26,6 +26,8 @@ export interface ChannelHost extends ConfirmSink {
   readonly user: User;
   readonly frameMax: number;
   readonly clientCapabilities: FieldTable;
+  /** The limits a channel enforces itself (--max-message-size, --consumer-timeout). */
+  readonly config: { readonly maxMessageSize: number; readonly consumerTimeout: number };
   /** Whether deliveries may be written now (the socket is not backed up). */
   canWrite(): boolean;
   /** A basic.publish arrived: stop reading if the broker is blocked. */

@@ -49,7 +49,7 @@ export class Channel implements ConsumerChannel {
   private lastQueue = '';
   readonly confirms: PublisherConfirms;
   private tx: Transaction | null = null;
-  private readonly content = new ContentAssembler();
+  private readonly content: ContentAssembler;
   private readonly routed = new Set<Queue>();
   /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
   private replyConsumerTag: string | null = null;
@@ -65,6 +65,9 @@ export class Channel implements ConsumerChannel {
    */
   private publishExchange: string | null = null;
   private lastMethodAt = coarseClock.now;
+  /** RabbitMQ's consumer_timeout in ms (0: off), and the one timer that enforces it. */
+  private readonly ackTimeout: number;
+  private ackTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly conn: ChannelHost,
@@ -72,6 +75,8 @@ export class Channel implements ConsumerChannel {
     readonly id: number,
   ) {
     this.confirms = new PublisherConfirms(conn, id, conn.syncScheduler);
+    this.content = new ContentAssembler(conn.config.maxMessageSize);
+    this.ackTimeout = conn.config.consumerTimeout;
     startCoarseClock();
   }
 
@@ -554,6 +559,7 @@ export class Channel implements ConsumerChannel {
       if (!noAck) {
         entry.deliveryTag = tag;
         this.unacked.set(tag, entry);
+        this.awaitAck(entry);
       }
       const msg = entry.message;
       M.encodeBasicGetOk(w, this.id, tag, entry.redelivered, msg.exchange, msg.routingKey, q.messageCount);
@@ -575,6 +581,7 @@ export class Channel implements ConsumerChannel {
     if (!consumer.noAck) {
       entry.deliveryTag = tag;
       this.unacked.set(tag, entry);
+      this.awaitAck(entry);
       this.consumerUnacked++;
       this.counters.deliver++;
     } else this.counters.deliverNoAck++;
@@ -584,6 +591,35 @@ export class Channel implements ConsumerChannel {
     this.writeContent(msg);
     this.conn.scheduleFlush();
   }
+
+  /**
+   * Stamps a delivery with the (coarse) time for the consumer timeout. One timer per
+   * channel, set for the oldest delivery's deadline: deliveries are in tag order, so the
+   * oldest unacked one is the first in `unacked`.
+   */
+  private awaitAck(entry: QueueEntry): void {
+    entry.deliveredAt = coarseClock.now;
+    if (this.ackTimer === null && this.ackTimeout > 0) this.armAckTimer(this.ackTimeout);
+  }
+
+  private armAckTimer(ms: number): void {
+    this.ackTimer = setTimeout(this.checkAckTimeout, ms);
+    this.ackTimer.unref();
+  }
+
+  /** As RabbitMQ: a delivery left unacked past consumer_timeout closes the channel (406), which requeues it. */
+  private readonly checkAckTimeout = (): void => {
+    this.ackTimer = null;
+    if (this.state !== 'open') return;
+    const oldest = this.unacked.values().next();
+    if (oldest.done === true) return;
+    const left = oldest.value.deliveredAt + this.ackTimeout - Date.now();
+    if (left > 0) return this.armAckTimer(left);
+    const t = this.ackTimeout;
+    this.closeWithError(
+      new AmqpError(C.PRECONDITION_FAILED, `delivery acknowledgement on channel ${this.id} timed out. Timeout value used: ${t} ms. This timeout value can be configured, see consumers doc guide to learn more`),
+    );
+  };
 
   private writeContent(msg: Message): void {
     const w = this.conn.writer;
@@ -654,6 +690,8 @@ export class Channel implements ConsumerChannel {
     const all = [...entries, ...this.unacked.values()].sort((a, b) => a.deliveryTag - b.deliveryTag);
     this.unacked.clear();
     for (const e of all) this.unacked.set(e.deliveryTag, e);
+    // They are timed from their delivery, as before the transaction took them.
+    if (this.ackTimer === null && this.ackTimeout > 0 && this.state === 'open') this.armAckTimer(0);
   }
 
   /** Acks (reject=false) or rejects deliveries already taken out of the unacked map. */
@@ -744,6 +782,8 @@ export class Channel implements ConsumerChannel {
   teardown(): void {
     if (this.state === 'closed') return;
     this.state = 'closed'; // no deliveries to us while we give messages back
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
     this.vhost.retireChannel(this.countersNow());
     this.tx?.rollback(this);
     this.confirms.close();

@@ -100,6 +100,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   /** Set once a framing error closed the connection. */
   private frameError = false;
   private blockedReason: string | null = null;
+  /** The user this connection counts against in the limits (from connection.open until teardown). */
+  private countedAs: string | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -327,6 +329,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       const n = this.channels.size;
       return this.closeWith(C.NOT_ALLOWED, `number of channels opened (${n}) has reached the negotiated channel_max (${this.channelMax})`);
     }
+    const overUserLimit = this.broker.limits.channelRefusal(this.user.name);
+    if (overUserLimit !== null) return this.closeWith(C.NOT_ALLOWED, overUserLimit);
     this.channels.set(id, new Channel(this, this.vhost!, id));
     this.broker.nodeCounters.channelsOpened++;
     M.encodeChannelOpenOk(this.writer, id, '');
@@ -413,11 +417,16 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.expectState('open', m.id);
     const vhost = this.broker.vhosts.get(m.virtualHost);
     if (vhost === undefined) throw new AmqpError(C.NOT_ALLOWED, `vhost ${m.virtualHost} not found`, 10, 40);
+    // As RabbitMQ: the node's, the vhost's and the user's connection limits come before permissions.
+    const refused = this.broker.limits.connectionRefusal(vhost.name, this.user.name);
+    if (refused !== null) throw new AmqpError(C.NOT_ALLOWED, refused, 10, 40);
     if (!this.broker.permissions.canAccessVhost(this.user, vhost.name)) {
       throw new AmqpError(C.NOT_ALLOWED, `access to vhost '${vhost.name}' refused for user '${this.user.name}'`, 10, 40);
     }
     this.vhost = vhost;
     this.state = 'running';
+    this.countedAs = this.user.name;
+    this.broker.limits.connectionOpened(this, vhost.name, this.countedAs);
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     M.encodeConnectionOpenOk(this.writer, 0, '');
@@ -576,6 +585,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     for (const ch of this.channels.values()) ch.teardown();
     this.channels.clear();
     if (this.vhost !== null) this.vhost.ownerClosed(this);
+    if (this.countedAs !== null) this.broker.limits.connectionClosed(this, this.vhost!.name, this.countedAs);
+    this.countedAs = null;
     this.clearTimers();
   }
 
@@ -716,6 +727,11 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   /** socket writes (RabbitMQ's send_cnt) */
   get sentCount(): number {
     return this.output.sentCount;
+  }
+
+  /** Channels open (or closing) on this connection, as the user's max-channels limit counts them. */
+  get channelCount(): number {
+    return this.channels.size;
   }
 
   /** The open channels, for the management API. */

@@ -6,7 +6,7 @@ import { basicPropertiesFit } from '../protocol/reader';
 import { erlBinary } from '../protocol/erlang-terms';
 
 /** RabbitMQ's default max_message_size (128 MiB). */
-const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
+export const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
 /** Bodies smaller than this are copied out of the socket buffer rather than pinning it. */
 const COPY_SMALL_BODY = 8 * 1024;
 
@@ -29,6 +29,9 @@ export class ContentAssembler {
   private body: Buffer = EMPTY;
   private size = 0;
   private received = 0;
+
+  /** The largest body accepted (--max-message-size), checked at the header before any body is kept. */
+  constructor(private readonly maxSize: number = MAX_MESSAGE_SIZE) {}
 
   get idle(): boolean {
     return this.state === IDLE;
@@ -70,11 +73,11 @@ export class ContentAssembler {
       }
       this.props = Buffer.from(props);
     }
-    if (sizeHigh !== 0 || sizeLow > MAX_MESSAGE_SIZE) {
+    if (sizeHigh !== 0 || sizeLow > this.maxSize) {
       this.reset();
       // Printed exactly: a 64-bit size can be beyond what a double holds.
       const exact = (BigInt(sizeHigh) << 32n) | BigInt(sizeLow);
-      throw new AmqpError(C.PRECONDITION_FAILED, `message size ${exact} is larger than configured max size ${MAX_MESSAGE_SIZE}`, 60, 40);
+      throw new AmqpError(C.PRECONDITION_FAILED, `message size ${exact} is larger than configured max size ${this.maxSize}`, 60, 40);
     }
     const size = sizeLow;
     this.size = size;

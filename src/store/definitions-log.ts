@@ -31,6 +31,10 @@ export type Definition =
   | { op: 'vhost.delete'; name: string }
   /** Written by compaction in place of the vhosts when none is left (see DefinitionSet.vhostsSeeded). */
   | { op: 'vhosts.seeded' }
+  /** A vhost's whole set of limits; an empty one clears them. */
+  | { op: 'vhost-limits'; vhost: string; limits: Record<string, number> }
+  /** A user's whole set of limits; an empty one clears them (and the user's deletion does). */
+  | { op: 'user-limits'; user: string; limits: Record<string, number> }
   | BindingDefinition;
 
 /** A virtual host with its metadata, as RabbitMQ keeps it. */
@@ -89,6 +93,8 @@ class DefinitionSet {
   private readonly users = new Map<string, UserDefinition>();
   private readonly permissions = new Map<string, Definition>();
   private readonly topicPermissions = new Map<string, Definition>();
+  private readonly vhostLimits = new Map<string, Definition>();
+  private readonly userLimits = new Map<string, Definition>();
   /**
    * Users have been stored at some point. The broker creates its default user only on a
    * store that never had any, so an empty set of users must survive compaction as such.
@@ -120,7 +126,7 @@ class DefinitionSet {
       case 'vhost.delete':
         this.vhosts.delete(d.name);
         this.vhostsSeeded = true;
-        for (const m of [this.exchanges, this.queues, this.bindings, this.policies, this.permissions, this.topicPermissions] as Array<Map<string, Definition>>) {
+        for (const m of [this.exchanges, this.queues, this.bindings, this.policies, this.permissions, this.topicPermissions, this.vhostLimits] as Array<Map<string, Definition>>) {
           for (const [k, x] of m) if ('vhost' in x && x.vhost === d.name) m.delete(k);
         }
         break;
@@ -130,6 +136,15 @@ class DefinitionSet {
         break;
       case 'user.delete':
         this.users.delete(d.name);
+        this.userLimits.delete(d.name);
+        break;
+      case 'vhost-limits':
+        if (Object.keys(d.limits).length === 0) this.vhostLimits.delete(d.vhost);
+        else this.vhostLimits.set(d.vhost, d);
+        break;
+      case 'user-limits':
+        if (Object.keys(d.limits).length === 0) this.userLimits.delete(d.user);
+        else this.userLimits.set(d.user, d);
         break;
       case 'users.seeded':
         this.seeded = true;
@@ -179,11 +194,11 @@ class DefinitionSet {
     for (const [k, b] of this.bindings) if (matches(b)) this.bindings.delete(k);
   }
 
-  /** Users, vhosts and permissions, then policies, so that queues and exchanges are rebuilt with them in force. */
+  /** Users, vhosts, their limits and permissions, then policies, so that queues and exchanges are rebuilt with them in force. */
   all(): Definition[] {
     const users: Definition[] = this.users.size > 0 ? [...this.users.values()] : this.seeded ? [{ op: 'users.seeded' }] : [];
     const vhosts: Definition[] = this.vhosts.size > 0 ? [...this.vhosts.values()] : this.vhostsSeeded ? [{ op: 'vhosts.seeded' }] : [];
-    return [...users, ...vhosts, ...this.permissions.values(), ...this.topicPermissions.values(), ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
+    return [...users, ...vhosts, ...this.userLimits.values(), ...this.vhostLimits.values(), ...this.permissions.values(), ...this.topicPermissions.values(), ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
   }
 }
 

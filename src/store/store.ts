@@ -263,6 +263,14 @@ export class Store implements BrokerStorage {
     this.append({ op: 'vhost.delete', name });
   }
 
+  vhostLimitsChanged(vhost: string, limits: Readonly<Record<string, number>>): void {
+    this.append({ op: 'vhost-limits', vhost, limits: { ...limits } });
+  }
+
+  userLimitsChanged(user: string, limits: Readonly<Record<string, number>>): void {
+    this.append({ op: 'user-limits', user, limits: { ...limits } });
+  }
+
   queueDestroyed(vhost: string, name: string): void {
     this.removeFolder(queueDir(vhost, name));
   }
@@ -300,6 +308,8 @@ function toStoredDefinition(d: Definition): StoredDefinition[] {
     case 'topic-permission':
     case 'vhost':
     case 'vhosts.seeded':
+    case 'vhost-limits':
+    case 'user-limits':
       return [d];
     case 'user':
       // The model checks the algorithm when it restores the user.
