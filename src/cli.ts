@@ -4,6 +4,7 @@ import { ConfigError, HelpRequested, VersionRequested, loadConfig, redactConfig,
 import { createLogger, type Logger } from './logger';
 import { Server } from './app';
 import { loadTls, type TlsMaterial } from './server/tls';
+import { ctlSummary, isCtlCommand, runCtl } from './ctl';
 
 const EXIT_START_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -15,15 +16,23 @@ function complain(message: string): void {
 }
 
 async function main(): Promise<void> {
+  // `leveret status`, `leveret list queues`...: operator commands, clients of the management API.
+  // `leveret serve` and bare `leveret [flags]` start the broker.
+  const argv = process.argv.slice(2);
+  if (isCtlCommand(argv[0])) {
+    process.exitCode = await runCtl(argv, process.env);
+    return;
+  }
+  if (argv[0] === 'serve') argv.shift();
   let config: Config;
   let tls: TlsMaterial | null;
   try {
-    config = loadConfig(process.argv.slice(2), process.env);
+    config = loadConfig(argv, process.env);
     // An unreadable certificate or a wrong passphrase is a bad configuration, like a bad flag.
     tls = loadTls(config);
   } catch (err) {
     if (err instanceof HelpRequested || err instanceof VersionRequested) {
-      process.stdout.write(err.text);
+      process.stdout.write(err instanceof HelpRequested ? err.text + ctlSummary() : err.text);
       return;
     }
     if (err instanceof ConfigError) {

@@ -67,6 +67,11 @@ describe('layers of src/', () => {
     expect(bad).toEqual([]);
   });
 
+  it('ctl/ (the leveret command) is an HTTP client: it imports nothing of the broker (no broker/, store/, server/, http/)', () => {
+    const bad = all.filter((i) => layer(i.from) === 'ctl' && layer(i.to) !== 'ctl');
+    expect(bad).toEqual([]);
+  });
+
   it('no two layers import each other', () => {
     const edges = new Set(all.filter((i) => layer(i.from) !== layer(i.to)).map((i) => `${layer(i.from)}>${layer(i.to)}`));
     const cycles = [...edges].filter((e) => {
