@@ -30,6 +30,12 @@ export interface QueueCounters {
 const FLOW_HIGH = 20000;
 /** ...until it is back down to this many. */
 const FLOW_LOW = 5000;
+/**
+ * Consumers that have taken nothing for this long are stuck (a socket that is not read,
+ * prefetch used up and no acks): publishers are not held back for them, the queue grows
+ * and pages to disk instead, as it does with no consumers.
+ */
+const FLOW_STALL_MS = 250;
 
 export { REFUSED } from './storage';
 
@@ -76,6 +82,9 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
    * the queue stays above its low-water mark must not be listed once per pause.
    */
   private readonly flowWaiters = new Set<FlowWaiter>();
+  /** counters.delivered when flow control last saw it move, and when (ms) */
+  private flowDelivered = 0;
+  private flowProgressAt = 0;
 
   constructor(
     readonly name: string,
@@ -146,9 +155,24 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     return epoch;
   }
 
-  /** Whether a publisher should hold off: consumers are attached and falling behind. */
+  /**
+   * Whether a publisher should hold off: the queue is falling behind consumers that are
+   * taking messages. Only looked into past the high-water mark.
+   */
   get overloaded(): boolean {
-    return this.consumers.length > 0 && this.store.length >= FLOW_HIGH;
+    return this.consumers.length > 0 && this.store.length >= FLOW_HIGH && this.consumersTaking();
+  }
+
+  /** Whether the consumers took a message lately (within FLOW_STALL_MS). */
+  private consumersTaking(): boolean {
+    const now = Date.now();
+    const delivered = this.counters.delivered;
+    if (delivered !== this.flowDelivered) {
+      this.flowDelivered = delivered;
+      this.flowProgressAt = now;
+      return true;
+    }
+    return now - this.flowProgressAt < FLOW_STALL_MS;
   }
 
   waitForFlow(w: FlowWaiter): void {

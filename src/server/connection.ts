@@ -98,6 +98,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   /** Set once a framing error closed the connection. */
   private frameError = false;
   private blockedReason: string | null = null;
+  /** connection.blocked went out and connection.unblocked has not yet */
+  private blockedSent = false;
 
   constructor(
     readonly socket: Socket,
@@ -624,8 +626,11 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       this.gate.unblock();
     }
     if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
-    if (reason !== null) M.encodeConnectionBlocked(this.writer, 0, reason);
-    else M.encodeConnectionUnblocked(this.writer, 0);
+    // One connection.blocked per blocking, as RabbitMQ: a second alarm joining the first says nothing new.
+    if (reason !== null && !this.blockedSent) M.encodeConnectionBlocked(this.writer, 0, reason);
+    else if (reason === null && this.blockedSent) M.encodeConnectionUnblocked(this.writer, 0);
+    else return;
+    this.blockedSent = reason !== null;
     this.scheduleFlush();
   }
 
