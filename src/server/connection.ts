@@ -114,7 +114,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.channelMax = config.channelMax;
     this.parser = new FrameParser(this, config.frameMax);
     this.heartbeats = new HeartbeatMonitor(this);
-    this.output = new SocketOutput(socket);
+    this.output = new SocketOutput(socket, () => this.outputBackedUp());
     this.gate = new ReadGate(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -622,7 +622,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   setBlocked(reason: string | null): void {
     this.blockedReason = reason;
     if (reason === null && this.gate.blocked) {
-      this.heartbeats.suspended = false;
+      this.heartbeats.suspended = this.gate.outputHeld;
       this.gate.unblock();
     }
     if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
@@ -714,8 +714,18 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     }
   }
 
+  /** The client is not reading what we write: stop reading it too (its silence is not its fault). */
+  private outputBackedUp(): void {
+    this.gate.holdForOutput();
+    this.heartbeats.suspended = true;
+  }
+
   private onDrain(): void {
     this.output.drained();
+    if (this.gate.outputHeld) {
+      this.heartbeats.suspended = this.gate.blocked;
+      this.gate.outputDrained();
+    }
     for (const ch of this.channels.values()) ch.resumeDelivery();
   }
 }
