@@ -129,7 +129,8 @@ export class ResourceAlarms {
   private checkMemory(): void {
     const limit = this.limits.memory;
     let rss = process.memoryUsage.rss();
-    if (rss > limit && collectGarbage !== null) {
+    // (A watermark of 0 blocks publishing for good: nothing to collect for.)
+    if (rss > limit && limit > 0 && collectGarbage !== null) {
       collectGarbage();
       rss = process.memoryUsage.rss();
     }
