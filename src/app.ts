@@ -12,6 +12,8 @@ import { CONNECTION_FORCED } from './protocol/constants';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { admit, loadTls, serverOptions, type TlsMaterial } from './server/tls';
 import { ConfigError } from './config';
+import { alarmLimits, blockedReason, ResourceAlarms } from './server/alarms';
+import { MemoryBudget } from './store/memory-budget';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
 export class Server {
@@ -28,6 +30,8 @@ export class Server {
   readonly nodeName: string;
 
   readonly store: Store;
+  /** memory and disk alarms */
+  readonly resourceAlarms: ResourceAlarms;
 
   constructor(
     readonly config: Config,
@@ -35,9 +39,13 @@ export class Server {
     /** the certificate material, read and checked by the caller (a bad file is a configuration error) */
     private tls: TlsMaterial | null = loadTls(config),
   ) {
+    // Messages all queues keep in memory: the memory monitor sizes this to what the
+    // watermark leaves, so a flood into queues nobody reads pages out before the alarm.
+    const messageMemory = new MemoryBudget(0);
+    this.resourceAlarms = new ResourceAlarms(alarmLimits(config), config.dataDir, log, () => this.updateBlocked(), messageMemory);
     this.store = new Store(
       config.dataDir,
-      { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget },
+      { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget, memoryBudget: messageMemory },
       log,
       (err) => this.storeFailed(err),
     );
@@ -82,14 +90,26 @@ export class Server {
     }
   }
 
-  /** A failing disk blocks publishers (connection.blocked) until writes succeed again. */
+  /**
+   * Why publishers are blocked (connection.blocked), null when they are not: the memory
+   * and disk alarms, and a failing disk (store writes failing) until writes succeed again.
+   */
   private blocked: string | null = null;
+  private storeFailing = false;
 
   private storeFailed(err: Error | null): void {
-    this.blocked = err === null ? null : 'disk write failed';
+    this.storeFailing = err !== null;
     if (err !== null) this.log.error({ err }, 'store write failed: blocking publishers until it succeeds again');
     else this.log.info('store writes succeed again: unblocking publishers');
-    for (const c of this.connections) c.setBlocked(this.blocked);
+    this.updateBlocked();
+  }
+
+  private updateBlocked(): void {
+    const a = this.resourceAlarms;
+    const reason = blockedReason(a.memory, a.disk, this.storeFailing);
+    if (reason === this.blocked) return;
+    this.blocked = reason;
+    for (const c of this.connections) c.setBlocked(reason);
   }
 
   private listeners(): Listener[] {
@@ -147,9 +167,10 @@ export class Server {
     this.log.info({ subject: c.subject, validTo: c.validTo, fingerprint256: c.fingerprint256 }, 'TLS certificate reloaded');
   }
 
-  /** A failing disk is what RabbitMQ would call a disk alarm: publishers are blocked. */
+  /** A failing disk counts as a disk alarm too: publishers are blocked. */
   private alarms(): Alarms {
-    return { memory: false, disk: this.blocked !== null };
+    const a = this.resourceAlarms;
+    return { memory: a.memory, disk: a.disk || this.storeFailing, memoryLimit: a.limits.memory, diskFreeLimit: a.limits.diskFree };
   }
 
   /** The AMQP port actually bound (differs from config.port when that was 0). */
@@ -168,6 +189,7 @@ export class Server {
     const recovered = this.broker.recover(this.log);
     const previousStop = this.store.previousStopClean ? 'clean' : 'unclean (crash, kill -9 or first start): logs checked record by record';
     this.log.info({ ...recovered, ms: Date.now() - t0, previousStop }, 'store recovered');
+    this.resourceAlarms.start();
     this.stats.start();
     // HTTP first: once AMQP accepts connections (what scripts wait for), the API answers too.
     await this.http.start();
@@ -227,6 +249,7 @@ export class Server {
     await closed;
     await tlsClosed;
     this.stats.stop();
+    this.resourceAlarms.stop();
     await this.http.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTP listener did not close cleanly'));
     await this.https?.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTPS listener did not close cleanly'));
     this.store.close();

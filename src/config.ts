@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseDiskFreeLimit, parseMemoryWatermark, type ResourceLimit } from './resource-limits';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -119,6 +120,17 @@ function bool(o: { default: boolean; description: string }): Setting<boolean> {
   };
 }
 
+/** A resource limit (see resource-limits.ts), kept as written and checked here. */
+function resourceLimit(parse: (t: string) => ResourceLimit | string, o: { default: string; description: string; argName: string }): Setting<string> {
+  const check = (v: unknown): string | Invalid => {
+    if (typeof v === 'number') v = String(v);
+    if (typeof v !== 'string') return new Invalid(`must be a string, got ${JSON.stringify(v)}`);
+    const r = parse(v);
+    return typeof r === 'string' ? new Invalid(`${r}; got ${JSON.stringify(v)}`) : v;
+  };
+  return { description: o.description, default: o.default, argName: o.argName, fromText: check, fromJson: check };
+}
+
 const PINO_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const SCHEMA = {
@@ -154,6 +166,16 @@ const SCHEMA = {
   maxConnections: int({ default: 0, min: 0, max: 2147483647, description: "Most client connections the node keeps open (RabbitMQ's connection_max); 0: no limit." }),
   // setTimeout cannot wait longer than 2^31-1 ms.
   consumerTimeout: int({ default: 1800000, min: 0, max: 2147483647, description: "Milliseconds a delivery may stay unacknowledged before its channel is closed with 406 (RabbitMQ's consumer_timeout); 0: never." }),
+  vmMemoryHighWatermark: resourceLimit(parseMemoryWatermark, {
+    default: '0.4',
+    argName: '<fraction|amount>',
+    description: "Memory use (RSS) above which publishers are blocked: a fraction of the machine's (or cgroup's) memory, or an amount such as 512MB.",
+  }),
+  diskFreeLimit: resourceLimit(parseDiskFreeLimit, {
+    default: '50MB',
+    argName: '<amount|mem_relative:N>',
+    description: "Free space on the data directory's disk below which publishers are blocked: an amount such as 1GB, or mem_relative:1.0 (a multiple of memory).",
+  }),
 } satisfies Record<string, Setting<unknown>>;
 
 type Schema = typeof SCHEMA;

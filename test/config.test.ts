@@ -12,6 +12,7 @@ import {
   loadConfig,
   redactConfig,
 } from '../src/config';
+import { parseAmount, parseDiskFreeLimit, parseMemoryWatermark, resolveLimit } from '../src/resource-limits';
 
 const dir = mkdtempSync(join(tmpdir(), 'leveret-config-'));
 let fileCount = 0;
@@ -63,6 +64,8 @@ describe('loadConfig', () => {
       maxMessageSize: 134217728,
       maxConnections: 0,
       consumerTimeout: 1800000,
+      vmMemoryHighWatermark: '0.4',
+      diskFreeLimit: '50MB',
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));
   });
@@ -154,6 +157,38 @@ describe('loadConfig', () => {
 });
 
 describe('loadConfig errors', () => {
+  it('takes the memory watermark and disk free limit as RabbitMQ spells them', () => {
+    expect(loadConfig(['--vm-memory-high-watermark', '0.6', '--disk-free-limit', 'mem_relative:1.5'], {})).toMatchObject({
+      vmMemoryHighWatermark: '0.6',
+      diskFreeLimit: 'mem_relative:1.5',
+    });
+    expect(loadConfig([], { LEVERET_VM_MEMORY_HIGH_WATERMARK: '512MB', LEVERET_DISK_FREE_LIMIT: '2GB' })).toMatchObject({
+      vmMemoryHighWatermark: '512MB',
+      diskFreeLimit: '2GB',
+    });
+    const file = configFile(JSON.stringify({ vmMemoryHighWatermark: 0.5, diskFreeLimit: 1000000 }));
+    expect(loadConfig(['--config', file], {})).toMatchObject({ vmMemoryHighWatermark: '0.5', diskFreeLimit: '1000000' });
+    expect(configError(['--vm-memory-high-watermark', '1.5'])).toMatch(/--vm-memory-high-watermark must be a fraction/);
+    expect(configError(['--vm-memory-high-watermark', '12XB'])).toMatch(/got "12XB"/);
+    expect(configError(['--disk-free-limit', 'mem_relative:x'])).toMatch(/--disk-free-limit must be an amount/);
+  });
+
+  it('reads sizes with RabbitMQ\'s units and resolves fractions against memory', () => {
+    expect(parseAmount('50MB')).toBe(50_000_000);
+    expect(parseAmount('1GiB')).toBe(1024 ** 3);
+    expect(parseAmount('512M')).toBe(512 * 1024 ** 2);
+    expect(parseAmount('2kB')).toBe(2000);
+    expect(parseAmount('12345')).toBe(12345);
+    expect(parseAmount('1.5GB')).toBeNull();
+    expect(parseMemoryWatermark('0.4')).toEqual({ ofMemory: 0.4 });
+    expect(parseMemoryWatermark('.25')).toEqual({ ofMemory: 0.25 });
+    expect(parseMemoryWatermark('150MB')).toEqual({ bytes: 150_000_000 });
+    expect(parseMemoryWatermark('1073741824')).toEqual({ bytes: 1073741824 });
+    expect(parseDiskFreeLimit('mem_relative:2')).toEqual({ ofMemory: 2 });
+    expect(resolveLimit({ ofMemory: 0.4 }, 1000)).toBe(400);
+    expect(resolveLimit({ bytes: 7 }, 1000)).toBe(7);
+  });
+
   it('rejects an unknown flag', () => {
     expect(configError(['--bogus'])).toMatch(/unknown option '--bogus'/);
   });

@@ -9,6 +9,9 @@ import path from 'node:path';
 import amqp from 'amqplib';
 import { startOn, type DurableBroker } from './helpers/durable-broker';
 
+/** These disks are far smaller than the default disk free limit: what is tested here is the disk filling up. */
+const WRITE_FAILURES_ONLY = ['--disk-free-limit', '0'];
+
 const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-full-'));
 let mounted = false;
 let broker: DurableBroker | null = null;
@@ -67,7 +70,7 @@ describe('full disk', () => {
     if (process.getuid?.() !== 0) throw new Error('this test mounts a 3 MiB tmpfs and needs to run as root (CI does)');
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mountPoint]);
     mounted = true;
-    broker = await startOn(path.join(mountPoint, 'data'), ['--segment-size', '262144']);
+    broker = await startOn(path.join(mountPoint, 'data'), ['--segment-size', '262144', ...WRITE_FAILURES_ONLY]);
     const conn = await amqp.connect(broker.url);
     const events: string[] = [];
     conn.on('blocked', (reason: string) => events.push(`blocked: ${reason}`));
@@ -138,7 +141,7 @@ describe('full disk: what waits for the disk is kept', () => {
   it('acks made while the disk is full are written once space returns: after kill -9 the acked messages stay gone', async () => {
     const mount = tmpfs('2m');
     const dataDir = path.join(mount, 'data');
-    let b = await startOn(dataDir, ['--segment-size', '262144']);
+    let b = await startOn(dataDir, ['--segment-size', '262144', ...WRITE_FAILURES_ONLY]);
     brokers.push(b);
     const conn = await amqp.connect(b.url);
     conn.on('error', () => {}); // the broker is killed under it
@@ -162,7 +165,7 @@ describe('full disk: what waits for the disk is kept', () => {
     await new Promise((r) => setTimeout(r, 3500)); // its retry comes within a few seconds
     await b.crash();
 
-    b = await startOn(dataDir, ['--segment-size', '262144']);
+    b = await startOn(dataDir, ['--segment-size', '262144', ...WRITE_FAILURES_ONLY]);
     brokers.push(b);
     const conn2 = await amqp.connect(b.url);
     const ch2 = await conn2.createChannel();
@@ -174,7 +177,7 @@ describe('full disk: what waits for the disk is kept', () => {
 
   it('a publisher blocked by a full disk outlives three heartbeat intervals and carries on when space returns', async () => {
     const mount = tmpfs('1m');
-    const b = await startOn(path.join(mount, 'data'), ['--heartbeat', '1']);
+    const b = await startOn(path.join(mount, 'data'), ['--heartbeat', '1', ...WRITE_FAILURES_ONLY]);
     brokers.push(b);
     const conn = await amqp.connect(`${b.url}?heartbeat=1`);
     let closed: unknown = null;

@@ -8,13 +8,16 @@ import type { FlowWaiter } from '../src/broker/queue';
 
 const NO_PROPS = Buffer.from([0, 0]);
 
-/** A consumer's channel that takes nothing until told to, so the queue backs up. */
+/** A slow consumer's channel: it takes a message when given credit (or everything once open), so the queue backs up. */
 class StalledChannel implements ConsumerChannel {
   open = false;
+  credit = 0;
   canDeliver(): boolean {
-    return this.open;
+    return this.open || this.credit > 0;
   }
-  deliver(): void {}
+  deliver(): void {
+    if (this.credit > 0) this.credit--;
+  }
   consumerCancelled(): void {}
 }
 
@@ -40,6 +43,12 @@ describe('flow-control waiters', () => {
     let pauses = 0;
     for (let i = 0; i < 40_000; i++) {
       const p = publishers[i % 2];
+      // The consumer keeps taking a message now and then: the queue is behind a consumer
+      // that takes (one that takes nothing would not hold publishers back).
+      if (i % 100 === 0) {
+        channel.credit = 1;
+        q.dispatch();
+      }
       q.enqueue(new Message('', 'flood', NO_PROPS, Buffer.from('x')));
       if (q.overloaded) {
         q.waitForFlow(p);

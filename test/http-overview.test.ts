@@ -247,7 +247,7 @@ describe('alarms when the disk fills', () => {
     if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and needs to run as root (CI does)');
     mount = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-alarm-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mount]);
-    full = await startOn(path.join(mount, 'data'), ['--segment-size', '262144', '--stats-interval', '200']);
+    full = await startOn(path.join(mount, 'data'), ['--segment-size', '262144', '--stats-interval', '200', '--disk-free-limit', '0']);
     const port = full.httpPort;
     const conn = await amqp.connect(full.url);
     conn.on('error', () => undefined);

@@ -30,6 +30,8 @@ export interface QueueCounters {
 const FLOW_HIGH = 20000;
 /** ...until it is back down to this many. */
 const FLOW_LOW = 5000;
+/** Consumers that have taken nothing for this long are stuck (see consumersTaking). */
+const FLOW_STALL_MS = 1000;
 
 export { REFUSED } from './storage';
 
@@ -76,6 +78,10 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
    * the queue stays above its low-water mark must not be listed once per pause.
    */
   private readonly flowWaiters = new Set<FlowWaiter>();
+  /** counters.delivered at flow control's last look, when that was, and when it last saw it move (ms) */
+  private flowDelivered = 0;
+  private flowCheckedAt = 0;
+  private flowProgressAt = 0;
 
   constructor(
     readonly name: string,
@@ -146,9 +152,35 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     return epoch;
   }
 
-  /** Whether a publisher should hold off: consumers are attached and falling behind. */
+  /**
+   * Whether a publisher should hold off: the queue is falling behind consumers that are
+   * taking messages. Only looked into past the high-water mark.
+   */
   get overloaded(): boolean {
-    return this.consumers.length > 0 && this.store.length >= FLOW_HIGH;
+    return this.consumers.length > 0 && this.store.length >= FLOW_HIGH && this.consumersTaking();
+  }
+
+  /**
+   * Whether the queue's consumers are taking messages: deliveries were seen lately. A
+   * consumer whose client does not read its socket, or that is at its prefetch limit and
+   * does not ack, takes nothing; publishers are not held back for such consumers: the
+   * queue grows and pages to disk instead, as with no consumers. (A slow reader still
+   * drains its socket now and then, and so counts as taking.)
+   */
+  private consumersTaking(): boolean {
+    // Taking = deliveries seen between two looks not too far apart (a count that moved
+    // since a look long ago says nothing about now).
+    const now = Date.now();
+    const delivered = this.counters.delivered;
+    const recent = now - this.flowCheckedAt < FLOW_STALL_MS;
+    this.flowCheckedAt = now;
+    if (delivered !== this.flowDelivered) {
+      this.flowDelivered = delivered;
+      if (!recent) return false;
+      this.flowProgressAt = now;
+      return true;
+    }
+    return now - this.flowProgressAt < FLOW_STALL_MS;
   }
 
   waitForFlow(w: FlowWaiter): void {

@@ -16,6 +16,10 @@ export interface Listener {
 export interface Alarms {
   memory: boolean;
   disk: boolean;
+  /** the memory high watermark in bytes */
+  memoryLimit?: number;
+  /** the disk free limit in bytes */
+  diskFreeLimit?: number;
 }
 
 /**

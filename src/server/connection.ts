@@ -102,6 +102,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   private blockedReason: string | null = null;
   /** The user this connection counts against in the limits (from connection.open until teardown). */
   private countedAs: string | null = null;
+  /** connection.blocked went out and connection.unblocked has not yet */
+  private blockedSent = false;
 
   constructor(
     readonly socket: Socket,
@@ -116,7 +118,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.channelMax = config.channelMax;
     this.parser = new FrameParser(this, config.frameMax);
     this.heartbeats = new HeartbeatMonitor(this);
-    this.output = new SocketOutput(socket);
+    this.output = new SocketOutput(socket, () => this.outputBackedUp());
     this.gate = new ReadGate(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -666,12 +668,15 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   setBlocked(reason: string | null): void {
     this.blockedReason = reason;
     if (reason === null && this.gate.blocked) {
-      this.heartbeats.suspended = false;
+      this.heartbeats.suspended = this.gate.outputHeld;
       this.gate.unblock();
     }
     if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
-    if (reason !== null) M.encodeConnectionBlocked(this.writer, 0, reason);
-    else M.encodeConnectionUnblocked(this.writer, 0);
+    // One connection.blocked per blocking, as RabbitMQ: a second alarm joining the first says nothing new.
+    if (reason !== null && !this.blockedSent) M.encodeConnectionBlocked(this.writer, 0, reason);
+    else if (reason === null && this.blockedSent) M.encodeConnectionUnblocked(this.writer, 0);
+    else return;
+    this.blockedSent = reason !== null;
     this.scheduleFlush();
   }
 
@@ -760,10 +765,20 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     }
   }
 
+  /** The client is not reading what we write: stop reading it too (its silence is not its fault). */
+  private outputBackedUp(): void {
+    this.gate.holdForOutput();
+    this.heartbeats.suspended = true;
+  }
+
   private onDrain(): void {
     try {
       injectFault(this.clientProperties, 'drain');
       this.output.drained();
+      if (this.gate.outputHeld) {
+        this.heartbeats.suspended = this.gate.blocked;
+        this.gate.outputDrained();
+      }
       for (const ch of this.channels.values()) ch.resumeDelivery();
     } catch (err) {
       this.internalError(err);

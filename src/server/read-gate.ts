@@ -10,15 +10,18 @@ const READ_BUDGET = 64 * 1024;
 const FLOW_MAX_PAUSE_MS = 1000;
 
 /**
- * When a connection's socket is read from. Three things hold reading back: the per-turn
- * read budget, an alarm that blocks publishers (a failing disk), and flow control (a
- * queue it publishes to is behind its consumers). Reading resumes when none holds.
+ * When a connection's socket is read from. Four things hold reading back: the per-turn
+ * read budget, an alarm that blocks publishers (memory, disk), flow control (a queue it
+ * publishes to is behind its consumers), and output the client does not read. Reading
+ * resumes when none holds.
  */
 export class ReadGate {
   private turnBytes = 0;
   /** Paused by an alarm: not read from until the alarm is over. */
   blocked = false;
   private flowPaused = false;
+  /** Paused while our output to the client is backed up (it is not reading). */
+  outputHeld = false;
   private flowTimer: NodeJS.Timeout | null = null;
   private readonly resumeBound = (): void => this.resume();
   private readonly flowResumeBound = (): void => this.flowResume();
@@ -68,6 +71,18 @@ export class ReadGate {
     this.resume();
   }
 
+  /** Our output is backed up: read no more (and so answer no more) until it drains. */
+  holdForOutput(): void {
+    this.outputHeld = true;
+    this.socket.pause();
+  }
+
+  outputDrained(): void {
+    if (!this.outputHeld) return;
+    this.outputHeld = false;
+    this.resume();
+  }
+
   /** The connection is done: no timer of ours may outlive it. */
   close(): void {
     if (this.flowTimer !== null) clearTimeout(this.flowTimer);
@@ -76,6 +91,6 @@ export class ReadGate {
 
   private resume(): void {
     this.turnBytes = 0;
-    if (!this.socket.destroyed && !this.blocked && !this.flowPaused) this.socket.resume();
+    if (!this.socket.destroyed && !this.blocked && !this.flowPaused && !this.outputHeld) this.socket.resume();
   }
 }

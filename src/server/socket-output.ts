@@ -3,6 +3,13 @@ import { Writer } from '../protocol/writer';
 
 /** Bytes buffered for the socket beyond which deliveries pause until it drains. */
 const HIGH_WATER = 256 * 1024;
+/**
+ * Bytes waiting for a socket beyond which the connection is not read from until they
+ * drain. Deliveries stop at HIGH_WATER; this bounds what a client that does not read
+ * can make us write by what it sends (basic.return of its unroutable mandatory
+ * messages, basic.get-ok, replies): otherwise all of it would pile up in memory.
+ */
+const INPUT_HOLD = 1024 * 1024;
 
 /**
  * A connection's way out: every channel writes frames into one coalescing buffer, which
@@ -21,7 +28,11 @@ export class SocketOutput {
   private readonly confirmsDue: { flush(): void }[] = [];
   private readonly flushBound = (): void => this.flush();
 
-  constructor(private readonly socket: Socket) {}
+  constructor(
+    private readonly socket: Socket,
+    /** more than INPUT_HOLD bytes wait for the socket: stop reading until 'drain' */
+    private readonly onBackedUp: () => void,
+  ) {}
 
   scheduleFlush(): void {
     if (this.flushScheduled) return;
@@ -72,6 +83,9 @@ export class SocketOutput {
       }
       socket.uncork();
     }
-    if (!ok) this.full = true;
+    if (!ok) {
+      this.full = true;
+      if (socket.writableLength > INPUT_HOLD) this.onBackedUp();
+    }
   }
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import { NO_SYNC, REFUSED, type QueueStore, type QueueStoreOwner, type StoredEntry } from '../broker/storage';
 import { requeueBySeq } from '../broker/requeue';
 import type { QueueLog } from './queue-log';
+import type { MemoryBudget } from './memory-budget';
 import { Run } from './segment';
 import { SegmentPosition } from './segment-position';
 import { decodeMessageRecord, FLAG_PAGED, recordFlags, recordIntact, recordPublishedAt, recordSize } from './message-record';
@@ -43,6 +44,8 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     private readonly openPagingLog: () => QueueLog,
     private readonly budget: number,
     private readonly logger: Logger,
+    /** what all queues together may keep in memory */
+    private readonly node: MemoryBudget,
   ) {
     if (log !== null) log.inUse = this.readsInPlace;
   }
@@ -85,9 +88,10 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   push(entry: E): void {
     const body = entry.message.body.length;
     const cost = body + ENTRY_OVERHEAD;
-    if (this.runs.length === 0 && this.memory + cost <= this.budget) {
+    if (this.runs.length === 0 && this.memory + cost <= this.budget && this.node.fits(cost)) {
       this.items.push(entry);
       this.memory += cost;
+      this.node.used += cost;
       this.bytes += body;
       return;
     }
@@ -118,7 +122,9 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     if (this.items.length === 0 && this.runCount > 0) this.load();
     const e = this.items.shift();
     if (e !== undefined) {
-      this.memory -= e.message.body.length + ENTRY_OVERHEAD;
+      const cost = e.message.body.length + ENTRY_OVERHEAD;
+      this.memory -= cost;
+      this.node.used -= cost;
       this.bytes -= e.message.body.length;
     }
     return e;
@@ -196,6 +202,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       });
       this.items.push(e);
       this.memory += fields.body.length + ENTRY_OVERHEAD;
+      this.node.used += fields.body.length + ENTRY_OVERHEAD;
       this.bytes += fields.body.length - size;
     }
     return off;
@@ -220,6 +227,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     for (const e of entries) {
       this.bytes += e.message.body.length;
       this.memory += e.message.body.length + ENTRY_OVERHEAD;
+      this.node.used += e.message.body.length + ENTRY_OVERHEAD;
     }
     requeueBySeq(this.items, entries);
   }
@@ -231,6 +239,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   purge(): number {
     let n = this.items.length;
     for (let e = this.items.shift(); e !== undefined; e = this.items.shift()) this.settle(e);
+    this.node.used -= this.memory;
     this.memory = 0;
     if (this.runs.length > 0) {
       n += this.runCount;
@@ -259,6 +268,8 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     if (this.readRetry !== null) clearTimeout(this.readRetry);
     this.readRetry = null;
     this.items.clear();
+    this.node.used -= this.memory;
+    this.memory = 0;
     this.runs.clear();
     this.runCount = 0;
     this.log?.destroy();

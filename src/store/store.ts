@@ -14,11 +14,14 @@ import { decodeArgs, DefinitionsLog, encodeArgs, type Definition } from './defin
 import { SyncScheduler } from './sync-scheduler';
 import { QueueLog } from './queue-log';
 import { PagedQueueStore } from './paged-queue-store';
+import { MemoryBudget } from './memory-budget';
 
 export interface StoreOptions {
   segmentSize: number;
   /** body bytes a durable queue keeps in memory before leaving the rest on disk */
   queueMemoryBudget: number;
+  /** what all queues together keep in memory (default: no node-wide limit) */
+  memoryBudget?: MemoryBudget;
 }
 
 /** How long a failing disk is left alone before definitions are written again to test it. */
@@ -47,6 +50,7 @@ function queueDir(vhost: string, name: string): string {
  */
 export class Store implements BrokerStorage {
   readonly scheduler: SyncScheduler;
+  readonly memoryBudget: MemoryBudget;
   private readonly definitions: DefinitionsLog;
   private release: (() => void) | null = null;
   /** Whether the last stop before this start was clean (its mark was found), set by open() */
@@ -67,6 +71,7 @@ export class Store implements BrokerStorage {
     private readonly onFailure: (err: Error | null) => void,
   ) {
     this.scheduler = new SyncScheduler(() => this.reportFailure());
+    this.memoryBudget = options.memoryBudget ?? new MemoryBudget(Infinity);
     this.definitions = new DefinitionsLog(dataDir, log);
   }
 
@@ -281,7 +286,7 @@ export class Store implements BrokerStorage {
     const levelDir = (level: number | null): string => (level === null ? dir : join(dir, `p${level}`));
     return {
       open: <E extends StoredEntry>(level: number | null): QueueStore<E> =>
-        new PagedQueueStore<E>(durable ? this.openLog(levelDir(level)) : null, this.openPagingLog, this.options.queueMemoryBudget, this.log),
+        new PagedQueueStore<E>(durable ? this.openLog(levelDir(level)) : null, this.openPagingLog, this.options.queueMemoryBudget, this.log, this.memoryBudget),
       storedLevels: (): number[] =>
         fsOps.existsSync(dir) ? fsOps.readdirSync(dir).filter((f) => /^p\d+$/.test(f)).map((f) => Number(f.slice(1))) : [],
     };

@@ -126,9 +126,9 @@ export function nodeJson(ctx: ManagementContext, resources: NodeResources, rates
     fd_total: fdTotal,
     // RabbitMQ keeps some descriptors back from sockets.
     sockets_total: Math.max(0, Math.floor((fdTotal - 100) * 0.9)),
-    mem_limit: Math.floor(os.totalmem() * MEMORY_HIGH_WATERMARK),
+    mem_limit: alarms.memoryLimit ?? Math.floor(os.totalmem() * MEMORY_HIGH_WATERMARK),
     mem_alarm: alarms.memory,
-    disk_free_limit: DISK_FREE_LIMIT,
+    disk_free_limit: alarms.diskFreeLimit ?? DISK_FREE_LIMIT,
     disk_free_alarm: alarms.disk,
     proc_total: PROC_TOTAL,
     rates_mode: 'basic',

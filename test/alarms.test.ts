@@ -1,0 +1,187 @@
+// Memory and disk alarms, as RabbitMQ's: over the memory watermark or under the disk free
+// limit, publishing connections are told connection.blocked ("low on memory" / "low on
+// disk") and are not read from, consumers and acks carry on, the alarms health check
+// fails and the Prometheus alarm gauges say 1; once the resource is back, connection.unblocked.
+// Transient messages page to disk before the watermark: a flood into a queue nobody reads
+// keeps the broker under it. The disk alarm mounts a tmpfs and needs root, as CI runs.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import amqp from 'amqplib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startBroker, type StartedBroker } from './helpers/broker';
+import { startOn, type DurableBroker } from './helpers/durable-broker';
+import { sleep, uid, waitFor } from './helpers/clients';
+import { flood, rssOf, sampleRss } from './helpers/flood';
+import { api } from './helpers/http';
+
+const brokers: Array<StartedBroker | DurableBroker> = [];
+const mounts: string[] = [];
+
+afterAll(async () => {
+  for (const b of brokers) await b.stop();
+  for (const m of mounts) {
+    execFileSync('umount', [m]);
+    fs.rmSync(m, { recursive: true, force: true });
+  }
+}, 30_000);
+
+async function broker(args: string[]): Promise<StartedBroker> {
+  const b = await startBroker({ args });
+  brokers.push(b);
+  return b;
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+async function metric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  if (line === undefined) throw new Error(`no ${name} in /metrics`);
+  return Number(line.split(' ')[1]);
+}
+
+/** An amqplib connection that records connection.blocked / unblocked. */
+async function watched(url: string): Promise<{ conn: amqp.ChannelModel; events: string[] }> {
+  const conn = await amqp.connect(url);
+  conn.on('error', () => undefined);
+  const events: string[] = [];
+  conn.on('blocked', (reason: string) => events.push(`blocked: ${reason}`));
+  conn.on('unblocked', () => events.push('unblocked'));
+  return { conn, events };
+}
+
+describe('memory watermark', () => {
+  it('a fast publisher into a queue nobody consumes from keeps the broker under the watermark: messages page to disk first', async () => {
+    // Each queue may keep 256 MB in memory on its own: only the node-wide share of the
+    // watermark sends the backlog to disk. (Without the watermark this flood takes the
+    // broker past 400 MB.)
+    const watermark = 150e6;
+    const b = await broker(['--vm-memory-high-watermark', '150MB', '--queue-memory-budget', String(256e6)]);
+    const q = uid('alarm-flood');
+    const c = await amqp.connect(b.url);
+    const ch = await c.createChannel();
+    await ch.assertQueue(q, { durable: false });
+    const rss = sampleRss(b.pid!, 50);
+    const r = await flood(b.url, q, 10_000);
+    await sleep(500);
+    const max = rss.stop();
+    const depth = (await ch.checkQueue(q)).messageCount;
+    console.log(`flood: ${r.published} messages at ${Math.round(r.rate)} msg/s; broker RSS at most ${mb(max)} (watermark ${mb(watermark)}); ${depth} in the queue`);
+    expect(max).toBeLessThan(watermark);
+    expect(depth).toBe(r.published);
+    expect(r.published).toBeGreaterThan(100_000);
+    expect(b.output()).not.toMatch(/memory resource limit alarm set/);
+    await c.close();
+  }, 60_000);
+
+  it('over the watermark publishers are blocked ("low on memory") and not read from; consumers and acks carry on; freed memory unblocks', async () => {
+    // The watermark sits 80 MB above what an idle broker uses; unacked deliveries (which
+    // stay in memory) take it over, and acking them frees it.
+    const probe = await broker([]);
+    const idle = rssOf(probe.pid!);
+    await probe.stop();
+    const watermark = idle + 80e6;
+    const b = await broker(['--vm-memory-high-watermark', String(Math.round(watermark))]);
+    const q = uid('alarm-mem');
+
+    const consumer = await amqp.connect(b.url);
+    consumer.on('error', () => undefined);
+    const cch = await consumer.createChannel();
+    await cch.assertQueue(q, { durable: false });
+    let got = 0;
+    const deliveries: amqp.ConsumeMessage[] = [];
+    await cch.consume(q, (m) => {
+      if (m === null) return;
+      got++;
+      deliveries.push(m);
+    });
+
+    const { conn: publisher, events } = await watched(b.url);
+    const pch = await publisher.createChannel();
+    const body = Buffer.alloc(1024 * 1024, 7);
+    let sent = 0;
+    while (!events.includes('blocked: low on memory') && sent < 400) {
+      pch.sendToQueue(q, body);
+      sent++;
+      await sleep(10);
+    }
+    expect(events).toEqual(['blocked: low on memory']);
+    const alarms = await api(b.httpPort, 'GET', '/api/health/checks/alarms');
+    expect(alarms.status).toBe(503);
+    expect((alarms.json as { alarms: unknown[] }).alarms).toEqual([{ node: expect.any(String), resource: 'memory' }]);
+    expect(await metric(b.httpPort, 'rabbitmq_alarms_memory_used_watermark')).toBe(1);
+    const node = ((await api(b.httpPort, 'GET', '/api/nodes')).json as Array<Record<string, unknown>>)[0];
+    expect(node).toMatchObject({ mem_alarm: true, mem_limit: Math.round(watermark) });
+    expect(b.output()).toMatch(/memory resource limit alarm set/);
+
+    // Publishes are no longer read: the publisher's next messages do not arrive.
+    await sleep(300);
+    const before = got;
+    for (let i = 0; i < 20; i++) pch.sendToQueue(q, body);
+    await sleep(1500);
+    expect(got).toBe(before);
+
+    // Acks still flow: acking every delivery frees their memory, the alarm clears, and
+    // the messages held back come in.
+    cch.ackAll();
+    await waitFor(() => events.includes('unblocked'), 15_000, 'connection.unblocked');
+    expect(events).toEqual(['blocked: low on memory', 'unblocked']);
+    await waitFor(() => got === sent + 20, 10_000, `all ${sent + 20} messages (${got} so far)`);
+    cch.ackAll();
+    await waitFor(async () => (await api(b.httpPort, 'GET', '/api/health/checks/alarms')).status === 200, 5000, 'the alarm check to pass');
+    expect(await metric(b.httpPort, 'rabbitmq_alarms_memory_used_watermark')).toBe(0);
+    expect(b.output()).toMatch(/memory resource limit alarm cleared/);
+    await publisher.close();
+    await consumer.close();
+  }, 60_000);
+});
+
+describe('disk free limit', () => {
+  it('below the limit publishers are blocked ("low on disk") and the alarms check answers 503; freeing space clears it', async () => {
+    if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs and needs to run as root (CI does)');
+    const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-disk-alarm-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', mount]);
+    mounts.push(mount);
+    const b = await startOn(path.join(mount, 'data'), ['--disk-free-limit', '30MB']);
+    brokers.push(b);
+    const q = uid('alarm-disk');
+    const { conn: publisher, events } = await watched(b.url);
+    expect((await api(b.httpPort, 'GET', '/api/health/checks/alarms')).status).toBe(200);
+
+    // 40 MB of the 64 MB taken: under the 30 MB limit.
+    const filler = path.join(mount, 'filler');
+    fs.writeFileSync(filler, Buffer.alloc(40 * 1024 * 1024, 1));
+    await waitFor(() => events.length > 0, 5000, 'connection.blocked');
+    expect(events).toEqual(['blocked: low on disk']);
+    const pch = await publisher.createChannel();
+    await pch.assertQueue(q, { durable: false });
+    // What was read before the block (the publish that ran into it) is taken; nothing more is read.
+    for (let i = 0; i < 10; i++) pch.sendToQueue(q, Buffer.from(`m${i}`));
+    const other = await amqp.connect(b.url);
+    const och = await other.createChannel();
+    await sleep(500);
+    const taken = (await och.checkQueue(q)).messageCount;
+    expect(taken).toBeLessThan(10);
+    for (let i = 10; i < 20; i++) pch.sendToQueue(q, Buffer.from(`m${i}`));
+    await sleep(1000);
+    expect((await och.checkQueue(q)).messageCount).toBe(taken);
+    const r = await api(b.httpPort, 'GET', '/api/health/checks/alarms');
+    expect(r.status).toBe(503);
+    expect((r.json as { alarms: unknown[] }).alarms).toEqual([{ node: expect.any(String), resource: 'disk' }]);
+    expect(await metric(b.httpPort, 'rabbitmq_alarms_free_disk_space_watermark')).toBe(1);
+    const node = ((await api(b.httpPort, 'GET', '/api/nodes')).json as Array<Record<string, unknown>>)[0];
+    expect(node).toMatchObject({ disk_free_alarm: true, disk_free_limit: 30_000_000 });
+    expect(b.output()).toMatch(/disk resource limit alarm set/);
+
+    fs.rmSync(filler);
+    await waitFor(() => events.includes('unblocked'), 10_000, 'connection.unblocked');
+    await waitFor(async () => (await och.checkQueue(q)).messageCount === 20, 5000, 'the held-back messages');
+    expect((await api(b.httpPort, 'GET', '/api/health/checks/alarms')).status).toBe(200);
+    expect(await metric(b.httpPort, 'rabbitmq_alarms_free_disk_space_watermark')).toBe(0);
+    expect(b.output()).toMatch(/disk resource limit alarm cleared/);
+    await other.close();
+    await publisher.close();
+  }, 60_000);
+});
