@@ -122,4 +122,23 @@ describe('isolation', () => {
     await ch.deleteQueue(q);
     await bystanderStillWorks();
   }, T);
+
+  it('an exception in the turn-end flush (outside any handler of the connection) closes only that connection with 541', async () => {
+    const c = await faulty('flush');
+    // channel.open-ok is written at the end of the turn: that flush meets the fault.
+    c.send(raw.channelOpen(1));
+    let close: raw.CloseInfo | null = null;
+    for (;;) {
+      const f = await c.nextFrame(5000);
+      if (f === null) break;
+      if (raw.isClose(f)) {
+        close = raw.decodeClose(f);
+        break;
+      }
+    }
+    expect(close).toMatchObject({ channel: 0, code: 541 });
+    c.destroy();
+    expect(await logged('injected fault (flush)')).toContain('injected fault (flush)');
+    await bystanderStillWorks();
+  }, T);
 });

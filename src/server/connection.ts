@@ -25,7 +25,7 @@ import { unexpectedFrame } from './frame-errors';
 import { frameSnippet } from '../protocol/frame-snippet';
 import { erlBinary } from '../protocol/erlang-terms';
 import { assertNever } from '../assert-never';
-import { injectFault } from './fault-injection';
+import { FAULTS_ENABLED, injectFault } from './fault-injection';
 
 /**
  * Where a connection stands. The handshake states name what we wait for; `closing`: we
@@ -118,7 +118,12 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.channelMax = config.channelMax;
     this.parser = new FrameParser(this, config.frameMax);
     this.heartbeats = new HeartbeatMonitor(this);
-    this.output = new SocketOutput(socket, () => this.outputBackedUp());
+    this.output = new SocketOutput(
+      socket,
+      () => this.outputBackedUp(),
+      (err) => this.internalError(err),
+      FAULTS_ENABLED ? () => this.flushFault() : null,
+    );
     this.gate = new ReadGate(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -278,6 +283,14 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   connectionError(err: unknown): void {
     if (err instanceof AmqpError) this.closeWithError(err);
     else this.internalError(err);
+  }
+
+  /** Test-only: one injected exception at the first turn-end flush (a later flush sends the 541). */
+  private flushFaulted = false;
+  private flushFault(): void {
+    if (this.flushFaulted || this.state !== 'running') return;
+    this.flushFaulted = true;
+    injectFault(this.clientProperties, 'flush');
   }
 
   /** An exception we did not expect (a bug): logged with its stack, and 541 for this connection only. */

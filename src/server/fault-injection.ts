@@ -6,10 +6,10 @@ import type { FieldTable } from '../protocol/types';
  * Off unless the broker was started with LEVERET_TEST_FAULTS=1; the connection then
  * names the place in its client property `x-leveret-test-fault`.
  */
-const ENABLED = process.env.LEVERET_TEST_FAULTS === '1';
+export const FAULTS_ENABLED = process.env.LEVERET_TEST_FAULTS === '1';
 
-export type FaultPlace = 'method' | 'heartbeat' | 'drain' | 'socket-close';
+export type FaultPlace = 'method' | 'heartbeat' | 'drain' | 'socket-close' | 'flush';
 
 export function injectFault(clientProperties: FieldTable, place: FaultPlace): void {
-  if (ENABLED && clientProperties['x-leveret-test-fault'] === place) throw new Error(`injected fault (${place})`);
+  if (FAULTS_ENABLED && clientProperties['x-leveret-test-fault'] === place) throw new Error(`injected fault (${place})`);
 }

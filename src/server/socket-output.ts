@@ -26,12 +26,26 @@ export class SocketOutput {
   private flushScheduled = false;
   private full = false;
   private readonly confirmsDue: { flush(): void }[] = [];
-  private readonly flushBound = (): void => this.flush();
+  /** The turn-end flush runs outside any handler of the connection: what it throws goes to onError. */
+  private readonly flushBound = (): void => {
+    try {
+      if (this.beforeFlush !== null) this.beforeFlush();
+      this.flush();
+    } catch (err) {
+      this.onError(err);
+    }
+  };
 
   constructor(
     private readonly socket: Socket,
     /** more than INPUT_HOLD bytes wait for the socket: stop reading until 'drain' */
     private readonly onBackedUp: () => void,
+    /** an exception while flushing at the end of a turn (a bug): the connection closes with 541 */
+    private readonly onError: (err: unknown) => void = (err) => {
+      throw err;
+    },
+    /** test-only (fault injection): runs before each turn-end flush; null in production */
+    private readonly beforeFlush: (() => void) | null = null,
   ) {}
 
   scheduleFlush(): void {
