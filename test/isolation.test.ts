@@ -51,6 +51,15 @@ describe('isolation', () => {
     return b.output();
   }
 
+  /** The connection.close the broker sends next, skipping other frames; null if none comes. */
+  async function closeOf(c: RawClient): Promise<raw.CloseInfo | null> {
+    for (;;) {
+      const f = await c.nextFrame(5000);
+      if (f === null) return null;
+      if (raw.isClose(f)) return raw.decodeClose(f);
+    }
+  }
+
   /** A raw connection whose client properties ask for a fault at `place`. */
   async function faulty(place: string, heartbeat = 0): Promise<RawClient> {
     const c = await RawClient.connect(b.port);
@@ -107,15 +116,7 @@ describe('isolation', () => {
     c.send(raw.basicConsume(1, q, { noAck: true }));
     await sleep(500);
     c.socket.resume();
-    let close: raw.CloseInfo | null = null;
-    for (;;) {
-      const f = await c.nextFrame(5000);
-      if (f === null) break;
-      if (raw.isClose(f)) {
-        close = raw.decodeClose(f);
-        break;
-      }
-    }
+    const close = await closeOf(c);
     expect(close).toMatchObject({ channel: 0, code: 541 });
     c.destroy();
     expect(await logged('injected fault (drain)')).toContain('injected fault (drain)');
@@ -127,15 +128,7 @@ describe('isolation', () => {
     const c = await faulty('flush');
     // channel.open-ok is written at the end of the turn: that flush meets the fault.
     c.send(raw.channelOpen(1));
-    let close: raw.CloseInfo | null = null;
-    for (;;) {
-      const f = await c.nextFrame(5000);
-      if (f === null) break;
-      if (raw.isClose(f)) {
-        close = raw.decodeClose(f);
-        break;
-      }
-    }
+    const close = await closeOf(c);
     expect(close).toMatchObject({ channel: 0, code: 541 });
     c.destroy();
     expect(await logged('injected fault (flush)')).toContain('injected fault (flush)');
