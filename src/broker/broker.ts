@@ -90,6 +90,7 @@ export class Broker {
     this.vhosts.delete(name);
     v.deleted = true;
     this.nodeCounters.routedInDeletedVhosts += v.counters.routed;
+    this.nodeCounters.channelsOfDeletedVhosts.add(v.retiredChannels);
     this.onVhostDeleted?.(name);
     v.destroy();
     // The stored deletion covers its permissions; these clears are stored too, and a disk

@@ -16,8 +16,8 @@ export class NodeCounters {
   queuesCreated = 0;
   /** by any means: queue.delete, auto-delete, x-expires, an exclusive owner going, a vhost deleted */
   queuesDeleted = 0;
-  /** every closed channel's counts, whatever its vhost became */
-  readonly retiredChannels = new ChannelCounters();
+  /** closed channels' counts (and HTTP publishes and gets) of vhosts since deleted; live vhosts keep their own */
+  readonly channelsOfDeletedVhosts = new ChannelCounters();
   /** messages routed to at least one queue in vhosts since deleted */
   routedInDeletedVhosts = 0;
 }

@@ -27,10 +27,9 @@ import {
   withDefaultQueueType,
 } from './declaration-checks';
 
+/** Messages routed to at least one queue (publishes and unroutables are in the channels' counts). */
 export interface VhostCounters {
-  published: number;
   routed: number;
-  unroutable: number;
 }
 
 /** How long an auto-delete queue whose deletion could not be stored waits to try again. */
@@ -66,8 +65,8 @@ const PREDECLARED: Array<[string, string]> = [
 export class Vhost implements QueueOwner {
   readonly exchanges = new Map<string, Exchange>();
   readonly queues = new Map<string, Queue>();
-  readonly counters: VhostCounters = { published: 0, routed: 0, unroutable: 0 };
-  /** The counts of this vhost's closed channels (live ones are added when stats are read). */
+  readonly counters: VhostCounters = { routed: 0 };
+  /** The counts of this vhost's closed channels and of HTTP publishes and gets (live channels are added when stats are read). */
   readonly retiredChannels = new ChannelCounters();
   private readonly scratch = new Set<BindingDestination>();
   /** direct reply-to addresses → the channel consuming them (opaque to the model) */
@@ -524,7 +523,6 @@ export class Vhost implements QueueOwner {
   retireChannel(counters: ChannelCounters): void {
     this.retiredChannels.add(counters);
     this.nodeCounters.channelsClosed++;
-    this.nodeCounters.retiredChannels.add(counters);
   }
 
   // ---- storage -------------------------------------------------------------------------

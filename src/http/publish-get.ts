@@ -61,13 +61,11 @@ export function registerPublishGetRoutes(app: FastifyInstance, ctx: ManagementCo
         const cc = props.headers === undefined ? null : senderSelected(msg);
         if (cc !== null) msg = cc.message;
         // Counted as a channel's publish would be: in the vhost's (and so the node's) totals and the exchange's.
-        v.counters.published++;
         v.retiredChannels.publish++;
         ex.publishIn++;
         const queues = new Set<Queue>();
         v.route(ex, msg, queues, cc === null ? null : cc.keys);
         if (queues.size === 0) {
-          v.counters.unroutable++;
           v.retiredChannels.dropUnroutable++;
           return false;
         }

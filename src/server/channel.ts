@@ -422,7 +422,6 @@ export class Channel implements ConsumerChannel {
       confirms.refuseNow();
       return NO_SYNC;
     }
-    vhost.counters.published++;
     this.counters.publish++;
     ex.publishIn++;
     const queues = this.routed;
@@ -438,7 +437,6 @@ export class Channel implements ConsumerChannel {
     let refused = false;
     let epoch = NO_SYNC;
     if (queues.size === 0) {
-      vhost.counters.unroutable++;
       if (mandatory) this.counters.returnUnroutable++;
       else this.counters.dropUnroutable++;
       if (mandatory) {

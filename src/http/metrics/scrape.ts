@@ -81,7 +81,7 @@ export class Scrape {
     return [...this.ctx.connections];
   }
 
-  /** Open channels only: a closing one has already handed its counts to NodeCounters.retiredChannels. */
+  /** Open channels only: a closing one has already handed its counts to its vhost's retiredChannels. */
   get channels(): ChannelRef[] {
     if (this.channelRefs === null) {
       const refs: ChannelRef[] = [];
@@ -99,7 +99,8 @@ export class Scrape {
     if (this.totals === null) {
       const nc = this.ctx.broker.nodeCounters;
       const counters = new ChannelCounters();
-      counters.add(nc.retiredChannels);
+      counters.add(nc.channelsOfDeletedVhosts);
+      for (const v of this.ctx.broker.vhosts.values()) counters.add(v.retiredChannels);
       let publishers = 0;
       let consumers = 0;
       for (const { ch } of this.channels) {

@@ -75,9 +75,9 @@ export class Stats {
     const row = new Float64Array(TOTAL_FIELDS.length);
     const vhosts = v === undefined ? this.broker.vhosts.values() : [v];
     // The node's closed channels include those of vhosts deleted since.
-    if (v === undefined) addChannelCounters(this.broker.nodeCounters.retiredChannels, row);
+    if (v === undefined) addChannelCounters(this.broker.nodeCounters.channelsOfDeletedVhosts, row);
     for (const vh of vhosts) {
-      if (v !== undefined) addChannelCounters(vh.retiredChannels, row);
+      addChannelCounters(vh.retiredChannels, row);
       for (const q of vh.queues.values()) {
         row[TOTAL_DEPTH_AT] += q.messageCount + q.unackedCount;
         row[TOTAL_DEPTH_AT + 1] += q.messageCount;
