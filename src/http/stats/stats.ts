@@ -11,7 +11,7 @@ interface Sample {
   at: number;
 }
 
-/** How many samples of the node's and each vhost's totals are kept for charts. */
+/** How many samples of the node's totals are kept for charts (10 minutes at the default interval). */
 const HISTORY_SAMPLES = 120;
 
 /**
@@ -22,7 +22,6 @@ const HISTORY_SAMPLES = 120;
  */
 export class Stats {
   private readonly samples = new WeakMap<object, Sample>();
-  private readonly vhostHistory = new Map<string, History>();
   readonly nodeHistory = new History(TOTAL_FIELDS.length, HISTORY_SAMPLES);
   private timer: NodeJS.Timeout | null = null;
   private readonly node = {};
@@ -48,9 +47,12 @@ export class Stats {
   /** Reads every object once (the timer calls this; tests may too). */
   sample(now = Date.now()): void {
     const node = new Float64Array(TOTAL_FIELDS.length);
-    const perVhost = new Map<Vhost, Float64Array>();
+    // Deleted vhosts' counts stay in the node's, so its rates do not dip when one goes.
+    addChannelCounters(this.broker.nodeCounters.channelsOfDeletedVhosts, node);
     for (const v of this.broker.vhosts.values()) {
-      perVhost.set(v, this.totals(v));
+      const row = this.totals(v);
+      this.store(v, row, now);
+      for (let i = 0; i < row.length; i++) node[i] += row[i];
       for (const q of v.queues.values()) this.record(q, QUEUE, q, now);
       for (const ex of v.exchanges.values()) this.record(ex, EXCHANGE, ex, now);
     }
@@ -58,14 +60,6 @@ export class Stats {
       this.record(c, CONNECTION, c, now);
       for (const ch of c.openChannels()) this.record(ch, CHANNEL, ch.countersNow(), now);
     }
-    for (const [v, row] of perVhost) {
-      this.store(v, row, now);
-      let h = this.vhostHistory.get(v.name);
-      if (h === undefined) this.vhostHistory.set(v.name, (h = new History(TOTAL_FIELDS.length, HISTORY_SAMPLES)));
-      h.push(now, row);
-      for (let i = 0; i < row.length; i++) node[i] += row[i];
-    }
-    for (const name of this.vhostHistory.keys()) if (!this.broker.vhosts.has(name)) this.vhostHistory.delete(name);
     this.store(this.node, node, now);
     this.nodeHistory.push(now, node);
   }
@@ -106,9 +100,6 @@ export class Stats {
     return this.rates(v, TOTAL_FIELDS.length);
   }
 
-  vhostSamples(name: string): History | undefined {
-    return this.vhostHistory.get(name);
-  }
 
   private record<T>(key: object, kind: Kind<T>, source: T, now: number): void {
     const row = new Float64Array(kind.fields.length);
