@@ -5,8 +5,6 @@ import { Message } from '../broker/message';
 import { basicPropertiesFit } from '../protocol/reader';
 import { erlBinary } from '../protocol/erlang-terms';
 
-/** RabbitMQ's default max_message_size (128 MiB). */
-export const MAX_MESSAGE_SIZE = 128 * 1024 * 1024;
 /** Bodies smaller than this are copied out of the socket buffer rather than pinning it. */
 const COPY_SMALL_BODY = 8 * 1024;
 
@@ -31,7 +29,8 @@ export class ContentAssembler {
   private received = 0;
 
   /** The largest body accepted (--max-message-size), checked at the header before any body is kept. */
-  constructor(private readonly maxSize: number = MAX_MESSAGE_SIZE) {}
+  /** maxSize: --max-message-size (its default lives with the other settings in config.ts) */
+  constructor(private readonly maxSize: number) {}
 
   get idle(): boolean {
     return this.state === IDLE;
