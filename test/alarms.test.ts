@@ -91,11 +91,11 @@ describe('memory watermark', () => {
     const cch = await consumer.createChannel();
     await cch.assertQueue(q, { durable: false });
     let got = 0;
-    const deliveries: amqp.ConsumeMessage[] = [];
+    let ackAsTheyCome = false;
     await cch.consume(q, (m) => {
       if (m === null) return;
       got++;
-      deliveries.push(m);
+      if (ackAsTheyCome) cch.ack(m);
     });
 
     const { conn: publisher, events } = await watched(b.url);
@@ -116,20 +116,32 @@ describe('memory watermark', () => {
     expect(node).toMatchObject({ mem_alarm: true, mem_limit: Math.round(watermark) });
     expect(b.output()).toMatch(/memory resource limit alarm set/);
 
-    // Publishes are no longer read: the publisher's next messages do not arrive.
-    await sleep(300);
-    const before = got;
+    // Publishes are no longer read: the publisher's next messages do not arrive. The 1 MiB
+    // messages read before the block may still be on their way to the consumer (on a busy
+    // machine for well over a second), so first wait until its count stops moving.
+    let before = -1;
+    for (let quiet = 0, t = Date.now(); quiet < 3 && Date.now() - t < 20_000; ) {
+      const now = got;
+      await sleep(400);
+      quiet = got === now ? quiet + 1 : 0;
+      before = got;
+    }
     for (let i = 0; i < 20; i++) pch.sendToQueue(q, body);
     await sleep(1500);
     expect(got).toBe(before);
 
     // Acks still flow: acking every delivery frees their memory, the alarm clears, and
     // the messages held back come in.
+    // From here on the consumer acks each delivery as it comes. The held-back messages read
+    // after the unblock may take memory over the watermark again for a moment (memory freed
+    // by the acks is not always handed back to the system at once): a second block then is
+    // the alarm doing its job, so only the first two events and the final state are fixed.
+    ackAsTheyCome = true;
     cch.ackAll();
     await waitFor(() => events.includes('unblocked'), 15_000, 'connection.unblocked');
-    expect(events).toEqual(['blocked: low on memory', 'unblocked']);
-    await waitFor(() => got === sent + 20, 10_000, `all ${sent + 20} messages (${got} so far)`);
-    cch.ackAll();
+    expect(events.slice(0, 2)).toEqual(['blocked: low on memory', 'unblocked']);
+    await waitFor(() => got === sent + 20, 20_000, `all ${sent + 20} messages (${got} so far)`);
+    await waitFor(() => events[events.length - 1] === 'unblocked', 15_000, 'the publisher to end unblocked');
     await waitFor(async () => (await api(b.httpPort, 'GET', '/api/health/checks/alarms')).status === 200, 5000, 'the alarm check to pass');
     expect(await metric(b.httpPort, 'rabbitmq_alarms_memory_used_watermark')).toBe(0);
     expect(b.output()).toMatch(/memory resource limit alarm cleared/);
