@@ -47,9 +47,30 @@ const canConnect = (port) =>
 async function runOnce(which) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'leveret-ab-'));
-  const broker = spawn(process.execPath, [builds[which], '--port', String(port), '--http-port', '0', '--data-dir', dir, '--log-level', 'warn'], { stdio: 'ignore' });
+  const broker = spawn(
+    process.execPath,
+    [builds[which], '--port', String(port), '--http-port', '0', '--data-dir', dir, '--log-level', 'warn'],
+    { stdio: 'ignore' },
+  );
   while (!(await canConnect(port))) await new Promise((r) => setTimeout(r, 50));
-  const r = spawnSync(process.execPath, [perf, '--uri', `amqp://guest:guest@127.0.0.1:${port}/%2f`, '--pid', String(broker.pid), '--duration', duration, '--warmup', '2', '--json', '--quiet', ...perfArgs], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      perf,
+      '--uri',
+      `amqp://guest:guest@127.0.0.1:${port}/%2f`,
+      '--pid',
+      String(broker.pid),
+      '--duration',
+      duration,
+      '--warmup',
+      '2',
+      '--json',
+      '--quiet',
+      ...perfArgs,
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 26 },
+  );
   broker.kill('SIGKILL');
   await new Promise((r2) => broker.once('exit', r2));
   rmSync(dir, { recursive: true, force: true });
@@ -70,10 +91,14 @@ for (let i = 0; i < runs; i++) {
   for (const which of i % 2 === 0 ? ['A', 'B'] : ['B', 'A']) {
     const r = await runOnce(which);
     out[which].push(r);
-    process.stdout.write(`run ${i + 1} ${which}: ${Math.round(r.consumed)} msg/s, broker CPU ${r.cpuPerMsg?.toFixed?.(2) ?? '?'} µs/msg, load ${os.loadavg()[0].toFixed(2)}\n`);
+    process.stdout.write(
+      `run ${i + 1} ${which}: ${Math.round(r.consumed)} msg/s, broker CPU ${r.cpuPerMsg?.toFixed?.(2) ?? '?'} µs/msg, load ${os.loadavg()[0].toFixed(2)}\n`,
+    );
   }
 }
 for (const which of ['A', 'B']) {
   const rs = out[which];
-  process.stdout.write(`${which} (${builds[which]}): median ${Math.round(median(rs.map((r) => r.consumed)))} msg/s, median CPU ${median(rs.map((r) => r.cpuPerMsg ?? NaN)).toFixed(2)} µs/msg\n`);
+  process.stdout.write(
+    `${which} (${builds[which]}): median ${Math.round(median(rs.map((r) => r.consumed)))} msg/s, median CPU ${median(rs.map((r) => r.cpuPerMsg ?? NaN)).toFixed(2)} µs/msg\n`,
+  );
 }

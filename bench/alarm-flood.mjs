@@ -49,7 +49,18 @@ const httpPort = await freePort();
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-flood-'));
 const broker = spawn(
   process.execPath,
-  [path.join(root, 'dist', 'cli.js'), '--port', String(port), '--http-port', String(httpPort), '--data-dir', dataDir, '--vm-memory-high-watermark', watermark, ...brokerArgs],
+  [
+    path.join(root, 'dist', 'cli.js'),
+    '--port',
+    String(port),
+    '--http-port',
+    String(httpPort),
+    '--data-dir',
+    dataDir,
+    '--vm-memory-high-watermark',
+    watermark,
+    ...brokerArgs,
+  ],
   { stdio: ['ignore', 'pipe', 'inherit'] },
 );
 let log = '';
@@ -103,9 +114,13 @@ for (let q = 0; q < queues; q++) depth += (await sch.queueDeclare(`flood-${q}`, 
 await setup.close();
 const published = counts.reduce((a, b) => a + b, 0);
 console.log(`${seconds} s flood, ${queues} queue(s), ${size} B transient messages, watermark ${watermark}:`);
-console.log(`  published ${published.toLocaleString()} (${Math.round(published / elapsed).toLocaleString()} msg/s), ${depth.toLocaleString()} in the queue(s)`);
+console.log(
+  `  published ${published.toLocaleString()} (${Math.round(published / elapsed).toLocaleString()} msg/s), ${depth.toLocaleString()} in the queue(s)`,
+);
 console.log(`  broker RSS ${mb(idle)} idle, peak ${mb(peak)}; data directory peak ${mb(peakDisk)}`);
-console.log(`  memory alarm ${/memory resource limit alarm set/.test(log) ? 'raised' : 'never raised'}; publishers blocked for ${(blockedFor / 1000).toFixed(1)} s`);
+console.log(
+  `  memory alarm ${/memory resource limit alarm set/.test(log) ? 'raised' : 'never raised'}; publishers blocked for ${(blockedFor / 1000).toFixed(1)} s`,
+);
 broker.kill('SIGTERM');
 await new Promise((r) => broker.once('exit', r));
 fs.rmSync(dataDir, { recursive: true, force: true });

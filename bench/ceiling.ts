@@ -98,7 +98,9 @@ function freePort(): Promise<number> {
 
 async function startSink(args: string[]): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(__dirname, 'sink.js'), '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, [join(__dirname, 'sink.js'), '--port', String(port), ...args], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       if (d.toString().includes('listening')) resolve();
@@ -112,7 +114,20 @@ function runPerf(port: number, pid: number, args: string[]): Promise<Record<stri
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [join(__dirname, 'perf.js'), '--uri', `amqp://guest:guest@127.0.0.1:${port}`, '--pid', String(pid), '--duration', String(DURATION), '--warmup', '1', '--json', '--quiet', ...args],
+      [
+        join(__dirname, 'perf.js'),
+        '--uri',
+        `amqp://guest:guest@127.0.0.1:${port}`,
+        '--pid',
+        String(pid),
+        '--duration',
+        String(DURATION),
+        '--warmup',
+        '1',
+        '--json',
+        '--quiet',
+        ...args,
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -137,7 +152,11 @@ async function main(): Promise<void> {
     { name: 'publish with confirms (window 256)', sink: [], perf: ['--consumers', '0', '--confirm', '256'] },
     { name: 'consume from flooding sink', sink: [], perf: ['--producers', '0', '--prefetch', '1000', '--multi-ack-every', '100'] },
     { name: 'both roles through echoing sink', sink: ['--echo'], perf: ['--prefetch', '1000', '--multi-ack-every', '100'] },
-    { name: 'echoing sink at a fixed 5,000 msg/s', sink: ['--echo'], perf: ['--prefetch', '1000', '--multi-ack-every', '100', '--rate', '5000'] },
+    {
+      name: 'echoing sink at a fixed 5,000 msg/s',
+      sink: ['--echo'],
+      perf: ['--prefetch', '1000', '--multi-ack-every', '100', '--rate', '5000'],
+    },
   ];
   for (const size of [16, 1024]) {
     for (const c of cases) {
@@ -154,7 +173,12 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(rows.join('\n') + '\n');
-  process.stdout.write(`\nload average after: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+  process.stdout.write(
+    `\nload average after: ${(await import('node:os'))
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}\n`,
+  );
 }
 
 main().catch((err) => {

@@ -11,7 +11,19 @@
  *                            [--repeat N] [--commit REV] [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -73,7 +85,11 @@ if (!Number.isInteger(REPEAT) || REPEAT < 1) {
 /** A broker growing past this is stopped early (above RabbitMQ's own 40 % memory watermark). */
 const RSS_LIMIT_MB = Math.round((totalmem() / 1048576) * 0.45);
 const RESULTS = resolve(values.results ?? join(BENCH, 'RESULTS.md'));
-for (const [name, v] of [['duration', DURATION], ['warmup', WARMUP], ['backlog', BACKLOG]] as const) {
+for (const [name, v] of [
+  ['duration', DURATION],
+  ['warmup', WARMUP],
+  ['backlog', BACKLOG],
+] as const) {
   if (!Number.isFinite(v) || v < 0) {
     process.stderr.write(`compare: bad --${name}\n${USAGE}`);
     process.exit(1);
@@ -93,30 +109,90 @@ interface Scenario {
   /** Not a fixed-duration run. */
   untimed?: boolean;
   /** Runs its own sequence instead of one leveret-perf run (scenario i). */
-  custom?: (s: Scenario, which: 'Leveret' | 'RabbitMQ', rabbitUri: string | undefined) => Promise<{ result: PerfResult | null; error: string | null }>;
+  custom?: (
+    s: Scenario,
+    which: 'Leveret' | 'RabbitMQ',
+    rabbitUri: string | undefined,
+  ) => Promise<{ result: PerfResult | null; error: string | null }>;
 }
 
 const consumerOpts = ['--prefetch', '1000', '--multi-ack-every', '100'];
 const RECOVERY_QUEUE = 'bench-recovery';
-const RECOVERY_DRAIN_ARGS = ['--consume-only', '--queue', RECOVERY_QUEUE, '--exchange', '', '--durable-queue', ...consumerOpts, '--max-time', '1800'];
+const RECOVERY_DRAIN_ARGS = [
+  '--consume-only',
+  '--queue',
+  RECOVERY_QUEUE,
+  '--exchange',
+  '',
+  '--durable-queue',
+  ...consumerOpts,
+  '--max-time',
+  '1800',
+];
 /** How long a restarted broker may take to listen, and then to show the whole queue. */
 const RECOVERY_TIMEOUT_MS = 900_000;
-const throughput = { metric: 'consumeRate' as const, text: 'consumed msg/s ≥ 3× RabbitMQ', pass: (r: number) => r >= 3, higherIsBetter: true };
+const throughput = {
+  metric: 'consumeRate' as const,
+  text: 'consumed msg/s ≥ 3× RabbitMQ',
+  pass: (r: number) => r >= 3,
+  higherIsBetter: true,
+};
 
 const SCENARIOS: Scenario[] = [
-  { id: 'a', title: '1 producer → 1 consumer, 16 B transient, prefetch 1000, multi-ack every 100', args: ['--producers', '1', '--consumers', '1', '--size', '16', ...consumerOpts], target: throughput },
-  { id: 'b', title: '1 producer → 1 consumer, 1 KB transient, prefetch 1000, multi-ack every 100', args: ['--producers', '1', '--consumers', '1', '--size', '1024', ...consumerOpts], target: throughput },
+  {
+    id: 'a',
+    title: '1 producer → 1 consumer, 16 B transient, prefetch 1000, multi-ack every 100',
+    args: ['--producers', '1', '--consumers', '1', '--size', '16', ...consumerOpts],
+    target: throughput,
+  },
+  {
+    id: 'b',
+    title: '1 producer → 1 consumer, 1 KB transient, prefetch 1000, multi-ack every 100',
+    args: ['--producers', '1', '--consumers', '1', '--size', '1024', ...consumerOpts],
+    target: throughput,
+  },
   {
     id: 'c',
     title: '1 → 1, 1 KB persistent, confirms (window 256), durable queue',
-    args: ['--producers', '1', '--consumers', '1', '--size', '1024', '--persistent', '--confirm', '256', '--durable-queue', ...consumerOpts],
+    args: [
+      '--producers',
+      '1',
+      '--consumers',
+      '1',
+      '--size',
+      '1024',
+      '--persistent',
+      '--confirm',
+      '256',
+      '--durable-queue',
+      ...consumerOpts,
+    ],
     target: throughput,
   },
-  { id: 'd', title: 'fanout 1 → 50 queues, one consumer (connection) per queue, 16 B', args: ['--producers', '1', '--fanout-queues', '50', '--size', '16', ...consumerOpts], target: throughput },
+  {
+    id: 'd',
+    title: 'fanout 1 → 50 queues, one consumer (connection) per queue, 16 B',
+    args: ['--producers', '1', '--fanout-queues', '50', '--size', '16', ...consumerOpts],
+    target: throughput,
+  },
   {
     id: 'e',
     title: 'topic exchange with 10,000 bindings; 1,000 routing keys, each matching one binding; 16 B',
-    args: ['--producers', '1', '--consumers', '1', '--exchange-type', 'topic', '--bindings', '10000', '--routing-keys', '1000', '--size', '16', ...consumerOpts],
+    args: [
+      '--producers',
+      '1',
+      '--consumers',
+      '1',
+      '--exchange-type',
+      'topic',
+      '--bindings',
+      '10000',
+      '--routing-keys',
+      '1000',
+      '--size',
+      '16',
+      ...consumerOpts,
+    ],
     target: throughput,
   },
   {
@@ -128,7 +204,23 @@ const SCENARIOS: Scenario[] = [
   {
     id: 'g',
     title: `backlog: ${BACKLOG.toLocaleString('en-US')} × 1 KB persistent into a durable queue (confirms, window 256), then drained`,
-    args: ['--producers', '1', '--consumers', '1', '--backlog', String(BACKLOG), '--size', '1024', '--persistent', '--confirm', '256', '--durable-queue', ...consumerOpts, '--max-time', '1800'],
+    args: [
+      '--producers',
+      '1',
+      '--consumers',
+      '1',
+      '--backlog',
+      String(BACKLOG),
+      '--size',
+      '1024',
+      '--persistent',
+      '--confirm',
+      '256',
+      '--durable-queue',
+      ...consumerOpts,
+      '--max-time',
+      '1800',
+    ],
     target: { metric: 'peakRss', text: 'peak RSS ≤ ½ RabbitMQ', pass: (r) => r <= 0.5, higherIsBetter: false },
     untimed: true,
   },
@@ -142,7 +234,22 @@ const SCENARIOS: Scenario[] = [
     id: 'i',
     title: `recovery: ${BACKLOG.toLocaleString('en-US')} × 1 KB persistent in a durable queue, broker killed (SIGKILL) and restarted, then drained`,
     // The two leveret-perf runs around the kill; see runRecovery.
-    args: ['--publish-only', String(BACKLOG), '--size', '1024', '--persistent', '--confirm', '256', '--durable-queue', '--queue', RECOVERY_QUEUE, '--exchange', '', '--max-time', '1800'],
+    args: [
+      '--publish-only',
+      String(BACKLOG),
+      '--size',
+      '1024',
+      '--persistent',
+      '--confirm',
+      '256',
+      '--durable-queue',
+      '--queue',
+      RECOVERY_QUEUE,
+      '--exchange',
+      '',
+      '--max-time',
+      '1800',
+    ],
     target: {
       metric: 'recoveryListenMs',
       text: '≤ 3 s to accepting connections (and below RabbitMQ)',
@@ -267,7 +374,8 @@ async function waitForPort(port: number, t0: number, timeoutMs: number, exited: 
     if (await canConnect(port)) return performance.now() - t0;
     const gone = exited();
     if (gone !== null) throw new Error(gone);
-    if (performance.now() - t0 > timeoutMs) throw new Error(`port ${port} did not accept connections within ${Math.round(timeoutMs / 1000)} s`);
+    if (performance.now() - t0 > timeoutMs)
+      throw new Error(`port ${port} did not accept connections within ${Math.round(timeoutMs / 1000)} s`);
     await sleep(10);
   }
 }
@@ -286,10 +394,26 @@ async function startLeveret(place?: LeveretPlace, timeoutMs = 30_000): Promise<R
   const logStart = existsSync(logFile) ? readFileSync(logFile).length : 0;
   const fd = openSync(logFile, 'a');
   const t0 = performance.now();
-  const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', process.execPath, LEVERET_CLI, '--port', String(port), '--http-port', String(httpPort), '--data-dir', join(dir, 'data')], {
-    cwd: ROOT,
-    stdio: ['ignore', fd, fd],
-  });
+  const child = spawn(
+    'sh',
+    [
+      '-c',
+      RAISE_NOFILE,
+      'sh',
+      process.execPath,
+      LEVERET_CLI,
+      '--port',
+      String(port),
+      '--http-port',
+      String(httpPort),
+      '--data-dir',
+      join(dir, 'data'),
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
   const exit: Promise<void> = new Promise((r) => child.once('exit', () => r()));
   const kill = (): void => {
@@ -299,7 +423,9 @@ async function startLeveret(place?: LeveretPlace, timeoutMs = 30_000): Promise<R
   const ownLog = (): string => readFileSync(logFile, 'utf8').slice(logStart);
   let listenMs: number;
   try {
-    listenMs = await waitForPort(port, t0, timeoutMs, () => (child.exitCode !== null ? `Leveret exited with ${child.exitCode} during start:\n${tail(logFile)}` : null));
+    listenMs = await waitForPort(port, t0, timeoutMs, () =>
+      child.exitCode !== null ? `Leveret exited with ${child.exitCode} during start:\n${tail(logFile)}` : null,
+    );
     // The port could in theory belong to someone else: make sure this Leveret says it is listening.
     const t = Date.now();
     while (!ownLog().includes('listening')) {
@@ -346,7 +472,9 @@ async function startLeveret(place?: LeveretPlace, timeoutMs = 30_000): Promise<R
     },
   };
   // {"level":30,...,"messages":N,"ms":M,"msg":"store recovered"}
-  const line = ownLog().split('\n').find((l) => l.includes('"store recovered"'));
+  const line = ownLog()
+    .split('\n')
+    .find((l) => l.includes('"store recovered"'));
   if (line) {
     try {
       b.storeRecovered = JSON.parse(line);
@@ -358,11 +486,13 @@ async function startLeveret(place?: LeveretPlace, timeoutMs = 30_000): Promise<R
 }
 
 function rabbitServerBin(): string {
-  for (const p of ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/local/sbin/rabbitmq-server', '/usr/sbin/rabbitmq-server']) if (existsSync(p)) return p;
+  for (const p of ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/local/sbin/rabbitmq-server', '/usr/sbin/rabbitmq-server'])
+    if (existsSync(p)) return p;
   return 'rabbitmq-server';
 }
 function rabbitCtlBin(): string {
-  for (const p of ['/usr/lib/rabbitmq/bin/rabbitmqctl', '/usr/local/sbin/rabbitmqctl', '/usr/sbin/rabbitmqctl']) if (existsSync(p)) return p;
+  for (const p of ['/usr/lib/rabbitmq/bin/rabbitmqctl', '/usr/local/sbin/rabbitmqctl', '/usr/sbin/rabbitmqctl'])
+    if (existsSync(p)) return p;
   return 'rabbitmqctl';
 }
 
@@ -419,7 +549,9 @@ async function startRabbit(place?: RabbitPlace, timeoutMs = 90_000): Promise<Run
   cleanups.add(killAll);
   let listenMs: number;
   try {
-    listenMs = await waitForPort(port, t0, timeoutMs, () => (child.exitCode !== null ? `RabbitMQ exited with ${child.exitCode} during start:\n${tail(logFile)}` : null));
+    listenMs = await waitForPort(port, t0, timeoutMs, () =>
+      child.exitCode !== null ? `RabbitMQ exited with ${child.exitCode} during start:\n${tail(logFile)}` : null,
+    );
   } catch (err) {
     killAll();
     cleanups.delete(killAll);
@@ -477,7 +609,18 @@ function externalRabbit(uri: string, pid: number | null): RunningBroker {
   const no = (): never => {
     throw new Error('scenario i needs a RabbitMQ started by the script (not --rabbit-uri)');
   };
-  return { name: 'RabbitMQ', uri, port, pid: pid ?? pidListeningOn(port), spawnedAt: null, listenMs: null, logFile: null, async stop() {}, kill9: async () => no(), restart: async () => no() };
+  return {
+    name: 'RabbitMQ',
+    uri,
+    port,
+    pid: pid ?? pidListeningOn(port),
+    spawnedAt: null,
+    listenMs: null,
+    logFile: null,
+    async stop() {},
+    kill9: async () => no(),
+    restart: async () => no(),
+  };
 }
 
 process.on('SIGINT', () => {
@@ -511,7 +654,11 @@ function medianOutcome(s: Scenario, runs: Outcome[]): Outcome {
   return { ...ok[Math.floor((ok.length - 1) / 2)], runs: values };
 }
 
-function runPerf(scenario: Scenario, broker: RunningBroker, perfArgs = scenario.args): Promise<{ result: PerfResult | null; error: string | null }> {
+function runPerf(
+  scenario: Scenario,
+  broker: RunningBroker,
+  perfArgs = scenario.args,
+): Promise<{ result: PerfResult | null; error: string | null }> {
   const args = [PERF, '--uri', broker.uri, '--json', ...perfArgs];
   if (!scenario.untimed) args.push('--duration', String(DURATION), '--warmup', String(WARMUP));
   if (broker.pid) args.push('--pid', String(broker.pid), '--rss-limit', String(RSS_LIMIT_MB));
@@ -539,7 +686,10 @@ function runPerf(scenario: Scenario, broker: RunningBroker, perfArgs = scenario.
           return res({ result: null, error: `unparsable output: ${out.slice(0, 500)}` });
         }
       }
-      const lastErr = errTail.split('\n').filter((l) => l.includes('ERROR') || l.includes('Error')).pop();
+      const lastErr = errTail
+        .split('\n')
+        .filter((l) => l.includes('ERROR') || l.includes('Error'))
+        .pop();
       res({ result: null, error: `leveret-perf exited with ${signal ?? code}${lastErr ? `: ${lastErr.trim()}` : ''}` });
     });
   });
@@ -593,9 +743,12 @@ async function waitForQueue(uri: string, queue: string, n: number, t0: number, t
       if (!conn || !conn.alive) {
         let timedOut = false;
         const p = Connection.connect(u, 'recovery-probe');
-        p.then((c) => {
-          if (timedOut) c.destroy();
-        }, () => {});
+        p.then(
+          (c) => {
+            if (timedOut) c.destroy();
+          },
+          () => {},
+        );
         try {
           conn = await withTimeout(p, 10_000, 'connect');
         } catch (err) {
@@ -636,8 +789,13 @@ async function waitForQueue(uri: string, queue: string, n: number, t0: number, t
  * broker, start it again on the same data directory, time it to accepting connections and
  * to the queue showing all N messages, sample its RSS, then drain the queue.
  */
-async function runRecovery(s: Scenario, which: 'Leveret' | 'RabbitMQ', rabbitUri: string | undefined): Promise<{ result: PerfResult | null; error: string | null }> {
-  if (which === 'RabbitMQ' && rabbitUri) return { result: null, error: 'scenario i needs a RabbitMQ started by the script (not --rabbit-uri)' };
+async function runRecovery(
+  s: Scenario,
+  which: 'Leveret' | 'RabbitMQ',
+  rabbitUri: string | undefined,
+): Promise<{ result: PerfResult | null; error: string | null }> {
+  if (which === 'RabbitMQ' && rabbitUri)
+    return { result: null, error: 'scenario i needs a RabbitMQ started by the script (not --rabbit-uri)' };
   const start = (): Promise<RunningBroker> => (which === 'Leveret' ? startLeveret() : startRabbit());
   let broker: RunningBroker | null = null;
   /** The killed broker, until its restart is up (its stop() removes the data directory). */
@@ -647,7 +805,9 @@ async function runRecovery(s: Scenario, which: 'Leveret' | 'RabbitMQ', rabbitUri
   try {
     broker = await start();
     rec.emptyStartListenMs = round1(broker.listenMs);
-    log(`compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'}), ${fmtSec(broker.listenMs)} to accepting connections; publishing ${BACKLOG.toLocaleString('en-US')} messages`);
+    log(
+      `compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'}), ${fmtSec(broker.listenMs)} to accepting connections; publishing ${BACKLOG.toLocaleString('en-US')} messages`,
+    );
     const pub = await runPerf(s, broker, s.args);
     if (!pub.result) return { result: null, error: `publishing: ${pub.error}` };
     result.publish = pub.result;
@@ -663,7 +823,9 @@ async function runRecovery(s: Scenario, which: 'Leveret' | 'RabbitMQ', rabbitUri
     const before = await waitForQueue(broker.uri, RECOVERY_QUEUE, BACKLOG, performance.now(), 60_000);
     rec.countBeforeKill = before.count;
     rec.rssBeforeKillBytes = broker.pid ? (sampleProc(broker.pid)?.rss ?? null) : null;
-    log(`compare: ${which} holds ${before.count ?? '?'} messages, RSS ${fmtMB(rec.rssBeforeKillBytes as number | null)}; kill -9 ${broker.pid}`);
+    log(
+      `compare: ${which} holds ${before.count ?? '?'} messages, RSS ${fmtMB(rec.rssBeforeKillBytes as number | null)}; kill -9 ${broker.pid}`,
+    );
     await broker.kill9();
     killed = broker;
     broker = null;
@@ -728,8 +890,10 @@ function machine(): Record<string, string | number> {
   };
 }
 
-const fmtInt = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
-const fmtMs = (n: number | null | undefined): string => (n === null || n === undefined ? '–' : n >= 100 ? `${n.toFixed(0)} ms` : `${n.toFixed(2)} ms`);
+const fmtInt = (n: number | null | undefined): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US');
+const fmtMs = (n: number | null | undefined): string =>
+  n === null || n === undefined ? '–' : n >= 100 ? `${n.toFixed(0)} ms` : `${n.toFixed(2)} ms`;
 const fmtMB = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : `${(b / 1048576).toFixed(1)} MB`);
 const fmtKB = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : `${(b / 1024).toFixed(1)} kB`);
 const fmtRatio = (r: number | null): string => (r === null || !Number.isFinite(r) ? '–' : `${r.toFixed(2)}×`);
@@ -800,29 +964,82 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
     rows.push({ label: 'messages confirmed before the kill', l: a.confirmed, r: b.confirmed, fmt: count });
     rows.push({ label: 'publish rate (confirmed)', l: a.publishRate, r: b.publishRate, fmt: rate });
     rows.push({ label: 'broker RSS just before the kill', l: a.rssBeforeKillBytes, r: b.rssBeforeKillBytes, fmt: fmtMB });
-    rows.push({ label: 'start-up of an empty broker (first start) to accepting connections', l: a.emptyStartListenMs, r: b.emptyStartListenMs, fmt: fmtSec });
-    rows.push({ label: 'restart after kill -9 to accepting connections', l: a.listenMs, r: b.listenMs, fmt: fmtSec, ...mark('recoveryListenMs') });
-    rows.push({ label: `restart to the queue showing all ${fmtInt(BACKLOG)} messages (passive declare)`, l: a.readyMs, r: b.readyMs, fmt: fmtSec });
+    rows.push({
+      label: 'start-up of an empty broker (first start) to accepting connections',
+      l: a.emptyStartListenMs,
+      r: b.emptyStartListenMs,
+      fmt: fmtSec,
+    });
+    rows.push({
+      label: 'restart after kill -9 to accepting connections',
+      l: a.listenMs,
+      r: b.listenMs,
+      fmt: fmtSec,
+      ...mark('recoveryListenMs'),
+    });
+    rows.push({
+      label: `restart to the queue showing all ${fmtInt(BACKLOG)} messages (passive declare)`,
+      l: a.readyMs,
+      r: b.readyMs,
+      fmt: fmtSec,
+    });
     rows.push({ label: 'messages in the queue after the restart', l: a.recoveredCount, r: b.recoveredCount, fmt: count });
-    rows.push({ label: "Leveret's own log: store recovered in", l: a.storeRecovered?.ms, r: null, fmt: (n) => (n === null || n === undefined ? '–' : `${fmtInt(n)} ms`) });
+    rows.push({
+      label: "Leveret's own log: store recovered in",
+      l: a.storeRecovered?.ms,
+      r: null,
+      fmt: (n) => (n === null || n === undefined ? '–' : `${fmtInt(n)} ms`),
+    });
     rows.push({ label: 'broker RSS right after recovery', l: a.rssAfterRecoveryBytes, r: b.rssAfterRecoveryBytes, fmt: fmtMB });
     rows.push({ label: 'drain rate after recovery', l: a.drainRate, r: b.drainRate, fmt: rate });
     rows.push({ label: 'broker peak RSS while draining', l: a.drainPeakRssBytes, r: b.drainPeakRssBytes, fmt: fmtMB });
-    rows.push({ label: 'broker CPU while draining (% of one core)', l: L?.brokerProcess?.cpuPercent, r: R?.brokerProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
-    rows.push({ label: 'load tool CPU while draining (% of one core)', l: L?.toolProcess?.cpuPercent, r: R?.toolProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
-    rows.push({ label: 'machine load average before the run', l: lev.loadBefore, r: rab.loadBefore, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+    rows.push({
+      label: 'broker CPU while draining (% of one core)',
+      l: L?.brokerProcess?.cpuPercent,
+      r: R?.brokerProcess?.cpuPercent,
+      fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`),
+    });
+    rows.push({
+      label: 'load tool CPU while draining (% of one core)',
+      l: L?.toolProcess?.cpuPercent,
+      r: R?.toolProcess?.cpuPercent,
+      fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`),
+    });
+    rows.push({
+      label: 'machine load average before the run',
+      l: lev.loadBefore,
+      r: rab.loadBefore,
+      fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)),
+    });
   } else if (s.id === 'g') {
     rows.push({ label: 'publish rate (into backlog, confirmed)', l: L?.backlog?.publishRate, r: R?.backlog?.publishRate, fmt: rate });
     rows.push({ label: 'drain rate', l: L?.backlog?.drainRate, r: R?.backlog?.drainRate, fmt: rate });
-    rows.push({ label: 'broker RSS at the end of publishing', l: L?.backlog?.rssAfterPublishBytes, r: R?.backlog?.rssAfterPublishBytes, fmt: fmtMB });
+    rows.push({
+      label: 'broker RSS at the end of publishing',
+      l: L?.backlog?.rssAfterPublishBytes,
+      r: R?.backlog?.rssAfterPublishBytes,
+      fmt: fmtMB,
+    });
   } else if (s.id === 'f') {
     rows.push({ label: 'RSS before the connections', l: L?.idle?.rssBeforeBytes, r: R?.idle?.rssBeforeBytes, fmt: fmtMB });
     rows.push({ label: 'RSS with 1,000 connections', l: L?.idle?.rssAfterBytes, r: R?.idle?.rssAfterBytes, fmt: fmtMB });
-    rows.push({ label: 'RSS per connection', l: L?.idle?.rssPerConnectionBytes, r: R?.idle?.rssPerConnectionBytes, fmt: fmtKB, ...mark('rssPerConnection') });
-    rows.push({ label: 'time to open them', l: L?.idle?.setupSeconds, r: R?.idle?.setupSeconds, fmt: (n) => (n === null || n === undefined ? '–' : `${n} s`) });
+    rows.push({
+      label: 'RSS per connection',
+      l: L?.idle?.rssPerConnectionBytes,
+      r: R?.idle?.rssPerConnectionBytes,
+      fmt: fmtKB,
+      ...mark('rssPerConnection'),
+    });
+    rows.push({
+      label: 'time to open them',
+      l: L?.idle?.setupSeconds,
+      r: R?.idle?.setupSeconds,
+      fmt: (n) => (n === null || n === undefined ? '–' : `${n} s`),
+    });
   } else {
     rows.push({ label: 'published msg/s', l: L?.publishRate, r: R?.publishRate, fmt: fmtInt });
-    if (L?.confirmRate !== null && L?.confirmRate !== undefined) rows.push({ label: 'confirmed msg/s', l: L?.confirmRate, r: R?.confirmRate, fmt: fmtInt });
+    if (L?.confirmRate !== null && L?.confirmRate !== undefined)
+      rows.push({ label: 'confirmed msg/s', l: L?.confirmRate, r: R?.confirmRate, fmt: fmtInt });
     rows.push({ label: 'consumed msg/s', l: L?.consumeRate, r: R?.consumeRate, fmt: fmtInt, ...mark('consumeRate') });
   }
   if (s.id !== 'f' && s.id !== 'i') {
@@ -831,27 +1048,70 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
     if (s.id === 'h') rows.push({ label: 'latency max', l: L?.latencyMs?.max, r: R?.latencyMs?.max, fmt: fmtMs });
   }
   if (s.id !== 'i') {
-    rows.push({ label: 'broker peak RSS', l: L?.brokerProcess?.peakRssBytes, r: R?.brokerProcess?.peakRssBytes, fmt: fmtMB, ...mark('peakRss') });
+    rows.push({
+      label: 'broker peak RSS',
+      l: L?.brokerProcess?.peakRssBytes,
+      r: R?.brokerProcess?.peakRssBytes,
+      fmt: fmtMB,
+      ...mark('peakRss'),
+    });
     if (s.id !== 'f') {
-      rows.push({ label: 'broker CPU s per million msgs', l: L?.brokerProcess?.cpuSecondsPerMillion, r: R?.brokerProcess?.cpuSecondsPerMillion, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+      rows.push({
+        label: 'broker CPU s per million msgs',
+        l: L?.brokerProcess?.cpuSecondsPerMillion,
+        r: R?.brokerProcess?.cpuSecondsPerMillion,
+        fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)),
+      });
     }
-    rows.push({ label: 'broker CPU (% of one core)', l: L?.brokerProcess?.cpuPercent, r: R?.brokerProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
-    rows.push({ label: 'load tool CPU (% of one core)', l: L?.toolProcess?.cpuPercent, r: R?.toolProcess?.cpuPercent, fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`) });
-    rows.push({ label: 'machine load average before the run', l: lev.loadBefore, r: rab.loadBefore, fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)) });
+    rows.push({
+      label: 'broker CPU (% of one core)',
+      l: L?.brokerProcess?.cpuPercent,
+      r: R?.brokerProcess?.cpuPercent,
+      fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`),
+    });
+    rows.push({
+      label: 'load tool CPU (% of one core)',
+      l: L?.toolProcess?.cpuPercent,
+      r: R?.toolProcess?.cpuPercent,
+      fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`),
+    });
+    rows.push({
+      label: 'machine load average before the run',
+      l: lev.loadBefore,
+      r: rab.loadBefore,
+      fmt: (n) => (n === null || n === undefined ? '–' : n.toFixed(2)),
+    });
   }
 
   const lines = ['| metric | Leveret | RabbitMQ | Leveret/RabbitMQ | target | result |', '|---|---:|---:|---:|---|---|'];
   for (const row of rows) {
-    const showRatio = !row.label.startsWith('machine') && !row.label.startsWith('load tool') && !row.label.startsWith('messages') && !row.label.startsWith("Leveret's");
-    lines.push(`| ${row.label} | ${row.fmt(row.l)} | ${row.fmt(row.r)} | ${showRatio ? fmtRatio(ratio(row.l, row.r)) : ''} | ${row.target ?? ''} | ${row.verdict ? `**${row.verdict}**` : ''} |`);
+    const showRatio =
+      !row.label.startsWith('machine') &&
+      !row.label.startsWith('load tool') &&
+      !row.label.startsWith('messages') &&
+      !row.label.startsWith("Leveret's");
+    lines.push(
+      `| ${row.label} | ${row.fmt(row.l)} | ${row.fmt(row.r)} | ${showRatio ? fmtRatio(ratio(row.l, row.r)) : ''} | ${row.target ?? ''} | ${row.verdict ? `**${row.verdict}**` : ''} |`,
+    );
   }
   if (lev.runs && lev.runs.length > 1) {
     const f = (v: number | null): string => (v === null ? 'failed' : fmtTarget(s.target.metric, v));
-    lines.push('', `${lev.runs.length} runs per broker, alternating; the table shows each broker's median run by the target metric. ` +
-      `All runs: Leveret ${lev.runs.map(f).join(', ')}; RabbitMQ ${(rab.runs ?? []).map(f).join(', ')}.`);
+    lines.push(
+      '',
+      `${lev.runs.length} runs per broker, alternating; the table shows each broker's median run by the target metric. ` +
+        `All runs: Leveret ${lev.runs.map(f).join(', ')}; RabbitMQ ${(rab.runs ?? []).map(f).join(', ')}.`,
+    );
   }
-  if (lost) lines.push('', `**Leveret lost messages:** ${fmtInt(L!.recovery.confirmed)} were confirmed before the kill, ${L!.recovery.recoveredCount === null ? 'none' : fmtInt(L!.recovery.recoveredCount)} were in the queue after the restart.`);
-  if (s.id === 'i' && R?.recovery && R.recovery.recoveredCount !== R.recovery.messages) lines.push('', `RabbitMQ: ${fmtInt(R.recovery.confirmed)} confirmed before the kill, ${R.recovery.recoveredCount === null ? 'none' : fmtInt(R.recovery.recoveredCount)} in the queue after the restart.`);
+  if (lost)
+    lines.push(
+      '',
+      `**Leveret lost messages:** ${fmtInt(L!.recovery.confirmed)} were confirmed before the kill, ${L!.recovery.recoveredCount === null ? 'none' : fmtInt(L!.recovery.recoveredCount)} were in the queue after the restart.`,
+    );
+  if (s.id === 'i' && R?.recovery && R.recovery.recoveredCount !== R.recovery.messages)
+    lines.push(
+      '',
+      `RabbitMQ: ${fmtInt(R.recovery.confirmed)} confirmed before the kill, ${R.recovery.recoveredCount === null ? 'none' : fmtInt(R.recovery.recoveredCount)} in the queue after the restart.`,
+    );
   if (L?.stopReason) lines.push('', `Leveret run ended early: ${L.stopReason}.`);
   if (R?.stopReason) lines.push('', `RabbitMQ run ended early: ${R.stopReason}.`);
   if (lev.error) lines.push('', `Leveret run failed: \`${lev.error}\``);
@@ -876,9 +1136,15 @@ function prepareLeveret(): string {
     const sha = git(['rev-parse', '--verify', `${values.commit}^{commit}`]);
     if (!sha) throw new Error(`--commit ${values.commit}: not a commit`);
     log(`compare: building Leveret at commit ${sha.slice(0, 7)} (git archive + tsc in ${snap})`);
-    const x = spawnSync('sh', ['-c', 'git archive "$1" src tsconfig.json package.json | tar -x -C "$2"', 'sh', sha, snap], { cwd: ROOT, stdio: 'inherit' });
+    const x = spawnSync('sh', ['-c', 'git archive "$1" src tsconfig.json package.json | tar -x -C "$2"', 'sh', sha, snap], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
     if (x.status !== 0) throw new Error('git archive failed');
-    const b = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(snap, 'tsconfig.json')], { cwd: snap, stdio: 'inherit' });
+    const b = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(snap, 'tsconfig.json')], {
+      cwd: snap,
+      stdio: 'inherit',
+    });
     if (b.status !== 0) throw new Error(`tsc failed for commit ${sha.slice(0, 7)}`);
     described = `${git(['rev-parse', '--short', sha])} (built from \`git archive\` of the commit, not from the working tree)`;
   } else {
@@ -900,12 +1166,17 @@ function prepareLeveret(): string {
 async function main(): Promise<void> {
   const built = prepareLeveret();
 
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:.]/g, '-')
+    .replace(/-\d+Z$/, 'Z');
   const outDir = join(BENCH, 'out', stamp);
   mkdirSync(outDir, { recursive: true });
   const info: Record<string, string | number> = { ...machine(), commit: built };
   const started = new Date();
-  log(`compare: ${selected.length} scenario(s) × ${REPEAT}, ${DURATION} s each (+${WARMUP} s warm-up), backlog ${BACKLOG}; raw results in ${outDir}`);
+  log(
+    `compare: ${selected.length} scenario(s) × ${REPEAT}, ${DURATION} s each (+${WARMUP} s warm-up), backlog ${BACKLOG}; raw results in ${outDir}`,
+  );
 
   const rabbitUri = values['rabbit-uri'];
   const rabbitPid = values['rabbit-pid'] ? Number(values['rabbit-pid']) : null;
@@ -924,21 +1195,29 @@ async function main(): Promise<void> {
           if (REPEAT > 1) log(`compare: ${which}, run ${rep} of ${REPEAT}`);
           const { result, error } = await s.custom(s, which, rabbitUri);
           outcome = { broker: which, result, error, loadBefore };
-          if (result?.broker) versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
-        } else try {
-          broker = which === 'Leveret' ? await startLeveret() : rabbitUri ? externalRabbit(rabbitUri, rabbitPid) : await startRabbit();
-          log(`compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'})${REPEAT > 1 ? `, run ${rep} of ${REPEAT}` : ''}`);
-          const { result, error } = await runPerf(s, broker);
-          outcome = { broker: which, result, error, loadBefore };
-          if (result?.broker) versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
-        } catch (err) {
-          outcome = { broker: which, result: null, error: (err as Error).message, loadBefore };
-        } finally {
-          if (broker) await broker.stop();
-        }
+          if (result?.broker)
+            versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
+        } else
+          try {
+            broker = which === 'Leveret' ? await startLeveret() : rabbitUri ? externalRabbit(rabbitUri, rabbitPid) : await startRabbit();
+            log(
+              `compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'})${REPEAT > 1 ? `, run ${rep} of ${REPEAT}` : ''}`,
+            );
+            const { result, error } = await runPerf(s, broker);
+            outcome = { broker: which, result, error, loadBefore };
+            if (result?.broker)
+              versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
+          } catch (err) {
+            outcome = { broker: which, result: null, error: (err as Error).message, loadBefore };
+          } finally {
+            if (broker) await broker.stop();
+          }
         if (outcome.error) log(`compare: ${which} ${s.id}: ${outcome.error}`);
         const suffix = REPEAT > 1 ? `-${rep}` : '';
-        writeFileSync(join(outDir, `${s.id}-${which.toLowerCase()}${suffix}.json`), JSON.stringify({ scenario: s.id, args: s.args, run: rep, ...outcome }, null, 2));
+        writeFileSync(
+          join(outDir, `${s.id}-${which.toLowerCase()}${suffix}.json`),
+          JSON.stringify({ scenario: s.id, args: s.args, run: rep, ...outcome }, null, 2),
+        );
         runs[which].push(outcome);
       }
     }
@@ -949,31 +1228,54 @@ async function main(): Promise<void> {
   // --- RESULTS.md
   const md: string[] = [];
   md.push('# Leveret vs RabbitMQ — benchmark results', '');
-  md.push(`Generated by \`npm run bench:compare${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC.`, '');
+  md.push(
+    `Generated by \`npm run bench:compare${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC.`,
+    '',
+  );
   md.push('| | |', '|---|---|');
   md.push(`| machine | ${info.cpu}, ${info.cores} cores, ${info.memory} RAM, Linux ${info.kernel} |`);
   md.push(`| Leveret | ${versions.Leveret ?? '?'}, commit ${info.commit} |`);
-  md.push(`| RabbitMQ | ${versions.RabbitMQ ?? '?'}${rabbitUri ? `, already running at ${rabbitUri.replace(/\/\/[^@]*@/, '//')}` : ', a fresh node per scenario with stock settings'} |`);
+  md.push(
+    `| RabbitMQ | ${versions.RabbitMQ ?? '?'}${rabbitUri ? `, already running at ${rabbitUri.replace(/\/\/[^@]*@/, '//')}` : ', a fresh node per scenario with stock settings'} |`,
+  );
   md.push(`| Node.js | ${info.node} (Leveret and the load tool) |`);
-  md.push(`| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenarios g and i run to completion); Leveret first, then RabbitMQ, each on a fresh broker${REPEAT > 1 ? `; ${REPEAT} alternating runs each, median reported` : ''} |`);
+  md.push(
+    `| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenarios g and i run to completion); Leveret first, then RabbitMQ, each on a fresh broker${REPEAT > 1 ? `; ${REPEAT} alternating runs each, median reported` : ''} |`,
+  );
   md.push(`| raw JSON | \`bench/out/${stamp}/\` |`, '');
-  md.push('The load tool runs on the same machine and shares its cores with the broker; its own CPU use is in each table. ' +
-    'Other work on the machine shows up as the load average. Latency is publish-to-deliver inside the tool; throughput runs publish as fast as the broker takes messages, so their latency is mostly queueing.', '');
+  md.push(
+    'The load tool runs on the same machine and shares its cores with the broker; its own CPU use is in each table. ' +
+      'Other work on the machine shows up as the load average. Latency is publish-to-deliver inside the tool; throughput runs publish as fast as the broker takes messages, so their latency is mostly queueing.',
+    '',
+  );
   md.push('## Summary', '');
   md.push('| scenario | target | Leveret | RabbitMQ | Leveret/RabbitMQ | result |', '|---|---|---:|---:|---:|---|');
   const tables: string[] = [];
   for (const { scenario: s, lev, rab } of results) {
     const t = scenarioTable(s, lev, rab);
     const f = (n: number | null): string => fmtTarget(s.target.metric, n);
-    md.push(`| (${s.id}) ${s.title} | ${s.target.text} | ${f(metric(lev.result, s.target.metric))} | ${f(metric(rab.result, s.target.metric))} | ${fmtRatio(t.ratio)} | **${t.verdict}** |`);
+    md.push(
+      `| (${s.id}) ${s.title} | ${s.target.text} | ${f(metric(lev.result, s.target.metric))} | ${f(metric(rab.result, s.target.metric))} | ${fmtRatio(t.ratio)} | **${t.verdict}** |`,
+    );
     const shell = (args: string[]): string => args.map((a) => (a === '' ? '""' : a)).join(' ');
     const cmd = [`leveret-perf ${shell(s.args)}${s.untimed ? '' : ` --duration ${DURATION} --warmup ${WARMUP}`}`];
-    if (s.id === 'i') cmd.push('# kill -9 the broker (RabbitMQ: beam.smp), start it again on the same data directory, poll the port and queue.declare(passive)', `leveret-perf ${shell(RECOVERY_DRAIN_ARGS)}`);
+    if (s.id === 'i')
+      cmd.push(
+        '# kill -9 the broker (RabbitMQ: beam.smp), start it again on the same data directory, poll the port and queue.declare(passive)',
+        `leveret-perf ${shell(RECOVERY_DRAIN_ARGS)}`,
+      );
     tables.push(`## (${s.id}) ${s.title}`, '', '```', ...cmd, '```', '', t.md, '');
   }
   md.push('', ...tables);
   writeFileSync(RESULTS, md.join('\n'));
-  writeFileSync(join(outDir, 'summary.json'), JSON.stringify({ machine: info, versions, started, duration: DURATION, warmup: WARMUP, backlog: BACKLOG, repeat: REPEAT, results }, null, 2));
+  writeFileSync(
+    join(outDir, 'summary.json'),
+    JSON.stringify(
+      { machine: info, versions, started, duration: DURATION, warmup: WARMUP, backlog: BACKLOG, repeat: REPEAT, results },
+      null,
+      2,
+    ),
+  );
   log(`\ncompare: wrote ${RESULTS}`);
   const from = md.indexOf('## Summary');
   process.stdout.write(md.slice(from, from + 4 + results.length).join('\n') + '\n');

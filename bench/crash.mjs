@@ -357,10 +357,7 @@ async function load(cycle, conn, consumerConn) {
 
 async function main() {
   const t0 = Date.now();
-  say(
-    `crash: ${CYCLES} cycles, kill -9 at ${MIN_MS}-${MAX_MS} ms, ` +
-      `segment size ${SEGMENT_SIZE ?? 'default'}, data dir ${DATA_DIR}`,
-  );
+  say(`crash: ${CYCLES} cycles, kill -9 at ${MIN_MS}-${MAX_MS} ms, ` + `segment size ${SEGMENT_SIZE ?? 'default'}, data dir ${DATA_DIR}`);
   fs.mkdirSync(DATA_DIR, { recursive: true });
 
   for (let cycle = 1; cycle <= CYCLES; cycle++) {

@@ -102,43 +102,43 @@ function parseOptions(argv: string[]): Options {
   let parsed;
   try {
     parsed = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      uri: { type: 'string' },
-      pid: { type: 'string' },
-      'rss-limit': { type: 'string' },
-      producers: { type: 'string' },
-      consumers: { type: 'string' },
-      size: { type: 'string' },
-      persistent: { type: 'boolean' },
-      confirm: { type: 'string' },
-      rate: { type: 'string' },
-      prefetch: { type: 'string' },
-      'multi-ack-every': { type: 'string' },
-      'auto-ack': { type: 'boolean' },
-      queues: { type: 'string' },
-      queue: { type: 'string' },
-      'durable-queue': { type: 'boolean' },
-      'exchange-type': { type: 'string' },
-      exchange: { type: 'string' },
-      bindings: { type: 'string' },
-      'routing-keys': { type: 'string' },
-      'fanout-queues': { type: 'string' },
-      'idle-connections': { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      'publish-only': { type: 'string' },
-      'consume-only': { type: 'boolean' },
-      backlog: { type: 'string' },
-      'max-time': { type: 'string' },
-      'keep-queues': { type: 'boolean' },
-      json: { type: 'boolean' },
-      quiet: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        uri: { type: 'string' },
+        pid: { type: 'string' },
+        'rss-limit': { type: 'string' },
+        producers: { type: 'string' },
+        consumers: { type: 'string' },
+        size: { type: 'string' },
+        persistent: { type: 'boolean' },
+        confirm: { type: 'string' },
+        rate: { type: 'string' },
+        prefetch: { type: 'string' },
+        'multi-ack-every': { type: 'string' },
+        'auto-ack': { type: 'boolean' },
+        queues: { type: 'string' },
+        queue: { type: 'string' },
+        'durable-queue': { type: 'boolean' },
+        'exchange-type': { type: 'string' },
+        exchange: { type: 'string' },
+        bindings: { type: 'string' },
+        'routing-keys': { type: 'string' },
+        'fanout-queues': { type: 'string' },
+        'idle-connections': { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        'publish-only': { type: 'string' },
+        'consume-only': { type: 'boolean' },
+        backlog: { type: 'string' },
+        'max-time': { type: 'string' },
+        'keep-queues': { type: 'boolean' },
+        json: { type: 'boolean' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
   } catch (err) {
     usage((err as Error).message);
   }
@@ -197,7 +197,9 @@ function parseOptions(argv: string[]): Options {
   }
   if (o.prefetch > 65535) usage('--prefetch is a 16-bit field: at most 65535');
   if (o.prefetch > 0 && o.multiAckEvery > o.prefetch) {
-    process.stderr.write(`leveret-perf: --multi-ack-every ${o.multiAckEvery} > --prefetch ${o.prefetch} would stall; using ${o.prefetch}\n`);
+    process.stderr.write(
+      `leveret-perf: --multi-ack-every ${o.multiAckEvery} > --prefetch ${o.prefetch} would stall; using ${o.prefetch}\n`,
+    );
     o.multiAckEvery = o.prefetch;
   }
   if ([o.publishOnly > 0, o.consumeOnly, o.backlog > 0].filter(Boolean).length > 1) {
@@ -309,7 +311,8 @@ async function setupTopology(o: Options, admin: Connection, ch: number, runId: s
 // ====================================================================== reporting
 
 const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
-const fmtMs = (us: number): string => (Number.isNaN(us) ? '-' : us >= 10_000 ? `${(us / 1000).toFixed(0)} ms` : `${(us / 1000).toFixed(2)} ms`);
+const fmtMs = (us: number): string =>
+  Number.isNaN(us) ? '-' : us >= 10_000 ? `${(us / 1000).toFixed(0)} ms` : `${(us / 1000).toFixed(2)} ms`;
 const fmtMB = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MB`;
 const round = (n: number, digits = 3): number => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
 
@@ -370,7 +373,8 @@ async function main(): Promise<void> {
   const connect = async (name: string): Promise<Connection> => {
     const c = await Connection.connect(uri, name);
     c.onFatal = die;
-    c.onBlocked = (reason) => log(reason === null ? `leveret-perf: ${name} unblocked` : `leveret-perf: ${name} BLOCKED by the broker: ${reason}`);
+    c.onBlocked = (reason) =>
+      log(reason === null ? `leveret-perf: ${name} unblocked` : `leveret-perf: ${name} BLOCKED by the broker: ${reason}`);
     connections.push(c);
     return c;
   };
@@ -432,7 +436,9 @@ async function main(): Promise<void> {
     }
     log(
       `leveret-perf: ${o.idleConnections} idle connections opened in ${setupSeconds.toFixed(1)} s` +
-        (before && after ? `; broker RSS ${fmtMB(before.rss)} -> ${fmtMB(after.rss)} = ${fmtInt((after.rss - before.rss) / o.idleConnections / 1024)} kB per connection` : ''),
+        (before && after
+          ? `; broker RSS ${fmtMB(before.rss)} -> ${fmtMB(after.rss)} = ${fmtInt((after.rss - before.rss) / o.idleConnections / 1024)} kB per connection`
+          : ''),
     );
   }
 
@@ -513,7 +519,13 @@ async function main(): Promise<void> {
     broker: { product: broker.product ?? null, version: broker.version ?? null, platform: broker.platform ?? null },
     options: o,
   };
-  const snap = () => ({ at: performance.now(), pub: stats.published, conf: stats.confirmed, cons: stats.consumed, cpu: process.cpuUsage() });
+  const snap = () => ({
+    at: performance.now(),
+    pub: stats.published,
+    conf: stats.confirmed,
+    cons: stats.consumed,
+    cpu: process.cpuUsage(),
+  });
   let measured: { seconds: number; published: number; confirmed: number; consumed: number; cpu: NodeJS.CpuUsage };
 
   if (o.backlog > 0 || o.publishOnly > 0) {
@@ -538,7 +550,9 @@ async function main(): Promise<void> {
       publishRate: Math.round((t1.pub - t0.pub) / pubSeconds),
       rssAfterPublishBytes: watcher?.sample()?.rss ?? null,
     };
-    log(`leveret-perf: published ${fmtInt(t1.pub - t0.pub)} messages in ${pubSeconds.toFixed(2)} s = ${fmtInt((t1.pub - t0.pub) / pubSeconds)} msg/s`);
+    log(
+      `leveret-perf: published ${fmtInt(t1.pub - t0.pub)} messages in ${pubSeconds.toFixed(2)} s = ${fmtInt((t1.pub - t0.pub) / pubSeconds)} msg/s`,
+    );
     let t2 = t1;
     if (o.backlog > 0 && !interrupted) {
       const target = stats.consumed + n + topo.initialMessages;
@@ -558,11 +572,19 @@ async function main(): Promise<void> {
       backlog.consumed = t2.cons - d0.cons;
       backlog.drainSeconds = round(drainSeconds, 3);
       backlog.drainRate = Math.round((t2.cons - d0.cons) / drainSeconds);
-      log(`leveret-perf: drained ${fmtInt(t2.cons - d0.cons)} messages in ${drainSeconds.toFixed(2)} s = ${fmtInt((t2.cons - d0.cons) / drainSeconds)} msg/s`);
+      log(
+        `leveret-perf: drained ${fmtInt(t2.cons - d0.cons)} messages in ${drainSeconds.toFixed(2)} s = ${fmtInt((t2.cons - d0.cons) / drainSeconds)} msg/s`,
+      );
     }
     result.mode = o.backlog > 0 ? 'backlog' : 'publish-only';
     result.backlog = backlog;
-    measured = { seconds: (t2.at - t0.at) / 1000, published: t2.pub - t0.pub, confirmed: t2.conf - t0.conf, consumed: t2.cons - t0.cons, cpu: process.cpuUsage(t0.cpu) };
+    measured = {
+      seconds: (t2.at - t0.at) / 1000,
+      published: t2.pub - t0.pub,
+      confirmed: t2.conf - t0.conf,
+      consumed: t2.cons - t0.cons,
+      cpu: process.cpuUsage(t0.cpu),
+    };
   } else if (o.consumeOnly) {
     // ---- drain what is there
     stats.measuring = true;
@@ -594,7 +616,13 @@ async function main(): Promise<void> {
     const t1 = snap();
     stats.measuring = false;
     result.mode = 'duration';
-    measured = { seconds: (t1.at - t0.at) / 1000, published: t1.pub - t0.pub, confirmed: t1.conf - t0.conf, consumed: t1.cons - t0.cons, cpu: process.cpuUsage(t0.cpu) };
+    measured = {
+      seconds: (t1.at - t0.at) / 1000,
+      published: t1.pub - t0.pub,
+      confirmed: t1.conf - t0.conf,
+      consumed: t1.cons - t0.cons,
+      cpu: process.cpuUsage(t0.cpu),
+    };
   }
 
   for (const p of producers) p.stop();
@@ -645,22 +673,33 @@ async function main(): Promise<void> {
   log(`measured      ${sec.toFixed(2)} s${o.warmup > 0 && result.mode === 'duration' ? ` (after ${o.warmup} s warm-up)` : ''}`);
   const phase = bl ? ' (publish phase)' : '';
   log(`published     ${fmtInt(result.publishRate as number).padStart(10)} msg/s  (${fmtInt(measured.published)} msgs)${phase}`);
-  if (o.confirm > 0) log(`confirmed     ${fmtInt(result.confirmRate as number).padStart(10)} msg/s  (${fmtInt(measured.confirmed)} msgs, ${fmtInt(stats.nacked)} nacked)${phase}`);
-  log(`consumed      ${fmtInt(result.consumeRate as number).padStart(10)} msg/s  (${fmtInt(measured.consumed)} msgs)${bl ? ' (drain phase)' : ''}`);
+  if (o.confirm > 0)
+    log(
+      `confirmed     ${fmtInt(result.confirmRate as number).padStart(10)} msg/s  (${fmtInt(measured.confirmed)} msgs, ${fmtInt(stats.nacked)} nacked)${phase}`,
+    );
+  log(
+    `consumed      ${fmtInt(result.consumeRate as number).padStart(10)} msg/s  (${fmtInt(measured.consumed)} msgs)${bl ? ' (drain phase)' : ''}`,
+  );
   if (lat.count > 0) {
-    log(`latency       p50 ${fmtMs(lat.percentile(50))}  p95 ${fmtMs(lat.percentile(95))}  p99 ${fmtMs(lat.percentile(99))}  max ${fmtMs(lat.max)}  (${fmtInt(lat.count)} samples)`);
+    log(
+      `latency       p50 ${fmtMs(lat.percentile(50))}  p95 ${fmtMs(lat.percentile(95))}  p99 ${fmtMs(lat.percentile(99))}  max ${fmtMs(lat.max)}  (${fmtInt(lat.count)} samples)`,
+    );
   }
   const bp = result.brokerProcess as Record<string, number> | undefined;
   log(`tool          CPU ${round(toolCpu, 2)} s (${round((toolCpu / sec) * 100, 1)}%)`);
   if (bp) {
-    log(`broker        peak RSS ${fmtMB(bp.peakRssBytes)}  CPU ${bp.cpuSeconds} s (${bp.cpuPercent}%)` + (bp.cpuSecondsPerMillion !== null ? `, ${bp.cpuSecondsPerMillion} s per million msgs` : ''));
+    log(
+      `broker        peak RSS ${fmtMB(bp.peakRssBytes)}  CPU ${bp.cpuSeconds} s (${bp.cpuPercent}%)` +
+        (bp.cpuSecondsPerMillion !== null ? `, ${bp.cpuSecondsPerMillion} s per million msgs` : ''),
+    );
   }
 
   // --- cleanup: tear down traffic connections, then delete what we declared
-  for (const c of connections) if (c !== admin) {
-    c.onFatal = () => {};
-    c.destroy();
-  }
+  for (const c of connections)
+    if (c !== admin) {
+      c.onFatal = () => {};
+      c.destroy();
+    }
   admin.onFatal = () => {};
   try {
     if (topo.ownQueues) for (const q of topo.queues) await admin.queueDelete(adminCh, q);

@@ -17,14 +17,34 @@ import { startBroker, type StartedBroker } from '../test/helpers/broker';
 // ---------------------------------------------------------------- describing frames
 
 const METHOD_NAMES: Record<string, string> = {
-  '10.10': 'connection.start', '10.11': 'connection.start-ok', '10.20': 'connection.secure', '10.21': 'connection.secure-ok',
-  '10.30': 'connection.tune', '10.31': 'connection.tune-ok', '10.40': 'connection.open', '10.41': 'connection.open-ok',
-  '10.50': 'connection.close', '10.51': 'connection.close-ok', '10.60': 'connection.blocked', '10.61': 'connection.unblocked',
-  '10.70': 'connection.update-secret', '10.71': 'connection.update-secret-ok',
-  '20.10': 'channel.open', '20.11': 'channel.open-ok', '20.20': 'channel.flow', '20.21': 'channel.flow-ok',
-  '20.40': 'channel.close', '20.41': 'channel.close-ok',
-  '40.11': 'exchange.declare-ok', '50.11': 'queue.declare-ok', '60.11': 'basic.qos-ok', '60.50': 'basic.return',
-  '60.80': 'basic.ack', '60.120': 'basic.nack', '85.11': 'confirm.select-ok', '90.11': 'tx.select-ok',
+  '10.10': 'connection.start',
+  '10.11': 'connection.start-ok',
+  '10.20': 'connection.secure',
+  '10.21': 'connection.secure-ok',
+  '10.30': 'connection.tune',
+  '10.31': 'connection.tune-ok',
+  '10.40': 'connection.open',
+  '10.41': 'connection.open-ok',
+  '10.50': 'connection.close',
+  '10.51': 'connection.close-ok',
+  '10.60': 'connection.blocked',
+  '10.61': 'connection.unblocked',
+  '10.70': 'connection.update-secret',
+  '10.71': 'connection.update-secret-ok',
+  '20.10': 'channel.open',
+  '20.11': 'channel.open-ok',
+  '20.20': 'channel.flow',
+  '20.21': 'channel.flow-ok',
+  '20.40': 'channel.close',
+  '20.41': 'channel.close-ok',
+  '40.11': 'exchange.declare-ok',
+  '50.11': 'queue.declare-ok',
+  '60.11': 'basic.qos-ok',
+  '60.50': 'basic.return',
+  '60.80': 'basic.ack',
+  '60.120': 'basic.nack',
+  '85.11': 'confirm.select-ok',
+  '90.11': 'tx.select-ok',
 };
 
 function describeFrame(f: Frame): string {
@@ -291,7 +311,11 @@ const SCENARIOS: Scenario[] = [
       p.mark('connect');
     },
   },
-  { name: 'header.frame-first', what: 'a start-ok frame instead of the header', run: header([...raw.startOk('PLAIN', raw.plainResponse('guest', 'guest'))]) },
+  {
+    name: 'header.frame-first',
+    what: 'a start-ok frame instead of the header',
+    run: header([...raw.startOk('PLAIN', raw.plainResponse('guest', 'guest'))]),
+  },
   { name: 'header.twice', what: 'protocol header sent twice', run: header([...raw.PROTOCOL_HEADER, ...raw.PROTOCOL_HEADER]) },
 
   // handshake order
@@ -303,12 +327,36 @@ const SCENARIOS: Scenario[] = [
       p.send('start-ok#2', raw.startOk('PLAIN', raw.plainResponse('guest', 'guest')));
     },
   },
-  { name: 'hs.tune-ok-before-start-ok', what: 'tune-ok in reply to connection.start', run: afterStart('tune-ok', () => raw.tuneOk(2047, 131072, 0)) },
-  { name: 'hs.open-before-start-ok', what: 'connection.open in reply to connection.start', run: afterStart('open', () => raw.connectionOpen('/')) },
-  { name: 'hs.channel-open-before-start-ok', what: 'channel.open(1) in reply to connection.start', run: afterStart('channel.open', () => raw.channelOpen(1)) },
-  { name: 'hs.close-before-start-ok', what: 'connection.close in reply to connection.start', run: afterStart('close', () => raw.connectionClose()) },
-  { name: 'hs.heartbeat-before-start-ok', what: 'heartbeat frame in reply to connection.start', run: afterStart('heartbeat', () => raw.heartbeat()) },
-  { name: 'hs.header-before-start-ok', what: 'content header (ch 0) in reply to connection.start', run: afterStart('content-header', () => raw.contentHeader(0, 1)) },
+  {
+    name: 'hs.tune-ok-before-start-ok',
+    what: 'tune-ok in reply to connection.start',
+    run: afterStart('tune-ok', () => raw.tuneOk(2047, 131072, 0)),
+  },
+  {
+    name: 'hs.open-before-start-ok',
+    what: 'connection.open in reply to connection.start',
+    run: afterStart('open', () => raw.connectionOpen('/')),
+  },
+  {
+    name: 'hs.channel-open-before-start-ok',
+    what: 'channel.open(1) in reply to connection.start',
+    run: afterStart('channel.open', () => raw.channelOpen(1)),
+  },
+  {
+    name: 'hs.close-before-start-ok',
+    what: 'connection.close in reply to connection.start',
+    run: afterStart('close', () => raw.connectionClose()),
+  },
+  {
+    name: 'hs.heartbeat-before-start-ok',
+    what: 'heartbeat frame in reply to connection.start',
+    run: afterStart('heartbeat', () => raw.heartbeat()),
+  },
+  {
+    name: 'hs.header-before-start-ok',
+    what: 'content header (ch 0) in reply to connection.start',
+    run: afterStart('content-header', () => raw.contentHeader(0, 1)),
+  },
   {
     name: 'hs.open-before-tune-ok',
     what: 'connection.open in reply to connection.tune',
@@ -343,21 +391,67 @@ const SCENARIOS: Scenario[] = [
     },
   },
   { name: 'hs.open-twice', what: 'connection.open again after open-ok', run: onOpen('open#2', () => [raw.connectionOpen('/')], false) },
-  { name: 'hs.tune-ok-after-open', what: 'tune-ok again after open-ok', run: onOpen('tune-ok#2', () => [raw.tuneOk(2047, 131072, 0)], false) },
-  { name: 'hs.client-sends-tune', what: 'client sends connection.tune (a server method)', run: onOpen('tune', () => [raw.method(0, 10, 30, Buffer.concat([raw.u16(0), raw.u32(0), raw.u16(0)]))], false) },
-  { name: 'hs.close-ok-unsolicited', what: 'connection.close-ok without a close', run: onOpen('close-ok', () => [raw.connectionCloseOk()], false) },
+  {
+    name: 'hs.tune-ok-after-open',
+    what: 'tune-ok again after open-ok',
+    run: onOpen('tune-ok#2', () => [raw.tuneOk(2047, 131072, 0)], false),
+  },
+  {
+    name: 'hs.client-sends-tune',
+    what: 'client sends connection.tune (a server method)',
+    run: onOpen('tune', () => [raw.method(0, 10, 30, Buffer.concat([raw.u16(0), raw.u32(0), raw.u16(0)]))], false),
+  },
+  {
+    name: 'hs.close-ok-unsolicited',
+    what: 'connection.close-ok without a close',
+    run: onOpen('close-ok', () => [raw.connectionCloseOk()], false),
+  },
 
   // authentication and vhost
-  { name: 'auth.plain-bad-pass.cap', what: 'PLAIN wrong password, authentication_failure_close=true', run: badLogin('PLAIN', raw.plainResponse('guest', 'wrong')) },
-  { name: 'auth.plain-bad-pass.cap.no-close-ok', what: 'same, never answering connection.close', run: badLogin('PLAIN', raw.plainResponse('guest', 'wrong')), noCloseOk: true, windowMs: LONG },
-  { name: 'auth.plain-bad-pass.nocap', what: 'PLAIN wrong password, no capabilities', run: badLogin('PLAIN', raw.plainResponse('guest', 'wrong'), NO_CAPS) },
-  { name: 'auth.plain-unknown-user.cap', what: 'PLAIN unknown user, capability set', run: badLogin('PLAIN', raw.plainResponse('nobody', 'x')) },
+  {
+    name: 'auth.plain-bad-pass.cap',
+    what: 'PLAIN wrong password, authentication_failure_close=true',
+    run: badLogin('PLAIN', raw.plainResponse('guest', 'wrong')),
+  },
+  {
+    name: 'auth.plain-bad-pass.cap.no-close-ok',
+    what: 'same, never answering connection.close',
+    run: badLogin('PLAIN', raw.plainResponse('guest', 'wrong')),
+    noCloseOk: true,
+    windowMs: LONG,
+  },
+  {
+    name: 'auth.plain-bad-pass.nocap',
+    what: 'PLAIN wrong password, no capabilities',
+    run: badLogin('PLAIN', raw.plainResponse('guest', 'wrong'), NO_CAPS),
+  },
+  {
+    name: 'auth.plain-unknown-user.cap',
+    what: 'PLAIN unknown user, capability set',
+    run: badLogin('PLAIN', raw.plainResponse('nobody', 'x')),
+  },
   { name: 'auth.plain-malformed.cap', what: 'PLAIN response without NULs', run: badLogin('PLAIN', Buffer.from('guestguest')) },
-  { name: 'auth.amqplain-bad-pass.cap', what: 'AMQPLAIN wrong password, capability set', run: badLogin('AMQPLAIN', raw.amqplainResponse('guest', 'wrong')) },
-  { name: 'auth.amqplain-bad-pass.nocap', what: 'AMQPLAIN wrong password, no capabilities', run: badLogin('AMQPLAIN', raw.amqplainResponse('guest', 'wrong'), NO_CAPS) },
-  { name: 'auth.amqplain-malformed.cap', what: 'AMQPLAIN response that is not a table', run: badLogin('AMQPLAIN', Buffer.from([0xff, 0xff])) },
+  {
+    name: 'auth.amqplain-bad-pass.cap',
+    what: 'AMQPLAIN wrong password, capability set',
+    run: badLogin('AMQPLAIN', raw.amqplainResponse('guest', 'wrong')),
+  },
+  {
+    name: 'auth.amqplain-bad-pass.nocap',
+    what: 'AMQPLAIN wrong password, no capabilities',
+    run: badLogin('AMQPLAIN', raw.amqplainResponse('guest', 'wrong'), NO_CAPS),
+  },
+  {
+    name: 'auth.amqplain-malformed.cap',
+    what: 'AMQPLAIN response that is not a table',
+    run: badLogin('AMQPLAIN', Buffer.from([0xff, 0xff])),
+  },
   { name: 'auth.unknown-mechanism.cap', what: 'mechanism FOO, capability set', run: badLogin('FOO', raw.plainResponse('guest', 'guest')) },
-  { name: 'auth.unknown-mechanism.nocap', what: 'mechanism FOO, no capabilities', run: badLogin('FOO', raw.plainResponse('guest', 'guest'), NO_CAPS) },
+  {
+    name: 'auth.unknown-mechanism.nocap',
+    what: 'mechanism FOO, no capabilities',
+    run: badLogin('FOO', raw.plainResponse('guest', 'guest'), NO_CAPS),
+  },
   {
     name: 'auth.unknown-vhost',
     what: "connection.open('no-such-vhost')",
@@ -386,21 +480,73 @@ const SCENARIOS: Scenario[] = [
   { name: 'tune.heartbeat-65535', what: 'tune-ok heartbeat 65535', run: tuneOkWith(2047, 131072, 65535) },
 
   // frames after the handshake
-  { name: 'frame.channel-max-exceeded', what: 'channel_max 10 negotiated, channel.open(11)', run: onOpen('channel.open(11)', () => [raw.channelOpen(11)], false, { channelMax: 10 }) },
-  { name: 'frame.channel-max-default-exceeded', what: 'channel_max 2047, channel.open(2048)', run: onOpen('channel.open(2048)', () => [raw.channelOpen(2048)], false) },
+  {
+    name: 'frame.channel-max-exceeded',
+    what: 'channel_max 10 negotiated, channel.open(11)',
+    run: onOpen('channel.open(11)', () => [raw.channelOpen(11)], false, { channelMax: 10 }),
+  },
+  {
+    name: 'frame.channel-max-default-exceeded',
+    what: 'channel_max 2047, channel.open(2048)',
+    run: onOpen('channel.open(2048)', () => [raw.channelOpen(2048)], false),
+  },
   { name: 'frame.channel-65535', what: 'channel.open(65535)', run: onOpen('channel.open(65535)', () => [raw.channelOpen(65535)], false) },
-  { name: 'frame.heartbeat-ch1', what: 'heartbeat frame on channel 1', run: onOpen('heartbeat(ch1)', () => [raw.frame(raw.FRAME_HEARTBEAT, 1, Buffer.alloc(0))]) },
-  { name: 'frame.heartbeat-with-payload', what: 'heartbeat frame with a 1-byte payload', run: onOpen('heartbeat+payload', () => [raw.frame(raw.FRAME_HEARTBEAT, 0, Buffer.from([0]))], false) },
-  { name: 'frame.bad-end', what: 'channel.open(2) with frame-end 0x00', run: onOpen('bad frame-end', () => [raw.frame(raw.FRAME_METHOD, 2, raw.channelOpen(2).subarray(7, -1), 0x00)]) },
-  { name: 'frame.unknown-type-9', what: 'frame type 9 on channel 0', run: onOpen('type 9', () => [raw.frame(9, 0, Buffer.from([1, 2, 3]))]) },
-  { name: 'frame.unknown-type-4-ch1', what: 'frame type 4 on channel 1', run: onOpen('type 4', () => [raw.frame(4, 1, Buffer.from([1, 2, 3]))]) },
+  {
+    name: 'frame.heartbeat-ch1',
+    what: 'heartbeat frame on channel 1',
+    run: onOpen('heartbeat(ch1)', () => [raw.frame(raw.FRAME_HEARTBEAT, 1, Buffer.alloc(0))]),
+  },
+  {
+    name: 'frame.heartbeat-with-payload',
+    what: 'heartbeat frame with a 1-byte payload',
+    run: onOpen('heartbeat+payload', () => [raw.frame(raw.FRAME_HEARTBEAT, 0, Buffer.from([0]))], false),
+  },
+  {
+    name: 'frame.bad-end',
+    what: 'channel.open(2) with frame-end 0x00',
+    run: onOpen('bad frame-end', () => [raw.frame(raw.FRAME_METHOD, 2, raw.channelOpen(2).subarray(7, -1), 0x00)]),
+  },
+  {
+    name: 'frame.unknown-type-9',
+    what: 'frame type 9 on channel 0',
+    run: onOpen('type 9', () => [raw.frame(9, 0, Buffer.from([1, 2, 3]))]),
+  },
+  {
+    name: 'frame.unknown-type-4-ch1',
+    what: 'frame type 4 on channel 1',
+    run: onOpen('type 4', () => [raw.frame(4, 1, Buffer.from([1, 2, 3]))]),
+  },
   { name: 'frame.type-0', what: 'frame type 0 on channel 0', run: onOpen('type 0', () => [raw.frame(0, 0, Buffer.alloc(0))], false) },
-  { name: 'frame.oversized', what: 'a 200000-byte method frame (frame_max 131072)', run: onOpen('oversized', () => [raw.frame(raw.FRAME_METHOD, 1, Buffer.concat([raw.u16(50), raw.u16(10), Buffer.alloc(199996)]))]) },
-  { name: 'frame.oversized-size-only', what: 'a frame header announcing 0xFFFFFFF0 bytes, nothing more', run: onOpen('huge size', () => [Buffer.from([1, 0, 1, 0xff, 0xff, 0xff, 0xf0])]) },
-  { name: 'frame.frame-max-exact', what: 'a body frame of exactly frame_max (131072) bytes in total', run: onOpen('frame_max body', () => [publish(1), raw.contentHeader(1, 131064), raw.contentBody(1, Buffer.alloc(131064))]) },
-  { name: 'frame.frame-max-plus-1', what: 'a body frame one byte over frame_max (payload 131065)', run: onOpen('frame_max+1 body', () => [publish(1), raw.contentHeader(1, 131065), raw.contentBody(1, Buffer.alloc(131065))]) },
-  { name: 'frame.payload-frame-max', what: 'a body frame whose payload is frame_max (131072) bytes', run: onOpen('payload 131072', () => [publish(1), raw.contentHeader(1, 131072), raw.contentBody(1, Buffer.alloc(131072))]) },
-  { name: 'frame.payload-frame-max-plus-1', what: 'a body frame whose payload is 131073 bytes', run: onOpen('payload 131073', () => [publish(1), raw.contentHeader(1, 131073), raw.contentBody(1, Buffer.alloc(131073))]) },
+  {
+    name: 'frame.oversized',
+    what: 'a 200000-byte method frame (frame_max 131072)',
+    run: onOpen('oversized', () => [raw.frame(raw.FRAME_METHOD, 1, Buffer.concat([raw.u16(50), raw.u16(10), Buffer.alloc(199996)]))]),
+  },
+  {
+    name: 'frame.oversized-size-only',
+    what: 'a frame header announcing 0xFFFFFFF0 bytes, nothing more',
+    run: onOpen('huge size', () => [Buffer.from([1, 0, 1, 0xff, 0xff, 0xff, 0xf0])]),
+  },
+  {
+    name: 'frame.frame-max-exact',
+    what: 'a body frame of exactly frame_max (131072) bytes in total',
+    run: onOpen('frame_max body', () => [publish(1), raw.contentHeader(1, 131064), raw.contentBody(1, Buffer.alloc(131064))]),
+  },
+  {
+    name: 'frame.frame-max-plus-1',
+    what: 'a body frame one byte over frame_max (payload 131065)',
+    run: onOpen('frame_max+1 body', () => [publish(1), raw.contentHeader(1, 131065), raw.contentBody(1, Buffer.alloc(131065))]),
+  },
+  {
+    name: 'frame.payload-frame-max',
+    what: 'a body frame whose payload is frame_max (131072) bytes',
+    run: onOpen('payload 131072', () => [publish(1), raw.contentHeader(1, 131072), raw.contentBody(1, Buffer.alloc(131072))]),
+  },
+  {
+    name: 'frame.payload-frame-max-plus-1',
+    what: 'a body frame whose payload is 131073 bytes',
+    run: onOpen('payload 131073', () => [publish(1), raw.contentHeader(1, 131073), raw.contentBody(1, Buffer.alloc(131073))]),
+  },
   {
     name: 'frame.message-over-max-size',
     what: 'a whole 134217729-byte message (max_message_size + 1)',
@@ -408,7 +554,8 @@ const SCENARIOS: Scenario[] = [
       const size = 134217729;
       const parts = [publish(1), raw.contentHeader(1, size)];
       const chunk = Buffer.alloc(131064);
-      for (let left = size; left > 0; left -= chunk.length) parts.push(raw.contentBody(1, left >= chunk.length ? chunk : chunk.subarray(0, left)));
+      for (let left = size; left > 0; left -= chunk.length)
+        parts.push(raw.contentBody(1, left >= chunk.length ? chunk : chunk.subarray(0, left)));
       return parts;
     }),
   },
@@ -422,27 +569,95 @@ const SCENARIOS: Scenario[] = [
       p.send('channel.open(3)', raw.channelOpen(3));
     },
   },
-  { name: 'frame.queue-declare-ch0', what: 'queue.declare on channel 0', run: onOpen('queue.declare(ch0)', () => [raw.queueDeclare(0, 'x')], false) },
-  { name: 'frame.channel-open-ch0', what: 'channel.open on channel 0', run: onOpen('channel.open(ch0)', () => [raw.channelOpen(0)], false) },
-  { name: 'frame.publish-ch0', what: 'basic.publish + content on channel 0', run: onOpen('publish(ch0)', () => [publish(0), raw.contentHeader(0, 1), raw.contentBody(0, Buffer.from('x'))], false) },
+  {
+    name: 'frame.queue-declare-ch0',
+    what: 'queue.declare on channel 0',
+    run: onOpen('queue.declare(ch0)', () => [raw.queueDeclare(0, 'x')], false),
+  },
+  {
+    name: 'frame.channel-open-ch0',
+    what: 'channel.open on channel 0',
+    run: onOpen('channel.open(ch0)', () => [raw.channelOpen(0)], false),
+  },
+  {
+    name: 'frame.publish-ch0',
+    what: 'basic.publish + content on channel 0',
+    run: onOpen('publish(ch0)', () => [publish(0), raw.contentHeader(0, 1), raw.contentBody(0, Buffer.from('x'))], false),
+  },
   { name: 'frame.header-ch0', what: 'content header on channel 0', run: onOpen('header(ch0)', () => [raw.contentHeader(0, 1)], false) },
-  { name: 'frame.body-ch0', what: 'content body on channel 0', run: onOpen('body(ch0)', () => [raw.contentBody(0, Buffer.from('x'))], false) },
-  { name: 'frame.connection-method-on-ch1', what: 'connection.open on channel 1', run: onOpen('connection.open(ch1)', () => [raw.frame(raw.FRAME_METHOD, 1, raw.connectionOpen('/').subarray(7, -1))]) },
+  {
+    name: 'frame.body-ch0',
+    what: 'content body on channel 0',
+    run: onOpen('body(ch0)', () => [raw.contentBody(0, Buffer.from('x'))], false),
+  },
+  {
+    name: 'frame.connection-method-on-ch1',
+    what: 'connection.open on channel 1',
+    run: onOpen('connection.open(ch1)', () => [raw.frame(raw.FRAME_METHOD, 1, raw.connectionOpen('/').subarray(7, -1))]),
+  },
   { name: 'frame.unknown-method', what: 'method 60.999 on channel 1', run: onOpen('60.999', () => [raw.method(1, 60, 999)]) },
   { name: 'frame.unknown-class', what: 'method 99.10 on channel 1', run: onOpen('99.10', () => [raw.method(1, 99, 10)]) },
   { name: 'frame.unknown-method-ch0', what: 'method 10.99 on channel 0', run: onOpen('10.99', () => [raw.method(0, 10, 99)], false) },
-  { name: 'frame.truncated-method', what: 'queue.declare with only 2 argument bytes', run: onOpen('truncated', () => [raw.method(1, 50, 10, raw.u16(0))]) },
-  { name: 'frame.short-method-frame', what: 'method frame with a 2-byte payload', run: onOpen('2-byte method', () => [raw.frame(raw.FRAME_METHOD, 1, raw.u16(50))]) },
-  { name: 'frame.channel-open-twice', what: 'channel.open(1) on an open channel 1', run: onOpen('channel.open#2', () => [raw.channelOpen(1)]) },
-  { name: 'frame.method-unopened-channel', what: 'queue.declare on never-opened channel 5', run: onOpen('queue.declare(ch5)', () => [raw.queueDeclare(5, 'x')]) },
-  { name: 'frame.close-unopened-channel', what: 'channel.close on never-opened channel 5', run: onOpen('channel.close(ch5)', () => [raw.channelClose(5)]) },
-  { name: 'frame.close-ok-unopened-channel', what: 'channel.close-ok on never-opened channel 5', run: onOpen('channel.close-ok(ch5)', () => [raw.channelCloseOk(5)]) },
-  { name: 'frame.header-unopened-channel', what: 'content header on never-opened channel 5', run: onOpen('header(ch5)', () => [raw.contentHeader(5, 3)]) },
-  { name: 'frame.body-unopened-channel', what: 'content body on never-opened channel 5', run: onOpen('body(ch5)', () => [raw.contentBody(5, Buffer.from('abc'))]) },
-  { name: 'frame.header-without-publish', what: 'content header on open channel 1, no publish', run: onOpen('header', () => [raw.contentHeader(1, 3)]) },
-  { name: 'frame.body-without-publish', what: 'content body on open channel 1, no publish', run: onOpen('body', () => [raw.contentBody(1, Buffer.from('abc'))]) },
-  { name: 'frame.body-without-header', what: 'basic.publish then a body frame', run: onOpen('publish+body', () => [publish(1), raw.contentBody(1, Buffer.from('abc'))]) },
-  { name: 'frame.header-2^62', what: 'content header declaring 2^62 body bytes', run: onOpen('header 2^62', () => [publish(1), raw.contentHeader(1, 2n ** 62n)]) },
+  {
+    name: 'frame.truncated-method',
+    what: 'queue.declare with only 2 argument bytes',
+    run: onOpen('truncated', () => [raw.method(1, 50, 10, raw.u16(0))]),
+  },
+  {
+    name: 'frame.short-method-frame',
+    what: 'method frame with a 2-byte payload',
+    run: onOpen('2-byte method', () => [raw.frame(raw.FRAME_METHOD, 1, raw.u16(50))]),
+  },
+  {
+    name: 'frame.channel-open-twice',
+    what: 'channel.open(1) on an open channel 1',
+    run: onOpen('channel.open#2', () => [raw.channelOpen(1)]),
+  },
+  {
+    name: 'frame.method-unopened-channel',
+    what: 'queue.declare on never-opened channel 5',
+    run: onOpen('queue.declare(ch5)', () => [raw.queueDeclare(5, 'x')]),
+  },
+  {
+    name: 'frame.close-unopened-channel',
+    what: 'channel.close on never-opened channel 5',
+    run: onOpen('channel.close(ch5)', () => [raw.channelClose(5)]),
+  },
+  {
+    name: 'frame.close-ok-unopened-channel',
+    what: 'channel.close-ok on never-opened channel 5',
+    run: onOpen('channel.close-ok(ch5)', () => [raw.channelCloseOk(5)]),
+  },
+  {
+    name: 'frame.header-unopened-channel',
+    what: 'content header on never-opened channel 5',
+    run: onOpen('header(ch5)', () => [raw.contentHeader(5, 3)]),
+  },
+  {
+    name: 'frame.body-unopened-channel',
+    what: 'content body on never-opened channel 5',
+    run: onOpen('body(ch5)', () => [raw.contentBody(5, Buffer.from('abc'))]),
+  },
+  {
+    name: 'frame.header-without-publish',
+    what: 'content header on open channel 1, no publish',
+    run: onOpen('header', () => [raw.contentHeader(1, 3)]),
+  },
+  {
+    name: 'frame.body-without-publish',
+    what: 'content body on open channel 1, no publish',
+    run: onOpen('body', () => [raw.contentBody(1, Buffer.from('abc'))]),
+  },
+  {
+    name: 'frame.body-without-header',
+    what: 'basic.publish then a body frame',
+    run: onOpen('publish+body', () => [publish(1), raw.contentBody(1, Buffer.from('abc'))]),
+  },
+  {
+    name: 'frame.header-2^62',
+    what: 'content header declaring 2^62 body bytes',
+    run: onOpen('header 2^62', () => [publish(1), raw.contentHeader(1, 2n ** 62n)]),
+  },
   {
     name: 'frame.header-2^62-then-more',
     what: 'header declaring 2^62 bytes, a 3-byte body, then basic.publish',
@@ -454,11 +669,34 @@ const SCENARIOS: Scenario[] = [
       ]);
     },
   },
-  { name: 'frame.header-2^64-1', what: 'content header declaring 2^64-1 body bytes', run: onOpen('header 2^64-1', () => [publish(1), raw.contentHeader(1, 2n ** 64n - 1n)]) },
-  { name: 'frame.header-wrong-class', what: 'basic.publish then a header with class 50', run: onOpen('header class 50', () => [publish(1), raw.contentHeader(1, 3, 50)]) },
-  { name: 'frame.header-weight-1', what: 'content header with weight 1', run: onOpen('header weight 1', () => [publish(1), raw.frame(raw.FRAME_HEADER, 1, Buffer.concat([raw.u16(60), raw.u16(1), raw.u64(0), raw.u16(0)]))]) },
-  { name: 'frame.publish-before-body', what: 'publish, header(5 bytes), then a second publish', run: onOpen('publish#2', () => [publish(1), raw.contentHeader(1, 5), publish(1)]) },
-  { name: 'frame.header-twice', what: 'publish, header(5 bytes), header again', run: onOpen('header#2', () => [publish(1), raw.contentHeader(1, 5), raw.contentHeader(1, 5)]) },
+  {
+    name: 'frame.header-2^64-1',
+    what: 'content header declaring 2^64-1 body bytes',
+    run: onOpen('header 2^64-1', () => [publish(1), raw.contentHeader(1, 2n ** 64n - 1n)]),
+  },
+  {
+    name: 'frame.header-wrong-class',
+    what: 'basic.publish then a header with class 50',
+    run: onOpen('header class 50', () => [publish(1), raw.contentHeader(1, 3, 50)]),
+  },
+  {
+    name: 'frame.header-weight-1',
+    what: 'content header with weight 1',
+    run: onOpen('header weight 1', () => [
+      publish(1),
+      raw.frame(raw.FRAME_HEADER, 1, Buffer.concat([raw.u16(60), raw.u16(1), raw.u64(0), raw.u16(0)])),
+    ]),
+  },
+  {
+    name: 'frame.publish-before-body',
+    what: 'publish, header(5 bytes), then a second publish',
+    run: onOpen('publish#2', () => [publish(1), raw.contentHeader(1, 5), publish(1)]),
+  },
+  {
+    name: 'frame.header-twice',
+    what: 'publish, header(5 bytes), header again',
+    run: onOpen('header#2', () => [publish(1), raw.contentHeader(1, 5), raw.contentHeader(1, 5)]),
+  },
   {
     name: 'frame.body-too-long',
     what: 'header declares 3 bytes, body frame has 5; then queue.declare',
@@ -470,11 +708,32 @@ const SCENARIOS: Scenario[] = [
       ]);
     },
   },
-  { name: 'frame.empty-body-frame', what: 'header declares 3 bytes, an empty body frame, then 3 bytes', run: onOpen('empty body', () => [publish(1), raw.contentHeader(1, 3), raw.contentBody(1, Buffer.alloc(0)), raw.contentBody(1, Buffer.from('abc'))]) },
-  { name: 'frame.close-ok-unsolicited-ch1', what: 'channel.close-ok on open channel 1 (no close)', run: onOpen('channel.close-ok', () => [raw.channelCloseOk(1)]) },
-  { name: 'misc.update-secret', what: 'connection.update-secret (PLAIN login)', run: onOpen('update-secret', () => [raw.updateSecret('guest', 'rotation')], false) },
+  {
+    name: 'frame.empty-body-frame',
+    what: 'header declares 3 bytes, an empty body frame, then 3 bytes',
+    run: onOpen('empty body', () => [
+      publish(1),
+      raw.contentHeader(1, 3),
+      raw.contentBody(1, Buffer.alloc(0)),
+      raw.contentBody(1, Buffer.from('abc')),
+    ]),
+  },
+  {
+    name: 'frame.close-ok-unsolicited-ch1',
+    what: 'channel.close-ok on open channel 1 (no close)',
+    run: onOpen('channel.close-ok', () => [raw.channelCloseOk(1)]),
+  },
+  {
+    name: 'misc.update-secret',
+    what: 'connection.update-secret (PLAIN login)',
+    run: onOpen('update-secret', () => [raw.updateSecret('guest', 'rotation')], false),
+  },
   { name: 'misc.channel-close', what: 'channel.close on open channel 1', run: onOpen('channel.close', () => [raw.channelClose(1)]) },
-  { name: 'misc.channel-close-twice', what: 'channel.close twice on channel 1 in one write', run: onOpen('channel.close x2', () => [raw.channelClose(1), raw.channelClose(1)]) },
+  {
+    name: 'misc.channel-close-twice',
+    what: 'channel.close twice on channel 1 in one write',
+    run: onOpen('channel.close x2', () => [raw.channelClose(1), raw.channelClose(1)]),
+  },
   {
     name: 'misc.channel-close-twice-gap',
     what: 'channel.close, close-ok received, channel.close again',
@@ -496,7 +755,12 @@ const SCENARIOS: Scenario[] = [
   },
 
   // connection.close from the client, and crossings
-  { name: 'close.client', what: 'client connection.close, then waits', run: onOpen('close', () => [raw.connectionClose()], false), windowMs: LONG },
+  {
+    name: 'close.client',
+    what: 'client connection.close, then waits',
+    run: onOpen('close', () => [raw.connectionClose()], false),
+    windowMs: LONG,
+  },
   { name: 'close.client-x2', what: 'two connection.close back-to-back', run: onOpen('close x2', closeN(2), false), windowMs: LONG },
   { name: 'close.client-x32', what: '32 connection.close back-to-back', run: onOpen('close x32', closeN(32), false), windowMs: LONG },
   {
@@ -505,7 +769,10 @@ const SCENARIOS: Scenario[] = [
     windowMs: LONG,
     run: async (p) => {
       await p.ready();
-      await steps(p, [['close#1', () => [raw.connectionClose()]], ['close#2', () => [raw.connectionClose()]]]);
+      await steps(p, [
+        ['close#1', () => [raw.connectionClose()]],
+        ['close#2', () => [raw.connectionClose()]],
+      ]);
     },
   },
   {
@@ -692,7 +959,15 @@ function cell(s: string): string {
 }
 
 function parseArgs(argv: string[]) {
-  const opts = { rabbit: 'amqp://guest:guest@127.0.0.1:5672', leveret: '', only: [] as string[], names: [] as string[], markdown: false, json: '', concurrency: 24 };
+  const opts = {
+    rabbit: 'amqp://guest:guest@127.0.0.1:5672',
+    leveret: '',
+    only: [] as string[],
+    names: [] as string[],
+    markdown: false,
+    json: '',
+    concurrency: 24,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rabbit') opts.rabbit = argv[++i];
@@ -731,18 +1006,32 @@ async function main(): Promise<void> {
       console.log('| scenario | what | RabbitMQ 3.10 | Leveret | |');
       console.log('| --- | --- | --- | --- | --- |');
       for (const { sc, r, l, diffs } of rows) {
-        console.log(`| \`${sc.name}\` | ${cell(sc.what)} | ${cell(summary(r))} | ${diffs.length ? cell(summary(l)) : 'same'} | ${diffs.length ? `**DIFF** (${diffs.join(', ')})` : 'MATCH'} |`);
+        console.log(
+          `| \`${sc.name}\` | ${cell(sc.what)} | ${cell(summary(r))} | ${diffs.length ? cell(summary(l)) : 'same'} | ${diffs.length ? `**DIFF** (${diffs.join(', ')})` : 'MATCH'} |`,
+        );
       }
     } else {
       for (const { sc, r, l, diffs } of rows) {
         console.log(`\n${diffs.length ? 'DIFF ' : 'MATCH'} ${sc.name}: ${sc.what}${diffs.length ? `  [${diffs.join(', ')}]` : ''}`);
-        console.log(`  RabbitMQ: ${r.timeline.join(' | ') || '(nothing)'}${r.closeKind === 'open' ? ' | still open' : ''}${r.note ? ` | ${r.note}` : ''}`);
-        console.log(`  Leveret:  ${l.timeline.join(' | ') || '(nothing)'}${l.closeKind === 'open' ? ' | still open' : ''}${l.note ? ` | ${l.note}` : ''}`);
+        console.log(
+          `  RabbitMQ: ${r.timeline.join(' | ') || '(nothing)'}${r.closeKind === 'open' ? ' | still open' : ''}${r.note ? ` | ${r.note}` : ''}`,
+        );
+        console.log(
+          `  Leveret:  ${l.timeline.join(' | ') || '(nothing)'}${l.closeKind === 'open' ? ' | still open' : ''}${l.note ? ` | ${l.note}` : ''}`,
+        );
       }
     }
     const nDiff = rows.filter((r) => r.diffs.length).length;
     console.error(`# ${rows.length - nDiff} MATCH, ${nDiff} DIFF`);
-    if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(rows.map(({ sc, r, l, diffs }) => ({ name: sc.name, what: sc.what, rabbitmq: r, leveret: l, diffs })), null, 2));
+    if (opts.json)
+      fs.writeFileSync(
+        opts.json,
+        JSON.stringify(
+          rows.map(({ sc, r, l, diffs }) => ({ name: sc.name, what: sc.what, rabbitmq: r, leveret: l, diffs })),
+          null,
+          2,
+        ),
+      );
   } finally {
     await leveret?.stop();
   }

@@ -64,7 +64,20 @@ export async function startLeveret(extraArgs: string[] = []): Promise<Target> {
   const root = repoRoot();
   const child: ChildProcess = spawn(
     process.execPath,
-    [path.join(root, 'dist', 'cli.js'), '--port', String(port), '--http-port', String(httpPort), '--data-dir', dataDir, '--log-level', 'warn', '--heartbeat', '0', ...extraArgs],
+    [
+      path.join(root, 'dist', 'cli.js'),
+      '--port',
+      String(port),
+      '--http-port',
+      String(httpPort),
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      'warn',
+      '--heartbeat',
+      '0',
+      ...extraArgs,
+    ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let exited = false;
@@ -163,7 +176,8 @@ export async function tidy(t: Target): Promise<void> {
   const queues = (await api(t, 'GET', '/api/queues/%2F?columns=name')) as { name: string }[];
   for (const q of queues) await api(t, 'DELETE', `/api/queues/%2F/${encodeURIComponent(q.name)}`);
   const exchanges = (await api(t, 'GET', '/api/exchanges/%2F?columns=name')) as { name: string }[];
-  for (const x of exchanges) if (x.name !== '' && !x.name.startsWith('amq.')) await api(t, 'DELETE', `/api/exchanges/%2F/${encodeURIComponent(x.name)}`);
+  for (const x of exchanges)
+    if (x.name !== '' && !x.name.startsWith('amq.')) await api(t, 'DELETE', `/api/exchanges/%2F/${encodeURIComponent(x.name)}`);
 }
 
 /** How many AMQP connections the broker still holds. */

@@ -17,6 +17,8 @@ export function describe(s: FuzzSummary): string {
     `  broker log lines by level: ${JSON.stringify(s.logLevels)}`,
     `  well-behaved client checks passed: ${s.healthyChecks - s.findings.filter((f) => f.what.startsWith('the well-behaved')).length}/${s.healthyChecks}`,
     `  broker RSS: after round 1 ${mib(s.rss.first)}, after the warm-up (${s.rss.warmupRounds} rounds) ${mib(s.rss.baseline)}, at the end ${mib(s.rss.final)}, highest after a round ${mib(s.rss.max)}`,
-    s.ok ? '  no findings' : `  FINDINGS:\n${s.findings.map((f) => `    round ${f.round}: ${f.what}`).join('\n')}\n  broker errors:\n${s.errors.join('\n')}`,
+    s.ok
+      ? '  no findings'
+      : `  FINDINGS:\n${s.findings.map((f) => `    round ${f.round}: ${f.what}`).join('\n')}\n  broker errors:\n${s.errors.join('\n')}`,
   ].join('\n');
 }

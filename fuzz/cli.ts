@@ -17,15 +17,42 @@ function parse(argv: string[]): Partial<FuzzOptions> & { json?: string } {
     const flag = argv[i];
     const v = argv[i + 1];
     switch (flag) {
-      case '--frames': o.frames = num(flag, v); i++; break;
-      case '--seed': o.seed = num(flag, v); i++; break;
-      case '--uri': o.uri = v; i++; break;
-      case '--http-port': o.httpPort = num(flag, v); i++; break;
-      case '--json': o.json = v; i++; break;
-      case '--connections-per-round': o.connectionsPerRound = num(flag, v); i++; break;
-      case '--frames-per-connection': o.framesPerConnection = num(flag, v); i++; break;
-      case '--concurrency': o.concurrency = num(flag, v); i++; break;
-      case '--mutation-rate': o.mutationRate = num(flag, v); i++; break;
+      case '--frames':
+        o.frames = num(flag, v);
+        i++;
+        break;
+      case '--seed':
+        o.seed = num(flag, v);
+        i++;
+        break;
+      case '--uri':
+        o.uri = v;
+        i++;
+        break;
+      case '--http-port':
+        o.httpPort = num(flag, v);
+        i++;
+        break;
+      case '--json':
+        o.json = v;
+        i++;
+        break;
+      case '--connections-per-round':
+        o.connectionsPerRound = num(flag, v);
+        i++;
+        break;
+      case '--frames-per-connection':
+        o.framesPerConnection = num(flag, v);
+        i++;
+        break;
+      case '--concurrency':
+        o.concurrency = num(flag, v);
+        i++;
+        break;
+      case '--mutation-rate':
+        o.mutationRate = num(flag, v);
+        i++;
+        break;
       default:
         throw new Error(`unknown option ${flag}`);
     }

@@ -34,7 +34,16 @@ export interface Handshake {
 export function handshake(frameMax = 131072, channelMax = 2047): Handshake {
   const response = Buffer.from('\0guest\0guest');
   return {
-    startOk: encode((w) => M.encodeConnectionStartOk(w, 0, { product: 'leveret-fuzz', capabilities: { 'connection.blocked': true, authentication_failure_close: true } }, 'PLAIN', response, 'en_US')),
+    startOk: encode((w) =>
+      M.encodeConnectionStartOk(
+        w,
+        0,
+        { product: 'leveret-fuzz', capabilities: { 'connection.blocked': true, authentication_failure_close: true } },
+        'PLAIN',
+        response,
+        'en_US',
+      ),
+    ),
     tuneOk: encode((w) => M.encodeConnectionTuneOk(w, 0, channelMax, frameMax, 0)),
     open: encode((w) => M.encodeConnectionOpen(w, 0, '/', '', false)),
   };
@@ -131,7 +140,10 @@ export function contentBody(ch: number, body: Buffer): Buffer {
 /** basic.publish with its content: header and the body in 0..3 body frames. */
 export function publish(rng: Rng, ch: number, exchange = rng.pick(EXCHANGES), key = rng.pick(KEYS)): Buffer[] {
   const body = rng.bytes(rng.pick([0, 1, 10, 100, 5000]));
-  const frames = [encode((w) => M.encodeBasicPublish(w, ch, 0, exchange, key, rng.chance(0.2), false)), contentHeader(ch, body.length, properties(rng))];
+  const frames = [
+    encode((w) => M.encodeBasicPublish(w, ch, 0, exchange, key, rng.chance(0.2), false)),
+    contentHeader(ch, body.length, properties(rng)),
+  ];
   let at = 0;
   while (at < body.length) {
     const n = Math.min(body.length - at, rng.chance(0.5) ? body.length : 1 + rng.int(body.length));
@@ -158,15 +170,55 @@ export function clientMethod(rng: Rng, ch: number): Buffer[] {
     case 3:
       return publish(rng, ch, x, k);
     case 4:
-      return one((w) => M.encodeQueueDeclare(w, ch, 0, q, rng.chance(0.1), rng.chance(0.2), rng.chance(0.3), rng.chance(0.3), nowait, queueArgs(rng)));
+      return one((w) =>
+        M.encodeQueueDeclare(w, ch, 0, q, rng.chance(0.1), rng.chance(0.2), rng.chance(0.3), rng.chance(0.3), nowait, queueArgs(rng)),
+      );
     case 5:
-      return one((w) => M.encodeExchangeDeclare(w, ch, 0, rng.pick(['fz.x0', 'fz.x1', 'amq.direct']), rng.pick(TYPES), rng.chance(0.1), rng.chance(0.2), rng.chance(0.2), rng.chance(0.1), nowait, rng.chance(0.2) ? randomTable(rng) : {}));
+      return one((w) =>
+        M.encodeExchangeDeclare(
+          w,
+          ch,
+          0,
+          rng.pick(['fz.x0', 'fz.x1', 'amq.direct']),
+          rng.pick(TYPES),
+          rng.chance(0.1),
+          rng.chance(0.2),
+          rng.chance(0.2),
+          rng.chance(0.1),
+          nowait,
+          rng.chance(0.2) ? randomTable(rng) : {},
+        ),
+      );
     case 6:
-      return one((w) => M.encodeQueueBind(w, ch, 0, q, x, k, nowait, rng.chance(0.3) ? { 'x-match': rng.pick(['all', 'any', 'bad']), ...randomTable(rng, 1) } : {}));
+      return one((w) =>
+        M.encodeQueueBind(
+          w,
+          ch,
+          0,
+          q,
+          x,
+          k,
+          nowait,
+          rng.chance(0.3) ? { 'x-match': rng.pick(['all', 'any', 'bad']), ...randomTable(rng, 1) } : {},
+        ),
+      );
     case 7:
       return one((w) => M.encodeQueueUnbind(w, ch, 0, q, x, k, {}));
     case 8:
-      return one((w) => M.encodeBasicConsume(w, ch, 0, q, rng.chance(0.5) ? '' : 'ct' + rng.int(5), false, rng.chance(0.5), rng.chance(0.1), nowait, rng.chance(0.2) ? { 'x-priority': rng.int(10) } : {}));
+      return one((w) =>
+        M.encodeBasicConsume(
+          w,
+          ch,
+          0,
+          q,
+          rng.chance(0.5) ? '' : 'ct' + rng.int(5),
+          false,
+          rng.chance(0.5),
+          rng.chance(0.1),
+          nowait,
+          rng.chance(0.2) ? { 'x-priority': rng.int(10) } : {},
+        ),
+      );
     case 9:
       return one((w) => M.encodeBasicCancel(w, ch, 'ct' + rng.int(5), nowait));
     case 10:
@@ -189,7 +241,11 @@ export function clientMethod(rng: Rng, ch: number): Buffer[] {
     case 19:
       return one((w) => M.encodeExchangeDelete(w, ch, 0, rng.pick(['fz.x0', 'fz.x1', 'amq.direct', 'nope']), rng.chance(0.3), nowait));
     case 20:
-      return one((w) => (rng.chance(0.5) ? M.encodeExchangeBind(w, ch, 0, 'fz.x1', x, k, nowait, {}) : M.encodeExchangeUnbind(w, ch, 0, 'fz.x1', x, k, nowait, {})));
+      return one((w) =>
+        rng.chance(0.5)
+          ? M.encodeExchangeBind(w, ch, 0, 'fz.x1', x, k, nowait, {})
+          : M.encodeExchangeUnbind(w, ch, 0, 'fz.x1', x, k, nowait, {}),
+      );
     case 21:
       return one((w) => M.encodeTxSelect(w, ch));
     case 22:

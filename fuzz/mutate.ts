@@ -112,10 +112,14 @@ const MUTATORS: Record<string, Mutator> = {
   'size-lie': (u, { rng, frameMax }) => {
     const f = Buffer.from(rng.pick(u));
     const size = f.readUInt32BE(3);
-    f.writeUInt32BE(rng.pick([0, size - 1, size + 1, size + rng.range(2, 64), Math.max(0, size - rng.range(2, 64)), frameMax + 1, 0xffffffff]) >>> 0, 3);
+    f.writeUInt32BE(
+      rng.pick([0, size - 1, size + 1, size + rng.range(2, 64), Math.max(0, size - rng.range(2, 64)), frameMax + 1, 0xffffffff]) >>> 0,
+      3,
+    );
     return [f];
   },
-  'frame-end': (u, { rng }) => u.map((f, i) => (i === u.length - 1 ? Buffer.concat([f.subarray(0, f.length - 1), Buffer.from([rng.int(0xce)])]) : f)),
+  'frame-end': (u, { rng }) =>
+    u.map((f, i) => (i === u.length - 1 ? Buffer.concat([f.subarray(0, f.length - 1), Buffer.from([rng.int(0xce)])]) : f)),
   'frame-type': (u, { rng }) => {
     const f = Buffer.from(rng.pick(u));
     f[0] = rng.pick([0, 4, 5, 6, 7, 9, 10, 65, 0xce, 0xff, 1, 2, 3, 8]);
@@ -149,7 +153,8 @@ const MUTATORS: Record<string, Mutator> = {
   },
   'method-id': (u, { rng }) => {
     const f = Buffer.from(u[0]);
-    if (f.length >= 12) f.writeUInt32BE(rng.chance(0.5) ? rng.u32() : (rng.pick([10, 20, 30, 40, 50, 60, 85, 90, 99]) << 16) | rng.int(120), 7);
+    if (f.length >= 12)
+      f.writeUInt32BE(rng.chance(0.5) ? rng.u32() : (rng.pick([10, 20, 30, 40, 50, 60, 85, 90, 99]) << 16) | rng.int(120), 7);
     return [f];
   },
   'bad-table': (_u, { rng, channels, frameMax }) => [methodWithTable(rng, rng.pick(channels), badTable(rng, frameMax))],
@@ -162,7 +167,11 @@ const MUTATORS: Record<string, Mutator> = {
       () => Buffer.concat([Buffer.from([rng.int(256), rng.int(256) & 0xfe]), rng.bytes(rng.int(12))]),
       () => Buffer.from([0x00, 0x04]), // cluster-id announced, absent
     ])();
-    return [encode((w) => M.encodeBasicPublish(w, ch, 0, '', 'fz.q0', false, false)), rawHeader(ch, 1n, props), contentBody(ch, Buffer.from('x'))];
+    return [
+      encode((w) => M.encodeBasicPublish(w, ch, 0, '', 'fz.q0', false, false)),
+      rawHeader(ch, 1n, props),
+      contentBody(ch, Buffer.from('x')),
+    ];
   },
   'content-order': (_u, { rng, channels }) => {
     const ch = rng.pick(channels);
@@ -184,13 +193,23 @@ const MUTATORS: Record<string, Mutator> = {
   'huge-body-size': (_u, { rng, channels }) => {
     const ch = rng.pick(channels);
     const size = rng.pick([2n ** 62n, 2n ** 64n - 1n, 128n * 1024n * 1024n + 1n, 128n * 1024n * 1024n, 2n ** 32n, 10_000_000n]);
-    return [encode((w) => M.encodeBasicPublish(w, ch, 0, '', 'fz.q0', false, false)), rawHeader(ch, size, Buffer.from([0, 0])), contentBody(ch, Buffer.from('abc'))];
+    return [
+      encode((w) => M.encodeBasicPublish(w, ch, 0, '', 'fz.q0', false, false)),
+      rawHeader(ch, size, Buffer.from([0, 0])),
+      contentBody(ch, Buffer.from('abc')),
+    ];
   },
   'wrong-state': (_u, { rng, channels }) => [misplacedMethod(rng, rng.chance(0.5) ? 0 : rng.pick(channels))],
   'random-bytes': (_u, { rng }) => [rng.bytes(rng.range(1, 200))],
-  'random-frame': (_u, { rng, channels }) => [frame(rng.pick([1, 2, 3, 8]), rng.chance(0.8) ? rng.pick(channels) : rng.int(65536), rng.bytes(rng.int(64)))],
-  heartbeat: (_u, { rng, channels }) => [frame(8, rng.chance(0.5) ? 0 : rng.pick(channels), rng.chance(0.5) ? Buffer.alloc(0) : rng.bytes(rng.range(1, 8)))],
-  oversized: (_u, { rng, frameMax, channels }) => [frame(rng.pick([1, 2, 3]), rng.pick(channels), Buffer.alloc(frameMax + rng.range(1, 16)))],
+  'random-frame': (_u, { rng, channels }) => [
+    frame(rng.pick([1, 2, 3, 8]), rng.chance(0.8) ? rng.pick(channels) : rng.int(65536), rng.bytes(rng.int(64))),
+  ],
+  heartbeat: (_u, { rng, channels }) => [
+    frame(8, rng.chance(0.5) ? 0 : rng.pick(channels), rng.chance(0.5) ? Buffer.alloc(0) : rng.bytes(rng.range(1, 8))),
+  ],
+  oversized: (_u, { rng, frameMax, channels }) => [
+    frame(rng.pick([1, 2, 3]), rng.pick(channels), Buffer.alloc(frameMax + rng.range(1, 16))),
+  ],
 };
 
 export const MUTATION_KINDS = Object.keys(MUTATORS);

@@ -66,7 +66,14 @@ export interface FuzzSummary {
   /** broker log lines by pino level (40 warn, 50 error, 60 fatal; text: not pino) */
   logLevels: Record<string, number>;
   /** broker RSS: after round 1, after the warm-up (the baseline), at the end, highest, after each round */
-  rss: { first: number | null; baseline: number | null; warmupRounds: number; final: number | null; max: number | null; perRound: (number | null)[] };
+  rss: {
+    first: number | null;
+    baseline: number | null;
+    warmupRounds: number;
+    final: number | null;
+    max: number | null;
+    perRound: (number | null)[];
+  };
   healthyChecks: number;
   findings: Finding[];
   errors: string[];
@@ -156,9 +163,20 @@ export async function runFuzz(opts: Partial<FuzzOptions> = {}): Promise<FuzzSumm
     for (let round = 1; (s.frames < o.frames || round <= 2) && s.findings.length === 0; round++) {
       const seeds = Array.from({ length: o.connectionsPerRound }, (_, i) => subSeed(o.seed, round, i));
       const results = await pool(seeds.length, o.concurrency, (i) =>
-        fuzzSession({ host: target.host, port: target.port, seed: seeds[i], frames: o.framesPerConnection, mutationRate: o.mutationRate, timeoutMs: o.timeoutMs }).catch(
-          (err: Error): SessionResult => ({ seed: seeds[i], framesSent: 0, outcome: `connect failed: ${err.message}`, channelCloses: [], kinds: [] }),
-        ),
+        fuzzSession({
+          host: target.host,
+          port: target.port,
+          seed: seeds[i],
+          frames: o.framesPerConnection,
+          mutationRate: o.mutationRate,
+          timeoutMs: o.timeoutMs,
+        }).catch((err: Error): SessionResult => ({
+          seed: seeds[i],
+          framesSent: 0,
+          outcome: `connect failed: ${err.message}`,
+          channelCloses: [],
+          kinds: [],
+        })),
       );
       for (const r of results) {
         s.frames += r.framesSent;
@@ -185,7 +203,9 @@ export async function runFuzz(opts: Partial<FuzzOptions> = {}): Promise<FuzzSumm
       if (rss !== null) s.rss.max = Math.max(s.rss.max ?? 0, rss);
       if (round === 1) s.rss.first = rss;
       if (round === s.rss.warmupRounds) s.rss.baseline = rss;
-      log(`round ${round} (of about ${rounds}): ${s.frames} frames, ${s.connections} connections, rss ${rss === null ? '-' : (rss / 1048576).toFixed(1) + ' MiB'}`);
+      log(
+        `round ${round} (of about ${rounds}): ${s.frames} frames, ${s.connections} connections, rss ${rss === null ? '-' : (rss / 1048576).toFixed(1) + ' MiB'}`,
+      );
     }
     // Memory after the garbage collector has had time to run with nothing to do.
     await sleep(3000);
@@ -194,7 +214,10 @@ export async function runFuzz(opts: Partial<FuzzOptions> = {}): Promise<FuzzSumm
       s.findings.push({ round: s.rounds, what: `broker RSS grew from ${mib(s.rss.baseline)} to ${mib(s.rss.final)}` });
     }
     if (target.pid !== null && (target.levels['50'] ?? 0) + (target.levels['60'] ?? 0) > 0) {
-      s.findings.push({ round: s.rounds, what: `the broker logged ${(target.levels['50'] ?? 0) + (target.levels['60'] ?? 0)} error lines` });
+      s.findings.push({
+        round: s.rounds,
+        what: `the broker logged ${(target.levels['50'] ?? 0) + (target.levels['60'] ?? 0)} error lines`,
+      });
     }
   } finally {
     s.seconds = (Date.now() - started) / 1000;

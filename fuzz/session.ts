@@ -139,7 +139,10 @@ export async function fuzzSession(o: SessionOptions): Promise<SessionResult> {
       // The handshake itself goes wrong: a bad header, or one of its methods mutated or missing.
       const steps: Buffer[][] = [[PROTOCOL_HEADER], [hs.startOk], [hs.tuneOk], [hs.open]];
       const at = rng.int(4);
-      const m = at === 0 ? { kind: 'protocol-header', frames: [rng.chance(0.5) ? rng.bytes(8) : Buffer.from('AMQP\x00\x00\x09\x00', 'latin1')] } : mutate(steps[at], ctx);
+      const m =
+        at === 0
+          ? { kind: 'protocol-header', frames: [rng.chance(0.5) ? rng.bytes(8) : Buffer.from('AMQP\x00\x00\x09\x00', 'latin1')] }
+          : mutate(steps[at], ctx);
       if (rng.chance(0.2)) m.frames = [];
       steps[at] = m.frames;
       result.kinds.push(`handshake:${m.kind}`);

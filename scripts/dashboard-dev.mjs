@@ -23,7 +23,8 @@ app.all('/api/*', async (req, reply) => {
   const res = await fetch(target + req.url, { method: req.method, headers, body: req.body?.length ? req.body : undefined });
   reply.code(res.status);
   // As the broker answers, WWW-Authenticate included (it changes how browsers treat a 401).
-  for (const [k, v] of res.headers) if (!['content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive'].includes(k)) reply.header(k, v);
+  for (const [k, v] of res.headers)
+    if (!['content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive'].includes(k)) reply.header(k, v);
   return reply.send(Buffer.from(await res.arrayBuffer()));
 });
 await app.listen({ port, host: '127.0.0.1' });

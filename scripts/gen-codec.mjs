@@ -18,13 +18,38 @@ const argName = (a) => camel(a.name);
 // `arguments` cannot name a parameter in strict mode.
 const paramName = (a) => (a.name === 'arguments' ? 'args' : camel(a.name));
 
-const TS = { octet: 'number', short: 'number', long: 'number', longlong: 'number', bit: 'boolean',
-  shortstr: 'string', longstr: 'Buffer', table: 'FieldTable', timestamp: 'number' };
+const TS = {
+  octet: 'number',
+  short: 'number',
+  long: 'number',
+  longlong: 'number',
+  bit: 'boolean',
+  shortstr: 'string',
+  longstr: 'Buffer',
+  table: 'FieldTable',
+  timestamp: 'number',
+};
 const TS_IN = { ...TS, longstr: 'string | Buffer', table: 'FieldTable | undefined' };
-const READ = { octet: 'r.u8()', short: 'r.u16()', long: 'r.u32()', longlong: 'r.u64()',
-  shortstr: 'r.shortstr()', longstr: 'r.longstrBytes()', table: 'r.table()', timestamp: 'r.u64()' };
-const WRITE = { octet: 'w.u8', short: 'w.u16', long: 'w.u32', longlong: 'w.u64',
-  shortstr: 'w.shortstr', longstr: 'w.longstr', table: 'w.table', timestamp: 'w.u64' };
+const READ = {
+  octet: 'r.u8()',
+  short: 'r.u16()',
+  long: 'r.u32()',
+  longlong: 'r.u64()',
+  shortstr: 'r.shortstr()',
+  longstr: 'r.longstrBytes()',
+  table: 'r.table()',
+  timestamp: 'r.u64()',
+};
+const WRITE = {
+  octet: 'w.u8',
+  short: 'w.u16',
+  long: 'w.u32',
+  longlong: 'w.u64',
+  shortstr: 'w.shortstr',
+  longstr: 'w.longstr',
+  table: 'w.table',
+  timestamp: 'w.u64',
+};
 
 const out = [];
 const emit = (s = '') => out.push(s);
@@ -54,7 +79,12 @@ emit('};');
 emit();
 emit('/** Methods followed by a content header and body. */');
 emit('export function hasContent(id: number): boolean {');
-emit(`  return ${methods.filter((x) => x.m.content).map((x) => `id === ${x.constName}`).join(' || ')};`);
+emit(
+  `  return ${methods
+    .filter((x) => x.m.content)
+    .map((x) => `id === ${x.constName}`)
+    .join(' || ')};`,
+);
 emit('}');
 emit();
 
@@ -99,7 +129,7 @@ for (const x of methods) {
   emit('    }');
 }
 emit('    default:');
-emit("      throw new AmqpError(NOT_IMPLEMENTED, `unknown method (class ${id >>> 16}, method ${id & 0xffff})`, id >>> 16, id & 0xffff);");
+emit('      throw new AmqpError(NOT_IMPLEMENTED, `unknown method (class ${id >>> 16}, method ${id & 0xffff})`, id >>> 16, id & 0xffff);');
 emit('  }');
 emit('}');
 emit();

@@ -205,7 +205,10 @@ export class Server {
       });
     });
     server.on('error', (err) => this.log.error({ err }, 'AMQP listener error'));
-    this.log.info({ port: this.port, host: this.config.host, dataDir: this.config.dataDir }, `Leveret listening for AMQP on ${this.config.host}:${this.port}`);
+    this.log.info(
+      { port: this.port, host: this.config.host, dataDir: this.config.dataDir },
+      `Leveret listening for AMQP on ${this.config.host}:${this.port}`,
+    );
   }
 
   private async startAmqps(tls: TlsMaterial): Promise<void> {
@@ -215,7 +218,9 @@ export class Server {
       if (admit(socket, this.config)) this.accept(socket);
     });
     // A failed handshake (no certificate, an old protocol version) concerns that client only.
-    server.on('tlsClientError', (err, socket) => this.log.debug({ err: err.message, peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'TLS handshake failed'));
+    server.on('tlsClientError', (err, socket) =>
+      this.log.debug({ err: err.message, peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'TLS handshake failed'),
+    );
     this.amqps = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -225,7 +230,10 @@ export class Server {
       });
     });
     server.on('error', (err) => this.log.error({ err }, 'AMQPS listener error'));
-    this.log.info({ tlsPort: this.tlsPort, host: this.config.host }, `Leveret listening for AMQP over TLS on ${this.config.host}:${this.tlsPort}`);
+    this.log.info(
+      { tlsPort: this.tlsPort, host: this.config.host },
+      `Leveret listening for AMQP over TLS on ${this.config.host}:${this.tlsPort}`,
+    );
   }
 
   private accept(socket: Socket): void {

@@ -56,16 +56,15 @@ interface IntOptions {
 function int(o: IntOptions): Setting<number> {
   const range = `an integer from ${o.min} to ${o.max}`;
   const check = (n: number, shown: string): number | Invalid =>
-    Number.isSafeInteger(n) && n >= o.min && n <= o.max
-      ? n
-      : new Invalid(`must be ${range}, got ${shown}`);
+    Number.isSafeInteger(n) && n >= o.min && n <= o.max ? n : new Invalid(`must be ${range}, got ${shown}`);
   return {
     description: o.description,
     default: o.default,
     argName: '<int>',
     constraint: `${o.min}-${o.max}`,
     // Strict digits only: Number() would accept '', ' 1', '1e3', '0x10'.
-    fromText: (raw) => (/^-?\d+$/.test(raw) ? check(Number(raw), JSON.stringify(raw)) : new Invalid(`must be ${range}, got ${JSON.stringify(raw)}`)),
+    fromText: (raw) =>
+      /^-?\d+$/.test(raw) ? check(Number(raw), JSON.stringify(raw)) : new Invalid(`must be ${range}, got ${JSON.stringify(raw)}`),
     fromJson: (v) => (typeof v === 'number' ? check(v, String(v)) : new Invalid(`must be ${range}, got ${JSON.stringify(v)}`)),
   };
 }
@@ -101,7 +100,11 @@ function list(o: { default: string[]; description: string }): Setting<string[]> 
     description: o.description,
     default: o.default,
     argName: '<a,b,...>',
-    fromText: (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    fromText: (raw) =>
+      raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
     fromJson: (v) =>
       Array.isArray(v) && v.every((s) => typeof s === 'string')
         ? [...v]
@@ -121,7 +124,10 @@ function bool(o: { default: boolean; description: string }): Setting<boolean> {
 }
 
 /** A resource limit (see resource-limits.ts), kept as written and checked here. */
-function resourceLimit(parse: (t: string) => ResourceLimit | string, o: { default: string; description: string; argName: string }): Setting<string> {
+function resourceLimit(
+  parse: (t: string) => ResourceLimit | string,
+  o: { default: string; description: string; argName: string },
+): Setting<string> {
   const check = (v: unknown): string | Invalid => {
     if (typeof v === 'number') v = String(v);
     if (typeof v !== 'string') return new Invalid(`must be a string, got ${JSON.stringify(v)}`);
@@ -135,46 +141,127 @@ const PINO_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent
 
 const SCHEMA = {
   port: int({ default: 5672, min: 0, max: 65535, description: 'TCP port for AMQP connections (0 picks a free port).' }),
-  host: str({ default: '0.0.0.0', argName: '<address>', description: "Address to listen on; '::' listens on IPv6 (and IPv4 where the OS allows)." }),
+  host: str({
+    default: '0.0.0.0',
+    argName: '<address>',
+    description: "Address to listen on; '::' listens on IPv6 (and IPv4 where the OS allows).",
+  }),
   httpPort: int({ default: 15672, min: 0, max: 65535, description: 'TCP port for the HTTP management API (0 picks a free port).' }),
-  statsInterval: int({ default: 5000, min: 100, max: 3600000, description: 'Milliseconds between the samples the management API computes message rates from.' }),
-  nodeName: str({ default: '', argName: '<name>', description: "Node name shown by the management API (default leveret@<hostname>)." }),
+  statsInterval: int({
+    default: 5000,
+    min: 100,
+    max: 3600000,
+    description: 'Milliseconds between the samples the management API computes message rates from.',
+  }),
+  nodeName: str({ default: '', argName: '<name>', description: 'Node name shown by the management API (default leveret@<hostname>).' }),
   dataDir: str({ default: './data', argName: '<path>', description: 'Directory for durable state.' }),
   logLevel: oneOf(PINO_LEVELS, { default: 'info', description: 'Minimum level of log lines written to stdout.' }),
   heartbeat: int({ default: 60, min: 0, max: 65535, description: 'Heartbeat interval in seconds proposed to clients (0 disables).' }),
-  frameMax: int({ default: 131072, min: 4096, max: 4294967295, description: 'Largest frame in bytes the broker accepts, proposed to clients.' }),
+  frameMax: int({
+    default: 131072,
+    min: 4096,
+    max: 4294967295,
+    description: 'Largest frame in bytes the broker accepts, proposed to clients.',
+  }),
   channelMax: int({ default: 2047, min: 1, max: 65535, description: 'Most channels per connection, proposed to clients.' }),
   // setTimeout cannot wait longer than 2^31-1 ms.
-  handshakeTimeout: int({ default: 10000, min: 1, max: 2147483647, description: 'Milliseconds a client may take from TCP connect to connection.open.' }),
+  handshakeTimeout: int({
+    default: 10000,
+    min: 1,
+    max: 2147483647,
+    description: 'Milliseconds a client may take from TCP connect to connection.open.',
+  }),
   defaultUser: str({ default: 'guest', description: 'User created when no users exist yet.' }),
   defaultPass: str({ default: 'guest', secret: true, description: 'Password of the default user.' }),
   loopbackUsers: list({ default: ['guest'], description: 'Users that may only connect from a loopback address.' }),
-  segmentSize: int({ default: 8 * 1024 * 1024, min: 4096, max: 1024 * 1024 * 1024, description: 'Bytes after which a queue starts a new message segment file.' }),
-  queueMemoryBudget: int({ default: 8 * 1024 * 1024, min: 0, max: 2 ** 40, description: 'Bytes of messages a queue keeps in memory; the rest of its backlog waits on disk.' }),
+  segmentSize: int({
+    default: 8 * 1024 * 1024,
+    min: 4096,
+    max: 1024 * 1024 * 1024,
+    description: 'Bytes after which a queue starts a new message segment file.',
+  }),
+  queueMemoryBudget: int({
+    default: 8 * 1024 * 1024,
+    min: 0,
+    max: 2 ** 40,
+    description: 'Bytes of messages a queue keeps in memory; the rest of its backlog waits on disk.',
+  }),
   // TLS: the amqps and HTTPS listeners run when tlsCert and tlsKey are both given (RabbitMQ's ssl_options).
-  tlsPort: int({ default: 5671, min: -1, max: 65535, description: 'TCP port for AMQP over TLS (amqps) when --tls-cert and --tls-key are given (0 picks a free port, -1 turns it off).' }),
-  tlsCert: str({ default: '', argName: '<path>', description: "PEM file with the server's certificate (and its chain); with --tls-key it turns TLS on. Reloaded on SIGHUP." }),
+  tlsPort: int({
+    default: 5671,
+    min: -1,
+    max: 65535,
+    description: 'TCP port for AMQP over TLS (amqps) when --tls-cert and --tls-key are given (0 picks a free port, -1 turns it off).',
+  }),
+  tlsCert: str({
+    default: '',
+    argName: '<path>',
+    description: "PEM file with the server's certificate (and its chain); with --tls-key it turns TLS on. Reloaded on SIGHUP.",
+  }),
   tlsKey: str({ default: '', argName: '<path>', description: "PEM file with the server certificate's private key. Reloaded on SIGHUP." }),
-  tlsCa: str({ default: '', argName: '<path>', description: 'PEM bundle of the CAs that client certificates must chain to (default: the system CAs). Reloaded on SIGHUP.' }),
+  tlsCa: str({
+    default: '',
+    argName: '<path>',
+    description: 'PEM bundle of the CAs that client certificates must chain to (default: the system CAs). Reloaded on SIGHUP.',
+  }),
   tlsPassphrase: str({ default: '', secret: true, description: 'Passphrase of an encrypted --tls-key.' }),
-  tlsVerify: oneOf(['verify_none', 'verify_peer'] as const, { default: 'verify_none', description: "verify_peer asks clients for a certificate and refuses one that does not chain to --tls-ca (RabbitMQ's ssl_options.verify)." }),
+  tlsVerify: oneOf(['verify_none', 'verify_peer'] as const, {
+    default: 'verify_none',
+    description:
+      "verify_peer asks clients for a certificate and refuses one that does not chain to --tls-ca (RabbitMQ's ssl_options.verify).",
+  }),
   tlsFailIfNoPeerCert: bool({ default: false, description: 'With verify_peer, also refuse clients that present no certificate.' }),
-  tlsCertLoginFrom: oneOf(['common_name', 'distinguished_name'] as const, { default: 'common_name', description: "What names the user of an EXTERNAL login: the client certificate's CN, or its whole subject in RFC 4514 form (RabbitMQ's ssl_cert_login_from)." }),
-  httpsPort: int({ default: 15671, min: -1, max: 65535, description: "TCP port for the management API over HTTPS, with the TLS certificate (RabbitMQ's management.ssl.port; 0 picks a free port, -1 turns it off)." }),
-  shutdownTimeout: int({ default: 10000, min: 1, max: 2147483647, description: 'Milliseconds a stop (SIGTERM, SIGINT) may take to close clients and flush the store before the process exits anyway (code 1).' }),
-  maxMessageSize: int({ default: 128 * 1024 * 1024, min: 0, max: 512 * 1024 * 1024, description: "Largest message body in bytes a publisher may send (RabbitMQ's max_message_size); a larger one closes the channel with 406." }),
-  maxConnections: int({ default: 0, min: 0, max: 2147483647, description: "Most client connections the node keeps open (RabbitMQ's connection_max); 0: no limit." }),
+  tlsCertLoginFrom: oneOf(['common_name', 'distinguished_name'] as const, {
+    default: 'common_name',
+    description:
+      "What names the user of an EXTERNAL login: the client certificate's CN, or its whole subject in RFC 4514 form (RabbitMQ's ssl_cert_login_from).",
+  }),
+  httpsPort: int({
+    default: 15671,
+    min: -1,
+    max: 65535,
+    description:
+      "TCP port for the management API over HTTPS, with the TLS certificate (RabbitMQ's management.ssl.port; 0 picks a free port, -1 turns it off).",
+  }),
+  shutdownTimeout: int({
+    default: 10000,
+    min: 1,
+    max: 2147483647,
+    description:
+      'Milliseconds a stop (SIGTERM, SIGINT) may take to close clients and flush the store before the process exits anyway (code 1).',
+  }),
+  maxMessageSize: int({
+    default: 128 * 1024 * 1024,
+    min: 0,
+    max: 512 * 1024 * 1024,
+    description:
+      "Largest message body in bytes a publisher may send (RabbitMQ's max_message_size); a larger one closes the channel with 406.",
+  }),
+  maxConnections: int({
+    default: 0,
+    min: 0,
+    max: 2147483647,
+    description: "Most client connections the node keeps open (RabbitMQ's connection_max); 0: no limit.",
+  }),
   // setTimeout cannot wait longer than 2^31-1 ms.
-  consumerTimeout: int({ default: 1800000, min: 0, max: 2147483647, description: "Milliseconds a delivery may stay unacknowledged before its channel is closed with 406 (RabbitMQ's consumer_timeout); 0: never." }),
+  consumerTimeout: int({
+    default: 1800000,
+    min: 0,
+    max: 2147483647,
+    description:
+      "Milliseconds a delivery may stay unacknowledged before its channel is closed with 406 (RabbitMQ's consumer_timeout); 0: never.",
+  }),
   vmMemoryHighWatermark: resourceLimit(parseMemoryWatermark, {
     default: '0.4',
     argName: '<fraction|amount>',
-    description: "Memory use (RSS) above which publishers are blocked: a fraction of the machine's (or cgroup's) memory, or an amount such as 512MB.",
+    description:
+      "Memory use (RSS) above which publishers are blocked: a fraction of the machine's (or cgroup's) memory, or an amount such as 512MB.",
   }),
   diskFreeLimit: resourceLimit(parseDiskFreeLimit, {
     default: '50MB',
     argName: '<amount|mem_relative:N>',
-    description: "Free space on the data directory's disk below which publishers are blocked: an amount such as 1GB, or mem_relative:1.0 (a multiple of memory).",
+    description:
+      "Free space on the data directory's disk below which publishers are blocked: an amount such as 1GB, or mem_relative:1.0 (a multiple of memory).",
   }),
 } satisfies Record<string, Setting<unknown>>;
 
@@ -182,6 +269,8 @@ type Schema = typeof SCHEMA;
 type SettingName = keyof Schema;
 type ConfigShape = { [K in SettingName]: Schema[K] extends Setting<infer T> ? T : never };
 
+// An interface (not a type alias) so editors show `Config` rather than the mapped type.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface Config extends ConfigShape {}
 
 export interface SettingInfo {
@@ -200,7 +289,7 @@ export const SETTINGS: readonly SettingInfo[] = (Object.keys(SCHEMA) as SettingN
   flag: '--' + toKebab(name),
   env: 'LEVERET_' + toKebab(name).replace(/-/g, '_').toUpperCase(),
   key: name,
-  setting: SCHEMA[name] as Setting<unknown>,
+  setting: SCHEMA[name],
 }));
 
 const CONFIG_FLAG = '--config';

@@ -68,7 +68,9 @@ describe('memory watermark', () => {
     await sleep(500);
     const max = rss.stop();
     const depth = (await ch.checkQueue(q)).messageCount;
-    console.log(`flood: ${r.published} messages at ${Math.round(r.rate)} msg/s; broker RSS at most ${mb(max)} (watermark ${mb(watermark)}); ${depth} in the queue`);
+    console.log(
+      `flood: ${r.published} messages at ${Math.round(r.rate)} msg/s; broker RSS at most ${mb(max)} (watermark ${mb(watermark)}); ${depth} in the queue`,
+    );
     expect(max).toBeLessThan(watermark);
     expect(depth).toBe(r.published);
     expect(r.published).toBeGreaterThan(100_000);
@@ -120,7 +122,7 @@ describe('memory watermark', () => {
     // messages read before the block may still be on their way to the consumer (on a busy
     // machine for well over a second), so first wait until its count stops moving.
     let before = -1;
-    for (let quiet = 0, t = Date.now(); quiet < 3 && Date.now() - t < 20_000; ) {
+    for (let quiet = 0, t = Date.now(); quiet < 3 && Date.now() - t < 20_000;) {
       const now = got;
       await sleep(400);
       quiet = got === now ? quiet + 1 : 0;

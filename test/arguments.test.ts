@@ -74,8 +74,12 @@ describe('x-message-ttl', () => {
   it('rejects floats and doubles, even integral ones (needs the wire type)', () => {
     // checked against RabbitMQ 3.10.8
     expect(text(declare({ 'x-message-ttl': 1.5 }))).toBe(invalid('x-message-ttl', '"expected integer, got double"'));
-    expect(text(declare({ 'x-message-ttl': 1.5 }, { 'x-message-ttl': 'f' }))).toBe(invalid('x-message-ttl', '"expected integer, got float"'));
-    expect(text(declare({ 'x-message-ttl': 1 }, { 'x-message-ttl': 'd' }))).toBe(invalid('x-message-ttl', '"expected integer, got double"'));
+    expect(text(declare({ 'x-message-ttl': 1.5 }, { 'x-message-ttl': 'f' }))).toBe(
+      invalid('x-message-ttl', '"expected integer, got float"'),
+    );
+    expect(text(declare({ 'x-message-ttl': 1 }, { 'x-message-ttl': 'd' }))).toBe(
+      invalid('x-message-ttl', '"expected integer, got double"'),
+    );
   });
 
   it('names every other type in the error', () => {
@@ -104,7 +108,8 @@ describe('x-expires', () => {
 
   it('rejects 0 whatever its integer type', () => {
     // checked against RabbitMQ 3.10.8
-    for (const t of ['I', 'b', 'l', 'u']) expect(text(declare({ 'x-expires': 0 }, { 'x-expires': t }))).toBe(invalid('x-expires', '{value_zero,0}'));
+    for (const t of ['I', 'b', 'l', 'u'])
+      expect(text(declare({ 'x-expires': 0 }, { 'x-expires': t }))).toBe(invalid('x-expires', '{value_zero,0}'));
   });
 
   it('rejects negatives, more than ten years and non-integers', () => {
@@ -151,7 +156,9 @@ describe('x-max-priority', () => {
     // checked against RabbitMQ 3.10.8
     expect(text(declare({ 'x-max-priority': -1 }))).toBe(invalid('x-max-priority', '{value_negative,-1}'));
     expect(text(declare({ 'x-max-priority': '10' }))).toBe(invalid('x-max-priority', '"expected integer, got longstr"'));
-    expect(text(declare({ 'x-max-priority': 10 }, { 'x-max-priority': 'd' }))).toBe(invalid('x-max-priority', '"expected integer, got double"'));
+    expect(text(declare({ 'x-max-priority': 10 }, { 'x-max-priority': 'd' }))).toBe(
+      invalid('x-max-priority', '"expected integer, got double"'),
+    );
   });
 });
 
@@ -178,7 +185,9 @@ describe('dead lettering', () => {
 
   it('rejects a routing key without an exchange', () => {
     // checked against RabbitMQ 3.10.8
-    expect(text(declare({ 'x-dead-letter-routing-key': 'rk' }))).toBe(invalid('x-dead-letter-routing-key', 'routing_key_but_no_dlx_defined'));
+    expect(text(declare({ 'x-dead-letter-routing-key': 'rk' }))).toBe(
+      invalid('x-dead-letter-routing-key', 'routing_key_but_no_dlx_defined'),
+    );
     expect(text(declare({ 'x-dead-letter-routing-key': 'rk', 'x-dead-letter-exchange': '' }))).toBe('OK');
   });
 
@@ -322,7 +331,9 @@ describe('x-queue-type', () => {
 
   it('checks the properties after the arguments', () => {
     // checked against RabbitMQ 3.10.8
-    expect(text(declare({ ...QUORUM, 'x-message-ttl': -1 }, undefined, { durable: false }))).toBe(invalid('x-message-ttl', '{value_negative,-1}'));
+    expect(text(declare({ ...QUORUM, 'x-message-ttl': -1 }, undefined, { durable: false }))).toBe(
+      invalid('x-message-ttl', '{value_negative,-1}'),
+    );
     expect(text(declare({ ...QUORUM, 'x-max-priority': 5 }, undefined, { durable: false }))).toBe(unsupported('x-max-priority', 'quorum'));
   });
 });
@@ -348,7 +359,14 @@ describe('arguments a queue type does not take', () => {
 
   it('quorum queues refuse x-max-priority, x-queue-mode, x-queue-version, x-queue-master-locator and stream arguments', () => {
     // checked against RabbitMQ 3.10.8
-    for (const key of ['x-max-priority', 'x-queue-mode', 'x-queue-version', 'x-queue-master-locator', 'x-max-age', 'x-initial-cluster-size']) {
+    for (const key of [
+      'x-max-priority',
+      'x-queue-mode',
+      'x-queue-version',
+      'x-queue-master-locator',
+      'x-max-age',
+      'x-initial-cluster-size',
+    ]) {
       expect(text(declare({ ...QUORUM, [key]: 'lazy' }, undefined, DURABLE))).toBe(unsupported(key, 'quorum'));
     }
   });
@@ -363,8 +381,12 @@ describe('arguments a queue type does not take', () => {
   it('are reported after every value check, in table order', () => {
     // checked against RabbitMQ 3.10.8
     expect(text(declare({ 'x-max-in-memory-length': -1, 'x-message-ttl': -1 }))).toBe(invalid('x-message-ttl', '{value_negative,-1}'));
-    expect(text(declare({ ...QUORUM, 'x-max-priority': 5, 'x-queue-mode': 'lazy' }, undefined, DURABLE))).toBe(unsupported('x-max-priority', 'quorum'));
-    expect(text(declare({ ...QUORUM, 'x-queue-mode': 'lazy', 'x-max-priority': 5 }, undefined, DURABLE))).toBe(unsupported('x-queue-mode', 'quorum'));
+    expect(text(declare({ ...QUORUM, 'x-max-priority': 5, 'x-queue-mode': 'lazy' }, undefined, DURABLE))).toBe(
+      unsupported('x-max-priority', 'quorum'),
+    );
+    expect(text(declare({ ...QUORUM, 'x-queue-mode': 'lazy', 'x-max-priority': 5 }, undefined, DURABLE))).toBe(
+      unsupported('x-queue-mode', 'quorum'),
+    );
   });
 
   it('values of other arguments are validated in RabbitMQ order, not table order', () => {
@@ -444,12 +466,16 @@ describe('quorum queue arguments', () => {
     // checked against RabbitMQ 3.10.8
     for (const v of ['client-local', 'balanced', 'random', 'least-leaders']) expect(quorum({ 'x-queue-leader-locator': v })).toBe('OK');
     expect(quorum({ 'x-queue-leader-locator': 'bogus' })).toBe(invalid('x-queue-leader-locator', 'invalid_queue_locator_arg'));
-    expect(quorum({ 'x-queue-leader-locator': Buffer.from('random') })).toBe(invalid('x-queue-leader-locator', '{unacceptable_type,binary}'));
+    expect(quorum({ 'x-queue-leader-locator': Buffer.from('random') })).toBe(
+      invalid('x-queue-leader-locator', '{unacceptable_type,binary}'),
+    );
   });
 
   it('validates in RabbitMQ order: the dead-letter strategy right after the routing key', () => {
     // checked against RabbitMQ 3.10.8
-    expect(quorum({ 'x-max-length': null, 'x-dead-letter-strategy': null })).toBe(invalid('x-dead-letter-strategy', '{unacceptable_type,void}'));
+    expect(quorum({ 'x-max-length': null, 'x-dead-letter-strategy': null })).toBe(
+      invalid('x-dead-letter-strategy', '{unacceptable_type,void}'),
+    );
   });
 });
 
@@ -458,14 +484,16 @@ describe('stream arguments', () => {
 
   it('x-max-age is digits and a unit Y M D h m s', () => {
     // checked against RabbitMQ 3.10.8
-    for (const v of ['1D', '10s', '1Y', '1M', '1h', '1m', '01D', '99999999999999999999Y', '1D\nxyz']) expect(stream({ 'x-max-age': v })).toBe('OK');
+    for (const v of ['1D', '10s', '1Y', '1M', '1h', '1m', '01D', '99999999999999999999Y', '1D\nxyz'])
+      expect(stream({ 'x-max-age': v })).toBe('OK');
     const r = declare({ ...STREAM, 'x-max-age': '2h' }, undefined, DURABLE);
     expect('ok' in r && r.ok.maxAge).toBe(7200000);
   });
 
   it('x-max-age rejects zero, missing or unknown units', () => {
     // checked against RabbitMQ 3.10.8
-    for (const v of ['0D', '10', '1d', '1Ds', '1.5D', '1Dxyz']) expect(stream({ 'x-max-age': v })).toBe(invalid('x-max-age', 'invalid_max_age'));
+    for (const v of ['0D', '10', '1d', '1Ds', '1.5D', '1Dxyz'])
+      expect(stream({ 'x-max-age': v })).toBe(invalid('x-max-age', 'invalid_max_age'));
     expect(stream({ 'x-max-age': 5 })).toBe(invalid('x-max-age', '{unacceptable_type,signedint}'));
   });
 
@@ -510,10 +538,16 @@ describe('server-named queues', () => {
 
   it('cannot be quorum queues or streams, checked before everything else', () => {
     // checked against RabbitMQ 3.10.8
-    expect(gen({ ...QUORUM, 'x-message-ttl': -1 })).toBe('PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue');
-    expect(gen({ ...QUORUM, 'x-dead-letter-exchange': 1 })).toBe('PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue');
+    expect(gen({ ...QUORUM, 'x-message-ttl': -1 })).toBe(
+      'PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue',
+    );
+    expect(gen({ ...QUORUM, 'x-dead-letter-exchange': 1 })).toBe(
+      'PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue',
+    );
     expect(gen(STREAM, { exclusive: true })).toBe('PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_stream_queue');
-    expect(gen({ 'x-queue-type': Buffer.from('quorum') })).toBe('PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue');
+    expect(gen({ 'x-queue-type': Buffer.from('quorum') })).toBe(
+      'PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue',
+    );
   });
 
   it('with an unknown x-queue-type crash RabbitMQ (541)', () => {
@@ -636,8 +670,12 @@ describe('consumer arguments', () => {
     // checked against RabbitMQ 3.10.8
     expect(consume({ 'x-stream-offset': 'first' })).toBe(unsupported('x-stream-offset', 'classic'));
     expect(consume({ 'x-stream-offset': 5 }, 'quorum')).toBe(unsupported('x-stream-offset', 'quorum'));
-    expect(consume({ 'x-stream-offset': 'first', 'x-cancel-on-ha-failover': true, 'x-priority': 1 })).toBe(unsupported('x-stream-offset', 'classic'));
-    expect(consume({ 'x-cancel-on-ha-failover': true, 'x-stream-offset': 'first' }, 'quorum')).toBe(unsupported('x-cancel-on-ha-failover', 'quorum'));
+    expect(consume({ 'x-stream-offset': 'first', 'x-cancel-on-ha-failover': true, 'x-priority': 1 })).toBe(
+      unsupported('x-stream-offset', 'classic'),
+    );
+    expect(consume({ 'x-cancel-on-ha-failover': true, 'x-stream-offset': 'first' }, 'quorum')).toBe(
+      unsupported('x-cancel-on-ha-failover', 'quorum'),
+    );
   });
 
   it('unknown consumer arguments are ignored', () => {
@@ -665,13 +703,16 @@ describe('consumer arguments', () => {
       expect(consume({ 'x-stream-offset': v }, 'stream')).toBe('OK');
     }
     expect(consume({ 'x-priority': 5 }, 'stream')).toBe(unsupported('x-priority', 'stream'));
-    expect(consume({ 'x-stream-offset': '0D' }, 'stream')).toBe(invalid('x-stream-offset', '{invalid_stream_offset_arg,{longstr,<<"0D">>}}'));
+    expect(consume({ 'x-stream-offset': '0D' }, 'stream')).toBe(
+      invalid('x-stream-offset', '{invalid_stream_offset_arg,{longstr,<<"0D">>}}'),
+    );
     expect(consume({ 'x-stream-offset': '5' }, 'stream')).toBe(invalid('x-stream-offset', '{invalid_stream_offset_arg,{longstr,<<"5">>}}'));
   });
 
   it('stream offsets RabbitMQ cannot use crash it (541)', () => {
     // checked against RabbitMQ 3.10.8
-    for (const v of ['bogus', Buffer.from('0D'), 1.5, true, null]) expect(consume({ 'x-stream-offset': v }, 'stream')).toBe('INTERNAL_ERROR');
+    for (const v of ['bogus', Buffer.from('0D'), 1.5, true, null])
+      expect(consume({ 'x-stream-offset': v }, 'stream')).toBe('INTERNAL_ERROR');
     // A longstr without digits crashes in validation; the others only after the argument checks.
     expect(consume({ 'x-stream-offset': 'bogus', 'x-priority': 1 }, 'stream')).toBe('INTERNAL_ERROR');
     expect(consume({ 'x-stream-offset': Buffer.from('bogus'), 'x-priority': 1 }, 'stream')).toBe(unsupported('x-priority', 'stream'));

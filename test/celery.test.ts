@@ -30,7 +30,6 @@ const TEST_TIMEOUT_MS = 120_000;
 
 const PREFIX = `leveret-celery-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
-
 function indent(text: string): string {
   // Indented so that the scripts' "N passed, M failed" lines are not taken
   // for this test runner's own summary.

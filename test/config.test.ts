@@ -3,15 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  HelpRequested,
-  SETTINGS,
-  VersionRequested,
-  defaultConfig,
-  loadConfig,
-  redactConfig,
-} from '../src/config';
+import { ConfigError, HelpRequested, SETTINGS, VersionRequested, defaultConfig, loadConfig, redactConfig } from '../src/config';
 import { parseAmount, parseDiskFreeLimit, parseMemoryWatermark, resolveLimit } from '../src/resource-limits';
 
 const dir = mkdtempSync(join(tmpdir(), 'leveret-config-'));
@@ -173,7 +165,7 @@ describe('loadConfig errors', () => {
     expect(configError(['--disk-free-limit', 'mem_relative:x'])).toMatch(/--disk-free-limit must be an amount/);
   });
 
-  it('reads sizes with RabbitMQ\'s units and resolves fractions against memory', () => {
+  it("reads sizes with RabbitMQ's units and resolves fractions against memory", () => {
     expect(parseAmount('50MB')).toBe(50_000_000);
     expect(parseAmount('1GiB')).toBe(1024 ** 3);
     expect(parseAmount('512M')).toBe(512 * 1024 ** 2);
@@ -240,9 +232,7 @@ describe('loadConfig errors', () => {
   it('rejects wrongly typed values in the config file', () => {
     expect(configError(['--config', configFile('{"port": "5672"}')])).toMatch(/key "port" must be an integer/);
     expect(configError(['--config', configFile('{"port": 1.5}')])).toMatch(/key "port" must be an integer/);
-    expect(configError(['--config', configFile('{"loopbackUsers": "guest"}')])).toMatch(
-      /key "loopbackUsers" must be an array of strings/,
-    );
+    expect(configError(['--config', configFile('{"loopbackUsers": "guest"}')])).toMatch(/key "loopbackUsers" must be an array of strings/);
     expect(configError(['--config', configFile('{"host": ""}')])).toMatch(/key "host" must be a non-empty string/);
   });
 
@@ -256,8 +246,7 @@ describe('leveret process', () => {
   const cli = resolve(__dirname, '..', 'dist', 'cli.js');
   // Keep the developer's LEVERET_* variables out of the child.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LEVERET_')));
-  const run = (...args: string[]) =>
-    spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8', timeout: 10_000 });
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8', timeout: 10_000 });
 
   it('exits 2 naming a bad integer', () => {
     const r = run('--port', 'notanumber');

@@ -19,7 +19,6 @@ const PER_CASE_TIMEOUT_S = 15;
 const BUDGET_S = 200;
 const TEST_TIMEOUT_MS = 240_000;
 
-
 /** pika needs the vhost in the URL path: amqp://u:p@host:port/%2F */
 function withVhost(url: string): string {
   const u = new URL(url);

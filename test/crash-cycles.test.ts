@@ -85,9 +85,12 @@ describe('kill -9 cycles under confirmed load (bench/crash.mjs)', () => {
     `loses, damages or invents no confirmed message over ${CYCLES} crashes with segment compaction`,
     async () => {
       const { code, stdout, stderr } = await runCrash([
-        '--cycles', String(CYCLES),
-        '--segment-size', String(SEGMENT_SIZE),
-        '--data-dir', dataDir,
+        '--cycles',
+        String(CYCLES),
+        '--segment-size',
+        String(SEGMENT_SIZE),
+        '--data-dir',
+        dataDir,
         '--verbose',
         '--json',
       ]);

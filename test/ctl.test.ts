@@ -68,7 +68,10 @@ describe('leveret list', { timeout: 30_000 }, () => {
     const r = await ctl('list', 'queues');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const lines = r.stdout.trimEnd().split('\n').map((l) => l.trim().split(/\s+/));
+    const lines = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
     expect(lines[0]).toEqual(['vhost', 'name', 'messages', 'messages_ready', 'messages_unacknowledged', 'consumers']);
     expect(lines).toContainEqual(['/', 'ctl-orders', '7', '7', '0', '0']);
     expect(lines).toContainEqual(['/', 'ctl-empty', '0', '0', '0', '0']);
@@ -97,11 +100,17 @@ describe('leveret list', { timeout: 30_000 }, () => {
       return JSON.parse(r.stdout) as Record<string, unknown>[];
     };
     expect(await json('exchanges')).toContainEqual({ vhost: '/', name: 'ctl-events', type: 'topic', durable: true, auto_delete: false });
-    expect(await json('bindings', 'source', 'destination', 'routing_key')).toContainEqual({ source: 'ctl-events', destination: 'ctl-audit', routing_key: 'order.*' });
+    expect(await json('bindings', 'source', 'destination', 'routing_key')).toContainEqual({
+      source: 'ctl-events',
+      destination: 'ctl-audit',
+      routing_key: 'order.*',
+    });
     expect(await json('users')).toContainEqual({ name: 'guest', tags: ['administrator'] });
     expect((await json('vhosts')).map((v) => v.name)).toContain('/');
     const consumers = await json('consumers');
-    expect(consumers).toContainEqual(expect.objectContaining({ 'queue.vhost': '/', 'queue.name': 'ctl-audit', consumer_tag: 'ctl-auditor', ack_required: true }));
+    expect(consumers).toContainEqual(
+      expect.objectContaining({ 'queue.vhost': '/', 'queue.name': 'ctl-audit', consumer_tag: 'ctl-auditor', ack_required: true }),
+    );
     const connections = await json('connections', 'name', 'user', 'vhost');
     expect(connections.length).toBeGreaterThanOrEqual(2);
     expect(connections.every((x) => x.user === 'guest' && x.vhost === '/')).toBe(true);
@@ -109,7 +118,13 @@ describe('leveret list', { timeout: 30_000 }, () => {
 
     // The table puts the consumer's channel under its header.
     const table = await ctl('list', 'consumers', '-p', '/');
-    expect(table.stdout.split('\n')[0].split(/\s+/)).toEqual(['queue.name', 'channel_details.name', 'consumer_tag', 'ack_required', 'prefetch_count']);
+    expect(table.stdout.split('\n')[0].split(/\s+/)).toEqual([
+      'queue.name',
+      'channel_details.name',
+      'consumer_tag',
+      'ack_required',
+      'prefetch_count',
+    ]);
     expect(table.stdout).toMatch(/ctl-audit\s+127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ \(\d+\)\s+ctl-auditor\s+true/);
   });
 
@@ -197,7 +212,11 @@ describe('leveret changes objects', { timeout: 30_000 }, () => {
     const exported = JSON.parse(readFileSync(file, 'utf8'));
     expect(exported.queues).toContainEqual(expect.objectContaining({ name: 'ctl-kept', vhost: 'ctl-vh', durable: true }));
 
-    for (const args of [['delete', 'vhost', 'ctl-vh'], ['delete', 'user', 'ctl-rt']]) expect((await ctl(...args)).code).toBe(0);
+    for (const args of [
+      ['delete', 'vhost', 'ctl-vh'],
+      ['delete', 'user', 'ctl-rt'],
+    ])
+      expect((await ctl(...args)).code).toBe(0);
     expect(JSON.parse((await ctl('list', 'queues', 'name', '-f', 'json', '-p', 'ctl-vh')).stdout || '[]')).toEqual([]);
 
     expect(await ctl('import', 'definitions', file)).toMatchObject({ code: 0, stderr: '' });
@@ -210,7 +229,11 @@ describe('leveret changes objects', { timeout: 30_000 }, () => {
       { name: 'ctl-cap', pattern: '^ctl-', 'apply-to': 'queues', definition: { 'max-length': 10 } },
     ]);
     expect(await list('queues', 'name', '-p', 'ctl-vh')).toEqual([{ name: 'ctl-kept' }]);
-    expect(await list('bindings', 'source', 'destination', 'routing_key', '-p', 'ctl-vh')).toContainEqual({ source: 'ctl-kept-x', destination: 'ctl-kept', routing_key: 'a.#' });
+    expect(await list('bindings', 'source', 'destination', 'routing_key', '-p', 'ctl-vh')).toContainEqual({
+      source: 'ctl-kept-x',
+      destination: 'ctl-kept',
+      routing_key: 'a.#',
+    });
 
     // The same again through standard output and input; a second export equals the first.
     const again = await ctl('export', 'definitions', '-');
@@ -248,12 +271,21 @@ describe('leveret changes objects', { timeout: 30_000 }, () => {
   });
 
   it('close connection makes the amqplib client see 320 CONNECTION_FORCED with the reason', async () => {
-    const c = await amqplib.connect({ hostname: '127.0.0.1', port: broker.port, username: 'guest', password: 'guest', clientProperties: { connection_name: 'ctl-victim' } });
+    const c = await amqplib.connect({
+      hostname: '127.0.0.1',
+      port: broker.port,
+      username: 'guest',
+      password: 'guest',
+      clientProperties: { connection_name: 'ctl-victim' },
+    });
     c.on('error', () => {});
     // amqplib reports a server-forced close on 'close', with the close reason as the error.
     const closed = new Promise<Error>((resolve) => c.on('close', resolve));
     const port = (c.connection as unknown as { stream: net.Socket }).stream.localPort;
-    const rows = JSON.parse((await ctl('list', 'connections', 'name', 'peer_port', '-f', 'json')).stdout) as { name: string; peer_port: number }[];
+    const rows = JSON.parse((await ctl('list', 'connections', 'name', 'peer_port', '-f', 'json')).stdout) as {
+      name: string;
+      peer_port: number;
+    }[];
     const name = rows.find((r) => r.peer_port === port)!.name;
     const r = await ctl('close', 'connection', name, 'maintenance window');
     expect(r).toMatchObject({ code: 0, stdout: `closed connection ${JSON.stringify(name)}\n` });
@@ -312,7 +344,8 @@ describe('leveret exit codes', { timeout: 30_000 }, () => {
   it('help is printed on stdout with exit 0; the broker --help mentions the commands', async () => {
     const help = await leveret(['help']);
     expect(help.code).toBe(0);
-    for (const cmd of ['leveret status', 'leveret list queues', 'leveret export definitions FILE', 'leveret close connection NAME']) expect(help.stdout).toContain(cmd);
+    for (const cmd of ['leveret status', 'leveret list queues', 'leveret export definitions FILE', 'leveret close connection NAME'])
+      expect(help.stdout).toContain(cmd);
     const one = await leveret(['list', 'queues', '--help']);
     expect(one).toMatchObject({ code: 0, stderr: '' });
     expect(one.stdout).toContain('Usage: leveret list queues [COLUMN...]');
@@ -329,7 +362,16 @@ describe('leveret serve', { timeout: 30_000 }, () => {
     const port = await freePort();
     const httpPort = await freePort();
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'leveret-ctl-serve-'));
-    const child = execFile(process.execPath, [CLI, 'serve', '--port', String(port), '--http-port', String(httpPort), '--data-dir', dataDir]);
+    const child = execFile(process.execPath, [
+      CLI,
+      'serve',
+      '--port',
+      String(port),
+      '--http-port',
+      String(httpPort),
+      '--data-dir',
+      dataDir,
+    ]);
     try {
       let status: Run | undefined;
       for (let i = 0; i < 100; i++) {
@@ -361,13 +403,52 @@ describe('leveret over https', { timeout: 30_000 }, () => {
   let httpsPort: number;
 
   beforeAll(async () => {
-    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Leveret ctl test CA']);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Leveret ctl test CA',
+    ]);
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
     writeFileSync(file('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext']);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'server.ext',
+    ]);
     httpsPort = await freePort();
     tlsBroker = await startBroker({
-      args: ['--tls-port', String(await freePort()), '--https-port', String(httpsPort), '--tls-cert', file('server.pem'), '--tls-key', file('server.key')],
+      args: [
+        '--tls-port',
+        String(await freePort()),
+        '--https-port',
+        String(httpsPort),
+        '--tls-cert',
+        file('server.pem'),
+        '--tls-key',
+        file('server.key'),
+      ],
     });
   });
 

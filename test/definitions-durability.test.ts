@@ -62,7 +62,7 @@ function fillDisk(dataDir: string): string {
   const filler = path.join(path.dirname(dataDir), 'filler');
   const fd = fs.openSync(filler, 'w');
   const chunk = Buffer.alloc(1 << 16, 0x5a);
-  for (let n = chunk.length; n >= 1; ) {
+  for (let n = chunk.length; n >= 1;) {
     try {
       fs.writeSync(fd, chunk, 0, n);
     } catch (err) {
@@ -123,7 +123,9 @@ async function refusal(b: DurableBroker, op: (ch: amqp.Channel) => Promise<unkno
  * Declares durable exchanges until the disk refuses one (see the top of the file).
  * Returns the names that were accepted and the one refused, with the refusal.
  */
-async function exhaustDefinitionsLog(b: DurableBroker): Promise<{ accepted: string[]; refused: string; reason: { code: number; text: string } }> {
+async function exhaustDefinitionsLog(
+  b: DurableBroker,
+): Promise<{ accepted: string[]; refused: string; reason: { code: number; text: string } }> {
   const accepted: string[] = [];
   for (let i = 0; i < 200; i++) {
     const name = `pad.${i}.${'x'.repeat(60)}`;
@@ -211,18 +213,24 @@ describe('definitions are written before they are applied', () => {
       expect(await queueExists(b, keep)).toBe(true);
 
       // Nothing durable, nothing written: a full disk does not stand in the way.
-      expect(await exists(b, async (ch) => {
-        await ch.assertExchange('transient.x', 'fanout', { durable: false });
-        const q = await ch.assertQueue('transient.q', { durable: false });
-        await ch.bindQueue(q.queue, 'transient.x', '');
-        await ch.deleteQueue('transient.q');
-        await ch.deleteExchange('transient.x');
-      })).toBe(true);
+      expect(
+        await exists(b, async (ch) => {
+          await ch.assertExchange('transient.x', 'fanout', { durable: false });
+          const q = await ch.assertQueue('transient.q', { durable: false });
+          await ch.bindQueue(q.queue, 'transient.x', '');
+          await ch.deleteQueue('transient.q');
+          await ch.deleteExchange('transient.x');
+        }),
+      ).toBe(true);
       expect(b.exited).toBe(false);
 
       // Space back: the same declarations work.
       fs.rmSync(filler);
-      await waitFor(async () => (await refusal(b, (ch) => ch.assertExchange(refused, 'direct', { durable: true }))) === null, 5000, 'declare after space returned');
+      await waitFor(
+        async () => (await refusal(b, (ch) => ch.assertExchange(refused, 'direct', { durable: true }))) === null,
+        5000,
+        'declare after space returned',
+      );
       await b.stop();
       b = await start(dataDir);
       for (const name of [...accepted, refused]) expect(await exists(b, (ch) => ch.checkExchange(name))).toBe(true);
@@ -310,21 +318,36 @@ describe('storage failures on timers are caught and scoped', () => {
       const c = await connect(b);
       const ch = await c.createConfirmChannel();
       await ch.assertQueue('dlq', { durable: true }); // no segment file yet: its first message needs a new file
-      await ch.assertQueue('ttl.src', { durable: true, arguments: { 'x-message-ttl': 800, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'dlq' } });
+      await ch.assertQueue('ttl.src', {
+        durable: true,
+        arguments: { 'x-message-ttl': 800, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'dlq' },
+      });
       for (let i = 0; i < 5; i++) ch.sendToQueue('ttl.src', Buffer.from(`m${i}`), { persistent: true });
       await ch.waitForConfirms();
       await c.close();
       const filler = fillDisk(dataDir);
       const inodes = exhaustInodes(dataDir);
 
-      await waitFor(() => errorLines(b, /dead-lettered message could not be stored/).length > 0 || b.exited, 5000, 'the messages to expire');
+      await waitFor(
+        () => errorLines(b, /dead-lettered message could not be stored/).length > 0 || b.exited,
+        5000,
+        'the messages to expire',
+      );
       expect(b.exited, b.output()).toBe(false);
       expect(errorLines(b, /dead-lettered message could not be stored/)[0]).toMatchObject({ queue: 'dlq', from: 'ttl.src', vhost: '/' });
 
       fs.rmSync(filler);
       fs.rmSync(inodes, { recursive: true });
       // Nacked until the store's next retry finds the space (about a second).
-      await waitFor(() => publishPersistent(b, 'dlq', ['after']).then(() => true, () => false), 5000, 'a confirmed publish');
+      await waitFor(
+        () =>
+          publishPersistent(b, 'dlq', ['after']).then(
+            () => true,
+            () => false,
+          ),
+        5000,
+        'a confirmed publish',
+      );
       // Each expired message was either dropped and logged (the disk was full) or, when it
       // expired only once space was back (a loaded machine), dead-lettered: none is both or neither.
       const drained = await drain(b, 'dlq');

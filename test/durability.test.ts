@@ -266,8 +266,16 @@ describe.skipIf(EXTERNAL_BROKER)('durability', () => {
         expect(await closeCode(c, (x) => x.assertExchange('d.topic', 'topic', { durable: true }))).toBe(0);
         expect(await closeCode(c, (x) => x.assertExchange('d.topic', 'topic', { durable: false }))).toBe(406);
         expect(await closeCode(c, (x) => x.assertExchange('d.topic', 'direct', { durable: true }))).toBe(406);
-        expect(await closeCode(c, (x) => x.assertExchange('d.ae-args', 'direct', { durable: true, arguments: { 'alternate-exchange': 'nowhere' } }))).toBe(0);
-        expect(await closeCode(c, (x) => x.assertExchange('d.ae-args', 'direct', { durable: true, arguments: { 'alternate-exchange': 'elsewhere' } }))).toBe(406);
+        expect(
+          await closeCode(c, (x) =>
+            x.assertExchange('d.ae-args', 'direct', { durable: true, arguments: { 'alternate-exchange': 'nowhere' } }),
+          ),
+        ).toBe(0);
+        expect(
+          await closeCode(c, (x) =>
+            x.assertExchange('d.ae-args', 'direct', { durable: true, arguments: { 'alternate-exchange': 'elsewhere' } }),
+          ),
+        ).toBe(406);
         expect(await closeCode(c, (x) => x.assertQueue('d.q', { durable: true, arguments: { 'x-queue-mode': 'lazy' } }))).toBe(0);
         expect(await closeCode(c, (x) => x.assertQueue('d.q', { durable: true, arguments: { 'x-queue-mode': 'default' } }))).toBe(406);
         expect(await closeCode(c, (x) => x.assertQueue('d.q', { durable: false, arguments: { 'x-queue-mode': 'lazy' } }))).toBe(406);
@@ -768,7 +776,10 @@ describe.skipIf(EXTERNAL_BROKER)('durability', () => {
 
         const b = await start(dir);
         expectTornWarning(b);
-        expect(b.logLines().filter((l) => Number(l.level) >= 50), b.output()).toEqual([]);
+        expect(
+          b.logLines().filter((l) => Number(l.level) >= 50),
+          b.output(),
+        ).toEqual([]);
         expect(fs.existsSync(path.join(path.dirname(seg), 'damaged'))).toBe(false);
         const c = await connect(b);
         expect(await messageCount(c, 'd.damaged')).toBe(N - 1);
@@ -797,7 +808,12 @@ describe.skipIf(EXTERNAL_BROKER)('durability', () => {
     );
 
     it.each([
-      ['a corrupted byte in the body of a record: only that record is lost', 10, (rec: { size: number }, body: Buffer) => rec.size - Math.floor(body.length / 2), 0xff],
+      [
+        'a corrupted byte in the body of a record: only that record is lost',
+        10,
+        (rec: { size: number }, body: Buffer) => rec.size - Math.floor(body.length / 2),
+        0xff,
+      ],
       ['a corrupted length in the middle of the segment (it points far past the record)', 7, () => 2, 0x40],
     ])(
       '%s, every intact record after it is recovered',

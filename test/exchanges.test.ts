@@ -155,10 +155,7 @@ describe.each(EXCHANGE_TYPES)('binding identity (%s)', (type) => {
     ]);
     x.unbindDestination(q('q1'));
     expect(x.bindingCount).toBe(2);
-    expect([...x.bindings()].map((b) => `${b.destination.kind}:${b.destination.name}`).sort()).toEqual([
-      'exchange:q1',
-      'queue:q2',
-    ]);
+    expect([...x.bindings()].map((b) => `${b.destination.kind}:${b.destination.name}`).sort()).toEqual(['exchange:q1', 'queue:q2']);
     x.unbindDestination(q('nobody')); // no-op
     expect(x.bindingCount).toBe(2);
     // Everything still routable is exactly what is left.
@@ -438,9 +435,7 @@ describe('topic exchange', () => {
     const patterns: string[] = [];
     for (let i = 0; i < 10_000; i++) {
       const r = rnd();
-      patterns.push(
-        r < 0.6 ? `${w(30)}.${w(30)}.${w(10)}` : r < 0.8 ? `${w(30)}.*.${w(10)}` : r < 0.95 ? `${w(30)}.#` : `#.${w(10)}`,
-      );
+      patterns.push(r < 0.6 ? `${w(30)}.${w(30)}.${w(10)}` : r < 0.8 ? `${w(30)}.*.${w(10)}` : r < 0.95 ? `${w(30)}.#` : `#.${w(10)}`);
     }
     const x = topic();
     expect(patterns.filter((p, i) => x.bind(binding(q(`q${i}`), p))).length).toBe(10_000);

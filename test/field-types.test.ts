@@ -353,13 +353,21 @@ describe('argument wire types (unit)', () => {
   };
 
   it('reads the types recorded on the decoded table', () => {
-    expect(queue({ 'x-message-ttl': typed('d', 1000) })).toBe(`PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': "expected integer, got double"`);
-    expect(queue({ 'x-overflow': typed('b', 1) })).toBe(`PRECONDITION_FAILED - invalid arg 'x-overflow' for queue 'q' in vhost '/': {unacceptable_type,byte}`);
+    expect(queue({ 'x-message-ttl': typed('d', 1000) })).toBe(
+      `PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': "expected integer, got double"`,
+    );
+    expect(queue({ 'x-overflow': typed('b', 1) })).toBe(
+      `PRECONDITION_FAILED - invalid arg 'x-overflow' for queue 'q' in vhost '/': {unacceptable_type,byte}`,
+    );
     expect(queue({ 'x-max-length': typed('b', 5), 'x-message-ttl': typed('l', 1000), 'x-max-priority': typed('B', 10) })).toBe('OK');
     const ex = parseExchangeArgs(decode(encodedTable({ 'alternate-exchange': typed('s', 1) })), { exchange: 'x', vhost: '/' });
-    expect('ok' in ex ? 'OK' : ex.text).toBe(`PRECONDITION_FAILED - invalid type 'short' for arg 'alternate-exchange' in exchange 'x' in vhost '/'`);
+    expect('ok' in ex ? 'OK' : ex.text).toBe(
+      `PRECONDITION_FAILED - invalid type 'short' for arg 'alternate-exchange' in exchange 'x' in vhost '/'`,
+    );
     const co = parseConsumerArgs(decode(encodedTable({ 'x-priority': typed('f', 2) })), { queue: 'q', vhost: '/' });
-    expect('ok' in co ? 'OK' : co.text).toBe(`PRECONDITION_FAILED - invalid arg 'x-priority' for queue 'q' in vhost '/': "expected integer, got float"`);
+    expect('ok' in co ? 'OK' : co.text).toBe(
+      `PRECONDITION_FAILED - invalid arg 'x-priority' for queue 'q' in vhost '/': "expected integer, got float"`,
+    );
   });
 });
 
@@ -406,7 +414,9 @@ describe('argument wire types (over the wire)', () => {
 
   it('names byte, unsigned byte and short in argument errors', async () => {
     let q = uniq();
-    expect(await declare(q, { 'x-overflow': typed('b', 1) })).toBe(`406 PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '${q}' in vhost '/': {unacceptable_type,byte}`);
+    expect(await declare(q, { 'x-overflow': typed('b', 1) })).toBe(
+      `406 PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '${q}' in vhost '/': {unacceptable_type,byte}`,
+    );
     q = uniq();
     expect(await declare(q, { 'x-single-active-consumer': typed('B', 1) })).toBe(
       `406 PRECONDITION_FAILED - invalid arg 'x-single-active-consumer' for queue '${q}' in vhost '/': {unacceptable_type,unsignedbyte}`,
@@ -416,11 +426,20 @@ describe('argument wire types (over the wire)', () => {
       `406 PRECONDITION_FAILED - invalid type 'short' for arg 'x-dead-letter-exchange' in queue '${q}' in vhost '/'`,
     );
     q = uniq();
-    expect(await declare(q, { 'x-max-length': typed('b', -1) })).toBe(`406 PRECONDITION_FAILED - invalid arg 'x-max-length' for queue '${q}' in vhost '/': {value_negative,-1}`);
+    expect(await declare(q, { 'x-max-length': typed('b', -1) })).toBe(
+      `406 PRECONDITION_FAILED - invalid arg 'x-max-length' for queue '${q}' in vhost '/': {value_negative,-1}`,
+    );
   });
 
   it('accepts integers of the small and long integer types', async () => {
-    expect(await declare(uniq(), { 'x-max-length': typed('b', 5), 'x-message-ttl': typed('l', 1000), 'x-max-priority': typed('B', 10), 'x-expires': typed('u', 60000) })).toBe('OK');
+    expect(
+      await declare(uniq(), {
+        'x-max-length': typed('b', 5),
+        'x-message-ttl': typed('l', 1000),
+        'x-max-priority': typed('B', 10),
+        'x-expires': typed('u', 60000),
+      }),
+    ).toBe('OK');
   });
 
   it('names the type of an exchange argument', async () => {
@@ -433,12 +452,14 @@ describe('argument wire types (over the wire)', () => {
   it('checks consumer arguments by wire type', async () => {
     const q = uniq();
     expect(await declare(q, {})).toBe('OK');
-    const consume = (args: Record<string, TableValue>): Promise<string> => outcome((ch) => raw.basicConsume(ch, q, { noAck: true }, args), 60, 21);
-    expect(await consume({ 'x-priority': typed('d', 5) })).toBe(`406 PRECONDITION_FAILED - invalid arg 'x-priority' for queue '${q}' in vhost '/': "expected integer, got double"`);
+    const consume = (args: Record<string, TableValue>): Promise<string> =>
+      outcome((ch) => raw.basicConsume(ch, q, { noAck: true }, args), 60, 21);
+    expect(await consume({ 'x-priority': typed('d', 5) })).toBe(
+      `406 PRECONDITION_FAILED - invalid arg 'x-priority' for queue '${q}' in vhost '/': "expected integer, got double"`,
+    );
     expect(await consume({ 'x-priority': typed('b', 3) })).toBe('OK');
     expect(await consume({ 'x-cancel-on-ha-failover': typed('B', 1) })).toBe(
       `406 PRECONDITION_FAILED - invalid arg 'x-cancel-on-ha-failover' for queue '${q}' in vhost '/': {unacceptable_type,unsignedbyte}`,
     );
   });
 });
-

@@ -63,90 +63,114 @@ describe('fuzz regressions', () => {
     await conn.close();
   }
 
-  it('properties cut short (priority flag, no priority byte) dead-lettered by a TTL timer', async () => {
-    const c = await handshaken();
-    const q = uid('fz-ttl');
-    c.send(raw.queueDeclare(1, q, {}, { 'x-message-ttl': 1, 'x-dead-letter-exchange': '' , 'x-dead-letter-routing-key': uid('fz-dlq') }));
-    await c.expectMethod(50, 11);
-    // flags 0x0800 (priority) and nothing after them.
-    c.send(Buffer.concat([raw.basicPublish(1, '', q), headerWithRawProps(1, 1, raw.u16(0x0800)), raw.contentBody(1, Buffer.from('x'))]));
-    // This once reached the TTL timer, whose dead-lettering decoded the properties and threw
-    // outside any connection: the broker process died.
-    const close = await c.expectClose();
-    expect(close).toMatchObject({ channel: 0, code: 501, classId: 60, methodId: 40 });
-    await sleep(100);
-    await healthyRoundTrip();
-  }, T);
+  it(
+    'properties cut short (priority flag, no priority byte) dead-lettered by a TTL timer',
+    async () => {
+      const c = await handshaken();
+      const q = uid('fz-ttl');
+      c.send(raw.queueDeclare(1, q, {}, { 'x-message-ttl': 1, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': uid('fz-dlq') }));
+      await c.expectMethod(50, 11);
+      // flags 0x0800 (priority) and nothing after them.
+      c.send(Buffer.concat([raw.basicPublish(1, '', q), headerWithRawProps(1, 1, raw.u16(0x0800)), raw.contentBody(1, Buffer.from('x'))]));
+      // This once reached the TTL timer, whose dead-lettering decoded the properties and threw
+      // outside any connection: the broker process died.
+      const close = await c.expectClose();
+      expect(close).toMatchObject({ channel: 0, code: 501, classId: 60, methodId: 40 });
+      await sleep(100);
+      await healthyRoundTrip();
+    },
+    T,
+  );
 
-  it("properties cut short (cluster-id flag, no cluster-id) are refused at publish, not left to break another connection's reject or the API", async () => {
-    const c = await handshaken();
-    const q = uid('fz-dlx');
-    const dlq = uid('fz-dlq');
-    c.send(raw.queueDeclare(1, dlq));
-    await c.expectMethod(50, 11);
-    c.send(raw.queueDeclare(1, q, {}, { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq }));
-    await c.expectMethod(50, 11);
-    c.send(Buffer.concat([raw.basicPublish(1, '', q), headerWithRawProps(1, 1, raw.u16(0x0004)), raw.contentBody(1, Buffer.from('x'))]));
-    const close = await c.expectClose(1000).catch(() => null);
-    // Whatever the publisher got, a consumer rejecting the message must not pay for it.
-    const conn = await amqp.connect(b.url);
-    let lost = false;
-    conn.on('error', () => (lost = true));
-    conn.on('close', () => (lost = true));
-    const ch = await conn.createChannel();
-    const m = await ch.get(q, { noAck: false });
-    if (m !== false) ch.nack(m, false, false);
-    await sleep(200);
-    expect(lost).toBe(false);
-    const view = await fetch(`http://127.0.0.1:${b.httpPort}/api/queues/%2F/${q}/get`, {
-      method: 'POST',
-      headers: { authorization: 'Basic ' + Buffer.from('guest:guest').toString('base64'), 'content-type': 'application/json' },
-      body: JSON.stringify({ count: 5, ackmode: 'ack_requeue_true', encoding: 'auto' }),
-    });
-    expect(view.status).toBe(200);
-    expect(close).toMatchObject({ channel: 0, code: 501, classId: 60, methodId: 40 });
-    await conn.close();
-    await healthyRoundTrip();
-  }, T);
+  it(
+    "properties cut short (cluster-id flag, no cluster-id) are refused at publish, not left to break another connection's reject or the API",
+    async () => {
+      const c = await handshaken();
+      const q = uid('fz-dlx');
+      const dlq = uid('fz-dlq');
+      c.send(raw.queueDeclare(1, dlq));
+      await c.expectMethod(50, 11);
+      c.send(raw.queueDeclare(1, q, {}, { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq }));
+      await c.expectMethod(50, 11);
+      c.send(Buffer.concat([raw.basicPublish(1, '', q), headerWithRawProps(1, 1, raw.u16(0x0004)), raw.contentBody(1, Buffer.from('x'))]));
+      const close = await c.expectClose(1000).catch(() => null);
+      // Whatever the publisher got, a consumer rejecting the message must not pay for it.
+      const conn = await amqp.connect(b.url);
+      let lost = false;
+      conn.on('error', () => (lost = true));
+      conn.on('close', () => (lost = true));
+      const ch = await conn.createChannel();
+      const m = await ch.get(q, { noAck: false });
+      if (m !== false) ch.nack(m, false, false);
+      await sleep(200);
+      expect(lost).toBe(false);
+      const view = await fetch(`http://127.0.0.1:${b.httpPort}/api/queues/%2F/${q}/get`, {
+        method: 'POST',
+        headers: { authorization: 'Basic ' + Buffer.from('guest:guest').toString('base64'), 'content-type': 'application/json' },
+        body: JSON.stringify({ count: 5, ackmode: 'ack_requeue_true', encoding: 'auto' }),
+      });
+      expect(view.status).toBe(200);
+      expect(close).toMatchObject({ channel: 0, code: 501, classId: 60, methodId: 40 });
+      await conn.close();
+      await healthyRoundTrip();
+    },
+    T,
+  );
 
-  it('a table nested past the depth limit is a 501 frame error, not a 541 with a stack', async () => {
-    const c = await handshaken();
-    const args = Buffer.concat([raw.shortstr('x-deep'), Buffer.from('F'), nestedTable(5000)]);
-    c.send(raw.method(1, 50, 10, Buffer.concat([raw.u16(0), raw.shortstr(uid('fz-deep')), raw.u8(0), raw.u32(args.length), args])));
-    const close = await c.expectClose();
-    expect(close).toMatchObject({ channel: 0, code: 501, classId: 50, methodId: 10 });
-    expect(close!.text).toMatch(/^FRAME_ERROR - cannot decode <</);
-    expect(b.output()).not.toContain('internal error');
-    await healthyRoundTrip();
-  }, T);
+  it(
+    'a table nested past the depth limit is a 501 frame error, not a 541 with a stack',
+    async () => {
+      const c = await handshaken();
+      const args = Buffer.concat([raw.shortstr('x-deep'), Buffer.from('F'), nestedTable(5000)]);
+      c.send(raw.method(1, 50, 10, Buffer.concat([raw.u16(0), raw.shortstr(uid('fz-deep')), raw.u8(0), raw.u32(args.length), args])));
+      const close = await c.expectClose();
+      expect(close).toMatchObject({ channel: 0, code: 501, classId: 50, methodId: 10 });
+      expect(close!.text).toMatch(/^FRAME_ERROR - cannot decode <</);
+      expect(b.output()).not.toContain('internal error');
+      await healthyRoundTrip();
+    },
+    T,
+  );
 
-  it('arrays nested past the depth limit are refused the same way', async () => {
-    const c = await handshaken();
-    const args = Buffer.concat([raw.shortstr('x-deep'), nestedArray(3000)]);
-    c.send(raw.method(1, 50, 10, Buffer.concat([raw.u16(0), raw.shortstr(uid('fz-deep')), raw.u8(0), raw.u32(args.length), args])));
-    expect(await c.expectClose()).toMatchObject({ channel: 0, code: 501, classId: 50, methodId: 10 });
-    await healthyRoundTrip();
-  }, T);
+  it(
+    'arrays nested past the depth limit are refused the same way',
+    async () => {
+      const c = await handshaken();
+      const args = Buffer.concat([raw.shortstr('x-deep'), nestedArray(3000)]);
+      c.send(raw.method(1, 50, 10, Buffer.concat([raw.u16(0), raw.shortstr(uid('fz-deep')), raw.u8(0), raw.u32(args.length), args])));
+      expect(await c.expectClose()).toMatchObject({ channel: 0, code: 501, classId: 50, methodId: 10 });
+      await healthyRoundTrip();
+    },
+    T,
+  );
 
-  it('message headers nested past the depth limit are a 501 at publish', async () => {
-    const c = await handshaken();
-    const q = uid('fz-hdr');
-    c.send(raw.queueDeclare(1, q));
-    await c.expectMethod(50, 11);
-    const props = Buffer.concat([raw.u16(0x2000), nestedTable(2000)]);
-    c.send(Buffer.concat([raw.basicPublish(1, '', q), headerWithRawProps(1, 1, props), raw.contentBody(1, Buffer.from('x'))]));
-    const close = await c.expectClose();
-    expect(close).toMatchObject({ channel: 0, code: 501, classId: 60, methodId: 40 });
-    expect(close!.text).toContain('nested deeper than 1500 levels');
-    await healthyRoundTrip();
-  }, T);
+  it(
+    'message headers nested past the depth limit are a 501 at publish',
+    async () => {
+      const c = await handshaken();
+      const q = uid('fz-hdr');
+      c.send(raw.queueDeclare(1, q));
+      await c.expectMethod(50, 11);
+      const props = Buffer.concat([raw.u16(0x2000), nestedTable(2000)]);
+      c.send(Buffer.concat([raw.basicPublish(1, '', q), headerWithRawProps(1, 1, props), raw.contentBody(1, Buffer.from('x'))]));
+      const close = await c.expectClose();
+      expect(close).toMatchObject({ channel: 0, code: 501, classId: 60, methodId: 40 });
+      expect(close!.text).toContain('nested deeper than 1500 levels');
+      await healthyRoundTrip();
+    },
+    T,
+  );
 
-  it('a table is bounded by its frame: one claiming more bytes than the frame holds is a 501', async () => {
-    const c = await handshaken();
-    // queue.declare whose arguments table says 2^31 bytes; the frame holds 4.
-    const args = Buffer.concat([raw.u32(0x7fffffff), Buffer.from('abcd')]);
-    c.send(raw.method(1, 50, 10, Buffer.concat([raw.u16(0), raw.shortstr(uid('fz-big')), raw.u8(0), args])));
-    expect(await c.expectClose()).toMatchObject({ channel: 0, code: 501, classId: 50, methodId: 10 });
-    await healthyRoundTrip();
-  }, T);
+  it(
+    'a table is bounded by its frame: one claiming more bytes than the frame holds is a 501',
+    async () => {
+      const c = await handshaken();
+      // queue.declare whose arguments table says 2^31 bytes; the frame holds 4.
+      const args = Buffer.concat([raw.u32(0x7fffffff), Buffer.from('abcd')]);
+      c.send(raw.method(1, 50, 10, Buffer.concat([raw.u16(0), raw.shortstr(uid('fz-big')), raw.u8(0), args])));
+      expect(await c.expectClose()).toMatchObject({ channel: 0, code: 501, classId: 50, methodId: 10 });
+      await healthyRoundTrip();
+    },
+    T,
+  );
 });

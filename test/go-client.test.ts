@@ -106,7 +106,10 @@ async function buildSuite(workDir: string): Promise<string> {
 async function listTests(binary: string, workDir: string, url: string): Promise<string[]> {
   const r = await run(binary, ['-test.list', '.*'], workDir, goEnv(workDir, { AMQP_URL: url }), 60_000);
   if (r.code !== 0) throw new Error(`${binary} -test.list failed (exit ${r.code}):\n${r.output}`);
-  return r.output.split('\n').filter((l) => /^(Test|Example|Fuzz)\w*$/.test(l.trim())).map((l) => l.trim());
+  return r.output
+    .split('\n')
+    .filter((l) => /^(Test|Example|Fuzz)\w*$/.test(l.trim()))
+    .map((l) => l.trim());
 }
 
 /**
@@ -150,7 +153,8 @@ function parseGoTestOutput(output: string): { results: TestResult[]; orphanOutpu
 }
 
 function excerpt(lines: string[], max = 60): string {
-  const shown = lines.length > max ? [...lines.slice(0, max / 2), `    ... ${lines.length - max} lines ...`, ...lines.slice(-max / 2)] : lines;
+  const shown =
+    lines.length > max ? [...lines.slice(0, max / 2), `    ... ${lines.length - max} lines ...`, ...lines.slice(-max / 2)] : lines;
   return shown.map((l) => `  | ${l}`).join('\n');
 }
 
@@ -169,7 +173,9 @@ function report(listed: string[], results: TestResult[], orphanOutput: string[],
   for (const r of failed) parts.push(`--- ${r.name}:\n${excerpt(r.output)}`);
   for (const r of badSkips) parts.push(`--- ${r.name} was skipped (not in ALLOWED_SKIPS):\n${excerpt(r.output)}`);
   if (missing.length) {
-    parts.push(`no result for: ${missing.join(', ')} (panic or timeout?); end of the output:\n${excerpt(run.output.trimEnd().split('\n').slice(-40))}`);
+    parts.push(
+      `no result for: ${missing.join(', ')} (panic or timeout?); end of the output:\n${excerpt(run.output.trimEnd().split('\n').slice(-40))}`,
+    );
   } else if (orphanOutput.length > 1 && failed.length) {
     parts.push(`output outside any test:\n${excerpt(orphanOutput, 20)}`);
   }
@@ -213,24 +219,28 @@ describe('amqp091-go integration suite (Go client)', () => {
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
-  it(`passes all ${EXPECTED_TESTS} tests`, async () => {
-    if (setupError) expect.fail(`cannot run the amqp091-go suite: ${setupError}`);
-    const url = `${broker!.url.replace(/\/+$/, '')}/`;
-    const listed = await listTests(binary, workDir, url);
-    const args = ['-test.v', '-test.timeout', `${RUN_TIMEOUT_S}s`, '-test.count', '1'];
-    const result = await run(binary, args, workDir, goEnv(workDir, { AMQP_URL: url }), (RUN_TIMEOUT_S + 30) * 1000);
-    const { results, orphanOutput } = parseGoTestOutput(result.output);
-    const message = report(listed, results, orphanOutput, result);
-    console.log(message.split('\n')[0]);
+  it(
+    `passes all ${EXPECTED_TESTS} tests`,
+    async () => {
+      if (setupError) expect.fail(`cannot run the amqp091-go suite: ${setupError}`);
+      const url = `${broker!.url.replace(/\/+$/, '')}/`;
+      const listed = await listTests(binary, workDir, url);
+      const args = ['-test.v', '-test.timeout', `${RUN_TIMEOUT_S}s`, '-test.count', '1'];
+      const result = await run(binary, args, workDir, goEnv(workDir, { AMQP_URL: url }), (RUN_TIMEOUT_S + 30) * 1000);
+      const { results, orphanOutput } = parseGoTestOutput(result.output);
+      const message = report(listed, results, orphanOutput, result);
+      console.log(message.split('\n')[0]);
 
-    const failed = results.filter((r) => r.outcome === 'FAIL').map((r) => r.name);
-    const badSkips = results.filter((r) => r.outcome === 'SKIP' && !(r.name in ALLOWED_SKIPS)).map((r) => r.name);
-    const passed = results.filter((r) => r.outcome === 'PASS').map((r) => r.name);
-    expect(failed, message).toEqual([]);
-    expect(badSkips, message).toEqual([]);
-    expect(listed.length, message).toBe(EXPECTED_TESTS);
-    const allowedSkips = results.filter((r) => r.outcome === 'SKIP' && r.name in ALLOWED_SKIPS).length;
-    expect(passed.length, message).toBe(listed.length - allowedSkips);
-    if (result.code !== 0) expect(productGatedLeaksOnly(result.output), message).toBe(true);
-  }, TEST_TIMEOUT_MS);
+      const failed = results.filter((r) => r.outcome === 'FAIL').map((r) => r.name);
+      const badSkips = results.filter((r) => r.outcome === 'SKIP' && !(r.name in ALLOWED_SKIPS)).map((r) => r.name);
+      const passed = results.filter((r) => r.outcome === 'PASS').map((r) => r.name);
+      expect(failed, message).toEqual([]);
+      expect(badSkips, message).toEqual([]);
+      expect(listed.length, message).toBe(EXPECTED_TESTS);
+      const allowedSkips = results.filter((r) => r.outcome === 'SKIP' && r.name in ALLOWED_SKIPS).length;
+      expect(passed.length, message).toBe(listed.length - allowedSkips);
+      if (result.code !== 0) expect(productGatedLeaksOnly(result.output), message).toBe(true);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

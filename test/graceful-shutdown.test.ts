@@ -68,7 +68,9 @@ describe('graceful shutdown under load', () => {
       const confirmed = results.flatMap((r) => r.confirmed);
       expect(confirmed.length).toBeGreaterThan(100);
       console.log(`graceful shutdown: ${confirmed.length} messages confirmed by ${PUBLISHERS} publishers before SIGTERM`);
-      expect(b.logLines().some((l) => l.msg === 'store closed cleanly: every write is on disk, the next start has nothing to recover')).toBe(true);
+      expect(
+        b.logLines().some((l) => l.msg === 'store closed cleanly: every write is on disk, the next start has nothing to recover'),
+      ).toBe(true);
 
       b = await startOn(dir);
       running.push(b);

@@ -180,7 +180,7 @@ describe('users', () => {
     expect(await amqpLogin(name, 'pw')).not.toBeNull();
   });
 
-  it('refuses bad user bodies with RabbitMQ\'s 400 reasons', async () => {
+  it("refuses bad user bodies with RabbitMQ's 400 reasons", async () => {
     const name = uid('bad');
     const cases: Array<[unknown, unknown]> = [
       [{ password: 'x' }, 'tags_not_present'],
@@ -214,7 +214,10 @@ describe('users', () => {
 
   it('reads the body as JSON whatever its content type, and an empty body as {}', async () => {
     const name = uid('ct');
-    const form = await api(port, 'PUT', `/api/users/${name}`, { body: '{"password":"x","tags":""}', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await api(port, 'PUT', `/api/users/${name}`, {
+      body: '{"password":"x","tags":""}',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(form.status).toBe(201);
     const empty = await api(port, 'PUT', `/api/users/${name}`, { headers: { 'content-type': 'application/json' } });
     expect(empty.status).toBe(400);
@@ -282,7 +285,13 @@ describe('user names that need URL-encoding', () => {
     // Like RabbitMQ, a new user may not use any vhost until it is given permissions.
     expect(await amqpLogin(name, 'pw')).not.toBeNull();
     await grantAll(port, name);
-    expect((await api(port, 'GET', `/api/permissions/%2F/${encodeURIComponent(name)}`)).json).toEqual({ user: name, vhost: '/', configure: '.*', write: '.*', read: '.*' });
+    expect((await api(port, 'GET', `/api/permissions/%2F/${encodeURIComponent(name)}`)).json).toEqual({
+      user: name,
+      vhost: '/',
+      configure: '.*',
+      write: '.*',
+      read: '.*',
+    });
     expect(await amqpLogin(name, 'pw')).toBeNull();
     expect((await api(port, 'DELETE', p)).status).toBe(204);
     expect((await api(port, 'GET', p)).status).toBe(404);
@@ -306,10 +315,20 @@ describe('users imported from RabbitMQ', () => {
 
   it('logs in over AMQP (PLAIN and AMQPLAIN) and HTTP with the password it had in RabbitMQ', async () => {
     const name = `alice-${uid('imp')}`;
-    const r = await putUser(port, name, { password_hash: alice.password_hash, hashing_algorithm: alice.hashing_algorithm, tags: ['management'] });
+    const r = await putUser(port, name, {
+      password_hash: alice.password_hash,
+      hashing_algorithm: alice.hashing_algorithm,
+      tags: ['management'],
+    });
     expect(r.status).toBe(201);
     const shown = (await api(port, 'GET', `/api/users/${name}`)).json;
-    expect(shown).toEqual({ name, password_hash: alice.password_hash, hashing_algorithm: 'rabbit_password_hashing_sha256', tags: ['management'], limits: {} });
+    expect(shown).toEqual({
+      name,
+      password_hash: alice.password_hash,
+      hashing_algorithm: 'rabbit_password_hashing_sha256',
+      tags: ['management'],
+      limits: {},
+    });
 
     expect(await amqpLogin(name, 's3cret')).toBeNull();
     const amqplain = await amqp.connect(`amqp://127.0.0.1:${broker.port}`, { credentials: amqp.credentials.amqplain(name, 's3cret') });
@@ -327,13 +346,15 @@ describe('users imported from RabbitMQ', () => {
   it('defaults hashing_algorithm to sha256 when the import leaves it out', async () => {
     const name = `alice-${uid('imp')}`;
     await putUser(port, name, { password_hash: alice.password_hash, tags: '' });
-    expect(((await api(port, 'GET', `/api/users/${name}`)).json as Record<string, unknown>).hashing_algorithm).toBe('rabbit_password_hashing_sha256');
+    expect(((await api(port, 'GET', `/api/users/${name}`)).json as Record<string, unknown>).hashing_algorithm).toBe(
+      'rabbit_password_hashing_sha256',
+    );
     expect(await amqpLogin(name, 's3cret')).toBeNull();
   });
 });
 
 describe("a deleted user's connections", () => {
-  it('are closed with 320 "user \'x\' is deleted"; other users\' stay open', async () => {
+  it("are closed with 320 \"user 'x' is deleted\"; other users' stay open", async () => {
     const name = uid('gone');
     await putUser(port, name, { password: 'pw', tags: '' });
     const doomed = await connectAs(name, 'pw');
@@ -379,8 +400,8 @@ describe('bad requests', () => {
       '{',
       '{"password":"x","tags":""',
       '\u0000\u0001',
-      '[' .repeat(10000),
-      '{"a":' .repeat(5000) + '1' + '}'.repeat(5000),
+      '['.repeat(10000),
+      '{"a":'.repeat(5000) + '1' + '}'.repeat(5000),
       '{"__proto__":{"tags":"administrator"},"password":"x"}',
       '{"constructor":{"prototype":{"tags":"x"}}}',
       'true',
@@ -436,7 +457,13 @@ describe('bad requests', () => {
   });
 
   it('survives garbage on the HTTP socket', async () => {
-    for (const junk of ['GARBAGE\r\n\r\n', 'GET / HTTP/9.9\r\n\r\n', 'PUT /api/users/x HTTP/1.1\r\nContent-Length: -1\r\n\r\n', '\u0000'.repeat(1000), 'GET /api/whoami HTTP/1.1\r\nAuthorization: Basic\r\n\r\n']) {
+    for (const junk of [
+      'GARBAGE\r\n\r\n',
+      'GET / HTTP/9.9\r\n\r\n',
+      'PUT /api/users/x HTTP/1.1\r\nContent-Length: -1\r\n\r\n',
+      '\u0000'.repeat(1000),
+      'GET /api/whoami HTTP/1.1\r\nAuthorization: Basic\r\n\r\n',
+    ]) {
       await new Promise<void>((resolve) => {
         const s = net.connect(port, '127.0.0.1', () => s.end(junk));
         s.on('error', () => resolve());

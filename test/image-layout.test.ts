@@ -111,7 +111,14 @@ function dockerignore(): (rel: string) => boolean {
     const body = p
       .replace(/^\/+|\/+$/g, '')
       .split('/')
-      .map((seg) => (seg === '**' ? '(?:.*)' : seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
+      .map((seg) =>
+        seg === '**'
+          ? '(?:.*)'
+          : seg
+              .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+              .replace(/\*/g, '[^/]*')
+              .replace(/\?/g, '[^/]'),
+      )
       .join('/')
       .replace(/\(\?:\.\*\)\//g, '(?:.*/)?');
     return new RegExp(`^${body}$`);
@@ -232,7 +239,9 @@ describe('Dockerfile shape (the lint)', () => {
     const user = users[users.length - 1].args.trim();
     const [uid, gid] = user.split(':');
     expect(uid).toMatch(/^[1-9]\d*$/); // numeric: Kubernetes' runAsNonRoot can verify it
-    const runs = only('RUN').map((i) => i.args).join('\n');
+    const runs = only('RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(runs).toMatch(new RegExp(`useradd\\b[^\\n]*--uid ${uid}\\b`));
     if (gid !== undefined) expect(runs).toMatch(new RegExp(`groupadd\\b[^\\n]*--gid ${gid}\\b`));
     expect(runs).toMatch(new RegExp(`chown \\S+ ${RUNTIME_ENV.LEVERET_DATA_DIR}(\\s|$)`));
@@ -335,7 +344,8 @@ describe('the image layout, run as an unprivileged user', () => {
       devDependencies: Record<string, string>;
     };
     for (const d of Object.keys(pkg.dependencies)) expect(fs.existsSync(path.join(app, 'node_modules', d, 'package.json')), d).toBe(true);
-    for (const d of Object.keys(pkg.devDependencies)) expect(fs.existsSync(path.join(app, 'node_modules', d)), `dev dependency ${d}`).toBe(false);
+    for (const d of Object.keys(pkg.devDependencies))
+      expect(fs.existsSync(path.join(app, 'node_modules', d)), `dev dependency ${d}`).toBe(false);
     expect(fs.statSync(path.join(root, RUNTIME_ENV.LEVERET_DATA_DIR)).isDirectory()).toBe(true);
     expect(fs.readdirSync(path.join(root, RUNTIME_ENV.LEVERET_DATA_DIR))).toEqual([]);
   });
@@ -347,7 +357,10 @@ describe('the image layout, run as an unprivileged user', () => {
 
     // The image's ENTRYPOINT, WORKDIR and ENV, with paths under `root` and free ports.
     const [, script, ...entryArgs] = execForm(only('ENTRYPOINT')[0].args);
-    const workdir = only('WORKDIR').map((i) => i.args.trim()).pop() ?? '/';
+    const workdir =
+      only('WORKDIR')
+        .map((i) => i.args.trim())
+        .pop() ?? '/';
     const port = await freePort();
     let httpPort = await freePort();
     while (httpPort === port) httpPort = await freePort();
@@ -358,18 +371,34 @@ describe('the image layout, run as an unprivileged user', () => {
       LEVERET_PORT: String(port),
       LEVERET_HTTP_PORT: String(httpPort),
     };
-    const child = spawn(runner.prefix[0] ?? process.execPath, [...runner.prefix.slice(1), ...(runner.prefix.length ? [process.execPath] : []), path.join(root, script), ...entryArgs], {
-      cwd: path.join(root, workdir),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      runner.prefix[0] ?? process.execPath,
+      [...runner.prefix.slice(1), ...(runner.prefix.length ? [process.execPath] : []), path.join(root, script), ...entryArgs],
+      {
+        cwd: path.join(root, workdir),
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     try {
-      await waitFor('the AMQP port', () => canConnect(port), child, () => out);
-      await waitFor('the HTTP port', () => canConnect(httpPort), child, () => out);
+      await waitFor(
+        'the AMQP port',
+        () => canConnect(port),
+        child,
+        () => out,
+      );
+      await waitFor(
+        'the HTTP port',
+        () => canConnect(httpPort),
+        child,
+        () => out,
+      );
 
       // It really runs as that user (setpriv execs node in place: same pid).
       const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');

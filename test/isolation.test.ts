@@ -72,66 +72,86 @@ describe('isolation', () => {
     return c;
   }
 
-  it('an exception while handling a method closes that connection with 541, logged with its stack', async () => {
-    const c = await faulty('method');
-    c.send(raw.channelOpen(1));
-    const close = await c.expectClose();
-    expect(close).toMatchObject({ channel: 0, code: 541, text: 'INTERNAL_ERROR - internal error' });
-    c.destroy();
-    expect(await logged('injected fault (method)')).toContain('injected fault (method)');
-    // pino prints the error's stack with it.
-    expect(b.output()).toMatch(/injected fault \(method\)\\n\s+at /);
-    await bystanderStillWorks();
-  }, T);
+  it(
+    'an exception while handling a method closes that connection with 541, logged with its stack',
+    async () => {
+      const c = await faulty('method');
+      c.send(raw.channelOpen(1));
+      const close = await c.expectClose();
+      expect(close).toMatchObject({ channel: 0, code: 541, text: 'INTERNAL_ERROR - internal error' });
+      c.destroy();
+      expect(await logged('injected fault (method)')).toContain('injected fault (method)');
+      // pino prints the error's stack with it.
+      expect(b.output()).toMatch(/injected fault \(method\)\\n\s+at /);
+      await bystanderStillWorks();
+    },
+    T,
+  );
 
-  it('an exception in a heartbeat timer closes only that connection with 541', async () => {
-    const c = await faulty('heartbeat', 1);
-    const close = await c.expectClose(5000);
-    expect(close).toMatchObject({ channel: 0, code: 541 });
-    c.destroy();
-    expect(await logged('injected fault (heartbeat)')).toContain('injected fault (heartbeat)');
-    await bystanderStillWorks();
-  }, T);
+  it(
+    'an exception in a heartbeat timer closes only that connection with 541',
+    async () => {
+      const c = await faulty('heartbeat', 1);
+      const close = await c.expectClose(5000);
+      expect(close).toMatchObject({ channel: 0, code: 541 });
+      c.destroy();
+      expect(await logged('injected fault (heartbeat)')).toContain('injected fault (heartbeat)');
+      await bystanderStillWorks();
+    },
+    T,
+  );
 
-  it('an exception while releasing a closed connection is logged; the broker carries on', async () => {
-    const c = await faulty('socket-close');
-    await c.openChannel(1);
-    c.send(raw.queueDeclare(1, uid('iso-excl'), { exclusive: true }));
-    await c.expectMethod(50, 11);
-    c.destroy();
-    expect(await logged('injected fault (socket-close)')).toContain('internal error releasing a closed connection');
-    await bystanderStillWorks();
-  }, T);
+  it(
+    'an exception while releasing a closed connection is logged; the broker carries on',
+    async () => {
+      const c = await faulty('socket-close');
+      await c.openChannel(1);
+      c.send(raw.queueDeclare(1, uid('iso-excl'), { exclusive: true }));
+      await c.expectMethod(50, 11);
+      c.destroy();
+      expect(await logged('injected fault (socket-close)')).toContain('internal error releasing a closed connection');
+      await bystanderStillWorks();
+    },
+    T,
+  );
 
-  it('an exception when a backed-up socket drains closes only that connection with 541', async () => {
-    const q = uid('iso-drain');
-    await ch.assertQueue(q, { autoDelete: false });
-    const body = Buffer.alloc(64 * 1024, 0x61);
-    for (let i = 0; i < 200; i++) ch.sendToQueue(q, body);
-    await ch.checkQueue(q);
-    const c = await faulty('drain');
-    await c.openChannel(1);
-    // Stop reading, let the deliveries fill the socket, then read again: 'drain' follows.
-    c.socket.pause();
-    c.send(raw.basicConsume(1, q, { noAck: true }));
-    await sleep(500);
-    c.socket.resume();
-    const close = await closeOf(c);
-    expect(close).toMatchObject({ channel: 0, code: 541 });
-    c.destroy();
-    expect(await logged('injected fault (drain)')).toContain('injected fault (drain)');
-    await ch.deleteQueue(q);
-    await bystanderStillWorks();
-  }, T);
+  it(
+    'an exception when a backed-up socket drains closes only that connection with 541',
+    async () => {
+      const q = uid('iso-drain');
+      await ch.assertQueue(q, { autoDelete: false });
+      const body = Buffer.alloc(64 * 1024, 0x61);
+      for (let i = 0; i < 200; i++) ch.sendToQueue(q, body);
+      await ch.checkQueue(q);
+      const c = await faulty('drain');
+      await c.openChannel(1);
+      // Stop reading, let the deliveries fill the socket, then read again: 'drain' follows.
+      c.socket.pause();
+      c.send(raw.basicConsume(1, q, { noAck: true }));
+      await sleep(500);
+      c.socket.resume();
+      const close = await closeOf(c);
+      expect(close).toMatchObject({ channel: 0, code: 541 });
+      c.destroy();
+      expect(await logged('injected fault (drain)')).toContain('injected fault (drain)');
+      await ch.deleteQueue(q);
+      await bystanderStillWorks();
+    },
+    T,
+  );
 
-  it('an exception in the turn-end flush (outside any handler of the connection) closes only that connection with 541', async () => {
-    const c = await faulty('flush');
-    // channel.open-ok is written at the end of the turn: that flush meets the fault.
-    c.send(raw.channelOpen(1));
-    const close = await closeOf(c);
-    expect(close).toMatchObject({ channel: 0, code: 541 });
-    c.destroy();
-    expect(await logged('injected fault (flush)')).toContain('injected fault (flush)');
-    await bystanderStillWorks();
-  }, T);
+  it(
+    'an exception in the turn-end flush (outside any handler of the connection) closes only that connection with 541',
+    async () => {
+      const c = await faulty('flush');
+      // channel.open-ok is written at the end of the turn: that flush meets the fault.
+      c.send(raw.channelOpen(1));
+      const close = await closeOf(c);
+      expect(close).toMatchObject({ channel: 0, code: 541 });
+      c.destroy();
+      expect(await logged('injected fault (flush)')).toContain('injected fault (flush)');
+      await bystanderStillWorks();
+    },
+    T,
+  );
 });

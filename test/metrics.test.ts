@@ -160,8 +160,18 @@ describe('Prometheus metrics', () => {
         expect(value(p, 'rabbitmq_queue_info', { ...h, queue_type: 'rabbit_classic_queue' })).toBe(1);
         expect(per.text).toContain('queue="prom \\"quoted\\" back\\\\slash\\nnew line"');
         expect(value(p, 'rabbitmq_exchange_messages_published_total', { vhost: '/', exchange: '' })).toBe(8);
-        expect(p.filter((x) => x.name === 'rabbitmq_connection_channels').map((x) => x.value).sort()).toEqual([1, 2]);
-        expect(p.filter((x) => x.name === 'rabbitmq_channel_messages_published_total').map((x) => x.value).sort()).toEqual([0, 0, 8]);
+        expect(
+          p
+            .filter((x) => x.name === 'rabbitmq_connection_channels')
+            .map((x) => x.value)
+            .sort(),
+        ).toEqual([1, 2]);
+        expect(
+          p
+            .filter((x) => x.name === 'rabbitmq_channel_messages_published_total')
+            .map((x) => x.value)
+            .sort(),
+        ).toEqual([0, 0, 8]);
         expect(value(p, 'rabbitmq_identity_info', { rabbitmq_endpoint: 'per-object' })).toBe(1);
         expect(promtool(per.text)).toEqual({ status: 0, output: '' });
 
@@ -217,7 +227,11 @@ describe('Prometheus metrics', () => {
         const ch = await c.createChannel();
         await ch.assertQueue('prom-detailed', { durable: false });
         ch.sendToQueue('prom-detailed', Buffer.from('x'));
-        await waitFor(async () => value((await scrape('/metrics')).samples, 'rabbitmq_queue_messages_ready') >= 1, 5000, 'the message queued');
+        await waitFor(
+          async () => value((await scrape('/metrics')).samples, 'rabbitmq_queue_messages_ready') >= 1,
+          5000,
+          'the message queued',
+        );
 
         const d = await scrape('/metrics/detailed?family=queue_coarse_metrics&family=queue_consumer_count&vhost=%2F');
         expect(value(d.samples, 'rabbitmq_detailed_queue_messages_ready', { vhost: '/', queue: 'prom-detailed' })).toBe(1);
@@ -240,42 +254,38 @@ describe('Prometheus metrics', () => {
     T,
   );
 
-  it(
-    'scrapes 10,000 queues, one sample each per object, and promtool accepts it (the time is logged, not asserted)',
-    async () => {
-      const c = await amqp.connect(b.url);
-      const N = 10_000;
-      try {
-        const ch = await c.createChannel();
-        for (let i = 0; i < N; i += 1000) {
-          await Promise.all(Array.from({ length: 1000 }, (_, j) => ch.assertQueue(`prom-many-${i + j}`, { durable: false })));
-        }
-        ch.sendToQueue('prom-many-0', Buffer.from('x'));
-        await waitFor(async () => value((await scrape('/metrics')).samples, 'rabbitmq_queues') === N, 10_000, 'all queues');
-
-        // From request to the last byte received; parsing it here is not the server's time.
-        const time = async (path: string) => {
-          const t0 = performance.now();
-          const res = await fetch(`http://127.0.0.1:${b.httpPort}${path}`);
-          const text = await res.text();
-          const ms = performance.now() - t0;
-          return { ms, r: { text, samples: parse(text) } };
-        };
-        await time('/metrics/per-object'); // warm up
-        const agg = await time('/metrics');
-        const per = await time('/metrics/per-object');
-        console.log(
-          `metrics with ${N} queues: /metrics ${agg.ms.toFixed(1)} ms (${agg.r.text.length} bytes), ` +
-            `/metrics/per-object ${per.ms.toFixed(1)} ms (${per.r.text.length} bytes, ${per.r.samples.length} samples)`,
-        );
-        expect(value(agg.r.samples, 'rabbitmq_queue_messages_ready')).toBe(1);
-        expect(per.r.samples.filter((x) => x.name === 'rabbitmq_queue_messages_ready')).toHaveLength(N);
-        expect(value(per.r.samples, 'rabbitmq_queue_messages_ready', { queue: 'prom-many-0' })).toBe(1);
-        expect(promtool(per.r.text)).toEqual({ status: 0, output: '' });
-      } finally {
-        await c.close();
+  it('scrapes 10,000 queues, one sample each per object, and promtool accepts it (the time is logged, not asserted)', async () => {
+    const c = await amqp.connect(b.url);
+    const N = 10_000;
+    try {
+      const ch = await c.createChannel();
+      for (let i = 0; i < N; i += 1000) {
+        await Promise.all(Array.from({ length: 1000 }, (_, j) => ch.assertQueue(`prom-many-${i + j}`, { durable: false })));
       }
-    },
-    120_000,
-  );
+      ch.sendToQueue('prom-many-0', Buffer.from('x'));
+      await waitFor(async () => value((await scrape('/metrics')).samples, 'rabbitmq_queues') === N, 10_000, 'all queues');
+
+      // From request to the last byte received; parsing it here is not the server's time.
+      const time = async (path: string) => {
+        const t0 = performance.now();
+        const res = await fetch(`http://127.0.0.1:${b.httpPort}${path}`);
+        const text = await res.text();
+        const ms = performance.now() - t0;
+        return { ms, r: { text, samples: parse(text) } };
+      };
+      await time('/metrics/per-object'); // warm up
+      const agg = await time('/metrics');
+      const per = await time('/metrics/per-object');
+      console.log(
+        `metrics with ${N} queues: /metrics ${agg.ms.toFixed(1)} ms (${agg.r.text.length} bytes), ` +
+          `/metrics/per-object ${per.ms.toFixed(1)} ms (${per.r.text.length} bytes, ${per.r.samples.length} samples)`,
+      );
+      expect(value(agg.r.samples, 'rabbitmq_queue_messages_ready')).toBe(1);
+      expect(per.r.samples.filter((x) => x.name === 'rabbitmq_queue_messages_ready')).toHaveLength(N);
+      expect(value(per.r.samples, 'rabbitmq_queue_messages_ready', { queue: 'prom-many-0' })).toBe(1);
+      expect(promtool(per.r.text)).toEqual({ status: 0, output: '' });
+    } finally {
+      await c.close();
+    }
+  }, 120_000);
 });

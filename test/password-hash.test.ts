@@ -14,11 +14,13 @@ interface ExportedUser {
   tags: string[];
 }
 
-const fixture = JSON.parse(readFileSync(path.join(__dirname, 'fixtures', 'rabbitmq-definitions.json'), 'utf8')) as { users: ExportedUser[] };
+const fixture = JSON.parse(readFileSync(path.join(__dirname, 'fixtures', 'rabbitmq-definitions.json'), 'utf8')) as {
+  users: ExportedUser[];
+};
 const exported = (name: string): ExportedUser => fixture.users.find((u) => u.name === name)!;
 
 describe('RabbitMQ password hashes', () => {
-  it("accepts the hash RabbitMQ exported for alice with her password and refuses a wrong one", () => {
+  it('accepts the hash RabbitMQ exported for alice with her password and refuses a wrong one', () => {
     const alice = exported('alice');
     expect(alice.hashing_algorithm).toBe('rabbit_password_hashing_sha256');
     expect(verifyPassword('s3cret', alice.password_hash, alice.hashing_algorithm)).toBe(true);
@@ -37,7 +39,11 @@ describe('RabbitMQ password hashes', () => {
   // this hashing_algorithm: `rabbitmqctl authenticate_user` accepted each with its password
   // and refused a wrong one (conformance/README.md).
   it.each([
-    ['rabbit_password_hashing_sha512', 'EaPsf1A+hDie5dLBp7PQYRJ1rk5yxO0MbluYGmnHZseuaqRGAGm/9RrL6T+39mnkYQLTEL3rnrE1iO9FauwCGT4pmFg=', 'pw-sha512'],
+    [
+      'rabbit_password_hashing_sha512',
+      'EaPsf1A+hDie5dLBp7PQYRJ1rk5yxO0MbluYGmnHZseuaqRGAGm/9RrL6T+39mnkYQLTEL3rnrE1iO9FauwCGT4pmFg=',
+      'pw-sha512',
+    ],
     ['rabbit_password_hashing_md5', 'lpV1M5LAyurC2K4i3rfjPWoMF/A=', 'pw-md5'],
   ] as const)('verifies %s hashes that RabbitMQ accepted', (algorithm, hash, password) => {
     expect(verifyPassword(password, hash, algorithm)).toBe(true);
@@ -52,7 +58,9 @@ describe('RabbitMQ password hashes', () => {
       const a = hashPassword('pässwörd 🐇', algorithm);
       const b = hashPassword('pässwörd 🐇', algorithm);
       expect(a).not.toBe(b);
-      const digestBytes = { rabbit_password_hashing_sha256: 32, rabbit_password_hashing_sha512: 64, rabbit_password_hashing_md5: 16 }[algorithm];
+      const digestBytes = { rabbit_password_hashing_sha256: 32, rabbit_password_hashing_sha512: 64, rabbit_password_hashing_md5: 16 }[
+        algorithm
+      ];
       expect(Buffer.from(a, 'base64').length).toBe(4 + digestBytes);
       expect(verifyPassword('pässwörd 🐇', a, algorithm)).toBe(true);
       expect(verifyPassword('passwörd 🐇', a, algorithm)).toBe(false);

@@ -34,7 +34,9 @@ const PASSWORD = 'pw';
 
 function rabbitmqctl(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile('rabbitmqctl', args, (err, out, errOut) => (err ? reject(new Error(`rabbitmqctl ${args.join(' ')}: ${errOut}`)) : resolve(out))),
+    execFile('rabbitmqctl', args, (err, out, errOut) =>
+      err ? reject(new Error(`rabbitmqctl ${args.join(' ')}: ${errOut}`)) : resolve(out),
+    ),
   );
 }
 
@@ -75,7 +77,8 @@ async function leveretTarget(): Promise<Target> {
     addUser: async (name) => broker.users.add(name, PASSWORD, []),
     addVhost: async (name) => void broker.vhost(name),
     setPermissions: async (vhost, user, configure, write, read) => void broker.permissions.set(vhost, user, { configure, write, read }),
-    setTopicPermissions: async (vhost, user, exchange, write, read) => void broker.permissions.setTopic(vhost, user, exchange, { write, read }),
+    setTopicPermissions: async (vhost, user, exchange, write, read) =>
+      void broker.permissions.setTopic(vhost, user, exchange, { write, read }),
     async close() {
       await server.stop('test done');
       fs.rmSync(dataDir, { recursive: true, force: true });
@@ -101,7 +104,8 @@ function refusalOf(err: unknown): Refusal {
 }
 
 const refused = (code: number, classId: number, methodId: number, text: string): Refusal => ({ code, classId, methodId, text });
-const ACCESS_REFUSED = (classId: number, methodId: number, text: string): Refusal => refused(403, classId, methodId, `ACCESS_REFUSED - ${text}`);
+const ACCESS_REFUSED = (classId: number, methodId: number, text: string): Refusal =>
+  refused(403, classId, methodId, `ACCESS_REFUSED - ${text}`);
 
 /**
  * Runs `op` on a fresh channel and reports whether the broker refused it. A publish gets
@@ -209,7 +213,8 @@ describe('permissions, enforced as RabbitMQ does', () => {
   it('read-only user (configure "", write "", read ".*")', async () => {
     const u = user('ro');
     const c = await connect(u);
-    const queueRefused = (cls: number, m: number): Refusal => ACCESS_REFUSED(cls, m, `access to queue '${Q}' in vhost '/' refused for user '${u}'`);
+    const queueRefused = (cls: number, m: number): Refusal =>
+      ACCESS_REFUSED(cls, m, `access to queue '${Q}' in vhost '/' refused for user '${u}'`);
     expect(await outcome(c, (ch) => ch.assertQueue(Q, { durable: false }))).toEqual(queueRefused(50, 10));
     expect(await outcome(c, (ch) => ch.checkQueue(Q))).toBe('ok');
     expect(await outcome(c, (ch) => ch.get(Q))).toBe('ok');
@@ -230,14 +235,17 @@ describe('permissions, enforced as RabbitMQ does', () => {
       code: 403,
       classId: 50,
       methodId: 10,
-      text: expect.stringMatching(new RegExp(`^ACCESS_REFUSED - access to queue 'amq\\.gen-[\\w-]{22}' in vhost '/' refused for user '${u}'$`)),
+      text: expect.stringMatching(
+        new RegExp(`^ACCESS_REFUSED - access to queue 'amq\\.gen-[\\w-]{22}' in vhost '/' refused for user '${u}'$`),
+      ),
     });
   });
 
   it('write-only user (configure "", write ".*", read "")', async () => {
     const u = user('wo');
     const c = await connect(u);
-    const queueRefused = (cls: number, m: number): Refusal => ACCESS_REFUSED(cls, m, `access to queue '${Q}' in vhost '/' refused for user '${u}'`);
+    const queueRefused = (cls: number, m: number): Refusal =>
+      ACCESS_REFUSED(cls, m, `access to queue '${Q}' in vhost '/' refused for user '${u}'`);
     expect(await outcome(c, (ch) => void ch.publish(X, '', body))).toBe('ok');
     expect(await outcome(c, (ch) => void ch.sendToQueue(Q, body))).toBe('ok');
     expect(await outcome(c, (ch) => ch.get(Q))).toEqual(queueRefused(60, 70));
@@ -260,7 +268,9 @@ describe('permissions, enforced as RabbitMQ does', () => {
     expect(await outcome(c, (ch) => void ch.publish(own, '', body))).toEqual(
       ACCESS_REFUSED(60, 40, `access to exchange '${own}' in vhost '/' refused for user '${u}'`),
     );
-    expect(await outcome(c, (ch) => ch.get(own))).toEqual(ACCESS_REFUSED(60, 70, `access to queue '${own}' in vhost '/' refused for user '${u}'`));
+    expect(await outcome(c, (ch) => ch.get(own))).toEqual(
+      ACCESS_REFUSED(60, 70, `access to queue '${own}' in vhost '/' refused for user '${u}'`),
+    );
     expect(await outcome(c, (ch) => ch.bindQueue(own, own, 'k'))).toEqual(
       ACCESS_REFUSED(50, 20, `access to queue '${own}' in vhost '/' refused for user '${u}'`),
     );
@@ -275,7 +285,8 @@ describe('permissions, enforced as RabbitMQ does', () => {
   it('regex-limited user (^rx- for all three)', async () => {
     const u = user('rx');
     const c = await connect(u);
-    const exRefused = (name: string, cls: number, m: number): Refusal => ACCESS_REFUSED(cls, m, `access to exchange '${name}' in vhost '/' refused for user '${u}'`);
+    const exRefused = (name: string, cls: number, m: number): Refusal =>
+      ACCESS_REFUSED(cls, m, `access to exchange '${name}' in vhost '/' refused for user '${u}'`);
     expect(await outcome(c, (ch) => ch.assertQueue(RXQ, { durable: false }))).toBe('ok');
     expect(await outcome(c, (ch) => ch.assertQueue(Q, { durable: false }))).toEqual(
       ACCESS_REFUSED(50, 10, `access to queue '${Q}' in vhost '/' refused for user '${u}'`),
@@ -289,14 +300,18 @@ describe('permissions, enforced as RabbitMQ does', () => {
     expect(await outcome(c, (ch) => ch.bindExchange(RXX, 'amq.fanout', ''))).toEqual(exRefused('amq.fanout', 40, 30));
     expect(await outcome(c, (ch) => ch.bindExchange('amq.direct', RXX, ''))).toEqual(exRefused('amq.direct', 40, 30));
     expect(await outcome(c, (ch) => ch.unbindExchange(RXX, 'amq.fanout', ''))).toEqual(exRefused('amq.fanout', 40, 40));
-    expect(await outcome(c, (ch) => ch.assertExchange(`rx-ae-${id}`, 'fanout', { durable: false, alternateExchange: 'amq.fanout' }))).toEqual(
-      exRefused('amq.fanout', 40, 10),
-    );
+    expect(
+      await outcome(c, (ch) => ch.assertExchange(`rx-ae-${id}`, 'fanout', { durable: false, alternateExchange: 'amq.fanout' })),
+    ).toEqual(exRefused('amq.fanout', 40, 10));
     expect(await outcome(c, (ch) => ch.assertQueue(`rx-dlq-${id}`, { durable: false, deadLetterExchange: 'amq.fanout' }))).toEqual(
       exRefused('amq.fanout', 50, 10),
     );
-    expect(await outcome(c, (ch) => ch.deleteQueue(Q))).toEqual(ACCESS_REFUSED(50, 40, `access to queue '${Q}' in vhost '/' refused for user '${u}'`));
-    expect(await outcome(c, (ch) => ch.purgeQueue(Q))).toEqual(ACCESS_REFUSED(50, 30, `access to queue '${Q}' in vhost '/' refused for user '${u}'`));
+    expect(await outcome(c, (ch) => ch.deleteQueue(Q))).toEqual(
+      ACCESS_REFUSED(50, 40, `access to queue '${Q}' in vhost '/' refused for user '${u}'`),
+    );
+    expect(await outcome(c, (ch) => ch.purgeQueue(Q))).toEqual(
+      ACCESS_REFUSED(50, 30, `access to queue '${Q}' in vhost '/' refused for user '${u}'`),
+    );
     expect(await outcome(c, (ch) => ch.deleteExchange(X))).toEqual(exRefused(X, 40, 20));
     // Checks RabbitMQ makes before permissions keep their own replies.
     expect(await outcome(c, (ch) => ch.deleteExchange('amq.direct'))).toEqual(
@@ -317,7 +332,9 @@ describe('permissions, enforced as RabbitMQ does', () => {
     const u = user('none');
     expect(await openVhost(t, u, '/')).toEqual(refused(530, 10, 40, `NOT_ALLOWED - access to vhost '/' refused for user '${u}'`));
     // vh has rights on pv1/pv2 only
-    expect(await openVhost(t, user('vh'), '/')).toEqual(refused(530, 10, 40, `NOT_ALLOWED - access to vhost '/' refused for user '${user('vh')}'`));
+    expect(await openVhost(t, user('vh'), '/')).toEqual(
+      refused(530, 10, 40, `NOT_ALLOWED - access to vhost '/' refused for user '${user('vh')}'`),
+    );
     expect(await openVhost(t, user('vh'), `pv1-${id}`)).toBe('ok');
   });
 
@@ -352,7 +369,8 @@ describe('permissions, enforced as RabbitMQ does', () => {
     for (const v of [`pv1-${id}`, `pv2-${id}`]) {
       const c = await connect(user('vh'), v);
       const ch = await c.createChannel();
-      for (let m = await ch.get(name, { noAck: true }); m !== false; m = await ch.get(name, { noAck: true })) got.push(`${v}: ${m.content.toString()}`);
+      for (let m = await ch.get(name, { noAck: true }); m !== false; m = await ch.get(name, { noAck: true }))
+        got.push(`${v}: ${m.content.toString()}`);
       await ch.deleteQueue(name);
     }
     expect(got).toEqual([`pv1-${id}: in pv1-${id}`, `pv2-${id}: in pv2-${id}`]);

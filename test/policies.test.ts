@@ -219,16 +219,22 @@ describe('policies: combined with queue arguments', () => {
     ['dead-letter-exchange', 'x-dead-letter-exchange', 'deadLetterExchange', 'from-arg', 'from-policy'],
     ['dead-letter-routing-key', 'x-dead-letter-routing-key', 'deadLetterRoutingKey', 'from-arg', 'from-policy'],
     ['overflow', 'x-overflow', 'overflow', 'drop-head', 'reject-publish'],
-  ] as const)('%s: the argument wins over the policy; the policy fills in when there is no argument', (key, arg, field, argValue, policyValue) => {
-    const v = new Vhost('/');
-    const withArg = declare(v, 'with-arg', { [arg]: argValue, ...(arg === 'x-dead-letter-routing-key' ? { 'x-dead-letter-exchange': 'dlx' } : {}) });
-    const noArg = declare(v, 'no-arg');
-    v.setPolicy(policy('p', '-arg$', { [key]: policyValue }));
-    expect(withArg.settings[field]).toBe(argValue);
-    expect(noArg.settings[field]).toBe(policyValue);
-  });
+  ] as const)(
+    '%s: the argument wins over the policy; the policy fills in when there is no argument',
+    (key, arg, field, argValue, policyValue) => {
+      const v = new Vhost('/');
+      const withArg = declare(v, 'with-arg', {
+        [arg]: argValue,
+        ...(arg === 'x-dead-letter-routing-key' ? { 'x-dead-letter-exchange': 'dlx' } : {}),
+      });
+      const noArg = declare(v, 'no-arg');
+      v.setPolicy(policy('p', '-arg$', { [key]: policyValue }));
+      expect(withArg.settings[field]).toBe(argValue);
+      expect(noArg.settings[field]).toBe(policyValue);
+    },
+  );
 
-  it('the exchange\'s own alternate-exchange argument wins over a policy', () => {
+  it("the exchange's own alternate-exchange argument wins over a policy", () => {
     const v = new Vhost('/');
     for (const n of ['ae-arg', 'ae-pol']) v.declareExchange(n, 'fanout', false, false, false, false, {});
     v.declareExchange('x-with', 'direct', false, false, false, false, { 'alternate-exchange': 'ae-arg' });
@@ -382,7 +388,9 @@ describe('policies: validation', () => {
   it('refuses an invalid pattern and an unknown apply-to', () => {
     const v = new Vhost('/');
     expect(() => v.setPolicy(policy('bad', '(', { 'max-length': 1 }))).toThrow(PolicyError);
-    expect(() => v.setPolicy({ name: 'bad', pattern: '.*', applyTo: 'foo' as ApplyTo, priority: 0, definition: { 'max-length': 1 } })).toThrow(PolicyError);
+    expect(() =>
+      v.setPolicy({ name: 'bad', pattern: '.*', applyTo: 'foo' as ApplyTo, priority: 0, definition: { 'max-length': 1 } }),
+    ).toThrow(PolicyError);
     expect(v.policies.all).toHaveLength(0);
   });
 
@@ -402,7 +410,18 @@ describe('policies: validation', () => {
     ['max-length 0', { 'max-length': 0 }],
     ['an empty dead-letter-exchange (the default exchange)', { 'dead-letter-exchange': '' }],
     ['dead-letter-routing-key without dead-letter-exchange', { 'dead-letter-routing-key': 'k' }],
-    ['every queue key at once', { 'message-ttl': 100, expires: 200, 'max-length': 1, 'max-length-bytes': 10, overflow: 'reject-publish-dlx', 'dead-letter-exchange': 'd', 'dead-letter-routing-key': 'k' }],
+    [
+      'every queue key at once',
+      {
+        'message-ttl': 100,
+        expires: 200,
+        'max-length': 1,
+        'max-length-bytes': 10,
+        overflow: 'reject-publish-dlx',
+        'dead-letter-exchange': 'd',
+        'dead-letter-routing-key': 'k',
+      },
+    ],
     ['queue-mode lazy', { 'queue-mode': 'lazy' }],
   ])('accepts %s', (_what, definition) => {
     const v = new Vhost('/');

@@ -51,7 +51,9 @@ describe('purge of a deep on-disk queue', () => {
     expect((await ch.checkQueue('deep')).messageCount).toBe(0);
     const grew = peak - before;
     console.log(`purge of ${N} on-disk messages: RSS ${(before / 2 ** 20).toFixed(1)} MiB before, peak ${(peak / 2 ** 20).toFixed(1)} MiB`);
-    expect(grew, `RSS went from ${(before / 2 ** 20).toFixed(1)} MiB to a peak of ${(peak / 2 ** 20).toFixed(1)} MiB`).toBeLessThan(24 * 2 ** 20);
+    expect(grew, `RSS went from ${(before / 2 ** 20).toFixed(1)} MiB to a peak of ${(peak / 2 ** 20).toFixed(1)} MiB`).toBeLessThan(
+      24 * 2 ** 20,
+    );
 
     // New messages after the purge are kept; the purged ones do not come back.
     await ch.sendToQueue('deep', Buffer.from('after'), { persistent: true });

@@ -75,7 +75,14 @@ interface LogLine {
 
 function testLogger(lines: LogLine[]): Logger {
   const at = (level: string) => (obj: unknown, msg?: string) => void lines.push({ level, obj, msg: msg ?? String(obj) });
-  const l: Record<string, unknown> = { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace'), fatal: at('fatal') };
+  const l: Record<string, unknown> = {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    trace: at('trace'),
+    fatal: at('fatal'),
+  };
   l.child = () => l;
   return l as unknown as Logger;
 }
@@ -155,7 +162,7 @@ function abandon(p: Proc): void {
   p.scheduler.stop();
   const fds: number[] = [];
   for (const seg of p.log.segments.values()) fds.push(seg.fd, seg.ackFd);
-  fds.push(...((p.scheduler as unknown as { toClose: number[] }).toClose.splice(0)));
+  fds.push(...(p.scheduler as unknown as { toClose: number[] }).toClose.splice(0));
   // An fdatasync may still be running on the thread pool: close once it is done.
   realSetTimeout(() => {
     for (const fd of fds) {
@@ -207,7 +214,10 @@ function readBack(p: Proc, runs: Run[]): { got: Got[]; corrupt: Array<[number, n
 }
 
 /** A restart over `dir`: a new process recovers the log and reads every message back. */
-function restart(dir: string, segmentSize: number): { p: Proc; runs: Run[]; got: Got[]; bodies: string[]; corrupt: Array<[number, number]> } {
+function restart(
+  dir: string,
+  segmentSize: number,
+): { p: Proc; runs: Run[]; got: Got[]; bodies: string[]; corrupt: Array<[number, number]> } {
   const p = open(dir, segmentSize);
   const runs = p.log.recover();
   const { got, corrupt } = readBack(p, runs);
@@ -738,12 +748,20 @@ describe('segment log', () => {
 
     it('a crash at each step of a compaction: every live message comes back exactly once, in order', async () => {
       const snaps = await compactWithSnapshots();
-      expect([...snaps.keys()]).toEqual(['a: marker written', 'b: copies synced, source not yet removed', 'c: source removed, marker not yet', 'd: done']);
+      expect([...snaps.keys()]).toEqual([
+        'a: marker written',
+        'b: copies synced, source not yet removed',
+        'c: source removed, marker not yet',
+        'd: done',
+      ]);
       for (const [step, dir] of snaps) {
         const b = restart(dir, REC * 30);
         expect(b.bodies, step).toEqual(expectedAfterCompaction);
         expect(b.corrupt, step).toEqual([]);
-        expect(fs.readdirSync(dir).filter((f) => f.endsWith('.compacting')), step).toEqual([]);
+        expect(
+          fs.readdirSync(dir).filter((f) => f.endsWith('.compacting')),
+          step,
+        ).toEqual([]);
         // What recovery settled (void copies acked) holds at the next restart too.
         await settle(b.p);
         crash(b.p);

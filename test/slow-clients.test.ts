@@ -58,7 +58,10 @@ describe('a consumer that stops reading its socket', () => {
       const base = { published: 0, ms: 0, rate: 0 };
       const stuck = { published: 0, ms: 0, rate: 0 };
       for (let round = 0; round < ROUNDS; round++) {
-        for (const [queue, into] of [[alone, base], [q, stuck]] as const) {
+        for (const [queue, into] of [
+          [alone, base],
+          [q, stuck],
+        ] as const) {
           const r = await flood(broker.url, queue, FLOOD_MS / ROUNDS);
           into.published += r.published;
           into.ms += (r.published / r.rate) * 1000;
@@ -80,7 +83,11 @@ describe('a consumer that stops reading its socket', () => {
       expect(broker.output()).not.toMatch(/memory resource limit alarm set/);
 
       consumer.resume();
-      await waitFor(() => consumer.delivered === stuck.published, 60_000, `all ${stuck.published} deliveries (${consumer.delivered} so far)`);
+      await waitFor(
+        () => consumer.delivered === stuck.published,
+        60_000,
+        `all ${stuck.published} deliveries (${consumer.delivered} so far)`,
+      );
       consumer.ackAll();
       await waitFor(async () => (await ch.checkQueue(q)).messageCount === 0, 5000, 'an empty queue');
       consumer.close();
@@ -231,7 +238,9 @@ describe('a client that does not read what it asks for', () => {
     }
     await sleep(500);
     const max = rss.stop();
-    console.log(`not reading: ${sent} mandatory messages sent (${socket.writableLength} bytes still in the client), broker RSS ${mb(baseline)} before, at most ${mb(max)}`);
+    console.log(
+      `not reading: ${sent} mandatory messages sent (${socket.writableLength} bytes still in the client), broker RSS ${mb(baseline)} before, at most ${mb(max)}`,
+    );
     // Without the hold this grows by the returned bodies: about 900 MB in 5 s.
     expect(max - baseline).toBeLessThan(60e6);
     await roundTrip(broker.url);

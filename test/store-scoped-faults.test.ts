@@ -51,7 +51,8 @@ function faultyDisk(): { fail(folder: string): void; heal(): void } {
     return fd;
   }) as typeof fsOps.openSync;
   fsOps.writeSync = ((fd: number, ...rest: unknown[]) => {
-    if (failing !== null && paths.get(fd)?.startsWith(failing)) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO', errno: -5 });
+    if (failing !== null && paths.get(fd)?.startsWith(failing))
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO', errno: -5 });
     return (realFsOps.writeSync as (...a: unknown[]) => number)(fd, ...rest);
   }) as typeof fsOps.writeSync;
   return {
@@ -98,7 +99,8 @@ describe('store errors scoped to one queue', () => {
     const ch2 = await conn2.createChannel();
     expect((await ch2.checkQueue('well')).messageCount).toBe(2);
     const sick: string[] = [];
-    for (let m = await ch2.get('sick', { noAck: true }); m !== false; m = await ch2.get('sick', { noAck: true })) sick.push(m.content.toString());
+    for (let m = await ch2.get('sick', { noAck: true }); m !== false; m = await ch2.get('sick', { noAck: true }))
+      sick.push(m.content.toString());
     // Every message confirmed to 'sick' is there; nothing refused is.
     expect(sick[0]).toBe('sick-0');
     expect(sick).toContain('sick-after');

@@ -32,12 +32,56 @@ function openssl(args: string[]): void {
 function issue(name: string, subject: string, ca: string, extensions: string): void {
   openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject]);
   writeFileSync(file(`${name}.ext`), extensions);
-  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '30', '-extfile', `${name}.ext`]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '30',
+    '-extfile',
+    `${name}.ext`,
+  ]);
 }
 
 function makeCertificates(): void {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '60', '-subj', '/CN=Leveret Test CA']);
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'rogue-ca.key', '-out', 'rogue-ca.pem', '-days', '60', '-subj', '/CN=Rogue CA']);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '60',
+    '-subj',
+    '/CN=Leveret Test CA',
+  ]);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'rogue-ca.key',
+    '-out',
+    'rogue-ca.pem',
+    '-days',
+    '60',
+    '-subj',
+    '/CN=Rogue CA',
+  ]);
   const server = 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n';
   const client = 'extendedKeyUsage=clientAuth\n';
   issue('server', '/O=Leveret/CN=localhost', 'ca', server);
@@ -90,7 +134,8 @@ function probe(port: number, options: tls.ConnectionOptions = {}, settleMs = 300
     });
     s.on('close', () => {
       clearTimeout(timer);
-      if (out.error === undefined && out.cert !== undefined) out.error = Object.assign(new Error('closed before connection.start'), { code: 'CLOSED' });
+      if (out.error === undefined && out.cert !== undefined)
+        out.error = Object.assign(new Error('closed before connection.start'), { code: 'CLOSED' });
       resolve(out);
     });
   });
@@ -156,12 +201,18 @@ describe('TLS with verify_peer (client certificate optional)', () => {
     httpsPort = await freePort();
     broker = await startBroker({
       args: [
-        '--tls-port', String(tlsPort),
-        '--https-port', String(httpsPort),
-        '--tls-cert', file('server.pem'),
-        '--tls-key', file('server-enc.key'),
-        '--tls-ca', file('ca.pem'),
-        '--tls-verify', 'verify_peer',
+        '--tls-port',
+        String(tlsPort),
+        '--https-port',
+        String(httpsPort),
+        '--tls-cert',
+        file('server.pem'),
+        '--tls-key',
+        file('server-enc.key'),
+        '--tls-ca',
+        file('ca.pem'),
+        '--tls-verify',
+        'verify_peer',
       ],
       env: { LEVERET_TLS_PASSPHRASE: PASSPHRASE, LEVERET_LOG_LEVEL: 'debug' },
     });
@@ -233,7 +284,10 @@ while method is None:
 print('external got', body.decode())
 conn.close()
 `;
-    const run = spawnSync(PYTHON, ['-c', script, String(tlsPort), file('ca.pem'), file('client.pem'), file('client.key')], { encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(PYTHON, ['-c', script, String(tlsPort), file('ca.pem'), file('client.pem'), file('client.key')], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     const output = `${run.stdout}${run.stderr}`;
     expect(run.status, output).toBe(0);
     expect(run.stdout).toContain('plain got pika over tls');
@@ -402,8 +456,22 @@ describe('TLS with fail_if_no_peer_cert', () => {
   beforeAll(async () => {
     tlsPort = await freePort();
     broker = await startBroker({
-      args: ['--tls-port', String(tlsPort), '--https-port=-1', '--tls-cert', file('server.pem'), '--tls-key', file('server.key'), '--tls-ca', file('ca.pem')],
-      env: { LEVERET_TLS_VERIFY: 'verify_peer', LEVERET_TLS_FAIL_IF_NO_PEER_CERT: 'true', LEVERET_TLS_CERT_LOGIN_FROM: 'distinguished_name' },
+      args: [
+        '--tls-port',
+        String(tlsPort),
+        '--https-port=-1',
+        '--tls-cert',
+        file('server.pem'),
+        '--tls-key',
+        file('server.key'),
+        '--tls-ca',
+        file('ca.pem'),
+      ],
+      env: {
+        LEVERET_TLS_VERIFY: 'verify_peer',
+        LEVERET_TLS_FAIL_IF_NO_PEER_CERT: 'true',
+        LEVERET_TLS_CERT_LOGIN_FROM: 'distinguished_name',
+      },
     });
     await putUser(broker.httpPort, `CN=${TLS_USER},O=Leveret Test`, { password: 'unused', tags: '' });
   });
@@ -423,23 +491,38 @@ describe('TLS with fail_if_no_peer_cert', () => {
     const conn = await amqplib.connect(`amqps://guest:guest@localhost:${tlsPort}`, withCert);
     expect(await roundTrip(conn, 'with a certificate')).toBe('with a certificate');
     await conn.close();
-    const ext = await amqplib.connect(`amqps://localhost:${tlsPort}`, { ...withCert, credentials: amqplib.credentials.external(), clientProperties: { connection_name: 'dn' } });
+    const ext = await amqplib.connect(`amqps://localhost:${tlsPort}`, {
+      ...withCert,
+      credentials: amqplib.credentials.external(),
+      clientProperties: { connection_name: 'dn' },
+    });
     expect(await roundTrip(ext, 'as a DN')).toBe('as a DN');
     const listed = (await api(broker.httpPort, 'GET', '/api/connections')).json as Array<Record<string, unknown>>;
-    expect(listed.find((c) => c.user_provided_name === 'dn')).toMatchObject({ user: `CN=${TLS_USER},O=Leveret Test`, auth_mechanism: 'EXTERNAL' });
+    expect(listed.find((c) => c.user_provided_name === 'dn')).toMatchObject({
+      user: `CN=${TLS_USER},O=Leveret Test`,
+      auth_mechanism: 'EXTERNAL',
+    });
     await ext.close();
     const overview = await api(broker.httpPort, 'GET', '/api/overview');
-    expect((overview.json as { listeners: Array<{ protocol: string }> }).listeners.map((l) => l.protocol)).toEqual(['amqp', 'http', 'amqp/ssl']);
+    expect((overview.json as { listeners: Array<{ protocol: string }> }).listeners.map((l) => l.protocol)).toEqual([
+      'amqp',
+      'http',
+      'amqp/ssl',
+    ]);
   });
 });
 
 describe('bad TLS configuration', () => {
   const run = (args: string[], env: Record<string, string> = {}) => {
-    const r = spawnSync(process.execPath, [CLI, '--port', '0', '--http-port', '0', '--tls-port', '0', '--https-port', '0', '--data-dir', path.join(dir, 'unused'), ...args], {
-      encoding: 'utf8',
-      env: { ...process.env, ...env },
-      timeout: 20_000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, '--port', '0', '--http-port', '0', '--tls-port', '0', '--https-port', '0', '--data-dir', path.join(dir, 'unused'), ...args],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+        timeout: 20_000,
+      },
+    );
     return { status: r.status, stderr: r.stderr };
   };
 
@@ -486,7 +569,16 @@ describe('certificate reload on SIGHUP', () => {
     tlsPort = await freePort();
     httpsPort = await freePort();
     broker = await startBroker({
-      args: ['--tls-port', String(tlsPort), '--https-port', String(httpsPort), '--tls-cert', live('cert.pem'), '--tls-key', live('key.pem')],
+      args: [
+        '--tls-port',
+        String(tlsPort),
+        '--https-port',
+        String(httpsPort),
+        '--tls-cert',
+        live('cert.pem'),
+        '--tls-key',
+        live('key.pem'),
+      ],
     });
   });
 
@@ -511,7 +603,9 @@ describe('certificate reload on SIGHUP', () => {
     expect((await probe(tlsPort)).cert?.fingerprint256).toBe(second);
     expect((await httpsGet(httpsPort, '/api/overview')).cert.fingerprint256).toBe(second);
     const expiry = await api(broker.httpPort, 'GET', '/api/health/checks/certificate-expiration/2/months');
-    expect((expiry.json as { expired: Array<{ expires: string }> }).expired[0].expires).toBe(new Date(new X509Certificate(read('server2.pem')).validTo).toISOString());
+    expect((expiry.json as { expired: Array<{ expires: string }> }).expired[0].expires).toBe(
+      new Date(new X509Certificate(read('server2.pem')).validTo).toISOString(),
+    );
 
     // A half-written certificate: the reload fails, is logged, and the broker keeps serving the last good one.
     writeFileSync(live('cert.pem'), '-----BEGIN CERTIFICATE-----\ntruncated\n');

@@ -59,7 +59,15 @@ describe('users on disk', () => {
     async () => {
       const dir = await dataDir();
       const b1 = await start(dir);
-      expect((await putUser(b1.httpPort, 'alice', { password_hash: alice.password_hash, hashing_algorithm: alice.hashing_algorithm, tags: 'management' })).status).toBe(201);
+      expect(
+        (
+          await putUser(b1.httpPort, 'alice', {
+            password_hash: alice.password_hash,
+            hashing_algorithm: alice.hashing_algorithm,
+            tags: 'management',
+          })
+        ).status,
+      ).toBe(201);
       expect((await putUser(b1.httpPort, 'team/a b%', { password: 'one', tags: ['monitoring'] })).status).toBe(201);
       expect((await putUser(b1.httpPort, 'team/a b%', { password: 'two', tags: ['monitoring', 'policymaker'] })).status).toBe(204);
       expect((await putUser(b1.httpPort, 'doomed', { password: 'x', tags: '' })).status).toBe(201);

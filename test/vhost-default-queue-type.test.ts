@@ -31,7 +31,10 @@ describe('vhost default queue type', () => {
     await ch.assertQueue('dq', { durable: true });
     await conn.close();
     await sleep(100);
-    const notices = broker.output().split('\n').filter((l) => l.includes('declared as a quorum queue'));
+    const notices = broker
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('declared as a quorum queue'));
     expect(notices.length).toBe(1);
     expect(notices[0]).toContain("queue 'dq' in vhost 'qv'");
   }, 20_000);

@@ -29,7 +29,13 @@ export interface TopicPermission {
 /** What a definitions sink records; `null` means the entry was cleared. */
 export type PermissionChange =
   | { readonly kind: 'permission'; readonly user: string; readonly vhost: string; readonly value: UserPermission | null }
-  | { readonly kind: 'topic-permission'; readonly user: string; readonly vhost: string; readonly exchange: string; readonly value: TopicPermission | null };
+  | {
+      readonly kind: 'topic-permission';
+      readonly user: string;
+      readonly vhost: string;
+      readonly exchange: string;
+      readonly value: TopicPermission | null;
+    };
 
 /** Full rights: what RabbitMQ gives its default user on `/`. */
 export const FULL_ACCESS = { configure: '.*', write: '.*', read: '.*' } as const;
@@ -72,7 +78,10 @@ export function accessRefused(kind: ResourceKind, name: string, vhost: string, u
 
 /** RabbitMQ 3.10's wording: the permission (read/write) is not named. */
 export function topicAccessRefused(exchange: string, routingKey: string, vhost: string, user: string): AmqpError {
-  return new AmqpError(ACCESS_REFUSED, `access to topic '${routingKey}' in exchange '${exchange}' in vhost '${vhost}' refused for user '${user}'`);
+  return new AmqpError(
+    ACCESS_REFUSED,
+    `access to topic '${routingKey}' in exchange '${exchange}' in vhost '${vhost}' refused for user '${user}'`,
+  );
 }
 
 interface Grant {

@@ -151,7 +151,7 @@ export class Broker {
     try {
       clear();
     } catch (err) {
-      this.log?.warn({ err }, 'the clearing of a deleted vhost\'s permission could not be stored (the vhost\'s deletion covers it)');
+      this.log?.warn({ err }, "the clearing of a deleted vhost's permission could not be stored (the vhost's deletion covers it)");
     }
   }
 
@@ -263,7 +263,8 @@ export class Broker {
       }
       if (d.op === 'user') {
         seeded = true;
-        if (isHashingAlgorithm(d.hashingAlgorithm)) this.users.set({ name: d.name, passwordHash: d.passwordHash, hashingAlgorithm: d.hashingAlgorithm, tags: d.tags });
+        if (isHashingAlgorithm(d.hashingAlgorithm))
+          this.users.set({ name: d.name, passwordHash: d.passwordHash, hashingAlgorithm: d.hashingAlgorithm, tags: d.tags });
         else log.warn({ user: d.name, hashingAlgorithm: d.hashingAlgorithm }, 'stored user has an unknown hashing algorithm: not restored');
         continue;
       }

@@ -55,7 +55,7 @@ export class ConsumerRing {
       return null;
     }
     // Priority groups, highest first; round-robin inside a group.
-    for (let start = 0; start < n; ) {
+    for (let start = 0; start < n;) {
       let end = start + 1;
       while (end < n && list[end].priority === list[start].priority) end++;
       const size = end - start;

@@ -19,7 +19,13 @@ export function publishedRoutingKeys(msg: Message): string[] {
  * per-message expiration moved into the x-death entry so the copy does not expire again.
  * The headers are copied with their wire types, so the copy carries them as published.
  */
-export function deadLetteredMessage(msg: Message, queue: string, reason: DeathReason, exchange: string, routingKey: string | null): Message {
+export function deadLetteredMessage(
+  msg: Message,
+  queue: string,
+  reason: DeathReason,
+  exchange: string,
+  routingKey: string | null,
+): Message {
   const props = { ...msg.properties };
   const headers: FieldTable = props.headers !== undefined ? copyTable(props.headers) : {};
   headers['x-death'] = xDeathWith(headers['x-death'], msg, queue, reason, props.expiration);
@@ -38,7 +44,13 @@ export function deadLetteredMessage(msg: Message, queue: string, reason: DeathRe
 }
 
 /** The x-death array with this death first: a fresh entry, or the matching one counted up. */
-function xDeathWith(prior: FieldValue | undefined, msg: Message, queue: string, reason: DeathReason, expiration: string | undefined): FieldValue[] {
+function xDeathWith(
+  prior: FieldValue | undefined,
+  msg: Message,
+  queue: string,
+  reason: DeathReason,
+  expiration: string | undefined,
+): FieldValue[] {
   const deaths = Array.isArray(prior) ? prior : [];
   const i = deaths.findIndex((d) => isFieldTable(d) && d.queue === queue && d.reason === reason);
   const out: FieldValue[] = [i >= 0 ? countedAgain(deaths[i] as FieldTable) : newDeath(msg, queue, reason, expiration)];

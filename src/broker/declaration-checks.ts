@@ -4,7 +4,13 @@ import { copyTable, type FieldTable } from '../protocol/types';
 import type { Exchange } from './exchanges/exchange';
 import { bindingArgumentsError, createExchange, EXCHANGE_TYPES } from './exchanges';
 import { parseExchangeArgs, parseQueueArgs, toAmqpError, type QueueArgs } from './arguments';
-import { assertArgsEquivalent, assertPropertyEquivalent, EXCHANGE_ARGS_COMPARED, queueArgsCompared, withClassicDefault } from './equivalence';
+import {
+  assertArgsEquivalent,
+  assertPropertyEquivalent,
+  EXCHANGE_ARGS_COMPARED,
+  queueArgsCompared,
+  withClassicDefault,
+} from './equivalence';
 import { describeExchange, describeQueue, isReservedName } from './names';
 
 /*
@@ -49,7 +55,8 @@ const defaultExchangeRefused = (): AmqpError => new AmqpError(ACCESS_REFUSED, 'o
  * classic.
  */
 export function withDefaultQueueType(defaultQueueType: string | null, args: FieldTable, durable: boolean, exclusive = false): FieldTable {
-  if (defaultQueueType === null || defaultQueueType === 'classic' || Object.hasOwn(args, 'x-queue-type') || !durable || exclusive) return args;
+  if (defaultQueueType === null || defaultQueueType === 'classic' || Object.hasOwn(args, 'x-queue-type') || !durable || exclusive)
+    return args;
   const patched = copyTable(args);
   patched['x-queue-type'] = defaultQueueType;
   return patched;
@@ -68,7 +75,12 @@ export function checkQueueName(name: string): void {
  * equivalence; else the arguments, which RabbitMQ validates only when the queue is
  * created. Returns a new queue's parsed arguments, null for an existing queue.
  */
-export function checkQueueDeclaration(vhost: string, name: string, declared: QueueShape & { serverNamed?: boolean }, existing: QueueShape | undefined): QueueArgs | null {
+export function checkQueueDeclaration(
+  vhost: string,
+  name: string,
+  declared: QueueShape & { serverNamed?: boolean },
+  existing: QueueShape | undefined,
+): QueueArgs | null {
   const what = describeQueue(name, vhost);
   if (existing !== undefined) {
     // Strict, as RabbitMQ: the declaration's exclusivity must match the queue's owner.
@@ -79,9 +91,17 @@ export function checkQueueDeclaration(vhost: string, name: string, declared: Que
     return null;
   }
   const { durable, autoDelete, serverNamed } = declared;
-  const parsed = parseQueueArgs(declared.args, { queue: name, vhost, durable, exclusive: declared.exclusiveOwner !== null, autoDelete, serverNamed });
+  const parsed = parseQueueArgs(declared.args, {
+    queue: name,
+    vhost,
+    durable,
+    exclusive: declared.exclusiveOwner !== null,
+    autoDelete,
+    serverNamed,
+  });
   if ('code' in parsed) throw toAmqpError(parsed);
-  if (parsed.ok.queueType === 'stream') throw new AmqpError(PRECONDITION_FAILED, `invalid arg 'x-queue-type' for ${what}: stream queues are not supported by Leveret`);
+  if (parsed.ok.queueType === 'stream')
+    throw new AmqpError(PRECONDITION_FAILED, `invalid arg 'x-queue-type' for ${what}: stream queues are not supported by Leveret`);
   return parsed.ok;
 }
 
@@ -120,7 +140,8 @@ export function checkBindingEnds(
   if (locked) throw lockedError(describeQueue(destination, vhost));
   if (source === '' || (kind === 'exchange' && destination === '')) throw defaultExchangeRefused();
   if (src === undefined) throw new AmqpError(NOT_FOUND, `no ${describeExchange(source, vhost)}`);
-  if (dest === undefined) throw new AmqpError(NOT_FOUND, `no ${kind === 'queue' ? describeQueue(destination, vhost) : describeExchange(destination, vhost)}`);
+  if (dest === undefined)
+    throw new AmqpError(NOT_FOUND, `no ${kind === 'queue' ? describeQueue(destination, vhost) : describeExchange(destination, vhost)}`);
 }
 
 /** A binding's arguments, which only the source exchange's type judges (headers checks x-match). */
@@ -142,7 +163,14 @@ function textOf(check: () => void): string | null {
 }
 
 /** A non-exclusive declaration of queue `name` (args already with the vhost's default type). */
-export function queueDeclarationError(vhost: string, name: string, durable: boolean, autoDelete: boolean, args: FieldTable, existing: QueueShape | undefined): string | null {
+export function queueDeclarationError(
+  vhost: string,
+  name: string,
+  durable: boolean,
+  autoDelete: boolean,
+  args: FieldTable,
+  existing: QueueShape | undefined,
+): string | null {
   return textOf(() => {
     // A document cannot ask for a server-named queue (over AMQP an empty name makes one).
     if (name === '') throw new AmqpError(PRECONDITION_FAILED, 'a queue name must be given');
@@ -152,7 +180,12 @@ export function queueDeclarationError(vhost: string, name: string, durable: bool
   });
 }
 
-export function exchangeDeclarationError(vhost: string, name: string, declared: ExchangeShape, existing: ExchangeShape | undefined): string | null {
+export function exchangeDeclarationError(
+  vhost: string,
+  name: string,
+  declared: ExchangeShape,
+  existing: ExchangeShape | undefined,
+): string | null {
   return textOf(() => checkExchangeDeclaration(vhost, name, declared, existing));
 }
 

@@ -38,7 +38,8 @@ export function assertArgsEquivalent(what: string, keys: readonly string[], rece
       PRECONDITION_FAILED,
       // Like RabbitMQ: plain values when both sides have one, typed when one side is missing.
       r !== undefined && c !== undefined
-        ? `inequivalent arg '${key}' for ${what}: received '${String(r)}' but current is '${String(c)}'`
+        ? // eslint-disable-next-line @typescript-eslint/no-base-to-string -- RabbitMQ's text; tables print as they do there
+          `inequivalent arg '${key}' for ${what}: received '${String(r)}' but current is '${String(c)}'`
         : `inequivalent arg '${key}' for ${what}: received ${describeValue(r, wireTypeOf(received, key))} but current is ${describeValue(c, wireTypeOf(current, key))}`,
     );
   }
@@ -46,5 +47,6 @@ export function assertArgsEquivalent(what: string, keys: readonly string[], rece
 
 function describeValue(v: FieldValue | undefined, tag: string | undefined): string {
   if (v === undefined) return 'none';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- RabbitMQ's text
   return `the value '${String(v)}' of type '${fieldTypeName(v, tag)}'`;
 }

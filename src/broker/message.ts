@@ -1,5 +1,12 @@
 import { Reader } from '../protocol/reader';
-import { decodeBasicProperties, FLAG_DELIVERY_MODE, FLAG_CONTENT_TYPE, FLAG_CONTENT_ENCODING, FLAG_HEADERS, type BasicProperties } from '../protocol/generated';
+import {
+  decodeBasicProperties,
+  FLAG_DELIVERY_MODE,
+  FLAG_CONTENT_TYPE,
+  FLAG_CONTENT_ENCODING,
+  FLAG_HEADERS,
+  type BasicProperties,
+} from '../protocol/generated';
 import type { FieldTable } from '../protocol/types';
 import { encodeProperties } from '../protocol/properties';
 

@@ -23,7 +23,10 @@ const KEYS: Record<string, { valid: (v: unknown) => boolean; expect: string }> =
   expires: { valid: (v) => nonNegativeInt(v) && (v as number) > 0, expect: 'a positive integer' },
   'max-length': { valid: nonNegativeInt, expect: 'a non-negative integer' },
   'max-length-bytes': { valid: nonNegativeInt, expect: 'a non-negative integer' },
-  overflow: { valid: (v) => v === 'drop-head' || v === 'reject-publish' || v === 'reject-publish-dlx', expect: "'drop-head', 'reject-publish' or 'reject-publish-dlx'" },
+  overflow: {
+    valid: (v) => v === 'drop-head' || v === 'reject-publish' || v === 'reject-publish-dlx',
+    expect: "'drop-head', 'reject-publish' or 'reject-publish-dlx'",
+  },
   'dead-letter-exchange': { valid: string, expect: 'a string' },
   'dead-letter-routing-key': { valid: string, expect: 'a string' },
   'alternate-exchange': { valid: string, expect: 'a string' },

@@ -59,7 +59,18 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
   readonly kind = 'queue' as const;
   readonly consumers = new ConsumerRing();
   readonly store: QueueStore<QueueEntry>;
-  readonly counters: QueueCounters = { published: 0, delivered: 0, deliveredNoAck: 0, redelivered: 0, acked: 0, got: 0, gotNoAck: 0, expired: 0, deadLettered: 0, rejectedOverflow: 0 };
+  readonly counters: QueueCounters = {
+    published: 0,
+    delivered: 0,
+    deliveredNoAck: 0,
+    redelivered: 0,
+    acked: 0,
+    got: 0,
+    gotNoAck: 0,
+    expired: 0,
+    deadLettered: 0,
+    rejectedOverflow: 0,
+  };
   /** Delivered to consumers or basic.get and not yet settled. */
   unackedCount = 0;
   deleted = false;
@@ -227,7 +238,10 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
 
   private wouldOverflow(message: Message): boolean {
     const s = this.settings;
-    return (s.maxLength !== null && this.store.length >= s.maxLength) || (s.maxLengthBytes !== null && this.store.bytes + message.body.length > s.maxLengthBytes);
+    return (
+      (s.maxLength !== null && this.store.length >= s.maxLength) ||
+      (s.maxLengthBytes !== null && this.store.bytes + message.body.length > s.maxLengthBytes)
+    );
   }
 
   /** drop-head: the oldest ready messages go (dead-lettered) until the queue fits. */
@@ -236,7 +250,10 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
   }
 
   private trimTo(s: QueueSettings): void {
-    while ((s.maxLength !== null && this.store.length > s.maxLength) || (s.maxLengthBytes !== null && this.store.bytes > s.maxLengthBytes)) {
+    while (
+      (s.maxLength !== null && this.store.length > s.maxLength) ||
+      (s.maxLengthBytes !== null && this.store.bytes > s.maxLengthBytes)
+    ) {
       const e = this.store.shift();
       if (e === undefined) break;
       this.deadLetter(e.message, 'maxlen');
@@ -266,13 +283,16 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     this.expiryTimer = null;
     this.expiryAt = at;
     if (at === 0 || this.deleted) return;
-    this.expiryTimer = setTimeout(() => {
-      this.expiryTimer = null;
-      this.expiryAt = 0;
-      if (this.deleted) return;
-      this.expireHead();
-      this.dispatch();
-    }, Math.max(0, at - Date.now()));
+    this.expiryTimer = setTimeout(
+      () => {
+        this.expiryTimer = null;
+        this.expiryAt = 0;
+        if (this.deleted) return;
+        this.expireHead();
+        this.dispatch();
+      },
+      Math.max(0, at - Date.now()),
+    );
     this.expiryTimer.unref();
   }
 
@@ -329,8 +349,7 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     if (noAck) {
       this.counters.gotNoAck++;
       this.store.settle(entry);
-    }
-    else {
+    } else {
       this.unackedCount++;
       if (!entry.redelivered) this.store.delivered(entry);
     }

@@ -171,7 +171,15 @@ export type StoredDefinition =
   | { op: 'topic-permission'; vhost: string; user: string; exchange: string; write: string; read: string }
   | { op: 'exchange'; vhost: string; name: string; type: string; autoDelete: boolean; internal: boolean; args: FieldTable }
   | { op: 'queue'; vhost: string; name: string; autoDelete: boolean; args: FieldTable }
-  | { op: 'policy'; vhost: string; name: string; pattern: string; applyTo: 'queues' | 'exchanges' | 'all'; priority: number; definition: Record<string, unknown> }
+  | {
+      op: 'policy';
+      vhost: string;
+      name: string;
+      pattern: string;
+      applyTo: 'queues' | 'exchanges' | 'all';
+      priority: number;
+      definition: Record<string, unknown>;
+    }
   | { op: 'bind'; vhost: string; source: string; kind: 'queue' | 'exchange'; destination: string; key: string; args: FieldTable }
   | { op: 'vhost-limits'; vhost: string; limits: Record<string, number> }
   | { op: 'user-limits'; user: string; limits: Record<string, number> };

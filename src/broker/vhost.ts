@@ -141,7 +141,8 @@ export class Vhost implements QueueOwner {
   }
 
   private removeExchange(ex: Exchange): void {
-    if (ex.durable) this.persist(`the deletion of ${describeExchange(ex.name, this.name)}`, (sink) => sink.exchangeDeleted(this.name, ex.name));
+    if (ex.durable)
+      this.persist(`the deletion of ${describeExchange(ex.name, this.name)}`, (sink) => sink.exchangeDeleted(this.name, ex.name));
     this.exchanges.delete(ex.name);
     for (const other of this.exchanges.values()) this.unbindAndMaybeAutoDelete(other, ex);
   }
@@ -189,7 +190,7 @@ export class Vhost implements QueueOwner {
   /** A binding survives a restart when both its ends do. */
   private isDurableBinding(src: Exchange, b: Binding): boolean {
     const d = b.destination as Queue | Exchange;
-    return src.durable && d.durable && !(d.kind === 'queue' && (d as Queue).exclusiveOwner !== null);
+    return src.durable && d.durable && !(d.kind === 'queue' && d.exclusiveOwner !== null);
   }
 
   // ---- queues ----------------------------------------------------------------------
@@ -233,20 +234,39 @@ export class Vhost implements QueueOwner {
     const existing = this.queues.get(name);
     authorize?.(name, existing === undefined);
     if (existing === undefined && this.maxQueues >= 0 && this.queues.size >= this.maxQueues) {
-      throw new AmqpError(PRECONDITION_FAILED, `cannot declare queue '${name}': queue limit in vhost '${this.name}' (${this.maxQueues}) is reached`);
+      throw new AmqpError(
+        PRECONDITION_FAILED,
+        `cannot declare queue '${name}': queue limit in vhost '${this.name}' (${this.maxQueues}) is reached`,
+      );
     }
-    const parsed = checkQueueDeclaration(this.name, name, { durable, autoDelete, args, exclusiveOwner: exclusive ? owner : null, serverNamed }, existing);
+    const parsed = checkQueueDeclaration(
+      this.name,
+      name,
+      { durable, autoDelete, args, exclusiveOwner: exclusive ? owner : null, serverNamed },
+      existing,
+    );
     if (existing !== undefined) {
       existing.touch();
       this.nodeCounters.queuesDeclared++;
       return existing;
     }
-    if (parsed!.queueType === 'quorum') this.notice?.(`queue '${name}' in vhost '${this.name}' declared as a quorum queue: Leveret keeps it as a durable classic queue`);
+    if (parsed!.queueType === 'quorum')
+      this.notice?.(`queue '${name}' in vhost '${this.name}' declared as a quorum queue: Leveret keeps it as a durable classic queue`);
     // Exclusive queues end with their connection, so even a durable one is not stored.
     const stored = durable && !exclusive;
     const settings = queueSettings(args, this.policies.match('queue', name)?.definition ?? null);
     const what = `the declaration of ${describeQueue(name, this.name)}`;
-    const make = (): Queue => new Queue(name, durable, exclusive ? owner : null, autoDelete, args, this, settings, this.makeStore(name, stored, settings.maxPriority));
+    const make = (): Queue =>
+      new Queue(
+        name,
+        durable,
+        exclusive ? owner : null,
+        autoDelete,
+        args,
+        this,
+        settings,
+        this.makeStore(name, stored, settings.maxPriority),
+      );
     // A stored queue's log makes its folder: a disk that refuses is a storage failure too.
     const q = stored ? this.storing(what, make) : make();
     if (stored) {
@@ -323,7 +343,11 @@ export class Vhost implements QueueOwner {
       this.removeQueue(q);
       return true;
     } catch (err) {
-      this.storageFault(err, { queue: q.name }, `${why} queue could not be deleted (the deletion could not be stored); kept, will try again`);
+      this.storageFault(
+        err,
+        { queue: q.name },
+        `${why} queue could not be deleted (the deletion could not be stored); kept, will try again`,
+      );
       return false;
     }
   }
@@ -355,7 +379,13 @@ export class Vhost implements QueueOwner {
   }
 
   /** `locked`: the destination is a queue the connection asking may not use. */
-  private bindingEnds(source: string, dest: BindingDestination | undefined, kind: 'queue' | 'exchange', destName: string, locked: boolean): [Exchange, BindingDestination] {
+  private bindingEnds(
+    source: string,
+    dest: BindingDestination | undefined,
+    kind: 'queue' | 'exchange',
+    destName: string,
+    locked: boolean,
+  ): [Exchange, BindingDestination] {
     const src = this.exchanges.get(source);
     checkBindingEnds(this.name, source, src, kind, destName, dest as Queue | Exchange | undefined, locked);
     return [src!, dest!];

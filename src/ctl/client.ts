@@ -94,7 +94,8 @@ export function createClient(o: ClientOptions): Client {
 function refusal(status: number, statusText: string, json: unknown, text: string): Refused {
   if (typeof json === 'object' && json !== null) {
     const j = json as { error?: unknown; reason?: unknown };
-    if (typeof j.error === 'string') return new Refused(status, j.error, typeof j.reason === 'string' ? j.reason : JSON.stringify(j.reason ?? ''));
+    if (typeof j.error === 'string')
+      return new Refused(status, j.error, typeof j.reason === 'string' ? j.reason : JSON.stringify(j.reason ?? ''));
   }
   // Not the API's shape (a proxy's page, say): show what came back, briefly.
   const snippet = text.trim().slice(0, 200);

@@ -46,7 +46,8 @@ export interface Command {
 
 const DEFAULT_VHOST = '/';
 const vhostOr = (ctx: Context): string => ctx.vhost ?? DEFAULT_VHOST;
-const done = (ctx: Context, what: string): void => ctx.out(ctx.format === 'json' ? JSON.stringify({ ok: true, done: what }) + '\n' : `${what}\n`);
+const done = (ctx: Context, what: string): void =>
+  ctx.out(ctx.format === 'json' ? JSON.stringify({ ok: true, done: what }) + '\n' : `${what}\n`);
 
 function jsonArg(text: string | boolean | undefined, flag: string): Record<string, unknown> | undefined {
   if (typeof text !== 'string') return undefined;
@@ -74,7 +75,13 @@ const listCommands: Command[] = Object.entries(LISTINGS).map(([kind, listing]) =
 }));
 
 /** DELETE /api/{kind}/{vhost}/{name}, or /api/{kind}/{name} for objects outside vhosts. */
-function deleteCommand(kind: string, inVhost: boolean, options: Options = {}, flags: string[] = [], query: (v: Values) => string = () => ''): Command {
+function deleteCommand(
+  kind: string,
+  inVhost: boolean,
+  options: Options = {},
+  flags: string[] = [],
+  query: (v: Values) => string = () => '',
+): Command {
   const singular = kind.replace(/s$/, '').replace(/ie$/, 'y');
   return {
     words: ['delete', singular],
@@ -90,10 +97,12 @@ function deleteCommand(kind: string, inVhost: boolean, options: Options = {}, fl
   };
 }
 
-const ifFlags = (names: string[]) => (v: Values): string => {
-  const set = names.filter((n) => v[n] === true).map((n) => `${n}=true`);
-  return set.length > 0 ? `?${set.join('&')}` : '';
-};
+const ifFlags =
+  (names: string[]) =>
+  (v: Values): string => {
+    const set = names.filter((n) => v[n] === true).map((n) => `${n}=true`);
+    return set.length > 0 ? `?${set.join('&')}` : '';
+  };
 
 export const COMMANDS: Command[] = [
   {
@@ -114,8 +123,20 @@ export const COMMANDS: Command[] = [
       done(ctx, `purged queue ${JSON.stringify(name)} in vhost ${JSON.stringify(vhostOr(ctx))}`);
     },
   },
-  deleteCommand('queues', true, { 'if-empty': { type: 'boolean' }, 'if-unused': { type: 'boolean' } }, ['--if-empty   refuse if the queue has messages', '--if-unused  refuse if the queue has consumers'], ifFlags(['if-empty', 'if-unused'])),
-  deleteCommand('exchanges', true, { 'if-unused': { type: 'boolean' } }, ['--if-unused  refuse if the exchange has bindings'], ifFlags(['if-unused'])),
+  deleteCommand(
+    'queues',
+    true,
+    { 'if-empty': { type: 'boolean' }, 'if-unused': { type: 'boolean' } },
+    ['--if-empty   refuse if the queue has messages', '--if-unused  refuse if the queue has consumers'],
+    ifFlags(['if-empty', 'if-unused']),
+  ),
+  deleteCommand(
+    'exchanges',
+    true,
+    { 'if-unused': { type: 'boolean' } },
+    ['--if-unused  refuse if the exchange has bindings'],
+    ifFlags(['if-unused']),
+  ),
   deleteCommand('users', false),
   deleteCommand('vhosts', false),
   deleteCommand('policies', true),
@@ -123,8 +144,18 @@ export const COMMANDS: Command[] = [
     words: ['declare', 'queue'],
     args: ['NAME'],
     summary: 'declare a queue (durable unless --transient)',
-    options: { transient: { type: 'boolean' }, 'auto-delete': { type: 'boolean' }, type: { type: 'string' }, arguments: { type: 'string' } },
-    flags: ['--transient      not durable', '--auto-delete', '--type TYPE      queue type (x-queue-type), e.g. classic', '--arguments JSON  e.g. \'{"x-max-length":1000}\''],
+    options: {
+      transient: { type: 'boolean' },
+      'auto-delete': { type: 'boolean' },
+      type: { type: 'string' },
+      arguments: { type: 'string' },
+    },
+    flags: [
+      '--transient      not durable',
+      '--auto-delete',
+      '--type TYPE      queue type (x-queue-type), e.g. classic',
+      '--arguments JSON  e.g. \'{"x-max-length":1000}\'',
+    ],
     async run(ctx, [name]) {
       const args = jsonArg(ctx.values.arguments, '--arguments') ?? {};
       if (typeof ctx.values.type === 'string') args['x-queue-type'] = ctx.values.type;
@@ -137,8 +168,20 @@ export const COMMANDS: Command[] = [
     words: ['declare', 'exchange'],
     args: ['NAME'],
     summary: 'declare an exchange (durable unless --transient)',
-    options: { type: { type: 'string' }, transient: { type: 'boolean' }, 'auto-delete': { type: 'boolean' }, internal: { type: 'boolean' }, arguments: { type: 'string' } },
-    flags: ['--type TYPE      direct (default), fanout, topic, headers', '--transient      not durable', '--auto-delete', '--internal', '--arguments JSON'],
+    options: {
+      type: { type: 'string' },
+      transient: { type: 'boolean' },
+      'auto-delete': { type: 'boolean' },
+      internal: { type: 'boolean' },
+      arguments: { type: 'string' },
+    },
+    flags: [
+      '--type TYPE      direct (default), fanout, topic, headers',
+      '--transient      not durable',
+      '--auto-delete',
+      '--internal',
+      '--arguments JSON',
+    ],
     async run(ctx, [name]) {
       const body = {
         type: typeof ctx.values.type === 'string' ? ctx.values.type : 'direct',
@@ -159,7 +202,8 @@ export const COMMANDS: Command[] = [
     flags: ['--routing-key KEY', '--destination-type queue|exchange  (default queue)', '--arguments JSON'],
     async run(ctx, [source, destination]) {
       const type = ctx.values['destination-type'] ?? 'queue';
-      if (type !== 'queue' && type !== 'exchange') throw new UsageError(`--destination-type must be queue or exchange, got ${JSON.stringify(type)}`);
+      if (type !== 'queue' && type !== 'exchange')
+        throw new UsageError(`--destination-type must be queue or exchange, got ${JSON.stringify(type)}`);
       const body = { routing_key: ctx.values['routing-key'] ?? '', arguments: jsonArg(ctx.values.arguments, '--arguments') ?? {} };
       await ctx.client.post(`/api/bindings/${seg(vhostOr(ctx))}/e/${seg(source)}/${type[0]}/${seg(destination)}`, body);
       done(ctx, `bound ${type} ${JSON.stringify(destination)} to exchange ${JSON.stringify(source)}`);
@@ -200,7 +244,13 @@ export const COMMANDS: Command[] = [
     options: { tags: { type: 'string' } },
     flags: ['--tags T1,T2   e.g. administrator, monitoring, management (default none)'],
     async run(ctx, [name, password]) {
-      const tags = typeof ctx.values.tags === 'string' ? ctx.values.tags.split(',').map((t) => t.trim()).filter((t) => t !== '') : [];
+      const tags =
+        typeof ctx.values.tags === 'string'
+          ? ctx.values.tags
+              .split(',')
+              .map((t) => t.trim())
+              .filter((t) => t !== '')
+          : [];
       await ctx.client.put(`/api/users/${seg(name)}`, { password, tags: tags.join(',') });
       done(ctx, `added user ${JSON.stringify(name)}${tags.length > 0 ? ` with tags ${tags.join(',')}` : ''}`);
     },
@@ -234,7 +284,8 @@ export const COMMANDS: Command[] = [
     flags: ['--priority N', '--apply-to queues|exchanges|all  (default all)'],
     async run(ctx, [name, pattern, definition]) {
       const priority = ctx.values.priority;
-      if (priority !== undefined && !/^-?\d+$/.test(String(priority))) throw new UsageError(`--priority must be an integer, got ${JSON.stringify(priority)}`);
+      if (priority !== undefined && !/^-?\d+$/.test(String(priority)))
+        throw new UsageError(`--priority must be an integer, got ${JSON.stringify(priority)}`);
       const body = {
         pattern,
         definition: jsonArg(definition, 'DEFINITION'),

@@ -34,7 +34,7 @@ export function isCtlCommand(word: string | undefined): boolean {
 }
 
 export interface Io {
-  stdout(text: string): void;
+  stdout: (text: string) => void;
   stderr(text: string): void;
 }
 
@@ -72,7 +72,8 @@ export async function runCtl(argv: string[], env: NodeJS.ProcessEnv, io: Io = pr
   const { command, args, values } = found;
   try {
     const format = (values.format ?? 'table') as Format;
-    if (!FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(values.format)}`);
+    if (!FORMATS.includes(format))
+      throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(values.format)}`);
     const timeout = values.timeout === undefined ? DEFAULT_TIMEOUT_S : Number(values.timeout);
     if (!(timeout > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
     let ca: string | undefined;
@@ -126,7 +127,11 @@ function parseCommand(argv: string[]): { command: Command; args: string[]; value
     command = candidates.find((c) => c.words[1] === kind);
     if (command === undefined) {
       const kinds = candidates.map((c) => c.words[1]).join(', ');
-      throw new UsageError(kind === undefined || kind.startsWith('-') ? `${verb} what? One of: ${kinds}` : `cannot ${verb} ${JSON.stringify(kind)}; one of: ${kinds}`);
+      throw new UsageError(
+        kind === undefined || kind.startsWith('-')
+          ? `${verb} what? One of: ${kinds}`
+          : `cannot ${verb} ${JSON.stringify(kind)}; one of: ${kinds}`,
+      );
     }
   }
   let parsed: { values: Values; positionals: string[] };
@@ -150,7 +155,10 @@ function parseCommand(argv: string[]): { command: Command; args: string[]; value
   const unbounded = command.args.some((a) => a.includes('...'));
   const n = parsed.positionals.length;
   if (n < required) throw new UsageError(`${command.words.join(' ')} needs ${command.args.filter((a) => !a.startsWith('[')).join(' ')}`);
-  if (!unbounded && n > command.args.length) throw new UsageError(`${command.words.join(' ')} takes ${command.args.length === 0 ? 'no arguments' : command.args.join(' ')}; unexpected ${JSON.stringify(parsed.positionals[command.args.length])}`);
+  if (!unbounded && n > command.args.length)
+    throw new UsageError(
+      `${command.words.join(' ')} takes ${command.args.length === 0 ? 'no arguments' : command.args.join(' ')}; unexpected ${JSON.stringify(parsed.positionals[command.args.length])}`,
+    );
   return { command, args: parsed.positionals, values: parsed.values };
 }
 
@@ -199,7 +207,7 @@ export function ctlUsage(): string {
     'Commands (a client of the management HTTP API, with its users and permissions):',
     ...COMMANDS.map((c) => `  ${synopsis(c)}`),
     '',
-    "`leveret help COMMAND` or `leveret COMMAND --help` describes one.",
+    '`leveret help COMMAND` or `leveret COMMAND --help` describes one.',
     '',
     ...CONNECTION_HELP,
     '',

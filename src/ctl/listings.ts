@@ -25,7 +25,12 @@ export const LISTINGS: Record<string, Listing> = {
     columns: ['name', 'messages', 'messages_ready', 'messages_unacknowledged', 'consumers'],
     summary: 'queues with their message counts',
   },
-  exchanges: { all: '/api/exchanges', inVhost: inVhost('exchanges'), columns: ['name', 'type', 'durable', 'auto_delete'], summary: 'exchanges' },
+  exchanges: {
+    all: '/api/exchanges',
+    inVhost: inVhost('exchanges'),
+    columns: ['name', 'type', 'durable', 'auto_delete'],
+    summary: 'exchanges',
+  },
   bindings: {
     all: '/api/bindings',
     inVhost: inVhost('bindings'),

@@ -65,9 +65,13 @@ export function renderStatus(s: Status, format: Format): string {
     `Node:        ${s.node}${s.cluster_name !== '' && s.cluster_name !== s.node ? ` (cluster ${s.cluster_name})` : ''}`,
     `Uptime:      ${s.uptime_ms === null ? 'unknown' : duration(s.uptime_ms)}`,
     `Listeners:   ${s.listeners.map((l) => `${l.protocol} ${hostPort(l.ip_address, l.port)}`).join(', ') || 'none'}`,
-    `Objects:     ${Object.entries(s.object_totals).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `Objects:     ${Object.entries(s.object_totals)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
     `Messages:    ${s.queue_totals.messages} (ready ${s.queue_totals.messages_ready}, unacknowledged ${s.queue_totals.messages_unacknowledged})`,
-    `Rates (/s):  ${Object.entries(s.message_rates).map(([k, v]) => `${k} ${round(v)}`).join(', ')}`,
+    `Rates (/s):  ${Object.entries(s.message_rates)
+      .map(([k, v]) => `${k} ${round(v)}`)
+      .join(', ')}`,
     `Memory:      ${bytes(s.memory.used)} used, limit ${bytes(s.memory.limit)}`,
     `Disk:        ${bytes(s.disk.free)} free, limit ${bytes(s.disk.limit)}`,
     `Alarms:      ${s.alarms.length === 0 ? 'none' : s.alarms.join(', ')}`,
@@ -84,7 +88,11 @@ const hostPort = (ip: string, port: number): string => (ip.includes(':') ? `[${i
 export function duration(ms: number): string {
   let s = Math.floor(ms / 1000);
   const parts: string[] = [];
-  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['m', 60]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
     if (s >= size || parts.length > 0) {
       parts.push(`${Math.floor(s / size)}${unit}`);
       s %= size;

@@ -48,13 +48,18 @@ export function registerBindingRoutes(app: FastifyInstance, ctx: ManagementConte
         const v = visibleVhost(broker, user, params.vhost);
         const name = exchangeFromPath(params.name);
         if (!v.exchanges.has(name)) throw notFound();
-        const items = vhostBindings(v, (source, kind, dest) => (side === 'source' ? source === name : kind === 'exchange' && dest === name));
+        const items = vhostBindings(v, (source, kind, dest) =>
+          side === 'source' ? source === name : kind === 'exchange' && dest === name,
+        );
         return { status: 200, json: shapeList(items, query, BINDING_SORT) };
       },
     });
   }
 
-  for (const [letter, kind] of [['q', 'queue'], ['e', 'exchange']] as const) {
+  for (const [letter, kind] of [
+    ['q', 'queue'],
+    ['e', 'exchange'],
+  ] as const) {
     const between = (v: Vhost, source: string, dest: string): Binding[] => {
       const ex = v.exchanges.get(source);
       if (ex === undefined || source === '') return [];
@@ -66,7 +71,10 @@ export function registerBindingRoutes(app: FastifyInstance, ctx: ManagementConte
         const v = visibleVhost(broker, user, params.vhost);
         const source = exchangeFromPath(params.source);
         // The default exchange's implicit binding is listed here too.
-        const implicit = source === '' && kind === 'queue' && v.queues.has(params.dest) ? vhostBindings(v, (s, k, d) => s === '' && k === 'queue' && d === params.dest) : [];
+        const implicit =
+          source === '' && kind === 'queue' && v.queues.has(params.dest)
+            ? vhostBindings(v, (s, k, d) => s === '' && k === 'queue' && d === params.dest)
+            : [];
         const items = [...implicit, ...between(v, source, params.dest).map((b) => storedBindingJson(v.name, b))];
         return { status: 200, json: shapeList(items, query, BINDING_SORT) };
       },

@@ -38,5 +38,5 @@ export function parseTags(raw: unknown): string[] {
   else if (Array.isArray(raw)) items = raw;
   else throw badRequest('tags must be a comma-separated string or a list of strings');
   if (!items.every((t) => typeof t === 'string')) throw badRequest('tags must be a comma-separated string or a list of strings');
-  return (items as string[]).map((t) => t.trim()).filter((t) => t !== '');
+  return items.map((t) => t.trim()).filter((t) => t !== '');
 }

@@ -10,7 +10,14 @@ import { clientOne, registerClientListings, type ClientView } from './client-lis
 /** /api/channels, /api/channels/{name} and /api/vhosts/{vhost}/channels. */
 export function registerChannelRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const view: ClientView<OwnedChannel> = (o, opts) => channelJson(o, ctx, opts);
-  registerClientListings(app, ctx, 'channels', (user) => visibleChannels(ctx, user), (o) => o.conn.vhost?.name, view);
+  registerClientListings(
+    app,
+    ctx,
+    'channels',
+    (user) => visibleChannels(ctx, user),
+    (o) => o.conn.vhost?.name,
+    view,
+  );
 
   resource(app, ctx.broker.users, '/api/channels/:name', 'management', {
     GET: ({ user, params, query }) => {

@@ -19,11 +19,16 @@ function requireVhostAccess(ctx: ManagementContext, user: User, vhost: string): 
 /** A listing of clients' objects, sorted by name as RabbitMQ sorts them. */
 export function clientList<T>(objects: T[], query: Query, view: ClientView<T>): unknown {
   const noStats = statsDisabled(query);
-  return shapeList(objects.map((o) => view(o, { single: false, noStats })), query, ['name']);
+  return shapeList(
+    objects.map((o) => view(o, { single: false, noStats })),
+    query,
+    ['name'],
+  );
 }
 
 /** One client's object, as its single-object GET shows it. */
-export const clientOne = <T>(o: T, query: Query, view: ClientView<T>): Obj => shapeOne(view(o, { single: true, noStats: statsDisabled(query) }), query);
+export const clientOne = <T>(o: T, query: Query, view: ClientView<T>): Obj =>
+  shapeOne(view(o, { single: true, noStats: statsDisabled(query) }), query);
 
 /**
  * /api/{kind}, /api/{kind}/ and /api/vhosts/{vhost}/{kind}: the objects the user may see,
@@ -44,7 +49,14 @@ export function registerClientListings<T>(
   resource(app, users, `/api/vhosts/:vhost/${kind}`, 'management', {
     GET: ({ user, params, query }) => {
       requireVhostAccess(ctx, user, params.vhost);
-      return { status: 200, json: clientList(visible(user).filter((o) => vhostOf(o) === params.vhost), query, view) };
+      return {
+        status: 200,
+        json: clientList(
+          visible(user).filter((o) => vhostOf(o) === params.vhost),
+          query,
+          view,
+        ),
+      };
     },
   });
 }

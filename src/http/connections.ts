@@ -30,7 +30,14 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: ManagementCo
   const users = ctx.broker.users;
   const view: ClientView<Connection> = (c, opts) => connectionJson(c, ctx, opts);
   const list = (conns: Connection[], query: Query): unknown => clientList(conns, query, view);
-  registerClientListings(app, ctx, 'connections', (user) => visibleConnections(ctx, user), (c) => c.vhost?.name, view);
+  registerClientListings(
+    app,
+    ctx,
+    'connections',
+    (user) => visibleConnections(ctx, user),
+    (c) => c.vhost?.name,
+    view,
+  );
 
   /** The connection a request names, once the caller may act on it (RabbitMQ: 404 before 401 for monitors). */
   const target = (user: User, name: string, method: 'GET' | 'DELETE'): Connection => {
@@ -58,7 +65,13 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: ManagementCo
   resource(app, users, '/api/connections/username/:user', 'management', {
     GET: ({ user, params, query }) => {
       requireOwnerOr(user, params.user, 'GET');
-      return { status: 200, json: list(listedConnections(ctx).filter((c) => c.user.name === params.user), query) };
+      return {
+        status: 200,
+        json: list(
+          listedConnections(ctx).filter((c) => c.user.name === params.user),
+          query,
+        ),
+      };
     },
     DELETE: ({ user, params, headers }) => {
       requireOwnerOr(user, params.user, 'DELETE');

@@ -3,7 +3,14 @@ import type { User } from '../auth/users';
 import type { Policy } from '../broker/policies';
 import type { VhostSettings } from '../broker/storage';
 import { FULL_ACCESS, regexError } from '../auth/permissions';
-import { bindingError, exchangeDeclarationError, queueDeclarationError, withDefaultQueueType, type ExchangeShape, type QueueShape } from '../broker/declaration-checks';
+import {
+  bindingError,
+  exchangeDeclarationError,
+  queueDeclarationError,
+  withDefaultQueueType,
+  type ExchangeShape,
+  type QueueShape,
+} from '../broker/declaration-checks';
 import { jsonToTable } from './views/field-json';
 import type { FieldTable } from '../protocol/types';
 import { isReservedName } from '../broker/names';
@@ -94,8 +101,10 @@ function apply(broker: Broker, actingUser: User, plan: Plan): void {
   for (const t of plan.topicPermissions) broker.setTopicPermission(t.vhost, t.user, t.exchange, t);
   for (const { vhost, limits } of plan.vhostLimits) broker.setVhostLimits(vhost, limits);
   for (const { vhost, policy } of plan.policies) broker.vhosts.get(vhost)!.setPolicy(policy);
-  for (const e of plan.exchanges) broker.vhosts.get(e.vhost)!.declareExchange(e.name, e.type, false, e.durable, e.autoDelete, e.internal, e.args);
-  for (const q of plan.queues) broker.vhosts.get(q.vhost)!.declareQueue(q.name, false, q.durable, false, q.autoDelete, q.args, IMPORT_OWNER);
+  for (const e of plan.exchanges)
+    broker.vhosts.get(e.vhost)!.declareExchange(e.name, e.type, false, e.durable, e.autoDelete, e.internal, e.args);
+  for (const q of plan.queues)
+    broker.vhosts.get(q.vhost)!.declareQueue(q.name, false, q.durable, false, q.autoDelete, q.args, IMPORT_OWNER);
   for (const b of plan.bindings) {
     const v = broker.vhosts.get(b.vhost)!;
     if (b.kind === 'queue') v.bindQueue(b.destination, b.source, b.routingKey, b.args, IMPORT_OWNER);
@@ -114,7 +123,18 @@ function refuse(text: string | null): void {
 }
 
 class Planner {
-  private readonly plan: Plan = { users: [], vhosts: [], permissions: [], topicPermissions: [], policies: [], exchanges: [], queues: [], bindings: [], userLimits: [], vhostLimits: [] };
+  private readonly plan: Plan = {
+    users: [],
+    vhosts: [],
+    permissions: [],
+    topicPermissions: [],
+    policies: [],
+    exchanges: [],
+    queues: [],
+    bindings: [],
+    userLimits: [],
+    vhostLimits: [],
+  };
   private readonly newUsers = new Set<string>();
   private readonly newVhosts = new Map<string, VhostSettings>();
   private readonly queues = new Map<string, QueueShape>();
@@ -196,10 +216,17 @@ class Planner {
     const description = meta.description ?? v.description ?? known?.description ?? '';
     const rawTags = meta.tags ?? v.tags ?? known?.tags ?? [];
     const tags = typeof rawTags === 'string' ? rawTags.split(',') : rawTags;
-    if (typeof description !== 'string' || !Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw badRequest(`vhost ${name}: bad description or tags`);
+    if (typeof description !== 'string' || !Array.isArray(tags) || !tags.every((t) => typeof t === 'string'))
+      throw badRequest(`vhost ${name}: bad description or tags`);
     const dqt = meta.default_queue_type ?? v.default_queue_type ?? known?.defaultQueueType ?? null;
-    if (dqt !== null && (typeof dqt !== 'string' || !QUEUE_TYPES.includes(dqt))) throw badRequest(`vhost ${name}: default_queue_type must be one of ${QUEUE_TYPES.join(', ')}`);
-    const settings = { name, description, tags: (tags as string[]).map((t) => t.trim()).filter((t) => t !== ''), defaultQueueType: dqt as string | null };
+    if (dqt !== null && (typeof dqt !== 'string' || !QUEUE_TYPES.includes(dqt)))
+      throw badRequest(`vhost ${name}: default_queue_type must be one of ${QUEUE_TYPES.join(', ')}`);
+    const settings = {
+      name,
+      description,
+      tags: tags.map((t) => t.trim()).filter((t) => t !== ''),
+      defaultQueueType: dqt,
+    };
     this.plan.vhosts.push(settings);
     this.newVhosts.set(name, settings);
   }
@@ -221,14 +248,23 @@ class Planner {
 
   private permission(p: Obj): void {
     const who = this.grantee(p, 'permission');
-    const triple = { configure: pattern(p, 'configure', 'permission'), write: pattern(p, 'write', 'permission'), read: pattern(p, 'read', 'permission') };
+    const triple = {
+      configure: pattern(p, 'configure', 'permission'),
+      write: pattern(p, 'write', 'permission'),
+      read: pattern(p, 'read', 'permission'),
+    };
     this.plan.permissions.push({ ...who, ...triple });
   }
 
   private topicPermission(t: Obj): void {
     const who = this.grantee(t, 'topic permission');
     const exchange = str(t, 'exchange', 'topic permission');
-    this.plan.topicPermissions.push({ ...who, exchange, write: pattern(t, 'write', 'topic permission'), read: pattern(t, 'read', 'topic permission') });
+    this.plan.topicPermissions.push({
+      ...who,
+      exchange,
+      write: pattern(t, 'write', 'topic permission'),
+      read: pattern(t, 'read', 'topic permission'),
+    });
   }
 
   private policy(p: Obj): void {
@@ -293,7 +329,10 @@ class Planner {
     const routingKey = o.routing_key === undefined ? '' : str(o, 'routing_key', 'binding');
     const args = table(o, `binding of exchange '${source}' in vhost '${vhost}'`);
     const src = this.exchanges.get(key(vhost, source)) ?? this.brokerExchange(vhost, source);
-    const dest = kind === 'queue' ? (this.queues.get(key(vhost, destination)) ?? this.brokerQueue(vhost, destination)) : (this.exchanges.get(key(vhost, destination)) ?? this.brokerExchange(vhost, destination));
+    const dest =
+      kind === 'queue'
+        ? (this.queues.get(key(vhost, destination)) ?? this.brokerQueue(vhost, destination))
+        : (this.exchanges.get(key(vhost, destination)) ?? this.brokerExchange(vhost, destination));
     refuse(bindingError(vhost, source, src, kind, destination, dest, args));
     this.plan.bindings.push({ vhost, source, destination, kind, routingKey, args });
   }
@@ -305,7 +344,7 @@ function list(defs: Obj, name: string): Obj[] {
   const v = Object.hasOwn(defs, name) ? defs[name] : undefined;
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v) || !v.every(isObject)) throw badRequest(`${name} must be a list of objects`);
-  return v as Obj[];
+  return v;
 }
 
 function str(o: Obj, k: string, what: string): string {

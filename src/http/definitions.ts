@@ -34,7 +34,10 @@ export function registerDefinitionRoutes(app: FastifyInstance, broker: Broker): 
       const v = broker.vhosts.get(params.vhost);
       // RabbitMQ 3.10.8 answers an unknown vhost here with a 400 (and with a 404 on POST).
       if (v === undefined) throw badRequest('vhost_not_found');
-      return { status: 200, json: { rabbit_version: RABBIT_VERSION, parameters: vhostLimitParameters(broker, v.name), ...vhostDefinitions(v, false) } };
+      return {
+        status: 200,
+        json: { rabbit_version: RABBIT_VERSION, parameters: vhostLimitParameters(broker, v.name), ...vhostDefinitions(v, false) },
+      };
     },
     POST: ({ user, params, body }) => {
       if (!broker.vhosts.has(params.vhost)) throw new HttpError(404, 'not_found', 'vhost_not_found');
@@ -115,7 +118,14 @@ function vhostDefinitions(v: Vhost, withVhost: boolean): { policies: Obj[]; queu
     for (const b of ex.bindings()) {
       const d = b.destination;
       if (d.kind === 'queue' && exclusive(d as Queue)) continue;
-      bindings.push({ source: ex.name, ...vh, destination: d.name, destination_type: d.kind, routing_key: b.routingKey, arguments: tableJson(b.args) });
+      bindings.push({
+        source: ex.name,
+        ...vh,
+        destination: d.name,
+        destination_type: d.kind,
+        routing_key: b.routingKey,
+        arguments: tableJson(b.args),
+      });
     }
   }
   return { policies: v.policies.all.map((p) => policyJson(v.name, p)), queues, exchanges, bindings };

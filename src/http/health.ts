@@ -6,7 +6,10 @@ import { badRequest, notAuthorised, notFound } from './errors';
 import { resource, type Answer } from './resource';
 
 const ok = (extra: Record<string, unknown> = {}): Answer => ({ status: 200, json: { status: 'ok', ...extra } });
-const failed = (reason: string, extra: Record<string, unknown> = {}): Answer => ({ status: 503, json: { status: 'failed', reason, ...extra } });
+const failed = (reason: string, extra: Record<string, unknown> = {}): Answer => ({
+  status: 503,
+  json: { status: 'failed', reason, ...extra },
+});
 
 /** What the aliveness test sends through its queue, as RabbitMQ's does. */
 const ALIVENESS_QUEUE = 'aliveness-test';
@@ -48,7 +51,9 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ManagementContex
   });
 
   resource(app, users, '/api/health/checks/alarms', 'management', { GET: () => alarms(ctx, 'resource alarm(s) in effect in the cluster') });
-  resource(app, users, '/api/health/checks/local-alarms', 'management', { GET: () => alarms(ctx, 'resource alarm(s) in effect on the node') });
+  resource(app, users, '/api/health/checks/local-alarms', 'management', {
+    GET: () => alarms(ctx, 'resource alarm(s) in effect on the node'),
+  });
 
   resource(app, users, '/api/health/checks/port-listener/:port', 'management', {
     GET: ({ params }) => {
@@ -119,7 +124,8 @@ function aliveness(ctx: ManagementContext, vhostName: string): Answer {
   const vhost = ctx.broker.vhosts.get(vhostName)!;
   try {
     const q = vhost.declareQueue(ALIVENESS_QUEUE, false, false, false, false, {}, ctx);
-    if (q.enqueue(new Message('', ALIVENESS_QUEUE, NO_PROPERTIES, ALIVENESS_BODY)) === REFUSED) return failed('aliveness-test queue refused the message');
+    if (q.enqueue(new Message('', ALIVENESS_QUEUE, NO_PROPERTIES, ALIVENESS_BODY)) === REFUSED)
+      return failed('aliveness-test queue refused the message');
     const got = q.get(true);
     if (got === undefined || !got.message.body.equals(ALIVENESS_BODY)) return failed('aliveness-test message did not come back');
     return ok();

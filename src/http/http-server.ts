@@ -76,7 +76,10 @@ export class HttpServer {
       if (status === 500) this.log.error({ err, method: req.method, url: req.url }, 'management API request failed');
       // A definition the disk would not take says so (its errno); other failures say nothing.
       const reason = status < 500 || err.name === 'DefinitionWriteError' ? err.message : 'internal error';
-      return reply.code(status).type('application/json').send({ error: status === 500 ? 'internal_server_error' : 'bad_request', reason });
+      return reply
+        .code(status)
+        .type('application/json')
+        .send({ error: status === 500 ? 'internal_server_error' : 'bad_request', reason });
     });
     const broker = ctx.broker;
     registerUserRoutes(this.app, broker);
@@ -108,7 +111,10 @@ export class HttpServer {
   async start(): Promise<void> {
     await this.app.listen({ port: this.options.port, host: this.options.host });
     const scheme = this.options.tls !== undefined ? 'HTTPS' : 'HTTP';
-    this.log.info({ [scheme === 'HTTPS' ? 'httpsPort' : 'httpPort']: this.port, host: this.options.host }, `Leveret listening for ${scheme} on ${this.options.host}:${this.port}`);
+    this.log.info(
+      { [scheme === 'HTTPS' ? 'httpsPort' : 'httpPort']: this.port, host: this.options.host },
+      `Leveret listening for ${scheme} on ${this.options.host}:${this.port}`,
+    );
   }
 
   /** A reloaded certificate, for new HTTPS connections. */

@@ -103,8 +103,10 @@ function limitValue(body: Record<string, unknown>, name: string, kind: LimitKind
 }
 
 function checkedLimit(name: string, value: unknown, kind: LimitKind): number {
-  if (!kind.names.includes(name)) throw badRequest(kind.wrap(`Unrecognised terms [{<<${JSON.stringify(name)}>>,${erlTerm(value)}}] in ${kind.where}`));
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw badRequest(kind.wrap(`${name} should be a number, actually was ${erlTerm(value)}`));
+  if (!kind.names.includes(name))
+    throw badRequest(kind.wrap(`Unrecognised terms [{<<${JSON.stringify(name)}>>,${erlTerm(value)}}] in ${kind.where}`));
+  if (typeof value !== 'number' || !Number.isSafeInteger(value))
+    throw badRequest(kind.wrap(`${name} should be a number, actually was ${erlTerm(value)}`));
   return value;
 }
 

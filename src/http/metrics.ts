@@ -41,9 +41,16 @@ const values = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).filter((s) => s !== '');
 
 /** RabbitMQ's detailed endpoint renames its own metrics, not others'. */
-const detailedName = (name: string): string => (name.startsWith('rabbitmq_') ? 'rabbitmq_detailed_' + name.slice('rabbitmq_'.length) : name);
+const detailedName = (name: string): string =>
+  name.startsWith('rabbitmq_') ? 'rabbitmq_detailed_' + name.slice('rabbitmq_'.length) : name;
 
-function render(ctx: ManagementContext, product: string, groups: readonly Group<unknown>[], endpoint: Endpoint, vhosts: ReadonlySet<string> | null = null): Buffer {
+function render(
+  ctx: ManagementContext,
+  product: string,
+  groups: readonly Group<unknown>[],
+  endpoint: Endpoint,
+  vhosts: ReadonlySet<string> | null = null,
+): Buffer {
   const out = new Exposition();
   const scrape = new Scrape(ctx, vhosts);
   for (const g of groups) writeGroup(out, g, scrape, endpoint);

@@ -58,7 +58,14 @@ export function writableVhost(broker: Broker, user: User, name: string): Vhost {
 }
 
 /** The AMQP permission a change needs; RabbitMQ's management API answers a refusal with this 401. */
-export function requirePermission(broker: Broker, user: User, vhost: string, permission: Permission, kind: ResourceKind, name: string): void {
+export function requirePermission(
+  broker: Broker,
+  user: User,
+  vhost: string,
+  permission: Permission,
+  kind: ResourceKind,
+  name: string,
+): void {
   if (!broker.permissions.allows(user, vhost, permission, kind, name)) throw notAuthorised('Access refused.');
 }
 
@@ -66,7 +73,14 @@ export function requirePermission(broker: Broker, user: User, vhost: string, per
  * The vhost of a change to an existing queue or exchange (delete, purge): 404 when the vhost
  * or the object is missing, 401 without `permission` on the object.
  */
-export function vhostOfExisting(broker: Broker, user: User, vhost: string, kind: ResourceKind, name: string, permission: Permission): Vhost {
+export function vhostOfExisting(
+  broker: Broker,
+  user: User,
+  vhost: string,
+  kind: ResourceKind,
+  name: string,
+  permission: Permission,
+): Vhost {
   const v = writableVhost(broker, user, vhost);
   if (!(kind === 'queue' ? v.queues : v.exchanges).has(name)) throw notFound();
   requirePermission(broker, user, v.name, permission, kind, name);
@@ -79,7 +93,10 @@ export function vhostOfExisting(broker: Broker, user: User, vhost: string, kind:
  */
 export function vhostObjectListing(broker: Broker, rows: (query: Query) => (v: Vhost) => Array<Record<string, unknown>>): Handlers {
   return {
-    GET: ({ user, params, query }) => ({ status: 200, json: shapeList(listedVhosts(broker, user, params.vhost).flatMap(rows(query)), query) }),
+    GET: ({ user, params, query }) => ({
+      status: 200,
+      json: shapeList(listedVhosts(broker, user, params.vhost).flatMap(rows(query)), query),
+    }),
   };
 }
 

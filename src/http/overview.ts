@@ -22,7 +22,15 @@ type Obj = Record<string, unknown>;
  */
 const RABBITMQ_VERSION = '3.10.8';
 const QUEUE_TOTAL_FIELDS = ['messages', 'messages_ready', 'messages_unacknowledged'];
-const CHURN_FIELDS = ['channel_closed', 'channel_created', 'connection_closed', 'connection_created', 'queue_created', 'queue_declared', 'queue_deleted'];
+const CHURN_FIELDS = [
+  'channel_closed',
+  'channel_created',
+  'connection_closed',
+  'connection_created',
+  'queue_created',
+  'queue_declared',
+  'queue_deleted',
+];
 
 /** RabbitMQ's default retention policies (seconds), which the dashboard offers as chart ranges. */
 const SAMPLE_RETENTION_POLICIES = { global: [600, 3600, 28800, 86400], basic: [600, 3600], detailed: [600] };

@@ -35,7 +35,11 @@ export function shapeList(items: Obj[], q: Query, defaultSort: string[] = ['vhos
   const page = integer(pageText);
   const size = sizeText === undefined ? DEFAULT_PAGE_SIZE : integer(sizeText);
   if (page < 1 || size < 1 || size > MAX_PAGE_SIZE) {
-    throw new HttpError(400, 'invalid_pagination_parameters', `Invalid pagination parameters: page number ${page}, page size ${sizeText === undefined ? 'undefined' : size}`);
+    throw new HttpError(
+      400,
+      'invalid_pagination_parameters',
+      `Invalid pagination parameters: page number ${page}, page size ${sizeText === undefined ? 'undefined' : size}`,
+    );
   }
   const filtered = filterByName(sorted, one(q, 'name'), one(q, 'use_regex') === 'true');
   const pageItems = filtered.slice((page - 1) * size, page * size);
@@ -84,7 +88,14 @@ function filterByName(items: Obj[], name: string | undefined, regex: boolean): O
 function select(items: Obj[], q: Query): Obj[] {
   const columns = one(q, 'columns');
   if (columns === undefined || columns === '') return items;
-  const keys = [...new Set(columns.split(',').map((c) => c.split('.')[0]).filter((k) => k !== ''))];
+  const keys = [
+    ...new Set(
+      columns
+        .split(',')
+        .map((c) => c.split('.')[0])
+        .filter((k) => k !== ''),
+    ),
+  ];
   return items.map((item) => {
     const out: Obj = {};
     for (const k of keys) if (k in item) out[k] = item[k];

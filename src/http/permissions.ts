@@ -62,7 +62,12 @@ export function registerPermissionRoutes(app: FastifyInstance, broker: Broker): 
 }
 
 /** /api/users/{user}/{kind} and /api/vhosts/{vhost}/{kind}: one user's or one vhost's entries (404 when it does not exist). */
-function registerListsBy(app: FastifyInstance, broker: Broker, kind: string, list: (filter: { user?: string; vhost?: string }) => unknown[]): void {
+function registerListsBy(
+  app: FastifyInstance,
+  broker: Broker,
+  kind: string,
+  list: (filter: { user?: string; vhost?: string }) => unknown[],
+): void {
   resource(app, broker.users, `/api/users/:user/${kind}`, 'administrator', {
     GET: ({ params }) => {
       if (broker.users.get(params.user) === undefined) throw notFound();

@@ -115,11 +115,14 @@ export function policyFromBody(name: string, body: Obj, where = ''): Policy {
   }
   const applyTo = field(body, 'apply-to') ?? 'all';
   if (typeof applyTo !== 'string' || !APPLY_TO.includes(applyTo)) {
-    throw refuse(`apply-to ${typeof applyTo === 'string' ? `'${escapeHtml(applyTo)}'` : erlTerm(applyTo)} unrecognised; should be 'queues', 'exchanges' or 'all'`);
+    throw refuse(
+      `apply-to ${typeof applyTo === 'string' ? `'${escapeHtml(applyTo)}'` : erlTerm(applyTo)} unrecognised; should be 'queues', 'exchanges' or 'all'`,
+    );
   }
   const definition = field(body, 'definition');
   // RabbitMQ fails a definition that is not an object with a 500.
-  if (definition === null || typeof definition !== 'object' || Array.isArray(definition)) throw refuse(`definition should be an object, actually was ${erlTerm(definition)}`);
+  if (definition === null || typeof definition !== 'object' || Array.isArray(definition))
+    throw refuse(`definition should be an object, actually was ${erlTerm(definition)}`);
   const def = definition as Obj;
   const keys = Object.keys(def).sort();
   if (keys.length === 0) throw refuse('no policy provided');
@@ -127,7 +130,8 @@ export function policyFromBody(name: string, body: Obj, where = ''): Policy {
     if (policyValueValid(k, def[k]) === false) throw refuse(`${erlTerm(def[k])} is not a valid ${VALUE_NAMES[k] ?? k}`);
   }
   const unknown = keys.filter((k) => policyValueValid(k, def[k]) === undefined);
-  if (unknown.length > 0) throw refuse(`[${unknown.map((k) => `{${erlTerm(k)},${erlTerm(def[k])}}`).join(',')}] are not recognised policy settings`);
+  if (unknown.length > 0)
+    throw refuse(`[${unknown.map((k) => `{${erlTerm(k)},${erlTerm(def[k])}}`).join(',')}] are not recognised policy settings`);
   return { name, pattern, applyTo: applyTo as ApplyTo, priority, definition: { ...def } };
 }
 
@@ -142,6 +146,7 @@ function erlTerm(v: unknown): string {
 function term(v: unknown): string {
   if (typeof v === 'string') return `<<"${v}">>`;
   if (v === undefined) return 'undefined';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- not an object here
   if (v === null || typeof v !== 'object') return String(v);
   if (Array.isArray(v)) return `[${v.map(term).join(',')}]`;
   return `#{${Object.entries(v as Obj)

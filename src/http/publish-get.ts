@@ -14,7 +14,6 @@ import { ACCESS_REFUSED, PRECONDITION_FAILED } from '../protocol/constants';
 import { HTTP_OWNER, exchangeFromPath, writableVhost } from './object-access';
 import { requireKeys } from './object-body';
 import { PROPERTY_NAMES, gotMessageJson } from './views/message';
-import type { FieldTable } from '../protocol/types';
 import type { BasicProperties } from '../protocol/generated';
 
 type Obj = Record<string, unknown>;
@@ -133,9 +132,10 @@ function parseProperties(raw: unknown): BasicProperties {
     if (v === undefined) continue;
     if (name === 'headers') {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw badRequest(['not_table', name]);
-      props[key] = v as FieldTable;
+      props[key] = v;
     } else if (INT_PROPERTIES.has(name)) {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || (OCTET_PROPERTIES.has(name) && v > 255)) throw badRequest(['not_int', name]);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || (OCTET_PROPERTIES.has(name) && v > 255))
+        throw badRequest(['not_int', name]);
       props[key] = v;
     } else {
       if (typeof v !== 'string') throw badRequest(['not_string', name]);
@@ -143,11 +143,12 @@ function parseProperties(raw: unknown): BasicProperties {
       props[key] = v;
     }
   }
-  return props as BasicProperties;
+  return props;
 }
 
 function parsePayload(payload: unknown, encoding: unknown): Buffer {
-  if (encoding !== 'string' && encoding !== 'base64') throw badRequest(['unsupported_encoding', typeof encoding === 'string' ? encoding : JSON.stringify(encoding)]);
+  if (encoding !== 'string' && encoding !== 'base64')
+    throw badRequest(['unsupported_encoding', typeof encoding === 'string' ? encoding : JSON.stringify(encoding)]);
   if (typeof payload !== 'string') throw badRequest(['not_string', 'payload']);
   if (encoding === 'string') return Buffer.from(payload, 'utf8');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) throw badRequest('payload is not valid base64');

@@ -13,7 +13,7 @@ export interface Call {
   /** the request's headers (lower-case names), for the few resources that read one */
   readonly headers: FastifyRequest['headers'];
   /** The JSON object sent; throws a 400 when the body is not one. */
-  body(): Record<string, unknown>;
+  body: () => Record<string, unknown>;
 }
 
 /** A method's answer: a status, and JSON to send (none for 201/204). */
@@ -46,7 +46,13 @@ export function resource(app: FastifyInstance, users: UserStore, url: string, ac
       const run = handlers[method];
       if (run === undefined) return reply.code(405).header('allow', allow).send();
       const user = authorize(req.headers, req.socket.remoteAddress, users, access);
-      const answer = run({ user, params: req.params as Record<string, string>, query: req.query as Query, headers: req.headers, body: () => jsonObject(req.body) });
+      const answer = run({
+        user,
+        params: req.params as Record<string, string>,
+        query: req.query as Query,
+        headers: req.headers,
+        body: () => jsonObject(req.body),
+      });
       reply.code(answer.status);
       if (answer.headers !== undefined) reply.headers(answer.headers);
       return answer.json === undefined ? reply.send() : reply.type('application/json').send(JSON.stringify(answer.json));

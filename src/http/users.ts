@@ -72,7 +72,8 @@ export function userFromBody(name: string, body: Record<string, unknown>, exists
   if (!isHashingAlgorithm(algorithm)) {
     throw badRequest(`unknown hashing_algorithm ${JSON.stringify(algorithm)}; known: ${HASHING_ALGORITHMS.join(', ')}`);
   }
-  if (passwordHash === undefined) return { name, passwordHash: exists ? '' : hashPassword('', algorithm), hashingAlgorithm: algorithm, tags };
+  if (passwordHash === undefined)
+    return { name, passwordHash: exists ? '' : hashPassword('', algorithm), hashingAlgorithm: algorithm, tags };
   if (typeof passwordHash !== 'string' || !isBase64(passwordHash)) throw badRequest(['not_base64', passwordHash]);
   return { name, passwordHash, hashingAlgorithm: algorithm, tags };
 }
@@ -85,7 +86,7 @@ function bulkDelete(broker: Broker, body: Record<string, unknown>): Answer {
   const names = field(body, 'users');
   if (names === undefined) throw badRequest('[{key_missing,users}]');
   if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw badRequest('users must be a list of user names');
-  for (const name of names as string[]) {
+  for (const name of names) {
     if (!broker.deleteUser(name)) throw badRequest(['no_such_user', name]);
   }
   return { status: 204 };

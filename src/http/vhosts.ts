@@ -35,7 +35,8 @@ export function vhostJson(v: Vhost): Record<string, unknown> {
 }
 
 /** RabbitMQ's list sorts each vhost's keys. */
-const sortedKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+const sortedKeys = (o: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 /** Administrators and monitoring users see every vhost; others those they have permissions on. */
 function sees(broker: Broker, user: User, vhost: string): boolean {
@@ -81,7 +82,7 @@ export function registerVhostRoutes(app: FastifyInstance, broker: Broker): void 
       if (dqt !== undefined && (typeof dqt !== 'string' || !QUEUE_TYPES.includes(dqt))) {
         throw badRequest(`default_queue_type must be one of ${QUEUE_TYPES.join(', ')}`);
       }
-      const defaultQueueType = dqt === undefined ? (existing?.defaultQueueType ?? null) : (dqt as string);
+      const defaultQueueType = dqt === undefined ? (existing?.defaultQueueType ?? null) : dqt;
       const created = broker.putVhost({ name: params.name, description, tags, defaultQueueType });
       // RabbitMQ 3.10.8 gives whoever creates a vhost full permissions on it.
       if (created) broker.setPermission(params.name, user.name, FULL_ACCESS);

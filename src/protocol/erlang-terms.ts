@@ -54,4 +54,3 @@ export function erlFormatted(prefix: string, value: string | Buffer, suffix: str
   const v = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
   return erlString(Buffer.concat([Buffer.from(prefix, 'latin1'), v, Buffer.from(suffix, 'latin1')]));
 }
-

@@ -1,7 +1,16 @@
 import { AmqpError } from './errors';
 import { RAW_SECONDS } from './types';
 import { FRAME_ERROR } from './constants';
-import { Decimal, MAX_FIELD_DEPTH, defineEntry, inferredNumberType, wireTypesFor, type FieldTable, type FieldValue, type WireTypeRecord } from './types';
+import {
+  Decimal,
+  MAX_FIELD_DEPTH,
+  defineEntry,
+  inferredNumberType,
+  wireTypesFor,
+  type FieldTable,
+  type FieldValue,
+  type WireTypeRecord,
+} from './types';
 
 /**
  * A cursor over one frame payload. Bounds are checked explicitly so that a truncated
@@ -28,7 +37,8 @@ export class Reader {
    * high, which is harmless because every read starts with reset().
    */
   private enter(): void {
-    if (this.depth >= MAX_FIELD_DEPTH + 1) throw new AmqpError(FRAME_ERROR, `cannot decode: field table nested deeper than ${MAX_FIELD_DEPTH} levels`);
+    if (this.depth >= MAX_FIELD_DEPTH + 1)
+      throw new AmqpError(FRAME_ERROR, `cannot decode: field table nested deeper than ${MAX_FIELD_DEPTH} levels`);
     this.depth++;
   }
 

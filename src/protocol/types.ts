@@ -4,20 +4,13 @@
  * table decoded and encoded again keeps its meaning.
  */
 export class Decimal {
-  constructor(readonly scale: number, readonly value: number) {}
+  constructor(
+    readonly scale: number,
+    readonly value: number,
+  ) {}
 }
 
-export type FieldValue =
-  | boolean
-  | number
-  | bigint
-  | string
-  | Buffer
-  | Date
-  | Decimal
-  | null
-  | FieldValue[]
-  | FieldTable;
+export type FieldValue = boolean | number | bigint | string | Buffer | Date | Decimal | null | FieldValue[] | FieldTable;
 
 export interface FieldTable {
   [key: string]: FieldValue | undefined;

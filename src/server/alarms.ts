@@ -142,7 +142,11 @@ export class ResourceAlarms {
     const over = rss > limit;
     if (over === this.memory) return;
     this.memory = over;
-    if (over) this.log.warn({ rss, limit }, `memory resource limit alarm set: memory use ${mb(rss)} is above the watermark ${mb(limit)}; publishers are blocked`);
+    if (over)
+      this.log.warn(
+        { rss, limit },
+        `memory resource limit alarm set: memory use ${mb(rss)} is above the watermark ${mb(limit)}; publishers are blocked`,
+      );
     else this.log.info({ rss, limit }, `memory resource limit alarm cleared: memory use ${mb(rss)} is below the watermark ${mb(limit)}`);
     this.onChange();
   }
@@ -160,7 +164,11 @@ export class ResourceAlarms {
       const low = free < limit;
       if (low === this.disk) return;
       this.disk = low;
-      if (low) this.log.warn({ free, limit }, `disk resource limit alarm set: free disk space ${mb(free)} is below the limit ${mb(limit)}; publishers are blocked`);
+      if (low)
+        this.log.warn(
+          { free, limit },
+          `disk resource limit alarm set: free disk space ${mb(free)} is below the limit ${mb(limit)}; publishers are blocked`,
+        );
       else this.log.info({ free, limit }, `disk resource limit alarm cleared: free disk space ${mb(free)} is above the limit ${mb(limit)}`);
       this.onChange();
     });

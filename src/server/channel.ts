@@ -22,7 +22,6 @@ import { parseConsumerArgs, toAmqpError } from '../broker/arguments';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 import { ChannelCounters } from '../broker/channel-counters';
 
-
 /**
  * `closing`: we sent channel.close and wait for close-ok (the connection drops everything
  * else); `closed`: torn down, nothing more is delivered.
@@ -381,10 +380,10 @@ export class Channel implements ConsumerChannel {
           const bad = expirationError(props.expiration);
           if (bad !== null) throw new AmqpError(C.PRECONDITION_FAILED, `invalid expiration '${props.expiration}': ${bad}`);
         }
-        if (props.userId !== undefined && props.userId !== this.conn.user!.name) {
+        if (props.userId !== undefined && props.userId !== this.conn.user.name) {
           throw new AmqpError(
             C.PRECONDITION_FAILED,
-            `user_id property set to '${props.userId}' but authenticated user was '${this.conn.user!.name}'`,
+            `user_id property set to '${props.userId}' but authenticated user was '${this.conn.user.name}'`,
           );
         }
         if (props.replyTo === REPLY_TO_QUEUE) {
@@ -488,7 +487,11 @@ export class Channel implements ConsumerChannel {
     const q = this.vhost.getQueue(queueName, this.conn);
     // RabbitMQ checks the arguments before exclusivity.
     const qt = q.args['x-queue-type'];
-    const parsed = parseConsumerArgs(m.arguments, { queue: q.name, vhost: this.vhost.name, queueType: qt === 'quorum' ? 'quorum' : 'classic' });
+    const parsed = parseConsumerArgs(m.arguments, {
+      queue: q.name,
+      vhost: this.vhost.name,
+      queueType: qt === 'quorum' ? 'quorum' : 'classic',
+    });
     if ('code' in parsed) throw toAmqpError(parsed);
     const tag = m.consumerTag === '' ? generateName('amq.ctag-') : m.consumerTag;
     if (this.consumers.has(tag)) throw new AmqpError(C.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
@@ -567,11 +570,7 @@ export class Channel implements ConsumerChannel {
   }
 
   canDeliver(): boolean {
-    return (
-      this.state === 'open' &&
-      (this.prefetchGlobal === 0 || this.consumerUnacked < this.prefetchGlobal) &&
-      this.conn.canWrite()
-    );
+    return this.state === 'open' && (this.prefetchGlobal === 0 || this.consumerUnacked < this.prefetchGlobal) && this.conn.canWrite();
   }
 
   deliver(consumer: Consumer, entry: QueueEntry): void {
@@ -615,7 +614,10 @@ export class Channel implements ConsumerChannel {
     if (left > 0) return this.armAckTimer(left);
     const t = this.ackTimeout;
     this.closeWithError(
-      new AmqpError(C.PRECONDITION_FAILED, `delivery acknowledgement on channel ${this.id} timed out. Timeout value used: ${t} ms. This timeout value can be configured, see consumers doc guide to learn more`),
+      new AmqpError(
+        C.PRECONDITION_FAILED,
+        `delivery acknowledgement on channel ${this.id} timed out. Timeout value used: ${t} ms. This timeout value can be configured, see consumers doc guide to learn more`,
+      ),
     );
   };
 
@@ -792,4 +794,3 @@ export class Channel implements ConsumerChannel {
     for (const c of consumers) c.queue.removeConsumer(c);
   }
 }
-

@@ -393,7 +393,12 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   /** A method on channel 0 that has no place where the connection stands (RabbitMQ's 504). */
   private unexpectedMethod(methodId: number): AmqpError {
-    return new AmqpError(C.CHANNEL_ERROR, `unexpected method in connection state ${RABBIT_STATE_NAMES[this.state]}`, methodId >>> 16, methodId & 0xffff);
+    return new AmqpError(
+      C.CHANNEL_ERROR,
+      `unexpected method in connection state ${RABBIT_STATE_NAMES[this.state]}`,
+      methodId >>> 16,
+      methodId & 0xffff,
+    );
   }
 
   private onStartOk(m: M.ConnectionStartOk): void {
@@ -406,7 +411,10 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     const user = result.user!;
     if (!this.broker.users.allowedFrom(user, this.socket.remoteAddress)) {
       this.log.warn({ conn: this.name, user: user.name }, 'user can only log in via localhost');
-      throw new AmqpError(C.ACCESS_REFUSED, `Login was refused using authentication mechanism ${m.mechanism}. For details see the broker logfile.`);
+      throw new AmqpError(
+        C.ACCESS_REFUSED,
+        `Login was refused using authentication mechanism ${m.mechanism}. For details see the broker logfile.`,
+      );
     }
     this.authUser = user;
     this.authMechanism = m.mechanism;

@@ -118,7 +118,12 @@ export class ContentAssembler {
     if (st === HEADER) return this.refuseHeader('got non content header frame instead');
     this.reset();
     if (st === IDLE) return new AmqpError(C.UNEXPECTED_FRAME, 'expected method frame, got non method frame instead');
-    return new AmqpError(C.UNEXPECTED_FRAME, 'expected content body, got non content body frame instead', BASIC_PUBLISH >>> 16, BASIC_PUBLISH & 0xffff);
+    return new AmqpError(
+      C.UNEXPECTED_FRAME,
+      'expected content body, got non content body frame instead',
+      BASIC_PUBLISH >>> 16,
+      BASIC_PUBLISH & 0xffff,
+    );
   }
 
   private refuseHeader(got: string): AmqpError {

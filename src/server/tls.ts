@@ -89,7 +89,8 @@ function readPem(flag: string, path: string): Buffer {
     return readFileSync(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    const why =
+      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
     throw new ConfigError(`cannot read ${flag} file ${path}: ${why}`);
   }
 }
@@ -99,7 +100,8 @@ const reason = (err: unknown): string => (err instanceof Error ? err.message : S
 /** OpenSSL's messages are terse ("bad decrypt"); say what an operator should check. */
 function describeContextError(err: unknown): string {
   const m = reason(err);
-  if (/bad decrypt|bad password|interrupted or cancelled/i.test(m)) return `cannot decrypt the key: wrong or missing --tls-passphrase (${m})`;
+  if (/bad decrypt|bad password|interrupted or cancelled/i.test(m))
+    return `cannot decrypt the key: wrong or missing --tls-passphrase (${m})`;
   if (/key values mismatch/i.test(m)) return `the key does not belong to the certificate (${m})`;
   if (/no start line|unsupported|decoder/i.test(m)) return `not a PEM private key (${m})`;
   return m;
@@ -168,7 +170,11 @@ export function rfc4514(dn: string): string {
 function escapeRdn(line: string): string {
   const eq = line.indexOf('=');
   if (eq < 0) return line;
-  const value = line.slice(eq + 1).replace(/([,+"\\<>;])/g, '\\$1').replace(/^([ #])/, '\\$1').replace(/ $/, '\\ ');
+  const value = line
+    .slice(eq + 1)
+    .replace(/([,+"\\<>;])/g, '\\$1')
+    .replace(/^([ #])/, '\\$1')
+    .replace(/ $/, '\\ ');
   return `${line.slice(0, eq)}=${value}`;
 }
 

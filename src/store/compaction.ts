@@ -28,7 +28,7 @@ export function planCompaction(dir: string, seg: Segment): CompactionPlan | { ke
   const live: number[] = [];
   const copies: Buffer[] = [];
   let bytes = 0;
-  for (let p = 0; p < seg.written; ) {
+  for (let p = 0; p < seg.written;) {
     const size = recordSize(data, p, seg.written);
     if (size < 0 || p + size > seg.written) break;
     if ((recordFlags(data, p) & FLAG_PAGED) === 0 && !acked.has(p)) {

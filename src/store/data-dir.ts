@@ -33,7 +33,9 @@ export function claimDataDir(dir: string): () => void {
     const found = fsOps.readFileSync(versionFile, 'utf8').trim();
     if (found !== STORE_VERSION) {
       fsOps.rmSync(lock, { force: true });
-      throw new StoreError(`data directory ${dir} holds store version '${found}', this Leveret reads '${STORE_VERSION}'; the data was not touched`);
+      throw new StoreError(
+        `data directory ${dir} holds store version '${found}', this Leveret reads '${STORE_VERSION}'; the data was not touched`,
+      );
     }
   } else {
     const entries = fsOps.readdirSync(dir).filter((f) => f !== 'leveret.lock');

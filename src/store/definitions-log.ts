@@ -16,7 +16,15 @@ export type Definition =
   | { op: 'exchange.delete'; vhost: string; name: string }
   | { op: 'queue'; vhost: string; name: string; autoDelete: boolean; args: string }
   | { op: 'queue.delete'; vhost: string; name: string }
-  | { op: 'policy'; vhost: string; name: string; pattern: string; applyTo: 'queues' | 'exchanges' | 'all'; priority: number; definition: Record<string, unknown> }
+  | {
+      op: 'policy';
+      vhost: string;
+      name: string;
+      pattern: string;
+      applyTo: 'queues' | 'exchanges' | 'all';
+      priority: number;
+      definition: Record<string, unknown>;
+    }
   | { op: 'policy.delete'; vhost: string; name: string }
   | UserDefinition
   | { op: 'user.delete'; name: string }
@@ -76,8 +84,7 @@ export function decodeArgs(s: string): FieldTable {
   return new Reader().reset(Buffer.from(s, 'base64')).table();
 }
 
-const bindingKey = (d: BindingDefinition): string =>
-  JSON.stringify([d.vhost, d.source, d.kind, d.destination, d.key, d.args]);
+const bindingKey = (d: BindingDefinition): string => JSON.stringify([d.vhost, d.source, d.kind, d.destination, d.key, d.args]);
 
 const nameKey = (vhost: string, name: string): string => JSON.stringify([vhost, name]);
 
@@ -126,7 +133,15 @@ class DefinitionSet {
       case 'vhost.delete':
         this.vhosts.delete(d.name);
         this.vhostsSeeded = true;
-        for (const m of [this.exchanges, this.queues, this.bindings, this.policies, this.permissions, this.topicPermissions, this.vhostLimits] as Array<Map<string, Definition>>) {
+        for (const m of [
+          this.exchanges,
+          this.queues,
+          this.bindings,
+          this.policies,
+          this.permissions,
+          this.topicPermissions,
+          this.vhostLimits,
+        ] as Array<Map<string, Definition>>) {
           for (const [k, x] of m) if ('vhost' in x && x.vhost === d.name) m.delete(k);
         }
         break;
@@ -198,7 +213,18 @@ class DefinitionSet {
   all(): Definition[] {
     const users: Definition[] = this.users.size > 0 ? [...this.users.values()] : this.seeded ? [{ op: 'users.seeded' }] : [];
     const vhosts: Definition[] = this.vhosts.size > 0 ? [...this.vhosts.values()] : this.vhostsSeeded ? [{ op: 'vhosts.seeded' }] : [];
-    return [...users, ...vhosts, ...this.userLimits.values(), ...this.vhostLimits.values(), ...this.permissions.values(), ...this.topicPermissions.values(), ...this.policies.values(), ...this.exchanges.values(), ...this.queues.values(), ...this.bindings.values()];
+    return [
+      ...users,
+      ...vhosts,
+      ...this.userLimits.values(),
+      ...this.vhostLimits.values(),
+      ...this.permissions.values(),
+      ...this.topicPermissions.values(),
+      ...this.policies.values(),
+      ...this.exchanges.values(),
+      ...this.queues.values(),
+      ...this.bindings.values(),
+    ];
   }
 }
 
@@ -218,7 +244,10 @@ export class DefinitionsLog {
    */
   damaged = false;
 
-  constructor(dataDir: string, private readonly log: Logger) {
+  constructor(
+    dataDir: string,
+    private readonly log: Logger,
+  ) {
     this.path = join(dataDir, 'definitions.log');
   }
 
@@ -332,7 +361,7 @@ export class DefinitionsLog {
 
 /** writeSync may write less than asked (a disk filling up mid-write): go on until all is written. */
 function writeFully(fd: number, data: Buffer): void {
-  for (let off = 0; off < data.length; ) off += fsOps.writeSync(fd, data, off, data.length - off);
+  for (let off = 0; off < data.length;) off += fsOps.writeSync(fd, data, off, data.length - off);
 }
 
 function endsWithNewline(fd: number, size: number): boolean {

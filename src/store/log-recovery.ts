@@ -33,13 +33,22 @@ const DAMAGED_DIR = 'damaged';
  * record after it recovered. Paged copies of transient messages are dropped.
  */
 export function recoverLog(dir: string, log: Logger): RecoveredLog {
-  const ids = fsOps.readdirSync(dir)
+  const ids = fsOps
+    .readdirSync(dir)
     .filter((f) => f.endsWith('.seg'))
     .map((f) => Number(f.slice(0, -4)))
     .filter((n) => Number.isSafeInteger(n))
     .sort((a, b) => a - b);
   const voidRanges = compactionsCutShort(dir, ids);
-  const out: RecoveredLog = { segments: [], runs: [], lastId: ids.length > 0 ? ids[ids.length - 1] : 0, voided: [], markers: [], damagedRanges: 0, damagedBytes: 0 };
+  const out: RecoveredLog = {
+    segments: [],
+    runs: [],
+    lastId: ids.length > 0 ? ids[ids.length - 1] : 0,
+    voided: [],
+    markers: [],
+    damagedRanges: 0,
+    damagedBytes: 0,
+  };
   // Runs come back in the order the messages were first stored: compaction copies sort
   // by the place they were copied from, not by where they stand now.
   const keyed: Array<[number, number, Run]> = [];
@@ -57,7 +66,10 @@ export function recoverLog(dir: string, log: Logger): RecoveredLog {
   // Not removed here: while a marker is there, the next start voids its copies again. Were
   // it removed before the acks of the void copies are written, a crash in between (say the
   // process dies recovering another queue) would bring both copies back.
-  out.markers = fsOps.readdirSync(dir).filter((n) => n.endsWith('.compacting')).map((f) => join(dir, f));
+  out.markers = fsOps
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.compacting'))
+    .map((f) => join(dir, f));
   return out;
 }
 
@@ -120,7 +132,13 @@ function recoverSegment(
     fsOps.rmSync(ackPath, { force: true });
     return;
   }
-  const seg = new Segment(id, fsOps.openSync(segPath, 'r+'), fsOps.openSync(ackPath, fsOps.existsSync(ackPath) ? 'r+' : 'w+'), scan.end, ackSize);
+  const seg = new Segment(
+    id,
+    fsOps.openSync(segPath, 'r+'),
+    fsOps.openSync(ackPath, fsOps.existsSync(ackPath) ? 'r+' : 'w+'),
+    scan.end,
+    ackSize,
+  );
   seg.live = live.size;
   seg.records = records;
   for (const p of scan.records) if (!live.has(p) && isVoid(p)) out.voided.push([seg, p]);

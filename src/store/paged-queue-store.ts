@@ -183,7 +183,10 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       this.runCount--;
       if (!recordIntact(buf, at, size)) {
         const copy = log.damagedRecord(run.segment, pos, buf.subarray(at, at + size));
-        this.logger.error({ dir: log.dir, segment: run.segment, position: pos, copy }, 'damaged stored message dropped; its bytes are kept aside');
+        this.logger.error(
+          { dir: log.dir, segment: run.segment, position: pos, copy },
+          'damaged stored message dropped; its bytes are kept aside',
+        );
         log.ack(run.segment, pos);
         continue;
       }

@@ -57,7 +57,8 @@ export class QueueLog implements SyncTarget {
   failure: Error | null = null;
 
   writeFailed(err: Error | null): void {
-    if (err !== null) this.log.error({ err, dir: this.dir }, 'queue log writes fail: the queue refuses persistent messages until they work again');
+    if (err !== null)
+      this.log.error({ err, dir: this.dir }, 'queue log writes fail: the queue refuses persistent messages until they work again');
     else if (this.failure !== null) this.log.info({ dir: this.dir }, 'queue log writes work again');
     this.failure = err;
   }

@@ -157,7 +157,8 @@ export class Store implements BrokerStorage {
     this.retryTimer = null;
     const flushed = this.release !== null && this.scheduler.flushSync() && this.definitionsFailure === null;
     if (flushed) this.markClean();
-    else if (this.release !== null) this.log.warn('store closed with writes that could not be made durable: the next start recovers as after a crash');
+    else if (this.release !== null)
+      this.log.warn('store closed with writes that could not be made durable: the next start recovers as after a crash');
     this.scheduler.stop();
     this.definitions.close();
     this.release?.();
@@ -208,7 +209,15 @@ export class Store implements BrokerStorage {
   }
 
   exchangeDeclared(vhost: string, ex: Exchange): void {
-    this.append({ op: 'exchange', vhost, name: ex.name, type: ex.type, autoDelete: ex.autoDelete, internal: ex.internal, args: encodeArgs(ex.args) });
+    this.append({
+      op: 'exchange',
+      vhost,
+      name: ex.name,
+      type: ex.type,
+      autoDelete: ex.autoDelete,
+      internal: ex.internal,
+      args: encodeArgs(ex.args),
+    });
   }
 
   exchangeDeleted(vhost: string, name: string): void {
@@ -236,7 +245,16 @@ export class Store implements BrokerStorage {
   }
 
   policyChanged(vhost: string, p: Policy, set: boolean): void {
-    if (set) this.append({ op: 'policy', vhost, name: p.name, pattern: p.pattern, applyTo: p.applyTo, priority: p.priority, definition: p.definition });
+    if (set)
+      this.append({
+        op: 'policy',
+        vhost,
+        name: p.name,
+        pattern: p.pattern,
+        applyTo: p.applyTo,
+        priority: p.priority,
+        definition: p.definition,
+      });
     else this.append({ op: 'policy.delete', vhost, name: p.name });
   }
 
@@ -286,9 +304,20 @@ export class Store implements BrokerStorage {
     const levelDir = (level: number | null): string => (level === null ? dir : join(dir, `p${level}`));
     return {
       open: <E extends StoredEntry>(level: number | null): QueueStore<E> =>
-        new PagedQueueStore<E>(durable ? this.openLog(levelDir(level)) : null, this.openPagingLog, this.options.queueMemoryBudget, this.log, this.memoryBudget),
+        new PagedQueueStore<E>(
+          durable ? this.openLog(levelDir(level)) : null,
+          this.openPagingLog,
+          this.options.queueMemoryBudget,
+          this.log,
+          this.memoryBudget,
+        ),
       storedLevels: (): number[] =>
-        fsOps.existsSync(dir) ? fsOps.readdirSync(dir).filter((f) => /^p\d+$/.test(f)).map((f) => Number(f.slice(1))) : [],
+        fsOps.existsSync(dir)
+          ? fsOps
+              .readdirSync(dir)
+              .filter((f) => /^p\d+$/.test(f))
+              .map((f) => Number(f.slice(1)))
+          : [],
     };
   }
 

@@ -153,7 +153,12 @@ async function amqplibConnection(url: string): Promise<TestConnection> {
       });
       const tc: TestChannel = {
         async declareExchange(name, type, o = {}) {
-          await ch.assertExchange(name, type, { durable: o.durable ?? false, autoDelete: o.autoDelete ?? false, internal: o.internal ?? false, arguments: o.arguments });
+          await ch.assertExchange(name, type, {
+            durable: o.durable ?? false,
+            autoDelete: o.autoDelete ?? false,
+            internal: o.internal ?? false,
+            arguments: o.arguments,
+          });
         },
         async checkExchange(name) {
           await ch.checkExchange(name);
@@ -168,7 +173,12 @@ async function amqplibConnection(url: string): Promise<TestConnection> {
           await ch.unbindExchange(d, s, rk, args);
         },
         async declareQueue(name, o = {}) {
-          const r = await ch.assertQueue(name, { durable: o.durable ?? false, exclusive: o.exclusive ?? false, autoDelete: o.autoDelete ?? false, arguments: o.arguments });
+          const r = await ch.assertQueue(name, {
+            durable: o.durable ?? false,
+            exclusive: o.exclusive ?? false,
+            autoDelete: o.autoDelete ?? false,
+            arguments: o.arguments,
+          });
           return { queue: r.queue, messageCount: r.messageCount, consumerCount: r.consumerCount };
         },
         async checkQueue(name) {
@@ -195,7 +205,11 @@ async function amqplibConnection(url: string): Promise<TestConnection> {
           return m ? toMsg(m) : null;
         },
         async consume(q, onMessage, o = {}) {
-          const r = await ch.consume(q, (m) => m && onMessage(toMsg(m)), { noAck: o.noAck ?? true, exclusive: o.exclusive ?? false, consumerTag: o.tag });
+          const r = await ch.consume(q, (m) => m && onMessage(toMsg(m)), {
+            noAck: o.noAck ?? true,
+            exclusive: o.exclusive ?? false,
+            consumerTag: o.tag,
+          });
           return r.consumerTag;
         },
         async cancel(tag) {
@@ -261,7 +275,12 @@ async function amqpClientConnection(url: string): Promise<TestConnection> {
       const { ch, closedByServer } = await amqpClientChannel(conn);
       const tc: TestChannel = {
         async declareExchange(name, type, o = {}) {
-          await ch.exchangeDeclare(name, type, { durable: o.durable ?? false, autoDelete: o.autoDelete ?? false, internal: o.internal ?? false }, o.arguments ?? {});
+          await ch.exchangeDeclare(
+            name,
+            type,
+            { durable: o.durable ?? false, autoDelete: o.autoDelete ?? false, internal: o.internal ?? false },
+            o.arguments ?? {},
+          );
         },
         async checkExchange(name) {
           await ch.exchangeDeclare(name, 'direct', { passive: true });
@@ -276,7 +295,11 @@ async function amqpClientConnection(url: string): Promise<TestConnection> {
           await ch.exchangeUnbind(d, s, rk, args ?? {});
         },
         async declareQueue(name, o = {}) {
-          const r = await ch.queueDeclare(name, { durable: o.durable ?? false, exclusive: o.exclusive ?? false, autoDelete: o.autoDelete ?? false }, o.arguments ?? {});
+          const r = await ch.queueDeclare(
+            name,
+            { durable: o.durable ?? false, exclusive: o.exclusive ?? false, autoDelete: o.autoDelete ?? false },
+            o.arguments ?? {},
+          );
           return { queue: r.name, messageCount: r.messageCount, consumerCount: r.consumerCount };
         },
         async checkQueue(name) {
@@ -296,14 +319,22 @@ async function amqpClientConnection(url: string): Promise<TestConnection> {
           await ch.queueUnbind(q, e, rk, args ?? {});
         },
         async publish(e, rk, body, o = {}) {
-          await ch.basicPublish(e, rk, Buffer.from(body), o.headers ? { headers: o.headers as Record<string, string> } : {}, o.mandatory ?? false);
+          await ch.basicPublish(
+            e,
+            rk,
+            Buffer.from(body),
+            o.headers ? { headers: o.headers as Record<string, string> } : {},
+            o.mandatory ?? false,
+          );
         },
         async get(q) {
           const m = await ch.basicGet(q, { noAck: true });
           return m ? fromAmqpClient(m) : null;
         },
         async consume(q, onMessage, o = {}) {
-          const c = await ch.basicConsume(q, { noAck: o.noAck ?? true, exclusive: o.exclusive ?? false, tag: o.tag ?? '' }, (m) => onMessage(fromAmqpClient(m)));
+          const c = await ch.basicConsume(q, { noAck: o.noAck ?? true, exclusive: o.exclusive ?? false, tag: o.tag ?? '' }, (m) =>
+            onMessage(fromAmqpClient(m)),
+          );
           return c.tag;
         },
         async cancel(tag) {
@@ -314,7 +345,13 @@ async function amqpClientConnection(url: string): Promise<TestConnection> {
         },
         onReturn(cb) {
           ch.onReturn = (m: AMQPMessage) =>
-            cb({ replyCode: m.replyCode ?? -1, replyText: m.replyText ?? '', exchange: m.exchange, routingKey: m.routingKey, body: Buffer.from(m.body ?? new Uint8Array(0)) });
+            cb({
+              replyCode: m.replyCode ?? -1,
+              replyText: m.replyText ?? '',
+              exchange: m.exchange,
+              routingKey: m.routingKey,
+              body: Buffer.from(m.body ?? new Uint8Array(0)),
+            });
         },
         closedByServer,
         async close() {

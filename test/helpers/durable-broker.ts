@@ -61,11 +61,15 @@ async function spawnBroker(dataDir: string, extraArgs: string[]): Promise<Spawne
   const port = await freePort();
   let httpPort = await freePort();
   while (httpPort === port) httpPort = await freePort();
-  const child = spawn(process.execPath, [CLI, '--port', String(port), '--http-port', String(httpPort), '--data-dir', dataDir, ...extraArgs], {
-    cwd: REPO_ROOT,
-    env: { ...process.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, '--port', String(port), '--http-port', String(httpPort), '--data-dir', dataDir, ...extraArgs],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -51,6 +51,8 @@ export async function putUser(port: number, name: string, body: unknown, opts: {
 
 /** PUT /api/permissions/%2F/{name}: configure, write and read everything on `/`. */
 export async function grantAll(port: number, name: string, vhost = '/'): Promise<void> {
-  const r = await api(port, 'PUT', `/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(name)}`, { body: { configure: '.*', write: '.*', read: '.*' } });
+  const r = await api(port, 'PUT', `/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(name)}`, {
+    body: { configure: '.*', write: '.*', read: '.*' },
+  });
   if (r.status >= 300) throw new Error(`granting permissions to ${name} failed: ${r.status} ${r.text}`);
 }

@@ -70,7 +70,10 @@ export function u64(n: number | bigint): Buffer {
  * that check wire types. D takes [scale, value]; T takes seconds; A and F take TableValues.
  */
 export class Typed {
-  constructor(readonly tag: string, readonly value: number | bigint | string | boolean | Buffer | [number, number] | TableValue[] | { [k: string]: TableValue } | null) {}
+  constructor(
+    readonly tag: string,
+    readonly value: number | bigint | string | boolean | Buffer | [number, number] | TableValue[] | { [k: string]: TableValue } | null,
+  ) {}
 }
 
 export function typed(tag: string, value: Typed['value']): Typed {
@@ -89,16 +92,26 @@ function fixed(tag: string, size: number, write: (b: Buffer) => void): Buffer {
 function encodeTyped(t: Typed): Buffer {
   const v = t.value;
   switch (t.tag) {
-    case 'b': return fixed('b', 1, (b) => b.writeInt8(v as number, 1));
-    case 'B': return fixed('B', 1, (b) => b.writeUInt8(v as number, 1));
-    case 's': return fixed('s', 2, (b) => b.writeInt16BE(v as number, 1));
-    case 'u': return fixed('u', 2, (b) => b.writeUInt16BE(v as number, 1));
-    case 'I': return fixed('I', 4, (b) => b.writeInt32BE(v as number, 1));
-    case 'i': return fixed('i', 4, (b) => b.writeUInt32BE(v as number, 1));
-    case 'l': return fixed('l', 8, (b) => b.writeBigInt64BE(BigInt(v as number | bigint), 1));
-    case 'f': return fixed('f', 4, (b) => b.writeFloatBE(v as number, 1));
-    case 'd': return fixed('d', 8, (b) => b.writeDoubleBE(v as number, 1));
-    case 'T': return fixed('T', 8, (b) => b.writeBigUInt64BE(BigInt(v as number | bigint), 1));
+    case 'b':
+      return fixed('b', 1, (b) => b.writeInt8(v as number, 1));
+    case 'B':
+      return fixed('B', 1, (b) => b.writeUInt8(v as number, 1));
+    case 's':
+      return fixed('s', 2, (b) => b.writeInt16BE(v as number, 1));
+    case 'u':
+      return fixed('u', 2, (b) => b.writeUInt16BE(v as number, 1));
+    case 'I':
+      return fixed('I', 4, (b) => b.writeInt32BE(v as number, 1));
+    case 'i':
+      return fixed('i', 4, (b) => b.writeUInt32BE(v as number, 1));
+    case 'l':
+      return fixed('l', 8, (b) => b.writeBigInt64BE(BigInt(v as number | bigint), 1));
+    case 'f':
+      return fixed('f', 4, (b) => b.writeFloatBE(v as number, 1));
+    case 'd':
+      return fixed('d', 8, (b) => b.writeDoubleBE(v as number, 1));
+    case 'T':
+      return fixed('T', 8, (b) => b.writeBigUInt64BE(BigInt(v as number | bigint), 1));
     case 'D': {
       const [scale, n] = v as [number, number];
       return fixed('D', 5, (b) => {
@@ -106,13 +119,20 @@ function encodeTyped(t: Typed): Buffer {
         b.writeInt32BE(n, 2);
       });
     }
-    case 'S': return Buffer.concat([Buffer.from('S'), longstr(v as string)]);
-    case 'x': return Buffer.concat([Buffer.from('x'), longstr(v as Buffer)]);
-    case 't': return Buffer.from([0x74, v ? 1 : 0]);
-    case 'V': return Buffer.from('V');
-    case 'A': return encodeValue(v as TableValue[]);
-    case 'F': return encodeValue(v as { [k: string]: TableValue });
-    default: throw new Error(`no encoding for type tag ${t.tag}`);
+    case 'S':
+      return Buffer.concat([Buffer.from('S'), longstr(v as string)]);
+    case 'x':
+      return Buffer.concat([Buffer.from('x'), longstr(v as Buffer)]);
+    case 't':
+      return Buffer.from([0x74, v ? 1 : 0]);
+    case 'V':
+      return Buffer.from('V');
+    case 'A':
+      return encodeValue(v as TableValue[]);
+    case 'F':
+      return encodeValue(v as { [k: string]: TableValue });
+    default:
+      throw new Error(`no encoding for type tag ${t.tag}`);
   }
 }
 
@@ -215,7 +235,12 @@ export function channelCloseOk(channel: number): Buffer {
   return method(channel, 20, 41);
 }
 
-export function queueDeclare(channel: number, name: string, flags: { passive?: boolean; durable?: boolean; exclusive?: boolean; autoDelete?: boolean } = {}, args: Record<string, TableValue> = {}): Buffer {
+export function queueDeclare(
+  channel: number,
+  name: string,
+  flags: { passive?: boolean; durable?: boolean; exclusive?: boolean; autoDelete?: boolean } = {},
+  args: Record<string, TableValue> = {},
+): Buffer {
   const bits = (flags.passive ? 1 : 0) | (flags.durable ? 2 : 0) | (flags.exclusive ? 4 : 0) | (flags.autoDelete ? 8 : 0);
   return method(channel, 50, 10, Buffer.concat([u16(0), shortstr(name), u8(bits), table(args)]));
 }
@@ -224,7 +249,12 @@ export function basicPublish(channel: number, exchange: string, routingKey: stri
   return method(channel, 60, 40, Buffer.concat([u16(0), shortstr(exchange), shortstr(routingKey), u8(mandatory ? 1 : 0)]));
 }
 
-export function basicConsume(channel: number, queue: string, opts: { tag?: string; noAck?: boolean; exclusive?: boolean } = {}, args: Record<string, TableValue> = {}): Buffer {
+export function basicConsume(
+  channel: number,
+  queue: string,
+  opts: { tag?: string; noAck?: boolean; exclusive?: boolean } = {},
+  args: Record<string, TableValue> = {},
+): Buffer {
   const bits = (opts.noAck ? 2 : 0) | (opts.exclusive ? 4 : 0);
   return method(channel, 60, 20, Buffer.concat([u16(0), shortstr(queue), shortstr(opts.tag ?? ''), u8(bits), table(args)]));
 }
@@ -287,13 +317,38 @@ export function contentBody(channel: number, body: Buffer): Buffer {
 // ---------------------------------------------------------------- decoding
 
 export class Reader {
-  constructor(public buf: Buffer, public pos = 0) {}
-  u8(): number { return this.buf.readUInt8(this.pos++); }
-  u16(): number { const v = this.buf.readUInt16BE(this.pos); this.pos += 2; return v; }
-  u32(): number { const v = this.buf.readUInt32BE(this.pos); this.pos += 4; return v; }
-  shortstr(): string { const n = this.u8(); const s = this.buf.toString('utf8', this.pos, this.pos + n); this.pos += n; return s; }
-  longstrBuf(): Buffer { const n = this.u32(); const b = this.buf.subarray(this.pos, this.pos + n); this.pos += n; return b; }
-  longstr(): string { return this.longstrBuf().toString('utf8'); }
+  constructor(
+    public buf: Buffer,
+    public pos = 0,
+  ) {}
+  u8(): number {
+    return this.buf.readUInt8(this.pos++);
+  }
+  u16(): number {
+    const v = this.buf.readUInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u32(): number {
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  shortstr(): string {
+    const n = this.u8();
+    const s = this.buf.toString('utf8', this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
+  longstrBuf(): Buffer {
+    const n = this.u32();
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+  longstr(): string {
+    return this.longstrBuf().toString('utf8');
+  }
   table(): Record<string, unknown> {
     const len = this.u32();
     const end = this.pos + len;
@@ -308,23 +363,68 @@ export class Reader {
     const t = String.fromCharCode(this.u8());
     const b = this.buf;
     switch (t) {
-      case 't': return this.u8() !== 0;
-      case 'b': { const v = b.readInt8(this.pos); this.pos += 1; return v; }
-      case 'B': return this.u8();
-      case 's': { const v = b.readInt16BE(this.pos); this.pos += 2; return v; }
-      case 'u': return this.u16();
-      case 'I': { const v = b.readInt32BE(this.pos); this.pos += 4; return v; }
-      case 'i': return this.u32();
-      case 'l': { const v = b.readBigInt64BE(this.pos); this.pos += 8; return v; }
-      case 'L': { const v = b.readBigUInt64BE(this.pos); this.pos += 8; return v; }
-      case 'f': { const v = b.readFloatBE(this.pos); this.pos += 4; return v; }
-      case 'd': { const v = b.readDoubleBE(this.pos); this.pos += 8; return v; }
-      case 'D': { const scale = this.u8(); const v = b.readInt32BE(this.pos); this.pos += 4; return v / 10 ** scale; }
-      case 'S': return this.longstr();
-      case 'x': return Buffer.from(this.longstrBuf());
-      case 'T': { const v = b.readBigUInt64BE(this.pos); this.pos += 8; return v; }
-      case 'F': return this.table();
-      case 'V': return null;
+      case 't':
+        return this.u8() !== 0;
+      case 'b': {
+        const v = b.readInt8(this.pos);
+        this.pos += 1;
+        return v;
+      }
+      case 'B':
+        return this.u8();
+      case 's': {
+        const v = b.readInt16BE(this.pos);
+        this.pos += 2;
+        return v;
+      }
+      case 'u':
+        return this.u16();
+      case 'I': {
+        const v = b.readInt32BE(this.pos);
+        this.pos += 4;
+        return v;
+      }
+      case 'i':
+        return this.u32();
+      case 'l': {
+        const v = b.readBigInt64BE(this.pos);
+        this.pos += 8;
+        return v;
+      }
+      case 'L': {
+        const v = b.readBigUInt64BE(this.pos);
+        this.pos += 8;
+        return v;
+      }
+      case 'f': {
+        const v = b.readFloatBE(this.pos);
+        this.pos += 4;
+        return v;
+      }
+      case 'd': {
+        const v = b.readDoubleBE(this.pos);
+        this.pos += 8;
+        return v;
+      }
+      case 'D': {
+        const scale = this.u8();
+        const v = b.readInt32BE(this.pos);
+        this.pos += 4;
+        return v / 10 ** scale;
+      }
+      case 'S':
+        return this.longstr();
+      case 'x':
+        return Buffer.from(this.longstrBuf());
+      case 'T': {
+        const v = b.readBigUInt64BE(this.pos);
+        this.pos += 8;
+        return v;
+      }
+      case 'F':
+        return this.table();
+      case 'V':
+        return null;
       case 'A': {
         const len = this.u32();
         const end = this.pos + len;
@@ -332,7 +432,8 @@ export class Reader {
         while (this.pos < end) arr.push(this.value());
         return arr;
       }
-      default: throw new Error(`unknown field type ${JSON.stringify(t)}`);
+      default:
+        throw new Error(`unknown field type ${JSON.stringify(t)}`);
     }
   }
 }

@@ -44,8 +44,7 @@ export class BindingSet {
     } else if (list.some((b) => fieldTablesEqual(b.args, binding.args))) {
       return undefined;
     }
-    const stored =
-      binding.destination === entry.destination ? binding : { ...binding, destination: entry.destination };
+    const stored = binding.destination === entry.destination ? binding : { ...binding, destination: entry.destination };
     list.push(stored);
     this.count++;
     return stored;

@@ -9,18 +9,9 @@ import { Decimal, type FieldTable, type FieldValue } from '../../protocol/types'
  * place where Leveret is (slightly) more permissive than RabbitMQ.
  */
 
-const hasOwn = Object.prototype.hasOwnProperty;
-
 /** A nested table: any object that is not one of the other object-shaped field values. */
 export function isFieldTable(v: FieldValue | undefined): v is FieldTable {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    !Array.isArray(v) &&
-    !Buffer.isBuffer(v) &&
-    !(v instanceof Date) &&
-    !(v instanceof Decimal)
-  );
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof Date) && !(v instanceof Decimal);
 }
 
 /**
@@ -74,7 +65,7 @@ export function fieldTablesEqual(a: FieldTable, b: FieldTable): boolean {
   const ka = definedKeys(a);
   if (ka.length !== definedKeys(b).length) return false;
   for (const k of ka) {
-    if (!hasOwn.call(b, k) || !fieldValuesEqual(a[k], b[k])) return false;
+    if (!Object.hasOwn(b, k) || !fieldValuesEqual(a[k], b[k])) return false;
   }
   return true;
 }

@@ -5,8 +5,6 @@ import { fieldValuesEqual } from './field-equality';
 
 const X_MATCH_VALUES = ['all', 'any', 'all-with-x', 'any-with-x'];
 
-const hasOwn = Object.prototype.hasOwnProperty;
-
 /** A binding reduced to what matching needs, prepared once at bind time. */
 interface Matcher {
   readonly binding: Binding;
@@ -82,7 +80,7 @@ function matches(m: Matcher, headers: FieldTable | undefined): boolean {
     const key = keys[i];
     // hasOwn: decoded tables are plain objects, and a header called "constructor" or
     // "toString" must not be found on the prototype.
-    const actual = headers !== undefined && hasOwn.call(headers, key) ? headers[key] : undefined;
+    const actual = headers !== undefined && Object.hasOwn(headers, key) ? headers[key] : undefined;
     const expected = values[i];
     const hit = actual !== undefined && (expected === null || headerValueMatches(expected, actual));
     if (hit === m.any) return hit; // all: decided by the first miss; any: by the first hit

@@ -142,7 +142,7 @@ export class TopicTrie {
 function child(node: TopicNode, word: string): TopicNode {
   if (word === '#') return (node.hash ??= newNode());
   if (word === '*') return (node.star ??= newNode());
-  const literal = (node.literal ??= new Map());
+  const literal = (node.literal ??= new Map<string, TopicNode>());
   let next = literal.get(word);
   if (!next) {
     next = newNode();

@@ -31,7 +31,7 @@ export interface Group<T> {
 
 const m = <T>(name: string, type: MetricType, help: string, read: (o: T) => number | null): Metric<T> => ({ name, type, help, read });
 
-const group = <T>(g: Group<T>): Group<unknown> => g as Group<unknown>;
+const group = <T>(g: Group<T>): Group<unknown> => g;
 
 const single = (s: Scrape): readonly Scrape[] => [s];
 
@@ -48,8 +48,18 @@ export const CONNECTION_CHURN = group<Scrape>({
   objects: single,
   labels: () => '',
   metrics: [
-    m('rabbitmq_connections_opened_total', 'counter', 'Total number of connections opened', (s) => s.ctx.broker.nodeCounters.connectionsOpened),
-    m('rabbitmq_connections_closed_total', 'counter', 'Total number of connections closed or terminated', (s) => s.ctx.broker.nodeCounters.connectionsClosed),
+    m(
+      'rabbitmq_connections_opened_total',
+      'counter',
+      'Total number of connections opened',
+      (s) => s.ctx.broker.nodeCounters.connectionsOpened,
+    ),
+    m(
+      'rabbitmq_connections_closed_total',
+      'counter',
+      'Total number of connections closed or terminated',
+      (s) => s.ctx.broker.nodeCounters.connectionsClosed,
+    ),
     m('rabbitmq_channels_opened_total', 'counter', 'Total number of channels opened', (s) => s.ctx.broker.nodeCounters.channelsOpened),
     m('rabbitmq_channels_closed_total', 'counter', 'Total number of channels closed', (s) => s.ctx.broker.nodeCounters.channelsClosed),
     m('rabbitmq_queues_declared_total', 'counter', 'Total number of queues declared', (s) => s.ctx.broker.nodeCounters.queuesDeclared),
@@ -67,7 +77,12 @@ export const NODE_COARSE = group<Scrape>({
     m('rabbitmq_process_open_fds', 'gauge', 'Open file descriptors', (s) => s.process.openFds),
     m('rabbitmq_process_open_tcp_sockets', 'gauge', 'Open TCP sockets', (s) => s.ctx.connections.size),
     m('rabbitmq_process_resident_memory_bytes', 'gauge', 'Memory used in bytes', (s) => s.process.residentBytes),
-    m('rabbitmq_disk_space_available_bytes', 'gauge', 'Disk space available in bytes (on the data directory\'s file system)', (s) => s.process.diskFreeBytes),
+    m(
+      'rabbitmq_disk_space_available_bytes',
+      'gauge',
+      "Disk space available in bytes (on the data directory's file system)",
+      (s) => s.process.diskFreeBytes,
+    ),
   ],
 });
 
@@ -81,7 +96,7 @@ export const NODE = group<Scrape>({
     m(
       'rabbitmq_resident_memory_limit_bytes',
       'gauge',
-      'Memory high watermark in bytes (Leveret has none: the container\'s or the machine\'s memory)',
+      "Memory high watermark in bytes (Leveret has none: the container's or the machine's memory)",
       (s) => s.process.memoryLimitBytes,
     ),
     m(
@@ -103,7 +118,12 @@ export const QUEUE_COARSE = group<QueueRef>({
   metrics: [
     m('rabbitmq_queue_messages_ready', 'gauge', 'Messages ready to be delivered to consumers', (r) => r.queue.messageCount),
     m('rabbitmq_queue_messages_unacked', 'gauge', 'Messages delivered to consumers but not yet acknowledged', (r) => r.queue.unackedCount),
-    m('rabbitmq_queue_messages', 'gauge', 'Sum of ready and unacknowledged messages - total queue depth', (r) => r.queue.messageCount + r.queue.unackedCount),
+    m(
+      'rabbitmq_queue_messages',
+      'gauge',
+      'Sum of ready and unacknowledged messages - total queue depth',
+      (r) => r.queue.messageCount + r.queue.unackedCount,
+    ),
   ],
 });
 
@@ -121,12 +141,42 @@ export const QUEUE_DELIVERY = group<QueueRef>({
   objects: (s) => s.queues,
   labels: queueLabels,
   metrics: [
-    m('rabbitmq_queue_get_ack_total', 'counter', 'Total number of messages fetched from a queue with basic.get in manual acknowledgement mode', (r) => r.queue.counters.got - r.queue.counters.gotNoAck),
-    m('rabbitmq_queue_get_total', 'counter', 'Total number of messages fetched from a queue with basic.get in automatic acknowledgement mode', (r) => r.queue.counters.gotNoAck),
-    m('rabbitmq_queue_messages_delivered_ack_total', 'counter', 'Total number of messages delivered from a queue to consumers in manual acknowledgement mode', (r) => r.queue.counters.delivered - r.queue.counters.deliveredNoAck),
-    m('rabbitmq_queue_messages_delivered_total', 'counter', 'Total number of messages delivered from a queue to consumers in automatic acknowledgement mode', (r) => r.queue.counters.deliveredNoAck),
-    m('rabbitmq_queue_messages_redelivered_total', 'counter', 'Total number of messages redelivered from a queue to consumers', (r) => r.queue.counters.redelivered),
-    m('rabbitmq_queue_messages_acked_total', 'counter', 'Total number of messages acknowledged by consumers on a queue', (r) => r.queue.counters.acked),
+    m(
+      'rabbitmq_queue_get_ack_total',
+      'counter',
+      'Total number of messages fetched from a queue with basic.get in manual acknowledgement mode',
+      (r) => r.queue.counters.got - r.queue.counters.gotNoAck,
+    ),
+    m(
+      'rabbitmq_queue_get_total',
+      'counter',
+      'Total number of messages fetched from a queue with basic.get in automatic acknowledgement mode',
+      (r) => r.queue.counters.gotNoAck,
+    ),
+    m(
+      'rabbitmq_queue_messages_delivered_ack_total',
+      'counter',
+      'Total number of messages delivered from a queue to consumers in manual acknowledgement mode',
+      (r) => r.queue.counters.delivered - r.queue.counters.deliveredNoAck,
+    ),
+    m(
+      'rabbitmq_queue_messages_delivered_total',
+      'counter',
+      'Total number of messages delivered from a queue to consumers in automatic acknowledgement mode',
+      (r) => r.queue.counters.deliveredNoAck,
+    ),
+    m(
+      'rabbitmq_queue_messages_redelivered_total',
+      'counter',
+      'Total number of messages redelivered from a queue to consumers',
+      (r) => r.queue.counters.redelivered,
+    ),
+    m(
+      'rabbitmq_queue_messages_acked_total',
+      'counter',
+      'Total number of messages acknowledged by consumers on a queue',
+      (r) => r.queue.counters.acked,
+    ),
   ],
 });
 
@@ -139,7 +189,14 @@ export const QUEUE_PUBLISH = group<QueueRef>({
   perObject: true,
   objects: (s) => s.queues,
   labels: queueLabels,
-  metrics: [m('rabbitmq_queue_messages_published_total', 'counter', 'Total number of messages published to queues', (r) => r.queue.counters.published)],
+  metrics: [
+    m(
+      'rabbitmq_queue_messages_published_total',
+      'counter',
+      'Total number of messages published to queues',
+      (r) => r.queue.counters.published,
+    ),
+  ],
 });
 
 export const LEVERET_QUEUE = group<QueueRef>({
@@ -148,9 +205,24 @@ export const LEVERET_QUEUE = group<QueueRef>({
   objects: (s) => s.queues,
   labels: queueLabels,
   metrics: [
-    m('leveret_queue_messages_expired_total', 'counter', 'Total number of messages that expired in a queue (per-message or queue TTL)', (r) => r.queue.counters.expired),
-    m('leveret_queue_messages_dead_lettered_total', 'counter', 'Total number of messages a queue dead-lettered to its dead letter exchange', (r) => r.queue.counters.deadLettered),
-    m('leveret_queue_messages_rejected_overflow_total', 'counter', 'Total number of publishes a full queue refused (x-overflow reject-publish)', (r) => r.queue.counters.rejectedOverflow),
+    m(
+      'leveret_queue_messages_expired_total',
+      'counter',
+      'Total number of messages that expired in a queue (per-message or queue TTL)',
+      (r) => r.queue.counters.expired,
+    ),
+    m(
+      'leveret_queue_messages_dead_lettered_total',
+      'counter',
+      'Total number of messages a queue dead-lettered to its dead letter exchange',
+      (r) => r.queue.counters.deadLettered,
+    ),
+    m(
+      'leveret_queue_messages_rejected_overflow_total',
+      'counter',
+      'Total number of publishes a full queue refused (x-overflow reject-publish)',
+      (r) => r.queue.counters.rejectedOverflow,
+    ),
   ],
 });
 
@@ -160,8 +232,18 @@ export const EXCHANGE = group<ExchangeRef>({
   objects: (s) => s.exchanges,
   labels: (r) => `${label('vhost', r.vhost)},${label('exchange', r.exchange.name)}`,
   metrics: [
-    m('rabbitmq_exchange_messages_published_total', 'counter', 'Total number of messages published into an exchange', (r) => r.exchange.publishIn),
-    m('leveret_exchange_messages_routed_total', 'counter', 'Total number of messages an exchange routed onwards (RabbitMQ\'s publish_out)', (r) => r.exchange.publishOut),
+    m(
+      'rabbitmq_exchange_messages_published_total',
+      'counter',
+      'Total number of messages published into an exchange',
+      (r) => r.exchange.publishIn,
+    ),
+    m(
+      'leveret_exchange_messages_routed_total',
+      'counter',
+      "Total number of messages an exchange routed onwards (RabbitMQ's publish_out)",
+      (r) => r.exchange.publishOut,
+    ),
   ],
 });
 
@@ -184,8 +266,18 @@ export const CHANNEL_EXCHANGE = group<ChannelRef>({
   objects: (s) => s.channels,
   labels: channelLabels,
   metrics: [
-    m('rabbitmq_channel_messages_published_total', 'counter', 'Total number of messages published into an exchange on a channel', (r) => r.ch.countersNow().publish),
-    m('rabbitmq_channel_messages_confirmed_total', 'counter', 'Total number of messages published into an exchange and confirmed on the channel', (r) => r.ch.countersNow().confirm),
+    m(
+      'rabbitmq_channel_messages_published_total',
+      'counter',
+      'Total number of messages published into an exchange on a channel',
+      (r) => r.ch.countersNow().publish,
+    ),
+    m(
+      'rabbitmq_channel_messages_confirmed_total',
+      'counter',
+      'Total number of messages published into an exchange and confirmed on the channel',
+      (r) => r.ch.countersNow().confirm,
+    ),
     m(
       'rabbitmq_channel_messages_unroutable_returned_total',
       'counter',
@@ -207,13 +299,43 @@ export const CHANNEL_QUEUE = group<ChannelRef>({
   objects: (s) => s.channels,
   labels: channelLabels,
   metrics: [
-    m('rabbitmq_channel_get_ack_total', 'counter', 'Total number of messages fetched with basic.get in manual acknowledgement mode', (r) => r.ch.counters.get),
-    m('rabbitmq_channel_get_total', 'counter', 'Total number of messages fetched with basic.get in automatic acknowledgement mode', (r) => r.ch.counters.getNoAck),
-    m('rabbitmq_channel_messages_delivered_ack_total', 'counter', 'Total number of messages delivered to consumers in manual acknowledgement mode', (r) => r.ch.counters.deliver),
-    m('rabbitmq_channel_messages_delivered_total', 'counter', 'Total number of messages delivered to consumers in automatic acknowledgement mode', (r) => r.ch.counters.deliverNoAck),
-    m('rabbitmq_channel_messages_redelivered_total', 'counter', 'Total number of messages redelivered to consumers', (r) => r.ch.counters.redeliver),
+    m(
+      'rabbitmq_channel_get_ack_total',
+      'counter',
+      'Total number of messages fetched with basic.get in manual acknowledgement mode',
+      (r) => r.ch.counters.get,
+    ),
+    m(
+      'rabbitmq_channel_get_total',
+      'counter',
+      'Total number of messages fetched with basic.get in automatic acknowledgement mode',
+      (r) => r.ch.counters.getNoAck,
+    ),
+    m(
+      'rabbitmq_channel_messages_delivered_ack_total',
+      'counter',
+      'Total number of messages delivered to consumers in manual acknowledgement mode',
+      (r) => r.ch.counters.deliver,
+    ),
+    m(
+      'rabbitmq_channel_messages_delivered_total',
+      'counter',
+      'Total number of messages delivered to consumers in automatic acknowledgement mode',
+      (r) => r.ch.counters.deliverNoAck,
+    ),
+    m(
+      'rabbitmq_channel_messages_redelivered_total',
+      'counter',
+      'Total number of messages redelivered to consumers',
+      (r) => r.ch.counters.redeliver,
+    ),
     m('rabbitmq_channel_messages_acked_total', 'counter', 'Total number of messages acknowledged by consumers', (r) => r.ch.counters.ack),
-    m('rabbitmq_channel_get_empty_total', 'counter', 'Total number of times basic.get operations fetched no message', (r) => r.ch.counters.getEmpty),
+    m(
+      'rabbitmq_channel_get_empty_total',
+      'counter',
+      'Total number of times basic.get operations fetched no message',
+      (r) => r.ch.counters.getEmpty,
+    ),
   ],
 });
 
@@ -236,7 +358,12 @@ export const CONNECTION = group<Connection>({
   objects: (s) => s.connections,
   labels: connectionLabels,
   metrics: [
-    m('rabbitmq_connection_incoming_packets_total', 'counter', 'Total number of packets received on a connection', (c) => c.counters.recvCount),
+    m(
+      'rabbitmq_connection_incoming_packets_total',
+      'counter',
+      'Total number of packets received on a connection',
+      (c) => c.counters.recvCount,
+    ),
     m('rabbitmq_connection_outgoing_packets_total', 'counter', 'Total number of packets sent on a connection', (c) => c.sentCount),
     m('rabbitmq_connection_channels', 'gauge', 'Channels on a connection', (c) => {
       let n = 0;
@@ -267,7 +394,12 @@ export const GLOBAL = group<Scrape>({
   objects: single,
   labels: () => PROTOCOL,
   metrics: [
-    m('rabbitmq_global_messages_received_total', 'counter', 'Total number of messages received from publishers', (s) => s.node.counters.publish),
+    m(
+      'rabbitmq_global_messages_received_total',
+      'counter',
+      'Total number of messages received from publishers',
+      (s) => s.node.counters.publish,
+    ),
     m('rabbitmq_global_messages_routed_total', 'counter', 'Total number of messages routed to queues or streams', (s) => s.node.routed),
     m(
       'rabbitmq_global_messages_unroutable_dropped_total',
@@ -281,7 +413,12 @@ export const GLOBAL = group<Scrape>({
       'Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable',
       (s) => s.node.counters.returnUnroutable,
     ),
-    m('rabbitmq_global_messages_confirmed_total', 'counter', 'Total number of messages confirmed to publishers', (s) => s.node.counters.confirm),
+    m(
+      'rabbitmq_global_messages_confirmed_total',
+      'counter',
+      'Total number of messages confirmed to publishers',
+      (s) => s.node.counters.confirm,
+    ),
     m('rabbitmq_global_publishers', 'gauge', 'Current number of publishers', (s) => s.node.publishers),
     m('rabbitmq_global_consumers', 'gauge', 'Current number of consumers', (s) => s.node.consumers),
   ],
@@ -321,9 +458,24 @@ export const GLOBAL_QUEUE_TYPE = group<Scrape>({
       'Total number of messages delivered to consumers using basic.get with automatic acknowledgment',
       (s) => s.node.counters.getNoAck,
     ),
-    m('rabbitmq_global_messages_get_empty_total', 'counter', 'Total number of times basic.get operations fetched no message', (s) => s.node.counters.getEmpty),
-    m('rabbitmq_global_messages_redelivered_total', 'counter', 'Total number of messages redelivered to consumers', (s) => s.node.counters.redeliver),
-    m('rabbitmq_global_messages_acknowledged_total', 'counter', 'Total number of messages acknowledged by consumers', (s) => s.node.counters.ack),
+    m(
+      'rabbitmq_global_messages_get_empty_total',
+      'counter',
+      'Total number of times basic.get operations fetched no message',
+      (s) => s.node.counters.getEmpty,
+    ),
+    m(
+      'rabbitmq_global_messages_redelivered_total',
+      'counter',
+      'Total number of messages redelivered to consumers',
+      (s) => s.node.counters.redeliver,
+    ),
+    m(
+      'rabbitmq_global_messages_acknowledged_total',
+      'counter',
+      'Total number of messages acknowledged by consumers',
+      (s) => s.node.counters.ack,
+    ),
   ],
 });
 
@@ -335,8 +487,12 @@ export const ALARMS = group<Scrape>({
   metrics: [
     // Leveret raises no file descriptor alarm: running out shows as refused connections.
     m('rabbitmq_alarms_file_descriptor_limit', 'gauge', 'is 1 if file descriptor limit alarm is in effect', () => 0),
-    m('rabbitmq_alarms_free_disk_space_watermark', 'gauge', 'is 1 if free disk space watermark alarm is in effect', (s) => (s.ctx.alarms().disk ? 1 : 0)),
-    m('rabbitmq_alarms_memory_used_watermark', 'gauge', 'is 1 if VM memory watermark alarm is in effect', (s) => (s.ctx.alarms().memory ? 1 : 0)),
+    m('rabbitmq_alarms_free_disk_space_watermark', 'gauge', 'is 1 if free disk space watermark alarm is in effect', (s) =>
+      s.ctx.alarms().disk ? 1 : 0,
+    ),
+    m('rabbitmq_alarms_memory_used_watermark', 'gauge', 'is 1 if VM memory watermark alarm is in effect', (s) =>
+      s.ctx.alarms().memory ? 1 : 0,
+    ),
   ],
 });
 

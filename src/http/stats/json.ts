@@ -13,7 +13,13 @@ export interface SampleAsk {
  * RabbitMQ's rendering of counters: `name: value` and `name_details: {rate}`, for the
  * fields named (all by default). With samples asked for, details also carry them.
  */
-export function detailed(fields: readonly string[], values: Float64Array, rates: Float64Array, names: readonly string[] = fields, ask?: SampleAsk): Obj {
+export function detailed(
+  fields: readonly string[],
+  values: Float64Array,
+  rates: Float64Array,
+  names: readonly string[] = fields,
+  ask?: SampleAsk,
+): Obj {
   const out: Obj = {};
   for (const name of names) {
     const i = fields.indexOf(name);

@@ -13,8 +13,18 @@ export interface Kind<T> {
 }
 
 export const CHANNEL_FIELDS = [
-  'publish', 'confirm', 'return_unroutable', 'drop_unroutable',
-  'deliver', 'deliver_no_ack', 'get', 'get_no_ack', 'get_empty', 'deliver_get', 'ack', 'redeliver',
+  'publish',
+  'confirm',
+  'return_unroutable',
+  'drop_unroutable',
+  'deliver',
+  'deliver_no_ack',
+  'get',
+  'get_no_ack',
+  'get_empty',
+  'deliver_get',
+  'ack',
+  'redeliver',
 ] as const;
 
 /** Channel counters in CHANNEL_FIELDS order, added into `out` from `at` (aggregates add many). */
@@ -42,7 +52,19 @@ export const CHANNEL: Kind<ChannelCounters> = {
 };
 
 export const QUEUE: Kind<Queue> = {
-  fields: ['publish', 'deliver', 'deliver_no_ack', 'get', 'get_no_ack', 'deliver_get', 'ack', 'redeliver', 'messages', 'messages_ready', 'messages_unacknowledged'],
+  fields: [
+    'publish',
+    'deliver',
+    'deliver_no_ack',
+    'get',
+    'get_no_ack',
+    'deliver_get',
+    'ack',
+    'redeliver',
+    'messages',
+    'messages_ready',
+    'messages_unacknowledged',
+  ],
   read(q, out) {
     const c = q.counters;
     out[0] = c.published;

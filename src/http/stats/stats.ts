@@ -1,7 +1,17 @@
 import type { Broker } from '../../broker/broker';
 import type { Vhost } from '../../broker/vhost';
 import type { Connection } from '../../server/connection';
-import { CHANNEL, CONNECTION, EXCHANGE, QUEUE, TOTAL_DEPTH_AT, TOTAL_FIELDS, TOTAL_OCTETS_AT, addChannelCounters, type Kind } from './kinds';
+import {
+  CHANNEL,
+  CONNECTION,
+  EXCHANGE,
+  QUEUE,
+  TOTAL_DEPTH_AT,
+  TOTAL_FIELDS,
+  TOTAL_OCTETS_AT,
+  addChannelCounters,
+  type Kind,
+} from './kinds';
 import { History } from './history';
 
 /** An object's row as of the last sample, and its rates per second since the one before. */
@@ -99,7 +109,6 @@ export class Stats {
   vhostRates(v: Vhost): Float64Array {
     return this.rates(v, TOTAL_FIELDS.length);
   }
-
 
   private record<T>(key: object, kind: Kind<T>, source: T, now: number): void {
     const row = new Float64Array(kind.fields.length);

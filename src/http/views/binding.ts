@@ -67,15 +67,24 @@ export function propertiesKey(routingKey: string, args: FieldTable): string {
 
 const sortedKeys = (o: Obj): Obj => {
   const out: Obj = {};
-  for (const k of Object.keys(o).sort()) Object.defineProperty(out, k, { value: o[k], enumerable: true, writable: true, configurable: true });
+  for (const k of Object.keys(o).sort())
+    Object.defineProperty(out, k, { value: o[k], enumerable: true, writable: true, configurable: true });
   return out;
 };
 
 /** Where a new binding is, relative to the request's path: RabbitMQ quotes `~` in keys but not here. */
-export const bindingLocation = (destination: string, propsKey: string): string => `${quotePlus(destination)}/${quotePlus(propsKey).replace(/%7E/g, '~')}`;
+export const bindingLocation = (destination: string, propsKey: string): string =>
+  `${quotePlus(destination)}/${quotePlus(propsKey).replace(/%7E/g, '~')}`;
 
 /** A binding as the management API shows it. */
-export function bindingJson(vhost: string, source: string, destination: string, destinationType: 'queue' | 'exchange', routingKey: string, args: FieldTable): Obj {
+export function bindingJson(
+  vhost: string,
+  source: string,
+  destination: string,
+  destinationType: 'queue' | 'exchange',
+  routingKey: string,
+  args: FieldTable,
+): Obj {
   return {
     source,
     vhost,
@@ -95,7 +104,10 @@ export const storedBindingJson = (vhost: string, b: Binding): Obj =>
  * Every binding of a vhost, the default exchange's implicit ones included (each queue is
  * bound to "" by its own name), optionally only those matching `keep`.
  */
-export function vhostBindings(v: Vhost, keep: (source: string, destKind: 'queue' | 'exchange', dest: string) => boolean = () => true): Obj[] {
+export function vhostBindings(
+  v: Vhost,
+  keep: (source: string, destKind: 'queue' | 'exchange', dest: string) => boolean = () => true,
+): Obj[] {
   const out: Obj[] = [];
   for (const q of v.queues.values()) {
     if (keep('', 'queue', q.name)) out.push(bindingJson(v.name, '', q.name, 'queue', q.name, {}));

@@ -16,7 +16,8 @@ const EXCHANGE_DESCRIPTIONS: Array<[string, string]> = [
 ];
 
 /** The exchange types as /api/overview and /api/nodes list them. */
-export const exchangeTypes = (): Array<Record<string, unknown>> => EXCHANGE_DESCRIPTIONS.map(([name, description]) => ({ name, description, enabled: true }));
+export const exchangeTypes = (): Array<Record<string, unknown>> =>
+  EXCHANGE_DESCRIPTIONS.map(([name, description]) => ({ name, description, enabled: true }));
 
 const AUTH_MECHANISMS = [
   { name: 'AMQPLAIN', description: 'QPid AMQPLAIN mechanism', enabled: true },
@@ -25,7 +26,8 @@ const AUTH_MECHANISMS = [
 
 /** The management listener, as RabbitMQ's `contexts` (its port a string, as RabbitMQ sends it). */
 export function webContexts(ctx: ManagementContext, withNode: boolean): Array<Record<string, unknown>> {
-  return ctx.listeners()
+  return ctx
+    .listeners()
     .filter((l) => l.protocol === 'http' || l.protocol === 'https')
     .map((l) => ({
       ...(withNode ? { node: ctx.nodeName } : {}),
@@ -108,12 +110,33 @@ export class ResourceRates {
 
 /** Counters RabbitMQ keeps about its runtime, I/O and object churn, which the dashboard charts. */
 const ZERO_COUNTERS = [
-  'gc_num', 'gc_bytes_reclaimed', 'context_switches',
-  'io_read_count', 'io_read_bytes', 'io_read_avg_time', 'io_write_count', 'io_write_bytes', 'io_write_avg_time',
-  'io_sync_count', 'io_sync_avg_time', 'io_seek_count', 'io_seek_avg_time', 'io_reopen_count',
-  'mnesia_ram_tx_count', 'mnesia_disk_tx_count', 'msg_store_read_count', 'msg_store_write_count',
-  'queue_index_write_count', 'queue_index_read_count',
-  'connection_created', 'connection_closed', 'channel_created', 'channel_closed', 'queue_declared', 'queue_created', 'queue_deleted',
+  'gc_num',
+  'gc_bytes_reclaimed',
+  'context_switches',
+  'io_read_count',
+  'io_read_bytes',
+  'io_read_avg_time',
+  'io_write_count',
+  'io_write_bytes',
+  'io_write_avg_time',
+  'io_sync_count',
+  'io_sync_avg_time',
+  'io_seek_count',
+  'io_seek_avg_time',
+  'io_reopen_count',
+  'mnesia_ram_tx_count',
+  'mnesia_disk_tx_count',
+  'msg_store_read_count',
+  'msg_store_write_count',
+  'queue_index_write_count',
+  'queue_index_read_count',
+  'connection_created',
+  'connection_closed',
+  'channel_created',
+  'channel_closed',
+  'queue_declared',
+  'queue_created',
+  'queue_deleted',
 ];
 
 /** This node as RabbitMQ 3.10's /api/nodes/{name} shows it, in its key order. */

@@ -24,7 +24,9 @@ const root = document.getElementById('app');
 const ctx = {
   vhost: sessionStorage.getItem('leveret.vhost') ?? '',
   interval: Number(localStorage.getItem('leveret.interval') ?? 5000),
-  go: (hash) => { location.hash = hash; },
+  go: (hash) => {
+    location.hash = hash;
+  },
 };
 
 let current = null;
@@ -40,47 +42,87 @@ function showLogin(message) {
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password' });
   const err = h('div', { class: 'login-error', role: 'alert' }, message ?? '');
   const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Log in');
-  const form = h('form', { class: 'login', onsubmit: async (e) => {
-    e.preventDefault();
-    submit.disabled = true;
-    fill(err);
-    try {
-      await login(user.value, pass.value);
-      start();
-    } catch (x) {
-      fill(err, x.status === 401 ? 'Wrong username or password.' : `Cannot log in: ${x.message}`);
-      submit.disabled = false;
-    }
-  } },
-  h('div', { class: 'login-brand' }, h('img', { src: '/ui/favicon.svg', alt: '' }), h('span', null, 'Leveret')),
-  h('p', { class: 'muted' }, 'Log in with a broker user to manage queues, exchanges and connections.'),
-  h('label', { class: 'field' }, h('span', null, 'Username'), user),
-  h('label', { class: 'field' }, h('span', null, 'Password'), pass),
-  err, submit);
+  const form = h(
+    'form',
+    {
+      class: 'login',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        submit.disabled = true;
+        fill(err);
+        try {
+          await login(user.value, pass.value);
+          start();
+        } catch (x) {
+          fill(err, x.status === 401 ? 'Wrong username or password.' : `Cannot log in: ${x.message}`);
+          submit.disabled = false;
+        }
+      },
+    },
+    h('div', { class: 'login-brand' }, h('img', { src: '/ui/favicon.svg', alt: '' }), h('span', null, 'Leveret')),
+    h('p', { class: 'muted' }, 'Log in with a broker user to manage queues, exchanges and connections.'),
+    h('label', { class: 'field' }, h('span', null, 'Username'), user),
+    h('label', { class: 'field' }, h('span', null, 'Password'), pass),
+    err,
+    submit,
+  );
   fill(root, h('div', { class: 'login-screen' }, form));
   user.focus();
 }
 
 function shell() {
-  const nav = h('nav', { class: 'nav' }, NAV.map(([id, label]) => h('a', { href: `#/${id}`, dataset: { id } }, label)));
-  vhostSelect = h('select', { class: 'vhost', 'aria-label': 'Virtual host', onchange: () => {
-    ctx.vhost = vhostSelect.value;
-    sessionStorage.setItem('leveret.vhost', ctx.vhost);
-    route();
-  } }, h('option', { value: '' }, 'All vhosts'));
-  const interval = h('select', { 'aria-label': 'Refresh every', onchange: () => {
-    ctx.interval = Number(interval.value);
-    localStorage.setItem('leveret.interval', String(ctx.interval));
-    schedule();
-  } }, [[2000, 'Every 2 s'], [5000, 'Every 5 s'], [10000, 'Every 10 s'], [30000, 'Every 30 s'], [0, 'Paused']]
-    .map(([v, l]) => h('option', { value: String(v), selected: v === ctx.interval }, l)));
+  const nav = h(
+    'nav',
+    { class: 'nav' },
+    NAV.map(([id, label]) => h('a', { href: `#/${id}`, dataset: { id } }, label)),
+  );
+  vhostSelect = h(
+    'select',
+    {
+      class: 'vhost',
+      'aria-label': 'Virtual host',
+      onchange: () => {
+        ctx.vhost = vhostSelect.value;
+        sessionStorage.setItem('leveret.vhost', ctx.vhost);
+        route();
+      },
+    },
+    h('option', { value: '' }, 'All vhosts'),
+  );
+  const interval = h(
+    'select',
+    {
+      'aria-label': 'Refresh every',
+      onchange: () => {
+        ctx.interval = Number(interval.value);
+        localStorage.setItem('leveret.interval', String(ctx.interval));
+        schedule();
+      },
+    },
+    [
+      [2000, 'Every 2 s'],
+      [5000, 'Every 5 s'],
+      [10000, 'Every 10 s'],
+      [30000, 'Every 30 s'],
+      [0, 'Paused'],
+    ].map(([v, l]) => h('option', { value: String(v), selected: v === ctx.interval }, l)),
+  );
   statusEl = h('span', { class: 'status', title: 'Last refresh' });
-  const header = h('header', { class: 'top' },
+  const header = h(
+    'header',
+    { class: 'top' },
     h('a', { class: 'brand', href: '#/overview' }, h('img', { src: '/ui/favicon.svg', alt: '' }), 'Leveret'),
     nav,
-    h('div', { class: 'top-right' }, statusEl, vhostSelect, interval,
+    h(
+      'div',
+      { class: 'top-right' },
+      statusEl,
+      vhostSelect,
+      interval,
       h('span', { class: 'user', title: 'Logged in as' }, username()),
-      h('button', { type: 'button', class: 'btn ghost small', onclick: () => logout() }, 'Log out')));
+      h('button', { type: 'button', class: 'btn ghost small', onclick: () => logout() }, 'Log out'),
+    ),
+  );
   const main = h('main', { id: 'view' });
   fill(root, header, main);
   loadVhosts();
@@ -90,7 +132,11 @@ async function loadVhosts() {
   try {
     const list = await api('/api/vhosts');
     const names = (Array.isArray(list) ? list : []).map((v) => String(v?.name ?? '')).sort();
-    fill(vhostSelect, h('option', { value: '' }, 'All vhosts'), names.map((n) => h('option', { value: n, selected: n === ctx.vhost }, n)));
+    fill(
+      vhostSelect,
+      h('option', { value: '' }, 'All vhosts'),
+      names.map((n) => h('option', { value: n, selected: n === ctx.vhost }, n)),
+    );
     if (ctx.vhost && !names.includes(ctx.vhost)) ctx.vhost = '';
   } catch {
     // A user who may not list vhosts still sees everything else.
@@ -98,13 +144,16 @@ async function loadVhosts() {
 }
 
 function parseHash() {
-  const parts = location.hash.replace(/^#\/?/, '').split('/').map((p) => {
-    try {
-      return decodeURIComponent(p);
-    } catch {
-      return p;
-    }
-  });
+  const parts = location.hash
+    .replace(/^#\/?/, '')
+    .split('/')
+    .map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        return p;
+      }
+    });
   return { page: parts[0] || 'overview', args: parts.slice(1) };
 }
 

@@ -23,22 +23,49 @@ export function chart(title, series, { fmt = short, height = 190 } = {}) {
   let plot = null;
 
   const make = (width) => {
-    plot = new uPlot({
-      width,
-      height,
-      legend: { show: false },
-      cursor: { drag: { x: false, y: false }, points: { size: 6 } },
-      padding: [8, 24, 0, 0],
-      // At least two minutes wide, so the first samples sit at the right edge of a real time axis.
-      scales: { x: { time: true, range: xRange }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
-      axes: [
-        { stroke: '#6b7280', grid: { stroke: '#eef0f3', width: 1 }, ticks: { show: false }, font: '11px system-ui, sans-serif', space: 70, size: 30,
-          values: (_u, splits) => splits.map(clock) },
-        { stroke: '#6b7280', grid: { stroke: '#eef0f3', width: 1 }, ticks: { show: false }, size: 46, font: '11px system-ui, sans-serif',
-          values: (_u, splits) => splits.map(short) },
-      ],
-      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: s.color, width: 2, fill: i === 0 ? `${s.color}18` : undefined, points: { show: false }, spanGaps: false }))],
-    }, data, plotEl);
+    plot = new uPlot(
+      {
+        width,
+        height,
+        legend: { show: false },
+        cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+        padding: [8, 24, 0, 0],
+        // At least two minutes wide, so the first samples sit at the right edge of a real time axis.
+        scales: { x: { time: true, range: xRange }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+        axes: [
+          {
+            stroke: '#6b7280',
+            grid: { stroke: '#eef0f3', width: 1 },
+            ticks: { show: false },
+            font: '11px system-ui, sans-serif',
+            space: 70,
+            size: 30,
+            values: (_u, splits) => splits.map(clock),
+          },
+          {
+            stroke: '#6b7280',
+            grid: { stroke: '#eef0f3', width: 1 },
+            ticks: { show: false },
+            size: 46,
+            font: '11px system-ui, sans-serif',
+            values: (_u, splits) => splits.map(short),
+          },
+        ],
+        series: [
+          {},
+          ...series.map((s, i) => ({
+            label: s.label,
+            stroke: s.color,
+            width: 2,
+            fill: i === 0 ? `${s.color}18` : undefined,
+            points: { show: false },
+            spanGaps: false,
+          })),
+        ],
+      },
+      data,
+      plotEl,
+    );
   };
 
   const ro = new ResizeObserver(() => {
@@ -50,8 +77,19 @@ export function chart(title, series, { fmt = short, height = 190 } = {}) {
   ro.observe(plotEl);
 
   const drawLegend = (values) => {
-    fill(legend, series.map((s, i) => h('span', { class: 'legend-item' },
-      h('i', { style: `background:${s.color}` }), s.label, ' ', h('b', null, values ? fmt(values[i]) : '—'))));
+    fill(
+      legend,
+      series.map((s, i) =>
+        h(
+          'span',
+          { class: 'legend-item' },
+          h('i', { style: `background:${s.color}` }),
+          s.label,
+          ' ',
+          h('b', null, values ? fmt(values[i]) : '—'),
+        ),
+      ),
+    );
   };
   drawLegend(null);
 

@@ -60,7 +60,11 @@ export function value(v, depth = 0) {
   const keys = isArray ? v.map((_, i) => i) : Object.keys(v);
   if (keys.length === 0) return h('span', { class: 'v-null' }, isArray ? '[]' : '{}');
   if (depth >= MAX_DEPTH) {
-    return h('span', { class: 'v-deep', title: `nested deeper than ${MAX_DEPTH} levels: not shown` }, isArray ? `[… ${keys.length}]` : `{… ${keys.length}}`);
+    return h(
+      'span',
+      { class: 'v-deep', title: `nested deeper than ${MAX_DEPTH} levels: not shown` },
+      isArray ? `[… ${keys.length}]` : `{… ${keys.length}}`,
+    );
   }
   const list = h('dl', { class: 'kv' + (depth > 0 ? ' nested' : '') });
   for (const k of keys.slice(0, MAX_KEYS)) {

@@ -14,17 +14,24 @@ export function table(columns, { empty = 'Nothing here.', onSort, sortState } = 
   const body = h('tbody');
   const el = h('div', { class: 'table-wrap' }, h('table', { class: 'grid' }, h('thead', null, head), body));
   const drawHead = () => {
-    fill(head, columns.map((c) => {
-      const sorted = sortState && c.sort && sortState.sort === c.sort;
-      const th = h('th', { class: (c.num ? 'num ' : '') + (c.sort && onSort ? 'sortable ' : '') + (sorted ? 'sorted' : ''), title: c.title },
-        c.label, sorted ? h('span', { class: 'arrow' }, sortState.reverse ? ' ▾' : ' ▴') : null);
-      if (c.sort && onSort) {
-        th.tabIndex = 0;
-        th.addEventListener('click', () => onSort(c.sort));
-        th.addEventListener('keydown', (e) => e.key === 'Enter' && onSort(c.sort));
-      }
-      return th;
-    }));
+    fill(
+      head,
+      columns.map((c) => {
+        const sorted = sortState && c.sort && sortState.sort === c.sort;
+        const th = h(
+          'th',
+          { class: (c.num ? 'num ' : '') + (c.sort && onSort ? 'sortable ' : '') + (sorted ? 'sorted' : ''), title: c.title },
+          c.label,
+          sorted ? h('span', { class: 'arrow' }, sortState.reverse ? ' ▾' : ' ▴') : null,
+        );
+        if (c.sort && onSort) {
+          th.tabIndex = 0;
+          th.addEventListener('click', () => onSort(c.sort));
+          th.addEventListener('keydown', (e) => e.key === 'Enter' && onSort(c.sort));
+        }
+        return th;
+      }),
+    );
   };
   drawHead();
   return {
@@ -36,8 +43,16 @@ export function table(columns, { empty = 'Nothing here.', onSort, sortState } = 
         fill(body, h('tr', { class: 'empty' }, h('td', { colSpan: columns.length }, note ?? empty)));
         return;
       }
-      fill(body, items.map((row) => h('tr', { dataset: key ? { key: key(row) } : undefined },
-        columns.map((c) => h('td', { class: c.num ? 'num' : c.class }, cellOf(c, row))))));
+      fill(
+        body,
+        items.map((row) =>
+          h(
+            'tr',
+            { dataset: key ? { key: key(row) } : undefined },
+            columns.map((c) => h('td', { class: c.num ? 'num' : c.class }, cellOf(c, row))),
+          ),
+        ),
+      );
     },
   };
 }
@@ -59,7 +74,14 @@ const states = new Map();
 export function pagedList({ id, path, columns, vhost, defaultSort = 'name', empty, toolbarExtra }) {
   const st = states.get(id) ?? { page: 1, pageSize: 100, name: '', regex: false, sort: defaultSort, reverse: false };
   states.set(id, st);
-  const sortState = { get sort() { return st.sort; }, get reverse() { return st.reverse; } };
+  const sortState = {
+    get sort() {
+      return st.sort;
+    },
+    get reverse() {
+      return st.reverse;
+    },
+  };
   let refreshNow = () => {};
   const t = table(columns, {
     empty,
@@ -76,30 +98,102 @@ export function pagedList({ id, path, columns, vhost, defaultSort = 'name', empt
     },
   });
   let timer;
-  const filter = h('input', { type: 'search', class: 'filter', placeholder: 'Filter by name…', value: st.name, 'aria-label': 'Filter by name',
+  const filter = h('input', {
+    type: 'search',
+    class: 'filter',
+    placeholder: 'Filter by name…',
+    value: st.name,
+    'aria-label': 'Filter by name',
     oninput: () => {
       clearTimeout(timer);
-      timer = setTimeout(() => { st.name = filter.value; st.page = 1; refreshNow(); }, 250);
-    } });
-  const regex = h('input', { type: 'checkbox', checked: st.regex, onchange: () => { st.regex = regex.checked; st.page = 1; refreshNow(); } });
-  const size = h('select', { 'aria-label': 'Rows per page', onchange: () => { st.pageSize = Number(size.value); st.page = 1; refreshNow(); } },
-    [20, 50, 100, 500].map((n) => h('option', { value: String(n), selected: n === st.pageSize }, `${n} / page`)));
+      timer = setTimeout(() => {
+        st.name = filter.value;
+        st.page = 1;
+        refreshNow();
+      }, 250);
+    },
+  });
+  const regex = h('input', {
+    type: 'checkbox',
+    checked: st.regex,
+    onchange: () => {
+      st.regex = regex.checked;
+      st.page = 1;
+      refreshNow();
+    },
+  });
+  const size = h(
+    'select',
+    {
+      'aria-label': 'Rows per page',
+      onchange: () => {
+        st.pageSize = Number(size.value);
+        st.page = 1;
+        refreshNow();
+      },
+    },
+    [20, 50, 100, 500].map((n) => h('option', { value: String(n), selected: n === st.pageSize }, `${n} / page`)),
+  );
   const info = h('span', { class: 'muted count' });
   const pageLabel = h('span', { class: 'page-label' });
-  const prev = h('button', { type: 'button', class: 'btn small', onclick: () => { st.page--; refreshNow(); } }, '‹ Prev');
-  const next = h('button', { type: 'button', class: 'btn small', onclick: () => { st.page++; refreshNow(); } }, 'Next ›');
+  const prev = h(
+    'button',
+    {
+      type: 'button',
+      class: 'btn small',
+      onclick: () => {
+        st.page--;
+        refreshNow();
+      },
+    },
+    '‹ Prev',
+  );
+  const next = h(
+    'button',
+    {
+      type: 'button',
+      class: 'btn small',
+      onclick: () => {
+        st.page++;
+        refreshNow();
+      },
+    },
+    'Next ›',
+  );
   const error = h('div', { class: 'inline-error', hidden: true });
-  const el = h('div', { class: 'paged' },
-    h('div', { class: 'toolbar' }, filter, h('label', { class: 'check' }, regex, 'Regex'), toolbarExtra ?? null,
-      h('span', { class: 'spacer' }), info, size, prev, pageLabel, next),
-    error, t.el);
+  const el = h(
+    'div',
+    { class: 'paged' },
+    h(
+      'div',
+      { class: 'toolbar' },
+      filter,
+      h('label', { class: 'check' }, regex, 'Regex'),
+      toolbarExtra ?? null,
+      h('span', { class: 'spacer' }),
+      info,
+      size,
+      prev,
+      pageLabel,
+      next,
+    ),
+    error,
+    t.el,
+  );
 
   // Answers can cross (typing in the filter): only the latest request's answer is drawn.
   let seq = 0;
   async function refresh() {
     const mine = ++seq;
-    const q = new URLSearchParams({ page: String(st.page), page_size: String(st.pageSize), name: st.name, use_regex: String(st.regex),
-      sort: st.sort, sort_reverse: String(st.reverse), pagination: 'true' });
+    const q = new URLSearchParams({
+      page: String(st.page),
+      page_size: String(st.pageSize),
+      name: st.name,
+      use_regex: String(st.regex),
+      sort: st.sort,
+      sort_reverse: String(st.reverse),
+      pagination: 'true',
+    });
     const base = vhost() ? `${path}/${encodeURIComponent(vhost())}` : path;
     let res;
     try {
@@ -118,7 +212,7 @@ export function pagedList({ id, path, columns, vhost, defaultSort = 'name', empt
     }
     if (mine !== seq) return;
     error.hidden = true;
-    const paged = Array.isArray(res) ? pageLocally(res, st) : res ?? {};
+    const paged = Array.isArray(res) ? pageLocally(res, st) : (res ?? {});
     const items = Array.isArray(paged.items) ? paged.items : [];
     const pageCount = Math.max(1, Number(paged.page_count) || 1);
     if (st.page > pageCount) st.page = pageCount;
@@ -161,5 +255,11 @@ function pageLocally(all, st) {
   });
   const pageCount = Math.max(1, Math.ceil(filtered / st.pageSize));
   const page = Math.min(st.page, pageCount);
-  return { items: items.slice((page - 1) * st.pageSize, page * st.pageSize), page, page_count: pageCount, filtered_count: filtered, total_count: all.length };
+  return {
+    items: items.slice((page - 1) * st.pageSize, page * st.pageSize),
+    page,
+    page_count: pageCount,
+    filtered_count: filtered,
+    total_count: all.length,
+  };
 }

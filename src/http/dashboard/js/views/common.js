@@ -10,12 +10,19 @@ export function stat(label, extraClass = '') {
 }
 
 export function queueLink(vhost, name) {
-  return h('a', { href: `#/queues/${seg(vhost ?? '')}/${seg(name ?? '')}`, class: 'name' }, name === '' ? '(AMQP default)' : String(name ?? '—'));
+  return h(
+    'a',
+    { href: `#/queues/${seg(vhost ?? '')}/${seg(name ?? '')}`, class: 'name' },
+    name === '' ? '(AMQP default)' : String(name ?? '—'),
+  );
 }
 
 export function exchangeLink(vhost, name) {
-  return h('a', { href: `#/exchanges/${seg(vhost ?? '')}/${seg(name === '' ? 'amq.default' : name ?? '')}`, class: 'name' },
-    name === '' ? '(AMQP default)' : String(name ?? '—'));
+  return h(
+    'a',
+    { href: `#/exchanges/${seg(vhost ?? '')}/${seg(name === '' ? 'amq.default' : (name ?? ''))}`, class: 'name' },
+    name === '' ? '(AMQP default)' : String(name ?? '—'),
+  );
 }
 
 export function vhostCell(v) {
@@ -49,8 +56,10 @@ export function onPublish(ctx, vhost, exchange, routingKey, fields, unrouted) {
     const properties = { delivery_mode: fields.persistent.checked ? 2 : 1 };
     if (hdrs) properties.headers = hdrs;
     try {
-      const r = await api(`/api/exchanges/${seg(vhost)}/${seg(exchange)}/publish`, { method: 'POST',
-        body: { properties, routing_key: routingKey(), payload: fields.payload.value, payload_encoding: 'string' } });
+      const r = await api(`/api/exchanges/${seg(vhost)}/${seg(exchange)}/publish`, {
+        method: 'POST',
+        body: { properties, routing_key: routingKey(), payload: fields.payload.value, payload_encoding: 'string' },
+      });
       flash(form, r?.routed === false ? unrouted : 'Message published.', r?.routed === false ? 'error' : 'ok');
       ctx.refresh();
     } catch (x) {

@@ -60,21 +60,40 @@ export function channels(root, ctx) {
       { label: 'Channel', sort: 'name', cell: (c) => h('span', { class: 'name' }, clip(text(c.name), 200)) },
       { label: 'Vhost', sort: 'vhost', cell: (c) => vhostCell(c.vhost) },
       { label: 'User', sort: 'user', cell: (c) => text(c.user) },
-      { label: 'Mode', cell: (c) => [c.confirm ? badge('confirm', 'feat') : null, c.transactional ? badge('tx', 'feat') : null].filter(Boolean) },
+      {
+        label: 'Mode',
+        cell: (c) => [c.confirm ? badge('confirm', 'feat') : null, c.transactional ? badge('tx', 'feat') : null].filter(Boolean),
+      },
       { label: 'State', sort: 'state', cell: (c) => stateBadge(c.state) },
       { label: 'Prefetch', sort: 'prefetch_count', num: true, cell: (c) => num(c.prefetch_count) },
       { label: 'Unacked', sort: 'messages_unacknowledged', num: true, cell: (c) => num(c.messages_unacknowledged) },
       { label: 'Consumers', sort: 'consumer_count', num: true, cell: (c) => num(c.consumer_count) },
-      { label: 'Publish', sort: 'message_stats.publish_details.rate', num: true, cell: (c) => rate(get(c, 'message_stats.publish_details.rate')) },
-      { label: 'Deliver', sort: 'message_stats.deliver_get_details.rate', num: true, cell: (c) => rate(get(c, 'message_stats.deliver_get_details.rate')) },
+      {
+        label: 'Publish',
+        sort: 'message_stats.publish_details.rate',
+        num: true,
+        cell: (c) => rate(get(c, 'message_stats.publish_details.rate')),
+      },
+      {
+        label: 'Deliver',
+        sort: 'message_stats.deliver_get_details.rate',
+        num: true,
+        cell: (c) => rate(get(c, 'message_stats.deliver_get_details.rate')),
+      },
       { label: 'Ack', sort: 'message_stats.ack_details.rate', num: true, cell: (c) => rate(get(c, 'message_stats.ack_details.rate')) },
-      { label: '', cell: (c) => {
-        const conn = get(c, 'connection_details.name');
-        return conn ? button('Close connection', () => closeConnection(String(conn), root, ctx), 'danger small') : '—';
-      } },
+      {
+        label: '',
+        cell: (c) => {
+          const conn = get(c, 'connection_details.name');
+          return conn ? button('Close connection', () => closeConnection(String(conn), root, ctx), 'danger small') : '—';
+        },
+      },
     ],
   });
-  root.append(heading('Channels'), h('p', { class: 'muted' }, 'AMQP has no way to close one channel from outside: closing acts on the channel\u2019s connection.'),
-    h('section', { class: 'card flush' }, list.el));
+  root.append(
+    heading('Channels'),
+    h('p', { class: 'muted' }, 'AMQP has no way to close one channel from outside: closing acts on the channel\u2019s connection.'),
+    h('section', { class: 'card flush' }, list.el),
+  );
   return { refresh: list.refresh };
 }

@@ -27,8 +27,18 @@ export function exchanges(root, ctx) {
       { label: 'Type', sort: 'type', cell: (x) => text(x.type) },
       { label: 'Features', cell: features },
       { label: 'Policy', sort: 'policy', cell: (x) => (x.policy ? badge(String(x.policy), 'policy') : '—') },
-      { label: 'In', sort: 'message_stats.publish_in_details.rate', num: true, cell: (x) => rate(get(x, 'message_stats.publish_in_details.rate')) },
-      { label: 'Out', sort: 'message_stats.publish_out_details.rate', num: true, cell: (x) => rate(get(x, 'message_stats.publish_out_details.rate')) },
+      {
+        label: 'In',
+        sort: 'message_stats.publish_in_details.rate',
+        num: true,
+        cell: (x) => rate(get(x, 'message_stats.publish_in_details.rate')),
+      },
+      {
+        label: 'Out',
+        sort: 'message_stats.publish_out_details.rate',
+        num: true,
+        cell: (x) => rate(get(x, 'message_stats.publish_out_details.rate')),
+      },
     ],
   });
   root.append(heading('Exchanges'), h('section', { class: 'card flush' }, list.el));
@@ -48,8 +58,12 @@ export function exchangePage(root, ctx, vhost, name) {
     { label: 'Routing key', cell: (b) => h('code', null, clip(text(b.routing_key), 300)) },
     { label: 'Arguments', cell: (b) => value(b.arguments) },
   ];
-  const from = table(bindingCols({ label: 'To', cell: (b) => h('span', null, destinationLink(b), ' ', badge(text(b.destination_type))) }), { empty: 'No bindings from this exchange.' });
-  const to = table(bindingCols({ label: 'From exchange', cell: (b) => exchangeLink(b.vhost, b.source) }), { empty: 'No bindings to this exchange.' });
+  const from = table(bindingCols({ label: 'To', cell: (b) => h('span', null, destinationLink(b), ' ', badge(text(b.destination_type))) }), {
+    empty: 'No bindings from this exchange.',
+  });
+  const to = table(bindingCols({ label: 'From exchange', cell: (b) => exchangeLink(b.vhost, b.source) }), {
+    empty: 'No bindings to this exchange.',
+  });
   root.append(
     h('div', { class: 'crumbs' }, h('a', { href: '#/exchanges' }, 'Exchanges'), ' › vhost ', h('code', null, clip(vhost, 200))),
     heading(name === 'amq.default' ? '(AMQP default)' : clip(name, 300)),
@@ -68,7 +82,9 @@ export function exchangePage(root, ctx, vhost, name) {
       if (e.status !== 404) throw e;
       const all = await api(`/api/bindings/${seg(vhost)}`);
       const key = name === 'amq.default' ? '' : name;
-      return (Array.isArray(all) ? all : []).filter((b) => (dir === 'source' ? b.source === key : b.destination_type === 'exchange' && b.destination === key));
+      return (Array.isArray(all) ? all : []).filter((b) =>
+        dir === 'source' ? b.source === key : b.destination_type === 'exchange' && b.destination === key,
+      );
     }
   }
 
@@ -86,14 +102,27 @@ export function exchangePage(root, ctx, vhost, name) {
         throw e;
       }
       missing.hidden = true;
-      fill(details, h('dl', { class: 'kv' },
-        h('dt', null, 'Vhost'), h('dd', null, text(x.vhost ?? vhost)),
-        h('dt', null, 'Type'), h('dd', null, text(x.type)),
-        h('dt', null, 'Features'), h('dd', null, features(x)),
-        h('dt', null, 'Policy'), h('dd', null, text(x.policy)),
-        h('dt', null, 'Arguments'), h('dd', null, value(x.arguments)),
-        h('dt', null, 'Publish in'), h('dd', null, rate(get(x, 'message_stats.publish_in_details.rate'))),
-        h('dt', null, 'Publish out'), h('dd', null, rate(get(x, 'message_stats.publish_out_details.rate')))));
+      fill(
+        details,
+        h(
+          'dl',
+          { class: 'kv' },
+          h('dt', null, 'Vhost'),
+          h('dd', null, text(x.vhost ?? vhost)),
+          h('dt', null, 'Type'),
+          h('dd', null, text(x.type)),
+          h('dt', null, 'Features'),
+          h('dd', null, features(x)),
+          h('dt', null, 'Policy'),
+          h('dd', null, text(x.policy)),
+          h('dt', null, 'Arguments'),
+          h('dd', null, value(x.arguments)),
+          h('dt', null, 'Publish in'),
+          h('dd', null, rate(get(x, 'message_stats.publish_in_details.rate'))),
+          h('dt', null, 'Publish out'),
+          h('dd', null, rate(get(x, 'message_stats.publish_out_details.rate'))),
+        ),
+      );
       const [s, d] = await Promise.allSettled([bindingsOf('source'), bindingsOf('destination')]);
       from.rows(s.status === 'fulfilled' ? s.value : []);
       to.rows(d.status === 'fulfilled' ? d.value : []);
@@ -105,9 +134,17 @@ function publishForm(ctx, vhost, exchange) {
   const key = h('input', { placeholder: 'routing key' });
   const fields = publishFields();
   const { payload, headers, persistent } = fields;
-  const form = h('form', { class: 'sub-form', onsubmit: onPublish(ctx, vhost, exchange, () => key.value, fields, 'Published, but no queue was bound for it.') },
-  h('div', { class: 'row' }, field('Routing key', key), field('Headers (JSON)', headers)),
-  field('Payload', payload),
-  h('div', { class: 'row' }, h('label', { class: 'check' }, persistent, 'Persistent'), h('button', { type: 'submit', class: 'btn' }, 'Publish')));
+  const form = h(
+    'form',
+    { class: 'sub-form', onsubmit: onPublish(ctx, vhost, exchange, () => key.value, fields, 'Published, but no queue was bound for it.') },
+    h('div', { class: 'row' }, field('Routing key', key), field('Headers (JSON)', headers)),
+    field('Payload', payload),
+    h(
+      'div',
+      { class: 'row' },
+      h('label', { class: 'check' }, persistent, 'Persistent'),
+      h('button', { type: 'submit', class: 'btn' }, 'Publish'),
+    ),
+  );
   return form;
 }

@@ -8,16 +8,24 @@ import { table } from '../table.js';
 import { stat, queueLink, vhostCell, heading } from './common.js';
 
 export function overview(root, ctx) {
-  const rates = chart('Message rates', [
-    { label: 'Publish (in)', color: '#2f6fde' },
-    { label: 'Deliver / get (out)', color: '#1f9d74' },
-    { label: 'Ack', color: '#d9622b' },
-  ], { fmt: rate });
-  const queued = chart('Queued messages', [
-    { label: 'Ready', color: '#2f6fde' },
-    { label: 'Unacked', color: '#e0a526' },
-    { label: 'Total', color: '#6b7280' },
-  ], { fmt: num });
+  const rates = chart(
+    'Message rates',
+    [
+      { label: 'Publish (in)', color: '#2f6fde' },
+      { label: 'Deliver / get (out)', color: '#1f9d74' },
+      { label: 'Ack', color: '#d9622b' },
+    ],
+    { fmt: rate },
+  );
+  const queued = chart(
+    'Queued messages',
+    [
+      { label: 'Ready', color: '#2f6fde' },
+      { label: 'Unacked', color: '#e0a526' },
+      { label: 'Total', color: '#6b7280' },
+    ],
+    { fmt: num },
+  );
   const tiles = {
     connections: stat('Connections'),
     channels: stat('Channels'),
@@ -27,20 +35,27 @@ export function overview(root, ctx) {
     messages: stat('Queued messages', 'accent'),
   };
   const node = h('div', { class: 'node-info muted' });
-  const top = table([
-    { label: 'Queue', cell: (q) => queueLink(q.vhost, q.name) },
-    { label: 'Vhost', cell: (q) => vhostCell(q.vhost) },
-    { label: 'Ready', num: true, cell: (q) => num(q.messages_ready) },
-    { label: 'Unacked', num: true, cell: (q) => num(q.messages_unacknowledged) },
-    { label: 'Total', num: true, cell: (q) => num(q.messages) },
-    { label: 'In', num: true, cell: (q) => rate(get(q, 'message_stats.publish_details.rate')) },
-    { label: 'Out', num: true, cell: (q) => rate(get(q, 'message_stats.deliver_get_details.rate')) },
-    { label: 'Consumers', num: true, cell: (q) => num(q.consumers) },
-  ], { empty: 'No queues yet.' });
+  const top = table(
+    [
+      { label: 'Queue', cell: (q) => queueLink(q.vhost, q.name) },
+      { label: 'Vhost', cell: (q) => vhostCell(q.vhost) },
+      { label: 'Ready', num: true, cell: (q) => num(q.messages_ready) },
+      { label: 'Unacked', num: true, cell: (q) => num(q.messages_unacknowledged) },
+      { label: 'Total', num: true, cell: (q) => num(q.messages) },
+      { label: 'In', num: true, cell: (q) => rate(get(q, 'message_stats.publish_details.rate')) },
+      { label: 'Out', num: true, cell: (q) => rate(get(q, 'message_stats.deliver_get_details.rate')) },
+      { label: 'Consumers', num: true, cell: (q) => num(q.consumers) },
+    ],
+    { empty: 'No queues yet.' },
+  );
 
   root.append(
     heading('Overview', node),
-    h('div', { class: 'stats' }, Object.values(tiles).map((t) => t.el)),
+    h(
+      'div',
+      { class: 'stats' },
+      Object.values(tiles).map((t) => t.el),
+    ),
     h('div', { class: 'charts' }, h('section', { class: 'card' }, rates.el), h('section', { class: 'card' }, queued.el)),
     card('Deepest queues', top.el),
   );
@@ -61,7 +76,9 @@ export function overview(root, ctx) {
         if (!seeded) {
           seeded = true;
           rates.seed(rows([rateHistory(ms.publish_details), rateHistory(ms.deliver_get_details), rateHistory(ms.ack_details)]));
-          queued.seed(rows([lengths(qt.messages_ready_details), lengths(qt.messages_unacknowledged_details), lengths(qt.messages_details)]));
+          queued.seed(
+            rows([lengths(qt.messages_ready_details), lengths(qt.messages_unacknowledged_details), lengths(qt.messages_details)]),
+          );
         }
         rates.push([get(ms, 'publish_details.rate'), get(ms, 'deliver_get_details.rate'), get(ms, 'ack_details.rate')]);
         queued.push([qt.messages_ready, qt.messages_unacknowledged, qt.messages]);
@@ -76,7 +93,11 @@ export function overview(root, ctx) {
         const v = deep.value;
         top.rows((Array.isArray(v) ? [...v].sort((a, b) => (b.messages ?? 0) - (a.messages ?? 0)).slice(0, 8) : v?.items) ?? []);
       } else {
-        top.rows([], undefined, deep.reason?.status === 404 ? 'This server does not list queues yet.' : `Could not load queues: ${deep.reason?.message}`);
+        top.rows(
+          [],
+          undefined,
+          deep.reason?.status === 404 ? 'This server does not list queues yet.' : `Could not load queues: ${deep.reason?.message}`,
+        );
       }
       if (o.status === 'rejected') throw o.reason;
     },
