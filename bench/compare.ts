@@ -30,6 +30,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Connection, parseUri } from './client';
 import { sampleProc } from './proc';
+import { CONSUMER_OPTS, SCENARIO_ARGS } from './scenarios';
 
 const ROOT = resolve(__dirname, '..', '..', '..');
 const BENCH = join(ROOT, 'bench');
@@ -116,7 +117,7 @@ interface Scenario {
   ) => Promise<{ result: PerfResult | null; error: string | null }>;
 }
 
-const consumerOpts = ['--prefetch', '1000', '--multi-ack-every', '100'];
+const consumerOpts = CONSUMER_OPTS;
 const RECOVERY_QUEUE = 'bench-recovery';
 const RECOVERY_DRAIN_ARGS = [
   '--consume-only',
@@ -142,57 +143,31 @@ const SCENARIOS: Scenario[] = [
   {
     id: 'a',
     title: '1 producer → 1 consumer, 16 B transient, prefetch 1000, multi-ack every 100',
-    args: ['--producers', '1', '--consumers', '1', '--size', '16', ...consumerOpts],
+    args: SCENARIO_ARGS.a,
     target: throughput,
   },
   {
     id: 'b',
     title: '1 producer → 1 consumer, 1 KB transient, prefetch 1000, multi-ack every 100',
-    args: ['--producers', '1', '--consumers', '1', '--size', '1024', ...consumerOpts],
+    args: SCENARIO_ARGS.b,
     target: throughput,
   },
   {
     id: 'c',
     title: '1 → 1, 1 KB persistent, confirms (window 256), durable queue',
-    args: [
-      '--producers',
-      '1',
-      '--consumers',
-      '1',
-      '--size',
-      '1024',
-      '--persistent',
-      '--confirm',
-      '256',
-      '--durable-queue',
-      ...consumerOpts,
-    ],
+    args: SCENARIO_ARGS.c,
     target: throughput,
   },
   {
     id: 'd',
     title: 'fanout 1 → 50 queues, one consumer (connection) per queue, 16 B',
-    args: ['--producers', '1', '--fanout-queues', '50', '--size', '16', ...consumerOpts],
+    args: SCENARIO_ARGS.d,
     target: throughput,
   },
   {
     id: 'e',
     title: 'topic exchange with 10,000 bindings; 1,000 routing keys, each matching one binding; 16 B',
-    args: [
-      '--producers',
-      '1',
-      '--consumers',
-      '1',
-      '--exchange-type',
-      'topic',
-      '--bindings',
-      '10000',
-      '--routing-keys',
-      '1000',
-      '--size',
-      '16',
-      ...consumerOpts,
-    ],
+    args: SCENARIO_ARGS.e,
     target: throughput,
   },
   {
@@ -227,7 +202,7 @@ const SCENARIOS: Scenario[] = [
   {
     id: 'h',
     title: 'latency at a fixed 5,000 msg/s, 1 → 1, 16 B',
-    args: ['--producers', '1', '--consumers', '1', '--rate', '5000', '--size', '16', ...consumerOpts],
+    args: SCENARIO_ARGS.h,
     target: { metric: 'p99', text: 'p99 latency ≤ ½ RabbitMQ', pass: (r) => r <= 0.5, higherIsBetter: false },
   },
   {
