@@ -291,8 +291,8 @@ describe('Dockerfile shape (the lint)', () => {
     const vol = /^\s+-\s+([\w-]+):\/var\/lib\/leveret\s*$/m.exec(compose);
     expect(vol, 'a named volume on /var/lib/leveret').not.toBeNull();
     expect(compose).toMatch(new RegExp(`^volumes:\\s*\\n\\s+${vol![1]}:`, 'm'));
-    expect(compose).toMatch(/"5672:5672"/);
-    expect(compose).toMatch(/"15672:15672"/);
+    expect(compose).toMatch(/['"]5672:5672['"]/);
+    expect(compose).toMatch(/['"]15672:15672['"]/);
   });
 });
 
