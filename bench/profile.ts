@@ -30,6 +30,7 @@ const USAGE = `Usage: npm run bench:profile -- <scenario> [options]
   --warmup S            seconds of load before measuring (default 1)
   --top N               rows in the function table (default 30)
   --broker-arg ARG      pass ARG to the broker (repeatable), e.g. --broker-arg=--segment-size=65536
+  --node-arg ARG        pass ARG to node running the broker (repeatable), e.g. --node-arg=--max-semi-space-size=32
 `;
 
 const { values, positionals } = parseArgs({
@@ -39,6 +40,7 @@ const { values, positionals } = parseArgs({
     warmup: { type: 'string' },
     top: { type: 'string' },
     'broker-arg': { type: 'string', multiple: true },
+    'node-arg': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -113,9 +115,13 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'leveret-profile-'));
   const port = await freePort();
   const brokerArgs = [`--port=${port}`, '--http-port=0', `--data-dir=${join(dataDir, 'data')}`];
-  const broker = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', out, CLI, ...brokerArgs, ...(values['broker-arg'] ?? [])], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const broker = spawn(
+    process.execPath,
+    [...(values['node-arg'] ?? []), '--cpu-prof', '--cpu-prof-dir', out, CLI, ...brokerArgs, ...(values['broker-arg'] ?? [])],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   let exited = false;
   const exit = new Promise<void>((r) => broker.once('exit', () => ((exited = true), r())));
   try {
