@@ -27,12 +27,13 @@ if (!existsSync(compiled)) {
 const { SETTINGS } = createRequire(import.meta.url)(compiled);
 
 const MiB = 1024 * 1024;
-// A cell must not contain a bare pipe or a line break.
-const cell = (text) =>
+// A cell must not contain a bare pipe or a line break; in plain text, <name> would be taken for HTML.
+const oneLine = (text) =>
   String(text)
     .replace(/\|/g, '\\|')
     .replace(/\s*\n\s*/g, ' ');
-const code = (text) => '`' + cell(text) + '`';
+const cell = (text) => oneLine(text).replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const code = (text) => '`' + oneLine(text) + '`';
 
 function showDefault(v) {
   if (v === '') return '';
@@ -41,11 +42,14 @@ function showDefault(v) {
   return code(v);
 }
 
-/** The value's shape: an enumeration's choices, or an integer's range. */
+/** The value's shape: an enumeration's choices, an integer's range, or the usage's placeholder. */
 function showValues(setting) {
-  if (setting.argName.includes('|')) return setting.argName.slice(1, -1).split('|').map(code).join(', ');
+  const choices = setting.argName.slice(1, -1).split('|');
+  // <fatal|error|…> lists the values themselves; <fraction|amount> names kinds of value.
+  const enumeration = choices.length > 1 && choices.every((c) => String(setting.fromText(c)) === c);
+  if (enumeration) return choices.map(code).join(', ');
   if (setting.constraint) return cell(setting.constraint.replace(/^(-?\d+)-/, '$1 to '));
-  return cell(setting.argName);
+  return code(setting.argName);
 }
 
 function table() {
