@@ -26,7 +26,7 @@ import {
 } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Connection, parseUri } from './client';
 import { sampleProc } from './proc';
@@ -1094,6 +1094,61 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
   return { md: lines.join('\n'), verdict, ratio: tRatio };
 }
 
+// ====================================================================== results.json
+
+/** How results.json shows each target metric: the unit RESULTS.md shows it in. */
+const SUMMARY_UNITS: Record<Metric, { label: string; unit: string; scale: number; digits: number }> = {
+  consumeRate: { label: 'consumed msg/s', unit: 'msg/s', scale: 1, digits: 0 },
+  p99: { label: 'latency p99', unit: 'ms', scale: 1, digits: 2 },
+  rssPerConnection: { label: 'RSS per connection', unit: 'kB', scale: 1 / 1024, digits: 1 },
+  peakRss: { label: 'broker peak RSS', unit: 'MB', scale: 1 / 1048576, digits: 1 },
+  recoveryListenMs: { label: 'restart after kill -9 to accepting connections', unit: 's', scale: 1 / 1000, digits: 2 },
+};
+
+/**
+ * The summary rows of RESULTS.md as JSON (bench/results.json, committed): what the README's
+ * figures and scripts/bench-chart.mjs read, so that neither has to parse Markdown.
+ */
+function resultsJson(
+  results: { scenario: Scenario; lev: Outcome; rab: Outcome }[],
+  run: { started: Date; info: Record<string, string | number>; versions: Record<string, string>; rabbitUri: string | undefined },
+): string {
+  const round = (n: number | null, digits: number): number | null => (n === null ? null : Number(n.toFixed(digits)));
+  const summary = results.map(({ scenario: s, lev, rab }) => {
+    const u = SUMMARY_UNITS[s.target.metric];
+    const l = metric(lev.result, s.target.metric);
+    const r = metric(rab.result, s.target.metric);
+    const cpuL = lev.result?.brokerProcess?.cpuSecondsPerMillion as number | undefined;
+    const cpuR = rab.result?.brokerProcess?.cpuSecondsPerMillion as number | undefined;
+    return {
+      scenario: s.id,
+      title: s.title,
+      metric: u.label,
+      unit: u.unit,
+      higherIsBetter: s.target.higherIsBetter,
+      leveret: round(l === null ? null : l * u.scale, u.digits),
+      rabbitmq: round(r === null ? null : r * u.scale, u.digits),
+      ratio: round(ratio(l, r), 2),
+      target: s.target.text,
+      result: scenarioTable(s, lev, rab).verdict,
+      ...(s.id !== 'f' && s.id !== 'i' && cpuL !== undefined && cpuR !== undefined
+        ? { cpuSecondsPerMillion: { leveret: round(cpuL, 2), rabbitmq: round(cpuR, 2) } }
+        : {}),
+    };
+  });
+  const doc = {
+    source: 'bench/RESULTS.md (summary), written by npm run bench:compare',
+    generated: `${run.started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    command: `npm run bench:compare${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
+    machine: `${run.info.cpu}, ${run.info.cores} cores, ${run.info.memory} RAM, Linux ${run.info.kernel}`,
+    leveret: `${run.versions.Leveret ?? '?'}, commit ${run.info.commit}`,
+    rabbitmq: `${run.versions.RabbitMQ ?? '?'}${run.rabbitUri ? ', already running' : ', a fresh node per scenario with stock settings'}`,
+    repeat: REPEAT,
+    summary,
+  };
+  return JSON.stringify(doc, null, 2) + '\n';
+}
+
 // ====================================================================== main
 
 /**
@@ -1251,7 +1306,10 @@ async function main(): Promise<void> {
       2,
     ),
   );
+  const summaryJson = join(dirname(RESULTS), 'results.json');
+  writeFileSync(summaryJson, resultsJson(results, { started, info, versions, rabbitUri }));
   log(`\ncompare: wrote ${RESULTS}`);
+  log(`compare: wrote ${summaryJson} (npm run docs:chart draws docs/bench-chart.svg from it)`);
   const from = md.indexOf('## Summary');
   process.stdout.write(md.slice(from, from + 4 + results.length).join('\n') + '\n');
 }
