@@ -19,7 +19,10 @@ export function registerAuditLog(app: FastifyInstance, log: Logger): void {
       route !== undefined &&
       !MESSAGE_ROUTES.has(route)
     ) {
-      log.info({ user: basicUser(req), method: req.method, resource: route, target: req.params, status: reply.statusCode }, 'management API change');
+      log.info(
+        { user: basicUser(req), method: req.method, resource: route, target: req.params, status: reply.statusCode },
+        'management API change',
+      );
     }
     done();
   });

@@ -116,7 +116,12 @@ export class HttpServer {
     await this.app.listen({ port: this.options.port, host: this.options.host });
     const scheme = this.options.tls !== undefined ? 'HTTPS' : 'HTTP';
     this.log.info(
-      { protocol: scheme.toLowerCase(), [scheme === 'HTTPS' ? 'httpsPort' : 'httpPort']: this.port, host: this.options.host, tls: scheme === 'HTTPS' },
+      {
+        protocol: scheme.toLowerCase(),
+        [scheme === 'HTTPS' ? 'httpsPort' : 'httpPort']: this.port,
+        host: this.options.host,
+        tls: scheme === 'HTTPS',
+      },
       `Leveret listening for ${scheme} on ${this.options.host}:${this.port}`,
     );
   }
