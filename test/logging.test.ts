@@ -2,7 +2,7 @@
 // messages and structured fields, for connections, refused logins, channel errors, alarms,
 // changes through the management API and the phases of a stop; never a password. The level
 // changes at run time over HTTP; --log-file is reopened on SIGUSR1; a terminal gets pretty lines.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -61,6 +61,7 @@ function probe(port: number): Promise<void> {
   });
 }
 
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const WRONG_PASSWORD = 'h-logs-Wr0ng-pa55word';
 const NEW_USER_PASSWORD = 'h-logs-n3w-user-secret';
 
@@ -205,7 +206,19 @@ describe('log lines', () => {
     expect(notAdmin.status).toBe(401);
     expect((await api(b.httpPort, 'GET', '/api/log-level', { auth: ['h-logs-user', NEW_USER_PASSWORD] })).status).toBe(401);
 
+    // The operator command is a client of the same endpoint.
+    const leveret = (...args: string[]) =>
+      execFileSync(process.execPath, [CLI, ...args, '--url', `http://127.0.0.1:${b.httpPort}`], { encoding: 'utf8' });
+    expect(leveret('status')).toMatch(/\nLog level: +debug\n/);
+    expect(leveret('set', 'log_level', 'warn')).toBe('set log level to "warn"\n');
+    expect((await api(b.httpPort, 'GET', '/api/log-level')).json).toEqual({ level: 'warn' });
+    expect(JSON.parse(leveret('status', '-f', 'json'))).toMatchObject({ log_level: 'warn' });
+    expect(() =>
+      execFileSync(process.execPath, [CLI, 'set', 'log_level', 'loud', '--url', `http://127.0.0.1:${b.httpPort}`], { stdio: 'pipe' }),
+    ).toThrow(/unknown log level "loud"/);
+
     expect((await api(b.httpPort, 'PUT', '/api/log-level', { body: { level: 'info' } })).status).toBe(204);
+    expect(await line(out, 'log level changed', (l) => l.from === 'warn')).toMatchObject({ level: 'info' });
     const n = lines(out()).filter((l) => l.msg === 'connection closed before the protocol header').length;
     await probe(b.port);
     await sleep(300);
@@ -304,9 +317,8 @@ describe('pretty output', () => {
     const httpPort = await freePort();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'h-logs-tty-'));
     tmpDirs.push(dataDir);
-    const cli = path.join(__dirname, '..', 'dist', 'cli.js');
     // script(1) gives the broker a pseudo-terminal as stdout; the shell prints its pid so it can be stopped.
-    const cmd = `echo PID:$$; exec ${process.execPath} ${cli} --port ${port} --http-port ${httpPort} --data-dir ${dataDir}`;
+    const cmd = `echo PID:$$; exec ${process.execPath} ${CLI} --port ${port} --http-port ${httpPort} --data-dir ${dataDir}`;
     const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
