@@ -188,7 +188,7 @@ export class Server {
     const t0 = Date.now();
     const recovered = this.broker.recover(this.log);
     const previousStop = this.store.previousStopClean ? 'clean' : 'unclean (crash, kill -9 or first start): logs checked record by record';
-    this.log.info({ ...recovered, ms: Date.now() - t0, previousStop }, 'store recovered');
+    this.log.info({ ...recovered, bytes: this.messageBytes(), ms: Date.now() - t0, previousStop }, 'store recovered');
     this.resourceAlarms.start();
     this.stats.start();
     // HTTP first: once AMQP accepts connections (what scripts wait for), the API answers too.
@@ -206,9 +206,16 @@ export class Server {
     });
     server.on('error', (err) => this.log.error({ err }, 'AMQP listener error'));
     this.log.info(
-      { port: this.port, host: this.config.host, dataDir: this.config.dataDir },
+      { protocol: 'amqp', port: this.port, host: this.config.host, tls: false, dataDir: this.config.dataDir },
       `Leveret listening for AMQP on ${this.config.host}:${this.port}`,
     );
+  }
+
+  /** Bytes of message bodies the queues hold (after recovery: what came back from disk). */
+  private messageBytes(): number {
+    let bytes = 0;
+    for (const v of this.broker.vhosts.values()) for (const q of v.queues.values()) bytes += q.store.bytes;
+    return bytes;
   }
 
   private async startAmqps(tls: TlsMaterial): Promise<void> {
@@ -231,7 +238,7 @@ export class Server {
     });
     server.on('error', (err) => this.log.error({ err }, 'AMQPS listener error'));
     this.log.info(
-      { tlsPort: this.tlsPort, host: this.config.host },
+      { protocol: 'amqp/ssl', tlsPort: this.tlsPort, host: this.config.host, tls: true },
       `Leveret listening for AMQP over TLS on ${this.config.host}:${this.tlsPort}`,
     );
   }
@@ -253,13 +260,18 @@ export class Server {
     const amqps = this.amqps;
     this.amqps = null;
     const tlsClosed = amqps === null ? Promise.resolve() : new Promise<void>((resolve) => amqps.close(() => resolve()));
+    this.log.info({ reason }, 'stopped accepting connections');
+    const t0 = Date.now();
+    this.log.info({ connections: this.connections.size, reason }, 'closing connections');
     await Promise.all([...this.connections].map((c) => c.forceClose(reason)));
     await closed;
     await tlsClosed;
+    this.log.info({ ms: Date.now() - t0 }, 'connections closed');
     this.stats.stop();
     this.resourceAlarms.stop();
     await this.http.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTP listener did not close cleanly'));
     await this.https?.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTPS listener did not close cleanly'));
+    // The store logs how it closed (cleanly, or with writes that could not be made durable).
     this.store.close();
     this.log.info('Leveret stopped');
   }

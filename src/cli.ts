@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { writeSync } from 'node:fs';
 import { ConfigError, HelpRequested, VersionRequested, loadConfig, redactConfig, type Config } from './config';
-import { createLogger, type Logger } from './logger';
+import { createLogOutput, type Logger, type LogOutput } from './logger';
 import { Server } from './app';
 import { loadTls, type TlsMaterial } from './server/tls';
 import { ctlSummary, isCtlCommand, runCtl } from './ctl';
@@ -43,7 +43,8 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const logger = createLogger(config.logLevel);
+  const log = createLogOutput({ level: config.logLevel, format: config.logFormat, file: config.logFile });
+  const logger = log.logger;
   installCrashHandlers(logger);
   logger.debug({ config: redactConfig(config) }, 'configuration');
 
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
     // Exit rather than return: a half-started server may still hold listeners open.
     process.exit(EXIT_START_FAILED);
   }
-  installSignalHandlers(server, logger);
+  installSignalHandlers(server, log);
 }
 
 function describeStartError(err: unknown, config: Config): string {
@@ -77,7 +78,8 @@ function describeStartError(err: unknown, config: Config): string {
   }
 }
 
-function installSignalHandlers(server: Server, logger: Logger): void {
+function installSignalHandlers(server: Server, log: LogOutput): void {
+  const logger = log.logger;
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -85,7 +87,8 @@ function installSignalHandlers(server: Server, logger: Logger): void {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, connections: server.connections.size }, 'shutting down');
+    const t0 = Date.now();
     const timeoutMs = server.config.shutdownTimeout;
     setTimeout(() => {
       logger.error(`shutdown did not finish within ${timeoutMs / 1000} s; exiting`);
@@ -93,7 +96,7 @@ function installSignalHandlers(server: Server, logger: Logger): void {
     }, timeoutMs);
     server.stop('shutdown').then(
       () => {
-        logger.info('stopped');
+        logger.info({ signal, ms: Date.now() - t0 }, 'stopped');
         // Explicit exit: lingering handles must not keep a stopped broker alive.
         process.exit(0);
       },
@@ -108,6 +111,13 @@ function installSignalHandlers(server: Server, logger: Logger): void {
   // SIGHUP reloads the TLS certificates (and no longer ends the process, as it would by default).
   process.on('SIGHUP', () => {
     if (!stopping) server.reloadTls();
+  });
+  // SIGUSR1 opens the log file again by its path: logrotate has moved the old one away ("create" mode).
+  process.on('SIGUSR1', () => {
+    const file = server.config.logFile;
+    if (file === '') return logger.info('SIGUSR1: logging to stdout, no log file to reopen');
+    log.reopen();
+    logger.info({ file }, 'log file reopened');
   });
 }
 

@@ -137,7 +137,9 @@ function resourceLimit(
   return { description: o.description, default: o.default, argName: o.argName, fromText: check, fromJson: check };
 }
 
-const PINO_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** pino's levels, most severe first; 'silent' logs nothing. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const SCHEMA = {
   port: int({ default: 5672, min: 0, max: 65535, description: 'TCP port for AMQP connections (0 picks a free port).' }),
@@ -155,7 +157,19 @@ const SCHEMA = {
   }),
   nodeName: str({ default: '', argName: '<name>', description: 'Node name shown by the management API (default leveret@<hostname>).' }),
   dataDir: str({ default: './data', argName: '<path>', description: 'Directory for durable state.' }),
-  logLevel: oneOf(PINO_LEVELS, { default: 'info', description: 'Minimum level of log lines written to stdout.' }),
+  logLevel: oneOf(LOG_LEVELS, {
+    default: 'info',
+    description: 'Minimum level of log lines written; changeable while running (PUT /api/log-level).',
+  }),
+  logFormat: oneOf(['auto', 'json', 'pretty'] as const, {
+    default: 'auto',
+    description: 'Log lines as JSON, or pretty for a person (needs the optional pino-pretty); auto: pretty on a terminal, JSON otherwise.',
+  }),
+  logFile: str({
+    default: '',
+    argName: '<path>',
+    description: 'Append log lines to this file instead of stdout; reopened on SIGUSR1 (for logrotate).',
+  }),
   heartbeat: int({ default: 60, min: 0, max: 65535, description: 'Heartbeat interval in seconds proposed to clients (0 disables).' }),
   frameMax: int({
     default: 131072,

@@ -34,6 +34,8 @@ describe('loadConfig', () => {
       nodeName: '',
       dataDir: './data',
       logLevel: 'info',
+      logFormat: 'auto',
+      logFile: '',
       heartbeat: 60,
       frameMax: 131072,
       channelMax: 2047,
@@ -91,6 +93,15 @@ describe('loadConfig', () => {
     expect(loadConfig(['--port=5673'], {}).port).toBe(5673);
     expect(loadConfig(['--log-level', 'debug'], {}).logLevel).toBe('debug');
     expect(loadConfig(['--port=1', '--port', '2'], {}).port).toBe(2);
+  });
+
+  it('reads --log-format and --log-file, and refuses an unknown format', () => {
+    expect(loadConfig(['--log-format', 'pretty', '--log-file', '/var/log/leveret.log'], {})).toMatchObject({
+      logFormat: 'pretty',
+      logFile: '/var/log/leveret.log',
+    });
+    expect(loadConfig([], { LEVERET_LOG_FORMAT: 'json' }).logFormat).toBe('json');
+    expect(() => loadConfig(['--log-format', 'xml'], {})).toThrow(/--log-format must be one of auto, json, pretty/);
   });
 
   it("accepts '::' as host", () => {

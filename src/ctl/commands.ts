@@ -297,6 +297,16 @@ export const COMMANDS: Command[] = [
     },
   },
   {
+    // rabbitmqctl set_log_level; lasts until the broker stops.
+    words: ['set', 'log_level'],
+    args: ['LEVEL'],
+    summary: "change the broker's log level while it runs: fatal, error, warn, info, debug, trace or silent",
+    async run(ctx, [level]) {
+      await ctx.client.put('/api/log-level', { level });
+      done(ctx, `set log level to ${JSON.stringify(level)}`);
+    },
+  },
+  {
     words: ['close', 'connection'],
     args: ['NAME', '[REASON]'],
     summary: 'close a client connection (320 CONNECTION_FORCED, with REASON as its text)',

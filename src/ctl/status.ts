@@ -1,6 +1,6 @@
 // `leveret status`: one screen on the broker's health, from /api/overview and the node's
 // own entry in /api/nodes (uptime, memory, disk, alarms).
-import { seg, type Client } from './client';
+import { Refused, seg, type Client } from './client';
 import type { Format } from './table';
 
 type Obj = Record<string, unknown>;
@@ -22,6 +22,8 @@ export interface Status {
   memory: { used: number | null; limit: number | null };
   disk: { free: number | null; limit: number | null };
   alarms: string[];
+  /** the broker's log level; null for a user who may not read it (administrators only) */
+  log_level: string | null;
 }
 
 export async function readStatus(client: Client): Promise<Status> {
@@ -33,6 +35,13 @@ export async function readStatus(client: Client): Promise<Status> {
   const alarms: string[] = [];
   if (node.mem_alarm === true) alarms.push('memory');
   if (node.disk_free_alarm === true) alarms.push('disk');
+  const logLevel = await client.get('/api/log-level').then(
+    (l) => str(obj(l).level) || null,
+    (err: unknown) => {
+      if (err instanceof Refused) return null;
+      throw err;
+    },
+  );
   return {
     product: str(o.product_name) || 'Leveret',
     version: str(o.product_version),
@@ -55,6 +64,7 @@ export async function readStatus(client: Client): Promise<Status> {
     memory: { used: num(node.mem_used), limit: num(node.mem_limit) },
     disk: { free: num(node.disk_free), limit: num(node.disk_free_limit) },
     alarms,
+    log_level: logLevel,
   };
 }
 
@@ -75,6 +85,7 @@ export function renderStatus(s: Status, format: Format): string {
     `Memory:      ${bytes(s.memory.used)} used, limit ${bytes(s.memory.limit)}`,
     `Disk:        ${bytes(s.disk.free)} free, limit ${bytes(s.disk.limit)}`,
     `Alarms:      ${s.alarms.length === 0 ? 'none' : s.alarms.join(', ')}`,
+    `Log level:   ${s.log_level ?? 'unknown (administrators only)'}`,
   ];
   return lines.join('\n') + '\n';
 }

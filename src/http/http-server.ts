@@ -22,6 +22,8 @@ import { registerConnectionRoutes } from './connections';
 import { registerChannelRoutes } from './channels';
 import { registerHealthRoutes } from './health';
 import { registerLimitRoutes } from './limits';
+import { registerLogLevelRoutes } from './log-level';
+import { registerAuditLog } from './audit';
 
 export interface HttpOptions {
   host: string;
@@ -82,6 +84,7 @@ export class HttpServer {
         .send({ error: status === 500 ? 'internal_server_error' : 'bad_request', reason });
     });
     const broker = ctx.broker;
+    registerAuditLog(this.app, log);
     registerUserRoutes(this.app, broker);
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);
@@ -100,6 +103,7 @@ export class HttpServer {
     registerChannelRoutes(this.app, ctx);
     registerHealthRoutes(this.app, ctx);
     registerLimitRoutes(this.app, broker);
+    registerLogLevelRoutes(this.app, broker.users, log);
   }
 
   /** The port actually bound (differs from the configured one when that was 0). */
@@ -112,7 +116,12 @@ export class HttpServer {
     await this.app.listen({ port: this.options.port, host: this.options.host });
     const scheme = this.options.tls !== undefined ? 'HTTPS' : 'HTTP';
     this.log.info(
-      { [scheme === 'HTTPS' ? 'httpsPort' : 'httpPort']: this.port, host: this.options.host },
+      {
+        protocol: scheme.toLowerCase(),
+        [scheme === 'HTTPS' ? 'httpsPort' : 'httpPort']: this.port,
+        host: this.options.host,
+        tls: scheme === 'HTTPS',
+      },
       `Leveret listening for ${scheme} on ${this.options.host}:${this.port}`,
     );
   }

@@ -27,13 +27,16 @@ export interface AuthResult {
   code: number;
   /** why a login was refused, for the log only (clients get RabbitMQ's safe text) */
   detail?: string;
+  /** the user name a refused login gave, for the log (never the password) */
+  username?: string;
 }
 
-const refused = (mechanism: string, detail: string): AuthResult => ({
+const refused = (mechanism: string, detail: string, username?: string): AuthResult => ({
   user: null,
   error: `Login was refused using authentication mechanism ${mechanism}. For details see the broker logfile.`,
   code: ACCESS_REFUSED,
   detail,
+  username,
 });
 
 /** Checks a connection.start-ok response with the mechanism the client chose. */
@@ -52,7 +55,7 @@ export function authenticate(
   if (creds === null) return { user: null, error: `${mechanism} response is invalid`, code: SYNTAX_ERROR };
   const user = users.authenticate(creds[0], creds[1]);
   if (user !== null) return { user, error: null, code: 0 };
-  return refused(mechanism, `user '${creds[0]}' - invalid credentials`);
+  return refused(mechanism, `user '${creds[0]}' - invalid credentials`, creds[0]);
 }
 
 /** RabbitMQ's ssl_cert_login_from values Leveret knows. */
@@ -70,7 +73,7 @@ function external(socket: TLSSocket, users: UserStore, loginFrom: CertLoginFrom)
   if (cns.length === 0) return refused('EXTERNAL', 'no name found');
   const name = cns.join(',');
   const user = users.get(name);
-  if (user === undefined) return refused('EXTERNAL', `user '${name}' - invalid credentials`);
+  if (user === undefined) return refused('EXTERNAL', `user '${name}' - invalid credentials`, name);
   return { user, error: null, code: 0 };
 }
 

@@ -4,6 +4,7 @@ import type { Queue } from '../broker/queue';
 import type { User } from '../auth/users';
 import type { Writer } from '../protocol/writer';
 import type { FieldTable } from '../protocol/types';
+import type { Logger } from '../logger';
 
 /** Where a channel's publisher confirms and tx.commit-oks are written. */
 export interface ConfirmSink {
@@ -22,6 +23,10 @@ export interface ChannelHost extends ConfirmSink {
   readonly broker: Broker;
   /** The store's group commit, which publisher confirms wait on; null without a store. */
   readonly syncScheduler: SyncScheduler | null;
+  /** the connection's name, for log lines */
+  readonly name: string;
+  /** for the lines of channel errors (never per message) */
+  readonly log: Logger;
   /** The authenticated user (replaced by connection.update-secret). */
   readonly user: User;
   readonly frameMax: number;

@@ -768,6 +768,19 @@ export class Channel implements ConsumerChannel {
   /** A channel exception: tell the client and drop everything until close-ok. */
   closeWithError(err: AmqpError): void {
     if (this.state !== 'open') return;
+    const methodId = (err.classId << 16) | err.methodId;
+    this.conn.log.warn(
+      {
+        conn: this.conn.name,
+        channel: this.id,
+        user: this.conn.user.name,
+        vhost: this.vhost.name,
+        code: err.code,
+        reason: err.message,
+        method: M.METHOD_NAMES[methodId] ?? (methodId === 0 ? undefined : methodId),
+      },
+      'channel closed by the server',
+    );
     this.teardown();
     this.state = 'closing';
     this.content.reset();

@@ -68,6 +68,19 @@ export interface ConnectionCounters {
 
 let nextId = 1;
 
+interface ConnectionEnding {
+  by: 'client' | 'server';
+  code: number;
+  reason: string;
+}
+
+/** A client property that is text (clients send longstr; some as bytes), for the log. */
+function textProperty(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  return undefined;
+}
+
 /**
  * One client connection: the handshake, channel 0, heartbeats, the channel map, and the
  * coalesced output buffer that every channel writes into. Frames for channels 1..n are
@@ -104,6 +117,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   private countedAs: string | null = null;
   /** connection.blocked went out and connection.unblocked has not yet */
   private blockedSent = false;
+  /** Who ended the connection and why, for the one line logged when its socket closes. */
+  private ending: ConnectionEnding | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -131,6 +146,17 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     socket.on('error', (err) => this.log.debug({ conn: this.name, err: err.message }, 'socket error'));
     socket.on('close', () => this.onSocketClosed());
     this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), config.handshakeTimeout);
+    this.log.info({ conn: this.name, peer: this.peer, tls: socket instanceof TLSSocket }, 'connection accepted');
+  }
+
+  /** The client's address and port. */
+  get peer(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  /** Remembers the first reason the connection ends; later ones (a close crossing ours) are consequences. */
+  private ended(by: ConnectionEnding['by'], code: number, reason: string): void {
+    this.ending ??= { by, code, reason };
   }
 
   /** The authenticated user; channels exist only after the handshake, so it is set. */
@@ -188,6 +214,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   }
 
   private refuseProtocol(): Buffer {
+    this.ended('server', 0, 'unsupported protocol header');
     this.state = 'closed';
     this.socket.end(C.PROTOCOL_HEADER);
     return EMPTY;
@@ -229,6 +256,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       } else if (err.code === C.NOT_IMPLEMENTED) {
         // A method no spec knows: RabbitMQ drops such a peer without a word.
         this.log.info({ conn: this.name, reason: err.message }, 'unknown method; connection dropped');
+        this.ended('server', err.code, err.message);
         this.dropSocket();
       } else {
         // The peer's fault, not ours: a warning with the decoder's reason, no stack.
@@ -371,7 +399,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
         case M.CONNECTION_OPEN:
           return this.onOpen(m);
         case M.CONNECTION_CLOSE:
-          return this.onClose();
+          return this.onClose(m);
         case M.CONNECTION_CLOSE_OK:
           return this.onCloseOk();
         case M.CONNECTION_UPDATE_SECRET:
@@ -405,12 +433,18 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.expectState('start-ok', m.id);
     this.clientProperties = m.clientProperties;
     const result = authenticate(m.mechanism, m.response, this.broker.users, this.socket, this.config.tlsCertLoginFrom);
-    if (result.detail !== undefined) this.log.warn({ conn: this.name, mechanism: m.mechanism, reason: result.detail }, 'login refused');
+    // The user name and the mechanism only: never the response, which holds the password.
+    if (result.error !== null) {
+      this.log.warn(
+        { conn: this.name, peer: this.peer, user: result.username, mechanism: m.mechanism, reason: result.detail ?? result.error },
+        'login refused',
+      );
+    }
     // RabbitMQ names no method in a refused login (class 0, method 0).
     if (result.error !== null) throw new AmqpError(result.code, result.error);
     const user = result.user!;
     if (!this.broker.users.allowedFrom(user, this.socket.remoteAddress)) {
-      this.log.warn({ conn: this.name, user: user.name }, 'user can only log in via localhost');
+      this.log.warn({ conn: this.name, peer: this.peer, user: user.name, mechanism: m.mechanism }, 'user can only log in via localhost');
       throw new AmqpError(
         C.ACCESS_REFUSED,
         `Login was refused using authentication mechanism ${m.mechanism}. For details see the broker logfile.`,
@@ -455,7 +489,24 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     M.encodeConnectionOpenOk(this.writer, 0, '');
     if (this.blockedReason !== null) this.setBlocked(this.blockedReason);
     this.flush();
-    this.log.debug({ conn: this.name, user: this.user.name, vhost: vhost.name }, 'connection opened');
+    const p = this.clientProperties;
+    this.log.info(
+      {
+        conn: this.name,
+        peer: this.peer,
+        user: this.user.name,
+        vhost: vhost.name,
+        mechanism: this.authMechanism,
+        product: textProperty(p.product),
+        version: textProperty(p.version),
+        platform: textProperty(p.platform),
+        connectionName: textProperty(p.connection_name),
+        heartbeat: this.heartbeat,
+        frameMax: this.frameMax,
+        channelMax: this.channelMax,
+      },
+      'connection opened',
+    );
   }
 
   /**
@@ -478,7 +529,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   // ---- closing ---------------------------------------------------------------------
 
   /** The client's connection.close: answered in every state, also when it crosses ours. */
-  private onClose(): void {
+  private onClose(m: M.ConnectionClose): void {
     switch (this.state) {
       case 'closing':
       case 'closed':
@@ -492,6 +543,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
         throw this.unexpectedMethod(M.CONNECTION_CLOSE);
       case 'open':
       case 'running':
+        this.ended('client', m.replyCode, m.replyText);
         this.teardown();
         this.state = 'closed';
         M.encodeConnectionCloseOk(this.writer, 0);
@@ -552,7 +604,11 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   }
 
   private sendClose(err: AmqpError, lingerMs: number): void {
-    this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'closing connection');
+    // A forced close (shutdown, the API, a deleted user) is the operator's doing; other codes are errors.
+    const line = { conn: this.name, user: this.authUser?.name, vhost: this.vhost?.name, code: err.code, reason: err.message };
+    if (err.code === C.CONNECTION_FORCED) this.log.info(line, 'closing connection');
+    else this.log.warn({ ...line, classId: err.classId, methodId: err.methodId }, 'closing connection');
+    this.ended('server', err.code, err.message);
     this.teardown();
     this.state = 'closing';
     M.encodeConnectionClose(this.writer, 0, err.code, replyText(err.message), err.classId, err.methodId);
@@ -562,6 +618,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   private closeSilently(err: AmqpError): void {
     this.log.info({ conn: this.name, code: err.code, reason: err.message }, 'handshake failed; closing the socket after a delay');
+    this.ended('server', err.code, err.message);
     this.teardown();
     this.state = 'closed';
     this.parser.stop();
@@ -598,6 +655,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       if (this.state === 'running' || this.state === 'open') {
         this.closeWith(C.CONNECTION_FORCED, `broker forced connection closure with reason '${reason}'`);
       } else {
+        this.ended('server', C.CONNECTION_FORCED, reason);
         this.socket.destroy();
       }
     });
@@ -621,6 +679,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   }
 
   private onSocketClosed(): void {
+    this.logClosed();
     this.state = 'closed';
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     try {
@@ -634,6 +693,32 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.onGone(this);
   }
 
+  /**
+   * One line per connection when its socket goes: who ended it (client: connection.close;
+   * server: an error, a forced close, a timeout; socket: TCP dropped without a close) and
+   * how long it lived.
+   */
+  private logClosed(): void {
+    if (this.state === 'header' && this.ending === null && this.counters.recvBytes === 0) {
+      // A port probe (a health check, a load balancer) that sent nothing: not worth a line at info.
+      this.log.debug({ conn: this.name, peer: this.peer }, 'connection closed before the protocol header');
+      return;
+    }
+    const e = this.ending;
+    const line = {
+      conn: this.name,
+      peer: this.peer,
+      user: this.authUser?.name,
+      vhost: this.vhost?.name,
+      by: e?.by ?? 'socket',
+      code: e?.code,
+      reason: e?.reason ?? 'client unexpectedly closed TCP connection',
+      durationMs: Date.now() - this.connectedAt,
+    };
+    if (e === null && this.state === 'running') this.log.warn(line, 'connection closed');
+    else this.log.info(line, 'connection closed');
+  }
+
   private onHandshakeTimeout(): void {
     this.handshakeTimer = null;
     switch (this.state) {
@@ -642,6 +727,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'tune-ok':
       case 'open':
         this.log.info({ conn: this.name }, 'handshake timeout');
+        this.ended('server', 0, 'handshake timeout');
         this.state = 'closed';
         this.dropSocket();
         return;
@@ -676,6 +762,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   heartbeatTimeout(): void {
     try {
       this.log.info({ conn: this.name, timeout: this.heartbeat }, 'missed heartbeats from client');
+      this.ended('server', 0, 'missed heartbeats from client');
       this.state = 'closed';
       this.dropSocket();
     } catch (err) {
@@ -694,9 +781,13 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     }
     if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
     // One connection.blocked per blocking, as RabbitMQ: a second alarm joining the first says nothing new.
-    if (reason !== null && !this.blockedSent) M.encodeConnectionBlocked(this.writer, 0, reason);
-    else if (reason === null && this.blockedSent) M.encodeConnectionUnblocked(this.writer, 0);
-    else return;
+    if (reason !== null && !this.blockedSent) {
+      M.encodeConnectionBlocked(this.writer, 0, reason);
+      this.log.info({ conn: this.name, user: this.user.name, reason }, 'connection blocked');
+    } else if (reason === null && this.blockedSent) {
+      M.encodeConnectionUnblocked(this.writer, 0);
+      this.log.info({ conn: this.name, user: this.user.name }, 'connection unblocked');
+    } else return;
     this.blockedSent = reason !== null;
     this.scheduleFlush();
   }
