@@ -9,8 +9,8 @@
 // statement's start to the same place in src/ but not always its end, so the maps are merged by
 // position (istanbul's own merge keys on the whole range and would count such a statement twice);
 // a line is a line either way, so the line figures, which the gate uses, do not depend on that.
-// Files no process loaded count as wholly uncovered. Writes coverage/coverage-final.json, coverage-summary.json, coverage.txt
-// and html/, prints the table and the total for src/.
+// Files no process loaded count as wholly uncovered. Writes coverage/coverage-final.json,
+// coverage-summary.json, coverage.txt and html/; prints the table and the total for src/.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
