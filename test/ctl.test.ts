@@ -271,13 +271,10 @@ describe('leveret changes objects', { timeout: 30_000 }, () => {
   });
 
   it('close connection makes the amqplib client see 320 CONNECTION_FORCED with the reason', async () => {
-    const c = await amqplib.connect({
-      hostname: '127.0.0.1',
-      port: broker.port,
-      username: 'guest',
-      password: 'guest',
-      clientProperties: { connection_name: 'ctl-victim' },
-    });
+    const c = await amqplib.connect(
+      { hostname: '127.0.0.1', port: broker.port, username: 'guest', password: 'guest' },
+      { clientProperties: { connection_name: 'ctl-victim' } },
+    );
     c.on('error', () => {});
     // amqplib reports a server-forced close on 'close', with the close reason as the error.
     const closed = new Promise<Error>((resolve) => c.on('close', resolve));

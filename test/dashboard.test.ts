@@ -93,7 +93,7 @@ describe('dashboard', () => {
     expect(drawn.cut).toBe('{… 1}');
     expect(drawn.text).toContain('<b>key</b>');
     expect(drawn.markup).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(errors).toEqual([]);
     await page.close();
   });
@@ -122,13 +122,13 @@ describe('dashboard', () => {
       for (let i = 0; i < 25; i++) ch.sendToQueue(QUEUE, Buffer.from(`order ${i}`), { persistent: true });
       await ch.waitForConfirms();
       // No reload: the table refreshes itself.
-      await expect.poll(() => row.locator('td b').textContent(), { timeout: 15_000, intervals: [250] }).toBe('25');
+      await expect.poll(() => row.locator('td b').textContent(), { timeout: 15_000, interval: 250 }).toBe('25');
       await page.screenshot({ path: path.join(OUT, 'dashboard-queues.png'), fullPage: true });
 
       await row.locator('a', { hasText: QUEUE }).click();
       await expect.poll(() => page.textContent('#q-messages .stat-value'), { timeout: 10_000 }).toBe('25');
       await page.click('#purge');
-      await expect.poll(() => page.textContent('#q-messages .stat-value'), { timeout: 10_000, intervals: [250] }).toBe('0');
+      await expect.poll(() => page.textContent('#q-messages .stat-value'), { timeout: 10_000, interval: 250 }).toBe('0');
       await page.screenshot({ path: path.join(OUT, 'dashboard-queue.png'), fullPage: true });
       expect((await ch.checkQueue(QUEUE)).messageCount).toBe(0);
 
@@ -136,7 +136,7 @@ describe('dashboard', () => {
       await page.waitForSelector('.stats .stat');
       await page.screenshot({ path: path.join(OUT, 'dashboard-overview.png'), fullPage: true });
 
-      expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+      expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
       expect(errors).toEqual([]);
       await page.close();
     } finally {

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { AMQPClient } from '@cloudamqp/amqp-client';
+import { AMQPClient, type AMQPBaseClient } from '@cloudamqp/amqp-client';
 import { startOn, tempDataDir, removeDataDir, type DurableBroker } from './helpers/durable-broker';
 import { closeReason, sleep, waitFor } from './helpers/clients';
 
@@ -429,7 +429,7 @@ describe('orphaned queue folders', () => {
     return d;
   }
 
-  async function connectClient(b: DurableBroker): Promise<AMQPClient> {
+  async function connectClient(b: DurableBroker): Promise<AMQPBaseClient> {
     return new AMQPClient(b.url).connect();
   }
 

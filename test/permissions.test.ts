@@ -111,7 +111,7 @@ const ACCESS_REFUSED = (classId: number, methodId: number, text: string): Refusa
  * Runs `op` on a fresh channel and reports whether the broker refused it. A publish gets
  * no reply, so a passive declare (which checks no permission) follows as a round trip.
  */
-async function outcome(conn: amqp.Connection, op: (ch: amqp.Channel) => Promise<unknown> | void): Promise<Outcome> {
+async function outcome(conn: amqp.ChannelModel, op: (ch: amqp.Channel) => Promise<unknown> | void): Promise<Outcome> {
   const ch = await conn.createChannel();
   let closedWith: unknown = null;
   ch.on('error', (err) => (closedWith = err));
@@ -160,10 +160,10 @@ const RXQ = `rx-q-${id}`; // names the regex-limited user may use
 const RXX = `rx-x-${id}`;
 
 let t: Target;
-let admin: amqp.Connection;
-const conns: amqp.Connection[] = [];
+let admin: amqp.ChannelModel;
+const conns: amqp.ChannelModel[] = [];
 
-async function connect(name: string, vhost = '/'): Promise<amqp.Connection> {
+async function connect(name: string, vhost = '/'): Promise<amqp.ChannelModel> {
   const c = await amqp.connect({ hostname: t.host, port: t.port, username: name, password: PASSWORD, vhost });
   c.on('error', () => {});
   conns.push(c);

@@ -166,7 +166,7 @@ async function waitForOutput(broker: StartedBroker, text: string, after = 0): Pr
 }
 
 /** Publishes one message to a fresh queue and reads it back with amqplib. */
-async function roundTrip(conn: amqplib.Connection, body: string): Promise<string> {
+async function roundTrip(conn: amqplib.ChannelModel, body: string): Promise<string> {
   const ch = await conn.createChannel();
   const { queue } = await ch.assertQueue('', { exclusive: true });
   ch.sendToQueue(queue, Buffer.from(body));

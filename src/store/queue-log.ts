@@ -10,8 +10,6 @@ import { planCompaction, writeCompactionMarker } from './compaction';
 import { keepAside, recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
 
-export { Run } from './segment';
-
 /** How much of a segment a purge reads at a time to find where its records start. */
 const HEADER_SCAN_BYTES = 64 * 1024;
 
