@@ -43,6 +43,8 @@ Topology
   --exchange NAME           exchange name (default: a fresh one per run; "" = default exchange)
   --bindings N              N bindings spread over the queues (topic "perf.i.*", direct "k.i",
                             headers {k: i}); each publish then matches exactly one of them
+  --route-per-producer      producer i publishes only to route i mod routes (with --queues N and
+                            the direct exchange: producer i feeds queue i mod N)
   --routing-keys K          distinct routing keys the producers cycle through (default min(N,1000))
   --fanout-queues N         fanout exchange to N queues with one consumer each
   --idle-connections N      N extra connections, each with a channel and a consumer on its
@@ -85,6 +87,7 @@ interface Options {
   exchange: string | null;
   bindings: number;
   routingKeys: number;
+  routePerProducer: boolean;
   idleConnections: number;
   lightConnections: number;
   lightRate: number;
@@ -132,6 +135,7 @@ function parseOptions(argv: string[]): Options {
         exchange: { type: 'string' },
         bindings: { type: 'string' },
         'routing-keys': { type: 'string' },
+        'route-per-producer': { type: 'boolean' },
         'fanout-queues': { type: 'string' },
         'idle-connections': { type: 'string' },
         'light-connections': { type: 'string' },
@@ -188,6 +192,7 @@ function parseOptions(argv: string[]): Options {
     exchange: values.exchange ?? null,
     bindings: num('bindings', 0),
     routingKeys: num('routing-keys', 0),
+    routePerProducer: !!values['route-per-producer'],
     idleConnections: num('idle-connections', 0),
     lightConnections: num('light-connections', 0),
     lightRate: num('light-rate', 1, 0, false),
@@ -421,7 +426,7 @@ async function main(): Promise<void> {
     const c = await connect(`producer-${i}`);
     const ch = await c.openChannel();
     if (ch !== 1) throw new Error('internal: producer channel must be 1');
-    const p = new Producer(c, templates, o.confirm, o.rate, i);
+    const p = new Producer(c, o.routePerProducer ? [templates[i % templates.length]] : templates, o.confirm, o.rate, i);
     if (o.confirm > 0) await c.confirmSelect(ch, p);
     return p;
   });
