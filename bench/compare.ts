@@ -151,6 +151,8 @@ interface Scenario {
   untimed?: boolean;
   /** Measured seconds at least this long whatever --duration says (k2: a 64 MiB message takes a while). */
   minDuration?: number;
+  /** Warm-up seconds at least this long (m: let 10,000 fresh connections settle, and span a heartbeat interval). */
+  minWarmup?: number;
   /** Seconds the tool may spend setting up before the measured run (scenario m opens 10,000 connections). */
   setupAllowance?: number;
   /** Throughput scenarios (a)-(e): also search the highest rate with p99 ≤ 10 ms; `fanout` copies per message. */
@@ -323,6 +325,8 @@ const SCENARIOS: Scenario[] = [
     id: 'm',
     title: '10,000 connections, each with a channel, a consumer on its own queue and 1 publish/s to it, heartbeat 10 s, 16 B',
     args: SCENARIO_ARGS.m,
+    minDuration: 20,
+    minWarmup: 10,
     target: { metric: 'cpuPercent', text: 'broker CPU ≤ ⅓ RabbitMQ', pass: (r) => r <= 1 / 3, higherIsBetter: false },
     also: [{ metric: 'peakRss', text: 'broker peak RSS ≤ ⅓ RabbitMQ', pass: (r) => r <= 1 / 3, higherIsBetter: false }],
     setupAllowance: 1200,
@@ -802,10 +806,11 @@ function runPerf(
   quiet = false,
 ): Promise<{ result: PerfResult | null; error: string | null }> {
   const args = [PERF, '--uri', broker.uri, '--json', ...perfArgs];
-  if (!scenario.untimed) args.push('--duration', String(duration), '--warmup', String(WARMUP));
+  const warmup = Math.max(WARMUP, scenario.minWarmup ?? 0);
+  if (!scenario.untimed) args.push('--duration', String(duration), '--warmup', String(warmup));
   if (broker.pid) args.push('--pid', String(broker.pid), '--rss-limit', String(RSS_LIMIT_MB));
   if (quiet) args.push('--quiet');
-  const timeoutMs = (scenario.untimed ? 1900 : duration + WARMUP + 180 + (scenario.setupAllowance ?? 0)) * 1000;
+  const timeoutMs = (scenario.untimed ? 1900 : duration + warmup + 180 + (scenario.setupAllowance ?? 0)) * 1000;
   return new Promise((res) => {
     const child: ChildProcess = spawn('sh', ['-c', RAISE_NOFILE, 'sh', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -1699,7 +1704,7 @@ async function main(): Promise<void> {
     );
     const shell = (args: string[]): string => args.map((a) => (a === '' ? '""' : a)).join(' ');
     const cmd = [
-      `leveret-perf ${shell(s.args)}${s.untimed ? '' : ` --duration ${Math.max(DURATION, s.minDuration ?? 0)} --warmup ${WARMUP}`}`,
+      `leveret-perf ${shell(s.args)}${s.untimed ? '' : ` --duration ${Math.max(DURATION, s.minDuration ?? 0)} --warmup ${Math.max(WARMUP, s.minWarmup ?? 0)}`}`,
     ];
     if (s.id === 'i')
       cmd.push(
