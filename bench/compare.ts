@@ -7,8 +7,12 @@
  * Scenario i (recovery) publishes a backlog, kills the broker with SIGKILL, restarts it on
  * the same data and times how long it takes to accept connections and to show the queue.
  *
+ * Repetitions run in ABBA order; (a)-(e) also search the highest rate with p99 <= 10 ms; a
+ * small summary of each run goes to bench/history/.
+ *
  *   npm run bench:compare -- [--quick] [--duration S] [--scenarios a,b,...] [--backlog N]
- *                            [--repeat N] [--commit REV] [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
+ *                            [--repeat N] [--search-steps N] [--search-duration S] [--commit REV]
+ *                            [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
@@ -40,14 +44,14 @@ const PERF = join(__dirname, 'perf.js');
 
 const USAGE = `Usage: npm run bench:compare -- [options]
 
-  --quick               3 s per scenario and a 100,000-message backlog
+  --quick               3 s per scenario, a 100,000-message backlog, 3 rate-search steps
   --duration S          measured seconds per scenario and broker (default 10)
   --warmup S            seconds of load before measuring (default 1)
   --scenarios LIST      comma-separated subset of a,b,c,d,e,f,g,h,i,j,k,k2,l,m,n (default all)
   --backlog N           messages in scenarios g and i (default 1,000,000; 100,000 with --quick)
   --repeat N            run each scenario N times per broker in ABBA order, report the median run
   --search-steps N      rate-search runs per broker for (a)-(e): the highest rate with p99 <= 10 ms
-                        (default 5; 0 skips the search)
+                        (default 5, 3 with --quick; 0 skips the search)
   --search-duration S   measured seconds of each search run (default 3)
   --commit REV          benchmark Leveret as of this commit (git archive + tsc in a temp dir)
                         instead of the working tree
@@ -84,7 +88,7 @@ const DURATION = Number(values.duration ?? (QUICK ? 3 : 10));
 const WARMUP = Number(values.warmup ?? 1);
 const BACKLOG = Number(values.backlog ?? (QUICK ? 100_000 : 1_000_000));
 const REPEAT = Number(values.repeat ?? 1);
-const SEARCH_STEPS = Number(values['search-steps'] ?? 5);
+const SEARCH_STEPS = Number(values['search-steps'] ?? (QUICK ? 3 : 5));
 const SEARCH_DURATION = Number(values['search-duration'] ?? 3);
 /** The latency bound of the rate search (issue 14, point 5). */
 const SEARCH_P99_MS = 10;
