@@ -1283,6 +1283,12 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
     rows.push({ label: 'RSS at the end of the run', l: L?.brokerProcess?.endRssBytes, r: R?.brokerProcess?.endRssBytes, fmt: fmtMB });
     rows.push({ label: 'published msg/s', l: L?.publishRate, r: R?.publishRate, fmt: fmtInt });
     rows.push({ label: 'consumed msg/s', l: L?.consumeRate, r: R?.consumeRate, fmt: fmtInt });
+    rows.push({
+      label: 'publishes the tool skipped (it fell > 1 s behind)',
+      l: L?.light?.skippedPublishes,
+      r: R?.light?.skippedPublishes,
+      fmt: fmtInt,
+    });
   } else {
     rows.push({ label: 'published msg/s', l: L?.publishRate, r: R?.publishRate, fmt: fmtInt });
     if (L?.confirmRate !== null && L?.confirmRate !== undefined)

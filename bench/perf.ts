@@ -498,6 +498,7 @@ async function main(): Promise<void> {
     );
   }
   let lightTicker: NodeJS.Timeout | null = null;
+  let lightSkipped = 0;
   if (lights.length > 0) {
     // Connection i publishes in slot i mod `slots` of 10 ms each, so the load is spread evenly
     // over the second instead of 10,000 publishes at once.
@@ -508,8 +509,12 @@ async function main(): Promise<void> {
     lightTicker = setInterval(() => {
       const now = performance.now();
       const due = Math.floor((now - t0) / SLOT_MS);
-      // After a stall, skip what is more than one round late rather than bursting it.
-      if (due - done > slots) done = due - slots;
+      // After a stall, skip what is more than one round late rather than bursting it (and count it:
+      // a tool that falls behind must say so).
+      if (due - done > slots) {
+        lightSkipped += Math.round(((due - slots - done) * lights.length) / slots);
+        done = due - slots;
+      }
       for (; done < due; done++) {
         for (let i = done % slots; i < lights.length; i += slots) {
           const l = lights[i];
@@ -752,7 +757,11 @@ async function main(): Promise<void> {
   result.consumeRate = bl ? (bl.drainRate ?? 0) : Math.round(measured.consumed / sec);
   result.latencyMs = latencySummary(histTotal);
   if (idle) result.idle = idle;
-  if (light) result.light = light;
+  if (light) {
+    light.skippedPublishes = lightSkipped;
+    result.light = light;
+    if (lightSkipped > 0) log(`leveret-perf: WARNING: the tool fell behind and skipped ${fmtInt(lightSkipped)} light publishes`);
+  }
   // Per-queue consumed rates (steady-state runs with several queues): how evenly the broker serves them.
   if (perQueueStart && topo.queues.length > 1 && consumerConns.length >= topo.queues.length) {
     const rates = perQueueEnd.map((n, i) => (n - perQueueStart![i]) / sec);
