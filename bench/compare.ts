@@ -1296,6 +1296,13 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
     rows.push({ label: 'consumed msg/s', l: L?.consumeRate, r: R?.consumeRate, fmt: fmtInt, ...mark('consumeRate') });
     if (tm === 'consumeMBps')
       rows.push({
+        label: 'messages consumed in the measured window',
+        l: L?.consumed,
+        r: R?.consumed,
+        fmt: fmtInt,
+      });
+    if (tm === 'consumeMBps')
+      rows.push({
         label: 'consumed MB/s (body bytes, 10⁶ B)',
         l: metric(L, 'consumeMBps'),
         r: metric(R, 'consumeMBps'),
