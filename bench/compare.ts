@@ -852,12 +852,14 @@ function runPerf(
 /**
  * The highest publish rate the broker sustains with p99 ≤ SEARCH_P99_MS, on the broker of
  * the flat-out run just made: short --rate runs, bisecting between 0 and 1.2× what the
- * flat-out run delivered, starting at half of it. A step passes when p99 is within the bound
+ * flat-out run delivered (consumed ÷ copies per message), starting at half of it. A step passes when p99 is within the bound
  * and the consumers kept up (consumed ≥ 95 % of rate × copies per message).
  */
 async function searchRate(s: Scenario, broker: RunningBroker, flat: PerfResult): Promise<Sustained | null> {
   const fanout = s.search!.fanout;
-  const delivered = Math.min(flat.publishRate ?? 0, (flat.consumeRate ?? 0) / fanout);
+  // What the flat-out run delivered, per published message. Not its publish rate: that counts
+  // writes into socket buffers, and is 0 in a window where the broker held the publisher back.
+  const delivered = (flat.consumeRate ?? 0) / fanout;
   if (!(delivered > 0)) return null;
   let lo = 0;
   let hi = delivered * 1.2;
@@ -1411,7 +1413,8 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
   }
   const sustainedNote = (o: Outcome): string => {
     const x = o.sustained;
-    if (!x) return `${o.broker}: no search (the flat-out run failed)`;
+    if (x === undefined) return `${o.broker}: no search (the flat-out run failed)`;
+    if (x === null) return `${o.broker}: no search (the flat-out run consumed nothing)`;
     const steps = x.steps
       .map((st) => `${fmtInt(st.rate)} → ${st.p99Ms === null ? 'failed' : `p99 ${fmtMs(st.p99Ms)}`}${st.ok ? ' ✓' : ' ✗'}`)
       .join(', ');
@@ -1677,7 +1680,7 @@ async function main(): Promise<void> {
   );
   md.push(`| Node.js | ${info.node} (Leveret and the load tool) |`);
   md.push(
-    `| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenarios g and i run to completion), each on a fresh broker; ` +
+    `| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenarios g and i run to completion; k2 measures at least 10 s, m at least 20 s after 10 s of warm-up), each on a fresh broker; ` +
       `${REPEAT > 1 ? `${REPEAT} runs each in ABBA order (run 1: Leveret then RabbitMQ, run 2: RabbitMQ then Leveret, …), median reported` : 'one run each, Leveret then RabbitMQ'} |`,
   );
   if (SEARCH_STEPS > 0)
