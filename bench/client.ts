@@ -91,6 +91,10 @@ export class Connection implements FrameHandler {
   serverProperties: FieldTable = {};
   /** performance.now() when the chunk being parsed was read: one clock read per TCP read. */
   now = 0;
+  /** Heartbeat interval in seconds, as negotiated in connection.tune-ok (0 = none). */
+  heartbeat = 0;
+  /** Counts writes to the socket, so a heartbeat sweep can tell an idle connection. */
+  writes = 0;
   /** Set once the broker sent connection.blocked (and cleared on unblocked). */
   blocked = false;
   /** Called (once) on a fatal error: broker close, socket error, protocol error. */
@@ -111,6 +115,8 @@ export class Connection implements FrameHandler {
   private constructor(
     readonly uri: AmqpUri,
     readonly name: string,
+    /** Heartbeat the client asks for in tune-ok, seconds (0 = none). */
+    private readonly heartbeatWanted = 0,
   ) {
     this.parser = new FrameParser(this, FRAME_MAX);
     this.socket = new net.Socket();
@@ -132,8 +138,8 @@ export class Connection implements FrameHandler {
     this.deliveryHandlers[ch] = handler;
   }
 
-  static connect(uri: AmqpUri, name = 'perf'): Promise<Connection> {
-    const c = new Connection(uri, name);
+  static connect(uri: AmqpUri, name = 'perf', heartbeat = 0): Promise<Connection> {
+    const c = new Connection(uri, name, heartbeat);
     return c.open();
   }
 
@@ -190,6 +196,7 @@ export class Connection implements FrameHandler {
   flush(): boolean {
     if (this.writer.empty || this.dead) return true;
     const chunks = this.writer.take();
+    this.writes++;
     return this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
   }
 
@@ -207,6 +214,7 @@ export class Connection implements FrameHandler {
   writeRaw(buf: Buffer): boolean {
     if (this.dead) return true;
     this.flush();
+    this.writes++;
     return this.socket.write(buf);
   }
 
@@ -366,9 +374,18 @@ export class Connection implements FrameHandler {
   }
 
   onHeartbeatFrame(): void {
-    // We asked for heartbeat 0; answer anyway in case the broker insists.
+    // With heartbeat 0 we answer anyway in case the broker insists; with a heartbeat, the
+    // sweep (sendHeartbeat) keeps an idle connection alive and this answer costs nothing.
     this.writer.beginFrame(8, 0);
     this.writer.endFrame();
+  }
+
+  /** Sends a heartbeat frame now (the caller decides the connection has been quiet). */
+  sendHeartbeat(): void {
+    if (this.dead) return;
+    this.writer.beginFrame(8, 0);
+    this.writer.endFrame();
+    this.flush();
   }
 
   onFrameError(code: number, text: string): void {
@@ -392,7 +409,10 @@ export class Connection implements FrameHandler {
         this.channelMax = m.channelMax === 0 ? 2047 : Math.min(m.channelMax, 2047);
         this.frameMax = m.frameMax === 0 ? FRAME_MAX : Math.min(m.frameMax, FRAME_MAX);
         this.parser.frameMax = this.frameMax;
-        M.encodeConnectionTuneOk(this.writer, 0, this.channelMax, this.frameMax, 0);
+        // The client's wish wins when the broker proposes none; otherwise the lower of the two.
+        const want = this.heartbeatWanted;
+        this.heartbeat = want === 0 ? 0 : m.heartbeat === 0 ? want : Math.min(want, m.heartbeat);
+        M.encodeConnectionTuneOk(this.writer, 0, this.channelMax, this.frameMax, this.heartbeat);
         M.encodeConnectionOpen(this.writer, 0, this.uri.vhost, '', false);
         return;
       }

@@ -7,8 +7,12 @@
  * Scenario i (recovery) publishes a backlog, kills the broker with SIGKILL, restarts it on
  * the same data and times how long it takes to accept connections and to show the queue.
  *
+ * Repetitions run in ABBA order; (a)-(e) also search the highest rate with p99 <= 10 ms; a
+ * small summary of each run goes to bench/history/.
+ *
  *   npm run bench:compare -- [--quick] [--duration S] [--scenarios a,b,...] [--backlog N]
- *                            [--repeat N] [--commit REV] [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
+ *                            [--repeat N] [--search-steps N] [--search-duration S] [--commit REV]
+ *                            [--rabbit-uri URI [--rabbit-pid PID]] [--no-build]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
@@ -26,7 +30,7 @@ import {
 } from 'node:fs';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Connection, parseUri } from './client';
 import { sampleProc } from './proc';
@@ -40,12 +44,15 @@ const PERF = join(__dirname, 'perf.js');
 
 const USAGE = `Usage: npm run bench:compare -- [options]
 
-  --quick               3 s per scenario and a 100,000-message backlog
+  --quick               3 s per scenario, a 100,000-message backlog, 3 rate-search steps
   --duration S          measured seconds per scenario and broker (default 10)
   --warmup S            seconds of load before measuring (default 1)
-  --scenarios LIST      comma-separated subset of a,b,c,d,e,f,g,h,i (default all)
+  --scenarios LIST      comma-separated subset of a,b,c,d,e,f,g,h,i,j,k,k2,l,m,n (default all)
   --backlog N           messages in scenarios g and i (default 1,000,000; 100,000 with --quick)
-  --repeat N            run each scenario N times per broker (alternating), report the median run
+  --repeat N            run each scenario N times per broker in ABBA order, report the median run
+  --search-steps N      rate-search runs per broker for (a)-(e): the highest rate with p99 <= 10 ms
+                        (default 5, 3 with --quick; 0 skips the search)
+  --search-duration S   measured seconds of each search run (default 3)
   --commit REV          benchmark Leveret as of this commit (git archive + tsc in a temp dir)
                         instead of the working tree
   --rabbit-uri URI      use an already running RabbitMQ instead of starting one (not for i)
@@ -62,6 +69,8 @@ const { values } = parseArgs({
     scenarios: { type: 'string' },
     backlog: { type: 'string' },
     repeat: { type: 'string' },
+    'search-steps': { type: 'string' },
+    'search-duration': { type: 'string' },
     commit: { type: 'string' },
     'rabbit-uri': { type: 'string' },
     'rabbit-pid': { type: 'string' },
@@ -79,6 +88,19 @@ const DURATION = Number(values.duration ?? (QUICK ? 3 : 10));
 const WARMUP = Number(values.warmup ?? 1);
 const BACKLOG = Number(values.backlog ?? (QUICK ? 100_000 : 1_000_000));
 const REPEAT = Number(values.repeat ?? 1);
+const SEARCH_STEPS = Number(values['search-steps'] ?? (QUICK ? 3 : 5));
+const SEARCH_DURATION = Number(values['search-duration'] ?? 3);
+/** The latency bound of the rate search (issue 14, point 5). */
+const SEARCH_P99_MS = 10;
+/**
+ * Bytes of one per-queue index record in Leveret's store, for the target of scenario n. The
+ * broker's store defines it (src/store): today each queue writes the whole message, and the
+ * shared-body store of issue 14 is to write the body once plus one such record per queue.
+ * Update this constant to the store's record size when that lands.
+ */
+const INDEX_RECORD_BYTES = 32;
+/** Scenario n's target: 1.2 KB (the 1 KB body once, with its framing) + 50 index records. */
+const FANOUT_WRITE_TARGET_BYTES = Math.round(1.2 * 1024 + 50 * INDEX_RECORD_BYTES);
 if (!Number.isInteger(REPEAT) || REPEAT < 1) {
   process.stderr.write(`compare: --repeat must be a positive integer\n${USAGE}`);
   process.exit(1);
@@ -90,6 +112,8 @@ for (const [name, v] of [
   ['duration', DURATION],
   ['warmup', WARMUP],
   ['backlog', BACKLOG],
+  ['search-steps', SEARCH_STEPS],
+  ['search-duration', SEARCH_DURATION],
 ] as const) {
   if (!Number.isFinite(v) || v < 0) {
     process.stderr.write(`compare: bad --${name}\n${USAGE}`);
@@ -99,16 +123,44 @@ for (const [name, v] of [
 
 // ====================================================================== scenarios
 
-type Metric = 'consumeRate' | 'p99' | 'rssPerConnection' | 'peakRss' | 'recoveryListenMs';
+type Metric =
+  | 'consumeRate'
+  | 'p99'
+  | 'rssPerConnection'
+  | 'peakRss'
+  | 'recoveryListenMs'
+  | 'consumeMBps'
+  | 'perQueueSpread'
+  | 'cpuPercent'
+  | 'writeBytesPerMessage';
+
+interface Target {
+  metric: Metric;
+  text: string;
+  /** Gets Leveret ÷ RabbitMQ (NaN when RabbitMQ's value is missing or 0) and both values. */
+  pass: (ratio: number, leveret: number, rabbit: number | null) => boolean;
+  higherIsBetter: boolean;
+  /** Judged on Leveret's value alone: no RabbitMQ figure is needed. */
+  absolute?: boolean;
+}
 
 interface Scenario {
   id: string;
   title: string;
   args: string[];
-  /** `pass` gets Leveret ÷ RabbitMQ and both values. */
-  target: { metric: Metric; text: string; pass: (ratio: number, leveret: number, rabbit: number) => boolean; higherIsBetter: boolean };
+  /** The headline target (the summary's figure); `also` are further targets, all must pass. */
+  target: Target;
+  also?: Target[];
   /** Not a fixed-duration run. */
   untimed?: boolean;
+  /** Measured seconds at least this long whatever --duration says (k2: a 64 MiB message takes a while). */
+  minDuration?: number;
+  /** Warm-up seconds at least this long (m: let 10,000 fresh connections settle, and span a heartbeat interval). */
+  minWarmup?: number;
+  /** Seconds the tool may spend setting up before the measured run (scenario m opens 10,000 connections). */
+  setupAllowance?: number;
+  /** Throughput scenarios (a)-(e): also search the highest rate with p99 ≤ 10 ms; `fanout` copies per message. */
+  search?: { fanout: number };
   /** Runs its own sequence instead of one leveret-perf run (scenario i). */
   custom?: (
     s: Scenario,
@@ -145,30 +197,35 @@ const SCENARIOS: Scenario[] = [
     title: '1 producer → 1 consumer, 16 B transient, prefetch 1000, multi-ack every 100',
     args: SCENARIO_ARGS.a,
     target: throughput,
+    search: { fanout: 1 },
   },
   {
     id: 'b',
     title: '1 producer → 1 consumer, 1 KB transient, prefetch 1000, multi-ack every 100',
     args: SCENARIO_ARGS.b,
     target: throughput,
+    search: { fanout: 1 },
   },
   {
     id: 'c',
     title: '1 → 1, 1 KB persistent, confirms (window 256), durable queue',
     args: SCENARIO_ARGS.c,
     target: throughput,
+    search: { fanout: 1 },
   },
   {
     id: 'd',
     title: 'fanout 1 → 50 queues, one consumer (connection) per queue, 16 B',
     args: SCENARIO_ARGS.d,
     target: throughput,
+    search: { fanout: 50 },
   },
   {
     id: 'e',
     title: 'topic exchange with 10,000 bindings; 1,000 routing keys, each matching one binding; 16 B',
     args: SCENARIO_ARGS.e,
     target: throughput,
+    search: { fanout: 1 },
   },
   {
     id: 'f',
@@ -233,6 +290,62 @@ const SCENARIOS: Scenario[] = [
     },
     untimed: true,
     custom: (s, which, rabbitUri) => runRecovery(s, which, rabbitUri),
+  },
+  {
+    id: 'j',
+    title: 'latency under load: a fixed 50,000 msg/s, 1 → 1, 16 B',
+    args: SCENARIO_ARGS.j,
+    target: { metric: 'p99', text: 'p99 latency ≤ ½ RabbitMQ and ≤ 2 ms', pass: (r, l) => r <= 0.5 && l <= 2, higherIsBetter: false },
+  },
+  {
+    id: 'k',
+    title: 'large messages: 1 → 1, 1 MiB bodies, prefetch 50, multi-ack every 10',
+    args: SCENARIO_ARGS.k,
+    target: { metric: 'consumeMBps', text: 'consumed MB/s ≥ 3× RabbitMQ', pass: (r) => r >= 3, higherIsBetter: true },
+  },
+  {
+    id: 'k2',
+    title: 'large messages: 1 → 1, 64 MiB bodies, confirms (window 4), prefetch 4',
+    args: SCENARIO_ARGS.k2,
+    minDuration: 10,
+    target: { metric: 'consumeMBps', text: 'consumed MB/s ≥ 3× RabbitMQ', pass: (r) => r >= 3, higherIsBetter: true },
+  },
+  {
+    id: 'l',
+    title: 'many queues: 100 producers → 100 queues → 100 consumers (producer i feeds queue i), 16 B',
+    args: SCENARIO_ARGS.l,
+    target: throughput,
+    also: [
+      {
+        metric: 'perQueueSpread',
+        text: 'per-queue consumed rates within 20 % of each other',
+        pass: (_r, l) => l <= 20,
+        higherIsBetter: false,
+        absolute: true,
+      },
+    ],
+  },
+  {
+    id: 'm',
+    title: '10,000 connections, each with a channel, a consumer on its own queue and 1 publish/s to it, heartbeat 10 s, 16 B',
+    args: SCENARIO_ARGS.m,
+    minDuration: 20,
+    minWarmup: 10,
+    target: { metric: 'cpuPercent', text: 'broker CPU ≤ ⅓ RabbitMQ', pass: (r) => r <= 1 / 3, higherIsBetter: false },
+    also: [{ metric: 'peakRss', text: 'broker peak RSS ≤ ⅓ RabbitMQ', pass: (r) => r <= 1 / 3, higherIsBetter: false }],
+    setupAllowance: 1200,
+  },
+  {
+    id: 'n',
+    title: 'fanout 1 → 50 durable queues, 1 KB persistent, confirms (window 256): storage writes per message',
+    args: SCENARIO_ARGS.n,
+    target: {
+      metric: 'writeBytesPerMessage',
+      text: `bytes written per message ≤ 1.2 KB + 50 × ${INDEX_RECORD_BYTES} B (index record) = ${FANOUT_WRITE_TARGET_BYTES.toLocaleString('en-US')} B`,
+      pass: (_r, l) => l <= FANOUT_WRITE_TARGET_BYTES,
+      higherIsBetter: false,
+      absolute: true,
+    },
   },
 ];
 
@@ -308,6 +421,29 @@ function pidListeningOn(port: number): number | null {
 /** Runs a command with the open-files limit raised to the hard limit (for 1,000 connections). */
 const RAISE_NOFILE = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null; exec "$@"';
 
+/**
+ * The file system type of the mount holding `path`, from /proc/mounts (the longest mount
+ * point that is a prefix of it): tmpfs would make fsync free, so RESULTS.md names it.
+ */
+function fsTypeOf(path: string): string {
+  try {
+    let best = '';
+    let type = '?';
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const [, mnt, fstype] = line.split(' ');
+      if (!mnt) continue;
+      const m = mnt.replace(/\\040/g, ' ');
+      if ((path === m || path.startsWith(m.endsWith('/') ? m : m + '/')) && m.length >= best.length) {
+        best = m;
+        type = fstype;
+      }
+    }
+    return type;
+  } catch {
+    return '?';
+  }
+}
+
 function tail(file: string, bytes = 3000): string {
   try {
     const s = readFileSync(file, 'utf8');
@@ -321,6 +457,8 @@ function tail(file: string, bytes = 3000): string {
 
 interface RunningBroker {
   name: 'Leveret' | 'RabbitMQ';
+  /** Where it keeps its data (null: not started by us). */
+  dataDir: string | null;
   uri: string;
   port: number;
   pid: number | null;
@@ -416,6 +554,7 @@ async function startLeveret(place?: LeveretPlace, timeoutMs = 30_000): Promise<R
   }
   const b: RunningBroker & { storeRecovered: Record<string, unknown> | null } = {
     name: 'Leveret',
+    dataDir: join(dir, 'data'),
     uri: `amqp://guest:guest@127.0.0.1:${port}/%2f`,
     port,
     pid: child.pid!,
@@ -544,6 +683,7 @@ async function startRabbit(place?: RabbitPlace, timeoutMs = 90_000): Promise<Run
   };
   return {
     name: 'RabbitMQ',
+    dataDir: join(dir, 'mnesia'),
     uri: `amqp://guest:guest@127.0.0.1:${port}/%2f`,
     port,
     pid: beam,
@@ -586,6 +726,7 @@ function externalRabbit(uri: string, pid: number | null): RunningBroker {
   };
   return {
     name: 'RabbitMQ',
+    dataDir: null,
     uri,
     port,
     pid: pid ?? pidListeningOn(port),
@@ -615,29 +756,65 @@ interface Outcome {
   broker: 'Leveret' | 'RabbitMQ';
   result: PerfResult | null;
   error: string | null;
+  /** 1-minute load average just before the run. */
   loadBefore: number;
+  /** 1, 5 and 15-minute load averages just before the run. */
+  loadAvgBefore: number[];
+  /** File system of the broker's data directory. */
+  fsType: string;
+  /** (a)-(e): the highest rate sustained with p99 ≤ SEARCH_P99_MS, from the rate search after the run. */
+  sustained?: Sustained | null;
   /** With --repeat: the target metric of every run (null for failed ones), in run order. */
   runs?: (number | null)[];
+  /** With --repeat: every run's sustained consumed rate, load averages and file system, in run order. */
+  sustainedRuns?: (number | null)[];
+  loads?: number[][];
+  fsTypes?: string[];
+}
+
+interface Sustained {
+  /** Publish rate (--rate) of the highest passing step, msg/s (0: none passed). */
+  rate: number;
+  /** Consumed msg/s at that step (null: none passed). */
+  consumeRate: number | null;
+  p99Ms: number | null;
+  steps: { rate: number; consumeRate: number | null; p99Ms: number | null; ok: boolean; error?: string }[];
 }
 
 /** The run whose target metric is the median (the lower middle one for an even count). */
 function medianOutcome(s: Scenario, runs: Outcome[]): Outcome {
   const ok = runs.filter((r) => r.result && metric(r.result, s.target.metric) !== null);
   const values = runs.map((r) => metric(r.result, s.target.metric));
-  if (ok.length === 0) return { ...runs[runs.length - 1], runs: values };
+  const extra: Partial<Outcome> = {
+    runs: values,
+    loads: runs.map((r) => r.loadAvgBefore),
+    fsTypes: runs.map((r) => r.fsType),
+  };
+  // The sustained rate's median is taken on its own, over the runs that searched.
+  const searched = runs.filter((r) => r.sustained).map((r) => r.sustained!);
+  if (searched.length > 0) {
+    extra.sustainedRuns = runs.map((r) => r.sustained?.consumeRate ?? null);
+    searched.sort((x, y) => (x.consumeRate ?? 0) - (y.consumeRate ?? 0));
+    extra.sustained = searched[Math.floor((searched.length - 1) / 2)];
+  }
+  if (ok.length === 0) return { ...runs[runs.length - 1], ...extra };
   ok.sort((x, y) => metric(x.result, s.target.metric)! - metric(y.result, s.target.metric)!);
-  return { ...ok[Math.floor((ok.length - 1) / 2)], runs: values };
+  return { ...ok[Math.floor((ok.length - 1) / 2)], ...extra };
 }
 
 function runPerf(
   scenario: Scenario,
   broker: RunningBroker,
   perfArgs = scenario.args,
+  duration = Math.max(DURATION, scenario.minDuration ?? 0),
+  quiet = false,
 ): Promise<{ result: PerfResult | null; error: string | null }> {
   const args = [PERF, '--uri', broker.uri, '--json', ...perfArgs];
-  if (!scenario.untimed) args.push('--duration', String(DURATION), '--warmup', String(WARMUP));
+  const warmup = Math.max(WARMUP, scenario.minWarmup ?? 0);
+  if (!scenario.untimed) args.push('--duration', String(duration), '--warmup', String(warmup));
   if (broker.pid) args.push('--pid', String(broker.pid), '--rss-limit', String(RSS_LIMIT_MB));
-  const timeoutMs = (scenario.untimed ? 1900 : DURATION + WARMUP + 180) * 1000;
+  if (quiet) args.push('--quiet');
+  const timeoutMs = (scenario.untimed ? 1900 : duration + warmup + 180 + (scenario.setupAllowance ?? 0)) * 1000;
   return new Promise((res) => {
     const child: ChildProcess = spawn('sh', ['-c', RAISE_NOFILE, 'sh', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -668,6 +845,48 @@ function runPerf(
       res({ result: null, error: `leveret-perf exited with ${signal ?? code}${lastErr ? `: ${lastErr.trim()}` : ''}` });
     });
   });
+}
+
+// ====================================================================== rate search (a)-(e)
+
+/**
+ * The highest publish rate the broker sustains with p99 ≤ SEARCH_P99_MS, on the broker of
+ * the flat-out run just made: short --rate runs, bisecting between 0 and 1.2× what the
+ * flat-out run delivered (consumed ÷ copies per message), starting at half of it. A step passes when p99 is within the bound
+ * and the consumers kept up (consumed ≥ 95 % of rate × copies per message).
+ */
+async function searchRate(s: Scenario, broker: RunningBroker, flat: PerfResult): Promise<Sustained | null> {
+  const fanout = s.search!.fanout;
+  // What the flat-out run delivered, per published message. Not its publish rate: that counts
+  // writes into socket buffers, and is 0 in a window where the broker held the publisher back.
+  const delivered = (flat.consumeRate ?? 0) / fanout;
+  if (!(delivered > 0)) return null;
+  let lo = 0;
+  let hi = delivered * 1.2;
+  let rate = delivered / 2;
+  const out: Sustained = { rate: 0, consumeRate: null, p99Ms: null, steps: [] };
+  for (let step = 0; step < SEARCH_STEPS; step++) {
+    // Round to 2 significant digits: finer steps are below the run-to-run noise.
+    const mag = 10 ** Math.max(0, Math.floor(Math.log10(rate)) - 1);
+    const r = Math.max(1, Math.round(rate / mag) * mag);
+    const { result, error } = await runPerf(s, broker, [...s.args, '--rate', String(r)], SEARCH_DURATION, true);
+    const p99 = result?.latencyMs?.p99 ?? null;
+    const consumed = result?.consumeRate ?? null;
+    const ok = !!result && p99 !== null && p99 <= SEARCH_P99_MS && consumed !== null && consumed >= 0.95 * r * fanout;
+    out.steps.push({ rate: r, consumeRate: consumed, p99Ms: p99, ok, ...(error ? { error } : {}) });
+    log(
+      `compare: ${broker.name} ${s.id} rate search: ${r.toLocaleString('en-US')} msg/s -> consumed ${consumed === null ? '–' : Math.round(consumed).toLocaleString('en-US')}/s, p99 ${p99 === null ? '–' : p99.toFixed(2)} ms: ${ok ? 'ok' : 'too much'}`,
+    );
+    if (ok && r > out.rate) {
+      out.rate = r;
+      out.consumeRate = consumed;
+      out.p99Ms = p99;
+    }
+    if (ok) lo = r;
+    else hi = r;
+    rate = (lo + hi) / 2;
+  }
+  return out;
 }
 
 // ====================================================================== scenario i: recovery
@@ -885,6 +1104,14 @@ function fmtTarget(m: Metric, v: number | null): string {
       return fmtMB(v);
     case 'recoveryListenMs':
       return fmtSec(v);
+    case 'consumeMBps':
+      return v === null ? '–' : `${v.toFixed(1)} MB/s`;
+    case 'perQueueSpread':
+      return v === null ? '–' : `${v.toFixed(1)} %`;
+    case 'cpuPercent':
+      return v === null ? '–' : `${v.toFixed(1)}%`;
+    case 'writeBytesPerMessage':
+      return v === null ? '–' : `${fmtInt(v)} B`;
   }
 }
 
@@ -901,6 +1128,17 @@ function metric(r: PerfResult | null, m: Metric): number | null {
       return r.brokerProcess?.peakRssBytes ?? null;
     case 'recoveryListenMs':
       return r.recovery?.listenMs ?? null;
+    case 'consumeMBps':
+      // Body bytes consumed per second, in MB (10^6 bytes), from the count (consumeRate is rounded to whole messages).
+      return typeof r.consumed !== 'number' || !(r.elapsedSeconds > 0) || r.options?.size === undefined
+        ? null
+        : (r.consumed * r.options.size) / r.elapsedSeconds / 1e6;
+    case 'perQueueSpread':
+      return r.perQueue?.spreadPercent ?? null;
+    case 'cpuPercent':
+      return r.brokerProcess?.cpuPercent ?? null;
+    case 'writeBytesPerMessage':
+      return r.brokerProcess?.writeBytesPerMessage ?? null;
   }
 }
 
@@ -926,11 +1164,25 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
   const tl = metric(L, tm);
   const tr = metric(R, tm);
   const tRatio = ratio(tl, tr);
-  let verdict = !L || !R ? 'ERROR' : tRatio === null ? 'n/a' : s.target.pass(tRatio, tl!, tr!) ? 'PASS' : 'FAIL';
+  const judge = (t: Target): string => {
+    if (!L || (!R && !t.absolute)) return 'ERROR';
+    const l = metric(L, t.metric);
+    const r = metric(R, t.metric);
+    const q = ratio(l, r);
+    if (l === null || (q === null && !t.absolute)) return 'n/a';
+    return t.pass(q ?? NaN, l, r) ? 'PASS' : 'FAIL';
+  };
+  const targets = [s.target, ...(s.also ?? [])];
+  const verdicts = new Map(targets.map((t) => [t.metric, judge(t)] as const));
+  const all = [...verdicts.values()];
+  let verdict = all.includes('ERROR') ? 'ERROR' : all.includes('FAIL') ? 'FAIL' : all.includes('n/a') ? 'n/a' : 'PASS';
   // Recovery is only a pass if every confirmed message came back.
   const lost = s.id === 'i' && L?.recovery && L.recovery.recoveredCount !== L.recovery.messages;
   if (lost && verdict === 'PASS') verdict = 'FAIL';
-  const mark = (m: Metric) => (m === tm ? { target: s.target.text, verdict } : {});
+  const mark = (m: Metric) => {
+    const t = targets.find((x) => x.metric === m);
+    return t ? { target: t.text, verdict: m === tm ? (lost ? 'FAIL' : verdicts.get(m)) : verdicts.get(m) } : {};
+  };
   const rate = (n: number | null | undefined): string => `${fmtInt(n)} msg/s`;
   if (s.id === 'i') {
     const a = L?.recovery ?? {};
@@ -951,6 +1203,14 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
       r: b.listenMs,
       fmt: fmtSec,
       ...mark('recoveryListenMs'),
+    });
+    const beyond = (x: Record<string, number | null | undefined>): number | null =>
+      typeof x.listenMs === 'number' && typeof x.emptyStartListenMs === 'number' ? x.listenMs - x.emptyStartListenMs : null;
+    rows.push({
+      label: 'of which recovery beyond an empty boot (restart − empty start-up)',
+      l: beyond(a),
+      r: beyond(b),
+      fmt: fmtSec,
     });
     rows.push({
       label: `restart to the queue showing all ${fmtInt(BACKLOG)} messages (passive declare)`,
@@ -1011,16 +1271,89 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
       r: R?.idle?.setupSeconds,
       fmt: (n) => (n === null || n === undefined ? '–' : `${n} s`),
     });
+  } else if (s.id === 'm') {
+    const secs = (n: number | null | undefined): string => (n === null || n === undefined ? '–' : `${n} s`);
+    rows.push({ label: 'time to open the connections', l: L?.light?.setupSeconds, r: R?.light?.setupSeconds, fmt: secs });
+    rows.push({ label: 'heartbeat negotiated', l: L?.light?.heartbeatSeconds, r: R?.light?.heartbeatSeconds, fmt: secs });
+    rows.push({ label: 'RSS before the connections', l: L?.light?.rssBeforeBytes, r: R?.light?.rssBeforeBytes, fmt: fmtMB });
+    rows.push({
+      label: 'RSS once all are open',
+      l: L?.light?.rssAfterOpenBytes,
+      r: R?.light?.rssAfterOpenBytes,
+      fmt: fmtMB,
+    });
+    rows.push({ label: 'RSS at the end of the run', l: L?.brokerProcess?.endRssBytes, r: R?.brokerProcess?.endRssBytes, fmt: fmtMB });
+    rows.push({ label: 'published msg/s', l: L?.publishRate, r: R?.publishRate, fmt: fmtInt });
+    rows.push({ label: 'consumed msg/s', l: L?.consumeRate, r: R?.consumeRate, fmt: fmtInt });
+    rows.push({
+      label: 'publishes the tool skipped (it fell > 1 s behind)',
+      l: L?.light?.skippedPublishes,
+      r: R?.light?.skippedPublishes,
+      fmt: fmtInt,
+    });
   } else {
     rows.push({ label: 'published msg/s', l: L?.publishRate, r: R?.publishRate, fmt: fmtInt });
     if (L?.confirmRate !== null && L?.confirmRate !== undefined)
       rows.push({ label: 'confirmed msg/s', l: L?.confirmRate, r: R?.confirmRate, fmt: fmtInt });
     rows.push({ label: 'consumed msg/s', l: L?.consumeRate, r: R?.consumeRate, fmt: fmtInt, ...mark('consumeRate') });
+    if (tm === 'consumeMBps')
+      rows.push({
+        label: 'messages consumed in the measured window',
+        l: L?.consumed,
+        r: R?.consumed,
+        fmt: fmtInt,
+      });
+    if (tm === 'consumeMBps')
+      rows.push({
+        label: 'consumed MB/s (body bytes, 10⁶ B)',
+        l: metric(L, 'consumeMBps'),
+        r: metric(R, 'consumeMBps'),
+        fmt: (n) => fmtTarget('consumeMBps', n ?? null),
+        ...mark('consumeMBps'),
+      });
+    if (L?.perQueue || R?.perQueue) {
+      rows.push({ label: 'slowest queue, consumed msg/s', l: L?.perQueue?.minRate, r: R?.perQueue?.minRate, fmt: fmtInt });
+      rows.push({ label: 'fastest queue, consumed msg/s', l: L?.perQueue?.maxRate, r: R?.perQueue?.maxRate, fmt: fmtInt });
+      rows.push({
+        label: 'spread: (fastest − slowest) ÷ fastest',
+        l: L?.perQueue?.spreadPercent,
+        r: R?.perQueue?.spreadPercent,
+        fmt: (n) => fmtTarget('perQueueSpread', n ?? null),
+        ...mark('perQueueSpread'),
+      });
+    }
+    if (tm === 'writeBytesPerMessage') {
+      rows.push({
+        label: 'written to storage in the measured window',
+        l: L?.brokerProcess?.writeBytes,
+        r: R?.brokerProcess?.writeBytes,
+        fmt: fmtMB,
+      });
+      rows.push({
+        label: 'bytes written per message published',
+        l: metric(L, 'writeBytesPerMessage'),
+        r: metric(R, 'writeBytesPerMessage'),
+        fmt: (n) => fmtTarget('writeBytesPerMessage', n ?? null),
+        ...mark('writeBytesPerMessage'),
+      });
+    }
+    const sl = lev.sustained;
+    const sr = rab.sustained;
+    if (sl || sr)
+      rows.push({
+        label: `highest consumed msg/s with p99 ≤ ${SEARCH_P99_MS} ms (rate search)`,
+        l: sl?.consumeRate,
+        r: sr?.consumeRate,
+        fmt: fmtInt,
+      });
   }
   if (s.id !== 'f' && s.id !== 'i') {
     rows.push({ label: 'latency p50', l: L?.latencyMs?.p50, r: R?.latencyMs?.p50, fmt: fmtMs });
     rows.push({ label: 'latency p99', l: L?.latencyMs?.p99, r: R?.latencyMs?.p99, fmt: fmtMs, ...mark('p99') });
-    if (s.id === 'h') rows.push({ label: 'latency max', l: L?.latencyMs?.max, r: R?.latencyMs?.max, fmt: fmtMs });
+    if (s.id === 'h' || s.id === 'j') {
+      rows.push({ label: 'latency p99.9', l: L?.latencyMs?.p999, r: R?.latencyMs?.p999, fmt: fmtMs });
+      rows.push({ label: 'latency max', l: L?.latencyMs?.max, r: R?.latencyMs?.max, fmt: fmtMs });
+    }
   }
   if (s.id !== 'i') {
     rows.push({
@@ -1043,6 +1376,7 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
       l: L?.brokerProcess?.cpuPercent,
       r: R?.brokerProcess?.cpuPercent,
       fmt: (n) => (n === null || n === undefined ? '–' : `${n}%`),
+      ...mark('cpuPercent'),
     });
     rows.push({
       label: 'load tool CPU (% of one core)',
@@ -1073,10 +1407,36 @@ function scenarioTable(s: Scenario, lev: Outcome, rab: Outcome): { md: string; v
     const f = (v: number | null): string => (v === null ? 'failed' : fmtTarget(s.target.metric, v));
     lines.push(
       '',
-      `${lev.runs.length} runs per broker, alternating; the table shows each broker's median run by the target metric. ` +
+      `${lev.runs.length} runs per broker in ABBA order; the table shows each broker's median run by the target metric. ` +
         `All runs: Leveret ${lev.runs.map(f).join(', ')}; RabbitMQ ${(rab.runs ?? []).map(f).join(', ')}.`,
     );
   }
+  const sustainedNote = (o: Outcome): string => {
+    const x = o.sustained;
+    if (x === undefined) return `${o.broker}: no search (the flat-out run failed)`;
+    if (x === null) return `${o.broker}: no search (the flat-out run consumed nothing)`;
+    const steps = x.steps
+      .map((st) => `${fmtInt(st.rate)} → ${st.p99Ms === null ? 'failed' : `p99 ${fmtMs(st.p99Ms)}`}${st.ok ? ' ✓' : ' ✗'}`)
+      .join(', ');
+    return `${o.broker} ${x.consumeRate === null ? 'none of the steps passed' : `${fmtInt(x.consumeRate)} consumed msg/s at --rate ${fmtInt(x.rate)}`} (median run's steps: ${steps})`;
+  };
+  if (s.search && (lev.sustained !== undefined || rab.sustained !== undefined)) {
+    const runsOf = (o: Outcome): string =>
+      o.sustainedRuns && o.sustainedRuns.length > 1
+        ? ` [all runs: ${o.sustainedRuns.map((v) => (v === null ? '–' : fmtInt(v))).join(', ')}]`
+        : '';
+    lines.push(
+      '',
+      `Rate search (${SEARCH_STEPS} runs of ${SEARCH_DURATION} s per broker after each flat-out run, on the same broker; a step passes with p99 ≤ ${SEARCH_P99_MS} ms and consumers keeping up): ` +
+        `${sustainedNote(lev)}${runsOf(lev)}; ${sustainedNote(rab)}${runsOf(rab)}.`,
+    );
+  }
+  const env = (o: Outcome): string => {
+    const loads = o.loads ?? [o.loadAvgBefore];
+    const fs = [...new Set(o.fsTypes ?? [o.fsType])].join('/');
+    return `${o.broker} on ${fs}, load ${loads.map((l) => (l ? l.map((x) => x.toFixed(2)).join(' ') : '?')).join('; ')}`;
+  };
+  lines.push('', `Data directory file system and load average (1, 5, 15 min) before each run: ${env(lev)}; ${env(rab)}.`);
   if (lost)
     lines.push(
       '',
@@ -1103,6 +1463,10 @@ const SUMMARY_UNITS: Record<Metric, { label: string; unit: string; scale: number
   rssPerConnection: { label: 'RSS per connection', unit: 'kB', scale: 1 / 1024, digits: 1 },
   peakRss: { label: 'broker peak RSS', unit: 'MB', scale: 1 / 1048576, digits: 1 },
   recoveryListenMs: { label: 'restart after kill -9 to accepting connections', unit: 's', scale: 1 / 1000, digits: 2 },
+  consumeMBps: { label: 'consumed MB/s', unit: 'MB/s', scale: 1, digits: 1 },
+  perQueueSpread: { label: 'per-queue consumed rate spread', unit: '%', scale: 1, digits: 1 },
+  cpuPercent: { label: 'broker CPU', unit: '% of one core', scale: 1, digits: 1 },
+  writeBytesPerMessage: { label: 'bytes written to storage per message', unit: 'B', scale: 1, digits: 0 },
 };
 
 /**
@@ -1134,6 +1498,37 @@ function resultsJson(
       ...(s.id !== 'f' && s.id !== 'i' && cpuL !== undefined && cpuR !== undefined
         ? { cpuSecondsPerMillion: { leveret: round(cpuL, 2), rabbitmq: round(cpuR, 2) } }
         : {}),
+      ...(s.also
+        ? {
+            also: s.also.map((t) => {
+              const au = SUMMARY_UNITS[t.metric];
+              const al = metric(lev.result, t.metric);
+              const ar = metric(rab.result, t.metric);
+              return {
+                metric: au.label,
+                unit: au.unit,
+                leveret: round(al === null ? null : al * au.scale, au.digits),
+                rabbitmq: round(ar === null ? null : ar * au.scale, au.digits),
+                target: t.text,
+              };
+            }),
+          }
+        : {}),
+      ...(s.search && (lev.sustained || rab.sustained)
+        ? {
+            sustainedConsumeRate: {
+              p99BoundMs: SEARCH_P99_MS,
+              leveret: lev.sustained?.consumeRate ?? null,
+              rabbitmq: rab.sustained?.consumeRate ?? null,
+            },
+          }
+        : {}),
+      runs: {
+        leveret: (lev.runs ?? []).map((v) => round(v === null ? null : v * u.scale, u.digits)),
+        rabbitmq: (rab.runs ?? []).map((v) => round(v === null ? null : v * u.scale, u.digits)),
+      },
+      loadBefore: { leveret: lev.loads ?? [lev.loadAvgBefore], rabbitmq: rab.loads ?? [rab.loadAvgBefore] },
+      fsType: { leveret: [...new Set(lev.fsTypes ?? [lev.fsType])], rabbitmq: [...new Set(rab.fsTypes ?? [rab.fsType])] },
     };
   });
   const doc = {
@@ -1144,6 +1539,12 @@ function resultsJson(
     leveret: `${run.versions.Leveret ?? '?'}, commit ${run.info.commit}`,
     rabbitmq: `${run.versions.RabbitMQ ?? '?'}${run.rabbitUri ? ', already running' : ', a fresh node per scenario with stock settings'}`,
     repeat: REPEAT,
+    order: REPEAT > 1 ? 'ABBA' : 'Leveret, RabbitMQ',
+    durationSeconds: DURATION,
+    warmupSeconds: WARMUP,
+    backlog: BACKLOG,
+    rateSearch: SEARCH_STEPS > 0 ? { steps: SEARCH_STEPS, seconds: SEARCH_DURATION, p99BoundMs: SEARCH_P99_MS } : null,
+    scenarios: selected.join(','),
     summary,
   };
   return JSON.stringify(doc, null, 2) + '\n';
@@ -1204,6 +1605,8 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const info: Record<string, string | number> = { ...machine(), commit: built };
   const started = new Date();
+  const loadStart = loadavg();
+  const debianRabbit = (spawnSync('dpkg-query', ['-W', '-f', '${Version}', 'rabbitmq-server'], { encoding: 'utf8' }).stdout ?? '').trim();
   log(
     `compare: ${selected.length} scenario(s) × ${REPEAT}, ${DURATION} s each (+${WARMUP} s warm-up), backlog ${BACKLOG}; raw results in ${outDir}`,
   );
@@ -1217,14 +1620,19 @@ async function main(): Promise<void> {
     log(`\ncompare: scenario ${s.id}: ${s.title}`);
     const runs: Record<'Leveret' | 'RabbitMQ', Outcome[]> = { Leveret: [], RabbitMQ: [] };
     for (let rep = 1; rep <= REPEAT; rep++) {
-      for (const which of ['Leveret', 'RabbitMQ'] as const) {
+      // ABBA: odd repetitions run Leveret first, even ones RabbitMQ first, so neither always
+      // gets the cooler machine (or the warmer page cache).
+      for (const which of rep % 2 === 1 ? (['Leveret', 'RabbitMQ'] as const) : (['RabbitMQ', 'Leveret'] as const)) {
         let broker: RunningBroker | null = null;
-        const loadBefore = loadavg()[0];
+        const loadAvgBefore = loadavg().map((x) => Math.round(x * 100) / 100);
+        const loadBefore = loadAvgBefore[0];
+        // Scenario i's brokers (started by runRecovery) live in temp dirs like the others.
+        let fsType = fsTypeOf(tmpdir());
         let outcome: Outcome;
         if (s.custom) {
           if (REPEAT > 1) log(`compare: ${which}, run ${rep} of ${REPEAT}`);
           const { result, error } = await s.custom(s, which, rabbitUri);
-          outcome = { broker: which, result, error, loadBefore };
+          outcome = { broker: which, result, error, loadBefore, loadAvgBefore, fsType };
           if (result?.broker)
             versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
         } else
@@ -1233,12 +1641,14 @@ async function main(): Promise<void> {
             log(
               `compare: ${which} up at ${broker.uri.replace(/\/\/[^@]*@/, '//')} (pid ${broker.pid ?? '?'})${REPEAT > 1 ? `, run ${rep} of ${REPEAT}` : ''}`,
             );
+            if (broker.dataDir) fsType = fsTypeOf(broker.dataDir);
             const { result, error } = await runPerf(s, broker);
-            outcome = { broker: which, result, error, loadBefore };
+            outcome = { broker: which, result, error, loadBefore, loadAvgBefore, fsType };
+            if (result && s.search && SEARCH_STEPS > 0) outcome.sustained = await searchRate(s, broker, result);
             if (result?.broker)
               versions[which] = `${result.broker.product ?? which} ${result.broker.version ?? ''} (${result.broker.platform ?? ''})`;
           } catch (err) {
-            outcome = { broker: which, result: null, error: (err as Error).message, loadBefore };
+            outcome = { broker: which, result: null, error: (err as Error).message, loadBefore, loadAvgBefore, fsType };
           } finally {
             if (broker) await broker.stop();
           }
@@ -1270,12 +1680,37 @@ async function main(): Promise<void> {
   );
   md.push(`| Node.js | ${info.node} (Leveret and the load tool) |`);
   md.push(
-    `| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenarios g and i run to completion); Leveret first, then RabbitMQ, each on a fresh broker${REPEAT > 1 ? `; ${REPEAT} alternating runs each, median reported` : ''} |`,
+    `| runs | ${DURATION} s measured after ${WARMUP} s of warm-up per scenario and broker (scenarios g and i run to completion; k2 measures at least 10 s, m at least 20 s after 10 s of warm-up), each on a fresh broker; ` +
+      `${REPEAT > 1 ? `${REPEAT} runs each in ABBA order (run 1: Leveret then RabbitMQ, run 2: RabbitMQ then Leveret, …), median reported` : 'one run each, Leveret then RabbitMQ'} |`,
   );
-  md.push(`| raw JSON | \`bench/out/${stamp}/\` |`, '');
+  if (SEARCH_STEPS > 0)
+    md.push(
+      `| rate search | (a)–(e): after each flat-out run, ${SEARCH_STEPS} runs of ${SEARCH_DURATION} s at a fixed --rate on the same broker, bisecting for the highest rate with p99 ≤ ${SEARCH_P99_MS} ms |`,
+    );
+  const fsAll = (b: 'lev' | 'rab'): string => [...new Set(results.flatMap((x) => x[b].fsTypes ?? [x[b].fsType]))].join(', ') || '?';
+  md.push(`| data directories | temp dirs under \`${tmpdir()}\`; file system: Leveret ${fsAll('lev')}, RabbitMQ ${fsAll('rab')} |`);
+  md.push(
+    `| load average | before each run, in each scenario's notes; ${loadStart.map((x) => x.toFixed(2)).join(' ')} (1, 5, 15 min) when the comparison started |`,
+  );
+  md.push(
+    `| raw JSON | \`bench/out/${stamp}/\` (not committed); summary \`${relative(ROOT, join(dirname(RESULTS), 'history', `${stamp}.json`))}\` |`,
+    '',
+  );
   md.push(
     'The load tool runs on the same machine and shares its cores with the broker; its own CPU use is in each table. ' +
-      'Other work on the machine shows up as the load average. Latency is publish-to-deliver inside the tool; throughput runs publish as fast as the broker takes messages, so their latency is mostly queueing.',
+      'Other work on the machine shows up as the load average. Latency is publish-to-deliver inside the tool.',
+    '',
+  );
+  md.push('## How to read this', '');
+  const rabbitVersion = /RabbitMQ (\S+)/.exec(versions.RabbitMQ ?? '')?.[1] ?? '?';
+  md.push(
+    `* RabbitMQ ${rabbitVersion} is the version Debian ships${debianRabbit ? ` (package rabbitmq-server ${debianRabbit} on this machine)` : ''}, run with stock settings. ` +
+      'RabbitMQ 3.12 and later keep classic-queue backlogs on disk rather than in memory, so against a newer RabbitMQ the gaps in (g) (peak RSS of a backlog) and (i) (recovery) would narrow.',
+    `* (a)–(e) publish as fast as the broker takes messages, so they measure a broker in overload: their latency is mostly queueing. ` +
+      `Each also reports the highest rate the broker sustains with p99 ≤ ${SEARCH_P99_MS} ms (the rate search); both figures are in their tables.`,
+    "* (i) splits into the empty boot (each broker started on an empty data directory in the same run, timed to accepting connections) and the recovery beyond it (restart after kill -9 minus the empty boot); RabbitMQ's empty boot is the Erlang VM and its boot steps.",
+    `* Order: ${REPEAT > 1 ? 'ABBA across repetitions (Leveret first in odd runs, RabbitMQ first in even ones).' : 'one repetition, Leveret first: use --repeat 2 or more for ABBA order.'}`,
+    '* Hand-written measurements (A/B runs of Leveret builds, single-broker runs) are in [NOTES.md](NOTES.md); this file is written by the script only.',
     '',
   );
   md.push('## Summary', '');
@@ -1288,7 +1723,9 @@ async function main(): Promise<void> {
       `| (${s.id}) ${s.title} | ${s.target.text} | ${f(metric(lev.result, s.target.metric))} | ${f(metric(rab.result, s.target.metric))} | ${fmtRatio(t.ratio)} | **${t.verdict}** |`,
     );
     const shell = (args: string[]): string => args.map((a) => (a === '' ? '""' : a)).join(' ');
-    const cmd = [`leveret-perf ${shell(s.args)}${s.untimed ? '' : ` --duration ${DURATION} --warmup ${WARMUP}`}`];
+    const cmd = [
+      `leveret-perf ${shell(s.args)}${s.untimed ? '' : ` --duration ${Math.max(DURATION, s.minDuration ?? 0)} --warmup ${Math.max(WARMUP, s.minWarmup ?? 0)}`}`,
+    ];
     if (s.id === 'i')
       cmd.push(
         '# kill -9 the broker (RabbitMQ: beam.smp), start it again on the same data directory, poll the port and queue.declare(passive)',
@@ -1307,7 +1744,13 @@ async function main(): Promise<void> {
     ),
   );
   const summaryJson = join(dirname(RESULTS), 'results.json');
-  writeFileSync(summaryJson, resultsJson(results, { started, info, versions, rabbitUri }));
+  const doc = resultsJson(results, { started, info, versions, rabbitUri });
+  writeFileSync(summaryJson, doc);
+  // A small summary of every run stays in the repository (the raw output in out/ does not).
+  const history = join(dirname(RESULTS), 'history');
+  mkdirSync(history, { recursive: true });
+  writeFileSync(join(history, `${stamp}.json`), doc);
+  log(`compare: wrote ${join(history, `${stamp}.json`)}`);
   log(`\ncompare: wrote ${RESULTS}`);
   log(`compare: wrote ${summaryJson} (npm run docs:chart draws docs/bench-chart.svg from it)`);
   const from = md.indexOf('## Summary');

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Connection, parseUri, BrokerClosed, type AmqpUri, type DeliveryHandler } from './client';
 import { Histogram } from './histogram';
 import { ProcWatcher } from './proc';
-import { buildTemplates, Consumer, histTick, histTotal, Producer, stats, type Route } from './load';
+import { buildTemplates, Consumer, histTick, histTotal, Producer, stats, type Route, type Template } from './load';
 
 // ====================================================================== options
 
@@ -43,10 +43,16 @@ Topology
   --exchange NAME           exchange name (default: a fresh one per run; "" = default exchange)
   --bindings N              N bindings spread over the queues (topic "perf.i.*", direct "k.i",
                             headers {k: i}); each publish then matches exactly one of them
+  --route-per-producer      producer i publishes only to route i mod routes (with --queues N and
+                            the direct exchange: producer i feeds queue i mod N)
   --routing-keys K          distinct routing keys the producers cycle through (default min(N,1000))
   --fanout-queues N         fanout exchange to N queues with one consumer each
   --idle-connections N      N extra connections, each with a channel and a consumer on its
                             own queue; reports broker RSS growth per connection (needs --pid)
+  --light-connections N     N extra connections, each with a channel, a consumer on its own
+                            queue and a publisher to it at --light-rate (opened in batches)
+  --light-rate MSG/S        publish rate of each light connection (default 1)
+  --heartbeat S             heartbeat every connection asks for in tune-ok (default 0 = none)
 
 Run
   --duration S              measured seconds (default 10)
@@ -81,7 +87,11 @@ interface Options {
   exchange: string | null;
   bindings: number;
   routingKeys: number;
+  routePerProducer: boolean;
   idleConnections: number;
+  lightConnections: number;
+  lightRate: number;
+  heartbeat: number;
   duration: number;
   warmup: number;
   publishOnly: number;
@@ -125,8 +135,12 @@ function parseOptions(argv: string[]): Options {
         exchange: { type: 'string' },
         bindings: { type: 'string' },
         'routing-keys': { type: 'string' },
+        'route-per-producer': { type: 'boolean' },
         'fanout-queues': { type: 'string' },
         'idle-connections': { type: 'string' },
+        'light-connections': { type: 'string' },
+        'light-rate': { type: 'string' },
+        heartbeat: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
         'publish-only': { type: 'string' },
@@ -178,7 +192,11 @@ function parseOptions(argv: string[]): Options {
     exchange: values.exchange ?? null,
     bindings: num('bindings', 0),
     routingKeys: num('routing-keys', 0),
+    routePerProducer: !!values['route-per-producer'],
     idleConnections: num('idle-connections', 0),
+    lightConnections: num('light-connections', 0),
+    lightRate: num('light-rate', 1, 0, false),
+    heartbeat: num('heartbeat', 0),
     duration: num('duration', 10, 0, false),
     warmup: num('warmup', 0, 0, false),
     publishOnly: num('publish-only', 0),
@@ -195,6 +213,8 @@ function parseOptions(argv: string[]): Options {
     o.queues = fanout;
     if (values.consumers === undefined) o.consumers = fanout;
   }
+  if (o.lightConnections > 0 && !(o.lightRate > 0 && o.lightRate <= 100)) usage('--light-rate must be > 0 and at most 100');
+  if (o.heartbeat > 65535) usage('--heartbeat is a 16-bit field: at most 65535 s');
   if (o.prefetch > 65535) usage('--prefetch is a 16-bit field: at most 65535');
   if (o.prefetch > 0 && o.multiAckEvery > o.prefetch) {
     process.stderr.write(
@@ -371,7 +391,7 @@ async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
   const connections: Connection[] = [];
   const connect = async (name: string): Promise<Connection> => {
-    const c = await Connection.connect(uri, name);
+    const c = await Connection.connect(uri, name, o.heartbeat);
     c.onFatal = die;
     c.onBlocked = (reason) =>
       log(reason === null ? `leveret-perf: ${name} unblocked` : `leveret-perf: ${name} BLOCKED by the broker: ${reason}`);
@@ -406,7 +426,7 @@ async function main(): Promise<void> {
     const c = await connect(`producer-${i}`);
     const ch = await c.openChannel();
     if (ch !== 1) throw new Error('internal: producer channel must be 1');
-    const p = new Producer(c, templates, o.confirm, o.rate, i);
+    const p = new Producer(c, o.routePerProducer ? [templates[i % templates.length]] : templates, o.confirm, o.rate, i);
     if (o.confirm > 0) await c.confirmSelect(ch, p);
     return p;
   });
@@ -441,6 +461,96 @@ async function main(): Promise<void> {
           : ''),
     );
   }
+
+  // --- light connections: each publishes to and consumes from its own queue at a low rate
+  const lights: { c: Connection; tpl: Template }[] = [];
+  let light: Record<string, number> | null = null;
+  if (o.lightConnections > 0) {
+    await sleep(500);
+    const before = watcher?.sample();
+    const t0 = performance.now();
+    let opened = 0;
+    // Opened 50 at a time: a burst of thousands of handshakes would overflow the broker's
+    // accept backlog and hit its handshake timeout, which measures nothing useful.
+    await runPool(o.lightConnections, 50, async (i) => {
+      const c = await connect(`light-${i}`);
+      const ch = await c.openChannel();
+      const q = await c.queueDeclare(ch, '', { exclusive: true, autoDelete: true });
+      await c.consume(ch, q.queue, '', false, new Consumer(c, ch, 1, false));
+      lights[i] = { c, tpl: buildTemplates(o, [{ exchange: '', routingKey: q.queue }], c.frameMax)[0] };
+      if (++opened % 1000 === 0 && !o.quiet) log(`leveret-perf: ${opened} light connections open`);
+    });
+    const setupSeconds = (performance.now() - t0) / 1000;
+    const after = watcher?.sample();
+    light = {
+      connections: o.lightConnections,
+      ratePerConnection: o.lightRate,
+      heartbeatSeconds: lights[0].c.heartbeat,
+      setupSeconds: round(setupSeconds, 2),
+    };
+    if (before && after) {
+      light.rssBeforeBytes = before.rss;
+      light.rssAfterOpenBytes = after.rss;
+    }
+    log(
+      `leveret-perf: ${o.lightConnections} light connections opened in ${setupSeconds.toFixed(1)} s (heartbeat ${lights[0].c.heartbeat} s)` +
+        (before && after ? `; broker RSS ${fmtMB(before.rss)} -> ${fmtMB(after.rss)}` : ''),
+    );
+  }
+  let lightTicker: NodeJS.Timeout | null = null;
+  let lightSkipped = 0;
+  if (lights.length > 0) {
+    // Connection i publishes in slot i mod `slots` of 10 ms each, so the load is spread evenly
+    // over the second instead of 10,000 publishes at once.
+    const SLOT_MS = 10;
+    const slots = Math.max(1, Math.round(1000 / o.lightRate / SLOT_MS));
+    const t0 = performance.now();
+    let done = 0;
+    lightTicker = setInterval(() => {
+      const now = performance.now();
+      const due = Math.floor((now - t0) / SLOT_MS);
+      // After a stall, skip what is more than one round late rather than bursting it (and count it:
+      // a tool that falls behind must say so).
+      if (due - done > slots) {
+        lightSkipped += Math.round(((due - slots - done) * lights.length) / slots);
+        done = due - slots;
+      }
+      for (; done < due; done++) {
+        for (let i = done % slots; i < lights.length; i += slots) {
+          const l = lights[i];
+          // A copy per message: socket.write keeps the buffer until it is sent.
+          const out = Buffer.from(l.tpl.buf);
+          if (l.tpl.stampOff >= 0) out.writeDoubleLE(now, l.tpl.stampOff);
+          l.c.writeRaw(out);
+          stats.published++;
+        }
+      }
+    }, SLOT_MS);
+  }
+
+  // --- heartbeats: one sweep for all connections, every half interval, on those that wrote nothing since the last
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+  if (o.heartbeat > 0) {
+    const seen: number[] = [];
+    heartbeatTimer = setInterval(
+      () => {
+        for (let i = 0; i < connections.length; i++) {
+          const c = connections[i];
+          if (c.heartbeat > 0 && c.writes === seen[i]) c.sendHeartbeat();
+          seen[i] = c.writes;
+        }
+      },
+      (o.heartbeat * 1000) / 2,
+    );
+  }
+
+  /** Messages consumed so far from each queue (consumer i reads queue i mod --queues). */
+  const perQueue = (): number[] => {
+    const out = new Array<number>(topo.queues.length).fill(0);
+    for (let i = 0; i < consumerConns.length; i++) out[i % topo.queues.length] += consumerConns[i].consumer.consumed;
+    return out;
+  };
+  let perQueueStart: number[] | null = null;
 
   // --- progress reporting and broker sampling
   const ticks: Tick[] = [];
@@ -612,6 +722,7 @@ async function main(): Promise<void> {
     stats.measuring = true;
     watcher?.markCpu();
     const t0 = snap();
+    perQueueStart = perQueue();
     if (!interrupted) await waitOr(o.duration * 1000);
     const t1 = snap();
     stats.measuring = false;
@@ -625,8 +736,11 @@ async function main(): Promise<void> {
     };
   }
 
+  const perQueueEnd = perQueue();
   for (const p of producers) p.stop();
   if (ticker) clearInterval(ticker);
+  if (lightTicker) clearInterval(lightTicker);
+  if (heartbeatTimer) clearInterval(heartbeatTimer);
   clearInterval(sampler);
   const final = watcher?.sample() ?? null;
 
@@ -643,10 +757,31 @@ async function main(): Promise<void> {
   result.consumeRate = bl ? (bl.drainRate ?? 0) : Math.round(measured.consumed / sec);
   result.latencyMs = latencySummary(histTotal);
   if (idle) result.idle = idle;
+  if (light) {
+    light.skippedPublishes = lightSkipped;
+    result.light = light;
+    if (lightSkipped > 0) log(`leveret-perf: WARNING: the tool fell behind and skipped ${fmtInt(lightSkipped)} light publishes`);
+  }
+  // Per-queue consumed rates (steady-state runs with several queues): how evenly the broker serves them.
+  if (perQueueStart && topo.queues.length > 1 && consumerConns.length >= topo.queues.length) {
+    const rates = perQueueEnd.map((n, i) => (n - perQueueStart![i]) / sec);
+    const min = Math.min(...rates);
+    const max = Math.max(...rates);
+    result.perQueue = {
+      queues: rates.length,
+      minRate: Math.round(min),
+      maxRate: Math.round(max),
+      meanRate: Math.round(rates.reduce((a, b) => a + b, 0) / rates.length),
+      // How far the slowest queue is below the fastest, in % of the fastest.
+      spreadPercent: max > 0 ? round(((max - min) / max) * 100, 1) : null,
+      consumed: perQueueEnd.map((n, i) => n - perQueueStart![i]),
+    };
+  }
   if (watcher && watcher.first) {
     const cpu = watcher.cpuSinceMark();
     // Cost per delivered message when there are consumers, else per published one.
     const msgs = measured.consumed > 0 ? measured.consumed : measured.published;
+    const written = watcher.ioWriteSinceMark();
     result.brokerProcess = {
       pid: watcher.pid,
       peakRssBytes: watcher.peakRss,
@@ -656,6 +791,9 @@ async function main(): Promise<void> {
       cpuSeconds: round(cpu, 2),
       cpuPercent: round((cpu / sec) * 100, 1),
       cpuSecondsPerMillion: msgs > 0 ? round(cpu / (msgs / 1e6), 3) : null,
+      // Storage writes in the measured window, per message published (not per copy delivered).
+      writeBytes: written,
+      writeBytesPerMessage: written !== null && measured.published > 0 ? Math.round(written / measured.published) : null,
       gone: watcher.gone,
     };
   }
@@ -682,9 +820,14 @@ async function main(): Promise<void> {
   );
   if (lat.count > 0) {
     log(
-      `latency       p50 ${fmtMs(lat.percentile(50))}  p95 ${fmtMs(lat.percentile(95))}  p99 ${fmtMs(lat.percentile(99))}  max ${fmtMs(lat.max)}  (${fmtInt(lat.count)} samples)`,
+      `latency       p50 ${fmtMs(lat.percentile(50))}  p95 ${fmtMs(lat.percentile(95))}  p99 ${fmtMs(lat.percentile(99))}  p99.9 ${fmtMs(lat.percentile(99.9))}  max ${fmtMs(lat.max)}  (${fmtInt(lat.count)} samples)`,
     );
   }
+  const pq = result.perQueue as Record<string, number> | undefined;
+  if (pq)
+    log(
+      `per queue     ${pq.queues} queues: consumed ${fmtInt(pq.minRate)} to ${fmtInt(pq.maxRate)} msg/s (mean ${fmtInt(pq.meanRate)}), spread ${pq.spreadPercent} %`,
+    );
   const bp = result.brokerProcess as Record<string, number> | undefined;
   log(`tool          CPU ${round(toolCpu, 2)} s (${round((toolCpu / sec) * 100, 1)}%)`);
   if (bp) {
@@ -692,6 +835,11 @@ async function main(): Promise<void> {
       `broker        peak RSS ${fmtMB(bp.peakRssBytes)}  CPU ${bp.cpuSeconds} s (${bp.cpuPercent}%)` +
         (bp.cpuSecondsPerMillion !== null ? `, ${bp.cpuSecondsPerMillion} s per million msgs` : ''),
     );
+    if (bp.writeBytes !== null)
+      log(
+        `broker        wrote ${fmtMB(bp.writeBytes)} to storage` +
+          (bp.writeBytesPerMessage !== null ? ` = ${fmtInt(bp.writeBytesPerMessage)} B per message published` : ''),
+      );
   }
 
   // --- cleanup: tear down traffic connections, then delete what we declared
@@ -701,13 +849,27 @@ async function main(): Promise<void> {
       c.destroy();
     }
   admin.onFatal = () => {};
-  try {
+  // A broker deep in overload can take minutes to delete queues holding millions of messages:
+  // the result is measured already, so report it rather than wait.
+  const cleanup = (async () => {
     if (topo.ownQueues) for (const q of topo.queues) await admin.queueDelete(adminCh, q);
     if (topo.ownExchange) await admin.exchangeDelete(adminCh, topo.exchange);
     await admin.close(2000);
+  })();
+  let cleanupTimer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => {
+    cleanupTimer = setTimeout(() => {
+      log('leveret-perf: cleanup (deleting the queues) took over 60 s; reporting without waiting for it');
+      admin.destroy();
+      resolve();
+    }, 60_000);
+  });
+  try {
+    await Promise.race([cleanup, gaveUp]);
   } catch (err) {
     log(`leveret-perf: cleanup failed: ${(err as Error).message}`);
   }
+  clearTimeout(cleanupTimer);
   if (o.json) process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
   else process.exit(0);
 }

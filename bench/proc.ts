@@ -31,6 +31,21 @@ function kbField(status: string, name: string): number {
   return parseInt(status.slice(i + name.length + 1), 10) * 1024;
 }
 
+/**
+ * Bytes the process caused to be written to storage (/proc/PID/io write_bytes): counted by
+ * the kernel when a page of the page cache turns dirty (4 KiB granules), whether or not it
+ * has reached the disk yet; socket writes are not in it. 0 on tmpfs. Null if unreadable.
+ */
+export function ioWriteBytes(pid: number): number | null {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'latin1');
+    const m = /^write_bytes:\s*(\d+)/m.exec(io);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Returns null once the process is gone. */
 export function sampleProc(pid: number): ProcSample | null {
   try {
@@ -54,6 +69,9 @@ export class ProcWatcher {
   /** CPU seconds at the start of the measurement window, if marked. */
   cpuMark: number | null = null;
   gone = false;
+  /** write_bytes at the start of the measurement window, and at the latest sample. */
+  ioMark: number | null = null;
+  ioLast: number | null = null;
 
   constructor(readonly pid: number) {}
 
@@ -66,6 +84,7 @@ export class ProcWatcher {
     if (!this.first) this.first = s;
     this.last = s;
     if (s.rss > this.peakRss) this.peakRss = s.rss;
+    if (this.ioMark !== null) this.ioLast = ioWriteBytes(this.pid) ?? this.ioLast;
     return s;
   }
 
@@ -73,6 +92,13 @@ export class ProcWatcher {
   markCpu(): void {
     const s = this.sample();
     if (s) this.cpuMark = s.cpu;
+    this.ioMark = ioWriteBytes(this.pid);
+    this.ioLast = this.ioMark;
+  }
+
+  /** Bytes written to storage since markCpu() (null when /proc/PID/io is not readable). */
+  ioWriteSinceMark(): number | null {
+    return this.ioMark === null || this.ioLast === null ? null : this.ioLast - this.ioMark;
   }
 
   cpuSinceMark(): number {
