@@ -2,6 +2,13 @@ import { FRAME_END } from './constants';
 import { Decimal, numberFits, RAW_SECONDS, wireTypes, type FieldTable, type FieldValue } from './types';
 
 const BLOCK = 64 * 1024;
+/**
+ * The first block: what a handshake and an idle connection's few frames need. Small
+ * allocations come from Node's shared pool, so an idle connection pins about this much
+ * instead of a block of its own; a connection that writes more moves to BLOCK.
+ */
+const FIRST_BLOCK = 2048;
+const NO_BLOCK = Buffer.alloc(0);
 /** Bodies at least this big are sent by reference instead of being copied into the block. */
 const EXTERNAL_BODY = 4096;
 
@@ -12,8 +19,10 @@ const EXTERNAL_BODY = 4096;
  * be shared with the socket until it is full and a new one is started.
  */
 export class Writer {
-  buf: Buffer = Buffer.allocUnsafe(BLOCK);
+  buf: Buffer = NO_BLOCK;
   pos = 0;
+  /** The last take() handed out more than a small block's worth: the next block is a big one. */
+  private busy = false;
   private mark = 0;
   private frameStart = -1;
   private chunks: Buffer[] = [];
@@ -23,7 +32,10 @@ export class Writer {
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const carry = this.pos - this.mark;
-    const next = Buffer.allocUnsafe(Math.max(BLOCK, (carry + n) * 2));
+    const want = carry + n;
+    // A connection that writes little per turn stays on small blocks from the shared pool.
+    const size = this.busy || this.pending + want > FIRST_BLOCK / 2 ? BLOCK : FIRST_BLOCK;
+    const next = Buffer.allocUnsafe(Math.max(size, want * 2));
     this.buf.copy(next, 0, this.mark, this.pos);
     if (this.frameStart >= 0) this.frameStart -= this.mark;
     this.buf = next;
@@ -95,10 +107,11 @@ export class Writer {
     this.seal();
     const out = this.chunks;
     this.chunks = [];
+    this.busy = this.pending > FIRST_BLOCK / 2;
     this.pending = 0;
-    // A nearly full block would only produce tiny slices: start afresh.
-    if (this.buf.length - this.pos < 1024) {
-      this.buf = Buffer.allocUnsafe(BLOCK);
+    // A nearly full block would only produce tiny slices: the next write starts a new one.
+    if (this.buf.length - this.pos < Math.min(1024, this.buf.length >>> 2)) {
+      this.buf = NO_BLOCK;
       this.pos = this.mark = 0;
     }
     return out;
