@@ -142,7 +142,26 @@ export class Writer {
     this.pos += 8;
   }
   shortstr(s: string): void {
-    this.ensure(1 + s.length * 3);
+    const len = s.length;
+    // Names are short and mostly ASCII: copying char codes here is cheaper than a call into
+    // the native UTF-8 encoder for each of a delivery's three strings.
+    if (len < 64) {
+      this.ensure(1 + len * 3);
+      const b = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        b[start + i] = c;
+      }
+      if (i === len) {
+        b[this.pos] = len;
+        this.pos = start + len;
+        return;
+      }
+    }
+    this.ensure(1 + len * 3);
     const n = this.buf.write(s, this.pos + 1, 'utf8');
     if (n > 255) throw new RangeError(`shortstr longer than 255 bytes`);
     this.buf[this.pos] = n;
