@@ -58,8 +58,12 @@ export class Writer {
     this.ensure(1);
     const sizePos = this.frameStart + 3;
     const size = this.pos - sizePos - 4;
-    this.buf.writeUInt32BE(size, sizePos);
-    this.buf[this.pos++] = FRAME_END;
+    const b = this.buf;
+    b[sizePos] = size >>> 24;
+    b[sizePos + 1] = (size >>> 16) & 0xff;
+    b[sizePos + 2] = (size >>> 8) & 0xff;
+    b[sizePos + 3] = size & 0xff;
+    b[this.pos++] = FRAME_END;
     this.pending += size + 8;
     this.frameStart = -1;
   }
@@ -130,15 +134,17 @@ export class Writer {
     this.buf.writeUInt16BE(v, this.pos);
     this.pos += 2;
   }
+  // u32 and u64 store bytes themselves: Buffer's writeUInt32BE checks its arguments on every
+  // call, and these run for every method frame and delivery tag.
   u32(v: number): void {
     this.ensure(4);
-    this.buf.writeUInt32BE(v >>> 0, this.pos);
+    put32(this.buf, this.pos, v >>> 0);
     this.pos += 4;
   }
   u64(v: number): void {
     this.ensure(8);
-    this.buf.writeUInt32BE(Math.floor(v / 0x100000000), this.pos);
-    this.buf.writeUInt32BE(v >>> 0, this.pos + 4);
+    put32(this.buf, this.pos, Math.floor(v / 0x100000000) >>> 0);
+    put32(this.buf, this.pos + 4, v >>> 0);
     this.pos += 8;
   }
   shortstr(s: string): void {
@@ -317,4 +323,11 @@ export class Writer {
     const lenPos = this.mark + lenRel;
     this.buf.writeUInt32BE(this.pos - lenPos - 4, lenPos);
   }
+}
+
+function put32(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
 }
