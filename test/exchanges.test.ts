@@ -22,16 +22,17 @@ function binding(dest: BindingDestination, routingKey = '', args: FieldTable = {
 }
 
 /** Destination ids reached, sorted, e.g. ['queue:q1', 'exchange:x']. */
+/** Destination ids reached, each once, sorted (an exchange may name one more than once; the vhost keeps it once). */
 function route(x: Exchange, routingKey: string, headers?: FieldTable): string[] {
-  const out = new Set<BindingDestination>();
+  const out: BindingDestination[] = [];
   x.route(routingKey, headers, out);
-  return [...out].map((d) => `${d.kind}:${d.name}`).sort();
+  return [...new Set(out)].map((d) => `${d.kind}:${d.name}`).sort();
 }
 
 function routeCount(x: Exchange, routingKey: string, headers?: FieldTable): number {
-  const out = new Set<BindingDestination>();
+  const out: BindingDestination[] = [];
   x.route(routingKey, headers, out);
-  return out.size;
+  return new Set(out).size;
 }
 
 const topic = () => new TopicExchange('t', false, false, false, {});
@@ -169,9 +170,9 @@ describe.each(EXCHANGE_TYPES)('binding identity (%s)', (type) => {
     x.bind(binding(q('q1'), 'k'));
     x.bind(binding(q('q1'), 'k', { v: 1 }));
     x.bind(binding(q('q1'), '#'));
-    const out = new Set<BindingDestination>();
+    const out: BindingDestination[] = [];
     x.route('k', {}, out);
-    expect(out.size).toBe(1);
+    expect(new Set(out).size).toBe(1);
     // bindings() reports the canonical destination too.
     const dests = new Set([...x.bindings()].map((b) => b.destination));
     expect(dests.size).toBe(1);
@@ -215,13 +216,13 @@ describe('direct exchange', () => {
     expect(route(x, 'k')).toEqual([]);
   });
 
-  it('does not add to out what is already there, and keeps what is', () => {
+  it('appends to out and keeps what is there', () => {
     const x = direct();
     x.bind(binding(q('q1'), 'k'));
-    const out = new Set<BindingDestination>([e('from-elsewhere')]);
+    const out: BindingDestination[] = [e('from-elsewhere')];
     x.route('k', undefined, out);
     x.route('k', undefined, out);
-    expect(out.size).toBe(2);
+    expect(out.map((d) => d.name)).toEqual(['from-elsewhere', 'q1', 'q1']);
   });
 
   it('unbindDestination clears every key of that destination', () => {

@@ -68,7 +68,7 @@ export class Vhost implements QueueOwner {
   readonly counters: VhostCounters = { routed: 0 };
   /** The counts of this vhost's closed channels and of HTTP publishes and gets (live channels are added when stats are read). */
   readonly retiredChannels = new ChannelCounters();
-  private readonly scratch = new Set<BindingDestination>();
+  private readonly scratch: BindingDestination[] = [];
   /** direct reply-to addresses → the channel consuming them (opaque to the model) */
   readonly directReplies = new Map<string, object>();
   readonly policies = new PolicySet();
@@ -428,16 +428,18 @@ export class Vhost implements QueueOwner {
       if (q !== undefined) out.add(q);
       return;
     }
+    // Exchanges may name a destination more than once; `out` (and `visited`) keep each once.
     const dests = this.scratch;
-    dests.clear();
+    dests.length = 0;
     ex.route(key, ex.type === 'headers' ? msg.headers : undefined, dests);
     let nested: Exchange[] | null = null;
-    for (const d of dests) {
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i];
       if (d.kind === 'queue') out.add(d as Queue);
       else (nested ??= []).push(d as Exchange);
     }
-    const routedNothing = dests.size === 0;
-    dests.clear();
+    const routedNothing = dests.length === 0;
+    dests.length = 0;
     if (routedNothing && ex.alternateExchange !== null) (nested ??= []).push(...this.alternateOf(ex));
     if (nested === null) return;
     const visited = new Set<Exchange>([ex]);
@@ -446,12 +448,13 @@ export class Vhost implements QueueOwner {
       if (visited.has(next)) continue;
       visited.add(next);
       next.route(key, next.type === 'headers' ? msg.headers : undefined, dests);
-      if (dests.size === 0 && next.alternateExchange !== null) nested.push(...this.alternateOf(next));
-      for (const d of dests) {
+      if (dests.length === 0 && next.alternateExchange !== null) nested.push(...this.alternateOf(next));
+      for (let i = 0; i < dests.length; i++) {
+        const d = dests[i];
         if (d.kind === 'queue') out.add(d as Queue);
         else if (!visited.has(d as Exchange)) nested.push(d as Exchange);
       }
-      dests.clear();
+      dests.length = 0;
     }
   }
 

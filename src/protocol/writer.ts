@@ -2,6 +2,13 @@ import { FRAME_END } from './constants';
 import { Decimal, numberFits, RAW_SECONDS, wireTypes, type FieldTable, type FieldValue } from './types';
 
 const BLOCK = 64 * 1024;
+/**
+ * The first block: what a handshake and an idle connection's few frames need. Small
+ * allocations come from Node's shared pool, so an idle connection pins about this much
+ * instead of a block of its own; a connection that writes more moves to BLOCK.
+ */
+const FIRST_BLOCK = 2048;
+const NO_BLOCK = Buffer.alloc(0);
 /** Bodies at least this big are sent by reference instead of being copied into the block. */
 const EXTERNAL_BODY = 4096;
 
@@ -12,8 +19,10 @@ const EXTERNAL_BODY = 4096;
  * be shared with the socket until it is full and a new one is started.
  */
 export class Writer {
-  buf: Buffer = Buffer.allocUnsafe(BLOCK);
+  buf: Buffer = NO_BLOCK;
   pos = 0;
+  /** The last take() handed out more than a small block's worth: the next block is a big one. */
+  private busy = false;
   private mark = 0;
   private frameStart = -1;
   private chunks: Buffer[] = [];
@@ -23,7 +32,10 @@ export class Writer {
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const carry = this.pos - this.mark;
-    const next = Buffer.allocUnsafe(Math.max(BLOCK, (carry + n) * 2));
+    const want = carry + n;
+    // A connection that writes little per turn stays on small blocks from the shared pool.
+    const size = this.busy || this.pending + want > FIRST_BLOCK / 2 ? BLOCK : FIRST_BLOCK;
+    const next = Buffer.allocUnsafe(Math.max(size, want * 2));
     this.buf.copy(next, 0, this.mark, this.pos);
     if (this.frameStart >= 0) this.frameStart -= this.mark;
     this.buf = next;
@@ -46,8 +58,12 @@ export class Writer {
     this.ensure(1);
     const sizePos = this.frameStart + 3;
     const size = this.pos - sizePos - 4;
-    this.buf.writeUInt32BE(size, sizePos);
-    this.buf[this.pos++] = FRAME_END;
+    const b = this.buf;
+    b[sizePos] = size >>> 24;
+    b[sizePos + 1] = (size >>> 16) & 0xff;
+    b[sizePos + 2] = (size >>> 8) & 0xff;
+    b[sizePos + 3] = size & 0xff;
+    b[this.pos++] = FRAME_END;
     this.pending += size + 8;
     this.frameStart = -1;
   }
@@ -95,10 +111,11 @@ export class Writer {
     this.seal();
     const out = this.chunks;
     this.chunks = [];
+    this.busy = this.pending > FIRST_BLOCK / 2;
     this.pending = 0;
-    // A nearly full block would only produce tiny slices: start afresh.
-    if (this.buf.length - this.pos < 1024) {
-      this.buf = Buffer.allocUnsafe(BLOCK);
+    // A nearly full block would only produce tiny slices: the next write starts a new one.
+    if (this.buf.length - this.pos < Math.min(1024, this.buf.length >>> 2)) {
+      this.buf = NO_BLOCK;
       this.pos = this.mark = 0;
     }
     return out;
@@ -117,19 +134,40 @@ export class Writer {
     this.buf.writeUInt16BE(v, this.pos);
     this.pos += 2;
   }
+  // u32 and u64 store bytes themselves: Buffer's writeUInt32BE checks its arguments on every
+  // call, and these run for every method frame and delivery tag.
   u32(v: number): void {
     this.ensure(4);
-    this.buf.writeUInt32BE(v >>> 0, this.pos);
+    put32(this.buf, this.pos, v >>> 0);
     this.pos += 4;
   }
   u64(v: number): void {
     this.ensure(8);
-    this.buf.writeUInt32BE(Math.floor(v / 0x100000000), this.pos);
-    this.buf.writeUInt32BE(v >>> 0, this.pos + 4);
+    put32(this.buf, this.pos, Math.floor(v / 0x100000000) >>> 0);
+    put32(this.buf, this.pos + 4, v >>> 0);
     this.pos += 8;
   }
   shortstr(s: string): void {
-    this.ensure(1 + s.length * 3);
+    const len = s.length;
+    // Names are short and mostly ASCII: copying char codes here is cheaper than a call into
+    // the native UTF-8 encoder for each of a delivery's three strings.
+    if (len < 64) {
+      this.ensure(1 + len * 3);
+      const b = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        b[start + i] = c;
+      }
+      if (i === len) {
+        b[this.pos] = len;
+        this.pos = start + len;
+        return;
+      }
+    }
+    this.ensure(1 + len * 3);
     const n = this.buf.write(s, this.pos + 1, 'utf8');
     if (n > 255) throw new RangeError(`shortstr longer than 255 bytes`);
     this.buf[this.pos] = n;
@@ -285,4 +323,11 @@ export class Writer {
     const lenPos = this.mark + lenRel;
     this.buf.writeUInt32BE(this.pos - lenPos - 4, lenPos);
   }
+}
+
+function put32(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
 }

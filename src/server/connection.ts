@@ -95,6 +95,14 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   /** the SASL mechanism the client logged in with */
   authMechanism = '';
   private readonly reader = new Reader();
+  /**
+   * The last basic.publish decoded, and its bytes: publishers mostly repeat one (same
+   * exchange, routing key and flags), and then it is reused instead of decoded again, so
+   * no strings or method object are made per message.
+   */
+  private readonly lastPublishRaw = Buffer.alloc(LAST_PUBLISH_MAX);
+  private lastPublishLen = 0;
+  private lastPublish: M.Method | null = null;
   private readonly channels = new Map<number, Channel>();
   private authUser: User | null = null;
   vhost: Vhost | null = null;
@@ -248,8 +256,16 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       this.closeWith(C.FRAME_ERROR, `${frameSnippet(C.FRAME_METHOD, payload)}: unknown_frame`);
       return null;
     }
+    const len = payload.length;
+    if (len === this.lastPublishLen && sameBytes(payload, this.lastPublishRaw, len)) return this.lastPublish;
     try {
-      return M.decodeMethod(this.reader.reset(payload));
+      const m = M.decodeMethod(this.reader.reset(payload));
+      if (m.id === M.BASIC_PUBLISH && len <= LAST_PUBLISH_MAX) {
+        payload.copy(this.lastPublishRaw);
+        this.lastPublishLen = len;
+        this.lastPublish = m;
+      }
+      return m;
     } catch (err) {
       if (!(err instanceof AmqpError)) {
         this.internalError(err);
@@ -904,4 +920,12 @@ const EMPTY = Buffer.alloc(0);
 function negotiated(field: string, value: number, min: number, max: number): void {
   if (value !== 0 && value < min) throw new AmqpError(C.NOT_ALLOWED, `${field}=${value} < ${min} min size`, 10, 31);
   if (value === 0 || value > max) throw new AmqpError(C.NOT_ALLOWED, `${field}=${value} > ${max} max size`, 10, 31);
+}
+
+/** basic.publish payloads longer than this (long names) are decoded every time. */
+const LAST_PUBLISH_MAX = 96;
+
+function sameBytes(a: Buffer, b: Buffer, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

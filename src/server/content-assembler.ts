@@ -62,8 +62,8 @@ export class ContentAssembler {
     const sizeLow = payload.readUInt32BE(8);
     // Publishers mostly send the same properties every time: share one copy between
     // messages (which also keeps the socket's buffer from being pinned by a slice).
-    const props = payload.subarray(12);
-    if (!props.equals(this.props)) {
+    if (!sameTail(payload, 12, this.props)) {
+      const props = payload.subarray(12);
       // Checked once per distinct property list: a short one would fail wherever it is
       // decoded later, which may be a timer or another client's connection.
       if (!basicPropertiesFit(props)) {
@@ -130,4 +130,12 @@ export class ContentAssembler {
     this.reset();
     return new AmqpError(C.UNEXPECTED_FRAME, `expected content header for class 60, ${got}`, BASIC_PUBLISH >>> 16, BASIC_PUBLISH & 0xffff);
   }
+}
+
+/** Whether `payload` from `offset` on holds exactly `bytes` (short property lists: no native call). */
+function sameTail(payload: Buffer, offset: number, bytes: Buffer): boolean {
+  const n = bytes.length;
+  if (payload.length - offset !== n) return false;
+  for (let i = 0; i < n; i++) if (payload[offset + i] !== bytes[i]) return false;
+  return true;
 }

@@ -46,9 +46,9 @@ export class DestinationSet {
     return true;
   }
 
-  addTo(out: Set<BindingDestination>): void {
+  addTo(out: BindingDestination[]): void {
     const items = this.items;
-    for (let i = 0; i < items.length; i++) out.add(items[i]);
+    for (let i = 0; i < items.length; i++) out.push(items[i]);
   }
 
   private indexOf(dest: BindingDestination): number {

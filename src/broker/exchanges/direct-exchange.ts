@@ -32,7 +32,7 @@ export class DirectExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.release(stored);
   }
 
-  route(routingKey: string, _headers: FieldTable | undefined, out: Set<BindingDestination>): void {
+  route(routingKey: string, _headers: FieldTable | undefined, out: BindingDestination[]): void {
     this.byKey.get(routingKey)?.addTo(out);
   }
 

@@ -46,7 +46,7 @@ export abstract class Exchange implements BindingDestination {
   /** Removes a binding; returns false if no identical binding existed. */
   abstract unbind(binding: Binding): boolean;
   /** Adds the destinations that a message with this key and these headers reaches. */
-  abstract route(routingKey: string, headers: FieldTable | undefined, out: Set<BindingDestination>): void;
+  abstract route(routingKey: string, headers: FieldTable | undefined, out: BindingDestination[]): void;
   /** Every binding whose source is this exchange. */
   abstract bindings(): Iterable<Binding>;
   abstract get bindingCount(): number;

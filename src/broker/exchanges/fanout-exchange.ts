@@ -29,7 +29,7 @@ export class FanoutExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.dests.release(stored.destination);
   }
 
-  route(_routingKey: string, _headers: FieldTable | undefined, out: Set<BindingDestination>): void {
+  route(_routingKey: string, _headers: FieldTable | undefined, out: BindingDestination[]): void {
     this.dests.addTo(out);
   }
 

@@ -114,12 +114,11 @@ export class HeadersExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.drop(stored);
   }
 
-  route(_routingKey: string, headers: FieldTable | undefined, out: Set<BindingDestination>): void {
+  route(_routingKey: string, headers: FieldTable | undefined, out: BindingDestination[]): void {
     const matchers = this.matchers;
     for (let i = 0; i < matchers.length; i++) {
       const m = matchers[i];
-      const dest = m.binding.destination;
-      if (!out.has(dest) && matches(m, headers)) out.add(dest);
+      if (matches(m, headers)) out.push(m.binding.destination);
     }
   }
 

@@ -27,7 +27,7 @@ export class TopicExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.trie.remove(stored.routingKey, stored.destination);
   }
 
-  route(routingKey: string, _headers: FieldTable | undefined, out: Set<BindingDestination>): void {
+  route(routingKey: string, _headers: FieldTable | undefined, out: BindingDestination[]): void {
     this.trie.match(routingKey, out);
   }
 

@@ -89,7 +89,7 @@ export class TopicTrie {
     for (let i = words.length; i > 0 && isEmpty(path[i]); i--) detach(path[i - 1], words[i - 1]);
   }
 
-  match(routingKey: string, out: Set<BindingDestination>): void {
+  match(routingKey: string, out: BindingDestination[]): void {
     this.pass++;
     this.wordCount = this.cutWords(routingKey);
     this.visit(this.root, 0, out);
@@ -113,7 +113,7 @@ export class TopicTrie {
   }
 
   /** Explores `node` with words `pos`.. of the routing key still to match. */
-  private visit(node: TopicNode, pos: number, out: Set<BindingDestination>): void {
+  private visit(node: TopicNode, pos: number, out: BindingDestination[]): void {
     if (node.hash !== undefined) this.expandHash(node.hash, pos, out);
     if (pos === this.wordCount) {
       node.destinations?.addTo(out);
@@ -127,7 +127,7 @@ export class TopicTrie {
   }
 
   /** Lets the `#` node `hash` swallow zero or more words starting at `pos`. */
-  private expandHash(hash: TopicNode, pos: number, out: Set<BindingDestination>): void {
+  private expandHash(hash: TopicNode, pos: number, out: BindingDestination[]): void {
     let stop = this.wordCount;
     if (hash.stamp === this.pass) {
       if (hash.minPos <= pos) return;
