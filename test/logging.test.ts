@@ -191,7 +191,7 @@ describe('log lines', () => {
 
     expect((await api(b.httpPort, 'PUT', '/api/log-level', { body: { level: 'debug' } })).status).toBe(204);
     expect((await api(b.httpPort, 'GET', '/api/log-level')).json).toEqual({ level: 'debug' });
-    expect(await line(out, 'log level changed')).toMatchObject({ user: 'guest', from: 'info', level: 'debug' });
+    expect(await line(out, 'log level changed')).toMatchObject({ user: 'guest', from: 'info', to: 'debug', level: 30 });
     await probe(b.port);
     expect(await line(out, 'connection closed before the protocol header')).toMatchObject({ level: 20 });
 
@@ -218,7 +218,7 @@ describe('log lines', () => {
     ).toThrow(/unknown log level "loud"/);
 
     expect((await api(b.httpPort, 'PUT', '/api/log-level', { body: { level: 'info' } })).status).toBe(204);
-    expect(await line(out, 'log level changed', (l) => l.from === 'warn')).toMatchObject({ level: 'info' });
+    expect(await line(out, 'log level changed', (l) => l.from === 'warn')).toMatchObject({ to: 'info', level: 30 });
     const n = lines(out()).filter((l) => l.msg === 'connection closed before the protocol header').length;
     await probe(b.port);
     await sleep(300);

@@ -21,7 +21,7 @@ export function registerLogLevelRoutes(app: FastifyInstance, users: UserStore, l
       const from = log.level;
       // The change is logged at whichever of the two levels lets an info line through, so a
       // move to 'warn' is still on record and a move to 'debug' is too.
-      const note = (): void => log.info({ user: user.name, from, level }, 'log level changed');
+      const note = (): void => log.info({ user: user.name, from, to: level }, 'log level changed');
       const noted = log.isLevelEnabled('info');
       if (noted) note();
       // Every part of the broker logs through this one logger (no child loggers), so this reaches all of them.
