@@ -22,7 +22,9 @@ export interface StorableMessage {
   readonly exchange: string;
   readonly routingKey: string;
   readonly rawProperties: Buffer;
-  readonly body: Buffer;
+  readonly bodySize: number;
+  /** Copies the body into `target` at `at` (a large body may be kept in pieces). */
+  copyBody(target: Buffer, at: number): void;
   readonly persistent: boolean;
 }
 

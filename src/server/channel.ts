@@ -1,3 +1,4 @@
+import type { Writer } from '../protocol/writer';
 import type { ChannelHost } from './channel-host';
 import type { Vhost } from '../broker/vhost';
 import { REFUSED, type Queue } from '../broker/queue';
@@ -623,17 +624,20 @@ export class Channel implements ConsumerChannel {
 
   private writeContent(msg: Message): void {
     const w = this.conn.writer;
-    const body = msg.body;
+    const size = msg.bodySize;
     w.beginFrame(C.FRAME_HEADER, this.id);
     w.u32(60 << 16); // class basic, weight 0
-    w.u64(body.length);
+    w.u64(size);
     const props = msg.rawProperties;
     w.ensure(props.length);
     props.copy(w.buf, w.pos);
     w.pos += props.length;
     w.endFrame();
     const max = this.conn.frameMax - C.FRAME_OVERHEAD;
-    for (let off = 0; off < body.length; off += max) w.bodyFrame(this.id, body, off, Math.min(off + max, body.length));
+    const parts = msg.bodyParts;
+    if (parts !== null) return writeBodyParts(w, this.id, parts, size, max);
+    const body = msg.body;
+    for (let off = 0; off < size; off += max) w.bodyFrame(this.id, body, off, Math.min(off + max, size));
   }
 
   consumerCancelled(consumer: Consumer): void {
@@ -805,5 +809,28 @@ export class Channel implements ConsumerChannel {
     const consumers = [...this.consumers.values()];
     this.consumers.clear();
     for (const c of consumers) c.queue.removeConsumer(c);
+  }
+}
+
+/** Body frames of at most `max` bytes over a body kept in pieces, each piece sent by reference. */
+function writeBodyParts(w: Writer, channel: number, parts: readonly Buffer[], size: number, max: number): void {
+  let i = 0;
+  let at = 0; // offset into parts[i]
+  for (let sent = 0; sent < size;) {
+    const len = Math.min(max, size - sent);
+    w.beginBodyFrame(channel, len);
+    for (let left = len; left > 0;) {
+      const piece = parts[i];
+      const n = Math.min(left, piece.length - at);
+      w.bodyPiece(at === 0 && n === piece.length ? piece : piece.subarray(at, at + n));
+      left -= n;
+      at += n;
+      if (at === piece.length) {
+        i++;
+        at = 0;
+      }
+    }
+    w.endBodyFrame(len);
+    sent += len;
   }
 }
