@@ -40,7 +40,7 @@ export function deadLetteredMessage(
   if (routingKey !== null) delete headers.CC;
   props.headers = headers;
   delete props.expiration;
-  return msg.withEnvelope(exchange, routingKey ?? msg.routingKey, encodeProperties(props));
+  return new Message(exchange, routingKey ?? msg.routingKey, encodeProperties(props), msg.body);
 }
 
 /** The x-death array with this death first: a fresh entry, or the matching one counted up. */

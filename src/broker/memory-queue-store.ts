@@ -13,12 +13,12 @@ export class MemoryQueueStore<E extends StoredEntry> implements QueueStore<E> {
 
   push(entry: E): void {
     this.items.push(entry);
-    this.bytes += entry.message.bodySize;
+    this.bytes += entry.message.body.length;
   }
 
   shift(): E | undefined {
     const e = this.items.shift();
-    if (e !== undefined) this.bytes -= e.message.bodySize;
+    if (e !== undefined) this.bytes -= e.message.body.length;
     return e;
   }
 
@@ -28,7 +28,7 @@ export class MemoryQueueStore<E extends StoredEntry> implements QueueStore<E> {
 
   requeue(entries: E[]): void {
     if (entries.length === 0) return;
-    for (const e of entries) this.bytes += e.message.bodySize;
+    for (const e of entries) this.bytes += e.message.body.length;
     requeueBySeq(this.items, entries);
   }
 

@@ -21,61 +21,22 @@ export class Message {
   private decoded: BasicProperties | null = null;
   /** Routing keys from a BCC header that was taken off (they still route dead-lettered copies). */
   bccKeys: string[] | null = null;
-  readonly bodySize: number;
-  private whole: Buffer;
-  /**
-   * A large body as the pieces it arrived in (slices of the socket's read buffers), so that
-   * it is neither copied nor allocated again on its way through; joined only if something
-   * asks for `body` in one piece.
-   */
-  private parts: Buffer[] | null;
 
   constructor(
     readonly exchange: string,
     readonly routingKey: string,
     /** property flags + property list, exactly as in the content header frame */
     readonly rawProperties: Buffer,
-    body: Buffer,
-    parts: Buffer[] | null = null,
-  ) {
-    this.whole = body;
-    this.parts = parts;
-    let size = body.length;
-    if (parts !== null) for (let i = 0; i < parts.length; i++) size += parts[i].length;
-    this.bodySize = size;
-  }
+    readonly body: Buffer,
+  ) {}
 
   /** A message made from decoded properties (the management API's publish), encoded as a client sends them. */
   static fromProperties(exchange: string, routingKey: string, props: BasicProperties, body: Buffer): Message {
     return new Message(exchange, routingKey, encodeProperties(props), body);
   }
 
-  /** The same body under another address or other properties (dead-lettering, CC/BCC, direct reply-to). */
-  withEnvelope(exchange: string, routingKey: string, rawProperties: Buffer): Message {
-    return new Message(exchange, routingKey, rawProperties, this.whole, this.parts);
-  }
-
-  get body(): Buffer {
-    if (this.parts !== null) {
-      this.whole = Buffer.concat(this.parts, this.bodySize);
-      this.parts = null;
-    }
-    return this.whole;
-  }
-
-  /** The body's pieces when it is kept in pieces, else null (then `body` is it). */
-  get bodyParts(): readonly Buffer[] | null {
-    return this.parts;
-  }
-
-  /** Copies the body into `target` at `at`, from its pieces if it is kept in pieces. */
-  copyBody(target: Buffer, at: number): void {
-    const parts = this.parts;
-    if (parts === null) {
-      this.whole.copy(target, at);
-      return;
-    }
-    for (let i = 0; i < parts.length; i++) at += parts[i].copy(target, at);
+  get bodySize(): number {
+    return this.body.length;
   }
 
   get properties(): BasicProperties {

@@ -14,7 +14,7 @@ export function senderSelected(msg: Message): { keys: string[]; message: Message
   // copyTable, not a spread: the other headers keep the wire types they were published with.
   const props = { ...msg.properties, headers: copyTable(headers) };
   delete props.headers.BCC;
-  const message = msg.withEnvelope(msg.exchange, msg.routingKey, encodeProperties(props));
+  const message = new Message(msg.exchange, msg.routingKey, encodeProperties(props), msg.body);
   message.bccKeys = strings(headers.BCC);
   return { keys, message };
 }

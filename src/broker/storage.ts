@@ -22,9 +22,7 @@ export interface StorableMessage {
   readonly exchange: string;
   readonly routingKey: string;
   readonly rawProperties: Buffer;
-  readonly bodySize: number;
-  /** Copies the body into `target` at `at` (a large body may be kept in pieces). */
-  copyBody(target: Buffer, at: number): void;
+  readonly body: Buffer;
   readonly persistent: boolean;
 }
 

@@ -93,31 +93,6 @@ export class Writer {
     this.pending += len + 8;
   }
 
-  /**
-   * A body frame of `len` bytes whose payload is handed over by reference in pieces:
-   * `beginBodyFrame`, then `bodyPiece` for each piece (together `len` bytes), then `endBodyFrame`.
-   */
-  beginBodyFrame(channel: number, len: number): void {
-    this.ensure(8); // the 7-byte header, and the frame-end byte endBodyFrame writes
-    const b = this.buf;
-    let p = this.pos;
-    b[p++] = 3;
-    b[p++] = channel >>> 8;
-    b[p++] = channel & 0xff;
-    put32(b, p, len);
-    this.pos = p + 4;
-    this.seal();
-  }
-
-  bodyPiece(piece: Buffer): void {
-    this.chunks.push(piece);
-  }
-
-  endBodyFrame(len: number): void {
-    this.buf[this.pos++] = FRAME_END;
-    this.pending += len + 8;
-  }
-
   /** Raw bytes that are already a complete frame sequence (e.g. a cached heartbeat). */
   raw(bytes: Buffer): void {
     this.ensure(bytes.length);

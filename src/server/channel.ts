@@ -1,4 +1,3 @@
-import type { Writer } from '../protocol/writer';
 import type { ChannelHost } from './channel-host';
 import type { Vhost } from '../broker/vhost';
 import { REFUSED, type Queue } from '../broker/queue';
@@ -624,20 +623,17 @@ export class Channel implements ConsumerChannel {
 
   private writeContent(msg: Message): void {
     const w = this.conn.writer;
-    const size = msg.bodySize;
+    const body = msg.body;
     w.beginFrame(C.FRAME_HEADER, this.id);
     w.u32(60 << 16); // class basic, weight 0
-    w.u64(size);
+    w.u64(body.length);
     const props = msg.rawProperties;
     w.ensure(props.length);
     props.copy(w.buf, w.pos);
     w.pos += props.length;
     w.endFrame();
     const max = this.conn.frameMax - C.FRAME_OVERHEAD;
-    const parts = msg.bodyParts;
-    if (parts !== null) return writeBodyParts(w, this.id, parts, size, max);
-    const body = msg.body;
-    for (let off = 0; off < size; off += max) w.bodyFrame(this.id, body, off, Math.min(off + max, size));
+    for (let off = 0; off < body.length; off += max) w.bodyFrame(this.id, body, off, Math.min(off + max, body.length));
   }
 
   consumerCancelled(consumer: Consumer): void {
@@ -809,28 +805,5 @@ export class Channel implements ConsumerChannel {
     const consumers = [...this.consumers.values()];
     this.consumers.clear();
     for (const c of consumers) c.queue.removeConsumer(c);
-  }
-}
-
-/** Body frames of at most `max` bytes over a body kept in pieces, each piece sent by reference. */
-function writeBodyParts(w: Writer, channel: number, parts: readonly Buffer[], size: number, max: number): void {
-  let i = 0;
-  let at = 0; // offset into parts[i]
-  for (let sent = 0; sent < size;) {
-    const len = Math.min(max, size - sent);
-    w.beginBodyFrame(channel, len);
-    for (let left = len; left > 0;) {
-      const piece = parts[i];
-      const n = Math.min(left, piece.length - at);
-      w.bodyPiece(at === 0 && n === piece.length ? piece : piece.subarray(at, at + n));
-      left -= n;
-      at += n;
-      if (at === piece.length) {
-        i++;
-        at = 0;
-      }
-    }
-    w.endBodyFrame(len);
-    sent += len;
   }
 }

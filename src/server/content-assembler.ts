@@ -7,14 +7,6 @@ import { erlBinary } from '../protocol/erlang-terms';
 
 /** Bodies smaller than this are copied out of the socket buffer rather than pinning it. */
 const COPY_SMALL_BODY = 8 * 1024;
-/**
- * Bodies at least this big that arrive in several pieces are kept as those pieces (slices of
- * the socket's read buffers, at most 64 KiB each) rather than copied into one new buffer:
- * no copy, and half the memory allocated per message, which is what drives V8's full
- * collections for large messages. What the pieces pin beyond the body is at most a read
- * buffer at each end, a small share of a body this size.
- */
-const KEEP_PIECES = 256 * 1024;
 
 const IDLE = 0;
 const HEADER = 1;
@@ -33,7 +25,6 @@ export class ContentAssembler {
   mandatory = false;
   private props: Buffer = EMPTY;
   private body: Buffer = EMPTY;
-  private parts: Buffer[] | null = null;
   private size = 0;
   private received = 0;
 
@@ -48,7 +39,6 @@ export class ContentAssembler {
   reset(): void {
     this.state = IDLE;
     this.body = EMPTY;
-    this.parts = null;
   }
 
   /** basic.publish arrived: a content header must follow. */
@@ -105,8 +95,6 @@ export class ContentAssembler {
     if (this.received === 0 && received === size) {
       // The whole body arrived in one piece: keep the slice (big) or one compact copy (small).
       this.body = size < COPY_SMALL_BODY ? Buffer.from(chunk) : chunk;
-    } else if (size >= KEEP_PIECES) {
-      (this.parts ??= []).push(chunk);
     } else {
       if (this.received === 0) this.body = Buffer.allocUnsafe(size);
       chunk.copy(this.body, this.received);
@@ -119,9 +107,8 @@ export class ContentAssembler {
 
   /** The completed message. */
   take(): Message {
-    const msg = new Message(this.exchange, this.routingKey, this.props, this.body, this.parts);
+    const msg = new Message(this.exchange, this.routingKey, this.props, this.body);
     this.body = EMPTY;
-    this.parts = null;
     return msg;
   }
 

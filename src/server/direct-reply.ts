@@ -17,5 +17,5 @@ export const REPLY_TO_PREFIX = REPLY_TO_QUEUE + '.';
  */
 export function withReplyAddress(msg: Message, props: BasicProperties, address: string): Message {
   const raw = encodeProperties({ ...props, replyTo: address });
-  return msg.withEnvelope(msg.exchange, msg.routingKey, raw);
+  return new Message(msg.exchange, msg.routingKey, raw, msg.body);
 }

@@ -19,7 +19,8 @@ export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, f
   const ex = Buffer.byteLength(msg.exchange);
   const rk = Buffer.byteLength(msg.routingKey);
   const props = msg.rawProperties;
-  const payloadLen = 1 + 8 + 1 + ex + 1 + rk + 4 + props.length + msg.bodySize;
+  const body = msg.body;
+  const payloadLen = 1 + 8 + 1 + ex + 1 + rk + 4 + props.length + body.length;
   const buf = Buffer.allocUnsafe(RECORD_HEADER + payloadLen);
   let p = RECORD_HEADER;
   buf[p++] = flags;
@@ -34,7 +35,7 @@ export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, f
   p += 4;
   props.copy(buf, p);
   p += props.length;
-  msg.copyBody(buf, p);
+  body.copy(buf, p);
   buf.writeUInt32BE(payloadLen, 0);
   buf.writeUInt32BE(crc32(buf.subarray(RECORD_HEADER)), 4);
   return buf;
