@@ -12,6 +12,7 @@ import {
   type Exchange,
 } from '../src/broker/exchanges/index';
 import { Decimal, type FieldTable } from '../src/protocol/types';
+import { RouteTargets } from '../src/broker/exchanges/route-targets';
 
 // Fresh objects on purpose: the broker may hand in a new { kind, name } on every bind.
 const q = (name: string): BindingDestination => ({ kind: 'queue', name });
@@ -24,15 +25,15 @@ function binding(dest: BindingDestination, routingKey = '', args: FieldTable = {
 /** Destination ids reached, sorted, e.g. ['queue:q1', 'exchange:x']. */
 /** Destination ids reached, each once, sorted (an exchange may name one more than once; the vhost keeps it once). */
 function route(x: Exchange, routingKey: string, headers?: FieldTable): string[] {
-  const out: BindingDestination[] = [];
+  const out = new RouteTargets();
   x.route(routingKey, headers, out);
-  return [...new Set(out)].map((d) => `${d.kind}:${d.name}`).sort();
+  return [...new Set(out.toArray())].map((d) => `${d.kind}:${d.name}`).sort();
 }
 
 function routeCount(x: Exchange, routingKey: string, headers?: FieldTable): number {
-  const out: BindingDestination[] = [];
+  const out = new RouteTargets();
   x.route(routingKey, headers, out);
-  return new Set(out).size;
+  return new Set(out.toArray()).size;
 }
 
 const topic = () => new TopicExchange('t', false, false, false, {});
@@ -170,9 +171,9 @@ describe.each(EXCHANGE_TYPES)('binding identity (%s)', (type) => {
     x.bind(binding(q('q1'), 'k'));
     x.bind(binding(q('q1'), 'k', { v: 1 }));
     x.bind(binding(q('q1'), '#'));
-    const out: BindingDestination[] = [];
+    const out = new RouteTargets();
     x.route('k', {}, out);
-    expect(new Set(out).size).toBe(1);
+    expect(new Set(out.toArray()).size).toBe(1);
     // bindings() reports the canonical destination too.
     const dests = new Set([...x.bindings()].map((b) => b.destination));
     expect(dests.size).toBe(1);
@@ -219,10 +220,11 @@ describe('direct exchange', () => {
   it('appends to out and keeps what is there', () => {
     const x = direct();
     x.bind(binding(q('q1'), 'k'));
-    const out: BindingDestination[] = [e('from-elsewhere')];
+    const out = new RouteTargets();
+    out.add(e('from-elsewhere'));
     x.route('k', undefined, out);
     x.route('k', undefined, out);
-    expect(out.map((d) => d.name)).toEqual(['from-elsewhere', 'q1', 'q1']);
+    expect(out.toArray().map((d) => d.name)).toEqual(['from-elsewhere', 'q1', 'q1']);
   });
 
   it('unbindDestination clears every key of that destination', () => {

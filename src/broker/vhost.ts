@@ -26,6 +26,7 @@ import {
   lockedError,
   withDefaultQueueType,
 } from './declaration-checks';
+import { RouteTargets } from './exchanges/route-targets';
 
 /** Messages routed to at least one queue (publishes and unroutables are in the channels' counts). */
 export interface VhostCounters {
@@ -68,7 +69,7 @@ export class Vhost implements QueueOwner {
   readonly counters: VhostCounters = { routed: 0 };
   /** The counts of this vhost's closed channels and of HTTP publishes and gets (live channels are added when stats are read). */
   readonly retiredChannels = new ChannelCounters();
-  private readonly scratch: BindingDestination[] = [];
+  private readonly scratch = new RouteTargets();
   /** direct reply-to addresses → the channel consuming them (opaque to the model) */
   readonly directReplies = new Map<string, object>();
   readonly policies = new PolicySet();
@@ -430,16 +431,16 @@ export class Vhost implements QueueOwner {
     }
     // Exchanges may name a destination more than once; `out` (and `visited`) keep each once.
     const dests = this.scratch;
-    dests.length = 0;
+    dests.clear();
     ex.route(key, ex.type === 'headers' ? msg.headers : undefined, dests);
     let nested: Exchange[] | null = null;
-    for (let i = 0; i < dests.length; i++) {
-      const d = dests[i];
+    for (let i = 0; i < dests.count; i++) {
+      const d = dests.at(i);
       if (d.kind === 'queue') out.add(d as Queue);
       else (nested ??= []).push(d as Exchange);
     }
-    const routedNothing = dests.length === 0;
-    dests.length = 0;
+    const routedNothing = dests.count === 0;
+    dests.clear();
     if (routedNothing && ex.alternateExchange !== null) (nested ??= []).push(...this.alternateOf(ex));
     if (nested === null) return;
     const visited = new Set<Exchange>([ex]);
@@ -448,13 +449,13 @@ export class Vhost implements QueueOwner {
       if (visited.has(next)) continue;
       visited.add(next);
       next.route(key, next.type === 'headers' ? msg.headers : undefined, dests);
-      if (dests.length === 0 && next.alternateExchange !== null) nested.push(...this.alternateOf(next));
-      for (let i = 0; i < dests.length; i++) {
-        const d = dests[i];
+      if (dests.count === 0 && next.alternateExchange !== null) nested.push(...this.alternateOf(next));
+      for (let i = 0; i < dests.count; i++) {
+        const d = dests.at(i);
         if (d.kind === 'queue') out.add(d as Queue);
         else if (!visited.has(d as Exchange)) nested.push(d as Exchange);
       }
-      dests.length = 0;
+      dests.clear();
     }
   }
 

@@ -1,4 +1,5 @@
 import type { BindingDestination } from './exchange';
+import type { RouteTargets } from './route-targets';
 
 /** Above this size, membership goes through a Map instead of a linear scan. */
 const INDEX_THRESHOLD = 16;
@@ -46,9 +47,9 @@ export class DestinationSet {
     return true;
   }
 
-  addTo(out: BindingDestination[]): void {
+  addTo(out: RouteTargets): void {
     const items = this.items;
-    for (let i = 0; i < items.length; i++) out.push(items[i]);
+    for (let i = 0; i < items.length; i++) out.add(items[i]);
   }
 
   private indexOf(dest: BindingDestination): number {

@@ -2,6 +2,7 @@ import type { FieldTable } from '../../protocol/types';
 import { BindingSet } from './binding-set';
 import { DestinationSet } from './destination-set';
 import { Exchange, type Binding, type BindingDestination } from './exchange';
+import type { RouteTargets } from './route-targets';
 
 /** Routes to the destinations bound with exactly the message's routing key. */
 export class DirectExchange extends Exchange {
@@ -32,7 +33,7 @@ export class DirectExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.release(stored);
   }
 
-  route(routingKey: string, _headers: FieldTable | undefined, out: BindingDestination[]): void {
+  route(routingKey: string, _headers: FieldTable | undefined, out: RouteTargets): void {
     this.byKey.get(routingKey)?.addTo(out);
   }
 

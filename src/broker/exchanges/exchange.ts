@@ -1,4 +1,5 @@
 import type { FieldTable } from '../../protocol/types';
+import type { RouteTargets } from './route-targets';
 
 /**
  * Anything a binding can point at: a queue, or another exchange (exchange-to-exchange
@@ -46,7 +47,7 @@ export abstract class Exchange implements BindingDestination {
   /** Removes a binding; returns false if no identical binding existed. */
   abstract unbind(binding: Binding): boolean;
   /** Adds the destinations that a message with this key and these headers reaches. */
-  abstract route(routingKey: string, headers: FieldTable | undefined, out: BindingDestination[]): void;
+  abstract route(routingKey: string, headers: FieldTable | undefined, out: RouteTargets): void;
   /** Every binding whose source is this exchange. */
   abstract bindings(): Iterable<Binding>;
   abstract get bindingCount(): number;

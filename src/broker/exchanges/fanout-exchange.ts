@@ -2,6 +2,7 @@ import type { FieldTable } from '../../protocol/types';
 import { BindingSet } from './binding-set';
 import { DestinationSet } from './destination-set';
 import { Exchange, type Binding, type BindingDestination } from './exchange';
+import type { RouteTargets } from './route-targets';
 
 /** Routes to every bound destination; routing keys are kept for identity only. */
 export class FanoutExchange extends Exchange {
@@ -29,7 +30,7 @@ export class FanoutExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.dests.release(stored.destination);
   }
 
-  route(_routingKey: string, _headers: FieldTable | undefined, out: BindingDestination[]): void {
+  route(_routingKey: string, _headers: FieldTable | undefined, out: RouteTargets): void {
     this.dests.addTo(out);
   }
 

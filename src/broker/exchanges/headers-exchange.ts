@@ -2,6 +2,7 @@ import type { FieldTable, FieldValue } from '../../protocol/types';
 import { BindingSet } from './binding-set';
 import { Exchange, type Binding, type BindingDestination } from './exchange';
 import { fieldValuesEqual } from './field-equality';
+import type { RouteTargets } from './route-targets';
 
 const X_MATCH_VALUES = ['all', 'any', 'all-with-x', 'any-with-x'];
 
@@ -114,11 +115,11 @@ export class HeadersExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.drop(stored);
   }
 
-  route(_routingKey: string, headers: FieldTable | undefined, out: BindingDestination[]): void {
+  route(_routingKey: string, headers: FieldTable | undefined, out: RouteTargets): void {
     const matchers = this.matchers;
     for (let i = 0; i < matchers.length; i++) {
       const m = matchers[i];
-      if (matches(m, headers)) out.push(m.binding.destination);
+      if (matches(m, headers)) out.add(m.binding.destination);
     }
   }
 

@@ -2,6 +2,7 @@ import type { FieldTable } from '../../protocol/types';
 import { BindingSet } from './binding-set';
 import { Exchange, type Binding, type BindingDestination } from './exchange';
 import { TopicTrie } from './topic-trie';
+import type { RouteTargets } from './route-targets';
 
 /** Routes by matching the routing key against `*` / `#` binding-key patterns. */
 export class TopicExchange extends Exchange {
@@ -27,7 +28,7 @@ export class TopicExchange extends Exchange {
     for (const stored of this.all.removeDestination(dest)) this.trie.remove(stored.routingKey, stored.destination);
   }
 
-  route(routingKey: string, _headers: FieldTable | undefined, out: BindingDestination[]): void {
+  route(routingKey: string, _headers: FieldTable | undefined, out: RouteTargets): void {
     this.trie.match(routingKey, out);
   }
 

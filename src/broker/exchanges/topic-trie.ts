@@ -1,5 +1,6 @@
 import { DestinationSet } from './destination-set';
 import type { BindingDestination } from './exchange';
+import type { RouteTargets } from './route-targets';
 
 /**
  * One word position in the trie. `*` and `#` get dedicated slots so that matching never
@@ -89,7 +90,7 @@ export class TopicTrie {
     for (let i = words.length; i > 0 && isEmpty(path[i]); i--) detach(path[i - 1], words[i - 1]);
   }
 
-  match(routingKey: string, out: BindingDestination[]): void {
+  match(routingKey: string, out: RouteTargets): void {
     this.pass++;
     this.wordCount = this.cutWords(routingKey);
     this.visit(this.root, 0, out);
@@ -113,7 +114,7 @@ export class TopicTrie {
   }
 
   /** Explores `node` with words `pos`.. of the routing key still to match. */
-  private visit(node: TopicNode, pos: number, out: BindingDestination[]): void {
+  private visit(node: TopicNode, pos: number, out: RouteTargets): void {
     if (node.hash !== undefined) this.expandHash(node.hash, pos, out);
     if (pos === this.wordCount) {
       node.destinations?.addTo(out);
@@ -127,7 +128,7 @@ export class TopicTrie {
   }
 
   /** Lets the `#` node `hash` swallow zero or more words starting at `pos`. */
-  private expandHash(hash: TopicNode, pos: number, out: BindingDestination[]): void {
+  private expandHash(hash: TopicNode, pos: number, out: RouteTargets): void {
     let stop = this.wordCount;
     if (hash.stamp === this.pass) {
       if (hash.minPos <= pos) return;
