@@ -58,12 +58,8 @@ export class Writer {
     this.ensure(1);
     const sizePos = this.frameStart + 3;
     const size = this.pos - sizePos - 4;
-    const b = this.buf;
-    b[sizePos] = size >>> 24;
-    b[sizePos + 1] = (size >>> 16) & 0xff;
-    b[sizePos + 2] = (size >>> 8) & 0xff;
-    b[sizePos + 3] = size & 0xff;
-    b[this.pos++] = FRAME_END;
+    put32(this.buf, sizePos, size);
+    this.buf[this.pos++] = FRAME_END;
     this.pending += size + 8;
     this.frameStart = -1;
   }

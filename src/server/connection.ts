@@ -1,3 +1,4 @@
+import { sameBytes } from '../protocol/same-bytes';
 import type { Socket } from 'node:net';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -257,7 +258,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       return null;
     }
     const len = payload.length;
-    if (len === this.lastPublishLen && sameBytes(payload, this.lastPublishRaw, len)) return this.lastPublish;
+    if (len === this.lastPublishLen && sameBytes(payload, 0, this.lastPublishRaw, len)) return this.lastPublish;
     try {
       const m = M.decodeMethod(this.reader.reset(payload));
       if (m.id === M.BASIC_PUBLISH && len <= LAST_PUBLISH_MAX) {
@@ -924,8 +925,3 @@ function negotiated(field: string, value: number, min: number, max: number): voi
 
 /** basic.publish payloads longer than this (long names) are decoded every time. */
 const LAST_PUBLISH_MAX = 96;
-
-function sameBytes(a: Buffer, b: Buffer, len: number): boolean {
-  for (let i = 0; i < len; i++) if (a[i] !== b[i]) return false;
-  return true;
-}

@@ -1,3 +1,4 @@
+import { sameBytes } from '../protocol/same-bytes';
 import { AmqpError } from '../protocol/errors';
 import * as C from '../protocol/constants';
 import { BASIC_PUBLISH } from '../protocol/generated';
@@ -62,7 +63,7 @@ export class ContentAssembler {
     const sizeLow = payload.readUInt32BE(8);
     // Publishers mostly send the same properties every time: share one copy between
     // messages (which also keeps the socket's buffer from being pinned by a slice).
-    if (!sameTail(payload, 12, this.props)) {
+    if (payload.length - 12 !== this.props.length || !sameBytes(payload, 12, this.props, this.props.length)) {
       const props = payload.subarray(12);
       // Checked once per distinct property list: a short one would fail wherever it is
       // decoded later, which may be a timer or another client's connection.
@@ -130,12 +131,4 @@ export class ContentAssembler {
     this.reset();
     return new AmqpError(C.UNEXPECTED_FRAME, `expected content header for class 60, ${got}`, BASIC_PUBLISH >>> 16, BASIC_PUBLISH & 0xffff);
   }
-}
-
-/** Whether `payload` from `offset` on holds exactly `bytes` (short property lists: no native call). */
-function sameTail(payload: Buffer, offset: number, bytes: Buffer): boolean {
-  const n = bytes.length;
-  if (payload.length - offset !== n) return false;
-  for (let i = 0; i < n; i++) if (payload[offset + i] !== bytes[i]) return false;
-  return true;
 }

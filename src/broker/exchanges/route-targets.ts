@@ -22,7 +22,7 @@ export class RouteTargets {
     this.count = 0;
   }
 
-  /** For tests and listings: the destinations added since the last clear. */
+  /** The destinations added since the last clear (for tests). */
   toArray(): BindingDestination[] {
     return this.items.slice(0, this.count);
   }
