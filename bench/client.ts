@@ -332,7 +332,8 @@ export class Connection implements FrameHandler {
 
   // ------------------------------------------------------------------ FrameHandler
 
-  onMethodFrame(channel: number, payload: Buffer): void {
+  onMethodFrame(channel: number, buf: Buffer, start: number, end: number): void {
+    const payload = buf.subarray(start, end);
     const id = payload.readUInt32BE(0);
     if (id === M.BASIC_DELIVER) {
       // consumer-tag (shortstr), then delivery-tag (u64)
@@ -360,7 +361,8 @@ export class Connection implements FrameHandler {
     this.onControl(channel, m);
   }
 
-  onHeaderFrame(channel: number, payload: Buffer): void {
+  onHeaderFrame(channel: number, buf: Buffer, start: number, end: number): void {
+    const payload = buf.subarray(start, end);
     const h = this.contentTarget[channel];
     if (!h) return;
     // class-id (u16), weight (u16), body-size (u64)

@@ -163,7 +163,8 @@ class SinkConnection implements FrameHandler {
     });
   }
 
-  onMethodFrame(ch: number, payload: Buffer): void {
+  onMethodFrame(ch: number, buf: Buffer, start: number, end: number): void {
+    const payload = buf.subarray(start, end);
     const id = payload.readUInt32BE(0);
     if (id === M.BASIC_PUBLISH) {
       published++;
@@ -251,7 +252,8 @@ class SinkConnection implements FrameHandler {
         break;
     }
   }
-  onHeaderFrame(ch: number, payload: Buffer): void {
+  onHeaderFrame(ch: number, buf: Buffer, start: number, end: number): void {
+    const payload = buf.subarray(start, end);
     const t = this.echoTarget[ch];
     if (!t) return;
     const w = t.conn.writer;

@@ -14,6 +14,8 @@ export interface ConsumerChannel {
 export class Consumer {
   /** Deliveries to this consumer not yet acked (always 0 for no-ack consumers). */
   unacked = 0;
+  /** The channel's encoding of what every delivery to this consumer starts with (opaque here). */
+  wirePrefix: Buffer | null = null;
 
   constructor(
     readonly tag: string,

@@ -3,8 +3,9 @@ import { frameSnippet } from './frame-snippet';
 
 /** Receives the frames a FrameParser cuts out of the byte stream. */
 export interface FrameHandler {
-  onMethodFrame(channel: number, payload: Buffer): void;
-  onHeaderFrame(channel: number, payload: Buffer): void;
+  /** The payload is `buf[start, end)`: no view is made per frame (most are read and dropped at once). */
+  onMethodFrame(channel: number, buf: Buffer, start: number, end: number): void;
+  onHeaderFrame(channel: number, buf: Buffer, start: number, end: number): void;
   /**
    * A piece of a body frame's payload. Bodies are streamed in pieces straight from the
    * socket's buffers so that the channel can copy them into the message exactly once
@@ -24,8 +25,8 @@ const S_DEAD = 4;
 
 /**
  * Cuts frames out of TCP chunks of any size: a frame spread over many reads, or many
- * frames in one read. Method and header payloads are handed over whole (a zero-copy
- * slice when they arrived in one read); body payloads are streamed.
+ * frames in one read. Method and header payloads are handed over whole (as a range of the
+ * socket's buffer when they arrived in one read); body payloads are streamed.
  */
 export class FrameParser {
   frameMax: number;
@@ -36,6 +37,7 @@ export class FrameParser {
   private channel = 0;
   private remaining = 0;
   private payload: Buffer | null = null;
+  private payloadStart = 0;
   private payloadLen = 0;
 
   constructor(
@@ -75,17 +77,24 @@ export class FrameParser {
           }
           if (!this.checkHeader()) return;
           if (this.type === FRAME_BODY) {
+            this.payloadStart = 0;
+            this.payloadLen = 0;
             this.state = this.remaining === 0 ? S_END : S_BODY;
           } else if (this.remaining === 0) {
             this.payload = EMPTY;
+            this.payloadStart = 0;
+            this.payloadLen = 0;
             this.state = S_END;
           } else if (len - pos >= this.remaining) {
-            this.payload = chunk.subarray(pos, pos + this.remaining);
+            this.payload = chunk;
+            this.payloadStart = pos;
+            this.payloadLen = this.remaining;
             pos += this.remaining;
             this.remaining = 0;
             this.state = S_END;
           } else {
             this.payload = Buffer.allocUnsafe(this.remaining);
+            this.payloadStart = 0;
             this.payloadLen = 0;
             this.state = S_PAYLOAD;
           }
@@ -111,29 +120,32 @@ export class FrameParser {
         }
         case S_END: {
           const payload = this.payload ?? EMPTY;
+          const start = this.payloadStart;
+          const end = start + this.payloadLen;
           this.payload = null;
           if (chunk[pos] !== FRAME_END) {
             // A body's pieces went out as they came; RabbitMQ would quote them, we cannot.
-            this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload)}: {invalid_frame_end_marker,${chunk[pos]}}`);
+            this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload.subarray(start, end))}: {invalid_frame_end_marker,${chunk[pos]}}`);
             return;
           }
           pos++;
           this.state = S_HEAD;
           switch (this.type) {
             case FRAME_METHOD:
-              this.handler.onMethodFrame(this.channel, payload);
+              this.handler.onMethodFrame(this.channel, payload, start, end);
               break;
             case FRAME_HEADER:
-              this.handler.onHeaderFrame(this.channel, payload);
+              this.handler.onHeaderFrame(this.channel, payload, start, end);
               break;
             case FRAME_HEARTBEAT:
-              if (payload.length > 0) return this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload)}: unknown_frame`, true);
+              if (end > start)
+                return this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload.subarray(start, end))}: unknown_frame`, true);
               this.handler.onHeartbeatFrame(this.channel);
               break;
             case FRAME_BODY:
               break; // its pieces went out as they arrived
             default:
-              return this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload)}: unknown_frame`, true);
+              return this.fail(FRAME_ERROR, `${frameSnippet(this.type, payload.subarray(start, end))}: unknown_frame`, true);
           }
           break;
         }

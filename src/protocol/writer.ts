@@ -89,6 +89,63 @@ export class Writer {
     this.pending += len + 8;
   }
 
+  /**
+   * A whole delivery: basic.deliver from its cached `prefix` (see delivery-wire.ts), the
+   * content header and the body. Everything up to a small body is written with one size
+   * check and byte stores; bodies too big for that go through bodyFrame.
+   */
+  delivery(
+    prefix: Buffer,
+    deliveryTag: number,
+    redelivered: boolean,
+    route: Buffer,
+    props: Buffer,
+    body: Buffer,
+    maxPayload: number,
+    channel: number,
+  ): void {
+    const bodyLen = body.length;
+    const inline = bodyLen < EXTERNAL_BODY && bodyLen <= maxPayload;
+    const methodEnd = prefix.length + 9 + route.length;
+    const headerLen = 12 + props.length;
+    const total = methodEnd + 1 + 7 + headerLen + 1 + (inline && bodyLen > 0 ? 8 + bodyLen : 0);
+    this.ensure(total);
+    const b = this.buf;
+    const start = this.pos;
+    let p = copyInto(prefix, b, start);
+    put32(b, start + 3, methodEnd - 7);
+    put32(b, p, Math.floor(deliveryTag / 0x100000000) >>> 0);
+    put32(b, p + 4, deliveryTag >>> 0);
+    b[p + 8] = redelivered ? 1 : 0;
+    p = copyInto(route, b, p + 9);
+    b[p++] = FRAME_END;
+    b[p] = 2;
+    b[p + 1] = channel >>> 8;
+    b[p + 2] = channel & 0xff;
+    put32(b, p + 3, headerLen);
+    put32(b, p + 7, 60 << 16); // class basic, weight 0
+    put32(b, p + 11, Math.floor(bodyLen / 0x100000000) >>> 0);
+    put32(b, p + 15, bodyLen >>> 0);
+    p = copyInto(props, b, p + 19);
+    b[p++] = FRAME_END;
+    this.pending += methodEnd + 1 + headerLen + 8;
+    if (inline) {
+      if (bodyLen > 0) {
+        b[p] = 3;
+        b[p + 1] = channel >>> 8;
+        b[p + 2] = channel & 0xff;
+        put32(b, p + 3, bodyLen);
+        p = copyInto(body, b, p + 7);
+        b[p++] = FRAME_END;
+        this.pending += bodyLen + 8;
+      }
+      this.pos = p;
+      return;
+    }
+    this.pos = p;
+    for (let off = 0; off < bodyLen; off += maxPayload) this.bodyFrame(channel, body, off, Math.min(off + maxPayload, bodyLen));
+  }
+
   /** Raw bytes that are already a complete frame sequence (e.g. a cached heartbeat). */
   raw(bytes: Buffer): void {
     this.ensure(bytes.length);
@@ -326,4 +383,15 @@ function put32(b: Buffer, at: number, v: number): void {
   b[at + 1] = (v >>> 16) & 0xff;
   b[at + 2] = (v >>> 8) & 0xff;
   b[at + 3] = v & 0xff;
+}
+
+/** Copies `src` to `dst` at `at` and returns the end; a loop for the few bytes of names and small bodies. */
+function copyInto(src: Buffer, dst: Buffer, at: number): number {
+  const n = src.length;
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) dst[at + i] = src[i];
+  } else {
+    dst.set(src, at);
+  }
+  return at + n;
 }

@@ -10,6 +10,7 @@ import { generateName, describeQueue, isReservedName } from '../broker/names';
 import { AmqpError, replyText } from '../protocol/errors';
 import * as C from '../protocol/constants';
 import * as M from '../protocol/generated';
+import { deliverPrefix } from '../protocol/delivery-wire';
 import type { Permission, ResourceKind } from '../auth/permissions';
 import { CheckCache, IDLE_FORGET_MS, coarseClock, startCoarseClock } from '../auth/permission-cache';
 import { EXCHANGE_TYPES } from '../broker/exchanges';
@@ -21,6 +22,7 @@ import { expirationError } from '../broker/expiration';
 import { parseConsumerArgs, toAmqpError } from '../broker/arguments';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 import { ChannelCounters } from '../broker/channel-counters';
+import { UnackedLog } from './unacked-log';
 
 /**
  * `closing`: we sent channel.close and wait for close-ok (the connection drops everything
@@ -35,8 +37,8 @@ export type ChannelState = 'open' | 'closing' | 'closed';
  */
 export class Channel implements ConsumerChannel {
   readonly consumers = new Map<string, Consumer>();
-  /** Delivery tag → delivery, in tag order (Map keeps insertion order). */
-  readonly unacked = new Map<number, QueueEntry>();
+  /** Deliveries awaiting ack, in delivery-tag order. */
+  readonly unacked = new UnackedLog();
   state: ChannelState = 'open';
   /** RabbitMQ's channel message_stats (confirm is kept by `confirms`, see countersNow) */
   readonly counters = new ChannelCounters();
@@ -96,9 +98,9 @@ export class Channel implements ConsumerChannel {
     }
   }
 
-  onHeader(payload: Buffer): void {
+  onHeader(buf: Buffer, start: number, end: number): void {
     try {
-      if (this.content.header(payload)) this.publishComplete();
+      if (this.content.header(buf, start, end)) this.publishComplete();
     } catch (err) {
       this.fail(err);
     }
@@ -559,7 +561,7 @@ export class Channel implements ConsumerChannel {
       const tag = ++this.deliveryTag;
       if (!noAck) {
         entry.deliveryTag = tag;
-        this.unacked.set(tag, entry);
+        this.unacked.push(tag, entry);
         this.awaitAck(entry);
       }
       const msg = entry.message;
@@ -577,16 +579,26 @@ export class Channel implements ConsumerChannel {
     const tag = ++this.deliveryTag;
     if (!consumer.noAck) {
       entry.deliveryTag = tag;
-      this.unacked.set(tag, entry);
+      this.unacked.push(tag, entry);
       this.awaitAck(entry);
       this.consumerUnacked++;
       this.counters.deliver++;
     } else this.counters.deliverNoAck++;
     if (entry.redelivered) this.counters.redeliver++;
     const msg = entry.message;
-    M.encodeBasicDeliver(this.conn.writer, this.id, consumer.tag, tag, entry.redelivered, msg.exchange, msg.routingKey);
-    this.writeContent(msg);
-    this.conn.scheduleFlush();
+    const prefix = consumer.wirePrefix ?? (consumer.wirePrefix = deliverPrefix(this.id, consumer.tag));
+    const conn = this.conn;
+    conn.writer.delivery(
+      prefix,
+      tag,
+      entry.redelivered,
+      msg.routeWire,
+      msg.rawProperties,
+      msg.body,
+      conn.frameMax - C.FRAME_OVERHEAD,
+      this.id,
+    );
+    conn.scheduleFlush();
   }
 
   /**
@@ -608,9 +620,9 @@ export class Channel implements ConsumerChannel {
   private readonly checkAckTimeout = (): void => {
     this.ackTimer = null;
     if (this.state !== 'open') return;
-    const oldest = this.unacked.values().next();
-    if (oldest.done === true) return;
-    const left = oldest.value.deliveredAt + this.ackTimeout - Date.now();
+    const oldest = this.unacked.oldest();
+    if (oldest === undefined) return;
+    const left = oldest.deliveredAt + this.ackTimeout - Date.now();
     if (left > 0) return this.armAckTimer(left);
     const t = this.ackTimeout;
     this.closeWithError(
@@ -653,9 +665,30 @@ export class Channel implements ConsumerChannel {
   // ---- settling ----------------------------------------------------------------------
 
   private basicAck(tag: number, multiple: boolean): void {
-    const entries = this.takeDeliveries(tag, multiple);
-    if (this.tx !== null) return this.tx.settle(entries, false, false);
-    this.settle(entries, false, false);
+    if (this.tx !== null) return this.tx.settle(this.takeDeliveries(tag, multiple), false, false);
+    // The common case settles straight from the log, with no list in between.
+    const unacked = this.unacked;
+    let e: QueueEntry | undefined;
+    let n = 0;
+    if (!multiple) {
+      e = unacked.take(tag);
+      if (e === undefined) throw unknownTag(tag);
+      this.ackOne(e);
+      n = 1;
+    } else {
+      if (tag !== 0 && !unacked.has(tag)) throw unknownTag(tag);
+      while ((e = unacked.takeOldest(tag)) !== undefined) {
+        this.ackOne(e);
+        n++;
+      }
+    }
+    this.counters.ack += n;
+    this.resumeDelivery();
+  }
+
+  private ackOne(e: QueueEntry): void {
+    if (e.consumer !== null) this.consumerUnacked--;
+    e.queue.settle(e, false);
   }
 
   private basicNack(tag: number, multiple: boolean, requeue: boolean): void {
@@ -667,29 +700,19 @@ export class Channel implements ConsumerChannel {
   /** Removes and returns the deliveries a tag names; 406 for a tag we never gave out. */
   private takeDeliveries(tag: number, multiple: boolean): QueueEntry[] {
     // As RabbitMQ: the tag itself must be outstanding, even with multiple (0 = everything).
-    if (!(multiple && tag === 0) && !this.unacked.has(tag)) {
-      throw new AmqpError(C.PRECONDITION_FAILED, `unknown delivery tag ${tag}`);
-    }
-    if (!multiple) {
-      const e = this.unacked.get(tag)!;
-      this.unacked.delete(tag);
-      return [e];
-    }
+    if (!(multiple && tag === 0) && !this.unacked.has(tag)) throw unknownTag(tag);
+    if (!multiple) return [this.unacked.take(tag)!];
     const out: QueueEntry[] = [];
-    for (const [t, e] of this.unacked) {
-      if (tag !== 0 && t > tag) break;
-      out.push(e);
-      this.unacked.delete(t);
-    }
+    let e: QueueEntry | undefined;
+    while ((e = this.unacked.takeOldest(tag)) !== undefined) out.push(e);
     return out;
   }
 
   /** A rolled-back transaction hands its acks back: they are outstanding again. */
   restoreDeliveries(entries: QueueEntry[]): void {
     if (entries.length === 0) return;
-    const all = [...entries, ...this.unacked.values()].sort((a, b) => a.deliveryTag - b.deliveryTag);
-    this.unacked.clear();
-    for (const e of all) this.unacked.set(e.deliveryTag, e);
+    const all = [...entries, ...this.unacked.drain()].sort((a, b) => a.deliveryTag - b.deliveryTag);
+    for (const e of all) this.unacked.push(e.deliveryTag, e);
     // They are timed from their delivery, as before the transaction took them.
     if (this.ackTimer === null && this.ackTimeout > 0 && this.state === 'open') this.armAckTimer(0);
   }
@@ -710,9 +733,7 @@ export class Channel implements ConsumerChannel {
   }
 
   private requeueAll(): void {
-    const entries = [...this.unacked.values()];
-    this.unacked.clear();
-    this.requeueEntries(entries);
+    this.requeueEntries(this.unacked.drain());
   }
 
   /** Puts deliveries back into their queues, grouped so each queue sorts its own once. */
@@ -806,4 +827,9 @@ export class Channel implements ConsumerChannel {
     this.consumers.clear();
     for (const c of consumers) c.queue.removeConsumer(c);
   }
+}
+
+/** 406 for a delivery tag the channel never gave out (or that was settled already), as RabbitMQ words it. */
+function unknownTag(tag: number): AmqpError {
+  return new AmqpError(C.PRECONDITION_FAILED, `unknown delivery tag ${tag}`);
 }

@@ -229,10 +229,10 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     return EMPTY;
   }
 
-  onMethodFrame(channel: number, payload: Buffer): void {
+  onMethodFrame(channel: number, buf: Buffer, start: number, end: number): void {
     this.counters.recvFrames++;
     if (this.state === 'closed' && channel !== 0) return;
-    const method = this.decodeMethod(payload);
+    const method = this.decodeMethod(buf, start, end);
     if (method === null) return;
     if (channel === 0) return this.onConnectionMethod(method);
     switch (this.state) {
@@ -245,20 +245,21 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
       case 'start-ok':
       case 'tune-ok':
       case 'open':
-        return this.closeWithError(unexpectedFrame(C.FRAME_METHOD, payload));
+        return this.closeWithError(unexpectedFrame(C.FRAME_METHOD, buf.subarray(start, end)));
       default:
         return assertNever(this.state);
     }
   }
 
   /** The method a frame holds, or null when it cannot be decoded (the connection is closing). */
-  private decodeMethod(payload: Buffer): M.Method | null {
-    if (payload.length < 4) {
-      this.closeWith(C.FRAME_ERROR, `${frameSnippet(C.FRAME_METHOD, payload)}: unknown_frame`);
+  private decodeMethod(buf: Buffer, start: number, end: number): M.Method | null {
+    const len = end - start;
+    if (len < 4) {
+      this.closeWith(C.FRAME_ERROR, `${frameSnippet(C.FRAME_METHOD, buf.subarray(start, end))}: unknown_frame`);
       return null;
     }
-    const len = payload.length;
-    if (len === this.lastPublishLen && sameBytes(payload, 0, this.lastPublishRaw, len)) return this.lastPublish;
+    if (len === this.lastPublishLen && sameBytes(buf, start, this.lastPublishRaw, len)) return this.lastPublish;
+    const payload = buf.subarray(start, end);
     try {
       const m = M.decodeMethod(this.reader.reset(payload));
       if (m.id === M.BASIC_PUBLISH && len <= LAST_PUBLISH_MAX) {
@@ -284,21 +285,21 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     }
   }
 
-  onHeaderFrame(channel: number, payload: Buffer): void {
+  onHeaderFrame(channel: number, buf: Buffer, start: number, end: number): void {
     this.counters.recvFrames++;
-    const ch = this.channelForContent(C.FRAME_HEADER, channel, payload);
-    if (ch !== null) ch.onHeader(payload);
+    const ch = this.channelForContent(C.FRAME_HEADER, channel, buf, start, end);
+    if (ch !== null) ch.onHeader(buf, start, end);
   }
 
   onBodyChunk(channel: number, chunk: Buffer): void {
-    const ch = this.channelForContent(C.FRAME_BODY, channel, chunk);
+    const ch = this.channelForContent(C.FRAME_BODY, channel, chunk, 0, chunk.length);
     if (ch !== null) ch.onBody(chunk);
   }
 
   /** The open channel a content frame belongs to, or null when the frame is dropped or refused. */
-  private channelForContent(type: number, channel: number, payload: Buffer): Channel | null {
+  private channelForContent(type: number, channel: number, buf: Buffer, start: number, end: number): Channel | null {
     if (this.state !== 'running' || channel === 0) {
-      if (this.state !== 'closing' && this.state !== 'closed') this.closeWithError(unexpectedFrame(type, payload));
+      if (this.state !== 'closing' && this.state !== 'closed') this.closeWithError(unexpectedFrame(type, buf.subarray(start, end)));
       return null;
     }
     const ch = this.channels.get(channel);

@@ -23,6 +23,8 @@ export class ContentAssembler {
   private state = IDLE;
   private exchange = '';
   private routingKey = '';
+  /** exchange and routing key in wire form, shared by the messages of a stream that repeats them */
+  private route: Buffer | null = null;
   mandatory = false;
   private props: Buffer = EMPTY;
   private body: Buffer = EMPTY;
@@ -45,26 +47,33 @@ export class ContentAssembler {
   /** basic.publish arrived: a content header must follow. */
   start(exchange: string, routingKey: string, mandatory: boolean): void {
     // Keep the previous strings when they are equal, so queued messages share them.
-    if (exchange !== this.exchange) this.exchange = exchange;
-    if (routingKey !== this.routingKey) this.routingKey = routingKey;
+    if (exchange !== this.exchange) {
+      this.exchange = exchange;
+      this.route = null;
+    }
+    if (routingKey !== this.routingKey) {
+      this.routingKey = routingKey;
+      this.route = null;
+    }
     this.mandatory = mandatory;
     this.state = HEADER;
   }
 
-  /** Returns true when the message is complete (an empty body). */
-  header(payload: Buffer): boolean {
+  /** The content header is `buf[start, end)`; returns true when the message is complete (an empty body). */
+  header(buf: Buffer, start: number, end: number): boolean {
     if (this.state !== HEADER) throw this.unexpected();
-    if (payload.length < 14) throw new AmqpError(C.FRAME_ERROR, 'content header frame too short');
-    const classId = payload.readUInt16BE(0);
+    const len = end - start;
+    if (len < 14) throw new AmqpError(C.FRAME_ERROR, 'content header frame too short');
+    const classId = (buf[start] << 8) | buf[start + 1];
     if (classId !== 60) throw this.refuseHeader(`got one for class ${classId} instead`);
     // A header with a weight is not a content header as far as RabbitMQ is concerned.
-    if (payload.readUInt16BE(2) !== 0) throw this.refuseHeader('got non content header frame instead');
-    const sizeHigh = payload.readUInt32BE(4);
-    const sizeLow = payload.readUInt32BE(8);
+    if (buf[start + 2] !== 0 || buf[start + 3] !== 0) throw this.refuseHeader('got non content header frame instead');
+    const sizeHigh = buf.readUInt32BE(start + 4);
+    const sizeLow = buf.readUInt32BE(start + 8);
     // Publishers mostly send the same properties every time: share one copy between
     // messages (which also keeps the socket's buffer from being pinned by a slice).
-    if (payload.length - 12 !== this.props.length || !sameBytes(payload, 12, this.props, this.props.length)) {
-      const props = payload.subarray(12);
+    if (len - 12 !== this.props.length || !sameBytes(buf, start + 12, this.props, this.props.length)) {
+      const props = buf.subarray(start + 12, end);
       // Checked once per distinct property list: a short one would fail wherever it is
       // decoded later, which may be a timer or another client's connection.
       if (!basicPropertiesFit(props)) {
@@ -108,7 +117,8 @@ export class ContentAssembler {
 
   /** The completed message. */
   take(): Message {
-    const msg = new Message(this.exchange, this.routingKey, this.props, this.body);
+    const msg = new Message(this.exchange, this.routingKey, this.props, this.body, this.route);
+    this.route ??= msg.routeWire;
     this.body = EMPTY;
     return msg;
   }
