@@ -675,3 +675,52 @@ describe('headers exchange', () => {
     expect(route(x, 'something-else', { a: 1 })).toEqual(['queue:q1']);
   });
 });
+
+describe('topic exchange route cache', () => {
+  // Past 32 bindings a topic exchange remembers where routing keys went; any binding
+  // change must make it forget, and keys that never repeat must not make it wrong.
+  function big(): Exchange {
+    const x = topic();
+    for (let i = 0; i < 40; i++) x.bind(binding(q(`q${i}`), `k.${i}.*`));
+    return x;
+  }
+
+  it('routes a repeated key the same way as the first time', () => {
+    const x = big();
+    expect(route(x, 'k.7.a')).toEqual(['queue:q7']);
+    expect(route(x, 'k.7.a')).toEqual(['queue:q7']);
+    expect(route(x, 'k.99.a')).toEqual([]);
+    expect(route(x, 'k.99.a')).toEqual([]);
+  });
+
+  it('forgets on bind, unbind and when a destination goes', () => {
+    const x = big();
+    expect(route(x, 'k.3.z')).toEqual(['queue:q3']);
+    x.bind(binding(q('extra'), '#.z'));
+    expect(route(x, 'k.3.z')).toEqual(['queue:extra', 'queue:q3']);
+    x.unbind(binding(q('q3'), 'k.3.*'));
+    expect(route(x, 'k.3.z')).toEqual(['queue:extra']);
+    x.unbindDestination(q('extra'));
+    expect(route(x, 'k.3.z')).toEqual([]);
+    x.bind(binding(q('q3'), 'k.3.*'));
+    expect(route(x, 'k.3.z')).toEqual(['queue:q3']);
+  });
+
+  it('stays right through fills by keys that never repeat, and after resting', () => {
+    const x = big();
+    for (let i = 0; i < 5000; i++) {
+      const n = i % 50;
+      expect(route(x, `k.${n}.u${i}`)).toEqual(n < 40 ? [`queue:q${n}`] : []);
+    }
+    // Past the rest, a repeated key is cached again and still right.
+    for (let i = 0; i < 70_000; i++) routeCount(x, `k.1.r${i}`);
+    for (let i = 0; i < 3; i++) expect(route(x, 'k.5.same')).toEqual(['queue:q5']);
+  });
+
+  it('drops nothing when the cache starts over at its size limit', () => {
+    const x = big();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 1500; i++) expect(routeCount(x, `k.${i % 40}.w${i}`)).toBe(1);
+    }
+  });
+});

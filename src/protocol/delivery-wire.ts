@@ -22,6 +22,18 @@ export function deliverPrefix(channel: number, consumerTag: string): Buffer {
 
 /** shortstr exchange + shortstr routing key, as basic.deliver, basic.get-ok and basic.return carry them. */
 export function routeWire(exchange: string, routingKey: string): Buffer {
+  const exLen = exchange.length;
+  const rkLen = routingKey.length;
+  // Names are mostly short ASCII: char codes are copied here without the native encoder.
+  if (exLen < 128 && rkLen < 128 && isAscii(exchange) && isAscii(routingKey)) {
+    const b = Buffer.allocUnsafe(2 + exLen + rkLen);
+    b[0] = exLen;
+    for (let i = 0; i < exLen; i++) b[1 + i] = exchange.charCodeAt(i);
+    const at = 1 + exLen;
+    b[at] = rkLen;
+    for (let i = 0; i < rkLen; i++) b[at + 1 + i] = routingKey.charCodeAt(i);
+    return b;
+  }
   const ex = Buffer.byteLength(exchange);
   const rk = Buffer.byteLength(routingKey);
   if (ex > 255 || rk > 255) throw new RangeError('shortstr longer than 255 bytes');
@@ -31,4 +43,9 @@ export function routeWire(exchange: string, routingKey: string): Buffer {
   b[1 + ex] = rk;
   b.write(routingKey, 2 + ex, 'utf8');
   return b;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
