@@ -9,7 +9,6 @@ import {
 } from '../protocol/generated';
 import type { FieldTable } from '../protocol/types';
 import { encodeProperties } from '../protocol/properties';
-import { routeWire } from '../protocol/delivery-wire';
 
 const reader = new Reader();
 
@@ -29,14 +28,9 @@ export class Message {
     /** property flags + property list, exactly as in the content header frame */
     readonly rawProperties: Buffer,
     readonly body: Buffer,
-    /** exchange and routing key as wire shortstrs, when the publisher's stream already has them */
-    private route: Buffer | null = null,
+    /** exchange and routing key as wire shortstrs, when the publisher's stream repeats them (deliveries copy them) */
+    readonly route: Buffer | null = null,
   ) {}
-
-  /** Exchange and routing key as two shortstrs, encoded once per message at most (deliveries copy them). */
-  get routeWire(): Buffer {
-    return (this.route ??= routeWire(this.exchange, this.routingKey));
-  }
 
   /** A message made from decoded properties (the management API's publish), encoded as a client sends them. */
   static fromProperties(exchange: string, routingKey: string, props: BasicProperties, body: Buffer): Message {

@@ -1,3 +1,4 @@
+import { shortString } from './shortstr-cache';
 import { AmqpError } from './errors';
 import { RAW_SECONDS } from './types';
 import { FRAME_ERROR } from './constants';
@@ -107,7 +108,7 @@ export class Reader {
   shortstr(): string {
     const len = this.u8();
     this.need(len);
-    const s = this.buf.toString('utf8', this.pos, this.pos + len);
+    const s = shortString(this.buf, this.pos, len);
     this.pos += len;
     return s;
   }
@@ -121,7 +122,7 @@ export class Reader {
   longstr(): string {
     const len = this.u32();
     this.need(len);
-    const s = this.buf.toString('utf8', this.pos, this.pos + len);
+    const s = shortString(this.buf, this.pos, len);
     this.pos += len;
     return s;
   }

@@ -91,14 +91,17 @@ export class Writer {
 
   /**
    * A whole delivery: basic.deliver from its cached `prefix` (see delivery-wire.ts), the
-   * content header and the body. Everything up to a small body is written with one size
-   * check and byte stores; bodies too big for that go through bodyFrame.
+   * content header and the body. Exchange and routing key are copied from `route` when the
+   * message has them encoded, else written from the strings. Everything up to a small body
+   * is written with one size check and byte stores; bigger bodies go through bodyFrame.
    */
   delivery(
     prefix: Buffer,
     deliveryTag: number,
     redelivered: boolean,
-    route: Buffer,
+    route: Buffer | null,
+    exchange: string,
+    routingKey: string,
     props: Buffer,
     body: Buffer,
     maxPayload: number,
@@ -106,18 +109,20 @@ export class Writer {
   ): void {
     const bodyLen = body.length;
     const inline = bodyLen < EXTERNAL_BODY && bodyLen <= maxPayload;
-    const methodEnd = prefix.length + 9 + route.length;
+    const routeMax = route !== null ? route.length : 2 + 3 * (exchange.length + routingKey.length);
     const headerLen = 12 + props.length;
-    const total = methodEnd + 1 + 7 + headerLen + 1 + (inline && bodyLen > 0 ? 8 + bodyLen : 0);
-    this.ensure(total);
+    this.ensure(prefix.length + 9 + routeMax + 1 + 7 + headerLen + 1 + (inline && bodyLen > 0 ? 8 + bodyLen : 0));
     const b = this.buf;
     const start = this.pos;
     let p = copyInto(prefix, b, start);
-    put32(b, start + 3, methodEnd - 7);
     put32(b, p, Math.floor(deliveryTag / 0x100000000) >>> 0);
     put32(b, p + 4, deliveryTag >>> 0);
     b[p + 8] = redelivered ? 1 : 0;
-    p = copyInto(route, b, p + 9);
+    p += 9;
+    if (route !== null) p = copyInto(route, b, p);
+    else p = putShortstr(b, putShortstr(b, p, exchange), routingKey);
+    const methodLen = p - start - 7;
+    put32(b, start + 3, methodLen);
     b[p++] = FRAME_END;
     b[p] = 2;
     b[p + 1] = channel >>> 8;
@@ -128,7 +133,7 @@ export class Writer {
     put32(b, p + 15, bodyLen >>> 0);
     p = copyInto(props, b, p + 19);
     b[p++] = FRAME_END;
-    this.pending += methodEnd + 1 + headerLen + 8;
+    this.pending += methodLen + headerLen + 16;
     if (inline) {
       if (bodyLen > 0) {
         b[p] = 3;
@@ -394,4 +399,24 @@ function copyInto(src: Buffer, dst: Buffer, at: number): number {
     dst.set(src, at);
   }
   return at + n;
+}
+
+/** Writes `s` as a shortstr at `at` (room for 1 + 3 × its length is there); returns the end. */
+function putShortstr(b: Buffer, at: number, s: string): number {
+  const len = s.length;
+  let i = 0;
+  for (; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) break;
+    b[at + 1 + i] = c;
+  }
+  if (i === len) {
+    if (len > 255) throw new RangeError(`shortstr longer than 255 bytes`);
+    b[at] = len;
+    return at + 1 + len;
+  }
+  const n = b.write(s, at + 1, 'utf8');
+  if (n > 255) throw new RangeError(`shortstr longer than 255 bytes`);
+  b[at] = n;
+  return at + 1 + n;
 }

@@ -3,6 +3,7 @@ import { AmqpError } from '../protocol/errors';
 import * as C from '../protocol/constants';
 import { BASIC_PUBLISH } from '../protocol/generated';
 import { Message } from '../broker/message';
+import { routeWire } from '../protocol/delivery-wire';
 import { basicPropertiesFit } from '../protocol/reader';
 import { erlBinary } from '../protocol/erlang-terms';
 
@@ -25,6 +26,8 @@ export class ContentAssembler {
   private routingKey = '';
   /** exchange and routing key in wire form, shared by the messages of a stream that repeats them */
   private route: Buffer | null = null;
+  /** the last basic.publish named the same exchange and routing key as the one before */
+  private repeated = false;
   mandatory = false;
   private props: Buffer = EMPTY;
   private body: Buffer = EMPTY;
@@ -47,13 +50,13 @@ export class ContentAssembler {
   /** basic.publish arrived: a content header must follow. */
   start(exchange: string, routingKey: string, mandatory: boolean): void {
     // Keep the previous strings when they are equal, so queued messages share them.
-    if (exchange !== this.exchange) {
+    if (exchange !== this.exchange || routingKey !== this.routingKey) {
       this.exchange = exchange;
-      this.route = null;
-    }
-    if (routingKey !== this.routingKey) {
       this.routingKey = routingKey;
       this.route = null;
+      this.repeated = false;
+    } else {
+      this.repeated = true;
     }
     this.mandatory = mandatory;
     this.state = HEADER;
@@ -117,8 +120,9 @@ export class ContentAssembler {
 
   /** The completed message. */
   take(): Message {
+    // Encoded once a pair repeats: a stream of ever-changing keys would allocate for nothing.
+    if (this.route === null && this.repeated) this.route = routeWire(this.exchange, this.routingKey);
     const msg = new Message(this.exchange, this.routingKey, this.props, this.body, this.route);
-    this.route ??= msg.routeWire;
     this.body = EMPTY;
     return msg;
   }
