@@ -1,5 +1,6 @@
 // The broker model on its own, without sockets: the vhost's rules and a queue's dispatch.
 import { describe, it, expect } from 'vitest';
+import { QueueTargets } from '../src/broker/queue-targets';
 import { Vhost } from '../src/broker/vhost';
 import { Message } from '../src/broker/message';
 import type { Consumer, ConsumerChannel } from '../src/broker/consumer';
@@ -45,8 +46,8 @@ describe('vhost model', () => {
     const v = new Vhost('/');
     for (const n of ['', 'amq.direct', 'amq.fanout', 'amq.topic', 'amq.headers', 'amq.match']) expect(v.exchanges.has(n)).toBe(true);
     const q = v.declareQueue('q1', false, false, false, false, {}, owner);
-    const out = new Set<unknown>();
-    v.route(v.getExchange(''), msg('q1'), out as never);
+    const out = new QueueTargets();
+    v.route(v.getExchange(''), msg('q1'), out);
     expect([...out]).toEqual([q]);
   });
 
@@ -58,8 +59,8 @@ describe('vhost model', () => {
     v.bindExchange('a', 'b', '', {});
     const q = v.declareQueue('qa', false, false, false, false, {}, owner);
     v.bindQueue('qa', 'b', '', {}, owner);
-    const out = new Set<unknown>();
-    v.route(v.getExchange('a'), msg('x'), out as never);
+    const out = new QueueTargets();
+    v.route(v.getExchange('a'), msg('x'), out);
     expect([...out]).toEqual([q]);
   });
 
@@ -118,7 +119,7 @@ describe('queue dispatch', () => {
     const qs = [1, 2, 3].map((i) => v.declareQueue(`f${i}`, false, false, false, false, {}, {}));
     for (const q of qs) v.bindQueue(q.name, 'amq.fanout', '', {}, {});
     const m = msg('any');
-    const out = new Set<ReturnType<typeof v.getQueue>>();
+    const out = new QueueTargets();
     v.route(v.getExchange('amq.fanout'), m, out);
     for (const q of out) q.enqueue(m);
     const got = qs.map((q) => q.get(true)!.message);

@@ -5,6 +5,7 @@
 // block re-runs a few of those checks when LEVERET_TEST_URL points at RabbitMQ and
 // rabbitmqctl is available).
 import { execFileSync } from 'node:child_process';
+import { QueueTargets } from '../src/broker/queue-targets';
 import { describe, expect, it } from 'vitest';
 import amqp from 'amqplib';
 import { Vhost } from '../src/broker/vhost';
@@ -40,7 +41,7 @@ function fill(q: Queue, ...bs: string[]): boolean[] {
 
 /** What routing a message from `exchange` with `rk` reaches. */
 function routed(v: Vhost, exchange: string, rk: string): string[] {
-  const out = new Set<Queue>();
+  const out = new QueueTargets();
   v.route(v.getExchange(exchange), msg('r', rk, exchange), out);
   return [...out].map((q) => q.name).sort();
 }

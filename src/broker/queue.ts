@@ -73,6 +73,8 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
   };
   /** Delivered to consumers or basic.get and not yet settled. */
   unackedCount = 0;
+  /** The last routing pass that added this queue to a message's targets (see QueueTargets). */
+  routeMark = 0;
   deleted = false;
   private nextSeq = 0;
   private hadConsumers = false;

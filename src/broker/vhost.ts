@@ -1,4 +1,5 @@
 import { AmqpError } from '../protocol/errors';
+import { QueueTargets } from './queue-targets';
 import { ACCESS_REFUSED, INTERNAL_ERROR, NOT_FOUND, PRECONDITION_FAILED } from '../protocol/constants';
 import type { FieldTable } from '../protocol/types';
 import type { Binding, BindingDestination, Exchange } from './exchanges/exchange';
@@ -418,12 +419,12 @@ export class Vhost implements QueueOwner {
    * `extraKeys`, from CC/BCC headers), following exchange-to-exchange bindings and
    * alternate exchanges; each exchange is visited once per key, so cycles end.
    */
-  route(ex: Exchange, msg: Message, out: Set<Queue>, extraKeys: string[] | null = null): void {
+  route(ex: Exchange, msg: Message, out: QueueTargets, extraKeys: string[] | null = null): void {
     this.routeKey(ex, msg, msg.routingKey, out);
     if (extraKeys !== null) for (const k of extraKeys) this.routeKey(ex, msg, k, out);
   }
 
-  private routeKey(ex: Exchange, msg: Message, key: string, out: Set<Queue>): void {
+  private routeKey(ex: Exchange, msg: Message, key: string, out: QueueTargets): void {
     if (ex.name === '') {
       const q = this.queues.get(key);
       if (q !== undefined) out.add(q);
@@ -504,7 +505,7 @@ export class Vhost implements QueueOwner {
     const ex = s.deadLetterExchange === null ? undefined : this.exchanges.get(s.deadLetterExchange);
     if (ex === undefined) return; // RabbitMQ drops the message when the DLX does not exist
     const copy = deadLetteredMessage(message, queue.name, reason, ex.name, s.deadLetterRoutingKey);
-    const out = new Set<Queue>();
+    const out = new QueueTargets();
     if (s.deadLetterRoutingKey !== null) this.route(ex, copy, out);
     else {
       // All the keys it was published with, BCC ones too (x-death lists only key and CC).

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { QueueTargets } from '../broker/queue-targets';
 import type { ManagementContext } from './context';
-import type { Queue } from '../broker/queue';
 import type { QueueEntry } from '../broker/queue-entry';
 import { Message } from '../broker/message';
 import { senderSelected } from '../broker/sender-selected';
@@ -62,7 +62,7 @@ export function registerPublishGetRoutes(app: FastifyInstance, ctx: ManagementCo
         // Counted as a channel's publish would be: in the vhost's (and so the node's) totals and the exchange's.
         v.retiredChannels.publish++;
         ex.publishIn++;
-        const queues = new Set<Queue>();
+        const queues = new QueueTargets();
         v.route(ex, msg, queues, cc === null ? null : cc.keys);
         if (queues.size === 0) {
           v.retiredChannels.dropUnroutable++;

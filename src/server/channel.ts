@@ -1,6 +1,7 @@
 import type { ChannelHost } from './channel-host';
 import type { Vhost } from '../broker/vhost';
 import { REFUSED, type Queue } from '../broker/queue';
+import { QueueTargets } from '../broker/queue-targets';
 import { NO_SYNC } from '../broker/storage';
 import type { QueueEntry } from '../broker/queue-entry';
 import type { Exchange } from '../broker/exchanges/exchange';
@@ -51,7 +52,7 @@ export class Channel implements ConsumerChannel {
   readonly confirms: PublisherConfirms;
   private tx: Transaction | null = null;
   private readonly content: ContentAssembler;
-  private readonly routed = new Set<Queue>();
+  private readonly routed = new QueueTargets();
   /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
   private replyConsumerTag: string | null = null;
   private replyAddress = '';
@@ -448,7 +449,8 @@ export class Channel implements ConsumerChannel {
     } else {
       vhost.counters.routed++;
       ex.publishOut++;
-      for (const q of queues) {
+      for (let i = 0; i < queues.size; i++) {
+        const q = queues.at(i);
         // A queue that refuses the message (full, reject-publish) makes the confirm a nack.
         const r = q.enqueue(msg);
         if (r === REFUSED) refused = true;
