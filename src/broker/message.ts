@@ -21,6 +21,8 @@ export class Message {
   private decoded: BasicProperties | null = null;
   /** Routing keys from a BCC header that was taken off (they still route dead-lettered copies). */
   bccKeys: string[] | null = null;
+  /** Durable queues the message was routed to when it reached two or more (StorableMessage). */
+  durableTargets = 0;
 
   constructor(
     readonly exchange: string,

@@ -24,6 +24,14 @@ export interface StorableMessage {
   readonly rawProperties: Buffer;
   readonly body: Buffer;
   readonly persistent: boolean;
+  /**
+   * How many durable queues the publish that routed the message reached (set by routing;
+   * absent or 0 when not counted). When it is 2 or more a durable store may keep one copy
+   * of the message for all of them and have each queue name it; with 1 each queue stores
+   * the whole message, as a single queue does. Only a hint for the format: a store counts
+   * the references it actually makes.
+   */
+  readonly durableTargets?: number;
 }
 
 /** A message's place in a queue, as a queue store sees it (a QueueEntry is one). */

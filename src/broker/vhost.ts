@@ -422,6 +422,8 @@ export class Vhost implements QueueOwner {
   route(ex: Exchange, msg: Message, out: QueueTargets, extraKeys: string[] | null = null): void {
     this.routeKey(ex, msg, msg.routingKey, out);
     if (extraKeys !== null) for (const k of extraKeys) this.routeKey(ex, msg, k, out);
+    // Fanout to durable queues lets the store keep the body once (a single queue costs nothing here).
+    if (out.size > 1) msg.durableTargets = countDurable(out);
   }
 
   private routeKey(ex: Exchange, msg: Message, key: string, out: QueueTargets): void {
@@ -585,4 +587,11 @@ export class Vhost implements QueueOwner {
   private storageFault(err: unknown, where: Record<string, string>, text: string): void {
     this.logger?.error({ err, vhost: this.name, ...where }, text);
   }
+}
+
+/** How many of the queues are stored (durable, not exclusive: their stores write persistent messages down). */
+function countDurable(queues: Set<Queue>): number {
+  let n = 0;
+  for (const q of queues) if (q.durable && q.exclusiveOwner === null) n++;
+  return n;
 }

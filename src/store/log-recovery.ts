@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../logger';
 import { readAcks } from './ack-records';
 import { truncatePath } from './file-io';
-import { FLAG_MOVED, FLAG_PAGED, recordFlags, recordOrigin, recordSize } from './message-record';
+import { FLAG_MOVED, FLAG_PAGED, FLAG_SHARED, indexSegment, recordFlags, recordIntact, recordOrigin, recordSize } from './message-record';
 import { Run, Segment, segmentName } from './segment';
 import { scanSegment, type SegmentScan } from './segment-scan';
 
@@ -144,8 +144,25 @@ function recoverSegment(
   for (const p of scan.records) if (!live.has(p) && isVoid(p)) out.voided.push([seg, p]);
   for (const d of delivered) if (!live.has(d)) delivered.delete(d);
   seg.delivered = delivered.size > 0 ? delivered : null;
+  countSharedRefs(seg, data, scan.end, live);
   out.segments.push(seg);
   buildRuns(seg, data, scan, live, keyed);
+}
+
+/**
+ * The references the segment's live index records hold on shared segments, so that the
+ * shared log keeps what they name. An index record is checked here (it is small): a
+ * damaged one names nothing, and is dropped as damage when its queue reads it.
+ */
+function countSharedRefs(seg: Segment, data: Buffer, end: number, live: Set<number>): void {
+  for (const p of live) {
+    if ((recordFlags(data, p) & FLAG_SHARED) === 0) continue;
+    const size = recordSize(data, p, end);
+    if (!recordIntact(data, p, size)) continue;
+    const s = indexSegment(data, p);
+    const refs = (seg.sharedRefs ??= new Map<number, number>());
+    refs.set(s, (refs.get(s) ?? 0) + 1);
+  }
 }
 
 /**

@@ -14,6 +14,39 @@ export const RECORD_HEADER = 8;
 export const FLAG_PAGED = 1;
 /** flags: a copy made by compaction; it names where the message first stood, for order */
 export const FLAG_MOVED = 2;
+/**
+ * flags: an index record. The message (exchange, routing key, properties, body and
+ * published-at) is one record of the shared body log, stored once for every durable queue
+ * it was routed to; the queue's record only names it:
+ *   payload = u8 flags | [origin, if MOVED] | u32 shared segment | u32 offset | u32 size
+ */
+export const FLAG_SHARED = 4;
+/** An index record's payload without an origin: flags and the three u32s. */
+const INDEX_PAYLOAD = 1 + 4 + 4 + 4;
+/** Bytes of an index record as first written (a compaction copy adds 8 for its origin). */
+export const INDEX_RECORD = RECORD_HEADER + INDEX_PAYLOAD;
+
+export function encodeIndexRecord(segment: number, offset: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(INDEX_RECORD);
+  buf[RECORD_HEADER] = FLAG_SHARED;
+  buf.writeUInt32BE(segment, RECORD_HEADER + 1);
+  buf.writeUInt32BE(offset, RECORD_HEADER + 5);
+  buf.writeUInt32BE(size, RECORD_HEADER + 9);
+  buf.writeUInt32BE(INDEX_PAYLOAD, 0);
+  buf.writeUInt32BE(crc32(buf.subarray(RECORD_HEADER)), 4);
+  return buf;
+}
+
+/** Where the shared record an index record names lies: [segment, offset, size]. */
+export function indexTarget(buf: Buffer, pos: number): [number, number, number] {
+  const p = pos + RECORD_HEADER + 1 + ((buf[pos + RECORD_HEADER] & FLAG_MOVED) !== 0 ? 8 : 0);
+  return [buf.readUInt32BE(p), buf.readUInt32BE(p + 4), buf.readUInt32BE(p + 8)];
+}
+
+/** The shared segment an index record names (without making an array). */
+export function indexSegment(buf: Buffer, pos: number): number {
+  return buf.readUInt32BE(pos + RECORD_HEADER + 1 + ((buf[pos + RECORD_HEADER] & FLAG_MOVED) !== 0 ? 8 : 0));
+}
 
 export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, flags: number): Buffer {
   const ex = Buffer.byteLength(msg.exchange);
@@ -41,8 +74,11 @@ export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, f
   return buf;
 }
 
-/** flags, published-at, the two shortstr lengths and the properties length: the least a payload holds. */
-const MIN_PAYLOAD = 1 + 8 + 1 + 1 + 4;
+/**
+ * The least a payload holds: an index record's (flags and three u32s); a message record's
+ * (flags, published-at, two shortstr lengths, properties length) is longer.
+ */
+const MIN_PAYLOAD = INDEX_PAYLOAD;
 
 /**
  * Size of the whole record starting at `pos`; -1 if the header is not all there or names
@@ -58,7 +94,7 @@ export function recordIntact(buf: Buffer, pos: number, size: number): boolean {
   return crc32(buf.subarray(pos + RECORD_HEADER, pos + size)) === buf.readUInt32BE(pos + 4);
 }
 
-/** The record's flags (PAGED, MOVED). */
+/** The record's flags (PAGED, MOVED, SHARED). */
 export function recordFlags(buf: Buffer, pos: number): number {
   return buf[pos + RECORD_HEADER];
 }

@@ -6,7 +6,16 @@ import type { QueueLog } from './queue-log';
 import type { MemoryBudget } from './memory-budget';
 import { Run } from './segment';
 import { SegmentPosition } from './segment-position';
-import { decodeMessageRecord, FLAG_PAGED, recordFlags, recordIntact, recordPublishedAt, recordSize } from './message-record';
+import {
+  decodeMessageRecord,
+  FLAG_PAGED,
+  FLAG_SHARED,
+  indexTarget,
+  recordFlags,
+  recordIntact,
+  recordPublishedAt,
+  recordSize,
+} from './message-record';
 
 /** Heap an in-memory entry costs beyond its body (entry, message, buffer objects). */
 const ENTRY_OVERHEAD = 300;
@@ -66,10 +75,20 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
 
   accept(entry: E): number {
     const log = this.log;
-    if (log === null || this.paging || !entry.message.persistent) return NO_SYNC;
+    const message = entry.message;
+    if (log === null || this.paging || !message.persistent) return NO_SYNC;
     if (log.failure !== null) return REFUSED;
-    const offset = log.append(entry.message, Date.now(), 0);
-    entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize);
+    // Routed to several durable queues: the body is stored once, each queue names it.
+    if (message.durableTargets! > 1 && log.shared !== null) return this.acceptShared(entry, log);
+    const offset = log.append(message, Date.now(), 0);
+    entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize, 0);
+    return log.syncEpoch;
+  }
+
+  private acceptShared(entry: E, log: QueueLog): number {
+    if (log.shared!.failure !== null) return REFUSED;
+    const offset = log.appendShared(entry.message, Date.now());
+    entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize, log.lastShared);
     return log.syncEpoch;
   }
 
@@ -105,7 +124,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     let at = entry.stored;
     if (at === null) {
       const offset = log.append(entry.message, Date.now(), FLAG_PAGED);
-      at = new SegmentPosition(log.lastSegment, offset, log.lastSize);
+      at = new SegmentPosition(log.lastSegment, offset, log.lastSize, 0);
     }
     const last = this.runs.peekBack();
     if (last !== undefined && last.segment === at.segment && last.end === at.offset) {
@@ -153,6 +172,11 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
         return;
       }
       const used = this.loadRecords(run, buf);
+      if (this.readRetry !== null) {
+        // A shared body could not be read: what was loaded stays loaded, the rest waits.
+        run.position += used;
+        return;
+      }
       if (used === 0 && run.count > 0) {
         this.logger.error({ dir: log.dir, segment: run.segment, position: run.position }, 'stored messages cut short; dropped');
         this.dropRun();
@@ -177,11 +201,30 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       if (size < 0 || off + size > buf.length) break;
       const at = off;
       const pos = run.position + off;
+      if (run.skip?.has(pos)) {
+        off += size;
+        continue;
+      }
+      const intact = recordIntact(buf, at, size);
+      if (intact && (recordFlags(buf, at) & FLAG_SHARED) !== 0) {
+        let body: Buffer | null;
+        const [segment, offset, length] = indexTarget(buf, at);
+        try {
+          body = log.shared!.read(segment, offset, length);
+        } catch (err) {
+          this.readFailed(err, run.segment);
+          return off;
+        }
+        off += size;
+        run.count--;
+        this.runCount--;
+        this.loadShared(run.segment, pos, size, segment, offset, body, delivered);
+        continue;
+      }
       off += size;
-      if (run.skip?.has(pos)) continue;
       run.count--;
       this.runCount--;
-      if (!recordIntact(buf, at, size)) {
+      if (!intact) {
         const copy = log.damagedRecord(run.segment, pos, buf.subarray(at, at + size));
         this.logger.error(
           { dir: log.dir, segment: run.segment, position: pos, copy },
@@ -200,7 +243,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
         rawProperties: fields.rawProperties,
         body: fields.body,
         publishedAt: recordPublishedAt(buf, at),
-        stored: paged ? null : new SegmentPosition(run.segment, pos, size),
+        stored: paged ? null : new SegmentPosition(run.segment, pos, size, 0),
         redelivered: !paged && delivered?.delete(pos) === true,
       });
       this.items.push(e);
@@ -209,6 +252,52 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       this.bytes += fields.body.length - size;
     }
     return off;
+  }
+
+  /**
+   * Makes an entry of a message whose index record (at `pos`, `size` bytes, in `segment`)
+   * names a shared record, read back as `body` (null: not there). A shared record that is
+   * missing or damaged costs only the messages that name it: each is counted and logged
+   * like a damaged record of the queue's own, and its bytes are kept aside once.
+   */
+  private loadShared(
+    segment: number,
+    pos: number,
+    size: number,
+    shared: number,
+    offset: number,
+    body: Buffer | null,
+    delivered: Set<number> | null | undefined,
+  ): void {
+    const log = this.log!;
+    if (body === null || recordSize(body, 0, body.length) !== body.length || !recordIntact(body, 0, body.length)) {
+      log.damage.ranges++;
+      log.damage.bytes += size;
+      const copy = body === null ? null : log.shared!.keepAside(shared, offset, body);
+      this.logger.error(
+        { dir: log.dir, segment, position: pos, shared: { dir: log.shared!.dir, segment: shared, offset }, copy },
+        body === null
+          ? 'stored message names a shared body that is not there; dropped'
+          : 'stored message names a damaged shared body; dropped, its bytes are kept aside',
+      );
+      log.ack(segment, pos, shared);
+      return;
+    }
+    const fields = decodeMessageRecord(body, 0, body.length);
+    const e = this.owner!.entryLoaded({
+      exchange: fields.exchange,
+      routingKey: fields.routingKey,
+      rawProperties: fields.rawProperties,
+      body: fields.body,
+      publishedAt: recordPublishedAt(body, 0),
+      stored: new SegmentPosition(segment, pos, size, shared),
+      redelivered: delivered?.delete(pos) === true,
+    });
+    this.items.push(e);
+    this.memory += fields.body.length + ENTRY_OVERHEAD;
+    this.node.used += fields.body.length + ENTRY_OVERHEAD;
+    // The run counted the index record's bytes; from now on the body's count.
+    this.bytes += fields.body.length - size;
   }
 
   private readFailed(err: unknown, segment: number): void {
@@ -262,7 +351,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   settle(entry: E): void {
     const at = entry.stored;
     if (at !== null) {
-      this.log!.ack(at.segment, at.offset);
+      this.log!.ack(at.segment, at.offset, (at as SegmentPosition).shared);
       entry.stored = null;
     }
   }

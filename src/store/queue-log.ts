@@ -3,12 +3,23 @@ import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
-import { encodeMessageRecord, FLAG_PAGED, RECORD_HEADER, recordSize } from './message-record';
+import {
+  encodeIndexRecord,
+  encodeMessageRecord,
+  FLAG_PAGED,
+  FLAG_SHARED,
+  indexSegment,
+  RECORD_HEADER,
+  recordFlags,
+  recordIntact,
+  recordSize,
+} from './message-record';
 import { ACK, DELIVERED, encodeAckRecord } from './ack-records';
 import { writeFully } from './file-io';
 import { planCompaction, writeCompactionMarker } from './compaction';
 import { keepAside, recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
+import type { SharedBodyLog } from './shared-log';
 
 /** How much of a segment a purge reads at a time to find where its records start. */
 const HEADER_SCAN_BYTES = 64 * 1024;
@@ -46,6 +57,10 @@ export class QueueLog implements SyncTarget {
   /** Segment and size of the last append (fields, so append allocates no result object). */
   lastSegment = 0;
   lastSize = 0;
+  /** The shared segment named by the last append (0: it held the message itself). */
+  lastShared = 0;
+  /** Index records are pending: they are written only after the bodies they name. */
+  private pendingIndex = false;
   /** The sync round an append made now is part of: a confirm for it waits for this. */
   get syncEpoch(): number {
     return this.scheduler.epoch;
@@ -69,6 +84,8 @@ export class QueueLog implements SyncTarget {
     private readonly scheduler: SyncScheduler,
     private readonly segmentSize: number,
     private readonly log: Logger,
+    /** where messages taken by several durable queues keep their body (null: never shared) */
+    readonly shared: SharedBodyLog | null = null,
   ) {
     fsOps.mkdirSync(dir, { recursive: true });
   }
@@ -87,12 +104,41 @@ export class QueueLog implements SyncTarget {
     if ((flags & FLAG_PAGED) === 0) seg.records++;
     this.lastSegment = seg.id;
     this.lastSize = record.length;
+    this.lastShared = 0;
     // Paged copies of transient messages need no fsync: a crash loses them by definition.
     this.scheduler.markDirty(this, (flags & FLAG_PAGED) === 0);
     return position;
   }
 
-  ack(segment: number, position: number): void {
+  /**
+   * Appends an index record naming the message's record in the shared body log (stored
+   * there now, or moments ago for another queue the same message was routed to). Returns
+   * its position, like append; lastShared names the shared segment.
+   */
+  appendShared(msg: StorableMessage, publishedAt: number): number {
+    const shared = this.shared!;
+    const bodyAt = shared.store(msg, publishedAt);
+    const target = shared.lastSegment;
+    let seg = this.current;
+    if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
+    const record = encodeIndexRecord(target, bodyAt, shared.lastSize);
+    const position = seg.size;
+    seg.pending.push(record);
+    seg.pendingBytes += record.length;
+    seg.live++;
+    seg.records++;
+    addRefs(seg, target, 1);
+    shared.ref(target, 1);
+    this.pendingIndex = true;
+    this.lastSegment = seg.id;
+    this.lastSize = record.length;
+    this.lastShared = target;
+    this.scheduler.markDirty(this, true);
+    return position;
+  }
+
+  /** `shared`: the shared segment the record names, for an index record (0 otherwise). */
+  ack(segment: number, position: number, shared = 0): void {
     const seg = this.segments.get(segment);
     const f = this.forwards.get(segment);
     const to = f?.positions.get(position);
@@ -102,10 +148,11 @@ export class QueueLog implements SyncTarget {
       f!.positions.delete(position);
       if (f!.positions.size === 0) this.forwards.delete(segment);
       if (seg !== undefined) this.ackRecord(seg, position, ACK);
-      return this.ack(f!.target, to);
+      return this.ack(f!.target, to, shared);
     }
     if (seg === undefined) return;
     this.ackRecord(seg, position, ACK);
+    if (shared !== 0) this.unref(seg, shared);
     if (--seg.live === 0 && seg !== this.current) this.dropSegment(seg);
     else if (seg !== this.current && seg.live < seg.records * COMPACT_BELOW) this.queueCompaction();
   }
@@ -142,8 +189,10 @@ export class QueueLog implements SyncTarget {
         continue;
       }
       const positions: number[] = [];
-      for (const r of list) this.recordPositions(r, positions);
+      const names: number[] = [];
+      for (const r of list) this.recordPositions(r, positions, names);
       seg.live -= positions.length;
+      for (const s of names) if (s !== 0) this.unref(seg, s);
       const acks = Buffer.allocUnsafe(positions.length * 8);
       for (let i = 0; i < positions.length; i++) encodeAckRecord(positions[i], ACK).copy(acks, i * 8);
       seg.ackPending.push(acks);
@@ -151,8 +200,11 @@ export class QueueLog implements SyncTarget {
     }
   }
 
-  /** The positions of a run's records (less those it skips), found from their headers alone. */
-  private recordPositions(run: Run, out: number[]): void {
+  /**
+   * The positions of a run's records (less those it skips), found from their headers alone,
+   * and in `names` the shared segment each names (0: not an index record).
+   */
+  private recordPositions(run: Run, out: number[], names: number[]): void {
     let pos = run.position;
     let left = run.count;
     while (left > 0 && pos < run.end) {
@@ -161,8 +213,12 @@ export class QueueLog implements SyncTarget {
       while (left > 0 && off + RECORD_HEADER <= chunk.length) {
         const size = recordSize(chunk, off, chunk.length);
         if (size < 0) return; // a run always ends on a record boundary; anything else is damage
+        const index = (recordFlags(chunk, off) & FLAG_SHARED) !== 0;
+        if (index && off + size > chunk.length) break; // read it whole with the next chunk
         if (run.skip === null || !run.skip.has(pos + off)) {
           out.push(pos + off);
+          // A damaged index record names nothing (recovery did not count it either).
+          names.push(index && recordIntact(chunk, off, size) ? indexSegment(chunk, off) : 0);
           left--;
         }
         off += size;
@@ -170,6 +226,24 @@ export class QueueLog implements SyncTarget {
       if (off === 0) return;
       pos += off; // past the last header seen, which may skip a body not in the chunk
     }
+  }
+
+  /** An index record in `seg` naming shared segment `shared` is done with. */
+  private unref(seg: Segment, shared: number): void {
+    const refs = seg.sharedRefs;
+    const n = refs?.get(shared);
+    if (n === undefined) return;
+    if (n <= 1) refs!.delete(shared);
+    else refs!.set(shared, n - 1);
+    this.shared!.release(shared, 1);
+  }
+
+  /** A segment goes: the index records still live in it no longer name anything. */
+  private releaseRefs(seg: Segment): void {
+    const refs = seg.sharedRefs;
+    if (refs === null) return;
+    seg.sharedRefs = null;
+    for (const [s, n] of refs) this.shared!.release(s, n);
   }
 
   private ackRecord(seg: Segment, position: number, type: number): void {
@@ -216,6 +290,12 @@ export class QueueLog implements SyncTarget {
    * offsets, so a partial write is overwritten, never followed.
    */
   writePending(fds: Set<number>): void {
+    if (this.pendingIndex) {
+      // A reference must never reach the disk before what it names: while the shared log
+      // cannot write, this log waits (and is retried with it).
+      if (this.shared!.unwritten > 0) throw Object.assign(new Error('shared body log not written yet'), { code: 'EAGAIN' });
+      this.pendingIndex = false;
+    }
     for (const seg of this.segments.values()) {
       if (seg.pending.length > 0) {
         const data = seg.pending.length === 1 ? seg.pending[0] : Buffer.concat(seg.pending, seg.pendingBytes);
@@ -237,6 +317,7 @@ export class QueueLog implements SyncTarget {
   }
 
   private dropSegment(seg: Segment): void {
+    this.releaseRefs(seg);
     this.segments.delete(seg.id);
     this.scheduler.retire(seg.fd);
     this.scheduler.retire(seg.ackFd);
@@ -299,6 +380,11 @@ export class QueueLog implements SyncTarget {
     }
     target.live += plan.live.length;
     target.records += plan.live.length;
+    // The copies of index records name the same shared records: the references move along.
+    if (seg.sharedRefs !== null) {
+      for (const [s, n] of seg.sharedRefs) addRefs(target, s, n);
+      seg.sharedRefs = null;
+    }
     seg.compacting = true;
     seg.live = 0;
     this.forwards.set(seg.id, { target: target.id, positions });
@@ -348,7 +434,10 @@ export class QueueLog implements SyncTarget {
   /** Reads the log back at start-up; returns, as runs, the messages not yet acked. */
   recover(): Run[] {
     const r = recoverLog(this.dir, this.log);
-    for (const seg of r.segments) this.segments.set(seg.id, seg);
+    for (const seg of r.segments) {
+      this.segments.set(seg.id, seg);
+      if (seg.sharedRefs !== null) for (const [s, n] of seg.sharedRefs) this.shared?.ref(s, n);
+    }
     // Voided compaction copies get acked for good, so a later restart needs no marker. The
     // markers go only once those acks are written and synced: a crash before that (before
     // the scheduler's first turn) would otherwise find neither marker nor acks, and bring
@@ -372,6 +461,7 @@ export class QueueLog implements SyncTarget {
   /** The queue was deleted: its files go. */
   destroy(): void {
     for (const seg of [...this.segments.values()]) {
+      this.releaseRefs(seg);
       this.segments.delete(seg.id);
       this.scheduler.retire(seg.fd);
       this.scheduler.retire(seg.ackFd);
@@ -379,6 +469,11 @@ export class QueueLog implements SyncTarget {
     this.current = null;
     fsOps.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function addRefs(seg: Segment, shared: number, n: number): void {
+  const refs = (seg.sharedRefs ??= new Map<number, number>());
+  refs.set(shared, (refs.get(shared) ?? 0) + n);
 }
 
 /** Copies pending (unwritten) bytes of a segment from position `at` into `buf` at `offset`; returns how many. */

@@ -32,6 +32,8 @@ export class Segment {
   ackPending: Buffer[] = [];
   /** recovered: positions delivered before the restart */
   delivered: Set<number> | null = null;
+  /** live index records in this segment, by the shared segment they name (null: none) */
+  sharedRefs: Map<number, number> | null = null;
 
   constructor(
     readonly id: number,

@@ -13,6 +13,7 @@ import { claimDataDir } from './data-dir';
 import { decodeArgs, DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
 import { SyncScheduler } from './sync-scheduler';
 import { QueueLog } from './queue-log';
+import { SharedBodyLog } from './shared-log';
 import { PagedQueueStore } from './paged-queue-store';
 import { MemoryBudget } from './memory-budget';
 
@@ -62,6 +63,8 @@ export class Store implements BrokerStorage {
   private retryTimer: NodeJS.Timeout | null = null;
   /** What onFailure was last told: the disk alarm is raised while this is not null. */
   private reportedFailure: Error | null = null;
+  /** Bodies of messages routed to several durable queues, stored once (opened by open()). */
+  private shared: SharedBodyLog | null = null;
 
   constructor(
     readonly dataDir: string,
@@ -89,6 +92,10 @@ export class Store implements BrokerStorage {
     const all = this.definitions.open();
     if (this.definitions.compactionError !== null) this.definitionsFailed(this.definitions.compactionError);
     this.removeOrphanedQueueFolders(all);
+    // Opened before any queue recovers: each counts its references to it as it does.
+    this.shared = new SharedBodyLog(join(this.dataDir, SHARED_DIR), this.scheduler, this.options.segmentSize, this.log);
+    this.shared.recover();
+    this.scheduler.lead = this.shared;
     return all.flatMap(toStoredDefinition);
   }
 
@@ -150,6 +157,8 @@ export class Store implements BrokerStorage {
 
   replayDone(): void {
     this.replaying = false;
+    // Every stored queue has recovered and counted its references: what none names goes.
+    this.shared?.seal();
   }
 
   close(): void {
@@ -321,10 +330,12 @@ export class Store implements BrokerStorage {
     };
   }
 
-  private readonly openPagingLog = (): QueueLog => this.openLog(join(this.dataDir, 'paging', randomUUID()));
+  /** Paged-out transient messages are never shared: each log holds its own. */
+  private readonly openPagingLog = (): QueueLog =>
+    new QueueLog(join(this.dataDir, 'paging', randomUUID()), this.scheduler, this.options.segmentSize, this.log);
 
   private openLog(dir: string): QueueLog {
-    return new QueueLog(dir, this.scheduler, this.options.segmentSize, this.log);
+    return new QueueLog(dir, this.scheduler, this.options.segmentSize, this.log, this.shared);
   }
 }
 
@@ -352,6 +363,9 @@ function toStoredDefinition(d: Definition): StoredDefinition[] {
       return []; // deletes and unbinds are folded away when the log is read
   }
 }
+
+/** The shared body log's folder, under the data directory. */
+const SHARED_DIR = 'shared';
 
 /** Present only between a clean stop and the next start. */
 const CLEAN_MARK = 'clean-stop';

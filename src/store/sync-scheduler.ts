@@ -54,6 +54,11 @@ export class SyncScheduler {
   private syncing = false;
   private needSync = false;
   private readonly runBound = (): void => this.run(false);
+  /**
+   * Written before every other target in each run (the shared body log), so that records
+   * naming what it holds never reach the disk before it does.
+   */
+  lead: SyncTarget | null = null;
 
   constructor(private readonly onFailure: (err: Error | null) => void) {}
 
@@ -88,23 +93,10 @@ export class SyncScheduler {
    */
   private run(retry = false): void {
     this.scheduled = false;
+    const lead = this.lead;
+    if (lead !== null && this.dirty.has(lead) && !this.write(lead, retry)) return;
     for (const t of this.dirty) {
-      if (!retry && this.setAside.has(t)) continue;
-      try {
-        t.writePending(this.fds);
-      } catch (err) {
-        if (isDiskFull(err)) {
-          // Space may come back: one timer however many appends arrive meanwhile,
-          // backing off while it lasts.
-          this.setFailure(err as Error);
-          this.armRetry();
-          return;
-        }
-        this.setAsideTarget(t, err as Error);
-        continue;
-      }
-      this.dirty.delete(t);
-      if (this.setAside.delete(t)) t.writeFailed(null);
+      if (t !== lead && !this.write(t, retry)) return;
     }
     if (this.failure !== null) this.setFailure(null);
     if (this.setAside.size === 0) this.retryDelay = RETRY_FIRST_MS;
@@ -128,11 +120,33 @@ export class SyncScheduler {
     for (const fd of fds) fsOps.fdatasync(fd, done);
   }
 
+  /** Writes one dirty target; false when the disk is full and the run must stop. */
+  private write(t: SyncTarget, retry: boolean): boolean {
+    if (!retry && this.setAside.has(t)) return true;
+    try {
+      t.writePending(this.fds);
+    } catch (err) {
+      if (isDiskFull(err)) {
+        // Space may come back: one timer however many appends arrive meanwhile,
+        // backing off while it lasts.
+        this.setFailure(err as Error);
+        this.armRetry();
+        return false;
+      }
+      this.setAsideTarget(t, err as Error);
+      return true;
+    }
+    this.dirty.delete(t);
+    if (this.setAside.delete(t)) t.writeFailed(null);
+    return true;
+  }
+
   /**
    * Writes a target's appends now (someone is about to read them back); the files still
    * get their fdatasync in the next round.
    */
   writeNow(target: SyncTarget): void {
+    if (this.lead !== null && this.lead !== target && this.dirty.has(this.lead)) this.lead.writePending(this.fds);
     target.writePending(this.fds);
   }
 
@@ -178,7 +192,9 @@ export class SyncScheduler {
    */
   flushSync(): boolean {
     let ok = this.failure === null && this.setAside.size === 0;
-    for (const t of [...this.dirty]) {
+    const order = [...this.dirty];
+    if (this.lead !== null && this.dirty.has(this.lead)) order.unshift(...order.splice(order.indexOf(this.lead), 1));
+    for (const t of order) {
       if (this.setAside.has(t)) continue;
       try {
         t.writePending(this.fds);
