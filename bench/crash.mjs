@@ -5,7 +5,7 @@
  * Usage (from the repository root, after `npm run build`):
  *
  *   node bench/crash.mjs [--cycles 20] [--min-ms 200] [--max-ms 1500] [--window 1000]
- *                        [--segment-size BYTES] [--data-dir DIR] [--keep] [--verbose] [--json]
+ *                        [--segment-size BYTES] [--fanout N] [--data-dir DIR] [--keep] [--verbose] [--json]
  *
  *   --cycles N     kill -9 cycles (default 20)
  *   --min-ms/--max-ms
@@ -16,6 +16,9 @@
  *                  passed to the broker as --segment-size (default: the broker's, 8 MiB);
  *                  a small one (e.g. 65536) makes many segments, so that more of them turn
  *                  sparse and get compacted between the crashes
+ *   --fanout N     durable queues bound to the fanout exchange (default 2, at least 1); with
+ *                  2 or more each persistent message is stored once in the shared body log
+ *                  and named by an index record in every queue, so the crashes exercise it
  *   --data-dir D   use D (must be empty or absent) instead of a fresh temporary directory
  *   --keep         keep the data directory afterwards (it is always kept on failure)
  *   --verbose      a line per cycle
@@ -26,14 +29,14 @@
  *   1. drains a random share (0-100 %) of each queue, acking, and checks every message;
  *      what is left stays in the queue across the next crash(es);
  *   2. publishes persistent messages with unique ids and random bodies (random sizes, some
- *      larger than a frame) on a confirm channel to a durable fanout exchange bound to two
- *      durable queues, remembering the sha256 of every body and which ids were confirmed;
+ *      larger than a frame) on a confirm channel to a durable fanout exchange bound to the
+ *      durable queues (two unless --fanout says otherwise), remembering the sha256 of every body and which ids were confirmed;
  *      in every other cycle a consumer on the first queue acks messages concurrently;
  *      consumers leave about 4 % of their deliveries unacked (requeued when the drain's
  *      channel closes, or redelivered after the kill), so that segments turn sparse and
  *      get compacted under live messages;
  *   3. kills the broker with SIGKILL at a random moment and waits for it to exit.
- * Finally a broker is started once more, both queues are drained completely, and the broker
+ * Finally a broker is started once more, every queue is drained completely, and the broker
  * is stopped with SIGTERM.
  *
  * Checks: every confirmed message is delivered from each queue (missing must be 0), every
@@ -65,6 +68,7 @@ const { values: opt } = parseArgs({
     'max-ms': { type: 'string', default: '1500' },
     window: { type: 'string', default: '1000' },
     'segment-size': { type: 'string' },
+    fanout: { type: 'string', default: '2' },
     'data-dir': { type: 'string' },
     keep: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
@@ -78,7 +82,12 @@ const WINDOW = Number(opt.window);
 const SEGMENT_SIZE = opt['segment-size'] === undefined ? null : Number(opt['segment-size']);
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const EXCHANGE = 'crash-x';
-const QUEUES = ['crash-q1', 'crash-q2'];
+const FANOUT = Number(opt.fanout);
+if (!Number.isInteger(FANOUT) || FANOUT < 1) {
+  console.error('crash: --fanout must be a positive integer');
+  process.exit(2);
+}
+const QUEUES = Array.from({ length: FANOUT }, (_, i) => `crash-q${i + 1}`);
 /** Share of deliveries a consumer leaves unacked (at most MAX_HELD per channel). */
 const HOLD = 0.04;
 const MAX_HELD = 100;

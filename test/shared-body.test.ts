@@ -362,6 +362,52 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
   );
 
   it(
+    'compaction of a queue log moves index records and keeps their references: the bodies stay until acked, across kill -9',
+    async () => {
+      const dir = await newDataDir();
+      const args = ['--segment-size', '4096']; // about 190 index records per queue segment
+      let b = await start(dir, args);
+      let c = await connect(b);
+      await fanout(c, 'sc.fan', ['sc.sparse', 'sc.full']);
+      const N = 1000;
+      await publish(
+        c,
+        'sc.fan',
+        '',
+        Array.from({ length: N }, (_, i) => body(i)),
+      );
+      // Every 25th message of sc.sparse stays unacked: its older segments fall below 10 % live.
+      const ch = await c.createChannel();
+      await ch.prefetch(0);
+      const held: string[] = [];
+      let seen = 0;
+      await new Promise<void>((resolve) => {
+        void ch.consume('sc.sparse', (m) => {
+          if (m === null) return;
+          if (seen % 25 === 0) held.push(idOf(m.content));
+          else ch.ack(m);
+          if (++seen === N) resolve();
+        });
+      });
+      await waitFor(() => b.logLines().some((l) => l.msg === 'segment compacted'), 5000, 'a queue segment compacted');
+      await sleep(300); // the compacted sources go once the copies are synced
+      // sc.full takes everything: the held messages' bodies are now named only by the
+      // copies compaction made, and must stay.
+      expect((await drain(c, 'sc.full')).ids).toEqual(ids(0, N));
+      await sleep(300);
+      b = await restart(b, 'SIGKILL', args);
+      c = await connect(b);
+      const got = await drain(c, 'sc.sparse');
+      expect(got.ids).toEqual(held);
+      expect(got.redelivered).toEqual(held);
+      expect((await drain(c, 'sc.full')).ids).toEqual([]);
+      // Their last references released while the broker runs, the bodies go.
+      await waitFor(() => sharedSegments(dir).length === 0, 5000, 'shared segments removed');
+    },
+    T,
+  );
+
+  it(
     'a transient message, or one routed to a single durable queue among others, is not shared',
     async () => {
       const dir = await newDataDir();

@@ -2,12 +2,14 @@ import { crc32 } from 'node:zlib';
 import type { StorableMessage } from '../broker/storage';
 
 /**
- * A message as stored in a queue's segment file:
+ * A message as stored in a queue's segment file (and in the shared body log):
  *   u32 payload length | u32 crc32(payload) | payload
  *   payload = u8 flags | [u32 origin segment | u32 origin position, if MOVED]
  *             | u64 published-at (ms) | shortstr exchange | shortstr routing key
  *             | u32 properties length | properties | body
- * The checksum lets recovery tell a torn or corrupted record from a good one.
+ * or, flagged SHARED, an index record naming the message in the shared body log (below).
+ * The checksum lets recovery tell a torn or corrupted record from a good one. Records
+ * without the SHARED flag are what every earlier version wrote, and read as before.
  */
 export const RECORD_HEADER = 8;
 /** flags: a transient message paged out of memory; never recovered after a restart */
