@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EXTERNAL_BROKER } from './helpers/broker';
 import { amqplibConnect, sleep, waitFor } from './helpers/clients';
 import { queueDir, readSegmentRecords, removeDataDir, startOn, tempDataDir, type DurableBroker } from './helpers/durable-broker';
+import { api } from './helpers/http';
 import { INDEX_RECORD } from '../src/store/message-record';
 
 const T = 60_000;
@@ -166,6 +167,11 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
 
         b = await restart(b, how);
         c = await connect(b);
+        // Recovered on disk, the backlog still weighs its bodies (not its 21-byte index records).
+        const info = (await api(b.httpPort, 'GET', '/api/queues/%2f/sb.q2')).json as { messages: number; message_bytes: number };
+        expect(info.messages).toBe(N);
+        expect(info.message_bytes).toBeGreaterThanOrEqual(N * BODY);
+        expect(info.message_bytes).toBeLessThan(N * (BODY + 100));
         for (const q of queues) {
           const got = await drain(c, q);
           expect(got.ids, q).toEqual(ids(0, N));
@@ -442,6 +448,34 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
         expect(redelivered, q).toEqual(q === 'old.b' ? ['old-fanout-0', 'old-fanout-1'] : []);
         await ch.close();
       }
+    },
+    T,
+  );
+
+  it(
+    'a backlog past the memory budget waits on disk as index records, weighs its bodies, and is read back in order',
+    async () => {
+      const dir = await newDataDir();
+      const b = await start(dir, ['--queue-memory-budget', '0']);
+      const c = await connect(b);
+      await fanout(c, 'sk.fan', ['sk.a', 'sk.b']);
+      const N = 300;
+      await publish(
+        c,
+        'sk.fan',
+        '',
+        Array.from({ length: N }, (_, i) => body(i)),
+      );
+      for (const q of ['sk.a', 'sk.b']) {
+        const info = (await api(b.httpPort, 'GET', `/api/queues/%2f/${q}`)).json as { messages: number; message_bytes: number };
+        expect(info.messages).toBe(N);
+        expect(info.message_bytes).toBeGreaterThanOrEqual(N * BODY);
+        expect(info.message_bytes).toBeLessThan(N * (BODY + 100));
+      }
+      expect((await drain(c, 'sk.a')).ids).toEqual(ids(0, N));
+      expect((await drain(c, 'sk.b')).ids).toEqual(ids(0, N));
+      const after = (await api(b.httpPort, 'GET', '/api/queues/%2f/sk.b')).json as { messages: number; message_bytes: number };
+      expect(after).toMatchObject({ messages: 0, message_bytes: 0 });
     },
     T,
   );

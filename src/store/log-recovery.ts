@@ -3,7 +3,17 @@ import { join } from 'node:path';
 import type { Logger } from '../logger';
 import { readAcks } from './ack-records';
 import { truncatePath } from './file-io';
-import { FLAG_MOVED, FLAG_PAGED, FLAG_SHARED, indexSegment, recordFlags, recordIntact, recordOrigin, recordSize } from './message-record';
+import {
+  FLAG_MOVED,
+  FLAG_PAGED,
+  FLAG_SHARED,
+  indexSegment,
+  indexTarget,
+  recordFlags,
+  recordIntact,
+  recordOrigin,
+  recordSize,
+} from './message-record';
 import { Run, Segment, segmentName } from './segment';
 import { scanSegment, type SegmentScan } from './segment-scan';
 
@@ -174,29 +184,43 @@ function buildRuns(seg: Segment, data: Buffer, scan: SegmentScan, live: Set<numb
   let skip = new Set<number>();
   let first = -1;
   let own = 0;
+  let extra = 0;
   let prevEnd = 0;
   const close = (): void => {
-    if (own > 0) keyed.push([seg.id, first, new Run(seg.id, first, prevEnd, own, skip.size > 0 ? skip : null)]);
+    if (own > 0) {
+      const run = new Run(seg.id, first, prevEnd, own, skip.size > 0 ? skip : null);
+      run.extra = extra;
+      keyed.push([seg.id, first, run]);
+    }
     skip = new Set<number>();
     first = -1;
     own = 0;
+    extra = 0;
   };
   for (const p of scan.records) {
     if (p !== prevEnd) close(); // a damaged stretch lies between
     const size = recordSize(data, p, scan.end);
     if (live.has(p) && (recordFlags(data, p) & FLAG_MOVED) !== 0) {
       const [oseg, opos] = recordOrigin(data, p);
-      keyed.push([oseg, opos, new Run(seg.id, p, p + size, 1)]);
+      const run = new Run(seg.id, p, p + size, 1);
+      run.extra = sharedExtra(data, p, size);
+      keyed.push([oseg, opos, run]);
       if (first >= 0) skip.add(p);
     } else if (live.has(p)) {
       if (first < 0) first = p;
       own++;
+      extra += sharedExtra(data, p, size);
     } else if (first >= 0) {
       skip.add(p);
     }
     prevEnd = p + size;
   }
   close();
+}
+
+/** What an index record weighs beyond its own size: the size of the shared record it names, less its own. */
+function sharedExtra(data: Buffer, p: number, size: number): number {
+  return (recordFlags(data, p) & FLAG_SHARED) === 0 ? 0 : indexTarget(data, p)[2] - size;
 }
 
 function reportDamage(dir: string, id: number, data: Buffer, scan: SegmentScan, newest: boolean, out: RecoveredLog, log: Logger): void {

@@ -50,6 +50,22 @@ export function indexSegment(buf: Buffer, pos: number): number {
   return buf.readUInt32BE(pos + RECORD_HEADER + 1 + ((buf[pos + RECORD_HEADER] & FLAG_MOVED) !== 0 ? 8 : 0));
 }
 
+/** The size of the record encodeMessageRecord makes of `msg` (without an origin). */
+export function messageRecordSize(msg: StorableMessage): number {
+  return (
+    RECORD_HEADER +
+    1 +
+    8 +
+    1 +
+    Buffer.byteLength(msg.exchange) +
+    1 +
+    Buffer.byteLength(msg.routingKey) +
+    4 +
+    msg.rawProperties.length +
+    msg.body.length
+  );
+}
+
 export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, flags: number): Buffer {
   const ex = Buffer.byteLength(msg.exchange);
   const rk = Buffer.byteLength(msg.routingKey);

@@ -15,6 +15,7 @@ import {
   recordIntact,
   recordPublishedAt,
   recordSize,
+  messageRecordSize,
 } from './message-record';
 
 /** Heap an in-memory entry costs beyond its body (entry, message, buffer objects). */
@@ -98,7 +99,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     for (const r of this.log.recover()) {
       this.runs.push(r);
       this.runCount += r.count;
-      this.bytes += r.end - r.position;
+      this.bytes += r.end - r.position + r.extra;
       n += r.count;
     }
     return n;
@@ -126,15 +127,18 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       const offset = log.append(entry.message, Date.now(), FLAG_PAGED);
       at = new SegmentPosition(log.lastSegment, offset, log.lastSize, 0);
     }
-    const last = this.runs.peekBack();
+    // An index record weighs what the shared record it names does (see Run.extra).
+    const extra = (at as SegmentPosition).shared === 0 ? 0 : messageRecordSize(entry.message) - at.size;
+    let last = this.runs.peekBack();
     if (last !== undefined && last.segment === at.segment && last.end === at.offset) {
       last.end += at.size;
       last.count++;
     } else {
-      this.runs.push(new Run(at.segment, at.offset, at.offset + at.size, 1));
+      this.runs.push((last = new Run(at.segment, at.offset, at.offset + at.size, 1)));
     }
+    last.extra += extra;
     this.runCount++;
-    this.bytes += at.size;
+    this.bytes += at.size + extra;
   }
 
   shift(): E | undefined {
@@ -218,6 +222,9 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
         off += size;
         run.count--;
         this.runCount--;
+        // The record weighed what it names (Run.extra): its body's bytes replace that.
+        run.extra -= length - size;
+        this.bytes -= length - size;
         this.loadShared(run.segment, pos, size, segment, offset, body, delivered);
         continue;
       }

@@ -4,6 +4,13 @@
  * backlog as a few of these instead of an object per message.
  */
 export class Run {
+  /**
+   * Bytes the run's index records stand for beyond their own size (each weighs what the
+   * shared record it names does), so that a queue's byte count does not shrink when its
+   * backlog is shared.
+   */
+  extra = 0;
+
   constructor(
     readonly segment: number,
     public position: number,
