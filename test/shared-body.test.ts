@@ -164,6 +164,8 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
         expect(shared).toBeGreaterThanOrEqual(N * BODY);
         expect(shared).toBeLessThan(N * (BODY + 100));
         for (const q of queues) expect(duBytes(queueDir(dir, q), (f) => f.endsWith('.seg'))).toBe(N * INDEX_RECORD);
+        // A broker that cannot read index records must refuse the directory from now on.
+        expect(fs.readFileSync(path.join(dir, 'VERSION'), 'utf8').trim()).toBe('leveret-store 2');
 
         b = await restart(b, how);
         c = await connect(b);
@@ -424,8 +426,10 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
       expect(fs.existsSync(sharedDir(dir))).toBe(false);
       let b = await start(dir);
       let c = await connect(b);
+      expect(fs.readFileSync(path.join(dir, 'VERSION'), 'utf8').trim()).toBe('leveret-store 1');
       // Not drained yet: new fanout messages go behind the old ones, as index records.
       await publish(c, 'old.fan', '', [body(0, 'n'), body(1, 'n')]);
+      expect(fs.readFileSync(path.join(dir, 'VERSION'), 'utf8').trim()).toBe('leveret-store 2');
       b = await restart(b, 'SIGKILL');
       c = await connect(b);
       const fan = Array.from({ length: 20 }, (_, i) => i).filter((i) => i % 4 !== 3);
@@ -501,6 +505,8 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
       await sleep(100);
       expect(duBytes(sharedDir(dir), (f) => f.endsWith('.seg'))).toBe(0);
       expect(duBytes(queueDir(dir, 'st.durable'), (f) => f.endsWith('.seg'))).toBeGreaterThan(BODY);
+      // No shared body written: older brokers can still read the directory.
+      expect(fs.readFileSync(path.join(dir, 'VERSION'), 'utf8').trim()).toBe('leveret-store 1');
     },
     T,
   );

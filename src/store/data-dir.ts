@@ -1,7 +1,31 @@
 import { fsOps } from './fs-ops';
 import { join } from 'node:path';
 
+import { syncPath } from './file-io';
+
 export const STORE_VERSION = 'leveret-store 1';
+/**
+ * A directory that holds shared bodies (index records in queue logs, data-dir/shared): a
+ * broker that reads only version 1 would take index records for messages, so it must
+ * refuse such a directory. A directory is moved to it when its first shared body is
+ * written; one that never had any stays at version 1, readable by older brokers.
+ */
+export const SHARED_STORE_VERSION = 'leveret-store 2';
+const READABLE = [STORE_VERSION, SHARED_STORE_VERSION];
+
+/** The version the directory's VERSION file names. */
+export function storeVersion(dir: string): string {
+  return fsOps.readFileSync(join(dir, 'VERSION'), 'utf8').trim();
+}
+
+/** Moves the directory to `version`, durably (written aside, synced, renamed, directory synced). */
+export function setStoreVersion(dir: string, version: string): void {
+  const tmp = join(dir, 'VERSION.tmp');
+  fsOps.writeFileSync(tmp, version + '\n');
+  syncPath(tmp);
+  fsOps.renameSync(tmp, join(dir, 'VERSION'));
+  syncPath(dir);
+}
 
 export class StoreError extends Error {
   override name = 'StoreError';
@@ -31,10 +55,10 @@ export function claimDataDir(dir: string): () => void {
   const versionFile = join(dir, 'VERSION');
   if (fsOps.existsSync(versionFile)) {
     const found = fsOps.readFileSync(versionFile, 'utf8').trim();
-    if (found !== STORE_VERSION) {
+    if (!READABLE.includes(found)) {
       fsOps.rmSync(lock, { force: true });
       throw new StoreError(
-        `data directory ${dir} holds store version '${found}', this Leveret reads '${STORE_VERSION}'; the data was not touched`,
+        `data directory ${dir} holds store version '${found}', this Leveret reads '${READABLE.join("' and '")}'; the data was not touched`,
       );
     }
   } else {

@@ -80,16 +80,13 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     if (log === null || this.paging || !message.persistent) return NO_SYNC;
     if (log.failure !== null) return REFUSED;
     // Routed to several durable queues: the body is stored once, each queue names it.
-    if (message.durableTargets! > 1 && log.shared !== null) return this.acceptShared(entry, log);
+    if (message.durableTargets! > 1 && log.shared !== null && log.shared.usable()) {
+      const offset = log.appendShared(message, Date.now());
+      entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize, log.lastShared);
+      return log.syncEpoch;
+    }
     const offset = log.append(message, Date.now(), 0);
     entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize, 0);
-    return log.syncEpoch;
-  }
-
-  private acceptShared(entry: E, log: QueueLog): number {
-    if (log.shared!.failure !== null) return REFUSED;
-    const offset = log.appendShared(entry.message, Date.now());
-    entry.stored = new SegmentPosition(log.lastSegment, offset, log.lastSize, log.lastShared);
     return log.syncEpoch;
   }
 

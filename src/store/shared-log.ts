@@ -56,6 +56,11 @@ export class SharedBodyLog implements SyncTarget {
   private lastOffset = 0;
   /** Set while writes fail (other than a full disk): fanout messages are refused meanwhile. */
   failure: Error | null = null;
+  /**
+   * Called once before the first record is stored (it marks the data directory as holding
+   * shared bodies, so that a broker that cannot read them refuses it); null once done.
+   */
+  beforeFirstStore: (() => void) | null = null;
 
   constructor(
     readonly dir: string,
@@ -90,6 +95,27 @@ export class SharedBodyLog implements SyncTarget {
     this.lastOffset = offset;
     this.scheduler.markDirty(this, true);
     return offset;
+  }
+
+  /**
+   * Whether messages can be stored here now: not while writes fail, nor before the data
+   * directory could be marked as holding shared bodies. Otherwise a queue stores the whole
+   * message itself, as before shared bodies.
+   */
+  usable(): boolean {
+    if (this.failure !== null) return false;
+    if (this.beforeFirstStore === null) return true;
+    try {
+      this.beforeFirstStore();
+    } catch (err) {
+      this.log.error(
+        { err, dir: this.dir },
+        'cannot mark the data directory as holding shared bodies; queues store whole messages meanwhile',
+      );
+      return false;
+    }
+    this.beforeFirstStore = null;
+    return true;
   }
 
   /** `n` more live index records name a record of `segment`. */

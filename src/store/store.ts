@@ -9,7 +9,7 @@ import type { PermissionChange } from '../auth/permissions';
 import type { BrokerStorage, QueueStorage, QueueStore, StoredDefinition, StoredEntry } from '../broker/storage';
 import type { User } from '../auth/users';
 import type { HashingAlgorithm } from '../auth/password-hash';
-import { claimDataDir } from './data-dir';
+import { claimDataDir, setStoreVersion, SHARED_STORE_VERSION, storeVersion } from './data-dir';
 import { decodeArgs, DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
 import { SyncScheduler } from './sync-scheduler';
 import { QueueLog } from './queue-log';
@@ -95,6 +95,8 @@ export class Store implements BrokerStorage {
     // Opened before any queue recovers: each counts its references to it as it does.
     this.shared = new SharedBodyLog(join(this.dataDir, SHARED_DIR), this.scheduler, this.options.segmentSize, this.log);
     this.shared.recover();
+    if (storeVersion(this.dataDir) !== SHARED_STORE_VERSION)
+      this.shared.beforeFirstStore = (): void => setStoreVersion(this.dataDir, SHARED_STORE_VERSION);
     this.scheduler.lead = this.shared;
     return all.flatMap(toStoredDefinition);
   }
