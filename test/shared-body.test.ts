@@ -10,7 +10,13 @@ import { EXTERNAL_BROKER } from './helpers/broker';
 import { amqplibConnect, sleep, waitFor } from './helpers/clients';
 import { queueDir, readSegmentRecords, removeDataDir, startOn, tempDataDir, type DurableBroker } from './helpers/durable-broker';
 import { api } from './helpers/http';
-import { INDEX_RECORD } from '../src/store/message-record';
+import os from 'node:os';
+import type { Logger } from '../src/logger';
+import { fsOps } from '../src/store/fs-ops';
+import { INDEX_RECORD, messageRecordSize } from '../src/store/message-record';
+import { QueueLog } from '../src/store/queue-log';
+import { SharedBodyLog } from '../src/store/shared-log';
+import { SyncScheduler } from '../src/store/sync-scheduler';
 
 const T = 60_000;
 const BODY = 1024;
@@ -507,6 +513,84 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
       expect(duBytes(queueDir(dir, 'st.durable'), (f) => f.endsWith('.seg'))).toBeGreaterThan(BODY);
       // No shared body written: older brokers can still read the directory.
       expect(fs.readFileSync(path.join(dir, 'VERSION'), 'utf8').trim()).toBe('leveret-store 1');
+    },
+    T,
+  );
+});
+
+// In-process, like test/segment-log.test.ts: real files, one file-system call swapped for a
+// failing one, to watch the order of writes when the shared body log cannot write.
+describe('shared body log write failures', () => {
+  const realFsOps = { ...fsOps };
+  const work: string[] = [];
+  afterEach(() => {
+    Object.assign(fsOps, realFsOps);
+    for (const d of work.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  const quiet = (): Logger => {
+    const l: Record<string, unknown> = {};
+    for (const k of ['error', 'warn', 'info', 'debug', 'trace', 'fatal']) l[k] = () => {};
+    l.child = () => l;
+    return l as unknown as Logger;
+  };
+
+  function open(dir: string) {
+    const scheduler = new SyncScheduler(() => {});
+    const events: string[] = [];
+    scheduler.addWaiter({ storeSynced: (e) => events.push(`synced ${e}`), storeFailed: () => events.push('failed') });
+    const shared = new SharedBodyLog(path.join(dir, 'shared'), scheduler, 1 << 20, quiet());
+    shared.recover();
+    scheduler.lead = shared;
+    const queues = ['q1', 'q2'].map((q) => new QueueLog(path.join(dir, q), scheduler, 1 << 20, quiet(), shared));
+    return { scheduler, shared, queues, events };
+  }
+
+  const segBytes = (dir: string): number =>
+    fs.existsSync(dir) ? fs.readdirSync(dir).reduce((n, f) => n + (f.endsWith('.seg') ? fs.statSync(path.join(dir, f)).size : 0), 0) : 0;
+
+  it(
+    'EIO on the shared log: no index record is written before its body, the confirm is refused, and both are written once writes work',
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-shared-eio-'));
+      work.push(dir);
+      const p = open(dir);
+      const msg = {
+        exchange: 'fan',
+        routingKey: '',
+        rawProperties: Buffer.from([0x10, 0x00, 2]),
+        body: body(1),
+        persistent: true,
+        durableTargets: 2,
+      };
+      const at = p.queues.map((q) => q.appendShared(msg, Date.now()));
+      expect(at).toEqual([0, 0]);
+      expect(p.shared.segments.get(1)!.refs).toBe(2); // one record, named twice
+      const sharedFd = p.shared.segments.get(1)!.fd;
+      fsOps.writeSync = ((fd: number, ...rest: unknown[]) => {
+        if (fd === sharedFd) throw Object.assign(new Error('injected EIO'), { code: 'EIO' });
+        return (realFsOps.writeSync as (...a: unknown[]) => number)(fd, ...rest);
+      }) as typeof fsOps.writeSync;
+      await sleep(50);
+      expect(p.events).toContain('failed');
+      expect(p.shared.failure).not.toBeNull();
+      expect(p.shared.usable()).toBe(false);
+      for (const q of ['q1', 'q2']) expect(segBytes(path.join(dir, q)), q).toBe(0);
+      expect(segBytes(path.join(dir, 'shared'))).toBe(0);
+
+      fsOps.writeSync = realFsOps.writeSync;
+      await waitFor(() => p.shared.failure === null && p.events.some((e) => e.startsWith('synced')), 5000, 'writes work again');
+      await sleep(50);
+      expect(segBytes(path.join(dir, 'shared'))).toBe(messageRecordSize(msg));
+      for (const q of ['q1', 'q2']) expect(segBytes(path.join(dir, q)), q).toBe(INDEX_RECORD);
+
+      // What a restart finds: both queues name the record, which is kept.
+      const r = open(dir);
+      for (const q of r.queues) expect(q.recover().map((run) => run.count)).toEqual([1]);
+      r.shared.seal();
+      expect(r.shared.segments.get(1)!.refs).toBe(2);
+      const rec = r.shared.read(1, 0, messageRecordSize(msg))!;
+      expect(rec.subarray(rec.length - BODY)).toEqual(body(1));
     },
     T,
   );
