@@ -590,8 +590,11 @@ export class Vhost implements QueueOwner {
 }
 
 /** How many of the queues are stored (durable, not exclusive: their stores write persistent messages down). */
-function countDurable(queues: Set<Queue>): number {
+function countDurable(queues: QueueTargets): number {
   let n = 0;
-  for (const q of queues) if (q.durable && q.exclusiveOwner === null) n++;
+  for (let i = 0; i < queues.size; i++) {
+    const q = queues.at(i);
+    if (q.durable && q.exclusiveOwner === null) n++;
+  }
   return n;
 }
