@@ -160,7 +160,12 @@ export class Store implements BrokerStorage {
   replayDone(): void {
     this.replaying = false;
     // Every stored queue has recovered and counted its references: what none names goes.
-    this.shared?.seal();
+    // Not when the definitions log is damaged: queue folders without a definition are kept
+    // then, and so are the shared bodies they may name (nothing shared is deleted this run).
+    if (this.shared === null) return;
+    if (this.definitions.damaged)
+      this.log.warn({ dir: this.shared.dir }, 'definitions log is damaged: shared bodies are kept until a start that reads it whole');
+    else this.shared.seal();
   }
 
   close(): void {
