@@ -491,6 +491,37 @@ describe.skipIf(EXTERNAL_BROKER)('shared message bodies', () => {
   );
 
   it(
+    'large shared bodies waiting on disk are read back a chunk at a time, in order',
+    async () => {
+      const dir = await newDataDir();
+      const b = await start(dir, ['--queue-memory-budget', '0']);
+      const c = await connect(b);
+      await fanout(c, 'sl.fan', ['sl.a', 'sl.b']);
+      const big = (i: number): Buffer => Buffer.concat([Buffer.from(`big${String(i).padStart(4, '0')};`), Buffer.alloc(256 * 1024 - 8, i)]);
+      const N = 24; // 6 MiB named by 504 bytes of index records per queue
+      await publish(
+        c,
+        'sl.fan',
+        '',
+        Array.from({ length: N }, (_, i) => big(i)),
+      );
+      for (const q of ['sl.a', 'sl.b']) {
+        const ch = await c.createChannel();
+        const got: string[] = [];
+        for (;;) {
+          const m = await ch.get(q, { noAck: true });
+          if (m === false) break;
+          expect(m.content.equals(big(got.length))).toBe(true);
+          got.push(idOf(m.content));
+        }
+        expect(got).toEqual(Array.from({ length: N }, (_, i) => `big${String(i).padStart(4, '0')}`));
+        await ch.close();
+      }
+    },
+    T,
+  );
+
+  it(
     'a transient message, or one routed to a single durable queue among others, is not shared',
     async () => {
       const dir = await newDataDir();

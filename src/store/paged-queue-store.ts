@@ -197,7 +197,10 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     const owner = this.owner!;
     const delivered = log.segments.get(run.segment)?.delivered;
     let off = 0;
-    while (off < buf.length && run.count > 0) {
+    // Shared bodies read for index records: a chunk of small index records may name far
+    // more than a chunk of bodies, so reading stops once a chunk's worth is in memory.
+    let sharedBytes = 0;
+    while (off < buf.length && run.count > 0 && sharedBytes < READ_AHEAD_BYTES) {
       const size = recordSize(buf, off, buf.length);
       if (size < 0 || off + size > buf.length) break;
       const at = off;
@@ -223,6 +226,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
         run.extra -= length - size;
         this.bytes -= length - size;
         this.loadShared(run.segment, pos, size, segment, offset, body, delivered);
+        sharedBytes += length;
         continue;
       }
       off += size;
