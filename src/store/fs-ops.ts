@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 export const fsOps = {
   openSync: fs.openSync,
   closeSync: fs.closeSync,
+  close: fs.close,
   writeSync: fs.writeSync,
   readSync: fs.readSync,
   fdatasync: fs.fdatasync,
@@ -22,6 +23,7 @@ export const fsOps = {
   readdirSync: fs.readdirSync,
   rmSync: fs.rmSync,
   unlinkSync: fs.unlinkSync,
+  unlink: fs.unlink,
   mkdirSync: fs.mkdirSync,
   existsSync: fs.existsSync,
   renameSync: fs.renameSync,

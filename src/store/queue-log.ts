@@ -14,7 +14,7 @@ import {
   recordIntact,
   recordSize,
 } from './message-record';
-import { ACK, DELIVERED, encodeAckRecord } from './ack-records';
+import { ACK, DELIVERED } from './ack-records';
 import { writeFully } from './file-io';
 import { planCompaction, writeCompactionMarker } from './compaction';
 import { keepAside, recoverLog } from './log-recovery';
@@ -193,9 +193,7 @@ export class QueueLog implements SyncTarget {
       for (const r of list) this.recordPositions(r, positions, names);
       seg.live -= positions.length;
       for (const s of names) if (s !== 0) this.unref(seg, s);
-      const acks = Buffer.allocUnsafe(positions.length * 8);
-      for (let i = 0; i < positions.length; i++) encodeAckRecord(positions[i], ACK).copy(acks, i * 8);
-      seg.ackPending.push(acks);
+      for (let i = 0; i < positions.length; i++) seg.addAck(positions[i], ACK);
       this.scheduler.markDirty(this, false);
     }
   }
@@ -247,7 +245,7 @@ export class QueueLog implements SyncTarget {
   }
 
   private ackRecord(seg: Segment, position: number, type: number): void {
-    seg.ackPending.push(encodeAckRecord(position, type));
+    seg.addAck(position, type);
     this.scheduler.markDirty(this, false);
   }
 
@@ -306,24 +304,35 @@ export class QueueLog implements SyncTarget {
         seg.pendingBytes = 0;
         fds.add(seg.fd);
       }
-      if (seg.ackPending.length > 0) {
-        const data = seg.ackPending.length === 1 ? seg.ackPending[0] : Buffer.concat(seg.ackPending);
-        seg.ackPending = [data];
-        writeFully(seg.ackFd, data, seg.ackWritten);
-        seg.ackWritten += data.length;
-        seg.ackPending = [];
+      if (seg.ackPendingLength > 0) {
+        const n = seg.ackPendingLength;
+        writeFully(seg.ackFd, seg.ackPending.subarray(0, n), seg.ackWritten);
+        seg.ackWritten += n;
+        seg.acksWritten();
       }
     }
   }
 
-  private dropSegment(seg: Segment): void {
+  /**
+   * `inOrder`: the files must be gone before the caller's next step (compaction removes its
+   * marker only after its source), so they are deleted here and now.
+   */
+  private dropSegment(seg: Segment, inOrder = false): void {
     this.releaseRefs(seg);
     this.segments.delete(seg.id);
     this.scheduler.retire(seg.fd);
     this.scheduler.retire(seg.ackFd);
-    for (const ext of ['seg', 'ack']) {
+    const segFile = join(this.dir, `${segmentName(seg.id)}.seg`);
+    const ackFile = join(this.dir, `${segmentName(seg.id)}.ack`);
+    if (!inOrder) {
+      // In the thread pool: freeing a segment's blocks takes milliseconds. The segment goes
+      // before its acks, as below: a crash in between never finds records without their acks.
+      fsOps.unlink(segFile, () => fsOps.unlink(ackFile, ignoreMissing));
+      return;
+    }
+    for (const file of [segFile, ackFile]) {
       try {
-        fsOps.unlinkSync(join(this.dir, `${segmentName(seg.id)}.${ext}`));
+        fsOps.unlinkSync(file);
       } catch {
         // already gone
       }
@@ -360,7 +369,7 @@ export class QueueLog implements SyncTarget {
    * never vouch for bytes that were already bad.
    */
   private compact(seg: Segment): void {
-    if (seg.pendingBytes > 0 || seg.ackPending.length > 0) this.scheduler.writeNow(this);
+    if (seg.pendingBytes > 0 || seg.ackPendingLength > 0) this.scheduler.writeNow(this);
     const plan = planCompaction(this.dir, seg);
     if ('keep' in plan) {
       if (plan.position !== undefined) this.log.error({ dir: this.dir, segment: seg.id, position: plan.position }, plan.keep);
@@ -390,7 +399,7 @@ export class QueueLog implements SyncTarget {
     this.forwards.set(seg.id, { target: target.id, positions });
     this.scheduler.markDirty(this, true);
     this.scheduler.afterDurable(() => {
-      this.dropSegment(seg);
+      this.dropSegment(seg, true);
       fsOps.rmSync(marker, { force: true });
     });
     this.log.info({ dir: this.dir, segment: seg.id, moved: plan.live.length, into: target.id }, 'segment compacted');
@@ -494,3 +503,6 @@ function copyPending(seg: Segment, at: number, buf: Buffer, offset: number): num
   }
   return out - offset;
 }
+
+/** A segment file already gone is what deleting it wanted. */
+function ignoreMissing(): void {}
