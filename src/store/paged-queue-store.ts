@@ -25,8 +25,10 @@ const READ_RETRY_MS = 1000;
  * handed to the queue to make entries of: the store makes no model objects itself.
  */
 export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
-  private readonly items = new Denque<E>();
-  private readonly runs = new Denque<Run>();
+  /** NO_ITEMS (shared, always empty) until the first message is kept in memory. */
+  private items: Denque<E> = NO_ITEMS as Denque<E>;
+  /** NO_RUNS (shared, always empty) until the first message goes to disk. */
+  private runs: Denque<Run> = NO_RUNS;
   private runCount = 0;
   bytes = 0;
   /** Estimated heap held by `items`. */
@@ -36,6 +38,8 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   private paging = false;
   /** Set while a failed read waits to be tried again. */
   private readRetry: NodeJS.Timeout | null = null;
+  /** What compaction asks of the log (made when there is a log). */
+  private readsInPlaceBound: ((segment: number) => boolean) | null = null;
 
   constructor(
     /** the queue's durable log, or null for a queue whose messages are never stored */
@@ -47,7 +51,21 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     /** what all queues together may keep in memory */
     private readonly node: MemoryBudget,
   ) {
-    if (log !== null) log.inUse = this.readsInPlace;
+    if (log !== null) log.inUse = this.inUseCheck();
+  }
+
+  private inUseCheck(): (segment: number) => boolean {
+    return (this.readsInPlaceBound ??= (segment) => this.readsInPlace(segment));
+  }
+
+  private ownItems(): Denque<E> {
+    if (this.items === NO_ITEMS) this.items = new Denque<E>();
+    return this.items;
+  }
+
+  private ownRuns(): Denque<Run> {
+    if (this.runs === NO_RUNS) this.runs = new Denque<Run>();
+    return this.runs;
   }
 
   attach(owner: QueueStoreOwner<E>): void {
@@ -55,10 +73,10 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   }
 
   /** Compaction must leave alone a segment that runs still read from. */
-  private readonly readsInPlace = (segment: number): boolean => {
+  private readsInPlace(segment: number): boolean {
     for (let i = 0; i < this.runs.length; i++) if (this.runs.peekAt(i)!.segment === segment) return true;
     return false;
-  };
+  }
 
   get length(): number {
     return this.items.length + this.runCount;
@@ -77,7 +95,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     if (this.log === null) return 0;
     let n = 0;
     for (const r of this.log.recover()) {
-      this.runs.push(r);
+      this.ownRuns().push(r);
       this.runCount += r.count;
       this.bytes += r.end - r.position;
       n += r.count;
@@ -89,7 +107,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     const body = entry.message.body.length;
     const cost = body + ENTRY_OVERHEAD;
     if (this.runs.length === 0 && this.memory + cost <= this.budget && this.node.fits(cost)) {
-      this.items.push(entry);
+      this.ownItems().push(entry);
       this.memory += cost;
       this.node.used += cost;
       this.bytes += body;
@@ -99,7 +117,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     let log = this.log;
     if (log === null) {
       log = this.log = this.openPagingLog();
-      log.inUse = this.readsInPlace;
+      log.inUse = this.inUseCheck();
       this.paging = true;
     }
     let at = entry.stored;
@@ -112,7 +130,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       last.end += at.size;
       last.count++;
     } else {
-      this.runs.push(new Run(at.segment, at.offset, at.offset + at.size, 1));
+      this.ownRuns().push(new Run(at.segment, at.offset, at.offset + at.size, 1));
     }
     this.runCount++;
     this.bytes += at.size;
@@ -203,7 +221,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
         stored: paged ? null : new SegmentPosition(run.segment, pos, size),
         redelivered: !paged && delivered?.delete(pos) === true,
       });
-      this.items.push(e);
+      this.ownItems().push(e);
       this.memory += fields.body.length + ENTRY_OVERHEAD;
       this.node.used += fields.body.length + ENTRY_OVERHEAD;
       this.bytes += fields.body.length - size;
@@ -232,7 +250,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       this.memory += e.message.body.length + ENTRY_OVERHEAD;
       this.node.used += e.message.body.length + ENTRY_OVERHEAD;
     }
-    requeueBySeq(this.items, entries);
+    requeueBySeq(this.ownItems(), entries);
   }
 
   /**
@@ -278,3 +296,11 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     this.log?.destroy();
   }
 }
+
+/**
+ * Shared by every queue that has not held a message yet (most server-named queues of idle
+ * consumers): only ever read, so each queue makes its own at its first message instead of
+ * two ring buffers at its declaration.
+ */
+const NO_ITEMS = new Denque<never>();
+const NO_RUNS = new Denque<Run>();
