@@ -152,33 +152,12 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
     // Shared listeners that find the connection on the socket: closures made here would
     // be kept for the connection's whole life, a few hundred bytes per idle connection.
     (socket as OwnedSocket)[CONNECTION] = this;
-    socket.on('data', Connection.socketData);
-    socket.on('drain', Connection.socketDrain);
-    socket.on('error', Connection.socketError);
-    socket.on('close', Connection.socketClose);
-    this.handshakeTimer = setTimeout(Connection.handshakeTimeout, config.handshakeTimeout, this);
+    socket.on('data', socketData);
+    socket.on('drain', socketDrain);
+    socket.on('error', socketError);
+    socket.on('close', socketClose);
+    this.handshakeTimer = setTimeout(handshakeTimeout, config.handshakeTimeout, this);
     this.log.info({ conn: this.name, peer: this.peer, tls: socket instanceof TLSSocket }, 'connection accepted');
-  }
-
-  private static socketData(this: Socket, chunk: Buffer): void {
-    (this as OwnedSocket)[CONNECTION]!.onData(chunk);
-  }
-
-  private static socketDrain(this: Socket): void {
-    (this as OwnedSocket)[CONNECTION]!.onDrain();
-  }
-
-  private static socketError(this: Socket, err: Error): void {
-    const conn = (this as OwnedSocket)[CONNECTION]!;
-    conn.log.debug({ conn: conn.name, err: err.message }, 'socket error');
-  }
-
-  private static socketClose(this: Socket): void {
-    (this as OwnedSocket)[CONNECTION]!.onSocketClosed();
-  }
-
-  private static handshakeTimeout(conn: Connection): void {
-    conn.onHandshakeTimeout();
   }
 
   /** Remembers the first reason the connection ends; later ones (a close crossing ours) are consequences. */
@@ -203,7 +182,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
 
   // ---- input -----------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** @internal (the shared socket listeners below) */
+  onData(chunk: Buffer): void {
     // Everything a frame sets off runs inside this call: a bug anywhere in it must close
     // this connection, not reach the process (which would drop every other connection).
     try {
@@ -714,7 +694,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
     this.handshakeTimer = null;
   }
 
-  private onSocketClosed(): void {
+  /** @internal (the shared socket listeners below) */
+  onSocketClosed(): void {
     this.logClosed();
     this.state = 'closed';
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
@@ -755,7 +736,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
     else this.log.info(line, 'connection closed');
   }
 
-  private onHandshakeTimeout(): void {
+  /** @internal (the shared socket listeners below) */
+  onHandshakeTimeout(): void {
     this.handshakeTimer = null;
     switch (this.state) {
       case 'header':
@@ -919,7 +901,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
     this.heartbeats.suspended = true;
   }
 
-  private onDrain(): void {
+  /** @internal (the shared socket listeners below) */
+  onDrain(): void {
     try {
       injectFault(this.clientProperties, 'drain');
       this.output.drained();
@@ -945,6 +928,27 @@ const READER = new Reader();
 /** The socket's back-reference to its connection, for the shared listeners. */
 const CONNECTION = Symbol('leveret.connection');
 type OwnedSocket = Socket & { [CONNECTION]?: Connection };
+
+function socketData(this: Socket, chunk: Buffer): void {
+  (this as OwnedSocket)[CONNECTION]!.onData(chunk);
+}
+
+function socketDrain(this: Socket): void {
+  (this as OwnedSocket)[CONNECTION]!.onDrain();
+}
+
+function socketError(this: Socket, err: Error): void {
+  const conn = (this as OwnedSocket)[CONNECTION]!;
+  conn.log.debug({ conn: conn.name, err: err.message }, 'socket error');
+}
+
+function socketClose(this: Socket): void {
+  (this as OwnedSocket)[CONNECTION]!.onSocketClosed();
+}
+
+function handshakeTimeout(conn: Connection): void {
+  conn.onHandshakeTimeout();
+}
 
 /** A value the client chose in tune-ok must lie between our minimum and the maximum we offered. */
 function negotiated(field: string, value: number, min: number, max: number): void {

@@ -26,7 +26,7 @@ const READ_RETRY_MS = 1000;
  */
 export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   /** NO_ITEMS (shared, always empty) until the first message is kept in memory. */
-  private items: Denque<E> = NO_ITEMS as Denque<E>;
+  private items: Denque<E> = NO_ITEMS;
   /** NO_RUNS (shared, always empty) until the first message goes to disk. */
   private runs: Denque<Run> = NO_RUNS;
   private runCount = 0;
