@@ -243,11 +243,14 @@ export class Server {
     );
   }
 
+  /** One callback for every connection (a closure each would stay as long as the connection). */
+  private readonly connectionGone = (c: Connection): void => {
+    if (this.connections.delete(c)) this.broker.nodeCounters.connectionsClosed++;
+  };
+
   private accept(socket: Socket): void {
     const counters = this.broker.nodeCounters;
-    const conn = new Connection(socket, this.broker, this.store.scheduler, this.config, this.log, (c) => {
-      if (this.connections.delete(c)) counters.connectionsClosed++;
-    });
+    const conn = new Connection(socket, this.broker, this.store.scheduler, this.config, this.log, this.connectionGone);
     this.connections.add(conn);
     counters.connectionsOpened++;
     if (this.blocked !== null) conn.setBlocked(this.blocked);

@@ -21,6 +21,12 @@ export class ConsumerRing {
   }
 
   add(c: Consumer): void {
+    if (this.list.length === 0) {
+      // An array of one: splice into an empty one would make room for seventeen.
+      this.list = [c];
+      this.flat = true;
+      return;
+    }
     let i = this.list.length;
     while (i > 0 && this.list[i - 1].priority < c.priority) i--;
     this.list.splice(i, 0, c);

@@ -35,6 +35,43 @@ const FLOW_STALL_MS = 1000;
 
 export { REFUSED } from './storage';
 
+/** The arguments of every queue declared without any (frozen: shared). */
+const NO_ARGUMENTS: FieldTable = Object.freeze({});
+
+const DEFAULT_SETTINGS: QueueSettings = Object.freeze({
+  messageTtl: null,
+  expires: null,
+  maxLength: null,
+  maxLengthBytes: null,
+  overflow: 'drop-head',
+  deadLetterExchange: null,
+  deadLetterRoutingKey: null,
+  maxPriority: null,
+  singleActiveConsumer: false,
+});
+
+function isEmptyTable(t: FieldTable): boolean {
+  for (const _ in t) return false;
+  return true;
+}
+
+function sameSettings(a: QueueSettings, b: QueueSettings): boolean {
+  return (
+    a.messageTtl === b.messageTtl &&
+    a.expires === b.expires &&
+    a.maxLength === b.maxLength &&
+    a.maxLengthBytes === b.maxLengthBytes &&
+    a.overflow === b.overflow &&
+    a.deadLetterExchange === b.deadLetterExchange &&
+    a.deadLetterRoutingKey === b.deadLetterRoutingKey &&
+    a.maxPriority === b.maxPriority &&
+    a.singleActiveConsumer === b.singleActiveConsumer
+  );
+}
+
+/** The flow waiters of every queue no publisher has waited on yet: only ever read. */
+const NO_FLOW_WAITERS: ReadonlySet<FlowWaiter> = new Set();
+
 /** A publisher held back by flow control. */
 export interface FlowWaiter {
   flowResume(): void;
@@ -88,9 +125,10 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
   private unusedTimer: NodeJS.Timeout | null = null;
   /**
    * Publishers held back until the queue drains. A set: a connection paused again while
-   * the queue stays above its low-water mark must not be listed once per pause.
+   * the queue stays above its low-water mark must not be listed once per pause. Shared
+   * and empty (never added to) until a publisher first waits here.
    */
-  private readonly flowWaiters = new Set<FlowWaiter>();
+  private flowWaiters = NO_FLOW_WAITERS as Set<FlowWaiter>;
   /** counters.delivered at flow control's last look, when that was, and when it last saw it move (ms) */
   private flowDelivered = 0;
   private flowCheckedAt = 0;
@@ -107,6 +145,9 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     public settings: QueueSettings,
     store?: QueueStore<QueueEntry>,
   ) {
+    // Most queues have no arguments and no policy: they share one empty table and one
+    // settings object instead of keeping copies of their own.
+    if (isEmptyTable(args)) this.args = NO_ARGUMENTS;
     this.store = store ?? new MemoryQueueStore();
     this.store.attach(this);
     this.applySettings(settings);
@@ -117,7 +158,7 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     // A new limit cuts the queue down unless it already refused overflow: RabbitMQ applies
     // a policy's max-length before its overflow setting.
     const trim = this.settings === undefined || this.settings.overflow === 'drop-head';
-    this.settings = settings;
+    this.settings = settings = sameSettings(settings, DEFAULT_SETTINGS) ? DEFAULT_SETTINGS : settings;
     this.timed = this.timed || settings.messageTtl !== null;
     this.limited = settings.maxLength !== null || settings.maxLengthBytes !== null;
     this.touch();
@@ -197,6 +238,7 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
   }
 
   waitForFlow(w: FlowWaiter): void {
+    if (this.flowWaiters === NO_FLOW_WAITERS) this.flowWaiters = new Set();
     this.flowWaiters.add(w);
   }
 

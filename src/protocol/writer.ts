@@ -172,7 +172,9 @@ export class Writer {
     this.busy = this.pending > FIRST_BLOCK / 2;
     this.pending = 0;
     // A nearly full block would only produce tiny slices: the next write starts a new one.
-    if (this.buf.length - this.pos < Math.min(1024, this.buf.length >>> 2)) {
+    // A connection that writes little lets go of its small block (a slice of Node's shared
+    // pool) each time, so an idle one pins none: the next small write takes a new slice.
+    if ((!this.busy && this.buf.length < BLOCK) || this.buf.length - this.pos < Math.min(1024, this.buf.length >>> 2)) {
       this.buf = NO_BLOCK;
       this.pos = this.mark = 0;
     }

@@ -24,6 +24,7 @@ import { parseConsumerArgs, toAmqpError } from '../broker/arguments';
 import { REPLY_TO_PREFIX, REPLY_TO_QUEUE, withReplyAddress } from './direct-reply';
 import { ChannelCounters } from '../broker/channel-counters';
 import { UnackedLog } from './unacked-log';
+import { flatString } from '../flat-string';
 
 /**
  * `closing`: we sent channel.close and wait for close-ok (the connection drops everything
@@ -49,9 +50,11 @@ export class Channel implements ConsumerChannel {
   private prefetchGlobal = 0;
   private prefetchConsumer = 0;
   private lastQueue = '';
-  readonly confirms: PublisherConfirms;
+  /** NO_CONFIRMS (shared, never enabled) until confirm.select or tx.select needs one of its own. */
+  confirms: PublisherConfirms = NO_CONFIRMS;
   private tx: Transaction | null = null;
-  private readonly content: ContentAssembler;
+  /** IDLE_CONTENT (shared, always idle) until the first basic.publish. */
+  private content: ContentAssembler = IDLE_CONTENT;
   private readonly routed = new QueueTargets();
   /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
   private replyConsumerTag: string | null = null;
@@ -60,7 +63,8 @@ export class Channel implements ConsumerChannel {
   private hasTopicRules: boolean | null = null;
   /** RabbitMQ's per-channel caches of passed permission checks (see permission-cache.ts). */
   private readonly checked = new CheckCache();
-  private readonly topicChecked = new CheckCache();
+  /** made at the first topic permission check */
+  private topicChecked: CheckCache | null = null;
   /**
    * The exchange whose write check is in `checked`, so that a publisher's every message
    * costs one string comparison; null once that entry leaves the cache.
@@ -70,14 +74,14 @@ export class Channel implements ConsumerChannel {
   /** RabbitMQ's consumer_timeout in ms (0: off), and the one timer that enforces it. */
   private readonly ackTimeout: number;
   private ackTimer: NodeJS.Timeout | null = null;
+  /** The consumer timeout's callback, made the first time the timer is armed. */
+  private ackTimeoutCheck: (() => void) | null = null;
 
   constructor(
     private readonly conn: ChannelHost,
     private readonly vhost: Vhost,
     readonly id: number,
   ) {
-    this.confirms = new PublisherConfirms(conn, id, conn.syncScheduler);
-    this.content = new ContentAssembler(conn.config.maxMessageSize);
     this.ackTimeout = conn.config.consumerTimeout;
     startCoarseClock();
   }
@@ -204,11 +208,12 @@ export class Channel implements ConsumerChannel {
       }
       case M.CONFIRM_SELECT:
         if (this.tx !== null) throw new AmqpError(C.PRECONDITION_FAILED, 'cannot switch from tx to confirm mode');
-        this.confirms.enabled = true;
+        this.ownConfirms().enabled = true;
         if (!m.nowait) M.encodeConfirmSelectOk(w, this.id);
         break;
       case M.TX_SELECT:
         if (this.confirms.enabled) throw new AmqpError(C.PRECONDITION_FAILED, 'cannot switch from confirm to tx mode');
+        this.ownConfirms(); // tx.commit-oks wait for the disk there
         this.tx ??= new Transaction();
         M.encodeTxSelectOk(w, this.id);
         break;
@@ -240,6 +245,12 @@ export class Channel implements ConsumerChannel {
     this.conn.scheduleFlush();
   }
 
+  /** The channel's own confirms (the shared disabled one until now). */
+  private ownConfirms(): PublisherConfirms {
+    if (this.confirms === NO_CONFIRMS) this.confirms = new PublisherConfirms(this.conn, this.id, this.conn.syncScheduler);
+    return this.confirms;
+  }
+
   /** tx.commit-ok means on disk: it waits for the sync of whatever the commit wrote. */
   private commit(): void {
     this.confirms.committed(this.tx!.commit(this));
@@ -256,7 +267,7 @@ export class Channel implements ConsumerChannel {
 
   private forgetPermissions(): void {
     this.checked.clear();
-    this.topicChecked.clear();
+    this.topicChecked?.clear();
     this.publishExchange = null;
     this.hasTopicRules = null;
   }
@@ -266,7 +277,7 @@ export class Channel implements ConsumerChannel {
     const key = `${permission}\0${kind}\0${name}`;
     if (this.checked.has(key)) return;
     this.conn.broker.permissions.check(this.conn.user, this.vhost.name, permission, kind, name);
-    const out = this.checked.add(key);
+    const out = this.checked.add(flatString(key));
     if (out !== undefined && out === `write\0exchange\0${this.publishExchange}`) this.publishExchange = null;
   }
 
@@ -278,9 +289,10 @@ export class Channel implements ConsumerChannel {
     this.hasTopicRules ??= this.conn.broker.permissions.listTopic({ vhost: this.vhost.name, user: this.conn.user.name }).length > 0;
     if (!this.hasTopicRules) return;
     const key = `${permission}\0${ex.name}\0${routingKey}`;
-    if (this.topicChecked.has(key)) return;
+    const cache = (this.topicChecked ??= new CheckCache());
+    if (cache.has(key)) return;
     this.conn.broker.permissions.checkTopic(this.conn.user, this.vhost.name, permission, ex.name, routingKey);
-    this.topicChecked.add(key);
+    cache.add(flatString(key));
   }
 
   private authorizePublish(exchange: string): void {
@@ -363,6 +375,7 @@ export class Channel implements ConsumerChannel {
   private basicPublish(m: M.BasicPublish): void {
     if (m.immediate) throw new AmqpError(C.NOT_IMPLEMENTED, 'immediate=true');
     this.conn.publishing();
+    if (this.content === IDLE_CONTENT) this.content = new ContentAssembler(this.conn.config.maxMessageSize);
     // Keep the previous strings when they are equal, so queued messages share them.
     this.content.start(m.exchange, m.routingKey, m.mandatory);
   }
@@ -502,7 +515,8 @@ export class Channel implements ConsumerChannel {
     if (q.hasExclusiveConsumer || (m.exclusive && (q.consumerCount > 0 || q.settings.singleActiveConsumer))) {
       throw new AmqpError(C.ACCESS_REFUSED, `${describeQueue(q.name, this.vhost.name)} in exclusive use`);
     }
-    const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, m.arguments, parsed.ok.priority);
+    const args = hasFields(m.arguments) ? m.arguments : NO_CONSUMER_ARGUMENTS;
+    const c = new Consumer(tag, this, q, m.noAck, m.exclusive, this.prefetchConsumer, args, parsed.ok.priority);
     this.consumers.set(tag, c);
     // consume-ok must reach the client before the first delivery.
     if (!m.nowait) M.encodeBasicConsumeOk(this.conn.writer, this.id, tag);
@@ -616,12 +630,12 @@ export class Channel implements ConsumerChannel {
   }
 
   private armAckTimer(ms: number): void {
-    this.ackTimer = setTimeout(this.checkAckTimeout, ms);
+    this.ackTimer = setTimeout((this.ackTimeoutCheck ??= () => this.checkAckTimeout()), ms);
     this.ackTimer.unref();
   }
 
   /** As RabbitMQ: a delivery left unacked past consumer_timeout closes the channel (406), which requeues it. */
-  private readonly checkAckTimeout = (): void => {
+  private checkAckTimeout(): void {
     this.ackTimer = null;
     if (this.state !== 'open') return;
     const oldest = this.unacked.oldest();
@@ -635,7 +649,7 @@ export class Channel implements ConsumerChannel {
         `delivery acknowledgement on channel ${this.id} timed out. Timeout value used: ${t} ms. This timeout value can be configured, see consumers doc guide to learn more`,
       ),
     );
-  };
+  }
 
   private writeContent(msg: Message): void {
     const w = this.conn.writer;
@@ -824,7 +838,7 @@ export class Channel implements ConsumerChannel {
     this.ackTimer = null;
     this.vhost.retireChannel(this.countersNow());
     this.tx?.rollback(this);
-    this.confirms.close();
+    if (this.confirms !== NO_CONFIRMS) this.confirms.close();
     this.stopReplies();
     this.requeueAll();
     const consumers = [...this.consumers.values()];
@@ -836,4 +850,31 @@ export class Channel implements ConsumerChannel {
 /** 406 for a delivery tag the channel never gave out (or that was settled already), as RabbitMQ words it. */
 function unknownTag(tag: number): AmqpError {
   return new AmqpError(C.PRECONDITION_FAILED, `unknown delivery tag ${tag}`);
+}
+
+/**
+ * What an idle channel shares with every other instead of owning: most channels never
+ * publish or select confirms, and each of these
+ * would otherwise cost a few hundred bytes per channel for its whole life. The shared ones
+ * are only ever read (a disabled confirms, an idle assembler); a channel
+ * makes its own before the first write.
+ */
+const NO_CONFIRMS = new PublisherConfirms(
+  {
+    get writer(): never {
+      throw new Error('NO_CONFIRMS writes nothing');
+    },
+    scheduleFlush() {},
+    confirmsDue() {},
+  },
+  0,
+  null,
+);
+const IDLE_CONTENT = new ContentAssembler(0);
+/** The arguments of every consumer started without any (frozen: shared). */
+const NO_CONSUMER_ARGUMENTS: M.BasicConsume['arguments'] = Object.freeze({});
+
+function hasFields(t: object): boolean {
+  for (const _ in t) return true;
+  return false;
 }

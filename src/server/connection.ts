@@ -20,7 +20,8 @@ import { authenticate, verifySecret, mechanismsFor } from './auth-mechanisms';
 import { TLSSocket } from 'node:tls';
 import { serverProperties } from './server-properties';
 import { HeartbeatMonitor, type HeartbeatPeer } from './heartbeat-monitor';
-import { SocketOutput } from './socket-output';
+import { SocketOutput, type OutputHost } from './socket-output';
+import { flatString } from '../flat-string';
 import { ReadGate } from './read-gate';
 import { unexpectedFrame } from './frame-errors';
 import { frameSnippet } from '../protocol/frame-snippet';
@@ -87,7 +88,7 @@ function textProperty(v: unknown): string | undefined {
  * coalesced output buffer that every channel writes into. Frames for channels 1..n are
  * handed to their Channel objects; opening and closing channels is decided here.
  */
-export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
+export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, OutputHost {
   readonly id = nextId++;
   readonly name: string;
   readonly counters: ConnectionCounters = { recvBytes: 0, recvCount: 0, recvFrames: 0 };
@@ -95,13 +96,14 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   readonly connectedAt = Date.now();
   /** the SASL mechanism the client logged in with */
   authMechanism = '';
-  private readonly reader = new Reader();
+  /** The client's address and port. */
+  readonly peer: string;
   /**
    * The last basic.publish decoded, and its bytes: publishers mostly repeat one (same
    * exchange, routing key and flags), and then it is reused instead of decoded again, so
-   * no strings or method object are made per message.
+   * no strings or method object are made per message. Made at the first publish.
    */
-  private readonly lastPublishRaw = Buffer.alloc(LAST_PUBLISH_MAX);
+  private lastPublishRaw: Buffer = EMPTY;
   private lastPublishLen = 0;
   private lastPublish: M.Method | null = null;
   private readonly channels = new Map<number, Channel>();
@@ -137,30 +139,25 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     readonly log: Logger,
     private readonly onGone: (c: Connection) => void,
   ) {
-    this.name = `${socket.remoteAddress}:${socket.remotePort} -> ${socket.localAddress}:${socket.localPort}`;
+    // Flat strings: a concatenation kept as it is holds one heap object per piece.
+    this.peer = flatString(`${socket.remoteAddress}:${socket.remotePort}`);
+    this.name = flatString(`${this.peer} -> ${socket.localAddress}:${socket.localPort}`);
     this.frameMax = config.frameMax;
     this.channelMax = config.channelMax;
     this.parser = new FrameParser(this, config.frameMax);
     this.heartbeats = new HeartbeatMonitor(this);
-    this.output = new SocketOutput(
-      socket,
-      () => this.outputBackedUp(),
-      (err) => this.internalError(err),
-      FAULTS_ENABLED ? () => this.flushFault() : null,
-    );
+    this.output = new SocketOutput(socket, this, FAULTS_ENABLED);
     this.gate = new ReadGate(socket);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.onDrain());
-    socket.on('error', (err) => this.log.debug({ conn: this.name, err: err.message }, 'socket error'));
-    socket.on('close', () => this.onSocketClosed());
-    this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), config.handshakeTimeout);
+    // Shared listeners that find the connection on the socket: closures made here would
+    // be kept for the connection's whole life, a few hundred bytes per idle connection.
+    (socket as OwnedSocket)[CONNECTION] = this;
+    socket.on('data', socketData);
+    socket.on('drain', socketDrain);
+    socket.on('error', socketError);
+    socket.on('close', socketClose);
+    this.handshakeTimer = setTimeout(handshakeTimeout, config.handshakeTimeout, this);
     this.log.info({ conn: this.name, peer: this.peer, tls: socket instanceof TLSSocket }, 'connection accepted');
-  }
-
-  /** The client's address and port. */
-  get peer(): string {
-    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }
 
   /** Remembers the first reason the connection ends; later ones (a close crossing ours) are consequences. */
@@ -185,7 +182,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   // ---- input -----------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** @internal (the shared socket listeners below) */
+  onData(chunk: Buffer): void {
     // Everything a frame sets off runs inside this call: a bug anywhere in it must close
     // this connection, not reach the process (which would drop every other connection).
     try {
@@ -261,8 +259,9 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     if (len === this.lastPublishLen && sameBytes(buf, start, this.lastPublishRaw, len)) return this.lastPublish;
     const payload = buf.subarray(start, end);
     try {
-      const m = M.decodeMethod(this.reader.reset(payload));
+      const m = M.decodeMethod(READER.reset(payload));
       if (m.id === M.BASIC_PUBLISH && len <= LAST_PUBLISH_MAX) {
+        if (this.lastPublishRaw === EMPTY) this.lastPublishRaw = Buffer.alloc(LAST_PUBLISH_MAX);
         payload.copy(this.lastPublishRaw);
         this.lastPublishLen = len;
         this.lastPublish = m;
@@ -333,14 +332,14 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 
   /** Test-only: one injected exception at the first turn-end flush (a later flush sends the 541). */
   private flushFaulted = false;
-  private flushFault(): void {
+  flushFault(): void {
     if (this.flushFaulted || this.state !== 'running') return;
     this.flushFaulted = true;
     injectFault(this.clientProperties, 'flush');
   }
 
   /** An exception we did not expect (a bug): logged with its stack, and 541 for this connection only. */
-  private internalError(err: unknown): void {
+  internalError(err: unknown): void {
     this.log.error({ conn: this.name, err }, 'internal error');
     try {
       this.closeWith(C.INTERNAL_ERROR, 'internal error');
@@ -696,7 +695,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     this.handshakeTimer = null;
   }
 
-  private onSocketClosed(): void {
+  /** @internal (the shared socket listeners below) */
+  onSocketClosed(): void {
     this.logClosed();
     this.state = 'closed';
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
@@ -737,7 +737,8 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
     else this.log.info(line, 'connection closed');
   }
 
-  private onHandshakeTimeout(): void {
+  /** @internal (the shared socket listeners below) */
+  onHandshakeTimeout(): void {
     this.handshakeTimer = null;
     switch (this.state) {
       case 'header':
@@ -896,12 +897,13 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
   }
 
   /** The client is not reading what we write: stop reading it too (its silence is not its fault). */
-  private outputBackedUp(): void {
+  outputBackedUp(): void {
     this.gate.holdForOutput();
     this.heartbeats.suspended = true;
   }
 
-  private onDrain(): void {
+  /** @internal (the shared socket listeners below) */
+  onDrain(): void {
     try {
       injectFault(this.clientProperties, 'drain');
       this.output.drained();
@@ -917,6 +919,37 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Decodes every connection's methods: decoding is synchronous and never re-entered, so
+ * one cursor serves all (and no connection keeps the last payload it read alive).
+ */
+const READER = new Reader();
+
+/** The socket's back-reference to its connection, for the shared listeners. */
+const CONNECTION = Symbol('leveret.connection');
+type OwnedSocket = Socket & { [CONNECTION]?: Connection };
+
+function socketData(this: Socket, chunk: Buffer): void {
+  (this as OwnedSocket)[CONNECTION]!.onData(chunk);
+}
+
+function socketDrain(this: Socket): void {
+  (this as OwnedSocket)[CONNECTION]!.onDrain();
+}
+
+function socketError(this: Socket, err: Error): void {
+  const conn = (this as OwnedSocket)[CONNECTION]!;
+  conn.log.debug({ conn: conn.name, err: err.message }, 'socket error');
+}
+
+function socketClose(this: Socket): void {
+  (this as OwnedSocket)[CONNECTION]!.onSocketClosed();
+}
+
+function handshakeTimeout(conn: Connection): void {
+  conn.onHandshakeTimeout();
+}
 
 /** A value the client chose in tune-ok must lie between our minimum and the maximum we offered. */
 function negotiated(field: string, value: number, min: number, max: number): void {

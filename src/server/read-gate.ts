@@ -10,6 +10,23 @@ const READ_BUDGET = 64 * 1024;
 const FLOW_MAX_PAUSE_MS = 1000;
 
 /**
+ * Gates paused by the read budget, resumed together at the next turn by one immediate
+ * (no closure per connection: an idle one would keep it for its whole life).
+ */
+let paused: ReadGate[] = [];
+let resuming: ReadGate[] = [];
+let resumeQueued = false;
+
+function resumePaused(): void {
+  resumeQueued = false;
+  const list = paused;
+  paused = resuming;
+  resuming = list;
+  for (let i = 0; i < list.length; i++) list[i].budgetRenewed();
+  list.length = 0;
+}
+
+/**
  * When a connection's socket is read from. Four things hold reading back: the per-turn
  * read budget, an alarm that blocks publishers (memory, disk), flow control (a queue it
  * publishes to is behind its consumers), and output the client does not read. Reading
@@ -23,8 +40,8 @@ export class ReadGate {
   /** Paused while our output to the client is backed up (it is not reading). */
   outputHeld = false;
   private flowTimer: NodeJS.Timeout | null = null;
-  private readonly resumeBound = (): void => this.resume();
-  private readonly flowResumeBound = (): void => this.flowResume();
+  /** made at the first flow pause: most connections never publish fast enough to need it */
+  private flowResumeBound: (() => void) | null = null;
 
   constructor(private readonly socket: Socket) {}
 
@@ -38,8 +55,17 @@ export class ReadGate {
     this.turnBytes += bytes;
     if (this.turnBytes >= READ_BUDGET) {
       this.socket.pause();
-      setImmediate(this.resumeBound);
+      paused.push(this);
+      if (!resumeQueued) {
+        resumeQueued = true;
+        setImmediate(resumePaused);
+      }
     }
+  }
+
+  /** The next turn: a new read budget. */
+  budgetRenewed(): void {
+    this.resume();
   }
 
   /** Stops reading until the alarm is over. */
@@ -59,7 +85,7 @@ export class ReadGate {
     if (this.flowPaused) return false;
     this.flowPaused = true;
     this.socket.pause();
-    this.flowTimer = setTimeout(this.flowResumeBound, FLOW_MAX_PAUSE_MS);
+    this.flowTimer = setTimeout((this.flowResumeBound ??= () => this.flowResume()), FLOW_MAX_PAUSE_MS);
     return true;
   }
 

@@ -11,6 +11,35 @@ const HIGH_WATER = 256 * 1024;
  */
 const INPUT_HOLD = 1024 * 1024;
 
+/** What a SocketOutput tells its connection. */
+export interface OutputHost {
+  /** more than INPUT_HOLD bytes wait for the socket: stop reading until 'drain' */
+  outputBackedUp(): void;
+  /** an exception while flushing at the end of a turn (a bug): the connection closes with 541 */
+  internalError(err: unknown): void;
+  /** test-only (fault injection): runs before each turn-end flush when `faults` is set */
+  flushFault(): void;
+}
+
+/**
+ * Outputs waiting for the turn-end flush, and the list the running flush works through.
+ * One immediate flushes every connection written to in a turn: no closure or timer object
+ * per connection, which an idle connection would otherwise keep for its whole life.
+ */
+let due: SocketOutput[] = [];
+let running: SocketOutput[] = [];
+let flushQueued = false;
+
+function flushDue(): void {
+  flushQueued = false;
+  // What is scheduled while these flush goes to the next turn, as with one immediate each.
+  const list = due;
+  due = running;
+  running = list;
+  for (let i = 0; i < list.length; i++) list[i].turnEnd();
+  list.length = 0;
+}
+
 /**
  * A connection's way out: every channel writes frames into one coalescing buffer, which
  * goes to the socket once per event-loop turn (or sooner when it grows large). Publisher
@@ -26,34 +55,33 @@ export class SocketOutput {
   private flushScheduled = false;
   private full = false;
   private readonly confirmsDue: { flush(): void }[] = [];
-  /** The turn-end flush runs outside any handler of the connection: what it throws goes to onError. */
-  private readonly flushBound = (): void => {
-    try {
-      if (this.beforeFlush !== null) this.beforeFlush();
-      this.flush();
-    } catch (err) {
-      this.onError(err);
-    }
-  };
 
   constructor(
     private readonly socket: Socket,
-    /** more than INPUT_HOLD bytes wait for the socket: stop reading until 'drain' */
-    private readonly onBackedUp: () => void,
-    /** an exception while flushing at the end of a turn (a bug): the connection closes with 541 */
-    private readonly onError: (err: unknown) => void = (err) => {
-      throw err;
-    },
-    /** test-only (fault injection): runs before each turn-end flush; null in production */
-    private readonly beforeFlush: (() => void) | null = null,
+    private readonly host: OutputHost,
+    /** test-only: call host.flushFault before each turn-end flush; false in production */
+    private readonly faults = false,
   ) {}
+
+  /** The turn-end flush runs outside any handler of the connection: what it throws goes to the host. */
+  turnEnd(): void {
+    try {
+      if (this.faults) this.host.flushFault();
+      this.flush();
+    } catch (err) {
+      this.host.internalError(err);
+    }
+  }
 
   scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(this.flushBound);
+    due.push(this);
+    if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(flushDue);
+    }
   }
-
   /** Registers confirms to coalesce into one basic.ack at the next flush. */
   confirms(c: { flush(): void }): void {
     this.confirmsDue.push(c);
@@ -99,7 +127,7 @@ export class SocketOutput {
     }
     if (!ok) {
       this.full = true;
-      if (socket.writableLength > INPUT_HOLD) this.onBackedUp();
+      if (socket.writableLength > INPUT_HOLD) this.host.outputBackedUp();
     }
   }
 }

@@ -35,8 +35,10 @@ const READ_RETRY_MS = 1000;
  * handed to the queue to make entries of: the store makes no model objects itself.
  */
 export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
-  private readonly items = new Denque<E>();
-  private readonly runs = new Denque<Run>();
+  /** NO_ITEMS (shared, always empty) until the first message is kept in memory. */
+  private items: Denque<E> = NO_ITEMS;
+  /** NO_RUNS (shared, always empty) until the first message goes to disk. */
+  private runs: Denque<Run> = NO_RUNS;
   private runCount = 0;
   bytes = 0;
   /** Estimated heap held by `items`. */
@@ -46,6 +48,8 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   private paging = false;
   /** Set while a failed read waits to be tried again. */
   private readRetry: NodeJS.Timeout | null = null;
+  /** What compaction asks of the log (made when there is a log). */
+  private readsInPlaceBound: ((segment: number) => boolean) | null = null;
 
   constructor(
     /** the queue's durable log, or null for a queue whose messages are never stored */
@@ -57,7 +61,21 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     /** what all queues together may keep in memory */
     private readonly node: MemoryBudget,
   ) {
-    if (log !== null) log.inUse = this.readsInPlace;
+    if (log !== null) log.inUse = this.inUseCheck();
+  }
+
+  private inUseCheck(): (segment: number) => boolean {
+    return (this.readsInPlaceBound ??= (segment) => this.readsInPlace(segment));
+  }
+
+  private ownItems(): Denque<E> {
+    if (this.items === NO_ITEMS) this.items = new Denque<E>();
+    return this.items;
+  }
+
+  private ownRuns(): Denque<Run> {
+    if (this.runs === NO_RUNS) this.runs = new Denque<Run>();
+    return this.runs;
   }
 
   attach(owner: QueueStoreOwner<E>): void {
@@ -65,10 +83,10 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   }
 
   /** Compaction must leave alone a segment that runs still read from. */
-  private readonly readsInPlace = (segment: number): boolean => {
+  private readsInPlace(segment: number): boolean {
     for (let i = 0; i < this.runs.length; i++) if (this.runs.peekAt(i)!.segment === segment) return true;
     return false;
-  };
+  }
 
   get length(): number {
     return this.items.length + this.runCount;
@@ -94,7 +112,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     if (this.log === null) return 0;
     let n = 0;
     for (const r of this.log.recover()) {
-      this.runs.push(r);
+      this.ownRuns().push(r);
       this.runCount += r.count;
       this.bytes += r.end - r.position + r.extra;
       n += r.count;
@@ -106,7 +124,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     const body = entry.message.body.length;
     const cost = body + ENTRY_OVERHEAD;
     if (this.runs.length === 0 && this.memory + cost <= this.budget && this.node.fits(cost)) {
-      this.items.push(entry);
+      this.ownItems().push(entry);
       this.memory += cost;
       this.node.used += cost;
       this.bytes += body;
@@ -116,7 +134,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     let log = this.log;
     if (log === null) {
       log = this.log = this.openPagingLog();
-      log.inUse = this.readsInPlace;
+      log.inUse = this.inUseCheck();
       this.paging = true;
     }
     let at = entry.stored;
@@ -131,7 +149,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       last.end += at.size;
       last.count++;
     } else {
-      this.runs.push((last = new Run(at.segment, at.offset, at.offset + at.size, 1)));
+      this.ownRuns().push((last = new Run(at.segment, at.offset, at.offset + at.size, 1)));
     }
     last.extra += extra;
     this.runCount++;
@@ -254,7 +272,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
         stored: paged ? null : new SegmentPosition(run.segment, pos, size, 0),
         redelivered: !paged && delivered?.delete(pos) === true,
       });
-      this.items.push(e);
+      this.ownItems().push(e);
       this.memory += fields.body.length + ENTRY_OVERHEAD;
       this.node.used += fields.body.length + ENTRY_OVERHEAD;
       this.bytes += fields.body.length - size;
@@ -329,7 +347,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       this.memory += e.message.body.length + ENTRY_OVERHEAD;
       this.node.used += e.message.body.length + ENTRY_OVERHEAD;
     }
-    requeueBySeq(this.items, entries);
+    requeueBySeq(this.ownItems(), entries);
   }
 
   /**
@@ -375,3 +393,11 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     this.log?.destroy();
   }
 }
+
+/**
+ * Shared by every queue that has not held a message yet (most server-named queues of idle
+ * consumers): only ever read, so each queue makes its own at its first message instead of
+ * two ring buffers at its declaration.
+ */
+const NO_ITEMS = new Denque<never>();
+const NO_RUNS = new Denque<Run>();

@@ -14,7 +14,12 @@ import {
 } from './kinds';
 import { History } from './history';
 
-/** An object's row as of the last sample, and its rates per second since the one before. */
+/**
+ * An object's row as of the last sample, and its rates per second since the one before.
+ * Rows that are all zeros (an idle queue or channel, a steady object's rates) are the
+ * shared ZERO row of their width instead of arrays of their own: a thousand idle
+ * connections would otherwise keep six arrays each.
+ */
 interface Sample {
   values: Float64Array;
   rates: Float64Array;
@@ -35,6 +40,8 @@ export class Stats {
   readonly nodeHistory = new History(TOTAL_FIELDS.length, HISTORY_SAMPLES);
   private timer: NodeJS.Timeout | null = null;
   private readonly node = {};
+  /** Read into first, so that an object's row is only copied out when it is not all zeros. */
+  private scratch = new Float64Array(0);
 
   constructor(
     private readonly broker: Broker,
@@ -111,24 +118,61 @@ export class Stats {
   }
 
   private record<T>(key: object, kind: Kind<T>, source: T, now: number): void {
-    const row = new Float64Array(kind.fields.length);
+    const width = kind.fields.length;
+    if (this.scratch.length !== width) this.scratch = new Float64Array(width);
+    const row = this.scratch;
+    row.fill(0);
     kind.read(source, row);
     this.store(key, row, now);
   }
 
+  /** Records `row` (which the caller may reuse afterwards: it is copied when kept). */
   private store(key: object, row: Float64Array, now: number): void {
     const prev = this.samples.get(key);
     if (prev === undefined) {
-      this.samples.set(key, { values: row, rates: new Float64Array(row.length), at: now });
+      const zero = zeroRow(row.length);
+      this.samples.set(key, { values: allZero(row) ? zero : row.slice(), rates: zero, at: now });
       return;
     }
     const secs = (now - prev.at) / 1000;
     if (secs <= 0) return;
+    let moved = false;
     for (let i = 0; i < row.length; i++) {
-      // Counters never go back, depths do: both are a change per second.
-      prev.rates[i] = Math.round(((row[i] - prev.values[i]) / secs) * 10) / 10;
+      if (row[i] !== prev.values[i]) {
+        moved = true;
+        break;
+      }
     }
-    prev.values = row;
+    if (moved) {
+      let rates = prev.rates;
+      if (isZeroRow(rates)) rates = prev.rates = new Float64Array(row.length);
+      for (let i = 0; i < row.length; i++) {
+        // Counters never go back, depths do: both are a change per second.
+        rates[i] = Math.round(((row[i] - prev.values[i]) / secs) * 10) / 10;
+      }
+      if (allZero(row)) prev.values = zeroRow(row.length);
+      else if (isZeroRow(prev.values)) prev.values = row.slice();
+      else prev.values.set(row);
+    } else if (!isZeroRow(prev.rates)) {
+      // Nothing moved since the last sample: the rates are zero again.
+      prev.rates = zeroRow(row.length);
+    }
     prev.at = now;
   }
+}
+
+/** One read-only row of zeros per width, shared by every sample that is all zeros. */
+const ZERO_ROWS: Float64Array[] = [];
+
+function zeroRow(width: number): Float64Array {
+  return (ZERO_ROWS[width] ??= new Float64Array(width));
+}
+
+function isZeroRow(row: Float64Array): boolean {
+  return ZERO_ROWS[row.length] === row;
+}
+
+function allZero(row: Float64Array): boolean {
+  for (let i = 0; i < row.length; i++) if (row[i] !== 0) return false;
+  return true;
 }
