@@ -17,6 +17,13 @@ const COPY_SMALL_BODY = 8 * 1024;
  * at the last one have been allocated, which for 1 MiB messages was every dozen or so.
  */
 const KEEP_PIECES = 256 * 1024;
+/**
+ * ...up to this size. A bigger body is copied into one buffer: that buffer is mapped on its
+ * own and given back to the system as soon as it is freed, where a thousand pieces would
+ * linger in the allocator's heap; and a thousand pieces cost more to frame and write than
+ * one copy (64 MiB bodies went twice as slow in pieces).
+ */
+const KEEP_PIECES_MAX = 4 * 1024 * 1024;
 /** How long a look at the process's RSS stands for (see roomForPieces). */
 const RSS_RECHECK_MS = 50;
 
@@ -148,7 +155,7 @@ export class ContentAssembler {
       if (received === size) {
         // The whole body arrived in one piece: keep the slice (big) or one compact copy (small).
         this.body = size < COPY_SMALL_BODY ? Buffer.from(chunk) : chunk;
-      } else if (size >= KEEP_PIECES && roomForPieces()) {
+      } else if (size >= KEEP_PIECES && size <= KEEP_PIECES_MAX && roomForPieces()) {
         this.pieces = [chunk];
       } else {
         this.body = Buffer.allocUnsafe(size);
