@@ -25,6 +25,8 @@ export interface StorableMessage {
   readonly body: Buffer;
   /** the body's length, known without joining a body kept in pieces */
   readonly bodySize: number;
+  /** Copies the body into `target` at `at` (without joining a body kept in pieces). */
+  copyBody(target: Buffer, at: number): void;
   readonly persistent: boolean;
   /**
    * How many durable queues the publish that routed the message reached (set by routing;
