@@ -25,7 +25,7 @@ const KEEP_PIECES = 256 * 1024;
  */
 const KEEP_PIECES_MAX = 4 * 1024 * 1024;
 /** How long a look at the process's RSS stands for (see roomForPieces). */
-const RSS_RECHECK_MS = 50;
+const RSS_RECHECK_MS = 250;
 
 /** RSS below which large bodies may be kept in pieces; half the memory watermark once the server set it. */
 let piecesRssLimit = 1024 * 1024 * 1024;
