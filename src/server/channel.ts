@@ -589,8 +589,15 @@ export class Channel implements ConsumerChannel {
     } else this.counters.deliverNoAck++;
     if (entry.redelivered) this.counters.redeliver++;
     const msg = entry.message;
-    const prefix = consumer.wirePrefix ?? (consumer.wirePrefix = deliverPrefix(this.id, consumer.tag));
     const conn = this.conn;
+    if (msg.bodyPieces !== null) {
+      // A large body kept in the pieces it arrived in goes out piece by piece, never joined.
+      M.encodeBasicDeliver(conn.writer, this.id, consumer.tag, tag, entry.redelivered, msg.exchange, msg.routingKey);
+      this.writeContent(msg);
+      conn.scheduleFlush();
+      return;
+    }
+    const prefix = consumer.wirePrefix ?? (consumer.wirePrefix = deliverPrefix(this.id, consumer.tag));
     conn.writer.delivery(
       prefix,
       tag,
