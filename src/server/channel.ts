@@ -589,15 +589,9 @@ export class Channel implements ConsumerChannel {
     } else this.counters.deliverNoAck++;
     if (entry.redelivered) this.counters.redeliver++;
     const msg = entry.message;
-    const conn = this.conn;
-    if (msg.bodyPieces !== null) {
-      // A large body kept in the pieces it arrived in goes out piece by piece, never joined.
-      M.encodeBasicDeliver(conn.writer, this.id, consumer.tag, tag, entry.redelivered, msg.exchange, msg.routingKey);
-      this.writeContent(msg);
-      conn.scheduleFlush();
-      return;
-    }
+    if (msg.bodyPieces !== null) return this.deliverInPieces(consumer, tag, entry);
     const prefix = consumer.wirePrefix ?? (consumer.wirePrefix = deliverPrefix(this.id, consumer.tag));
+    const conn = this.conn;
     conn.writer.delivery(
       prefix,
       tag,
@@ -644,6 +638,14 @@ export class Channel implements ConsumerChannel {
       ),
     );
   };
+
+  /** A large body kept in the pieces it arrived in goes out piece by piece, never joined. */
+  private deliverInPieces(consumer: Consumer, tag: number, entry: QueueEntry): void {
+    const msg = entry.message;
+    M.encodeBasicDeliver(this.conn.writer, this.id, consumer.tag, tag, entry.redelivered, msg.exchange, msg.routingKey);
+    this.writeContent(msg);
+    this.conn.scheduleFlush();
+  }
 
   private writeContent(msg: Message): void {
     const w = this.conn.writer;
