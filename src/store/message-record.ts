@@ -62,7 +62,7 @@ export function messageRecordSize(msg: StorableMessage): number {
     Buffer.byteLength(msg.routingKey) +
     4 +
     msg.rawProperties.length +
-    msg.body.length
+    msg.bodySize
   );
 }
 
