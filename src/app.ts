@@ -14,6 +14,7 @@ import { admit, loadTls, serverOptions, type TlsMaterial } from './server/tls';
 import { ConfigError } from './config';
 import { alarmLimits, blockedReason, ResourceAlarms } from './server/alarms';
 import { MemoryBudget } from './store/memory-budget';
+import { keepPiecesBelowRss } from './server/content-assembler';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
 export class Server {
@@ -42,7 +43,9 @@ export class Server {
     // Messages all queues keep in memory: the memory monitor sizes this to what the
     // watermark leaves, so a flood into queues nobody reads pages out before the alarm.
     const messageMemory = new MemoryBudget(0);
-    this.resourceAlarms = new ResourceAlarms(alarmLimits(config), config.dataDir, log, () => this.updateBlocked(), messageMemory);
+    const limits = alarmLimits(config);
+    this.resourceAlarms = new ResourceAlarms(limits, config.dataDir, log, () => this.updateBlocked(), messageMemory);
+    keepPiecesBelowRss(limits.memory / 2);
     this.store = new Store(
       config.dataDir,
       { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget, memoryBudget: messageMemory },

@@ -47,7 +47,7 @@ async function consumeAll(url: string, queue: string, n: number, frameMax?: numb
   }
 }
 
-const sizes = [KIB_256 - 1, KIB_256, KIB_256 + 1, 1024 * 1024 + 7, 5 * 1024 * 1024];
+const sizes = [KIB_256 - 1, KIB_256, KIB_256 + 1, 1024 * 1024 + 7, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1, 5 * 1024 * 1024];
 
 describe('large bodies', () => {
   it('are delivered byte for byte at the default and a small frame_max', async () => {

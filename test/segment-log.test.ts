@@ -45,11 +45,14 @@ type AppendArg = Parameters<QueueLog['append']>[0];
 
 /** Every message of these tests is built here: body `msg-NNN`, so every record has one size. */
 function message(i: number): AppendArg {
+  const body = Buffer.from(`msg-${String(i).padStart(3, '0')}`);
   return {
     exchange: 'ex',
     routingKey: 'rk',
     rawProperties: Buffer.from([0x10, 0x00, 2]), // delivery-mode 2
-    body: Buffer.from(`msg-${String(i).padStart(3, '0')}`),
+    body,
+    bodySize: body.length,
+    copyBody: (target: Buffer, at: number) => body.copy(target, at),
     persistent: true,
   } as unknown as AppendArg;
 }

@@ -586,11 +586,14 @@ describe('shared body log write failures', () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-shared-eio-'));
       work.push(dir);
       const p = open(dir);
+      const content = body(1);
       const msg = {
         exchange: 'fan',
         routingKey: '',
         rawProperties: Buffer.from([0x10, 0x00, 2]),
-        body: body(1),
+        body: content,
+        bodySize: content.length,
+        copyBody: (target: Buffer, at: number) => content.copy(target, at),
         persistent: true,
         durableTargets: 2,
       };

@@ -13,12 +13,12 @@ export class MemoryQueueStore<E extends StoredEntry> implements QueueStore<E> {
 
   push(entry: E): void {
     this.items.push(entry);
-    this.bytes += entry.message.body.length;
+    this.bytes += entry.message.bodySize;
   }
 
   shift(): E | undefined {
     const e = this.items.shift();
-    if (e !== undefined) this.bytes -= e.message.body.length;
+    if (e !== undefined) this.bytes -= e.message.bodySize;
     return e;
   }
 
@@ -28,7 +28,7 @@ export class MemoryQueueStore<E extends StoredEntry> implements QueueStore<E> {
 
   requeue(entries: E[]): void {
     if (entries.length === 0) return;
-    for (const e of entries) this.bytes += e.message.body.length;
+    for (const e of entries) this.bytes += e.message.bodySize;
     requeueBySeq(this.items, entries);
   }
 

@@ -284,7 +284,7 @@ export class Queue implements BindingDestination, QueueStoreOwner<QueueEntry> {
     const s = this.settings;
     return (
       (s.maxLength !== null && this.store.length >= s.maxLength) ||
-      (s.maxLengthBytes !== null && this.store.bytes + message.body.length > s.maxLengthBytes)
+      (s.maxLengthBytes !== null && this.store.bytes + message.bodySize > s.maxLengthBytes)
     );
   }
 

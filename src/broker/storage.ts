@@ -23,6 +23,10 @@ export interface StorableMessage {
   readonly routingKey: string;
   readonly rawProperties: Buffer;
   readonly body: Buffer;
+  /** the body's length, known without joining a body kept in pieces */
+  readonly bodySize: number;
+  /** Copies the body into `target` at `at` (without joining a body kept in pieces). */
+  copyBody(target: Buffer, at: number): void;
   readonly persistent: boolean;
   /**
    * How many durable queues the publish that routed the message reached (set by routing;

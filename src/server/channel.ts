@@ -17,6 +17,7 @@ import { CheckCache, IDLE_FORGET_MS, coarseClock, startCoarseClock } from '../au
 import { EXCHANGE_TYPES } from '../broker/exchanges';
 import { Transaction } from './transaction';
 import { PublisherConfirms } from './publisher-confirms';
+import { writeBodyFrames } from './socket-output';
 import { ContentAssembler } from './content-assembler';
 import { senderSelected } from '../broker/sender-selected';
 import { expirationError } from '../broker/expiration';
@@ -602,6 +603,7 @@ export class Channel implements ConsumerChannel {
     } else this.counters.deliverNoAck++;
     if (entry.redelivered) this.counters.redeliver++;
     const msg = entry.message;
+    if (msg.bodyPieces !== null) return this.deliverInPieces(consumer, tag, entry);
     const prefix = consumer.wirePrefix ?? (consumer.wirePrefix = deliverPrefix(this.id, consumer.tag));
     const conn = this.conn;
     conn.writer.delivery(
@@ -651,19 +653,25 @@ export class Channel implements ConsumerChannel {
     );
   }
 
+  /** A large body kept in the pieces it arrived in goes out piece by piece, never joined. */
+  private deliverInPieces(consumer: Consumer, tag: number, entry: QueueEntry): void {
+    const msg = entry.message;
+    M.encodeBasicDeliver(this.conn.writer, this.id, consumer.tag, tag, entry.redelivered, msg.exchange, msg.routingKey);
+    this.writeContent(msg);
+    this.conn.scheduleFlush();
+  }
+
   private writeContent(msg: Message): void {
     const w = this.conn.writer;
-    const body = msg.body;
     w.beginFrame(C.FRAME_HEADER, this.id);
     w.u32(60 << 16); // class basic, weight 0
-    w.u64(body.length);
+    w.u64(msg.bodySize);
     const props = msg.rawProperties;
     w.ensure(props.length);
     props.copy(w.buf, w.pos);
     w.pos += props.length;
     w.endFrame();
-    const max = this.conn.frameMax - C.FRAME_OVERHEAD;
-    for (let off = 0; off < body.length; off += max) w.bodyFrame(this.id, body, off, Math.min(off + max, body.length));
+    writeBodyFrames(w, this.id, msg, this.conn.frameMax - C.FRAME_OVERHEAD);
   }
 
   consumerCancelled(consumer: Consumer): void {

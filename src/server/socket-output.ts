@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { Writer } from '../protocol/writer';
+import type { Message } from '../broker/message';
 
 /** Bytes buffered for the socket beyond which deliveries pause until it drains. */
 const HIGH_WATER = 256 * 1024;
@@ -129,5 +130,25 @@ export class SocketOutput {
       this.full = true;
       if (socket.writableLength > INPUT_HOLD) this.host.outputBackedUp();
     }
+  }
+}
+
+/**
+ * A message's body as body frames of at most `max` payload bytes. A body kept in pieces is
+ * sent as it is held: a frame ends where a piece or frame_max does (frames need not be
+ * full), so no piece is copied or joined, and the pieces go to the socket by reference.
+ */
+export function writeBodyFrames(w: Writer, channel: number, msg: Message, max: number): void {
+  const pieces = msg.bodyPieces;
+  if (pieces === null) {
+    const body = msg.body;
+    const size = body.length;
+    for (let off = 0; off < size; off += max) w.bodyFrame(channel, body, off, Math.min(off + max, size));
+    return;
+  }
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i];
+    const size = piece.length;
+    for (let off = 0; off < size; off += max) w.bodyFrame(channel, piece, off, Math.min(off + max, size));
   }
 }

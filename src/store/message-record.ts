@@ -62,7 +62,7 @@ export function messageRecordSize(msg: StorableMessage): number {
     Buffer.byteLength(msg.routingKey) +
     4 +
     msg.rawProperties.length +
-    msg.body.length
+    msg.bodySize
   );
 }
 
@@ -70,8 +70,7 @@ export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, f
   const ex = Buffer.byteLength(msg.exchange);
   const rk = Buffer.byteLength(msg.routingKey);
   const props = msg.rawProperties;
-  const body = msg.body;
-  const payloadLen = 1 + 8 + 1 + ex + 1 + rk + 4 + props.length + body.length;
+  const payloadLen = 1 + 8 + 1 + ex + 1 + rk + 4 + props.length + msg.bodySize;
   const buf = Buffer.allocUnsafe(RECORD_HEADER + payloadLen);
   let p = RECORD_HEADER;
   buf[p++] = flags;
@@ -86,7 +85,7 @@ export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, f
   p += 4;
   props.copy(buf, p);
   p += props.length;
-  body.copy(buf, p);
+  msg.copyBody(buf, p);
   buf.writeUInt32BE(payloadLen, 0);
   buf.writeUInt32BE(crc32(buf.subarray(RECORD_HEADER)), 4);
   return buf;

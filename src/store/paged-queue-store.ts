@@ -121,7 +121,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   }
 
   push(entry: E): void {
-    const body = entry.message.body.length;
+    const body = entry.message.bodySize;
     const cost = body + ENTRY_OVERHEAD;
     if (this.runs.length === 0 && this.memory + cost <= this.budget && this.node.fits(cost)) {
       this.ownItems().push(entry);
@@ -160,10 +160,10 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
     if (this.items.length === 0 && this.runCount > 0) this.load();
     const e = this.items.shift();
     if (e !== undefined) {
-      const cost = e.message.body.length + ENTRY_OVERHEAD;
+      const cost = e.message.bodySize + ENTRY_OVERHEAD;
       this.memory -= cost;
       this.node.used -= cost;
-      this.bytes -= e.message.body.length;
+      this.bytes -= e.message.bodySize;
     }
     return e;
   }
@@ -343,9 +343,9 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
   requeue(entries: E[]): void {
     if (entries.length === 0) return;
     for (const e of entries) {
-      this.bytes += e.message.body.length;
-      this.memory += e.message.body.length + ENTRY_OVERHEAD;
-      this.node.used += e.message.body.length + ENTRY_OVERHEAD;
+      this.bytes += e.message.bodySize;
+      this.memory += e.message.bodySize + ENTRY_OVERHEAD;
+      this.node.used += e.message.bodySize + ENTRY_OVERHEAD;
     }
     requeueBySeq(this.ownItems(), entries);
   }

@@ -30,8 +30,7 @@ export function liveView(connections: Iterable<Connection>): LiveView {
         if (list === undefined) view.byQueue.set(consumer.queue, (list = []));
         list.push(lc);
       }
-      for (const e of channel.unacked.values())
-        view.unackedBytes.set(e.queue, (view.unackedBytes.get(e.queue) ?? 0) + e.message.body.length);
+      for (const e of channel.unacked.values()) view.unackedBytes.set(e.queue, (view.unackedBytes.get(e.queue) ?? 0) + e.message.bodySize);
     }
   }
   return view;
