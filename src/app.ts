@@ -1,4 +1,5 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { ioCounts } from './store/io-counters';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import { Broker } from './broker/broker';
@@ -71,6 +72,7 @@ export class Server {
       dataDir: config.dataDir,
       listeners: () => this.listeners(),
       alarms: () => this.alarms(),
+      io: () => ioCounts,
     };
     this.http = new HttpServer(ctx, { host: config.host, port: config.httpPort }, log);
     if (this.tls !== null && config.httpsPort >= 0) {

@@ -242,6 +242,31 @@ describe('GET /api/nodes', () => {
     },
     T,
   );
+
+  it(
+    "counts the store's file I/O as RabbitMQ's io_* statistics: writes, bytes and syncs of persistent messages",
+    async () => {
+      const before = ((await get('/api/nodes')) as unknown as Obj[])[0];
+      const conn = await amqp.connect(b.url);
+      clients.push(conn);
+      const ch = await conn.createConfirmChannel();
+      const q = `io-${Date.now()}`;
+      await ch.assertQueue(q, { durable: true });
+      const body = Buffer.alloc(1000, 7);
+      for (let i = 0; i < 50; i++) ch.sendToQueue(q, body, { persistent: true });
+      await ch.waitForConfirms();
+      const after = ((await get('/api/nodes')) as unknown as Obj[])[0];
+      // At least the 50 records, each holding its 1000-byte body, were handed to write calls.
+      expect(after.io_write_bytes - before.io_write_bytes).toBeGreaterThanOrEqual(50 * 1000);
+      expect(after.io_write_count).toBeGreaterThan(before.io_write_count);
+      expect(after.io_sync_count).toBeGreaterThan(before.io_sync_count);
+      for (const f of ['io_write_bytes', 'io_write_count', 'io_sync_count', 'io_read_bytes', 'io_read_count']) {
+        expect(after[`${f}_details`]).toHaveProperty('rate');
+      }
+      await ch.deleteQueue(q);
+    },
+    T,
+  );
 });
 
 describe('health checks', () => {

@@ -39,4 +39,14 @@ export interface ManagementContext {
   readonly dataDir: string;
   listeners(): Listener[];
   alarms(): Alarms;
+  /** The store's file I/O so far (RabbitMQ's io_* node statistics). */
+  io(): IoStats;
+}
+
+export interface IoStats {
+  readCount: number;
+  readBytes: number;
+  writeCount: number;
+  writeBytes: number;
+  syncCount: number;
 }

@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { ioCounts } from './io-counters';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logger';
@@ -301,6 +302,7 @@ export class DefinitionsLog {
     try {
       writeFully(this.fd, data);
       fsOps.fdatasyncSync(this.fd);
+      ioCounts.syncCount++;
     } catch (err) {
       this.cutBack();
       throw err;
@@ -361,7 +363,12 @@ export class DefinitionsLog {
 
 /** writeSync may write less than asked (a disk filling up mid-write): go on until all is written. */
 function writeFully(fd: number, data: Buffer): void {
-  for (let off = 0; off < data.length;) off += fsOps.writeSync(fd, data, off, data.length - off);
+  for (let off = 0; off < data.length;) {
+    const n = fsOps.writeSync(fd, data, off, data.length - off);
+    ioCounts.writeCount++;
+    ioCounts.writeBytes += n;
+    off += n;
+  }
 }
 
 function endsWithNewline(fd: number, size: number): boolean {

@@ -1,10 +1,12 @@
 import { fsOps } from './fs-ops';
+import { ioCounts } from './io-counters';
 
 /** fsyncs a file or directory by path (a directory, so that a new or removed name is durable). */
 export function syncPath(path: string): void {
   const fd = fsOps.openSync(path, 'r');
   try {
     fsOps.fsyncSync(fd);
+    ioCounts.syncCount++;
   } finally {
     fsOps.closeSync(fd);
   }
@@ -30,6 +32,8 @@ export function writeFully(fd: number, data: Buffer, position: number): void {
     const n = fsOps.writeSync(fd, data, off, data.length - off, position + off);
     // A write that takes nothing will take nothing next time either: fail, to retry later.
     if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    ioCounts.writeCount++;
+    ioCounts.writeBytes += n;
     off += n;
   }
 }

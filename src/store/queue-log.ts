@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { ioCounts } from './io-counters';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
 import type { StorableMessage } from '../broker/storage';
@@ -421,6 +422,8 @@ export class QueueLog implements SyncTarget {
     let got = 0;
     while (got < fromFile) {
       const n = fsOps.readSync(seg.fd, buf, got, fromFile - got, position + got);
+      ioCounts.readCount++;
+      ioCounts.readBytes += n;
       if (n === 0) return buf.subarray(0, got);
       got += n;
     }

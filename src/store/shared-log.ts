@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { fsOps } from './fs-ops';
+import { ioCounts } from './io-counters';
 import type { Logger } from '../logger';
 import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
@@ -149,6 +150,8 @@ export class SharedBodyLog implements SyncTarget {
     const fromFile = Math.max(0, Math.min(size, seg.written - offset));
     while (got < fromFile) {
       const n = fsOps.readSync(seg.fd, buf, got, fromFile - got, offset + got);
+      ioCounts.readCount++;
+      ioCounts.readBytes += n;
       if (n === 0) return null;
       got += n;
     }

@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { ioCounts } from './io-counters';
 
 /** A queue log with appended bytes to write and, for messages, to make durable. */
 export interface SyncTarget {
@@ -117,6 +118,7 @@ export class SyncScheduler {
       }
       if (--left === 0) this.synced(target);
     };
+    ioCounts.syncCount += fds.length;
     for (const fd of fds) fsOps.fdatasync(fd, done);
   }
 
@@ -210,6 +212,7 @@ export class SyncScheduler {
     for (const fd of new Set([...this.inFlight, ...this.fds])) {
       try {
         fsOps.fdatasyncSync(fd);
+        ioCounts.syncCount++;
       } catch {
         ok = false;
       }

@@ -45,11 +45,29 @@ export interface NodeResources {
   sockets_used: number;
   proc_used: number;
   disk_free: number;
+  /** the store's file I/O since start-up (system calls and the bytes handed to them) */
+  io_read_count: number;
+  io_read_bytes: number;
+  io_write_count: number;
+  io_write_bytes: number;
+  io_sync_count: number;
 }
 
-export const RESOURCE_FIELDS: ReadonlyArray<keyof NodeResources> = ['mem_used', 'fd_used', 'sockets_used', 'proc_used', 'disk_free'];
+export const RESOURCE_FIELDS: ReadonlyArray<keyof NodeResources> = [
+  'mem_used',
+  'fd_used',
+  'sockets_used',
+  'proc_used',
+  'disk_free',
+  'io_read_count',
+  'io_read_bytes',
+  'io_write_count',
+  'io_write_bytes',
+  'io_sync_count',
+];
 
 export function readResources(ctx: ManagementContext): NodeResources {
+  const io = ctx.io();
   return {
     mem_used: process.memoryUsage.rss(),
     fd_used: openFiles(),
@@ -57,6 +75,11 @@ export function readResources(ctx: ManagementContext): NodeResources {
     // Node's nearest to Erlang processes: the handles and requests keeping the loop alive.
     proc_used: process.getActiveResourcesInfo().length,
     disk_free: diskFree(ctx.dataDir),
+    io_read_count: io.readCount,
+    io_read_bytes: io.readBytes,
+    io_write_count: io.writeCount,
+    io_write_bytes: io.writeBytes,
+    io_sync_count: io.syncCount,
   };
 }
 
@@ -113,13 +136,8 @@ const ZERO_COUNTERS = [
   'gc_num',
   'gc_bytes_reclaimed',
   'context_switches',
-  'io_read_count',
-  'io_read_bytes',
   'io_read_avg_time',
-  'io_write_count',
-  'io_write_bytes',
   'io_write_avg_time',
-  'io_sync_count',
   'io_sync_avg_time',
   'io_seek_count',
   'io_seek_avg_time',
