@@ -23,6 +23,8 @@ Connection
   --uri URI                 broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
   --pid PID                 broker process: sample its RSS and CPU from /proc
   --rss-limit MB            end the run early if the broker's RSS exceeds this (needs --pid)
+  --mgmt URL                management API (http://user:pass@host:port): read the store's
+                            io_write_bytes from /api/nodes around the measured window
 
 Load
   --producers N             publishing connections (default 1)
@@ -71,6 +73,8 @@ interface Options {
   uri: string;
   pid: number;
   rssLimit: number;
+  /** management API base URL with credentials, or null */
+  mgmt: string | null;
   producers: number;
   consumers: number;
   size: number;
@@ -119,6 +123,7 @@ function parseOptions(argv: string[]): Options {
         uri: { type: 'string' },
         pid: { type: 'string' },
         'rss-limit': { type: 'string' },
+        mgmt: { type: 'string' },
         producers: { type: 'string' },
         consumers: { type: 'string' },
         size: { type: 'string' },
@@ -176,6 +181,7 @@ function parseOptions(argv: string[]): Options {
     uri: values.uri ?? 'amqp://guest:guest@127.0.0.1:5672/%2f',
     pid: num('pid', 0),
     rssLimit: num('rss-limit', 0),
+    mgmt: values.mgmt ?? null,
     producers: num('producers', 1),
     consumers: num('consumers', 1),
     size: num('size', 16),
@@ -719,12 +725,21 @@ async function main(): Promise<void> {
     // ---- steady state for a fixed time
     for (const p of producers) void p.start();
     if (o.warmup > 0) await waitOr(o.warmup * 1000);
+    const io0 = o.mgmt === null ? null : await storeWrites(o.mgmt);
     stats.measuring = true;
     watcher?.markCpu();
     const t0 = snap();
     perQueueStart = perQueue();
     if (!interrupted) await waitOr(o.duration * 1000);
     const t1 = snap();
+    const io1 = o.mgmt === null ? null : await storeWrites(o.mgmt);
+    if (io0 !== null && io1 !== null) {
+      const published = t1.pub - t0.pub;
+      result.storeWrites = {
+        bytes: io1 - io0,
+        bytesPerMessage: published > 0 ? Math.round((io1 - io0) / published) : null,
+      };
+    }
     stats.measuring = false;
     result.mode = 'duration';
     measured = {
@@ -828,6 +843,12 @@ async function main(): Promise<void> {
     log(
       `per queue     ${pq.queues} queues: consumed ${fmtInt(pq.minRate)} to ${fmtInt(pq.maxRate)} msg/s (mean ${fmtInt(pq.meanRate)}), spread ${pq.spreadPercent} %`,
     );
+  const sw = result.storeWrites as { bytes: number; bytesPerMessage: number | null } | undefined;
+  if (sw)
+    log(
+      `store         handed ${fmtMB(sw.bytes)} to write calls (io_write_bytes)` +
+        (sw.bytesPerMessage !== null ? ` = ${fmtInt(sw.bytesPerMessage)} B per message published` : ''),
+    );
   const bp = result.brokerProcess as Record<string, number> | undefined;
   log(`tool          CPU ${round(toolCpu, 2)} s (${round((toolCpu / sec) * 100, 1)}%)`);
   if (bp) {
@@ -875,3 +896,22 @@ async function main(): Promise<void> {
 }
 
 main().catch(die);
+
+/**
+ * Bytes the broker's store has handed to write calls so far (RabbitMQ's io_write_bytes in
+ * /api/nodes), or null when the management API does not say.
+ */
+async function storeWrites(mgmt: string): Promise<number | null> {
+  try {
+    const u = new URL('/api/nodes', mgmt);
+    const auth = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
+    u.username = u.password = '';
+    const res = await fetch(u, { headers: { authorization: `Basic ${auth}` } });
+    if (!res.ok) return null;
+    const nodes = (await res.json()) as Array<{ io_write_bytes?: number }>;
+    const v = nodes[0]?.io_write_bytes;
+    return typeof v === 'number' ? v : null;
+  } catch {
+    return null;
+  }
+}
