@@ -35,7 +35,11 @@ const READ_RETRY_MS = 1000;
  * handed to the queue to make entries of: the store makes no model objects itself.
  */
 export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
-  /** NO_ITEMS (shared, always empty) until the first message is kept in memory. */
+  /**
+   * NO_ITEMS (shared, always empty) until the first message is kept in memory. Never push
+   * to `items` or `runs` directly: ownItems()/ownRuns() first, or another queue's messages
+   * land in the shared empty ring (a merge once did that; test/crash-cycles caught it).
+   */
   private items: Denque<E> = NO_ITEMS;
   /** NO_RUNS (shared, always empty) until the first message goes to disk. */
   private runs: Denque<Run> = NO_RUNS;
@@ -319,7 +323,7 @@ export class PagedQueueStore<E extends StoredEntry> implements QueueStore<E> {
       stored: new SegmentPosition(segment, pos, size, shared),
       redelivered: delivered?.delete(pos) === true,
     });
-    this.items.push(e);
+    this.ownItems().push(e);
     this.memory += fields.body.length + ENTRY_OVERHEAD;
     this.node.used += fields.body.length + ENTRY_OVERHEAD;
     // The run counted the index record's bytes; from now on the body's count.
