@@ -37,3 +37,30 @@ export function writeFully(fd: number, data: Buffer, position: number): void {
     off += n;
   }
 }
+
+/**
+ * Copies appended bytes not yet written (a segment's `pending` chunks, which follow its
+ * `written` bytes) from file position `at` into `buf` at `offset`; returns how many.
+ */
+export function copyPending(
+  seg: { readonly written: number; readonly pending: readonly Buffer[] },
+  at: number,
+  buf: Buffer,
+  offset: number,
+): number {
+  let chunkStart = seg.written;
+  let pos = at;
+  let out = offset;
+  for (const chunk of seg.pending) {
+    if (out >= buf.length) break;
+    const chunkEnd = chunkStart + chunk.length;
+    if (chunkEnd > pos) {
+      const from = pos - chunkStart;
+      const n = chunk.copy(buf, out, from, Math.min(chunk.length, from + buf.length - out));
+      out += n;
+      pos += n;
+    }
+    chunkStart = chunkEnd;
+  }
+  return out - offset;
+}

@@ -16,7 +16,7 @@ import {
   recordSize,
 } from './message-record';
 import { ACK, DELIVERED } from './ack-records';
-import { writeFully } from './file-io';
+import { copyPending, writeFully } from './file-io';
 import { planCompaction, writeCompactionMarker } from './compaction';
 import { keepAside, recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
@@ -486,25 +486,6 @@ export class QueueLog implements SyncTarget {
 function addRefs(seg: Segment, shared: number, n: number): void {
   const refs = (seg.sharedRefs ??= new Map<number, number>());
   refs.set(shared, (refs.get(shared) ?? 0) + n);
-}
-
-/** Copies pending (unwritten) bytes of a segment from position `at` into `buf` at `offset`; returns how many. */
-function copyPending(seg: Segment, at: number, buf: Buffer, offset: number): number {
-  let chunkStart = seg.written;
-  let pos = at;
-  let out = offset;
-  for (const chunk of seg.pending) {
-    if (out >= buf.length) break;
-    const chunkEnd = chunkStart + chunk.length;
-    if (chunkEnd > pos) {
-      const from = pos - chunkStart;
-      const n = chunk.copy(buf, out, from, Math.min(chunk.length, from + buf.length - out));
-      out += n;
-      pos += n;
-    }
-    chunkStart = chunkEnd;
-  }
-  return out - offset;
 }
 
 /** A segment file already gone is what deleting it wanted. */

@@ -7,7 +7,7 @@ import type { SyncScheduler, SyncTarget } from './sync-scheduler';
 import { encodeMessageRecord } from './message-record';
 import { scanSegment } from './segment-scan';
 import { segmentName } from './segment';
-import { truncatePath, writeFully } from './file-io';
+import { copyPending, truncatePath, writeFully } from './file-io';
 import { keepAside } from './log-recovery';
 
 /** One segment file of the shared body log. */
@@ -275,23 +275,4 @@ export class SharedBodyLog implements SyncTarget {
     }
     if (dropped > 0) this.log.info({ dir: this.dir, segments: dropped }, 'shared segments no queue names any more removed');
   }
-}
-
-/** Copies pending (unwritten) bytes of a segment from `at` into `buf` at `offset`; returns how many. */
-function copyPending(seg: SharedSegment, at: number, buf: Buffer, offset: number): number {
-  let chunkStart = seg.written;
-  let pos = at;
-  let out = offset;
-  for (const chunk of seg.pending) {
-    if (out >= buf.length) break;
-    const chunkEnd = chunkStart + chunk.length;
-    if (chunkEnd > pos) {
-      const from = pos - chunkStart;
-      const n = chunk.copy(buf, out, from, Math.min(chunk.length, from + buf.length - out));
-      out += n;
-      pos += n;
-    }
-    chunkStart = chunkEnd;
-  }
-  return out - offset;
 }
