@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { NextTurn } from './next-turn';
 
 /**
  * Bytes read from one socket per event-loop turn before it is paused until the next turn.
@@ -9,22 +10,8 @@ const READ_BUDGET = 64 * 1024;
 /** Longest a publisher is held back by flow control at a time. */
 const FLOW_MAX_PAUSE_MS = 1000;
 
-/**
- * Gates paused by the read budget, resumed together at the next turn by one immediate
- * (no closure per connection: an idle one would keep it for its whole life).
- */
-let paused: ReadGate[] = [];
-let resuming: ReadGate[] = [];
-let resumeQueued = false;
-
-function resumePaused(): void {
-  resumeQueued = false;
-  const list = paused;
-  paused = resuming;
-  resuming = list;
-  for (let i = 0; i < list.length; i++) list[i].budgetRenewed();
-  list.length = 0;
-}
+/** Gates paused by the read budget, resumed together at the next turn. */
+const budgetRenewals = new NextTurn<ReadGate>((g) => g.budgetRenewed());
 
 /**
  * When a connection's socket is read from. Four things hold reading back: the per-turn
@@ -55,11 +42,7 @@ export class ReadGate {
     this.turnBytes += bytes;
     if (this.turnBytes >= READ_BUDGET) {
       this.socket.pause();
-      paused.push(this);
-      if (!resumeQueued) {
-        resumeQueued = true;
-        setImmediate(resumePaused);
-      }
+      budgetRenewals.add(this);
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { Writer } from '../protocol/writer';
+import { NextTurn } from './next-turn';
 import type { Message } from '../broker/message';
 
 /** Bytes buffered for the socket beyond which deliveries pause until it drains. */
@@ -22,24 +23,8 @@ export interface OutputHost {
   flushFault(): void;
 }
 
-/**
- * Outputs waiting for the turn-end flush, and the list the running flush works through.
- * One immediate flushes every connection written to in a turn: no closure or timer object
- * per connection, which an idle connection would otherwise keep for its whole life.
- */
-let due: SocketOutput[] = [];
-let running: SocketOutput[] = [];
-let flushQueued = false;
-
-function flushDue(): void {
-  flushQueued = false;
-  // What is scheduled while these flush goes to the next turn, as with one immediate each.
-  const list = due;
-  due = running;
-  running = list;
-  for (let i = 0; i < list.length; i++) list[i].turnEnd();
-  list.length = 0;
-}
+/** Outputs written to in this turn, flushed together at its end. */
+const turnEndFlushes = new NextTurn<SocketOutput>((o) => o.turnEnd());
 
 /**
  * A connection's way out: every channel writes frames into one coalescing buffer, which
@@ -77,11 +62,7 @@ export class SocketOutput {
   scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    due.push(this);
-    if (!flushQueued) {
-      flushQueued = true;
-      setImmediate(flushDue);
-    }
+    turnEndFlushes.add(this);
   }
   /** Registers confirms to coalesce into one basic.ack at the next flush. */
   confirms(c: { flush(): void }): void {

@@ -64,3 +64,19 @@ export function copyPending(
   }
   return out - offset;
 }
+
+/**
+ * Writes a segment's pending appends after its written bytes, as one write; returns how
+ * many bytes went out. The pending chunks are dropped only once written (joined first, so
+ * that a failed write is tried again with the same bytes at the same offset).
+ */
+export function writePendingChunks(seg: { readonly fd: number; written: number; pending: Buffer[]; pendingBytes: number }): number {
+  if (seg.pending.length === 0) return 0;
+  const data = seg.pending.length === 1 ? seg.pending[0] : Buffer.concat(seg.pending, seg.pendingBytes);
+  seg.pending = [data];
+  writeFully(seg.fd, data, seg.written);
+  seg.written += data.length;
+  seg.pending = [];
+  seg.pendingBytes = 0;
+  return data.length;
+}

@@ -16,7 +16,7 @@ import {
   recordSize,
 } from './message-record';
 import { ACK, DELIVERED } from './ack-records';
-import { copyPending, writeFully } from './file-io';
+import { copyPending, writeFully, writePendingChunks } from './file-io';
 import { planCompaction, writeCompactionMarker } from './compaction';
 import { keepAside, recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
@@ -296,15 +296,7 @@ export class QueueLog implements SyncTarget {
       this.pendingIndex = false;
     }
     for (const seg of this.segments.values()) {
-      if (seg.pending.length > 0) {
-        const data = seg.pending.length === 1 ? seg.pending[0] : Buffer.concat(seg.pending, seg.pendingBytes);
-        seg.pending = [data];
-        writeFully(seg.fd, data, seg.written);
-        seg.written += data.length;
-        seg.pending = [];
-        seg.pendingBytes = 0;
-        fds.add(seg.fd);
-      }
+      if (writePendingChunks(seg) > 0) fds.add(seg.fd);
       if (seg.ackPendingLength > 0) {
         const n = seg.ackPendingLength;
         writeFully(seg.ackFd, seg.ackPending.subarray(0, n), seg.ackWritten);

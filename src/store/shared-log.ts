@@ -7,7 +7,7 @@ import type { SyncScheduler, SyncTarget } from './sync-scheduler';
 import { encodeMessageRecord } from './message-record';
 import { scanSegment } from './segment-scan';
 import { segmentName } from './segment';
-import { copyPending, truncatePath, writeFully } from './file-io';
+import { copyPending, truncatePath, writePendingChunks } from './file-io';
 import { keepAside } from './log-recovery';
 
 /** One segment file of the shared body log. */
@@ -170,14 +170,9 @@ export class SharedBodyLog implements SyncTarget {
     // The message is not held past the turn that stored it (a large body would stay in memory).
     this.lastMessage = null;
     for (const seg of this.segments.values()) {
-      if (seg.pending.length === 0) continue;
-      const data = seg.pending.length === 1 ? seg.pending[0] : Buffer.concat(seg.pending, seg.pendingBytes);
-      seg.pending = [data];
-      writeFully(seg.fd, data, seg.written);
-      seg.written += data.length;
-      seg.pending = [];
-      seg.pendingBytes = 0;
-      this.unwritten -= data.length;
+      const n = writePendingChunks(seg);
+      if (n === 0) continue;
+      this.unwritten -= n;
       fds.add(seg.fd);
     }
   }
