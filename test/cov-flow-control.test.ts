@@ -33,6 +33,9 @@ async function publishUntil(url: string, queue: string, stopped: () => boolean):
     await Promise.all(batch);
     published += batch.length;
     batch.length = 0;
+    // The consumer lives in this process too: a turn for it between batches, or a loop that
+    // never yields starves it, and a consumer that takes nothing rightly causes no flow.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   await c.close();
   return published;
