@@ -28,6 +28,8 @@ export interface StorableMessage {
   /** Copies the body into `target` at `at` (without joining a body kept in pieces). */
   copyBody(target: Buffer, at: number): void;
   readonly persistent: boolean;
+  /** Exchange and routing key as two wire shortstrs, when the publish kept them (null: encode the names). */
+  readonly route?: Buffer | null;
   /**
    * How many durable queues the publish that routed the message reached (set by routing;
    * absent or 0 when not counted). When it is 2 or more a durable store may keep one copy

@@ -1,5 +1,6 @@
 import { fsOps } from './fs-ops';
 import { ioCounts } from './io-counters';
+import type { PendingWrites } from './pending-writes';
 
 /** fsyncs a file or directory by path (a directory, so that a new or removed name is durable). */
 export function syncPath(path: string): void {
@@ -39,44 +40,14 @@ export function writeFully(fd: number, data: Buffer, position: number): void {
 }
 
 /**
- * Copies appended bytes not yet written (a segment's `pending` chunks, which follow its
- * `written` bytes) from file position `at` into `buf` at `offset`; returns how many.
+ * Writes a file's pending appends after its `written` bytes, as one write; returns how many
+ * bytes went out. They are dropped only once written, so that a failed write is tried
+ * again with the same bytes at the same offset.
  */
-export function copyPending(
-  seg: { readonly written: number; readonly pending: readonly Buffer[] },
-  at: number,
-  buf: Buffer,
-  offset: number,
-): number {
-  let chunkStart = seg.written;
-  let pos = at;
-  let out = offset;
-  for (const chunk of seg.pending) {
-    if (out >= buf.length) break;
-    const chunkEnd = chunkStart + chunk.length;
-    if (chunkEnd > pos) {
-      const from = pos - chunkStart;
-      const n = chunk.copy(buf, out, from, Math.min(chunk.length, from + buf.length - out));
-      out += n;
-      pos += n;
-    }
-    chunkStart = chunkEnd;
-  }
-  return out - offset;
-}
-
-/**
- * Writes a segment's pending appends after its written bytes, as one write; returns how
- * many bytes went out. The pending chunks are dropped only once written (joined first, so
- * that a failed write is tried again with the same bytes at the same offset).
- */
-export function writePendingChunks(seg: { readonly fd: number; written: number; pending: Buffer[]; pendingBytes: number }): number {
-  if (seg.pending.length === 0) return 0;
-  const data = seg.pending.length === 1 ? seg.pending[0] : Buffer.concat(seg.pending, seg.pendingBytes);
-  seg.pending = [data];
-  writeFully(seg.fd, data, seg.written);
-  seg.written += data.length;
-  seg.pending = [];
-  seg.pendingBytes = 0;
-  return data.length;
+export function writePending(fd: number, pending: PendingWrites, written: number): number {
+  const n = pending.length;
+  if (n === 0) return 0;
+  writeFully(fd, pending.data(), written);
+  pending.clear();
+  return n;
 }

@@ -50,45 +50,50 @@ export function indexSegment(buf: Buffer, pos: number): number {
   return buf.readUInt32BE(pos + RECORD_HEADER + 1 + ((buf[pos + RECORD_HEADER] & FLAG_MOVED) !== 0 ? 8 : 0));
 }
 
-/** The size of the record encodeMessageRecord makes of `msg` (without an origin). */
+/** The size of the record putMessageRecord writes for `msg` (without an origin). */
 export function messageRecordSize(msg: StorableMessage): number {
-  return (
-    RECORD_HEADER +
-    1 +
-    8 +
-    1 +
-    Buffer.byteLength(msg.exchange) +
-    1 +
-    Buffer.byteLength(msg.routingKey) +
-    4 +
-    msg.rawProperties.length +
-    msg.bodySize
-  );
+  const route = msg.route;
+  const names = route != null ? route.length : 2 + Buffer.byteLength(msg.exchange) + Buffer.byteLength(msg.routingKey);
+  return RECORD_HEADER + 1 + 8 + names + 4 + msg.rawProperties.length + msg.bodySize;
 }
 
+/** A message record in a buffer of its own (compaction and tests; appends use putMessageRecord). */
 export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, flags: number): Buffer {
-  const ex = Buffer.byteLength(msg.exchange);
-  const rk = Buffer.byteLength(msg.routingKey);
+  const size = messageRecordSize(msg);
+  const buf = Buffer.allocUnsafe(size);
+  putMessageRecord(buf, 0, size, msg, publishedAt, flags);
+  return buf;
+}
+
+/**
+ * Writes the message's record, `size` bytes (messageRecordSize), at `at` in `buf`. The
+ * exchange and routing key are copied from the publish's wire bytes when it kept them
+ * (the same two shortstrs the record holds), else encoded.
+ */
+export function putMessageRecord(buf: Buffer, at: number, size: number, msg: StorableMessage, publishedAt: number, flags: number): void {
   const props = msg.rawProperties;
-  const payloadLen = 1 + 8 + 1 + ex + 1 + rk + 4 + props.length + msg.bodySize;
-  const buf = Buffer.allocUnsafe(RECORD_HEADER + payloadLen);
-  let p = RECORD_HEADER;
+  let p = at + RECORD_HEADER;
   buf[p++] = flags;
   buf.writeUInt32BE(Math.floor(publishedAt / 0x100000000), p);
   buf.writeUInt32BE(publishedAt >>> 0, p + 4);
   p += 8;
-  buf[p++] = ex;
-  p += buf.write(msg.exchange, p, 'utf8');
-  buf[p++] = rk;
-  p += buf.write(msg.routingKey, p, 'utf8');
+  const route = msg.route;
+  if (route != null) {
+    p += route.copy(buf, p);
+  } else {
+    const ex = buf.write(msg.exchange, p + 1, 'utf8');
+    buf[p] = ex;
+    p += 1 + ex;
+    const rk = buf.write(msg.routingKey, p + 1, 'utf8');
+    buf[p] = rk;
+    p += 1 + rk;
+  }
   buf.writeUInt32BE(props.length, p);
   p += 4;
-  props.copy(buf, p);
-  p += props.length;
+  p += props.copy(buf, p);
   msg.copyBody(buf, p);
-  buf.writeUInt32BE(payloadLen, 0);
-  buf.writeUInt32BE(crc32(buf.subarray(RECORD_HEADER)), 4);
-  return buf;
+  buf.writeUInt32BE(size - RECORD_HEADER, at);
+  buf.writeUInt32BE(crc32(buf.subarray(at + RECORD_HEADER, at + size)), at + 4);
 }
 
 /**

@@ -6,7 +6,8 @@ import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
 import {
   encodeIndexRecord,
-  encodeMessageRecord,
+  messageRecordSize,
+  putMessageRecord,
   FLAG_PAGED,
   FLAG_SHARED,
   indexSegment,
@@ -16,7 +17,7 @@ import {
   recordSize,
 } from './message-record';
 import { ACK, DELIVERED } from './ack-records';
-import { copyPending, writeFully, writePendingChunks } from './file-io';
+import { writePending } from './file-io';
 import { planCompaction, writeCompactionMarker } from './compaction';
 import { keepAside, recoverLog } from './log-recovery';
 import { Run, Segment, segmentName } from './segment';
@@ -97,14 +98,14 @@ export class QueueLog implements SyncTarget {
   append(msg: StorableMessage, publishedAt: number, flags: number): number {
     let seg = this.current;
     if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
-    const record = encodeMessageRecord(msg, publishedAt, flags);
+    const size = messageRecordSize(msg);
     const position = seg.size;
-    seg.pending.push(record);
-    seg.pendingBytes += record.length;
+    const at = seg.pending.reserve(size); // before reading .buf: reserving may replace it
+    putMessageRecord(seg.pending.buf, at, size, msg, publishedAt, flags);
     seg.live++;
     if ((flags & FLAG_PAGED) === 0) seg.records++;
     this.lastSegment = seg.id;
-    this.lastSize = record.length;
+    this.lastSize = size;
     this.lastShared = 0;
     // Paged copies of transient messages need no fsync: a crash loses them by definition.
     this.scheduler.markDirty(this, (flags & FLAG_PAGED) === 0);
@@ -124,8 +125,7 @@ export class QueueLog implements SyncTarget {
     if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
     const record = encodeIndexRecord(target, bodyAt, shared.lastSize);
     const position = seg.size;
-    seg.pending.push(record);
-    seg.pendingBytes += record.length;
+    seg.pending.append(record);
     seg.live++;
     seg.records++;
     addRefs(seg, target, 1);
@@ -296,13 +296,12 @@ export class QueueLog implements SyncTarget {
       this.pendingIndex = false;
     }
     for (const seg of this.segments.values()) {
-      if (writePendingChunks(seg) > 0) fds.add(seg.fd);
-      if (seg.ackPendingLength > 0) {
-        const n = seg.ackPendingLength;
-        writeFully(seg.ackFd, seg.ackPending.subarray(0, n), seg.ackWritten);
-        seg.ackWritten += n;
-        seg.acksWritten();
+      const n = writePending(seg.fd, seg.pending, seg.written);
+      if (n > 0) {
+        seg.written += n;
+        fds.add(seg.fd);
       }
+      seg.ackWritten += writePending(seg.ackFd, seg.acks, seg.ackWritten);
     }
   }
 
@@ -362,7 +361,7 @@ export class QueueLog implements SyncTarget {
    * never vouch for bytes that were already bad.
    */
   private compact(seg: Segment): void {
-    if (seg.pendingBytes > 0 || seg.ackPendingLength > 0) this.scheduler.writeNow(this);
+    if (seg.pending.length > 0 || seg.acks.length > 0) this.scheduler.writeNow(this);
     const plan = planCompaction(this.dir, seg);
     if ('keep' in plan) {
       if (plan.position !== undefined) this.log.error({ dir: this.dir, segment: seg.id, position: plan.position }, plan.keep);
@@ -375,8 +374,7 @@ export class QueueLog implements SyncTarget {
     const positions = new Map<number, number>();
     for (let i = 0; i < plan.live.length; i++) {
       const to = target.size;
-      target.pending.push(plan.copies[i]);
-      target.pendingBytes += plan.copies[i].length;
+      target.pending.append(plan.copies[i]);
       positions.set(plan.live[i], to);
       if (plan.delivered.has(plan.live[i])) this.ackRecord(target, to, DELIVERED);
     }
@@ -419,7 +417,7 @@ export class QueueLog implements SyncTarget {
       if (n === 0) return buf.subarray(0, got);
       got += n;
     }
-    if (got < len) got += copyPending(seg, position + got, buf, got);
+    if (got < len) got += seg.pending.copyOut(position + got - seg.written, buf, got);
     return got === len ? buf : buf.subarray(0, got);
   }
 

@@ -1,4 +1,5 @@
 import { ACK_RECORD, putAckRecord } from './ack-records';
+import { PendingWrites } from './pending-writes';
 /**
  * Stored messages waiting in a queue, as a stretch of one segment: the records from
  * `position` up to `end`, less those in `skip`, `count` in all. A deep queue holds its
@@ -31,17 +32,12 @@ export class Segment {
   compacting = false;
   /** bytes of the segment file on disk (written) */
   written: number;
-  /** appended records not yet written */
-  pending: Buffer[] = [];
-  pendingBytes = 0;
+  /** appended records not yet written (kept until a write of them succeeds) */
+  readonly pending = new PendingWrites();
   /** bytes of the ack file on disk */
   ackWritten: number;
-  /**
-   * Ack records not yet written: bytes [0, ackPendingLength) of ackPending, one buffer for
-   * a turn's records instead of one per record; kept until a write of them succeeds.
-   */
-  ackPending: Buffer = NO_ACKS;
-  ackPendingLength = 0;
+  /** ack records not yet written (kept until a write of them succeeds) */
+  readonly acks = new PendingWrites();
   /** recovered: positions delivered before the restart */
   delivered: Set<number> | null = null;
   /** live index records in this segment, by the shared segment they name (null: none) */
@@ -58,31 +54,19 @@ export class Segment {
     this.ackWritten = ackSize;
   }
 
+  get pendingBytes(): number {
+    return this.pending.length;
+  }
+
   get size(): number {
-    return this.written + this.pendingBytes;
+    return this.written + this.pending.length;
   }
 
   addAck(position: number, type: number): void {
-    this.ensureAckRoom(ACK_RECORD);
-    putAckRecord(this.ackPending, this.ackPendingLength, position, type);
-    this.ackPendingLength += ACK_RECORD;
-  }
-
-  /** The ack records are written: the buffer goes (most turns write a few, some many). */
-  acksWritten(): void {
-    this.ackPending = NO_ACKS;
-    this.ackPendingLength = 0;
-  }
-
-  private ensureAckRoom(n: number): void {
-    const need = this.ackPendingLength + n;
-    if (need <= this.ackPending.length) return;
-    const next = Buffer.allocUnsafe(Math.max(512, need, this.ackPending.length * 2));
-    this.ackPending.copy(next, 0, 0, this.ackPendingLength);
-    this.ackPending = next;
+    const acks = this.acks;
+    const at = acks.reserve(ACK_RECORD); // before reading .buf: reserving may replace it
+    putAckRecord(acks.buf, at, position, type);
   }
 }
 
 export const segmentName = (id: number): string => String(id).padStart(10, '0');
-
-const NO_ACKS = Buffer.alloc(0);

@@ -4,10 +4,11 @@ import { ioCounts } from './io-counters';
 import type { Logger } from '../logger';
 import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
-import { encodeMessageRecord } from './message-record';
+import { messageRecordSize, putMessageRecord } from './message-record';
 import { scanSegment } from './segment-scan';
 import { segmentName } from './segment';
-import { copyPending, truncatePath, writePendingChunks } from './file-io';
+import { truncatePath, writePending } from './file-io';
+import { PendingWrites } from './pending-writes';
 import { keepAside } from './log-recovery';
 
 /** One segment file of the shared body log. */
@@ -16,8 +17,8 @@ class SharedSegment {
   refs = 0;
   /** set while a deletion waits for the acks that released it to be written */
   dropping = false;
-  pending: Buffer[] = [];
-  pendingBytes = 0;
+  /** appended records not yet written */
+  readonly pending = new PendingWrites();
 
   constructor(
     readonly id: number,
@@ -27,7 +28,7 @@ class SharedSegment {
   ) {}
 
   get size(): number {
-    return this.written + this.pendingBytes;
+    return this.written + this.pending.length;
   }
 }
 
@@ -85,14 +86,14 @@ export class SharedBodyLog implements SyncTarget {
     if (msg === this.lastMessage && cur !== null && cur.id === this.lastSegment) return this.lastOffset;
     let seg = cur;
     if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
-    const record = encodeMessageRecord(msg, publishedAt, 0);
+    const size = messageRecordSize(msg);
     const offset = seg.size;
-    seg.pending.push(record);
-    seg.pendingBytes += record.length;
-    this.unwritten += record.length;
+    const at = seg.pending.reserve(size); // before reading .buf: reserving may replace it
+    putMessageRecord(seg.pending.buf, at, size, msg, publishedAt, 0);
+    this.unwritten += size;
     this.lastMessage = msg;
     this.lastSegment = seg.id;
-    this.lastSize = record.length;
+    this.lastSize = size;
     this.lastOffset = offset;
     this.scheduler.markDirty(this, true);
     return offset;
@@ -155,7 +156,7 @@ export class SharedBodyLog implements SyncTarget {
       if (n === 0) return null;
       got += n;
     }
-    if (got < size) got += copyPending(seg, offset + got, buf, got);
+    if (got < size) got += seg.pending.copyOut(offset + got - seg.written, buf, got);
     return got === size ? buf : null;
   }
 
@@ -170,8 +171,9 @@ export class SharedBodyLog implements SyncTarget {
     // The message is not held past the turn that stored it (a large body would stay in memory).
     this.lastMessage = null;
     for (const seg of this.segments.values()) {
-      const n = writePendingChunks(seg);
+      const n = writePending(seg.fd, seg.pending, seg.written);
       if (n === 0) continue;
+      seg.written += n;
       this.unwritten -= n;
       fds.add(seg.fd);
     }
