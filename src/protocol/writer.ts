@@ -9,6 +9,8 @@ const BLOCK = 64 * 1024;
  */
 const FIRST_BLOCK = 2048;
 const NO_BLOCK = Buffer.alloc(0);
+/** Spare blocks a busy writer keeps (a turn's output is flushed at 256 KiB anyway). */
+const MAX_SPARES = 4;
 /** Bodies at least this big are sent by reference instead of being copied into the block. */
 const EXTERNAL_BODY = 4096;
 
@@ -28,6 +30,10 @@ export class Writer {
   private chunks: Buffer[] = [];
   /** Bytes appended since the last take(): lets the owner decide to flush early. */
   pending = 0;
+  /** Full blocks handed to the socket since it last had everything written (see released). */
+  private retired: Buffer[] | null = null;
+  /** Blocks the socket is done with, filled again before a new one is allocated. */
+  private spares: Buffer[] | null = null;
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -35,12 +41,29 @@ export class Writer {
     const want = carry + n;
     // A connection that writes little per turn stays on small blocks from the shared pool.
     const size = this.busy || this.pending + want > FIRST_BLOCK / 2 ? BLOCK : FIRST_BLOCK;
-    const next = Buffer.allocUnsafe(Math.max(size, want * 2));
+    if (this.buf.length === BLOCK) (this.retired ??= []).push(this.buf);
+    const spare = want <= BLOCK && size === BLOCK && this.spares !== null ? this.spares.pop() : undefined;
+    const next = spare ?? Buffer.allocUnsafe(Math.max(size, want * 2));
     this.buf.copy(next, 0, this.mark, this.pos);
     if (this.frameStart >= 0) this.frameStart -= this.mark;
     this.buf = next;
     this.pos = carry;
     this.mark = 0;
+  }
+
+  /**
+   * The socket has written everything handed to it (nothing of ours is still queued or in
+   * flight): the blocks it held can be filled again instead of allocating new ones, which
+   * matters less for the allocation than for V8, which runs a full collection for every
+   * few dozen MB of buffers allocated. Only for a writer whose owner knows this.
+   */
+  released(): void {
+    if (this.retired !== null) {
+      const spares = (this.spares ??= []);
+      for (const b of this.retired) if (spares.length < MAX_SPARES) spares.push(b);
+      this.retired.length = 0;
+    }
+    if (this.pos === this.mark && this.frameStart < 0 && this.chunks.length === 0) this.pos = this.mark = 0;
   }
 
   beginFrame(type: number, channel: number): void {
@@ -175,9 +198,12 @@ export class Writer {
     // A connection that writes little lets go of its small block (a slice of Node's shared
     // pool) each time, so an idle one pins none: the next small write takes a new slice.
     if ((!this.busy && this.buf.length < BLOCK) || this.buf.length - this.pos < Math.min(1024, this.buf.length >>> 2)) {
+      if (this.buf.length === BLOCK) (this.retired ??= []).push(this.buf);
       this.buf = NO_BLOCK;
       this.pos = this.mark = 0;
     }
+    // A connection that went quiet keeps no spare blocks.
+    if (!this.busy) this.retired = this.spares = null;
     return out;
   }
 

@@ -110,6 +110,9 @@ export class SocketOutput {
     if (!ok) {
       this.full = true;
       if (socket.writableLength > INPUT_HOLD) this.host.outputBackedUp();
+    } else if (socket.writableLength === 0) {
+      // Written through to the kernel already (the usual case): the writer's blocks are free.
+      this.writer.released();
     }
   }
 }
