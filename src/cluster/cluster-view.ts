@@ -105,7 +105,11 @@ export class ClusterView extends EventEmitter {
     for (const kv of snap.kvs) this.applyPut(kv);
     const known = [this.keys.leader, this.keys.isr, ...[...this.memberMap.keys()].map((n) => this.keys.member(n))];
     for (const key of known) if (!present.has(key)) this.applyDelete(key, rev);
-    const watcher = await this.client.watch().prefix(this.keys.prefix).startRevision(String(rev + 1)).create();
+    const watcher = await this.client
+      .watch()
+      .prefix(this.keys.prefix)
+      .startRevision(String(rev + 1))
+      .create();
     if (this.stopped) {
       await watcher.cancel();
       return;

@@ -11,7 +11,7 @@ export function parseEtcdEndpoints(spec: string | readonly string[]): string[] {
     throw new ClusterError('bad-endpoint', 'no etcd endpoint given: expected http://host:port[,http://host:port...]');
   }
   return entries.map((entry) => {
-    if (entry === '') throw new ClusterError('bad-endpoint', `empty etcd endpoint in "${spec}"`);
+    if (entry === '') throw new ClusterError('bad-endpoint', `empty etcd endpoint in "${entries.join(',')}"`);
     let url: URL;
     try {
       url = new URL(entry);

@@ -53,10 +53,13 @@ export class Fence {
 
   private arm(): void {
     this.clearTimer();
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.isValid()) this.arm();
-    }, Math.max(0, this.until - monotonicNow()) + 1);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (this.isValid()) this.arm();
+      },
+      Math.max(0, this.until - monotonicNow()) + 1,
+    );
   }
 
   private expire(): void {
