@@ -196,6 +196,18 @@ describe('cluster election on etcd', { timeout: 20_000 }, () => {
     expect(err2.message).toContain(`cannot reach etcd at http://127.0.0.1:${port}`);
   });
 
+  it('refuses a second live process with the same node name', async () => {
+    const cluster = newCluster();
+    const first = spawnElector(cluster, 'a');
+    await first.waitFor('leadership', (e) => e.ev === 'leader', 5000);
+    const twin = spawnElector(cluster, 'a');
+    expect(await twin.exited).toBe(2);
+    const err = twin.of('error')[0];
+    expect(err.code).toBe('name-in-use');
+    expect(err.message).toContain(`node name "a" is already registered in cluster "${cluster}"`);
+    expect(first.role()).toBe('leader');
+  });
+
   it('elects exactly one leader of three, and a new one with a higher term within TTL + 2 s of kill -9', async () => {
     const cluster = newCluster();
     const electors = ['a', 'b', 'c'].map((n) => spawnElector(cluster, n, ['--auto-isr']));
@@ -307,5 +319,29 @@ describe('cluster election on etcd', { timeout: 20_000 }, () => {
     expect(b.of('leader')).toEqual([]);
     expect(b.of('probe')).toEqual([]);
     expect(b.role()).toBe('waiting');
+  });
+
+  // Last, as it restarts the etcd the other tests share.
+  it('etcd killed and restarted: the leader demotes itself while etcd is away, and one leader is elected after', async () => {
+    const cluster = newCluster();
+    const electors = ['a', 'b', 'c'].map((n) => spawnElector(cluster, n, ['--auto-isr']));
+    const { leader: old, term } = await waitForOneLeader(electors, 5000);
+    await old.waitFor('ISR of three', (ev) => ev.ev === 'isr' && (ev.nodes as string[]).length === 3, 5000);
+
+    const downAt = now();
+    await etcd.kill();
+    const demoted = await old.waitFor('demoted', (e) => e.ev === 'demoted' && e.term === term, (TTL + 1) * 1000);
+    expect(demoted.at as number).toBeLessThan(downAt + TTL * 1000);
+    await sleep(Math.max(0, downAt + TTL * 1000 + 500 - now()));
+    await etcd.restart();
+    const upAt = now();
+    const next = await waitForOneLeader(electors, 10_000);
+    expect(next.term).toBeGreaterThan(term);
+    const elected = next.leader.of('leader').pop()!;
+    console.log(
+      `etcd down ${(upAt - downAt).toFixed(0)} ms: leader demoted ${((demoted.at as number) - downAt).toFixed(0)} ms ` +
+        `after the kill; new leader ${((elected.from as number) - upAt).toFixed(0)} ms after etcd was healthy again`,
+    );
+    expectNoOverlap(electors);
   });
 });

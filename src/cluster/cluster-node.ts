@@ -236,11 +236,15 @@ export class ClusterNode extends EventEmitter {
     void this.reopen(lease);
   }
 
-  /** After a lost lease: give it back (its keys go now rather than at its TTL) and start afresh. */
+  /**
+   * After a lost lease: give it back (its keys go now rather than at its TTL; else our new session
+   * would wait for our own old member key) and start afresh, retrying both while etcd is away.
+   */
   private async reopen(old: NodeLease): Promise<void> {
-    await old.revoke(this.timeoutMs);
+    let revoked = false;
     while (!this.stopped && !this.lease) {
       try {
+        revoked ||= await old.revoke(this.timeoutMs);
         await this.openSession();
       } catch (err) {
         this.emit('warning', err instanceof Error ? err : new Error(String(err)));

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { monotonicNow } from './clock';
 import { Fence } from './fencing';
 
@@ -49,13 +49,17 @@ export class NodeLease extends EventEmitter {
     return this.done;
   }
 
-  /** Gives the lease back so its keys go at once; best effort (if etcd is away, the TTL does it). */
-  async revoke(timeoutMs = 1000): Promise<void> {
+  /**
+   * Gives the lease back so its keys go at once. Best effort: false if etcd could not be asked (the
+   * TTL ends it anyway), true if it is revoked or was already gone.
+   */
+  async revoke(timeoutMs = 1000): Promise<boolean> {
     this.close();
     try {
       await this.client.leaseClient.leaseRevoke({ ID: this.id }, { deadline: Date.now() + timeoutMs });
-    } catch {
-      // Already expired or etcd unreachable: either way the lease ends by itself.
+      return true;
+    } catch (err) {
+      return err instanceof EtcdLeaseInvalidError;
     }
   }
 

@@ -13,7 +13,10 @@ export interface StartedEtcd {
   clientPort: number;
   peerPort: number;
   dataDir: string;
-  pid: number;
+  /** kill -9 (the data directory stays), for restart tests. */
+  kill(): Promise<void>;
+  /** Starts it again on the same ports and data directory, once healthy. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
   output(): string;
 }
@@ -35,6 +38,12 @@ function healthy(port: number): Promise<boolean> {
   });
 }
 
+interface Running {
+  exited: () => boolean;
+  exit: Promise<void>;
+  kill: () => void;
+}
+
 export async function startEtcd(): Promise<StartedEtcd> {
   const clientPort = await freePort();
   let peerPort = await freePort();
@@ -42,67 +51,70 @@ export async function startEtcd(): Promise<StartedEtcd> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'leveret-etcd-'));
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const child = spawn(
-    ETCD_BIN,
-    [
-      '--name',
-      'test',
-      '--data-dir',
-      dataDir,
-      '--listen-client-urls',
-      client,
-      '--advertise-client-urls',
-      client,
-      '--listen-peer-urls',
-      peer,
-      '--initial-advertise-peer-urls',
-      peer,
-      '--initial-cluster',
-      `test=${peer}`,
-      '--initial-cluster-state',
-      'new',
-      '--logger',
-      'zap',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const args = [
+    ['--name', 'test'],
+    ['--data-dir', dataDir],
+    ['--listen-client-urls', client],
+    ['--advertise-client-urls', client],
+    ['--listen-peer-urls', peer],
+    ['--initial-advertise-peer-urls', peer],
+    ['--initial-cluster', `test=${peer}`],
+    ['--initial-cluster-state', 'new'], // ignored on restart: the data directory has the cluster
+    ['--logger', 'zap'],
+    ['--log-level', 'warn'],
+  ].flat();
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  child.once('error', (e) => (out += `\n[spawn error] ${e.message}\n`));
 
-  const deadline = Date.now() + 15_000;
-  while (!(await healthy(clientPort))) {
-    if (exited || Date.now() > deadline) {
-      if (!exited) child.kill('SIGKILL');
-      await exit;
-      await fs.rm(dataDir, { recursive: true, force: true });
-      throw new Error(`etcd did not become healthy on ${client}:\n${out}`);
+  const launch = async (): Promise<Running> => {
+    const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    let exited = false;
+    const exit = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        exited = true;
+        resolve();
+      }),
+    );
+    child.once('error', (e) => (out += `\n[spawn error] ${e.message}\n`));
+    const deadline = Date.now() + 15_000;
+    while (!(await healthy(clientPort))) {
+      if (exited || Date.now() > deadline) {
+        if (!exited) child.kill('SIGKILL');
+        await exit;
+        throw new Error(`etcd did not become healthy on ${client}:\n${out}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return { exited: () => exited, exit, kill: () => child.kill('SIGKILL') };
+  };
 
+  let running: Running;
+  try {
+    running = await launch();
+  } catch (err) {
+    await fs.rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const kill = async () => {
+    if (!running.exited()) running.kill();
+    await running.exit;
+  };
   let stopping: Promise<void> | undefined;
   return {
     endpoint: client,
     clientPort,
     peerPort,
     dataDir,
-    pid: child.pid ?? 0,
     output: () => out,
+    kill,
+    async restart() {
+      await kill();
+      running = await launch();
+    },
     stop() {
       stopping ??= (async () => {
-        if (!exited) child.kill('SIGKILL');
-        await exit;
+        await kill();
         await fs.rm(dataDir, { recursive: true, force: true });
       })();
       return stopping;
