@@ -338,6 +338,7 @@ describe('cluster election on etcd', { timeout: 20_000 }, () => {
     const next = await waitForOneLeader(electors, 10_000);
     expect(next.term).toBeGreaterThan(term);
     const elected = next.leader.of('leader').pop()!;
+    expect((elected.from as number) - upAt).toBeLessThanOrEqual((TTL + 2) * 1000);
     console.log(
       `etcd down ${(upAt - downAt).toFixed(0)} ms: leader demoted ${((demoted.at as number) - downAt).toFixed(0)} ms ` +
         `after the kill; new leader ${((elected.from as number) - upAt).toFixed(0)} ms after etcd was healthy again`,

@@ -241,10 +241,17 @@ export class ClusterNode extends EventEmitter {
    * would wait for our own old member key) and start afresh, retrying both while etcd is away.
    */
   private async reopen(old: NodeLease): Promise<void> {
+    // Past two TTLs etcd has expired it by itself, unless etcd was down (a restarted etcd gives
+    // every lease a fresh TTL); then the new session's registration waits for it.
+    const stopRevokingAt = Date.now() + 2 * old.ttlSeconds * 1000;
     let revoked = false;
     while (!this.stopped && !this.lease) {
       try {
-        revoked ||= await old.revoke(this.timeoutMs);
+        if (!revoked) revoked = await old.revoke(this.timeoutMs);
+        if (!revoked && Date.now() < stopRevokingAt) {
+          await sleep(250);
+          continue;
+        }
         await this.openSession();
       } catch (err) {
         this.emit('warning', err instanceof Error ? err : new Error(String(err)));

@@ -44,6 +44,9 @@ export interface EtcdConnectOptions {
 export async function connectEtcd(hosts: string[], opts: EtcdConnectOptions): Promise<Etcd3> {
   const client = new Etcd3({
     hosts,
+    // gRPC's reconnect backoff grows to minutes; after an etcd restart we want to be back within
+    // a fraction of the lease TTL.
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.callTimeoutMs }),
     faultHandling: {
       host: () => retryAcrossHosts(1),
