@@ -17,6 +17,7 @@ export class ClusterView extends EventEmitter {
   isr: IsrRecord | null = null;
   private readonly memberMap = new Map<string, MemberInfo>();
   private readonly revisions = new Map<string, number>();
+  private latest = 0;
   private watcher: Watcher | undefined;
   private stopped = false;
 
@@ -79,6 +80,7 @@ export class ClusterView extends EventEmitter {
   private newer(key: string, revision: number): boolean {
     if (revision <= (this.revisions.get(key) ?? 0)) return false;
     this.revisions.set(key, revision);
+    if (revision > this.latest) this.latest = revision;
     return true;
   }
 
@@ -101,6 +103,10 @@ export class ClusterView extends EventEmitter {
   private async resync(): Promise<void> {
     const snap = await this.client.getAll().prefix(this.keys.prefix).exec();
     const rev = Number(snap.header.revision);
+    // An etcd whose revision went backwards lost its data (a new cluster on an empty directory):
+    // our revision stamps mean nothing there any more.
+    if (rev < this.latest) this.revisions.clear();
+    this.latest = rev;
     const present = new Set(snap.kvs.map((kv) => kv.key.toString()));
     for (const kv of snap.kvs) this.applyPut(kv);
     const known = [this.keys.leader, this.keys.isr, ...[...this.memberMap.keys()].map((n) => this.keys.member(n))];
