@@ -251,6 +251,21 @@ describe('cluster election on etcd', { timeout: 20_000 }, () => {
     expectNoOverlap(electors);
   });
 
+  it('a leader that stops revokes its lease, and another takes over without waiting for the TTL', async () => {
+    const cluster = newCluster();
+    const electors = ['a', 'b'].map((n) => spawnElector(cluster, n, ['--auto-isr']));
+    const { leader, term } = await waitForOneLeader(electors, 5000);
+    await leader.waitFor('ISR of two', (ev) => ev.ev === 'isr' && (ev.nodes as string[]).length === 2, 5000);
+    const stopAt = now();
+    leader.send({ cmd: 'stop' });
+    expect(await leader.exited).toBe(0);
+    expect(leader.of('demoted').pop()).toMatchObject({ term, reason: 'stopping' });
+    const other = electors.find((e) => e !== leader)!;
+    const won = await other.waitFor('leadership', (e) => e.ev === 'leader' && (e.term as number) > term, 1500);
+    console.log(`handover after a clean stop: ${((won.from as number) - stopAt).toFixed(0)} ms`);
+    expectNoOverlap(electors);
+  });
+
   it('a leader paused past its TTL sees itself demoted on SIGCONT, never leads that term again, and its ISR write fails', async () => {
     const cluster = newCluster();
     const electors = ['a', 'b', 'c'].map((n) => spawnElector(cluster, n, ['--auto-isr']));
