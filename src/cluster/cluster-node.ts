@@ -222,7 +222,11 @@ export class ClusterNode extends EventEmitter {
       await lease.revoke(this.timeoutMs);
       throw err;
     }
-    if (this.stopped || lease.lost) return;
+    if (this.stopped || lease.lost) {
+      await lease.revoke(this.timeoutMs);
+      if (this.stopped) return;
+      throw new ClusterError('etcd-unreachable', 'the etcd lease ended while registering (etcd unreachable or too slow)');
+    }
     this.lease = lease;
     this.emit('session', { lease: lease.id, ttl: lease.ttlSeconds });
     void this.evaluate();
