@@ -257,12 +257,12 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
       return null;
     }
     if (len === this.lastPublishLen && sameBytes(buf, start, this.lastPublishRaw, len)) return this.lastPublish;
-    const payload = buf.subarray(start, end);
     try {
-      const m = M.decodeMethod(READER.reset(payload));
+      // Decoded in place: no view of the frame is made unless it is refused.
+      const m = M.decodeMethod(READER.reset(buf, start, end));
       if (m.id === M.BASIC_PUBLISH && len <= LAST_PUBLISH_MAX) {
         if (this.lastPublishRaw === EMPTY) this.lastPublishRaw = Buffer.alloc(LAST_PUBLISH_MAX);
-        payload.copy(this.lastPublishRaw);
+        buf.copy(this.lastPublishRaw, 0, start, end);
         this.lastPublishLen = len;
         this.lastPublish = m;
       }
@@ -277,6 +277,7 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
         this.dropSocket();
       } else {
         // The peer's fault, not ours: a warning with the decoder's reason, no stack.
+        const payload = buf.subarray(start, end);
         this.log.warn({ conn: this.name, method: payload.readUInt32BE(0), reason: err.message }, 'undecodable method frame');
         this.closeWith(C.FRAME_ERROR, `cannot decode ${erlBinary(payload.subarray(4))}`, payload.readUInt32BE(0));
       }
