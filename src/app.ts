@@ -224,7 +224,7 @@ export class Server {
 
   /**
    * Messages routed into queues and taken out of them (deliveries and gets) so far, for the
-   * young generation policy: read once a second, a few numbers per vhost and queue.
+   * young generation policy: read twice a second, a few numbers per vhost and queue.
    */
   private messagesMoved(): number {
     let n = this.broker.nodeCounters.routedInDeletedVhosts;

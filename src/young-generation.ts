@@ -6,7 +6,7 @@ import { runInNewContext } from 'node:vm';
  * bytes survived scavenges since the last doubling than it holds, up to 16 MiB each. It
  * does not give the memory back while the process keeps allocating, and once allocation
  * stops nothing collects, so a broker keeps whatever size its busiest moment asked for.
- * Message traffic needs the large size (small semi-spaces cost about 30 % more CPU per
+ * Message traffic needs the large size (small semi-spaces cost about a third more CPU per
  * message in a 1 -> 1 flood: in-flight messages get copied and promoted), but a burst of
  * handshakes does not: with the young generation grown and touched by 1,000 connections
  * opening, the broker's RSS grows by 17-19 kB per connection, of which only 7-8 kB is the
