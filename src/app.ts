@@ -16,6 +16,7 @@ import { ConfigError } from './config';
 import { alarmLimits, blockedReason, ResourceAlarms } from './server/alarms';
 import { MemoryBudget } from './store/memory-budget';
 import { keepPiecesBelowRss } from './server/content-assembler';
+import { growingYoungGeneration, YoungGenerationPolicy } from './young-generation';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
 export class Server {
@@ -34,6 +35,8 @@ export class Server {
   readonly store: Store;
   /** memory and disk alarms */
   readonly resourceAlarms: ResourceAlarms;
+  /** lets V8's young generation grow while messages move, and shrink back when they stop */
+  private readonly youngGeneration: YoungGenerationPolicy;
 
   constructor(
     readonly config: Config,
@@ -63,6 +66,7 @@ export class Server {
     this.broker.onVhostDeleted = (name) => this.closeConnectionsTo(name);
     this.nodeName = config.nodeName !== '' ? config.nodeName : `leveret@${hostname().split('.')[0]}`;
     this.stats = new Stats(this.broker, this.connections, config.statsInterval);
+    this.youngGeneration = new YoungGenerationPolicy(() => this.messagesMoved());
     const ctx = {
       broker: this.broker,
       connections: this.connections,
@@ -191,11 +195,13 @@ export class Server {
 
   async start(): Promise<void> {
     const t0 = Date.now();
-    const recovered = this.broker.recover(this.log);
+    // Recovering a large store is message traffic: the young generation may grow for it.
+    const recovered = growingYoungGeneration(() => this.broker.recover(this.log));
     const previousStop = this.store.previousStopClean ? 'clean' : 'unclean (crash, kill -9 or first start): logs checked record by record';
     this.log.info({ ...recovered, bytes: this.messageBytes(), ms: Date.now() - t0, previousStop }, 'store recovered');
     this.resourceAlarms.start();
     this.stats.start();
+    this.youngGeneration.start();
     // HTTP first: once AMQP accepts connections (what scripts wait for), the API answers too.
     await this.http.start();
     if (this.https !== null) await this.https.start();
@@ -214,6 +220,19 @@ export class Server {
       { protocol: 'amqp', port: this.port, host: this.config.host, tls: false, dataDir: this.config.dataDir },
       `Leveret listening for AMQP on ${this.config.host}:${this.port}`,
     );
+  }
+
+  /**
+   * Messages routed into queues and taken out of them (deliveries and gets) so far, for the
+   * young generation policy: read twice a second, a few numbers per vhost and queue.
+   */
+  private messagesMoved(): number {
+    let n = this.broker.nodeCounters.routedInDeletedVhosts;
+    for (const v of this.broker.vhosts.values()) {
+      n += v.counters.routed;
+      for (const q of v.queues.values()) n += q.counters.delivered + q.counters.got;
+    }
+    return n;
   }
 
   /** Bytes of message bodies the queues hold (after recovery: what came back from disk). */
@@ -276,6 +295,7 @@ export class Server {
     await tlsClosed;
     this.log.info({ ms: Date.now() - t0 }, 'connections closed');
     this.stats.stop();
+    this.youngGeneration.stop();
     this.resourceAlarms.stop();
     await this.http.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTP listener did not close cleanly'));
     await this.https?.stop().catch((err: unknown) => this.log.warn({ err }, 'management HTTPS listener did not close cleanly'));

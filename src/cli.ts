@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: V8's young generation is held small before the other modules load.
+import './hold-young-generation';
 import { writeSync } from 'node:fs';
 import { ConfigError, HelpRequested, VersionRequested, loadConfig, redactConfig, type Config } from './config';
 import { createLogOutput, type Logger, type LogOutput } from './logger';
