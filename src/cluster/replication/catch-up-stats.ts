@@ -1,0 +1,19 @@
+/** What a catch-up did, summed over its rounds and connections. */
+export interface CatchUpStats {
+  /** connections made (1 unless one failed and was retried) */
+  attempts: number;
+  /** manifests asked for (1 + one per change seen on the leader) */
+  rounds: number;
+  filesKept: number;
+  filesFetched: number;
+  filesTruncated: number;
+  entriesDeleted: number;
+  /** bytes already on disk that matched the leader, so were not fetched */
+  bytesKept: number;
+  bytesFetched: number;
+  ms: number;
+}
+
+export function emptyStats(): CatchUpStats {
+  return { attempts: 0, rounds: 0, filesKept: 0, filesFetched: 0, filesTruncated: 0, entriesDeleted: 0, bytesKept: 0, bytesFetched: 0, ms: 0 };
+}

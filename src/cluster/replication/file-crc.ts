@@ -1,0 +1,36 @@
+import { open } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import { CHUNK_SIZE } from './frame';
+
+/**
+ * crc32 of several prefixes of one file, read once: `lengths` ascending. Returns null when the
+ * file is missing or shorter than the last length (it went or shrank: the caller manifests again).
+ */
+export async function prefixCrcs(path: string, lengths: readonly number[]): Promise<number[] | null> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const out: number[] = [];
+    const buf = Buffer.allocUnsafe(CHUNK_SIZE);
+    let crc = 0;
+    let pos = 0;
+    for (const want of lengths) {
+      while (pos < want) {
+        const n = Math.min(CHUNK_SIZE, want - pos);
+        const { bytesRead } = await fh.read(buf, 0, n, pos);
+        if (bytesRead === 0) return null;
+        crc = crc32(buf.subarray(0, bytesRead), crc);
+        pos += bytesRead;
+      }
+      out.push(crc);
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
