@@ -38,7 +38,9 @@ export class CatchUpRound {
 
   async run(): Promise<ManifestEntry[]> {
     this.stats.rounds++;
+    const t0 = Date.now();
     const manifest = await this.manifest();
+    this.stats.manifestMs += Date.now() - t0;
     await this.removeExtra(manifest);
     for (const e of manifest) if (e.dir === true) await mkdir(join(this.dataDir, e.path), { recursive: true });
     for (const e of manifest) if (e.dir !== true) await this.reconcile(e);
@@ -74,7 +76,7 @@ export class CatchUpRound {
       if (rel === LOCK_FILE || rel === REPLICA_MARK) continue;
       if (removed.some((d) => rel.startsWith(d + '/'))) continue;
       const wanted = want.get(rel);
-      if (!isStaleOnFollower(rel) && wanted === st.dir) continue;
+      if (!isStaleOnFollower(rel) && !st.odd && wanted === st.dir) continue;
       await rm(join(this.dataDir, rel), { recursive: true, force: true });
       removed.push(rel);
       this.stats.entriesDeleted++;
@@ -108,7 +110,12 @@ export class CatchUpRound {
       this.stats.filesKept++;
       return;
     }
-    await this.fetch(e, full, keep);
+    const t0 = Date.now();
+    try {
+      await this.fetch(e, full, keep);
+    } finally {
+      this.stats.fetchMs += Date.now() - t0;
+    }
     this.stats.filesFetched++;
   }
 
@@ -134,7 +141,8 @@ export class CatchUpRound {
     if (f.type === FrameType.GONE) throw changed(path, 'went from the leader');
     if (f.type !== FrameType.CHECKED) throw this.conn.unexpected(f, 'CHECKED');
     const a = parseJson<CheckAnswer>(f.payload);
-    if (a?.path !== path || !Array.isArray(a.crcs) || a.crcs.length !== lengths.length) throw this.protocol('CHECKED does not answer the CHECK');
+    if (a?.path !== path || !Array.isArray(a.crcs) || a.crcs.length !== lengths.length)
+      throw this.protocol('CHECKED does not answer the CHECK');
     return a.crcs;
   }
 
@@ -162,10 +170,12 @@ export class CatchUpRound {
           crc = crc32(data, crc);
           pos += data.length;
           this.stats.bytesFetched += data.length;
-          if (this.onChunk !== undefined) await this.onChunk({ path: e.path, offset, bytes: data.length, fetched: this.stats.bytesFetched });
+          if (this.onChunk !== undefined)
+            await this.onChunk({ path: e.path, offset, bytes: data.length, fetched: this.stats.bytesFetched });
         } else if (f.type === FrameType.FETCH_END) {
           const end = parseJson<FetchEnd>(f.payload);
-          if (end?.sent !== length || pos !== e.size) throw changed(e.path, `shrank on the leader during the copy (${end?.sent} of ${length} bytes sent)`);
+          if (end?.sent !== length || pos !== e.size)
+            throw changed(e.path, `shrank on the leader during the copy (${end?.sent} of ${length} bytes sent)`);
           break;
         } else if (f.type === FrameType.GONE) throw changed(e.path, 'went from the leader during the copy');
         else throw this.conn.unexpected(f, 'DATA');
@@ -180,7 +190,10 @@ export class CatchUpRound {
   private async read(): Promise<Frame> {
     const f = await this.conn.next(this.timeoutMs);
     if (f.term !== this.conn.term) {
-      const err = new ReplicationError('term', `${this.conn.peer} sent a frame of term ${f.term} on a connection of term ${this.conn.term}`);
+      const err = new ReplicationError(
+        'term',
+        `${this.conn.peer} sent a frame of term ${f.term} on a connection of term ${this.conn.term}`,
+      );
       this.conn.close(err);
       throw err;
     }

@@ -33,7 +33,10 @@ export class DirLock {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
         const pid = owner(this.path);
         if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
-          throw new ReplicationError('in-use', `data directory ${this.dir} is in use by another Leveret (pid ${pid}): not catching up into it`);
+          throw new ReplicationError(
+            'in-use',
+            `data directory ${this.dir} is in use by another Leveret (pid ${pid}): not catching up into it`,
+          );
         rmSync(this.path, { force: true });
       }
     }

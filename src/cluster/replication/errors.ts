@@ -1,7 +1,4 @@
-/**
- * Why a replication connection or catch-up failed. `auth` and `protocol` are not worth a retry
- * (the other side will answer the same next time); the others are.
- */
+/** Why a replication connection or catch-up failed. */
 export type ReplicationErrorCode =
   | 'auth' // a shared-secret proof did not match
   | 'protocol' // an unexpected frame, a bad request, a version or cluster mismatch
@@ -20,7 +17,8 @@ export class ReplicationError extends Error {
     this.name = 'ReplicationError';
   }
 
+  /** Worth another connection to the same leader: not when it would answer the same way. */
   get retryable(): boolean {
-    return this.code !== 'auth' && this.code !== 'protocol' && this.code !== 'in-use';
+    return this.code === 'frame' || this.code === 'closed' || this.code === 'changed';
   }
 }

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { CHUNK_SIZE } from './frame';
@@ -9,7 +10,7 @@ import { CHUNK_SIZE } from './frame';
 export async function prefixCrcs(path: string, lengths: readonly number[]): Promise<number[] | null> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    fh = await openData(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
@@ -33,4 +34,12 @@ export async function prefixCrcs(path: string, lengths: readonly number[]): Prom
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Opens a data file for reading, refusing a symlink: a data directory holds none (the lock,
+ * which may be one, is node-local), so a path from the peer never leads out of it that way.
+ */
+export function openData(path: string) {
+  return open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
 }

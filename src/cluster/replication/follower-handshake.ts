@@ -29,7 +29,8 @@ export async function joinLeader(conn: FramedConnection, me: FollowerIdentity, t
     conn.close(err);
     throw err;
   };
-  if (term < me.term) return refuse('term', `${conn.peer} leads term ${term}, older than the term ${me.term} we know: refusing to follow a deposed leader`);
+  if (term < me.term)
+    return refuse('term', `${conn.peer} leads term ${term}, older than the term ${me.term} we know: refusing to follow a deposed leader`);
   const ch = parseJson<Challenge>(chFrame.payload);
   if (ch === null || typeof ch.nonce !== 'string' || ch.nonce.length !== 64) return refuse('protocol', 'malformed CHALLENGE');
   if (!proofsEqual(ch.proof, leaderProof(me.secret, nonceF, ch.nonce, term)))

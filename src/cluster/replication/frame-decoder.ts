@@ -25,7 +25,10 @@ export class FrameDecoder {
         const head = this.peek(FRAME_HEADER);
         const length = head.readUInt32BE(0);
         if (length > this.maxPayload)
-          throw new ReplicationError('frame', `frame announces ${length} payload bytes, more than the limit of ${this.maxPayload}: stream corrupted or not a Leveret replication peer`);
+          throw new ReplicationError(
+            'frame',
+            `frame announces ${length} payload bytes, more than the limit of ${this.maxPayload}: stream corrupted or not a Leveret replication peer`,
+          );
         this.payloadLength = length;
         this.need = FRAME_HEADER + length + FRAME_TRAILER;
         continue;
@@ -34,7 +37,10 @@ export class FrameDecoder {
       const end = buf.length - FRAME_TRAILER;
       const type = buf.readUInt8(4);
       if (crc32(buf.subarray(4, end)) !== buf.readUInt32BE(end))
-        throw new ReplicationError('frame', `frame crc32 mismatch (${frameTypeName(type)}, ${this.payloadLength} payload bytes): corrupted in transit`);
+        throw new ReplicationError(
+          'frame',
+          `frame crc32 mismatch (${frameTypeName(type)}, ${this.payloadLength} payload bytes): corrupted in transit`,
+        );
       out.push({ type, term: buf.readUInt32BE(5) * 2 ** 32 + buf.readUInt32BE(9), payload: buf.subarray(FRAME_HEADER, end) });
       this.payloadLength = -1;
       this.need = FRAME_HEADER;

@@ -5,6 +5,7 @@ import { FrameDecoder } from './frame-decoder';
 
 const PAUSE_AT = 8;
 const RESUME_BELOW = 4;
+const SEND_BUFFER = 4 * 1024 * 1024;
 
 /**
  * One replication socket seen as a sequence of frames. Incoming frames queue until read with
@@ -39,10 +40,15 @@ export class FramedConnection {
     return this.failure;
   }
 
-  /** Sends a frame; false when the socket's buffer is full (await drain() before the next big one). */
+  /**
+   * Sends a frame; false when a few MiB wait in the socket's buffer (await drain() before the
+   * next big one). Node's own threshold (16 KiB) would stop a 1 MiB chunk stream after every
+   * chunk and leave the link idle while the next one is read from disk.
+   */
   send(frame: Buffer): boolean {
     if (this.failure !== undefined) return true;
-    return this.socket.write(frame);
+    this.socket.write(frame);
+    return this.socket.writableLength < SEND_BUFFER;
   }
 
   sendJson(type: number, body: unknown): boolean {
@@ -50,7 +56,7 @@ export class FramedConnection {
   }
 
   drain(): Promise<void> {
-    if (!this.socket.writableNeedDrain || this.failure !== undefined) return Promise.resolve();
+    if (this.socket.writableLength < SEND_BUFFER || !this.socket.writableNeedDrain || this.failure !== undefined) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         this.socket.off('drain', done);
@@ -98,7 +104,8 @@ export class FramedConnection {
    */
   close(reason: ReplicationError, tellPeer = true): void {
     if (this.failure !== undefined) return;
-    if (tellPeer && !this.socket.destroyed) this.socket.end(jsonFrame(FrameType.ERROR, this.term, { code: reason.code, reason: reason.message }));
+    if (tellPeer && !this.socket.destroyed)
+      this.socket.end(jsonFrame(FrameType.ERROR, this.term, { code: reason.code, reason: reason.message }));
     else this.socket.destroy();
     this.fail(reason);
     // end() lets the ERROR frame go out; a peer that does not close its side in time is cut.

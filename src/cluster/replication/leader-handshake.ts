@@ -28,7 +28,8 @@ export async function acceptFollower(conn: FramedConnection, me: LeaderIdentity,
   };
   if (hello === null || typeof hello.node !== 'string' || typeof hello.nonce !== 'string' || hello.nonce.length !== 64)
     return refuse('protocol', 'malformed HELLO');
-  if (hello.protocol !== PROTOCOL_VERSION) return refuse('protocol', `replication protocol ${hello.protocol} is not ours (${PROTOCOL_VERSION})`);
+  if (hello.protocol !== PROTOCOL_VERSION)
+    return refuse('protocol', `replication protocol ${hello.protocol} is not ours (${PROTOCOL_VERSION})`);
   if (hello.cluster !== me.cluster) return refuse('protocol', `follower belongs to cluster "${hello.cluster}", this is "${me.cluster}"`);
   if (typeof hello.term !== 'number' || hello.term > me.term)
     return refuse('term', `follower ${hello.node} has seen term ${hello.term}, newer than ours (${me.term}): this leader is deposed`);

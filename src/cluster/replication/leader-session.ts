@@ -1,8 +1,7 @@
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { ReplicationError } from './errors';
-import { prefixCrcs } from './file-crc';
+import { openData, prefixCrcs } from './file-crc';
 import { CHUNK_SIZE, FRAME_HEADER, FrameType, openFrame, sealFrame, type Frame } from './frame';
 import type { FramedConnection } from './framed-connection';
 import { parseJson } from './leader-handshake';
@@ -86,7 +85,7 @@ export class LeaderSession {
       throw this.badRequest('FETCH offset and length must be non-negative integers');
     let fh;
     try {
-      fh = await open(join(this.dataDir, path), 'r');
+      fh = await openData(join(this.dataDir, path));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       this.conn.sendJson(FrameType.GONE, { path });

@@ -37,16 +37,23 @@ export async function buildManifest(dataDir: string): Promise<ManifestEntry[]> {
   return out;
 }
 
-/** The local counterpart of a manifest: every non-node-local entry under dataDir, with sizes. */
-export async function listLocal(dataDir: string): Promise<Map<string, { dir: boolean; size: number }>> {
-  const out = new Map<string, { dir: boolean; size: number }>();
+export interface LocalEntry {
+  dir: boolean;
+  /** neither a regular file nor a directory (a symlink, a socket): never data */
+  odd: boolean;
+  size: number;
+}
+
+/** The local counterpart of a manifest: every entry under dataDir, node-local directories not entered. */
+export async function listLocal(dataDir: string): Promise<Map<string, LocalEntry>> {
+  const out = new Map<string, LocalEntry>();
   const walk = async (rel: string): Promise<void> => {
     const names = await readdir(rel === '' ? dataDir : join(dataDir, rel)).catch(() => [] as string[]);
     for (const name of names) {
       const child = rel === '' ? name : `${rel}/${name}`;
       const st = await lstat(join(dataDir, child)).catch(() => null);
       if (st === null) continue;
-      out.set(child, { dir: st.isDirectory(), size: st.size });
+      out.set(child, { dir: st.isDirectory(), odd: !st.isDirectory() && !st.isFile(), size: st.size });
       if (st.isDirectory() && !isNodeLocal(child)) await walk(child);
     }
   };

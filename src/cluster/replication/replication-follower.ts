@@ -61,7 +61,9 @@ export class ReplicationFollower {
         stats.attempts++;
         try {
           const manifest = await this.attempt(stats);
+          const syncStart = Date.now();
           await this.syncAll(manifest);
+          stats.syncMs = Date.now() - syncStart;
           await rm(join(this.o.dataDir, REPLICA_MARK), { force: true });
           await syncPath(this.o.dataDir);
           stats.ms = Date.now() - t0;
@@ -70,10 +72,16 @@ export class ReplicationFollower {
         } catch (err) {
           const e = err instanceof ReplicationError ? err : new ReplicationError('closed', (err as Error).message);
           if (!e.retryable || stats.attempts >= maxAttempts) {
-            this.log.warn({ leader: this.leader, code: e.code, reason: e.message, attempts: stats.attempts }, 'replication: catch-up failed');
+            this.log.warn(
+              { leader: this.leader, code: e.code, reason: e.message, attempts: stats.attempts },
+              'replication: catch-up failed',
+            );
             throw e;
           }
-          this.log.warn({ leader: this.leader, code: e.code, reason: e.message, attempt: stats.attempts }, 'replication: catch-up interrupted, resuming');
+          this.log.warn(
+            { leader: this.leader, code: e.code, reason: e.message, attempt: stats.attempts },
+            'replication: catch-up interrupted, resuming',
+          );
           await sleep(this.o.retryDelayMs ?? 500);
         }
       }

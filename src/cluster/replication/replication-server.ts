@@ -69,7 +69,10 @@ export class ReplicationServer {
         this.o.handshakeTimeoutMs ?? 5000,
       );
     } catch (err) {
-      this.log.warn({ follower: conn.peer, code: (err as ReplicationError).code, reason: (err as Error).message }, 'replication: follower refused');
+      this.log.warn(
+        { follower: conn.peer, code: (err as ReplicationError).code, reason: (err as Error).message },
+        'replication: follower refused',
+      );
       return;
     }
     this.log.info({ follower: conn.peer, node, term: this.o.term }, 'replication: follower authenticated');
@@ -80,7 +83,10 @@ export class ReplicationServer {
       const e = err as ReplicationError;
       // A follower that closes after its catch-up is the normal end for now.
       const level = e.code === 'closed' ? 'info' : 'warn';
-      this.log[level]({ follower: conn.peer, code: e.code, reason: e.message, bytesSent: session.bytesSent }, 'replication: follower session ended');
+      this.log[level](
+        { follower: conn.peer, code: e.code, reason: e.message, bytesSent: session.bytesSent },
+        'replication: follower session ended',
+      );
       conn.close(e instanceof ReplicationError ? e : new ReplicationError('protocol', String(err)));
     }
   }
