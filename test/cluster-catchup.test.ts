@@ -148,8 +148,12 @@ function totalBytes(dir: string): number {
 
 const bodyDigest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** A TCP proxy to `port` that flips one byte of the leader-to-follower stream, on its first connection only. */
-async function corruptingProxy(port: number, flipAt: number): Promise<{ port: number; flipped: () => boolean; close: () => void }> {
+/** A TCP proxy to `port` that flips one byte of one direction's stream, on its first connection only. */
+async function corruptingProxy(
+  port: number,
+  flipAt: number,
+  direction: 'to-follower' | 'to-leader',
+): Promise<{ port: number; flipped: () => boolean; close: () => void }> {
   let connections = 0;
   let flipped = false;
   const sockets = new Set<net.Socket>();
@@ -158,16 +162,17 @@ async function corruptingProxy(port: number, flipAt: number): Promise<{ port: nu
     const upstream = net.connect(port, '127.0.0.1');
     sockets.add(client).add(upstream);
     let seen = 0;
-    upstream.on('data', (d: Buffer) => {
+    const corrupt = (d: Buffer): Buffer => {
       if (first && !flipped && seen + d.length > flipAt) {
         d = Buffer.from(d);
         d[flipAt - seen] ^= 0x40;
         flipped = true;
       }
       seen += d.length;
-      client.write(d);
-    });
-    client.on('data', (d) => upstream.write(d));
+      return d;
+    };
+    upstream.on('data', (d: Buffer) => client.write(direction === 'to-follower' ? corrupt(d) : d));
+    client.on('data', (d: Buffer) => upstream.write(direction === 'to-leader' ? corrupt(d) : d));
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -370,20 +375,24 @@ describe('replication catch-up (issue 15)', () => {
     );
   }, 60_000);
 
-  it('resumes after kill -9 of the follower mid-copy of the 64 MiB segment', async () => {
+  it('resumes after kill -9 of the follower mid-copy of the 64 MiB segment, twice', async () => {
     const dir = await tempDir('killed-follower');
-    const f = Proc.start(FOLLOWER, ['--dir', dir, '--port', String(leaderPort), '--pause-after', String(24 * MiB)]);
-    const paused = await f.waitFor((e) => e.ev === 'paused');
-    expect(paused.fetched as number).toBeGreaterThanOrEqual(24 * MiB);
-    await f.kill9();
-    expect(fs.existsSync(path.join(dir, 'catch-up-incomplete'))).toBe(true); // a cut copy says so
     const total = totalBytes(source);
+    let fetchedBefore = 0;
+    for (const after of [24 * MiB, 16 * MiB]) {
+      const f = Proc.start(FOLLOWER, ['--dir', dir, '--port', String(leaderPort), '--pause-after', String(after)]);
+      const paused = await f.waitFor((e) => e.ev === 'paused');
+      expect(paused.fetched as number).toBeGreaterThanOrEqual(after);
+      await f.kill9();
+      fetchedBefore += paused.fetched as number;
+      expect(fs.existsSync(path.join(dir, 'catch-up-incomplete'))).toBe(true); // a cut copy says so
+    }
     const stats = await followOk(dir, leaderPort);
     expectIdentical(dir, source);
-    expect(stats.bytesKept).toBeGreaterThanOrEqual(paused.fetched as number);
+    expect(stats.bytesKept).toBeGreaterThanOrEqual(fetchedBefore);
     expect(stats.bytesFetched).toBe(total - stats.bytesKept);
     console.log(
-      `follower kill -9 after ${((paused.fetched as number) / MiB).toFixed(0)} MiB: the restart fetched ${(stats.bytesFetched / MiB).toFixed(1)} of ${(total / MiB).toFixed(1)} MiB`,
+      `follower kill -9 after 24 MiB, restart, kill -9 after 16 MiB more: the last restart fetched ${(stats.bytesFetched / MiB).toFixed(1)} of ${(total / MiB).toFixed(1)} MiB`,
     );
   }, 60_000);
 
@@ -482,7 +491,7 @@ describe('replication catch-up (issue 15)', () => {
   }, 60_000);
 
   it('detects a byte flipped in transit (crc32), retries, and never leaves a wrong file', async () => {
-    const proxy = await corruptingProxy(leaderPort, 5 * MiB + 12345);
+    const proxy = await corruptingProxy(leaderPort, 5 * MiB + 12345, 'to-follower');
     try {
       const dir = await tempDir('corrupted');
       const stats = await followOk(dir, proxy.port, ['--timeout', '3000']);
@@ -493,6 +502,56 @@ describe('replication catch-up (issue 15)', () => {
       await leader.waitFor((e) => String(e.reason).includes('frame crc32 mismatch'));
     } finally {
       proxy.close();
+    }
+    // The other way: a frame corrupted on its way to the leader is refused there, and the
+    // follower, told why, retries. (Byte 50 is inside HELLO's payload; a flipped length can
+    // instead leave the reader waiting for bytes that never come, which the timeout ends.)
+    const back = await corruptingProxy(leaderPort, 50, 'to-leader');
+    try {
+      const dir = await tempDir('corrupted-request');
+      const { code, result, f } = await follow(dir, back.port, ['--timeout', '3000']);
+      expect(back.flipped()).toBe(true);
+      expect(code, f.output).toBe(0);
+      expect((result.stats as CatchUpStats).attempts).toBe(2);
+      expect(
+        f.logs('warn').some((e) => String(e.reason).includes('ended the connection: frame crc32 mismatch (HELLO')),
+        f.output,
+      ).toBe(true);
+      expectIdentical(dir, source);
+    } finally {
+      back.close();
+    }
+  }, 60_000);
+
+  it('copies many small files (manifest over several frames), and refuses a node that is not a member', async () => {
+    const ldir = await tempDir('many');
+    fs.mkdirSync(ldir, { recursive: true });
+    fs.writeFileSync(path.join(ldir, 'VERSION'), 'leveret-store 1\n');
+    const queues = path.join(ldir, 'queues');
+    for (let q = 0; q < 30; q++) {
+      const qdir = path.join(queues, createHash('sha1').update(`many-${q}`).digest('hex'));
+      fs.mkdirSync(qdir, { recursive: true });
+      for (let i = 0; i < 100; i++)
+        fs.writeFileSync(path.join(qdir, `${String(i).padStart(10, '0')}.seg`), randomBytes(100 + ((q * i) % 900)));
+    }
+    const own = await startLeader(ldir, ['--members', 'f1,f2']);
+    try {
+      const dir = await tempDir('many-follower');
+      const stats = await followOk(dir, own.port);
+      expectIdentical(dir, ldir);
+      expect(stats.filesFetched).toBe(3001);
+      const served = own.leader.events.find((e) => e.msg === 'replication: manifest served')!;
+      expect(served.entries).toBe(3031 + 1); // files, queue folders and queues/
+      console.log(
+        `3001 small files (${(stats.bytesFetched / 1024).toFixed(0)} KiB) copied in ${stats.ms} ms (manifest ${stats.manifestMs} ms, fetches ${stats.fetchMs} ms, fsync ${stats.syncMs} ms)`,
+      );
+
+      const stranger = await follow(await tempDir('not-member'), own.port, ['--node', 'f3']);
+      expect(stranger.code).toBe(1);
+      expect(stranger.result.code).toBe('auth');
+      expect(stranger.result.message).toMatch(/f3 is not a registered member of cluster "test"/);
+    } finally {
+      await own.leader.kill9();
     }
   }, 60_000);
 

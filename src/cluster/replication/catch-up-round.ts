@@ -1,5 +1,5 @@
-import { mkdir, open, rm, truncate } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, open, rm, truncate, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { CatchUpStats } from './catch-up-stats';
 import { ReplicationError } from './errors';
@@ -8,7 +8,7 @@ import { CHUNK_SIZE, FrameType, type Frame } from './frame';
 import type { FramedConnection } from './framed-connection';
 import { parseJson } from './leader-handshake';
 import { DATA_HEADER } from './leader-session';
-import { listLocal } from './manifest';
+import { listLocal, type LocalEntry } from './manifest';
 import { isStaleOnFollower, LOCK_FILE, REPLICA_MARK, safeRelativePath } from './node-local';
 import type { CheckAnswer, FetchEnd, ManifestEntry } from './protocol';
 
@@ -41,15 +41,28 @@ export class CatchUpRound {
     const t0 = Date.now();
     const manifest = await this.manifest();
     this.stats.manifestMs += Date.now() - t0;
-    await this.removeExtra(manifest);
+    const local = await listLocal(this.dataDir);
+    await this.removeExtra(manifest, local);
     for (const e of manifest) if (e.dir === true) await mkdir(join(this.dataDir, e.path), { recursive: true });
-    for (const e of manifest) if (e.dir !== true) await this.reconcile(e);
+    const fetches: PlannedFetch[] = [];
+    for (const e of manifest) {
+      if (e.dir === true) continue;
+      const planned = await this.plan(e, local.get(e.path));
+      if (planned !== null) fetches.push(planned);
+    }
+    const t1 = Date.now();
+    try {
+      await this.fetchAll(fetches);
+    } finally {
+      this.stats.fetchMs += Date.now() - t1;
+    }
     return manifest;
   }
 
   private async manifest(): Promise<ManifestEntry[]> {
     this.conn.sendJson(FrameType.MANIFEST_REQUEST, {});
     const out: ManifestEntry[] = [];
+    const dirs = new Set<string>();
     for (;;) {
       const f = await this.read();
       if (f.type === FrameType.MANIFEST_END) {
@@ -63,16 +76,20 @@ export class CatchUpRound {
       for (const e of batch) {
         if (safeRelativePath(e?.path) === null || !Number.isSafeInteger(e.size) || e.size < 0 || !Number.isInteger(e.crc))
           throw this.protocol(`manifest entry refused: ${JSON.stringify(e).slice(0, 200)}`);
+        // Each entry's folder is listed before it, so creating folders in order suffices.
+        const parent = e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : '';
+        if (parent !== '' && !dirs.has(parent)) throw this.protocol(`manifest lists ${e.path} before its folder`);
+        if (e.dir === true) dirs.add(e.path);
         out.push(e);
       }
     }
   }
 
   /** Deletes local entries the manifest lacks (or has as the other kind), and stale node-local ones. */
-  private async removeExtra(manifest: ManifestEntry[]): Promise<void> {
+  private async removeExtra(manifest: ManifestEntry[], local: Map<string, LocalEntry>): Promise<void> {
     const want = new Map(manifest.map((e) => [e.path, e.dir === true]));
     const removed: string[] = [];
-    for (const [rel, st] of await listLocal(this.dataDir)) {
+    for (const [rel, st] of local) {
       if (rel === LOCK_FILE || rel === REPLICA_MARK) continue;
       if (removed.some((d) => rel.startsWith(d + '/'))) continue;
       const wanted = want.get(rel);
@@ -81,13 +98,19 @@ export class CatchUpRound {
       removed.push(rel);
       this.stats.entriesDeleted++;
     }
+    if (removed.length > 0)
+      for (const rel of [...local.keys()]) if (removed.some((d) => rel === d || rel.startsWith(d + '/'))) local.delete(rel);
   }
 
-  private async reconcile(e: ManifestEntry): Promise<void> {
+  /**
+   * Decides what of one file to keep (truncating what diverges) and returns the FETCH needed
+   * for the rest, or null when the file is already the leader's.
+   */
+  private async plan(e: ManifestEntry, st: LocalEntry | undefined): Promise<PlannedFetch | null> {
     const full = join(this.dataDir, e.path);
-    const local = await localSize(full);
+    const local = st === undefined || st.dir || st.odd ? -1 : st.size;
     let keep: { length: number; crc: number };
-    if (local === 0 || local < 0) keep = { length: 0, crc: 0 };
+    if (local <= 0) keep = { length: 0, crc: 0 };
     else if (local >= e.size) {
       // Ours is as long or longer: its first e.size bytes either are the leader's file or not.
       const [mine] = (await prefixCrcs(full, [e.size]))!;
@@ -97,26 +120,17 @@ export class CatchUpRound {
       const [theirs] = await this.check(e.path, [local]);
       keep = mine === theirs ? { length: local, crc: mine } : await this.longestMatch(e, full, local);
     }
-    if (local < 0) await mkdir(dirname(full), { recursive: true });
-    if (local !== keep.length) {
-      if (local < 0) await (await open(full, 'w')).close();
-      else {
-        await truncate(full, keep.length);
-        this.stats.filesTruncated++;
-      }
+    if (local >= 0 && local !== keep.length) {
+      await truncate(full, keep.length);
+      this.stats.filesTruncated++;
     }
     this.stats.bytesKept += keep.length;
     if (keep.length === e.size) {
+      if (local < 0) await (await open(full, 'w')).close();
       this.stats.filesKept++;
-      return;
+      return null;
     }
-    const t0 = Date.now();
-    try {
-      await this.fetch(e, full, keep);
-    } finally {
-      this.stats.fetchMs += Date.now() - t0;
-    }
-    this.stats.filesFetched++;
+    return { e, full, from: keep, create: local < 0 };
   }
 
   /**
@@ -146,12 +160,34 @@ export class CatchUpRound {
     return a.crcs;
   }
 
-  private async fetch(e: ManifestEntry, full: string, from: { length: number; crc: number }): Promise<void> {
+  /**
+   * Sends the FETCHes a window ahead (the leader answers them in order), so that a directory
+   * of many small files costs one round trip per window, not per file. When one fails with
+   * `changed`, the answers already asked for are read and dropped, leaving the connection in
+   * step for the next manifest.
+   */
+  private async fetchAll(list: PlannedFetch[]): Promise<void> {
+    let sent = 0;
+    for (let i = 0; i < list.length; i++) {
+      for (; sent < list.length && sent < i + FETCH_WINDOW; sent++) {
+        const p = list[sent];
+        this.conn.sendJson(FrameType.FETCH, { path: p.e.path, offset: p.from.length, length: p.e.size - p.from.length });
+      }
+      try {
+        await this.receive(list[i]);
+      } catch (err) {
+        if ((err as ReplicationError).code === 'changed') await this.skipAnswers(sent - i - 1);
+        throw err;
+      }
+      this.stats.filesFetched++;
+    }
+  }
+
+  private async receive({ e, full, from, create }: PlannedFetch): Promise<void> {
     const length = e.size - from.length;
-    this.conn.sendJson(FrameType.FETCH, { path: e.path, offset: from.length, length });
-    const fh = await open(full, 'r+');
     let pos = from.length;
     let crc = from.crc;
+    let fh: FileHandle | undefined;
     try {
       for (;;) {
         const f = await this.read();
@@ -165,6 +201,7 @@ export class CatchUpRound {
             this.conn.close(err);
             throw err;
           }
+          fh ??= await open(full, create ? 'w' : 'r+');
           let off = 0;
           while (off < data.length) off += (await fh.write(data, off, data.length - off, pos + off)).bytesWritten;
           crc = crc32(data, crc);
@@ -174,16 +211,26 @@ export class CatchUpRound {
             await this.onChunk({ path: e.path, offset, bytes: data.length, fetched: this.stats.bytesFetched });
         } else if (f.type === FrameType.FETCH_END) {
           const end = parseJson<FetchEnd>(f.payload);
-          if (end?.sent !== length || pos !== e.size)
-            throw changed(e.path, `shrank on the leader during the copy (${end?.sent} of ${length} bytes sent)`);
+          if (end?.path !== e.path) throw this.protocol(`FETCH_END for ${end?.path}, expected ${e.path}`);
+          if (end.sent !== length || pos !== e.size)
+            throw changed(e.path, `shrank on the leader during the copy (${end.sent} of ${length} bytes sent)`);
           break;
         } else if (f.type === FrameType.GONE) throw changed(e.path, 'went from the leader during the copy');
         else throw this.conn.unexpected(f, 'DATA');
       }
     } finally {
-      await fh.close();
+      await fh?.close();
     }
     if (crc !== e.crc) throw changed(e.path, 'does not match the manifest once copied: it changed on the leader during the copy');
+  }
+
+  /** Reads and drops the answers to n FETCHes (each ends with FETCH_END or GONE). */
+  private async skipAnswers(n: number): Promise<void> {
+    while (n > 0) {
+      const f = await this.read();
+      if (f.type === FrameType.FETCH_END || f.type === FrameType.GONE) n--;
+      else if (f.type !== FrameType.DATA) throw this.conn.unexpected(f, 'DATA');
+    }
   }
 
   /** The next frame, which must carry the connection's term. */
@@ -207,20 +254,18 @@ export class CatchUpRound {
   }
 }
 
-function changed(path: string, what: string): ReplicationError {
-  return new ReplicationError('changed', `${path} ${what}`);
+interface PlannedFetch {
+  e: ManifestEntry;
+  full: string;
+  /** the prefix kept, and its crc32: the copy's crc continues from it */
+  from: { length: number; crc: number };
+  /** no local file yet */
+  create: boolean;
 }
 
-async function localSize(full: string): Promise<number> {
-  try {
-    const fh = await open(full, 'r');
-    try {
-      return (await fh.stat()).size;
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return -1;
-    throw err;
-  }
+/** FETCHes asked for ahead of the one being received. */
+const FETCH_WINDOW = 16;
+
+function changed(path: string, what: string): ReplicationError {
+  return new ReplicationError('changed', `${path} ${what}`);
 }

@@ -43,3 +43,28 @@ export async function prefixCrcs(path: string, lengths: readonly number[]): Prom
 export function openData(path: string) {
   return open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
 }
+
+/** A file's size and the crc32 of all of it, as of the moment it was opened; null if it is gone. */
+export async function wholeFileCrc(path: string): Promise<{ size: number; crc: number } | null> {
+  let fh;
+  try {
+    fh = await openData(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK_SIZE, Math.max(size, 1)));
+    let crc = 0;
+    for (let pos = 0; pos < size;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) return null; // shrank under us: the caller sees it gone
+      crc = crc32(buf.subarray(0, bytesRead), crc);
+      pos += bytesRead;
+    }
+    return { size, crc };
+  } finally {
+    await fh.close();
+  }
+}
