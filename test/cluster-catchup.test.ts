@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followerProof } from '../src/cluster/replication/auth';
 import { encodeFrame, FrameType, jsonFrame, MAX_PAYLOAD, type Frame } from '../src/cluster/replication/frame';
 import { FrameDecoder } from '../src/cluster/replication/frame-decoder';
+import { ReplicationFollower } from '../src/cluster/replication/replication-follower';
 import { removeDataDir, startOn, tempDataDir } from './helpers/durable-broker';
 
 const LEADER = path.join(__dirname, 'fixtures', 'cluster-repl-leader.cjs');
@@ -553,6 +554,46 @@ describe('replication catch-up (issue 15)', () => {
     } finally {
       await own.leader.kill9();
     }
+  }, 60_000);
+
+  it('stops a running catch-up on request, and refuses a directory a live process holds', async () => {
+    const dir = await tempDir('stopped');
+    let follower: ReplicationFollower | undefined;
+    let chunks = 0;
+    follower = new ReplicationFollower({
+      host: '127.0.0.1',
+      port: leaderPort,
+      dataDir: dir,
+      secret: 'test-secret',
+      node: 'f1',
+      cluster: 'test',
+      onChunk: () => {
+        if (++chunks === 3) follower!.stop();
+      },
+    });
+    await expect(follower.catchUp()).rejects.toMatchObject({ code: 'stopped' });
+    expect(chunks).toBe(3); // nothing written after the stop
+    expect(fs.existsSync(path.join(dir, 'catch-up-incomplete'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'leveret.lock'))).toBe(false); // released
+
+    // A broker (here: this test process, alive) holding the directory keeps a catch-up out.
+    fs.writeFileSync(path.join(dir, 'leveret.lock'), `${process.ppid}\n`);
+    follower = new ReplicationFollower({
+      host: '127.0.0.1',
+      port: leaderPort,
+      dataDir: dir,
+      secret: 'test-secret',
+      node: 'f1',
+      cluster: 'test',
+    });
+    await expect(follower.catchUp()).rejects.toMatchObject({
+      code: 'in-use',
+      message: expect.stringMatching(/is in use by another Leveret/),
+    });
+    fs.rmSync(path.join(dir, 'leveret.lock'));
+    const stats = await followOk(dir, leaderPort);
+    expect(stats.bytesKept).toBeGreaterThanOrEqual(3 * MiB - 100_000);
+    expectIdentical(dir, source);
   }, 60_000);
 
   it('a broker started on the follower copy delivers every message with the same bodies', async () => {

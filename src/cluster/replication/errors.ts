@@ -6,7 +6,9 @@ export type ReplicationErrorCode =
   | 'term' // a frame from an older (or, to a leader, newer) term
   | 'closed' // the connection closed or timed out
   | 'changed' // the leader's files changed under a copy: manifest again
-  | 'in-use'; // the data directory is held by a running broker
+  | 'in-use' // the data directory is held by a running broker
+  | 'io' // the follower's own file system failed (full disk, EIO): no use asking the leader again
+  | 'stopped'; // stop() was called
 
 export class ReplicationError extends Error {
   constructor(

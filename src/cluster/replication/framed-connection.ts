@@ -104,6 +104,9 @@ export class FramedConnection {
    */
   close(reason: ReplicationError, tellPeer = true): void {
     if (this.failure !== undefined) return;
+    // Frames already received are dropped: we decided to stop reading. (When the peer closes,
+    // the frames before its close are still read: they passed their checks.)
+    this.queue.length = 0;
     if (tellPeer && !this.socket.destroyed)
       this.socket.end(jsonFrame(FrameType.ERROR, this.term, { code: reason.code, reason: reason.message }));
     else this.socket.destroy();

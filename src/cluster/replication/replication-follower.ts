@@ -45,10 +45,18 @@ export class ReplicationFollower {
   private readonly log: ReplicationLog;
   /** the term of the leader we last caught up from */
   term: number;
+  private stopped = false;
+  private current: FramedConnection | undefined;
 
   constructor(private readonly o: ReplicationFollowerOptions) {
     this.log = o.log ?? silentLog;
     this.term = o.term ?? 0;
+  }
+
+  /** Ends a running catch-up (the leader changed, the node stops): catchUp() rejects with `stopped`. */
+  stop(): void {
+    this.stopped = true;
+    this.current?.close(new ReplicationError('stopped', 'catch-up stopped'), false);
   }
 
   async catchUp(): Promise<CatchUpStats> {
@@ -71,7 +79,11 @@ export class ReplicationFollower {
           this.log.info({ leader: this.leader, term: this.term, ...stats }, 'replication: caught up');
           return stats;
         } catch (err) {
-          const e = err instanceof ReplicationError ? err : new ReplicationError('closed', (err as Error).message);
+          const e = this.stopped
+            ? new ReplicationError('stopped', 'catch-up stopped')
+            : err instanceof ReplicationError
+              ? err
+              : new ReplicationError('io', `catch-up into ${this.o.dataDir} failed: ${(err as Error).message}`);
           if (!e.retryable || stats.attempts >= maxAttempts) {
             this.log.warn(
               { leader: this.leader, code: e.code, reason: e.message, attempts: stats.attempts },
@@ -84,6 +96,7 @@ export class ReplicationFollower {
             'replication: catch-up interrupted, resuming',
           );
           await sleep(this.o.retryDelayMs ?? 500);
+          if (this.stopped) throw new ReplicationError('stopped', 'catch-up stopped');
         }
       }
     } finally {
@@ -97,7 +110,10 @@ export class ReplicationFollower {
 
   private async attempt(stats: CatchUpStats): Promise<ManifestEntry[]> {
     const timeoutMs = this.o.timeoutMs ?? 30_000;
+    if (this.stopped) throw new ReplicationError('stopped', 'catch-up stopped');
     const conn = await this.connect(timeoutMs);
+    this.current = conn;
+    if (this.stopped) conn.close(new ReplicationError('stopped', 'catch-up stopped'), false);
     try {
       this.term = await joinLeader(conn, { cluster: this.o.cluster, node: this.o.node, secret: this.o.secret, term: this.term }, timeoutMs);
       this.log.info({ leader: this.leader, term: this.term }, 'replication: leader authenticated');
@@ -113,6 +129,7 @@ export class ReplicationFollower {
       }
     } finally {
       // Nothing follows the catch-up yet: the live stream will keep this connection.
+      this.current = undefined;
       if (!conn.closed) conn.socket.end();
     }
   }
