@@ -10,9 +10,10 @@ import net from 'node:net';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followerProof } from '../src/cluster/replication/auth';
+import { followerProof, leaderProof } from '../src/cluster/replication/auth';
 import { encodeFrame, FrameType, jsonFrame, MAX_PAYLOAD, type Frame } from '../src/cluster/replication/frame';
 import { FrameDecoder } from '../src/cluster/replication/frame-decoder';
+import type { CatchUpStats } from '../src/cluster/replication/catch-up-stats';
 import { ReplicationFollower } from '../src/cluster/replication/replication-follower';
 import { removeDataDir, startOn, tempDataDir } from './helpers/durable-broker';
 
@@ -78,18 +79,6 @@ async function startLeader(dir: string, extra: string[] = []): Promise<{ leader:
   const ev = await leader.waitFor((e) => e.ev === 'listening' || e.ev === 'error');
   if (ev.ev !== 'listening') throw new Error(leader.output);
   return { leader, port: ev.port as number };
-}
-
-interface CatchUpStats {
-  attempts: number;
-  rounds: number;
-  filesKept: number;
-  filesFetched: number;
-  filesTruncated: number;
-  entriesDeleted: number;
-  bytesKept: number;
-  bytesFetched: number;
-  ms: number;
 }
 
 /** Runs a follower to its end: resolves with its result line and the process. */
@@ -481,7 +470,7 @@ describe('replication catch-up (issue 15)', () => {
     );
   }, 60_000);
 
-  it('refuses across terms: a follower that has seen a newer term tells the leader it is deposed', async () => {
+  it('refuses across terms: a follower that has seen a newer term tells the leader it is deposed, and will not follow an older one', async () => {
     const dir = await tempDir('newer-term');
     const { code, result } = await follow(dir, leaderPort, ['--term', '8']);
     expect(code).toBe(1);
@@ -489,6 +478,31 @@ describe('replication catch-up (issue 15)', () => {
     expect(result.message).toMatch(/has seen term 8, newer than ours \(7\): this leader is deposed/);
     await leader.waitFor((e) => e.msg === 'replication: follower refused' && e.code === 'term');
     expect(fs.readdirSync(dir)).toEqual([]);
+
+    // A deposed leader that still knows the secret, answering for its old term 3 a follower that
+    // has seen term 5: the follower refuses to follow it, proof or not.
+    const deposed = net.createServer((sock) => {
+      const decoder = new FrameDecoder();
+      sock.on('data', (d: Buffer) => {
+        for (const f of decoder.push(d)) {
+          if (f.type !== FrameType.HELLO) continue;
+          const hello = JSON.parse(f.payload.toString()) as { nonce: string };
+          const nonceL = 'b'.repeat(64);
+          sock.write(jsonFrame(FrameType.CHALLENGE, 3, { nonce: nonceL, proof: leaderProof('test-secret', hello.nonce, nonceL, 3) }));
+        }
+      });
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => deposed.listen(0, '127.0.0.1', r));
+    try {
+      const old = await follow(dir, (deposed.address() as net.AddressInfo).port, ['--term', '5']);
+      expect(old.code).toBe(1);
+      expect(old.result.code).toBe('term');
+      expect(old.result.message).toMatch(/leads term 3, older than the term 5 we know: refusing to follow a deposed leader/);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      deposed.close();
+    }
   }, 60_000);
 
   it('detects a byte flipped in transit (crc32), retries, and never leaves a wrong file', async () => {
