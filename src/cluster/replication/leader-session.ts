@@ -51,19 +51,27 @@ export class LeaderSession {
     let batch: unknown[] = [];
     let size = 0;
     let bytes = 0;
+    let frames = 1; // MANIFEST_END
     for (const e of entries) {
       batch.push(e);
       size += e.path.length + 48;
       bytes += e.size;
       if (size >= MANIFEST_BATCH) {
         this.conn.sendJson(FrameType.MANIFEST, batch);
+        frames++;
         batch = [];
         size = 0;
       }
     }
-    if (batch.length > 0) this.conn.sendJson(FrameType.MANIFEST, batch);
+    if (batch.length > 0) {
+      this.conn.sendJson(FrameType.MANIFEST, batch);
+      frames++;
+    }
     this.conn.sendJson(FrameType.MANIFEST_END, { entries: entries.length, bytes });
-    this.log.info({ follower: this.conn.peer, entries: entries.length, bytes, ms: Date.now() - t0 }, 'replication: manifest served');
+    this.log.info(
+      { follower: this.conn.peer, entries: entries.length, bytes, frames, ms: Date.now() - t0 },
+      'replication: manifest served',
+    );
   }
 
   private async check(f: Frame): Promise<void> {
