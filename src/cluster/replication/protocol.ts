@@ -1,0 +1,57 @@
+/** What the two ends exchange, and the version of it; a mismatch is refused at HELLO. */
+export const PROTOCOL_VERSION = 1;
+
+export interface Hello {
+  cluster: string;
+  node: string;
+  protocol: number;
+  /** the highest leader term this follower has seen */
+  term: number;
+  nonce: string;
+}
+
+export interface Challenge {
+  nonce: string;
+  proof: string;
+}
+
+export interface Proof {
+  proof: string;
+}
+
+export interface Welcome {
+  term: number;
+}
+
+/** One file or directory under the data directory, as the leader has it. */
+export interface ManifestEntry {
+  /** relative path, '/'-separated */
+  path: string;
+  dir?: true;
+  size: number;
+  /** crc32 of the first `size` bytes */
+  crc: number;
+}
+
+export interface CheckRequest {
+  path: string;
+  /** ascending prefix lengths; the answer gives the crc32 of each prefix, computed in one pass */
+  lengths: number[];
+}
+
+export interface CheckAnswer {
+  path: string;
+  crcs: number[];
+}
+
+export interface FetchRequest {
+  path: string;
+  offset: number;
+  length: number;
+}
+
+export interface FetchEnd {
+  path: string;
+  /** bytes sent: less than asked when the file shrank or went under the copy */
+  sent: number;
+}
