@@ -95,7 +95,7 @@ export class ReadGate {
     this.flowPaused = false;
     if (this.flowTimer !== null) clearTimeout(this.flowTimer);
     this.flowTimer = null;
-    this.resume();
+    this.takeTurn();
   }
 
   /** Our output is backed up: read no more (and so answer no more) until it drains. */
@@ -114,6 +114,17 @@ export class ReadGate {
   close(): void {
     if (this.flowTimer !== null) clearTimeout(this.flowTimer);
     this.flowTimer = null;
+  }
+
+  /**
+   * Resumes reading at its turn among the sockets waiting for one: a queue that drains
+   * releases its publishers all at once, and those are read in turns like any others
+   * rather than ahead of them.
+   */
+  private takeTurn(): void {
+    if (this.renewing || this.socket.destroyed || this.blocked || this.outputHeld) return;
+    this.renewing = true;
+    budgetRenewals.add(this);
   }
 
   private resume(): boolean {
