@@ -18,6 +18,11 @@ export class NextTurn<T> {
     private readonly perTurn = Infinity,
   ) {}
 
+  /** Items waiting for the next turn. */
+  get waiting(): number {
+    return this.due.length;
+  }
+
   add(item: T): void {
     this.due.push(item);
     if (this.queued) return;

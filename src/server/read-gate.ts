@@ -119,9 +119,13 @@ export class ReadGate {
   /**
    * Resumes reading at its turn among the sockets waiting for one: a queue that drains
    * releases its publishers all at once, and those are read in turns like any others
-   * rather than ahead of them.
+   * rather than ahead of them. With none waiting, now.
    */
   private takeTurn(): void {
+    if (budgetRenewals.waiting === 0) {
+      this.resume();
+      return;
+    }
     if (this.renewing || this.socket.destroyed || this.blocked || this.outputHeld) return;
     this.renewing = true;
     budgetRenewals.add(this);
