@@ -404,7 +404,7 @@ export class Connection implements FrameHandler {
         }
         this.serverProperties = m.serverProperties;
         const response = Buffer.from(`\0${this.uri.user}\0${this.uri.pass}`, 'utf8');
-        M.encodeConnectionStartOk(this.writer, 0, CLIENT_PROPERTIES, 'PLAIN', response, 'en_US');
+        M.encodeConnectionStartOk(this.writer, 0, { ...CLIENT_PROPERTIES, connection_name: this.name }, 'PLAIN', response, 'en_US');
         return;
       }
       case M.CONNECTION_TUNE: {

@@ -88,6 +88,8 @@ export class Producer implements ConfirmHandler {
   private scheduled = false;
   private waitingDrain = false;
   running = false;
+  /** Messages this producer has published (for the per-producer spread). */
+  published = 0;
   /** Messages left to publish (Infinity in duration mode). */
   remaining = Infinity;
   /** Rate mode: when the rate clock started, and messages sent since. */
@@ -185,6 +187,7 @@ export class Producer implements ConfirmHandler {
     if (confirm) this.outstanding += n;
     else this.seq += n;
     stats.published += n;
+    this.published += n;
     this.remaining -= n;
     if (!this.conn.writeRaw(out)) this.waitingDrain = true;
     if (this.remaining === 0) {

@@ -557,6 +557,9 @@ async function main(): Promise<void> {
     return out;
   };
   let perQueueStart: number[] | null = null;
+  /** What each producer had published, and the broker had read from each producer's connection, at the start. */
+  let perProducerStart: number[] | null = null;
+  let readStart: Map<number, number> | null = null;
 
   // --- progress reporting and broker sampling
   const ticks: Tick[] = [];
@@ -730,6 +733,8 @@ async function main(): Promise<void> {
     watcher?.markCpu();
     const t0 = snap();
     perQueueStart = perQueue();
+    perProducerStart = producers.map((p) => p.published);
+    if (o.mgmt !== null && producers.length > 1) readStart = await connectionReads(o.mgmt);
     if (!interrupted) await waitOr(o.duration * 1000);
     const t1 = snap();
     const io1 = o.mgmt === null ? null : await storeWrites(o.mgmt);
@@ -752,6 +757,8 @@ async function main(): Promise<void> {
   }
 
   const perQueueEnd = perQueue();
+  const perProducerEnd = producers.map((p) => p.published);
+  const readEnd = readStart !== null && o.mgmt !== null ? await connectionReads(o.mgmt) : null;
   for (const p of producers) p.stop();
   if (ticker) clearInterval(ticker);
   if (lightTicker) clearInterval(lightTicker);
@@ -791,6 +798,21 @@ async function main(): Promise<void> {
       spreadPercent: max > 0 ? round(((max - min) / max) * 100, 1) : null,
       consumed: perQueueEnd.map((n, i) => n - perQueueStart![i]),
     };
+  }
+  // Per-producer publish rates: whether the tool itself spreads its publishing evenly.
+  if (perProducerStart && producers.length > 1) {
+    result.perProducer = spreadOf(perProducerEnd.map((n, i) => (n - perProducerStart![i]) / sec));
+  }
+  // Bytes the broker read from each producer's connection (its recv_oct, from the management API).
+  if (readStart !== null && readEnd !== null) {
+    const rates: number[] = [];
+    for (const p of producers) {
+      const port = p.conn.socket.localPort ?? 0;
+      const a = readStart.get(port);
+      const b = readEnd.get(port);
+      if (a !== undefined && b !== undefined) rates.push((b - a) / sec);
+    }
+    if (rates.length > 1) result.brokerReadPerProducer = spreadOf(rates);
   }
   if (watcher && watcher.first) {
     const cpu = watcher.cpuSinceMark();
@@ -842,6 +864,16 @@ async function main(): Promise<void> {
   if (pq)
     log(
       `per queue     ${pq.queues} queues: consumed ${fmtInt(pq.minRate)} to ${fmtInt(pq.maxRate)} msg/s (mean ${fmtInt(pq.meanRate)}), spread ${pq.spreadPercent} %`,
+    );
+  const pp = result.perProducer as Spread | undefined;
+  if (pp)
+    log(
+      `per producer  ${pp.n} producers: published ${fmtInt(pp.min)} to ${fmtInt(pp.max)} msg/s (mean ${fmtInt(pp.mean)}), spread ${pp.spreadPercent} %`,
+    );
+  const br = result.brokerReadPerProducer as Spread | undefined;
+  if (br)
+    log(
+      `broker read   per producer connection ${fmtInt(br.min)} to ${fmtInt(br.max)} B/s (mean ${fmtInt(br.mean)}), spread ${br.spreadPercent} %`,
     );
   const sw = result.storeWrites as { bytes: number; bytesPerMessage: number | null } | undefined;
   if (sw)
@@ -896,6 +928,44 @@ async function main(): Promise<void> {
 }
 
 main().catch(die);
+
+interface Spread {
+  n: number;
+  min: number;
+  max: number;
+  mean: number;
+  /** How far the lowest is below the highest, in % of the highest (as for the per-queue rates). */
+  spreadPercent: number | null;
+}
+
+function spreadOf(rates: number[]): Spread {
+  const min = Math.min(...rates);
+  const max = Math.max(...rates);
+  return {
+    n: rates.length,
+    min: Math.round(min),
+    max: Math.round(max),
+    mean: Math.round(rates.reduce((a, b) => a + b, 0) / rates.length),
+    spreadPercent: max > 0 ? round(((max - min) / max) * 100, 1) : null,
+  };
+}
+
+/** recv_oct of every connection by its client port, from the management API (null when it does not say). */
+async function connectionReads(mgmt: string): Promise<Map<number, number> | null> {
+  try {
+    const u = new URL('/api/connections?columns=peer_port,recv_oct', mgmt);
+    const auth = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
+    u.username = u.password = '';
+    const res = await fetch(u, { headers: { authorization: `Basic ${auth}` } });
+    if (!res.ok) return null;
+    const rows = (await res.json()) as Array<{ peer_port?: number; recv_oct?: number }>;
+    const out = new Map<number, number>();
+    for (const r of rows) if (typeof r.peer_port === 'number' && typeof r.recv_oct === 'number') out.set(r.peer_port, r.recv_oct);
+    return out;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Bytes the broker's store has handed to write calls so far (RabbitMQ's io_write_bytes in
