@@ -5,6 +5,7 @@ import type { Logger } from './logger';
 import { Broker } from './broker/broker';
 import { Connection } from './server/connection';
 import { Store } from './store/store';
+import { attachTestStream } from './cluster/replication/test-stream';
 import { HttpServer } from './http/http-server';
 import { Stats } from './http/stats/stats';
 import type { Alarms, Listener } from './http/context';
@@ -50,6 +51,9 @@ export class Server {
     const limits = alarmLimits(config);
     this.resourceAlarms = new ResourceAlarms(limits, config.dataDir, log, () => this.updateBlocked(), messageMemory);
     keepPiecesBelowRss(limits.memory / 2);
+    // TEST ONLY: mirrors every store change into a second directory (test/cluster-stream.test.ts).
+    const streamTo = process.env.LEVERET_TEST_STREAM_TO;
+    if (streamTo !== undefined && streamTo !== '') attachTestStream(config.dataDir, streamTo, log);
     this.store = new Store(
       config.dataDir,
       { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget, memoryBudget: messageMemory },

@@ -1,0 +1,81 @@
+import { relative, sep } from 'node:path';
+import type { StoreTap } from '../../store/store-tap';
+import { isNodeLocal } from './node-local';
+import { encodeOp, OpKind } from './store-ops';
+
+/**
+ * The leader's end of the live stream: turns what the store tells its tap into encoded
+ * ops, numbered in order, for `sink` (a follower's connection, or in a test an applier).
+ * Node-local files (the lock, paging/, *.tmp, the clean-stop mark) are left out, as
+ * catch-up leaves them out. Every op copies what it carries, as the store reuses buffers.
+ */
+export class OpTap implements StoreTap {
+  /** the LSN of the last op handed to the sink */
+  lsn = 0;
+  ops = 0;
+  bytes = 0;
+  /** the LSN the sync round under way covers */
+  private syncMark = 0;
+  /** relative path of each descriptor the store writes through (null: not replicated) */
+  private readonly files = new Map<number, string | null>();
+
+  constructor(
+    private readonly root: string,
+    private readonly sink: (op: Buffer, lsn: number) => void,
+  ) {}
+
+  opened(fd: number, path: string, truncate: boolean): void {
+    const rel = this.rel(path);
+    this.files.set(fd, rel);
+    if (rel !== null) this.emit(encodeOp(OpKind.OPEN, this.lsn + 1, rel, truncate ? 1 : 0));
+  }
+
+  wrote(fd: number, data: Buffer, position: number): void {
+    const rel = this.files.get(fd);
+    if (rel === undefined) throw new Error(`store wrote to descriptor ${fd} it never said it opened`);
+    if (rel !== null) this.emit(encodeOp(OpKind.WRITE, this.lsn + 1, rel, position, data));
+  }
+
+  truncated(path: string, length: number): void {
+    const rel = this.rel(path);
+    if (rel !== null) this.emit(encodeOp(OpKind.TRUNCATE, this.lsn + 1, rel, length));
+  }
+
+  removed(path: string): void {
+    const rel = this.rel(path);
+    if (rel !== null) this.emit(encodeOp(OpKind.REMOVE, this.lsn + 1, rel));
+  }
+
+  madeDir(path: string): void {
+    const rel = this.rel(path);
+    if (rel !== null) this.emit(encodeOp(OpKind.MKDIR, this.lsn + 1, rel));
+  }
+
+  replaced(path: string, data: Buffer): void {
+    const rel = this.rel(path);
+    if (rel !== null) this.emit(encodeOp(OpKind.REPLACE, this.lsn + 1, rel, 0, data));
+  }
+
+  syncStarting(): void {
+    this.syncMark = this.lsn;
+  }
+
+  synced(epoch: number): void {
+    this.emit(encodeOp(OpKind.SYNCED, this.lsn + 1, '', epoch, null, this.syncMark));
+  }
+
+  private emit(op: Buffer): void {
+    this.lsn++;
+    this.ops++;
+    this.bytes += op.length;
+    this.sink(op, this.lsn);
+  }
+
+  /** The path inside the data directory, '/'-separated; null for the directory itself, outside it, or node-local. */
+  private rel(path: string): string | null {
+    const rel = relative(this.root, path);
+    if (rel === '' || rel.startsWith('..')) return null;
+    const norm = sep === '/' ? rel : rel.split(sep).join('/');
+    return isNodeLocal(norm) ? null : norm;
+  }
+}
