@@ -211,6 +211,41 @@ describe('store change stream → follower directory', () => {
   );
 
   it(
+    'a leader restarted on its directory streams its recovery and what follows: the copy stays identical',
+    async () => {
+      const dataDir = await tempDataDir('leveret-stream-restart-');
+      const followerDir = path.join(path.dirname(dataDir), 'follower');
+      dirs.push(dataDir);
+      const expected: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        const leader = await startStreaming(dataDir, followerDir);
+        const c = await connect(leader);
+        const ch = await c.createConfirmChannel();
+        await ch.assertQueue('r-a', { durable: true });
+        await ch.assertQueue(`r-x${round}`, { durable: true });
+        if (round > 0) await ch.deleteQueue(`r-x${round - 1}`);
+        for (let i = 0; i < 600; i++) {
+          ch.sendToQueue('r-a', body(`r${round}`, i), { persistent: true });
+          expected.push(body(`r${round}`, i).toString('latin1'));
+        }
+        await ch.waitForConfirms();
+        await consumeAcking(c, 'r-a', expected.length, (n) => n % 10 !== 0);
+        expected.splice(0, expected.length, ...expected.filter((_, i) => i % 10 === 0));
+        await c.close();
+        conns = [];
+        expect(await leader.stop()).toBe(0);
+        expect(digest(followerDir), `round ${round}`).toEqual(digest(dataDir));
+        const line = streamLine(leader);
+        console.log(`restart round ${round}: ${line.streamOps} ops, ${line.streamBytes} bytes`);
+      }
+      const onCopy = await start(followerDir);
+      const ch2 = await (await connect(onCopy)).createChannel();
+      expect((await drain(ch2, 'r-a')).sort()).toEqual(expected.sort());
+    },
+    T,
+  );
+
+  it(
     'kill -9 mid-traffic: the copy recovers with every confirmed message and nothing torn',
     async () => {
       const dataDir = await tempDataDir('leveret-stream-kill-');
