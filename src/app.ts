@@ -5,7 +5,6 @@ import type { Logger } from './logger';
 import { Broker } from './broker/broker';
 import { Connection } from './server/connection';
 import { Store } from './store/store';
-import { attachTestStream } from './cluster/replication/test-stream';
 import { HttpServer } from './http/http-server';
 import { Stats } from './http/stats/stats';
 import type { Alarms, Listener } from './http/context';
@@ -53,7 +52,12 @@ export class Server {
     keepPiecesBelowRss(limits.memory / 2);
     // TEST ONLY: mirrors every store change into a second directory (test/cluster-stream.test.ts).
     const streamTo = process.env.LEVERET_TEST_STREAM_TO;
-    if (streamTo !== undefined && streamTo !== '') attachTestStream(config.dataDir, streamTo, log);
+    if (streamTo !== undefined && streamTo !== '') {
+      // Loaded only then: a single-node broker loads nothing from src/cluster.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { attachTestStream } = require('./cluster/replication/test-stream') as typeof import('./cluster/replication/test-stream');
+      attachTestStream(config.dataDir, streamTo, log);
+    }
     this.store = new Store(
       config.dataDir,
       { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget, memoryBudget: messageMemory },
