@@ -12,6 +12,9 @@ import { amqplibConnect, sleep } from './helpers/clients';
 import { removeDataDir, startOn, tempDataDir, type DurableBroker } from './helpers/durable-broker';
 import { api } from './helpers/http';
 import { isNodeLocal } from '../src/cluster/replication/node-local';
+import { OpApplier } from '../src/cluster/replication/op-applier';
+import { OpTap } from '../src/cluster/replication/op-tap';
+import { decodeOp, OpKind } from '../src/cluster/replication/store-ops';
 
 const T = 120_000;
 const SEGMENT = ['--segment-size', '32768'];
@@ -298,4 +301,64 @@ describe('store change stream → follower directory', () => {
     },
     T,
   );
+
+  it('ops round-trip their encoding, apply idempotently, and a path outside the directory is refused', async () => {
+    const base = await tempDataDir('leveret-stream-ops-');
+    dirs.push(base);
+    const leaderRoot = path.join(path.dirname(base), 'leader');
+    const ops: Buffer[] = [];
+    const tap = new OpTap(leaderRoot, (op) => ops.push(op));
+    const seg = path.join(leaderRoot, 'queues', 'q1', '0000000001.seg');
+    tap.madeDir(path.join(leaderRoot, 'queues', 'q1'));
+    tap.opened(7, seg, true);
+    const chunk = Buffer.from('hello, follower');
+    tap.wrote(7, chunk, 0);
+    chunk.fill(0); // the store reuses its buffer: the op must have copied the bytes
+    tap.wrote(7, Buffer.from('HELLO'), 0);
+    tap.wrote(7, Buffer.from('!!'), 40); // past the end: a hole, as pwrite makes
+    tap.syncStarting();
+    tap.truncated(seg, 20);
+    tap.replaced(path.join(leaderRoot, 'VERSION'), Buffer.from('leveret-store 2\n'));
+    tap.opened(8, path.join(leaderRoot, 'paging', 'x.seg'), true); // node-local: not streamed
+    tap.wrote(8, Buffer.from('transient'), 0);
+    tap.synced(3);
+    tap.opened(9, path.join(leaderRoot, 'queues', 'q1', '0000000002.seg'), true);
+    tap.removed(path.join(leaderRoot, 'queues', 'q1', '0000000002.seg'));
+    tap.syncStarting();
+    tap.synced(4);
+    expect(ops.map((o) => decodeOp(o).kind)).toEqual([
+      OpKind.MKDIR, OpKind.OPEN, OpKind.WRITE, OpKind.WRITE, OpKind.WRITE, OpKind.TRUNCATE, OpKind.REPLACE, OpKind.SYNCED,
+      OpKind.OPEN, OpKind.REMOVE, OpKind.SYNCED,
+    ]);
+    expect(ops.map((o) => decodeOp(o).lsn)).toEqual(ops.map((_, i) => i + 1));
+    const synced = decodeOp(ops[7]);
+    expect([synced.n, synced.upTo]).toEqual([3, 5]); // epoch 3 covered what came before the round started
+    expect(decodeOp(ops[4])).toMatchObject({ path: 'queues/q1/0000000001.seg', n: 40 });
+
+    const follower = path.join(path.dirname(base), 'follower');
+    const a = new OpApplier(follower);
+    for (const o of ops) a.apply(o);
+    expect(a.durableLsn).toBe(11);
+    expect(a.leaderDurableLsn).toBe(10);
+    const expectedSeg = Buffer.concat([Buffer.from('HELLO, follower'), Buffer.alloc(5)]);
+    expect(fs.readFileSync(path.join(follower, 'queues/q1/0000000001.seg'))).toEqual(expectedSeg);
+    expect(fs.readFileSync(path.join(follower, 'VERSION'), 'utf8')).toBe('leveret-store 2\n');
+    expect(fs.existsSync(path.join(follower, 'paging'))).toBe(false);
+    const once = digest(follower);
+    a.close();
+    // The same ops again (a follower resuming from an older LSN): nothing changes.
+    const again = new OpApplier(follower);
+    for (const o of ops) again.apply(o);
+    again.close();
+    expect(digest(follower)).toEqual(once);
+    expect(() => again.apply(ops[3])).toThrow(/out of order/);
+
+    const evil = new OpApplier(path.join(path.dirname(base), 'evil'));
+    const outside: Buffer[] = [];
+    const rogue = new OpTap('/', (op) => outside.push(op));
+    rogue.removed('/etc/../tmp'); // encodes as "tmp": fine; then a path with '..' by hand
+    const bad = Buffer.from(outside[0]);
+    const withDots = Buffer.concat([bad.subarray(0, 9), Buffer.from([0, 6]), Buffer.from('../etc')]);
+    expect(() => evil.apply(withDots)).toThrow(/must not touch/);
+  });
 });
