@@ -58,7 +58,7 @@ export class OpApplier {
       case OpKind.WRITE: {
         const fd = this.fdOf(rel, path);
         const data = op.data!;
-        for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off, op.n + off);
+        for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, op.n + off);
         this.dirtyFiles.add(fd);
         return;
       }

@@ -14,6 +14,8 @@ export class OpTap implements StoreTap {
   lsn = 0;
   ops = 0;
   bytes = 0;
+  /** why the stream no longer describes the directory (null: it does) */
+  broken: string | null = null;
   /** the LSN the sync round under way covers */
   private syncMark = 0;
   /** relative path of each descriptor the store writes through (null: not replicated) */
@@ -32,7 +34,12 @@ export class OpTap implements StoreTap {
 
   wrote(fd: number, data: Buffer, position: number): void {
     const rel = this.files.get(fd);
-    if (rel === undefined) throw new Error(`store wrote to descriptor ${fd} it never said it opened`);
+    if (rel === undefined) {
+      // Never thrown into the store's write path (it would take it for a failed write):
+      // the stream is marked broken, and a follower must catch up again.
+      this.broken ??= `store wrote to descriptor ${fd} it never said it opened (op ${this.lsn + 1})`;
+      return;
+    }
     if (rel !== null) this.emit(encodeOp(OpKind.WRITE, this.lsn + 1, rel, position, data));
   }
 

@@ -17,7 +17,15 @@ export function attachTestStream(dataDir: string, followerDir: string, log: Logg
   process.on('exit', () => {
     applier.close();
     log.info(
-      { streamOps: tap.ops, streamBytes: tap.bytes, lsn: tap.lsn, followerDurableLsn: applier.durableLsn, followerSyncs: applier.syncs, ms: Date.now() - started },
+      {
+        streamOps: tap.ops,
+        streamBytes: tap.bytes,
+        lsn: tap.lsn,
+        followerDurableLsn: applier.durableLsn,
+        followerSyncs: applier.syncs,
+        broken: tap.broken,
+        ms: Date.now() - started,
+      },
       'test stream: follower copy closed',
     );
   });
