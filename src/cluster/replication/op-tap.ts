@@ -1,5 +1,6 @@
 import { relative, sep } from 'node:path';
 import type { StoreTap } from '../../store/store-tap';
+import { CHUNK_SIZE } from './frame';
 import { isNodeLocal } from './node-local';
 import { encodeOp, OpKind } from './store-ops';
 
@@ -40,7 +41,13 @@ export class OpTap implements StoreTap {
       this.broken ??= `store wrote to descriptor ${fd} it never said it opened (op ${this.lsn + 1})`;
       return;
     }
-    if (rel !== null) this.emit(encodeOp(OpKind.WRITE, this.lsn + 1, rel, position, data));
+    if (rel === null) return;
+    // One op per frame: a turn's appends to one file (up to a segment and more) go as
+    // chunks, each a positional write of its own.
+    for (let off = 0; off < data.length; off += CHUNK_SIZE) {
+      const piece = off === 0 && data.length <= CHUNK_SIZE ? data : data.subarray(off, off + CHUNK_SIZE);
+      this.emit(encodeOp(OpKind.WRITE, this.lsn + 1, rel, position + off, piece));
+    }
   }
 
   truncated(path: string, length: number): void {

@@ -1,7 +1,11 @@
 import type { Logger } from '../../logger';
 import { attachStoreTap } from '../../store/store-tap';
+import { encodeFrame, FrameType } from './frame';
+import { FrameDecoder } from './frame-decoder';
 import { OpApplier } from './op-applier';
 import { OpTap } from './op-tap';
+
+const TEST_TERM = 1;
 
 /**
  * TEST ONLY (test/cluster-stream.test.ts, through LEVERET_TEST_STREAM_TO): the store's ops
@@ -11,7 +15,11 @@ import { OpTap } from './op-tap';
  */
 export function attachTestStream(dataDir: string, followerDir: string, log: Logger): void {
   const applier = new OpApplier(followerDir);
-  const tap = new OpTap(dataDir, (op) => applier.apply(op));
+  // Through the replication framing (crc, size limit), as the stream's frames will carry them.
+  const decoder = new FrameDecoder();
+  const tap = new OpTap(dataDir, (op) => {
+    for (const f of decoder.push(encodeFrame(FrameType.OPS, TEST_TERM, op))) applier.apply(f.payload);
+  });
   attachStoreTap(tap);
   const started = Date.now();
   process.on('exit', () => {
