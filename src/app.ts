@@ -50,6 +50,14 @@ export class Server {
     const limits = alarmLimits(config);
     this.resourceAlarms = new ResourceAlarms(limits, config.dataDir, log, () => this.updateBlocked(), messageMemory);
     keepPiecesBelowRss(limits.memory / 2);
+    // TEST ONLY: mirrors every store change into a second directory (test/cluster-stream.test.ts).
+    const streamTo = process.env.LEVERET_TEST_STREAM_TO;
+    if (streamTo !== undefined && streamTo !== '') {
+      // Loaded only then: a single-node broker loads nothing from src/cluster.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { attachTestStream } = require('./cluster/replication/test-stream') as typeof import('./cluster/replication/test-stream');
+      attachTestStream(config.dataDir, streamTo, log);
+    }
     this.store = new Store(
       config.dataDir,
       { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget, memoryBudget: messageMemory },

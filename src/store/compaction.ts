@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { storeTap } from './store-tap';
 import { fsOps } from './fs-ops';
 import { readAcks } from './ack-records';
 import { syncPath } from './file-io';
@@ -51,6 +52,7 @@ export function planCompaction(dir: string, seg: Segment): CompactionPlan | { ke
 export function writeCompactionMarker(dir: string, source: number, target: number, start: number, end: number): string {
   const marker = join(dir, `${segmentName(source)}.compacting`);
   fsOps.writeFileSync(marker, `${target} ${start} ${end}\n`);
+  if (storeTap !== null) storeTap.replaced(marker, Buffer.from(`${target} ${start} ${end}\n`));
   syncPath(marker);
   syncPath(dir);
   return marker;

@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { storeTap } from './store-tap';
 import { join } from 'node:path';
 
 import { syncPath } from './file-io';
@@ -24,6 +25,7 @@ export function setStoreVersion(dir: string, version: string): void {
   fsOps.writeFileSync(tmp, version + '\n');
   syncPath(tmp);
   fsOps.renameSync(tmp, join(dir, 'VERSION'));
+  if (storeTap !== null) storeTap.replaced(join(dir, 'VERSION'), Buffer.from(version + '\n'));
   syncPath(dir);
 }
 
@@ -38,6 +40,7 @@ export class StoreError extends Error {
  */
 export function claimDataDir(dir: string): () => void {
   fsOps.mkdirSync(dir, { recursive: true });
+  if (storeTap !== null) storeTap.madeDir(dir);
   const lock = join(dir, 'leveret.lock');
   for (let attempt = 0; ; attempt++) {
     try {
@@ -68,6 +71,7 @@ export function claimDataDir(dir: string): () => void {
       throw new StoreError(`data directory ${dir} is not empty and has no VERSION file; refusing to use it`);
     }
     fsOps.writeFileSync(versionFile, STORE_VERSION + '\n');
+    if (storeTap !== null) storeTap.replaced(versionFile, Buffer.from(STORE_VERSION + '\n'));
   }
   return () => fsOps.rmSync(lock, { force: true });
 }

@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { storeTap } from './store-tap';
 import { ioCounts } from './io-counters';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -289,6 +290,7 @@ export class DefinitionsLog {
   private openForAppend(): void {
     // a+ rather than a: endsWithNewline reads the last byte back.
     this.fd = fsOps.openSync(this.path, 'a+');
+    if (storeTap !== null) storeTap.opened(this.fd, this.path, false);
     this.size = fsOps.fstatSync(this.fd).size;
     this.needsNewline = this.size > 0 && !endsWithNewline(this.fd, this.size);
   }
@@ -303,6 +305,7 @@ export class DefinitionsLog {
       writeFully(this.fd, data);
       fsOps.fdatasyncSync(this.fd);
       ioCounts.syncCount++;
+      if (storeTap !== null) storeTap.wrote(this.fd, data, this.size);
     } catch (err) {
       this.cutBack();
       throw err;
@@ -340,13 +343,15 @@ export class DefinitionsLog {
     const tmp = this.path + '.tmp';
     try {
       const fd = fsOps.openSync(tmp, 'w');
+      const data = Buffer.from(this.current.all().map(formatLine).join(''));
       try {
-        writeFully(fd, Buffer.from(this.current.all().map(formatLine).join('')));
+        writeFully(fd, data);
         fsOps.fsyncSync(fd);
       } finally {
         fsOps.closeSync(fd);
       }
       fsOps.renameSync(tmp, this.path);
+      if (storeTap !== null) storeTap.replaced(this.path, data);
     } catch (err) {
       // A half-written copy must not take space the disk is short of.
       fsOps.rmSync(tmp, { force: true });

@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { storeTap } from './store-tap';
 import { ioCounts } from './io-counters';
 import type { PendingWrites } from './pending-writes';
 
@@ -17,6 +18,7 @@ export function truncatePath(path: string, length: number): void {
   const fd = fsOps.openSync(path, 'r+');
   try {
     fsOps.ftruncateSync(fd, length);
+    if (storeTap !== null) storeTap.truncated(path, length);
   } finally {
     fsOps.closeSync(fd);
   }
@@ -37,6 +39,7 @@ export function writeFully(fd: number, data: Buffer, position: number): void {
     ioCounts.writeBytes += n;
     off += n;
   }
+  if (storeTap !== null) storeTap.wrote(fd, data, position);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { storeTap } from './store-tap';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
 import { readAcks } from './ack-records';
@@ -140,15 +141,19 @@ function recoverSegment(
   if (live.size === 0) {
     fsOps.rmSync(segPath, { force: true });
     fsOps.rmSync(ackPath, { force: true });
+    if (storeTap !== null) {
+      storeTap.removed(segPath);
+      storeTap.removed(ackPath);
+    }
     return;
   }
-  const seg = new Segment(
-    id,
-    fsOps.openSync(segPath, 'r+'),
-    fsOps.openSync(ackPath, fsOps.existsSync(ackPath) ? 'r+' : 'w+'),
-    scan.end,
-    ackSize,
-  );
+  const segFd = fsOps.openSync(segPath, 'r+');
+  const ackFd = fsOps.openSync(ackPath, fsOps.existsSync(ackPath) ? 'r+' : 'w+');
+  if (storeTap !== null) {
+    storeTap.opened(segFd, segPath, false);
+    storeTap.opened(ackFd, ackPath, false);
+  }
+  const seg = new Segment(id, segFd, ackFd, scan.end, ackSize);
   seg.live = live.size;
   seg.records = records;
   for (const p of scan.records) if (!live.has(p) && isVoid(p)) out.voided.push([seg, p]);
@@ -252,6 +257,10 @@ export function keepAside(dir: string, id: number, from: number, bytes: Buffer):
     if (fsOps.existsSync(path)) return path;
     fsOps.mkdirSync(join(dir, DAMAGED_DIR), { recursive: true });
     fsOps.writeFileSync(path, bytes);
+    if (storeTap !== null) {
+      storeTap.madeDir(join(dir, DAMAGED_DIR));
+      storeTap.replaced(path, bytes);
+    }
     return path;
   } catch {
     return null; // a full disk must not stop recovery for want of a copy

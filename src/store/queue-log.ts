@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { storeTap } from './store-tap';
 import { ioCounts } from './io-counters';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
@@ -90,6 +91,7 @@ export class QueueLog implements SyncTarget {
     readonly shared: SharedBodyLog | null = null,
   ) {
     fsOps.mkdirSync(dir, { recursive: true });
+    if (storeTap !== null) storeTap.madeDir(dir);
   }
 
   // ---- writing ----------------------------------------------------------------------
@@ -276,6 +278,10 @@ export class QueueLog implements SyncTarget {
       throw err;
     }
     this.nextId++;
+    if (storeTap !== null) {
+      storeTap.opened(fd, join(this.dir, `${segmentName(id)}.seg`), true);
+      storeTap.opened(ackFd, join(this.dir, `${segmentName(id)}.ack`), true);
+    }
     const seg = new Segment(id, fd, ackFd, 0, 0);
     this.segments.set(id, seg);
     this.current = seg;
@@ -316,6 +322,10 @@ export class QueueLog implements SyncTarget {
     this.scheduler.retire(seg.ackFd);
     const segFile = join(this.dir, `${segmentName(seg.id)}.seg`);
     const ackFile = join(this.dir, `${segmentName(seg.id)}.ack`);
+    if (storeTap !== null) {
+      storeTap.removed(segFile);
+      storeTap.removed(ackFile);
+    }
     if (!inOrder) {
       // In the thread pool: freeing a segment's blocks takes milliseconds. The segment goes
       // before its acks, as below: a crash in between never finds records without their acks.
@@ -392,6 +402,7 @@ export class QueueLog implements SyncTarget {
     this.scheduler.afterDurable(() => {
       this.dropSegment(seg, true);
       fsOps.rmSync(marker, { force: true });
+      if (storeTap !== null) storeTap.removed(marker);
     });
     this.log.info({ dir: this.dir, segment: seg.id, moved: plan.live.length, into: target.id }, 'segment compacted');
   }
@@ -451,7 +462,10 @@ export class QueueLog implements SyncTarget {
         this.scheduler.writeNow(this);
         for (const seg of new Set(r.voided.map(([s]) => s))) fsOps.fdatasyncSync(seg.ackFd);
       }
-      for (const m of r.markers) fsOps.rmSync(m, { force: true });
+      for (const m of r.markers) {
+        fsOps.rmSync(m, { force: true });
+        if (storeTap !== null) storeTap.removed(m);
+      }
     } catch (err) {
       this.log.error({ err, dir: this.dir }, 'cannot write the acks of void compaction copies yet; their markers stay');
     }
@@ -470,6 +484,7 @@ export class QueueLog implements SyncTarget {
     }
     this.current = null;
     fsOps.rmSync(this.dir, { recursive: true, force: true });
+    if (storeTap !== null) storeTap.removed(this.dir);
   }
 }
 

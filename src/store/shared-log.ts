@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { storeTap } from './store-tap';
 import { fsOps } from './fs-ops';
 import { ioCounts } from './io-counters';
 import type { Logger } from '../logger';
@@ -71,6 +72,7 @@ export class SharedBodyLog implements SyncTarget {
     private readonly log: Logger,
   ) {
     fsOps.mkdirSync(dir, { recursive: true });
+    if (storeTap !== null) storeTap.madeDir(dir);
   }
 
   /** Bytes appended and not yet written: a queue log holds back its index records while there are. */
@@ -194,6 +196,7 @@ export class SharedBodyLog implements SyncTarget {
       const prev = this.current;
       const id = this.nextId;
       const seg = new SharedSegment(id, fsOps.openSync(join(this.dir, `${segmentName(id)}.seg`), 'w+'), 0);
+      if (storeTap !== null) storeTap.opened(seg.fd, join(this.dir, `${segmentName(id)}.seg`), true);
       this.nextId++;
       this.segments.set(id, seg);
       this.current = seg;
@@ -220,6 +223,7 @@ export class SharedBodyLog implements SyncTarget {
       this.scheduler.retire(seg.fd);
       try {
         fsOps.unlinkSync(join(this.dir, `${segmentName(seg.id)}.seg`));
+        if (storeTap !== null) storeTap.removed(join(this.dir, `${segmentName(seg.id)}.seg`));
       } catch {
         // already gone
       }
@@ -254,7 +258,9 @@ export class SharedBodyLog implements SyncTarget {
           size = scan.end;
         }
       }
-      this.segments.set(ids[i], new SharedSegment(ids[i], fsOps.openSync(path, 'r+'), size));
+      const fd = fsOps.openSync(path, 'r+');
+      if (storeTap !== null) storeTap.opened(fd, path, false);
+      this.segments.set(ids[i], new SharedSegment(ids[i], fd, size));
     }
     this.nextId = (ids.length > 0 ? ids[ids.length - 1] : 0) + 1;
   }
@@ -268,6 +274,7 @@ export class SharedBodyLog implements SyncTarget {
       this.segments.delete(seg.id);
       this.scheduler.retire(seg.fd);
       fsOps.rmSync(join(this.dir, `${segmentName(seg.id)}.seg`), { force: true });
+      if (storeTap !== null) storeTap.removed(join(this.dir, `${segmentName(seg.id)}.seg`));
       dropped++;
     }
     if (dropped > 0) this.log.info({ dir: this.dir, segments: dropped }, 'shared segments no queue names any more removed');

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { storeTap } from './store-tap';
 import { fsOps } from './fs-ops';
 import { join } from 'node:path';
 import type { Logger } from '../logger';
@@ -124,6 +125,7 @@ export class Store implements BrokerStorage {
   private removeFolder(dir: string): void {
     try {
       fsOps.rmSync(join(this.dataDir, dir), { recursive: true, force: true });
+      if (storeTap !== null) storeTap.removed(join(this.dataDir, dir));
     } catch (err) {
       this.log.warn({ err, dir: join(this.dataDir, dir) }, 'queue folder could not be removed');
     }

@@ -1,4 +1,5 @@
 import { fsOps } from './fs-ops';
+import { storeTap } from './store-tap';
 import { ioCounts } from './io-counters';
 
 /** A queue log with appended bytes to write and, for messages, to make durable. */
@@ -109,7 +110,10 @@ export class SyncScheduler {
     this.inFlight = fds;
     this.fds.clear();
     let left = fds.length;
-    if (left === 0) return this.synced(target);
+    if (left === 0) {
+      if (storeTap !== null) storeTap.syncStarting();
+      return this.synced(target);
+    }
     const done = (err: NodeJS.ErrnoException | null): void => {
       if (err) {
         // What waited for this round is nacked (storeFailed); a later round starts over.
@@ -119,6 +123,7 @@ export class SyncScheduler {
       if (--left === 0) this.synced(target);
     };
     ioCounts.syncCount += fds.length;
+    if (storeTap !== null) storeTap.syncStarting();
     for (const fd of fds) fsOps.fdatasync(fd, done);
   }
 
@@ -209,6 +214,7 @@ export class SyncScheduler {
         ok = false;
       }
     }
+    if (storeTap !== null) storeTap.syncStarting();
     for (const fd of new Set([...this.inFlight, ...this.fds])) {
       try {
         fsOps.fdatasyncSync(fd);
@@ -218,6 +224,7 @@ export class SyncScheduler {
       }
     }
     this.fds.clear();
+    if (ok && storeTap !== null) storeTap.synced(this.epoch);
     return ok;
   }
 
@@ -233,6 +240,7 @@ export class SyncScheduler {
     for (const fd of this.toClose.splice(0)) closeLater(fd);
     if (this.failure === null) {
       this.syncedEpoch = epoch;
+      if (storeTap !== null) storeTap.synced(epoch);
       for (const w of this.waiters) w.storeSynced(epoch);
       while (this.afterSync.length > 0 && (this.afterSync[0] as number) <= epoch) {
         this.afterSync.shift();

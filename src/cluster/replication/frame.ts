@@ -29,6 +29,10 @@ export const FrameType = {
   DATA: 16,
   FETCH_END: 17,
   GONE: 18,
+  /** one store op (store-ops.ts), leader to follower */
+  OPS: 20,
+  /** {lsn}: the highest LSN on the follower's disk, follower to leader (not sent yet) */
+  OPS_ACK: 21,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 

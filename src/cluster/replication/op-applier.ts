@@ -1,0 +1,149 @@
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import { safeRelativePath } from './node-local';
+import { decodeOp, OpKind, type StoreOp } from './store-ops';
+
+/** Descriptors kept open at most; one written since the last sync is synced before it is closed. */
+const MAX_OPEN = 256;
+
+/**
+ * The follower's end of the live stream: applies the leader's ops, in LSN order, to its
+ * own data directory with the same system calls (positional writes, so applying an op
+ * twice changes nothing), and makes them durable at each SYNCED op: one fdatasync per
+ * file written since the last one, one fsync per directory whose entries changed (group
+ * commit, as on the leader). `durableLsn` is the highest LSN on this disk.
+ */
+export class OpApplier {
+  /** the last LSN applied (in the page cache) */
+  appliedLsn = 0;
+  /** the last LSN made durable here */
+  durableLsn = 0;
+  /** what the leader's last synced round covered, as it told us */
+  leaderDurableLsn = 0;
+  ops = 0;
+  bytes = 0;
+  syncs = 0;
+  private readonly fds = new Map<string, number>();
+  private readonly dirtyFiles = new Set<number>();
+  private readonly dirtyDirs = new Set<string>();
+
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  apply(buf: Buffer): void {
+    const op = decodeOp(buf);
+    if (op.lsn !== this.appliedLsn + 1 && this.appliedLsn !== 0) {
+      throw new Error(`store op ${op.lsn} out of order: expected ${this.appliedLsn + 1}`);
+    }
+    this.applyOp(op);
+    this.appliedLsn = op.lsn;
+    this.ops++;
+    this.bytes += buf.length;
+  }
+
+  private applyOp(op: StoreOp): void {
+    if (op.kind === OpKind.SYNCED) return this.sync(op);
+    const rel = safeRelativePath(op.path);
+    if (rel === null) throw new Error(`store op ${op.lsn} names a path a follower must not touch: ${JSON.stringify(op.path)}`);
+    const path = join(this.dir, rel);
+    switch (op.kind) {
+      case OpKind.OPEN: {
+        this.closeFile(rel);
+        const fd = fs.openSync(path, op.n ? 'w+' : fs.constants.O_RDWR | fs.constants.O_CREAT);
+        this.keep(rel, fd);
+        this.dirtyDirs.add(dirname(path));
+        return;
+      }
+      case OpKind.WRITE: {
+        const fd = this.fdOf(rel, path);
+        const data = op.data!;
+        for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, op.n + off);
+        this.dirtyFiles.add(fd);
+        return;
+      }
+      case OpKind.TRUNCATE:
+        fs.ftruncateSync(this.fdOf(rel, path), op.n);
+        this.dirtyFiles.add(this.fdOf(rel, path));
+        return;
+      case OpKind.REMOVE:
+        for (const r of [...this.fds.keys()]) if (r === rel || r.startsWith(rel + '/')) this.closeFile(r);
+        fs.rmSync(path, { recursive: true, force: true });
+        this.dirtyDirs.add(dirname(path));
+        return;
+      case OpKind.MKDIR:
+        fs.mkdirSync(path, { recursive: true });
+        this.dirtyDirs.add(dirname(path));
+        return;
+      case OpKind.REPLACE: {
+        this.closeFile(rel);
+        const tmp = path + '.tmp';
+        const fd = fs.openSync(tmp, 'w');
+        try {
+          fs.writeSync(fd, op.data!);
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(tmp, path);
+        this.dirtyDirs.add(dirname(path));
+        return;
+      }
+    }
+  }
+
+  /** Makes everything applied durable; LSNs up to this op are then on our disk. */
+  private sync(op: StoreOp): void {
+    this.flush();
+    this.durableLsn = op.lsn;
+    this.leaderDurableLsn = op.upTo;
+  }
+
+  private flush(): void {
+    for (const fd of this.dirtyFiles) fs.fdatasyncSync(fd);
+    this.syncs += this.dirtyFiles.size;
+    this.dirtyFiles.clear();
+    for (const d of this.dirtyDirs) {
+      let fd: number;
+      try {
+        fd = fs.openSync(d, 'r');
+      } catch {
+        continue; // removed since: its parent's sync covers that
+      }
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    this.dirtyDirs.clear();
+  }
+
+  /** Syncs what is pending and closes every file (the stream ended). */
+  close(): void {
+    this.flush();
+    this.durableLsn = this.appliedLsn;
+    for (const r of [...this.fds.keys()]) this.closeFile(r);
+  }
+
+  private closeFile(rel: string): void {
+    const fd = this.fds.get(rel);
+    if (fd === undefined) return;
+    this.fds.delete(rel);
+    if (this.dirtyFiles.delete(fd)) fs.fdatasyncSync(fd);
+    fs.closeSync(fd);
+  }
+
+  private fdOf(rel: string, path: string): number {
+    const fd = this.fds.get(rel);
+    if (fd !== undefined) return fd;
+    const opened = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT);
+    this.keep(rel, opened);
+    return opened;
+  }
+
+  private keep(rel: string, fd: number): void {
+    if (this.fds.size >= MAX_OPEN) this.closeFile(this.fds.keys().next().value as string);
+    this.fds.set(rel, fd);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The live stream's unit: one change the leader's store made to its data directory, with
+ * its sequence number (LSN). Encoded as
+ *   u8 kind | u64 lsn | u16 path length | path (utf8, relative, '/'-separated) | body
+ * where the body is, by kind:
+ *   OPEN      u8 truncate (1: created empty, 0: created if missing)
+ *   WRITE     u64 position | the bytes written there
+ *   TRUNCATE  u64 length
+ *   REMOVE    nothing (a file or a whole directory; missing is fine)
+ *   MKDIR     nothing (with its parents)
+ *   REPLACE   the file's whole new content (applied aside and renamed: never half there)
+ *   SYNCED    u64 epoch | u64 lsn the leader's round covered (path empty)
+ * One op is one buffer, so it fits a transport frame as it is (a WRITE carries one turn's
+ * appends to one file, which a segment size bounds).
+ */
+export const enum OpKind {
+  OPEN = 1,
+  WRITE = 2,
+  TRUNCATE = 3,
+  REMOVE = 4,
+  MKDIR = 5,
+  REPLACE = 6,
+  SYNCED = 7,
+}
+
+export interface StoreOp {
+  kind: OpKind;
+  lsn: number;
+  path: string;
+  /** OPEN: truncate flag; WRITE: position; TRUNCATE: length; SYNCED: epoch */
+  n: number;
+  /** SYNCED: the LSN the leader's round covered */
+  upTo: number;
+  /** WRITE, REPLACE: the bytes (a view into the encoded op) */
+  data: Buffer | null;
+}
+
+const HEAD = 1 + 8 + 2;
+
+export function encodeOp(kind: OpKind, lsn: number, path: string, n = 0, data: Buffer | null = null, upTo = 0): Buffer {
+  const pathLen = Buffer.byteLength(path);
+  const body = kind === OpKind.OPEN ? 1 : kind === OpKind.WRITE || kind === OpKind.TRUNCATE ? 8 : kind === OpKind.SYNCED ? 16 : 0;
+  const buf = Buffer.allocUnsafe(HEAD + pathLen + body + (data === null ? 0 : data.length));
+  buf[0] = kind;
+  putU64(buf, 1, lsn);
+  buf.writeUInt16BE(pathLen, 9);
+  let at = HEAD + buf.write(path, HEAD);
+  if (kind === OpKind.OPEN) buf[at++] = n ? 1 : 0;
+  else if (body >= 8) {
+    putU64(buf, at, n);
+    at += 8;
+    if (kind === OpKind.SYNCED) {
+      putU64(buf, at, upTo);
+      at += 8;
+    }
+  }
+  if (data !== null) data.copy(buf, at);
+  return buf;
+}
+
+export function decodeOp(buf: Buffer): StoreOp {
+  if (buf.length < HEAD) throw new Error(`store op too short (${buf.length} bytes)`);
+  const kind = buf[0] as OpKind;
+  if (kind < OpKind.OPEN || kind > OpKind.SYNCED) throw new Error(`unknown store op kind ${kind}`);
+  const lsn = getU64(buf, 1);
+  const pathEnd = HEAD + buf.readUInt16BE(9);
+  const path = buf.toString('utf8', HEAD, pathEnd);
+  const op: StoreOp = { kind, lsn, path, n: 0, upTo: 0, data: null };
+  let at = pathEnd;
+  if (kind === OpKind.OPEN) op.n = buf[at];
+  else if (kind === OpKind.WRITE || kind === OpKind.TRUNCATE || kind === OpKind.SYNCED) {
+    op.n = getU64(buf, at);
+    at += 8;
+    if (kind === OpKind.SYNCED) op.upTo = getU64(buf, at);
+    at += kind === OpKind.SYNCED ? 8 : 0;
+  }
+  if (kind === OpKind.WRITE || kind === OpKind.REPLACE) op.data = buf.subarray(at);
+  if (at > buf.length) throw new Error(`store op ${kind} truncated`);
+  return op;
+}
+
+/** Numbers up to 2^53: offsets, lengths and LSNs never get near. */
+function putU64(buf: Buffer, at: number, v: number): void {
+  buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at);
+  buf.writeUInt32BE(v >>> 0, at + 4);
+}
+
+function getU64(buf: Buffer, at: number): number {
+  return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
+}
