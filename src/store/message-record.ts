@@ -1,5 +1,6 @@
 import { crc32 } from 'node:zlib';
 import type { StorableMessage } from '../broker/storage';
+import type { PendingWrites } from './pending-writes';
 
 /**
  * A message as stored in a queue's segment file (and in the shared body log):
@@ -63,6 +64,15 @@ export function encodeMessageRecord(msg: StorableMessage, publishedAt: number, f
   const buf = Buffer.allocUnsafe(size);
   putMessageRecord(buf, 0, size, msg, publishedAt, flags);
   return buf;
+}
+
+/** Appends the message's record to a file's pending bytes; returns its size. */
+export function appendMessageRecord(pending: PendingWrites, msg: StorableMessage, publishedAt: number, flags: number): number {
+  const size = messageRecordSize(msg);
+  // Reserve first: growing may replace the buffer, so it is read only afterwards.
+  const at = pending.reserve(size);
+  putMessageRecord(pending.buf, at, size, msg, publishedAt, flags);
+  return size;
 }
 
 /**

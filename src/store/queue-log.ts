@@ -7,8 +7,7 @@ import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
 import {
   encodeIndexRecord,
-  messageRecordSize,
-  putMessageRecord,
+  appendMessageRecord,
   FLAG_PAGED,
   FLAG_SHARED,
   indexSegment,
@@ -100,10 +99,8 @@ export class QueueLog implements SyncTarget {
   append(msg: StorableMessage, publishedAt: number, flags: number): number {
     let seg = this.current;
     if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
-    const size = messageRecordSize(msg);
     const position = seg.size;
-    const at = seg.pending.reserve(size); // before reading .buf: reserving may replace it
-    putMessageRecord(seg.pending.buf, at, size, msg, publishedAt, flags);
+    const size = appendMessageRecord(seg.pending, msg, publishedAt, flags);
     seg.live++;
     if ((flags & FLAG_PAGED) === 0) seg.records++;
     this.lastSegment = seg.id;

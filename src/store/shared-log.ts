@@ -5,7 +5,7 @@ import { ioCounts } from './io-counters';
 import type { Logger } from '../logger';
 import type { StorableMessage } from '../broker/storage';
 import type { SyncScheduler, SyncTarget } from './sync-scheduler';
-import { messageRecordSize, putMessageRecord } from './message-record';
+import { appendMessageRecord } from './message-record';
 import { scanSegment } from './segment-scan';
 import { segmentName } from './segment';
 import { truncatePath, writePending } from './file-io';
@@ -88,10 +88,8 @@ export class SharedBodyLog implements SyncTarget {
     if (msg === this.lastMessage && cur !== null && cur.id === this.lastSegment) return this.lastOffset;
     let seg = cur;
     if (seg === null || seg.size >= this.segmentSize) seg = this.rolloverOrStay();
-    const size = messageRecordSize(msg);
     const offset = seg.size;
-    const at = seg.pending.reserve(size); // before reading .buf: reserving may replace it
-    putMessageRecord(seg.pending.buf, at, size, msg, publishedAt, 0);
+    const size = appendMessageRecord(seg.pending, msg, publishedAt, 0);
     this.unwritten += size;
     this.lastMessage = msg;
     this.lastSegment = seg.id;

@@ -8,13 +8,8 @@ import { CHUNK_SIZE } from './frame';
  * file is missing or shorter than the last length (it went or shrank: the caller manifests again).
  */
 export async function prefixCrcs(path: string, lengths: readonly number[]): Promise<number[] | null> {
-  let fh;
-  try {
-    fh = await openData(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const fh = await openDataIfPresent(path);
+  if (fh === null) return null;
   try {
     const out: number[] = [];
     const buf = Buffer.allocUnsafe(CHUNK_SIZE);
@@ -44,15 +39,20 @@ export function openData(path: string) {
   return open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
 }
 
-/** A file's size and the crc32 of all of it, as of the moment it was opened; null if it is gone. */
-export async function wholeFileCrc(path: string): Promise<{ size: number; crc: number } | null> {
-  let fh;
+/** openData, or null when the file is gone. */
+async function openDataIfPresent(path: string) {
   try {
-    fh = await openData(path);
+    return await openData(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
+}
+
+/** A file's size and the crc32 of all of it, as of the moment it was opened; null if it is gone. */
+export async function wholeFileCrc(path: string): Promise<{ size: number; crc: number } | null> {
+  const fh = await openDataIfPresent(path);
+  if (fh === null) return null;
   try {
     const size = (await fh.stat()).size;
     const buf = Buffer.allocUnsafe(Math.min(CHUNK_SIZE, Math.max(size, 1)));
