@@ -280,7 +280,17 @@ export class Server {
     if (this.connections.delete(c)) this.broker.nodeCounters.connectionsClosed++;
   };
 
+  /**
+   * Asked for each new connection when set (cluster mode: "do we still lead?"); false drops the
+   * socket. Per connection, never per message.
+   */
+  admit: (() => boolean) | null = null;
+
   private accept(socket: Socket): void {
+    if (this.admit !== null && !this.admit()) {
+      socket.destroy();
+      return;
+    }
     const counters = this.broker.nodeCounters;
     const conn = new Connection(socket, this.broker, this.store.scheduler, this.config, this.log, this.connectionGone);
     this.connections.add(conn);

@@ -50,6 +50,10 @@ async function main(): Promise<void> {
   installCrashHandlers(logger);
   logger.debug({ config: redactConfig(config) }, 'configuration');
 
+  if (config.clusterEtcd.length > 0) {
+    await startClusterNode(config, log, tls);
+    return;
+  }
   const server = new Server(config, logger, tls);
   try {
     await server.start();
@@ -61,6 +65,35 @@ async function main(): Promise<void> {
     process.exit(EXIT_START_FAILED);
   }
   installSignalHandlers(server, log);
+}
+
+/**
+ * Cluster mode: the node joins the cluster in etcd before anything opens the data directory.
+ * Loaded only here, so a single-node broker loads nothing from src/cluster.
+ */
+async function startClusterNode(config: Config, log: LogOutput, tls: TlsMaterial | null): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { ClusterRuntime, ClusterError } = require('./cluster/cluster-runtime') as typeof import('./cluster/cluster-runtime');
+  const logger = log.logger;
+  const runtime = new ClusterRuntime(config, logger, tls, {
+    onFatal: (message, err) => {
+      logger.fatal({ err }, message);
+      complain(message);
+      // A node that cannot serve leaves at once: the lease ends with the process, and another leads.
+      process.exit(EXIT_START_FAILED);
+    },
+  });
+  try {
+    await runtime.start();
+  } catch (err) {
+    // An unreachable etcd or a node name in use is the operator's to fix, like a bad flag.
+    const usage = err instanceof ClusterError;
+    const message = usage ? err.message : describeStartError(err, config);
+    logger.fatal({ err }, message);
+    complain(message);
+    process.exit(usage ? EXIT_USAGE : EXIT_START_FAILED);
+  }
+  installSignalHandlers(runtime, log);
 }
 
 function describeStartError(err: unknown, config: Config): string {
@@ -80,7 +113,10 @@ function describeStartError(err: unknown, config: Config): string {
   }
 }
 
-function installSignalHandlers(server: Server, log: LogOutput): void {
+/** What the signals act on: the broker, or a cluster node running whichever role it has. */
+type Stoppable = Pick<Server, 'stop' | 'config' | 'reloadTls'> & { readonly connections: { readonly size: number } };
+
+function installSignalHandlers(server: Stoppable, log: LogOutput): void {
   const logger = log.logger;
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {

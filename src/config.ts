@@ -137,6 +137,53 @@ function resourceLimit(
   return { description: o.description, default: o.default, argName: o.argName, fromText: check, fromJson: check };
 }
 
+/**
+ * `--cluster-etcd`: etcd endpoints, a comma list (an array in the config file); empty means a
+ * single node. The cluster code is required only when a value is given, so a single-node
+ * broker loads nothing from src/cluster.
+ */
+function etcdEndpoints(o: { description: string }): Setting<string[]> {
+  const check = (entries: string[]): string[] | Invalid => {
+    if (entries.every((e) => e.trim() === '')) return [];
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { parseEtcdEndpoints } = require('./cluster/endpoints') as typeof import('./cluster/endpoints');
+    try {
+      parseEtcdEndpoints(entries);
+    } catch (err) {
+      return new Invalid(`must list etcd endpoints as http://host:port[,http://host:port...]: ${(err as Error).message}`);
+    }
+    return entries.map((e) => e.trim());
+  };
+  return {
+    description: o.description,
+    default: [],
+    argName: '<url,url,...>',
+    fromText: (raw) => check(raw.split(',')),
+    fromJson: (v) =>
+      typeof v === 'string'
+        ? check(v.split(','))
+        : Array.isArray(v) && v.every((e) => typeof e === 'string')
+          ? check(v)
+          : new Invalid(`must be a comma list or an array of http://host:port strings, got ${JSON.stringify(v)}`),
+  };
+}
+
+/** A name that becomes an etcd key segment (cluster name): checked by src/cluster's rule. */
+function clusterName(o: { default: string; description: string }): Setting<string> {
+  const check = (v: unknown): string | Invalid => {
+    if (typeof v !== 'string') return new Invalid(`must be a string, got ${JSON.stringify(v)}`);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { checkName } = require('./cluster/keys') as typeof import('./cluster/keys');
+    try {
+      checkName('cluster name', v);
+    } catch (err) {
+      return new Invalid(`must be a valid name (${(err as Error).message})`);
+    }
+    return v;
+  };
+  return { description: o.description, default: o.default, argName: '<name>', fromText: check, fromJson: check };
+}
+
 /** pino's levels, most severe first; 'silent' logs nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -277,6 +324,43 @@ const SCHEMA = {
     description:
       "Free space on the data directory's disk below which publishers are blocked: an amount such as 1GB, or mem_relative:1.0 (a multiple of memory).",
   }),
+  // Cluster mode (issue 15, experimental): only with --cluster-etcd; see docs/cluster.md.
+  clusterEtcd: etcdEndpoints({
+    description:
+      'etcd endpoints (http://host:port, comma-separated) of a cluster to join; without them Leveret is a single node (experimental).',
+  }),
+  clusterName: clusterName({
+    default: 'leveret',
+    description: 'Name of the cluster in etcd (its keys live under /leveret/<name>/); nodes of one cluster share it.',
+  }),
+  advertiseHost: str({
+    default: '',
+    argName: '<host>',
+    description: 'Host other cluster nodes reach this one at (default: --host, or the hostname when --host is 0.0.0.0 or ::).',
+  }),
+  replicationPort: int({
+    default: 5679,
+    min: 0,
+    max: 65535,
+    description: "TCP port the cluster leader serves followers' replication on (0 picks a free port at start).",
+  }),
+  minIsr: int({
+    default: 1,
+    min: 0,
+    max: 255,
+    description: 'In-sync followers besides the leader that must hold a persistent message before it is confirmed (cluster mode).',
+  }),
+  clusterLeaseTtl: int({
+    default: 5,
+    min: 1,
+    max: 3600,
+    description: "Seconds of the etcd lease: a leader cut off from etcd this long stops serving (etcd raises values below its minimum, about 2).",
+  }),
+  clusterSecret: str({
+    default: '',
+    secret: true,
+    description: "Shared secret authenticating replication between nodes (default: the cluster's 'secret' key in etcd, made by the first leader).",
+  }),
 } satisfies Record<string, Setting<unknown>>;
 
 type Schema = typeof SCHEMA;
@@ -362,7 +446,20 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     if (value instanceof Invalid) throw new ConfigError(`${source} ${value.message}`);
     config[s.name] = value;
   }
-  return config as unknown as Config;
+  const out = config as unknown as Config;
+  if (out.clusterEtcd.length > 0) checkClusterMode(out);
+  return out;
+}
+
+/** In cluster mode the node name becomes an etcd key segment: it must pass the cluster's rule. */
+function checkClusterMode(config: Config): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { clusterNodeName } = require('./cluster/cluster-settings') as typeof import('./cluster/cluster-settings');
+  try {
+    clusterNodeName(config);
+  } catch (err) {
+    throw new ConfigError(`--node-name in cluster mode: ${(err as Error).message}`);
+  }
 }
 
 interface ParsedFlags {

@@ -26,6 +26,12 @@ export interface ClusterNodeOptions {
   fenceMarginMs?: number;
   /** Deadline of each etcd call, and of the reachability probe at start. */
   etcdTimeoutMs?: number;
+  /**
+   * Asked before every campaign: a reason keeps this node from campaigning (it reports `waiting`
+   * with it), e.g. while its data directory is an unfinished copy; null lets it campaign. Call
+   * reconsider() when the answer may have changed.
+   */
+  whyNotLead?: () => string | null;
 }
 
 export type ClusterRole = 'starting' | 'leader' | 'follower' | 'waiting' | 'stopped';
@@ -144,6 +150,31 @@ export class ClusterNode extends EventEmitter {
 
   leaderName(): string | undefined {
     return this.view?.leader?.node;
+  }
+
+  /** The etcd client of this node (undefined before start()), for the cluster's other keys. */
+  get etcd(): Etcd3 | undefined {
+    return this.client;
+  }
+
+  /** Looks at the cluster again, e.g. once whyNotLead() may have changed its answer. */
+  reconsider(): void {
+    if (!this.stopped) void this.evaluate();
+  }
+
+  /**
+   * Gives up leadership at once (e.g. the data directory turned out unfit to serve): demotes,
+   * revokes the lease so the leader key goes now, and starts a new session, which campaigns
+   * again only if whyNotLead() allows.
+   */
+  resign(reason: string): void {
+    const lease = this.lease;
+    if (!this.claim || !lease) return;
+    this.lease = undefined;
+    this.demote(reason, lease.fence.validUntil);
+    lease.close();
+    this.setWaiting(reason);
+    void this.reopen(lease);
   }
 
   async start(): Promise<void> {
@@ -329,6 +360,11 @@ export class ClusterNode extends EventEmitter {
     if (!lease || !view || !election || this.stopped || this.claim) return;
     if (view.leader) {
       this.follow(view.leader, lease);
+      return;
+    }
+    const notNow = this.opts.whyNotLead?.() ?? null;
+    if (notNow !== null) {
+      this.setWaiting(notNow);
       return;
     }
     const isr = view.isr;

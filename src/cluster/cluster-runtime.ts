@@ -1,0 +1,339 @@
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Server } from '../app';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { TlsMaterial } from '../server/tls';
+import { ClusterNode, type DemotedEvent, type LeaderEvent } from './cluster-node';
+import { readOrCreateSecret } from './cluster-secret';
+import { clusterSettings, type ClusterSettings } from './cluster-settings';
+import { FollowerLoop, type LeaderAddress } from './follower-loop';
+import { ClusterKeys } from './keys';
+import { REPLICA_MARK } from './replication/node-local';
+import { ReplicationServer } from './replication/replication-server';
+
+export { ClusterError } from './errors';
+
+export interface ClusterRuntimeOptions {
+  /** A failure that leaves this node unable to go on (its store cannot open): the caller exits. */
+  onFatal: (message: string, err: unknown) => void;
+}
+
+const NO_CONNECTIONS: ReadonlySet<unknown> = new Set();
+
+/** A free TCP port, so that a port given as 0 is fixed once and advertised in the member key. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * One Leveret node of a cluster (`--cluster-etcd`): joins the cluster in etcd before anything
+ * opens the data directory, then runs the role the election gives it, one role at a time:
+ *
+ * - leader: the broker (store recovery, AMQP and HTTP listeners) on the data directory, and the
+ *   replication port for followers, with this leadership's term;
+ * - follower: no broker listener; the data directory is caught up from the leader;
+ * - waiting: neither (no leader yet, or this node may not lead and nobody does).
+ *
+ * Losing leadership (lease lost, fencing, another leader key) stops the broker at once (its
+ * clients get 320 CONNECTION_FORCED naming the lost leadership) and the process stays, to
+ * follow the next leader. Transitions run one after another on a promise chain, so a new role
+ * never starts while the old one is still letting go of the directory.
+ */
+export class ClusterRuntime {
+  readonly config: Config;
+  private readonly settings: ClusterSettings;
+  private readonly keys: ClusterKeys;
+  private node: ClusterNode | undefined;
+  private server: Server | null = null;
+  private replication: ReplicationServer | null = null;
+  private follower: FollowerLoop | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private stopping = false;
+  private secret: string | null;
+  private isrWriting = false;
+
+  constructor(
+    config: Config,
+    private readonly log: Logger,
+    private readonly tls: TlsMaterial | null,
+    private readonly opts: ClusterRuntimeOptions,
+  ) {
+    this.settings = clusterSettings(config);
+    this.keys = new ClusterKeys(this.settings.clusterName);
+    this.secret = this.settings.secret;
+    // The broker of every leadership shows the cluster's name for this node.
+    this.config = { ...config, nodeName: this.settings.nodeName };
+  }
+
+  /** The broker's client connections while leading; none otherwise. */
+  get connections(): ReadonlySet<unknown> {
+    return this.server?.connections ?? NO_CONNECTIONS;
+  }
+
+  get role(): string {
+    return this.node?.role ?? 'starting';
+  }
+
+  /** SIGHUP: only a running broker has certificates loaded. */
+  reloadTls(): void {
+    if (this.server !== null) this.server.reloadTls();
+    else this.log.info('reload requested: this node is not leading, nothing to reload');
+  }
+
+  /**
+   * Joins the cluster. Rejects with a ClusterError (the CLI exits 2) when etcd cannot be reached
+   * or the node name is held by another live process; nothing has touched the data directory then.
+   */
+  async start(): Promise<void> {
+    const c = this.config;
+    // Ports given as 0 are chosen now: they are published in the member key, and every leadership
+    // of this process must serve on the same ones.
+    if (c.port === 0) c.port = await freePort(c.host);
+    if (c.httpPort === 0) c.httpPort = await freePort(c.host);
+    if (this.settings.replicationPort === 0) this.settings.replicationPort = await freePort(c.host);
+    const s = this.settings;
+    const node = new ClusterNode({
+      etcd: s.etcd,
+      clusterName: s.clusterName,
+      nodeName: s.nodeName,
+      advertiseHost: s.advertiseHost,
+      replicationPort: s.replicationPort,
+      amqpPort: c.port,
+      httpPort: c.httpPort,
+      leaseTtlSeconds: s.leaseTtlSeconds,
+      whyNotLead: () => this.whyNotLead(),
+    });
+    this.node = node;
+    node.on('leader', (e: LeaderEvent) => {
+      this.transition('leader', e.term, s.nodeName, 'won the election');
+      this.enqueue(() => this.lead(e.term));
+    });
+    node.on('demoted', (e: DemotedEvent) => {
+      this.transition('demoted', e.term, node.leaderName(), e.reason);
+      if (!this.stopping) this.enqueue(() => this.stepDown(`leadership of term ${e.term} lost: ${e.reason}`));
+    });
+    node.on('follower', (e: { leader: string; term: number }) => {
+      this.transition('follower', e.term, e.leader, 'a leader is elected');
+      this.enqueue(() => this.follow(e.leader, e.term));
+    });
+    node.on('waiting', (e: { reason: string }) => {
+      this.transition('waiting', node.term, node.leaderName(), e.reason);
+    });
+    node.on('session', (e: { lease: string; ttl: number }) => this.log.info({ lease: e.lease, ttl: e.ttl }, 'cluster: etcd session opened'));
+    node.on('isr', (nodes: string[]) => this.log.info({ isr: nodes, term: node.term }, 'cluster: in-sync replicas'));
+    node.on('members', () => this.syncIsr());
+    node.on('warning', (err: Error) => this.log.warn({ reason: err.message }, 'cluster: etcd call failed; retrying'));
+    this.log.info(
+      {
+        cluster: s.clusterName,
+        node: s.nodeName,
+        etcd: s.etcd,
+        advertiseHost: s.advertiseHost,
+        replicationPort: s.replicationPort,
+        amqpPort: c.port,
+        httpPort: c.httpPort,
+        minIsr: s.minIsr,
+        leaseTtl: s.leaseTtlSeconds,
+        secret: s.secret === null ? 'etcd' : 'flag',
+      },
+      'cluster: joining',
+    );
+    await node.start();
+  }
+
+  /** SIGTERM: ends the running role, then leaves the cluster (the lease is revoked at once). */
+  async stop(reason = 'shutdown'): Promise<void> {
+    this.stopping = true;
+    this.enqueue(async () => {
+      await this.stopFollower();
+      await this.stopLeaderServices(reason);
+    });
+    await this.chain;
+    const t0 = Date.now();
+    await this.node?.stop();
+    this.log.info({ ms: Date.now() - t0 }, 'cluster: left the cluster (lease revoked)');
+  }
+
+  private transition(role: string, term: number, leader: string | undefined, reason: string): void {
+    this.log.info({ role, term, leader: leader ?? null, node: this.settings.nodeName, reason }, `cluster: ${role}`);
+  }
+
+  private enqueue(step: () => Promise<void>): void {
+    this.chain = this.chain.then(step).catch((err: unknown) => this.opts.onFatal(`cluster: ${(err as Error).message}`, err));
+  }
+
+  /** A directory carrying the catch-up mark is a copy cut short: it is never served or elected. */
+  private whyNotLead(): string | null {
+    const mark = join(this.config.dataDir, REPLICA_MARK);
+    return existsSync(mark)
+      ? `data directory ${this.config.dataDir} carries the ${REPLICA_MARK} mark (a copy cut short): may not lead until a catch-up completes`
+      : null;
+  }
+
+  /** Still the leader of `term` with a live lease? Checked after every wait while taking office. */
+  private leads(term: number): boolean {
+    const node = this.node;
+    return !this.stopping && node !== undefined && node.term === term && node.isLeader();
+  }
+
+  /**
+   * Takes office for `term`: every service of a leader starts here, in this order, and nowhere
+   * else (the live stream and the confirm gate join this function).
+   */
+  private async lead(term: number): Promise<void> {
+    const node = this.node;
+    if (!node || !this.leads(term)) return;
+    const t0 = Date.now();
+    await this.stopFollower();
+    const notFit = this.whyNotLead();
+    if (notFit !== null) {
+      // The mark appeared after the campaign (a catch-up that was under way): step down again.
+      this.log.error({ term, reason: notFit }, 'cluster: refusing to lead');
+      node.resign(`refused to lead: ${notFit}`);
+      return;
+    }
+    if (this.secret === null) {
+      try {
+        this.secret = await readOrCreateSecret(node.etcd!, this.keys, true);
+      } catch (err) {
+        this.log.error({ term, reason: (err as Error).message }, 'cluster: cannot read or create the replication secret; stepping down');
+        node.resign('cannot read or create the replication secret in etcd');
+        return;
+      }
+      if (!this.leads(term)) return;
+    }
+    const server = new Server(this.config, this.log, this.tls);
+    // Between the end of the lease and the demotion being handled, nobody new gets in.
+    server.admit = () => node.isLeader();
+    this.server = server;
+    try {
+      await server.start();
+    } catch (err) {
+      this.opts.onFatal(`cannot start the broker as leader of term ${term}: ${(err as Error).message}`, err);
+      return;
+    }
+    if (!this.leads(term)) return; // the demotion queued behind us stops the broker
+    const replication = new ReplicationServer({
+      port: this.settings.replicationPort,
+      host: this.config.host,
+      dataDir: this.config.dataDir,
+      secret: this.secret!,
+      term,
+      cluster: this.settings.clusterName,
+      isMember: (name) => node.members().some((m) => m.name === name),
+      log: this.log,
+    });
+    this.replication = replication;
+    await replication.start();
+    // (issue 15) the live stream of the store's ops and the confirm gate (min-isr) attach here.
+    this.log.info(
+      {
+        term,
+        leader: this.settings.nodeName,
+        amqpPort: server.port,
+        httpPort: server.httpPort,
+        replicationPort: replication.port,
+        minIsr: this.settings.minIsr,
+        ms: Date.now() - t0,
+      },
+      'cluster: leading (serving AMQP, HTTP and replication)',
+    );
+    this.syncIsr();
+  }
+
+  /** Demoted: the broker stops at once (clients get 320), then the directory is let go. */
+  private async stepDown(reason: string): Promise<void> {
+    const t0 = Date.now();
+    const had = this.server !== null || this.replication !== null;
+    await this.stopLeaderServices(reason);
+    if (had) this.log.info({ term: this.node?.term ?? 0, reason, ms: Date.now() - t0 }, 'cluster: stepped down (broker stopped, store closed)');
+  }
+
+  private async stopLeaderServices(reason: string): Promise<void> {
+    const server = this.server;
+    const replication = this.replication;
+    this.server = null;
+    this.replication = null;
+    await Promise.all([server?.stop(reason), replication?.stop()]);
+  }
+
+  private async follow(leader: string, term: number): Promise<void> {
+    if (this.stopping) return;
+    // A leader we still run (a demotion not yet handled) goes first.
+    if (this.server !== null || this.replication !== null) await this.stepDown(`${leader} leads term ${term}`);
+    const current = this.follower;
+    if (current && current.leader === leader && current.term === term) return;
+    await this.stopFollower();
+    const node = this.node!;
+    const loop = new FollowerLoop({
+      leader,
+      term,
+      dataDir: this.config.dataDir,
+      nodeName: this.settings.nodeName,
+      cluster: this.settings.clusterName,
+      log: this.log,
+      members: () => node.members(),
+      secret: async () => this.secret ?? (await readOrCreateSecret(node.etcd!, this.keys, false)),
+      onLeaderKnown: (addr) => this.startLeaderProxy(addr),
+      // The mark is gone: if no leader is left meanwhile, this node may now campaign.
+      onCaughtUp: () => node.reconsider(),
+    });
+    this.follower = loop;
+    loop.start();
+  }
+
+  private async stopFollower(): Promise<void> {
+    const loop = this.follower;
+    this.follower = null;
+    if (!loop) return;
+    this.stopLeaderProxy();
+    await loop.stop();
+  }
+
+  /**
+   * FOLLOWER PROXIES (h-proxy's LeaderProxy): a follower forwards AMQP and HTTP clients to the
+   * leader at `leader.host`, `leader.amqpPort` / `leader.httpPort`. Started when the leader's
+   * address is known, stopped when this node stops following it. Nothing is forwarded yet.
+   */
+  private startLeaderProxy(leader: LeaderAddress): void {
+    this.log.info({ leader: leader.node, host: leader.host, amqpPort: leader.amqpPort, httpPort: leader.httpPort }, 'cluster: leader address known');
+  }
+
+  private stopLeaderProxy(): void {}
+
+  /**
+   * INTERIM ISR POLICY, until the replication layer decides who is in sync: the leader keeps the
+   * ISR equal to the live members (itself included). A member whose copy is unfinished is in it
+   * but will not campaign (whyNotLead), so it cannot take over with a partial directory.
+   */
+  private syncIsr(): void {
+    const node = this.node;
+    if (!node || this.isrWriting || this.stopping || !node.isLeader() || this.server === null) return;
+    const want = [...new Set([...node.members().map((m) => m.name), node.name])].sort();
+    const have = [...node.isr()].sort();
+    if (want.join(',') === have.join(',')) return;
+    this.isrWriting = true;
+    node
+      .setIsr(want)
+      .then(
+        () => {
+          this.isrWriting = false;
+          this.syncIsr(); // members may have changed while the write was in flight
+        },
+        (err: Error) => {
+          // The next change of members tries again; a deposed leader's write fails in etcd anyway.
+          this.isrWriting = false;
+          this.log.warn({ reason: err.message, isr: want }, 'cluster: ISR write failed');
+        },
+      );
+  }
+}

@@ -1,0 +1,153 @@
+import type { Logger } from '../logger';
+import type { MemberInfo } from './member';
+import { ReplicationError } from './replication/errors';
+import { ReplicationFollower } from './replication/replication-follower';
+
+/** Where a follower finds the leader: the leader's member key (advertiseHost, ports). */
+export interface LeaderAddress {
+  node: string;
+  host: string;
+  replicationPort: number;
+  amqpPort: number;
+  httpPort: number;
+}
+
+export interface FollowerLoopOptions {
+  leader: string;
+  term: number;
+  dataDir: string;
+  nodeName: string;
+  cluster: string;
+  log: Logger;
+  /** the live members as this node sees them (the leader's entry gives its address) */
+  members: () => MemberInfo[];
+  /** the replication secret; null while nobody has made it yet (a first leader does, at once) */
+  secret: () => Promise<string | null>;
+  /** the leader's address became known (once per loop): where the follower's proxies point */
+  onLeaderKnown: (leader: LeaderAddress) => void;
+  /** a catch-up finished: the directory is a complete copy again (no mark) */
+  onCaughtUp: () => void;
+}
+
+const FIRST_RETRY_MS = 500;
+const MAX_RETRY_MS = 10_000;
+
+/**
+ * The follower role for one leader term: finds the leader's address in its member key, then
+ * catches the data directory up from it, retrying with a growing back-off (the leader may
+ * still be starting, or gone: the election then names another and this loop is stopped).
+ * After the catch-up the loop is done; the live stream will continue from there.
+ */
+export class FollowerLoop {
+  private stopped = false;
+  private current: ReplicationFollower | undefined;
+  private wake: (() => void) | undefined;
+  private done: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: FollowerLoopOptions) {}
+
+  get leader(): string {
+    return this.o.leader;
+  }
+
+  get term(): number {
+    return this.o.term;
+  }
+
+  start(): void {
+    this.done = this.run().catch((err: unknown) => this.o.log.error({ err, leader: this.o.leader }, 'cluster: follower loop failed'));
+  }
+
+  /** Ends a running catch-up at once and waits until the directory is released. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.current?.stop();
+    this.wake?.();
+    await this.done;
+  }
+
+  private async run(): Promise<void> {
+    const { log, leader, term } = this.o;
+    let known = false;
+    let delay = FIRST_RETRY_MS;
+    let said = '';
+    const once = (msg: string, fields: object) => {
+      if (said === msg) return;
+      said = msg;
+      log.info({ leader, term, ...fields }, msg);
+    };
+    while (!this.stopped) {
+      const member = this.o.members().find((m) => m.name === leader);
+      if (!member || member.advertiseHost === '' || member.replicationPort === 0) {
+        once("cluster: waiting for the leader's member key", {});
+        await this.sleep(200);
+        continue;
+      }
+      if (!known) {
+        known = true;
+        this.o.onLeaderKnown({
+          node: leader,
+          host: member.advertiseHost,
+          replicationPort: member.replicationPort,
+          amqpPort: member.amqpPort,
+          httpPort: member.httpPort,
+        });
+      }
+      let secret: string | null;
+      try {
+        secret = await this.o.secret();
+      } catch (err) {
+        log.warn({ leader, term, reason: (err as Error).message }, 'cluster: cannot read the replication secret from etcd; retrying');
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, MAX_RETRY_MS);
+        continue;
+      }
+      if (secret === null) {
+        once('cluster: waiting for the leader to create the replication secret', {});
+        await this.sleep(200);
+        continue;
+      }
+      if (this.stopped) return;
+      const follower = new ReplicationFollower({
+        host: member.advertiseHost,
+        port: member.replicationPort,
+        dataDir: this.o.dataDir,
+        secret,
+        node: this.o.nodeName,
+        cluster: this.o.cluster,
+        term,
+        log,
+      });
+      this.current = follower;
+      const t0 = Date.now();
+      try {
+        const stats = await follower.catchUp();
+        log.info({ leader, term, ms: Date.now() - t0, bytesFetched: stats.bytesFetched, bytesKept: stats.bytesKept }, 'cluster: data directory caught up with the leader');
+        this.o.onCaughtUp();
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        const e = err as ReplicationError;
+        log.warn(
+          { leader, term, code: e instanceof ReplicationError ? e.code : 'error', reason: e.message, retryInMs: delay },
+          'cluster: catch-up from the leader failed; retrying',
+        );
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, MAX_RETRY_MS);
+      } finally {
+        this.current = undefined;
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
