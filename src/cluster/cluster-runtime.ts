@@ -119,7 +119,7 @@ export class ClusterRuntime {
     });
     node.on('demoted', (e: DemotedEvent) => {
       this.transition('demoted', e.term, node.leaderName(), e.reason);
-      if (!this.stopping) this.enqueue(() => this.stepDown(`leadership of term ${e.term} lost: ${e.reason}`));
+      if (!this.stopping) this.enqueue(() => this.stepDown(e.term, `leadership of term ${e.term} lost: ${e.reason}`));
     });
     node.on('follower', (e: { leader: string; term: number }) => {
       this.transition('follower', e.term, e.leader, 'a leader is elected');
@@ -251,11 +251,11 @@ export class ClusterRuntime {
   }
 
   /** Demoted: the broker stops at once (clients get 320), then the directory is let go. */
-  private async stepDown(reason: string): Promise<void> {
+  private async stepDown(term: number, reason: string): Promise<void> {
     const t0 = Date.now();
     const had = this.server !== null || this.replication !== null;
     await this.stopLeaderServices(reason);
-    if (had) this.log.info({ term: this.node?.term ?? 0, reason, ms: Date.now() - t0 }, 'cluster: stepped down (broker stopped, store closed)');
+    if (had) this.log.info({ term, reason, ms: Date.now() - t0 }, 'cluster: stepped down (broker stopped, store closed)');
   }
 
   private async stopLeaderServices(reason: string): Promise<void> {
@@ -269,7 +269,7 @@ export class ClusterRuntime {
   private async follow(leader: string, term: number): Promise<void> {
     if (this.stopping) return;
     // A leader we still run (a demotion not yet handled) goes first.
-    if (this.server !== null || this.replication !== null) await this.stepDown(`${leader} leads term ${term}`);
+    if (this.server !== null || this.replication !== null) await this.stepDown(term, `${leader} leads term ${term}`);
     const current = this.follower;
     if (current && current.leader === leader && current.term === term) return;
     await this.stopFollower();

@@ -1,0 +1,434 @@
+// Issue 15, the lifecycle of a cluster node: three Leveret processes (dist/cli.js with the cluster
+// flags) and one real etcd. One node leads and serves AMQP and HTTP; the others follow (catch-up
+// of their data directory, no listener). kill -9, SIGSTOP/SIGCONT and SIGTERM of the leader hand
+// the service to another node; a paused leader's clients are closed with 320 when it resumes.
+// Messages are not expected to survive a failover yet (no live stream): nothing here asserts it.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import amqp from 'amqplib';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { canConnect, freePort, startBroker } from './helpers/broker';
+import { closeReason } from './helpers/clients';
+import { startEtcd, type StartedEtcd } from './helpers/etcd';
+
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const TTL = 2;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface LogLine {
+  time: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+class LeveretNode {
+  readonly lines: LogLine[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private stderr = '';
+  private partial = '';
+  private proc: ChildProcessWithoutNullStreams;
+
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    readonly httpPort: number,
+    readonly dataDir: string,
+    args: string[],
+  ) {
+    this.proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc.stdout.on('data', (d: Buffer) => {
+      const lines = (this.partial + d.toString()).split('\n');
+      this.partial = lines.pop() ?? '';
+      for (const l of lines) {
+        if (!l.trim()) continue;
+        try {
+          this.lines.push(JSON.parse(l) as LogLine);
+        } catch {
+          this.stderr += l + '\n';
+        }
+      }
+    });
+    this.proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.proc.kill(sig);
+  }
+
+  logs(msg: string): LogLine[] {
+    return this.lines.filter((l) => l.msg === msg);
+  }
+
+  async waitLog(msg: string, pred: (l: LogLine) => boolean = () => true, timeoutMs = 15_000): Promise<LogLine> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find((l) => l.msg === msg && pred(l));
+      if (hit) return hit;
+      if (Date.now() > until) throw new Error(`${this.name}: no log "${msg}" within ${timeoutMs} ms\n${this.tail()}`);
+      await sleep(20);
+    }
+  }
+
+  tail(n = 25): string {
+    return (
+      this.lines
+        .slice(-n)
+        .map((l) => `${l.time} ${l.msg} ${JSON.stringify({ ...l, msg: undefined, time: undefined, pid: undefined, hostname: undefined, level: undefined })}`)
+        .join('\n') + `\nstderr: ${this.stderr}`
+    );
+  }
+
+  get errText(): string {
+    return this.stderr;
+  }
+}
+
+let etcd: StartedEtcd;
+const running: LeveretNode[] = [];
+const dirs: string[] = [];
+let clusterSeq = 0;
+
+async function startNode(cluster: string, name: string, extra: string[] = []): Promise<LeveretNode> {
+  const port = await freePort();
+  const httpPort = await freePort();
+  const replicationPort = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `leveret-cluster-${name}-`));
+  dirs.push(dataDir);
+  const args = [
+    ['--cluster-etcd', etcd.endpoint],
+    ['--cluster-name', cluster],
+    ['--node-name', name],
+    ['--host', '127.0.0.1'],
+    ['--port', String(port)],
+    ['--http-port', String(httpPort)],
+    ['--replication-port', String(replicationPort)],
+    ['--cluster-lease-ttl', String(TTL)],
+    ['--data-dir', dataDir],
+    ['--log-format', 'json'],
+  ].flat();
+  const node = new LeveretNode(name, port, httpPort, dataDir, [...args, ...extra]);
+  running.push(node);
+  return node;
+}
+
+async function startCluster(): Promise<LeveretNode[]> {
+  const cluster = `cn${process.pid}-${++clusterSeq}`;
+  return Promise.all(['n1', 'n2', 'n3'].map((n) => startNode(cluster, n)));
+}
+
+/** Waits until one node serves and the others caught up from it. */
+async function settled(nodes: LeveretNode[], timeoutMs = 20_000): Promise<{ leader: LeveretNode; followers: LeveretNode[]; term: number }> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const serving = nodes.filter((n) => n.logs('cluster: leading (serving AMQP, HTTP and replication)').length > 0);
+    if (serving.length === 1) {
+      const leader = serving[0];
+      const term = leader.logs('cluster: leading (serving AMQP, HTTP and replication)')[0].term as number;
+      const followers = nodes.filter((n) => n !== leader);
+      const caughtUp = followers.every((f) => f.logs('cluster: data directory caught up with the leader').some((l) => l.term === term));
+      if (caughtUp) return { leader, followers, term };
+    }
+    if (Date.now() > until) throw new Error(`cluster did not settle within ${timeoutMs} ms:\n${nodes.map((n) => `== ${n.name}\n${n.tail()}`).join('\n')}`);
+    await sleep(50);
+  }
+}
+
+/** An AMQP connection that completes its handshake within `ms`, else null (and closed if it opens later). */
+async function tryAmqp(port: number, ms: number): Promise<amqp.ChannelModel | null> {
+  const pending = amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+  const timeout = new Promise<null>((r) => setTimeout(() => r(null), ms));
+  const won = await Promise.race([pending.catch(() => null), timeout]);
+  if (won === null) {
+    void pending.then(
+      (c) => c.close().catch(() => undefined),
+      () => undefined,
+    );
+  }
+  return won;
+}
+
+async function publishConfirmed(conn: amqp.ChannelModel, queue: string): Promise<void> {
+  const ch = await conn.createConfirmChannel();
+  await ch.assertQueue(queue, { durable: true });
+  ch.sendToQueue(queue, Buffer.from('hello'), { persistent: true });
+  await ch.waitForConfirms();
+  await ch.close();
+}
+
+interface Accepted {
+  node: string;
+  at: number;
+}
+
+/**
+ * Tries an AMQP handshake with every node every `everyMs`, without waiting for earlier tries (a
+ * paused node holds them until it resumes: a handshake it completes then is counted then).
+ * Records each completed handshake with its time.
+ */
+function probe(nodes: LeveretNode[], everyMs = 100): { stop: () => Promise<Accepted[]> } {
+  const accepted: Accepted[] = [];
+  const tries: Promise<void>[] = [];
+  const timer = setInterval(() => {
+    for (const n of nodes) {
+      tries.push(
+        amqp.connect(`amqp://guest:guest@127.0.0.1:${n.port}`).then(
+          (c) => {
+            accepted.push({ node: n.name, at: Date.now() });
+            c.on('error', () => undefined);
+            return c.close().catch(() => undefined);
+          },
+          () => undefined,
+        ),
+      );
+    }
+  }, everyMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      // Tries stuck on a paused node end when it resumes (or is killed by afterEach).
+      await Promise.race([Promise.all(tries), sleep(5000)]);
+      return accepted;
+    },
+  };
+}
+
+/** Once another node accepted after one, the first never accepts again: no two serve at once. */
+function expectOneAtATime(accepted: Accepted[]): string[] {
+  const order: string[] = [];
+  for (const a of [...accepted].sort((x, y) => x.at - y.at)) if (order[order.length - 1] !== a.node) order.push(a.node);
+  expect(new Set(order).size, `AMQP accepted by ${order.join(' → ')}`).toBe(order.length);
+  return order;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+}, 30_000);
+
+afterEach(async () => {
+  for (const n of running.splice(0)) {
+    n.signal('SIGCONT');
+    n.signal('SIGKILL');
+    await n.exited;
+  }
+});
+
+afterAll(async () => {
+  await etcd?.stop();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe('a Leveret cluster node', { timeout: 90_000 }, () => {
+  it('three nodes: exactly one serves AMQP and HTTP, the others follow; a duplicate node name exits 2', async () => {
+    const nodes = await startCluster();
+    const { leader, followers, term } = await settled(nodes);
+    const conn = await tryAmqp(leader.port, 5000);
+    expect(conn, leader.tail()).not.toBeNull();
+    await publishConfirmed(conn!, 'h-wire-q');
+    await conn!.close();
+    for (const f of followers) {
+      expect(await canConnect(f.port), `${f.name} listens for AMQP`).toBe(false);
+      expect(await canConnect(f.httpPort), `${f.name} listens for HTTP`).toBe(false);
+      const fl = f.logs('cluster: follower').pop()!;
+      expect(fl).toMatchObject({ role: 'follower', term, leader: leader.name });
+    }
+    const res = await fetch(`http://127.0.0.1:${leader.httpPort}/api/overview`, {
+      headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { node: string }).node).toBe(leader.name);
+    // The leader's transition was logged with its term and reason.
+    expect(leader.logs('cluster: leader')[0]).toMatchObject({ role: 'leader', term, leader: leader.name, reason: 'won the election' });
+
+    // A second process with a live node's name is refused after waiting one TTL and a bit.
+    const t0 = Date.now();
+    const dup = await startNode(nodes[0].lines.find((l) => l.msg === 'cluster: joining')!.cluster as string, followers[0].name);
+    const exit = await dup.exited;
+    expect(exit.code, dup.tail()).toBe(2);
+    expect(dup.errText).toContain(`node name "${followers[0].name}" is already registered`);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(TTL * 1000);
+    expect(fs.readdirSync(dup.dataDir)).toEqual([]); // the store was never opened
+  });
+
+  it('kill -9 of the leader: another node serves AMQP within TTL + 2 s', async () => {
+    const nodes = await startCluster();
+    const { leader, followers, term } = await settled(nodes);
+    const conn = await tryAmqp(leader.port, 5000);
+    await publishConfirmed(conn!, 'h-wire-q');
+    conn!.on('error', () => undefined);
+    const t0 = Date.now();
+    leader.signal('SIGKILL');
+    let served: LeveretNode | undefined;
+    while (!served && Date.now() - t0 < 15_000) {
+      for (const f of followers) {
+        const c = await tryAmqp(f.port, 1000);
+        if (c) {
+          served = f;
+          await publishConfirmed(c, 'h-wire-q2');
+          await c.close();
+          break;
+        }
+      }
+      if (!served) await sleep(25);
+    }
+    const failoverMs = Date.now() - t0;
+    console.log(`kill -9 failover: first AMQP connection on ${served?.name} ${failoverMs} ms after the kill (TTL ${TTL} s)`);
+    expect(served, followers.map((f) => f.tail()).join('\n')).toBeDefined();
+    expect(failoverMs).toBeLessThan((TTL + 2) * 1000);
+    const other = followers.find((f) => f !== served)!;
+    const newTerm = served!.logs('cluster: leading (serving AMQP, HTTP and replication)').pop()!.term as number;
+    expect(newTerm).toBeGreaterThan(term);
+    // The remaining follower follows the new leader (and serves nothing).
+    await other.waitLog('cluster: data directory caught up with the leader', (l) => l.term === newTerm);
+    expect(await canConnect(other.port)).toBe(false);
+  });
+
+  it('SIGSTOP of the leader past the TTL, then SIGCONT: its clients get 320, it follows, never two serve at once', async () => {
+    const nodes = await startCluster();
+    const { leader, followers, term } = await settled(nodes);
+    const held = await tryAmqp(leader.port, 5000);
+    await publishConfirmed(held!, 'h-wire-q');
+    const closed = new Promise<unknown>((resolve) => {
+      held!.on('error', () => undefined);
+      held!.on('close', (err: unknown) => resolve(err));
+    });
+    const watch = probe(nodes);
+    await sleep(300);
+    const t0 = Date.now();
+    leader.signal('SIGSTOP');
+    // Another node takes over while the leader is paused.
+    let served: LeveretNode | undefined;
+    while (!served && Date.now() - t0 < 15_000) {
+      for (const f of followers) if (f.logs('cluster: leading (serving AMQP, HTTP and replication)').length > 0) served = f;
+      await sleep(20);
+    }
+    expect(served, followers.map((f) => f.tail()).join('\n')).toBeDefined();
+    const c = await tryAmqp(served!.port, 5000);
+    expect(c).not.toBeNull();
+    await c!.close();
+    const takeoverMs = Date.now() - t0;
+    const newTerm = served!.logs('cluster: leading (serving AMQP, HTTP and replication)').pop()!.term as number;
+    // Paused longer than the TTL in any case, and a little past the takeover.
+    await sleep(Math.max(500, TTL * 1000 + 500 - (Date.now() - t0)));
+    const pausedMs = Date.now() - t0;
+    leader.signal('SIGCONT');
+    const resumed = Date.now();
+    const err = await Promise.race([closed, sleep(10_000).then(() => 'no close within 10 s')]);
+    const closedMs = Date.now() - resumed;
+    const reason = closeReason(err);
+    expect(reason.code, String(err)).toBe(320);
+    expect(reason.text).toContain(`leadership of term ${term} lost`);
+    const demoted = await leader.waitLog('cluster: demoted', (l) => l.term === term, 5000);
+    expect(String(demoted.reason)).toContain('lease');
+    await leader.waitLog('cluster: follower', (l) => l.term === newTerm && l.leader === served!.name, 10_000);
+    await leader.waitLog('cluster: data directory caught up with the leader', (l) => l.term === newTerm, 10_000);
+    await sleep(500);
+    const accepted = await watch.stop();
+    const order = expectOneAtATime(accepted);
+    expect(order).toEqual([leader.name, served!.name]);
+    expect(await canConnect(leader.port)).toBe(false);
+    console.log(
+      `SIGSTOP: ${served!.name} served ${takeoverMs} ms after the stop; paused ${pausedMs} ms; ` +
+        `the held client saw 320 ${closedMs} ms after SIGCONT; AMQP accepted by ${order.join(' → ')} (${accepted.length} probe handshakes)`,
+    );
+  });
+
+  it('SIGTERM of the leader: it exits 0 and a new leader serves within 1 s of the revocation', async () => {
+    const nodes = await startCluster();
+    const { leader, followers } = await settled(nodes);
+    const t0 = Date.now();
+    leader.signal('SIGTERM');
+    const exit = await leader.exited;
+    expect(exit.code, leader.tail()).toBe(0);
+    const revoked = leader.logs('cluster: left the cluster (lease revoked)')[0];
+    expect(revoked, leader.tail()).toBeDefined();
+    let served: LeveretNode | undefined;
+    let line: LogLine | undefined;
+    for (const f of followers) {
+      line = await f.waitLog('cluster: leading (serving AMQP, HTTP and replication)', () => true, 5000).catch(() => undefined);
+      if (line) {
+        served = f;
+        break;
+      }
+    }
+    expect(served, followers.map((f) => f.tail()).join('\n')).toBeDefined();
+    const elected = served!.logs('cluster: leader')[0];
+    const c = await tryAmqp(served!.port, 5000);
+    expect(c).not.toBeNull();
+    await c!.close();
+    const afterRevocation = line!.time - revoked.time;
+    console.log(
+      `SIGTERM: old leader exited ${Date.now() - t0} ms after the signal (revocation logged at +${revoked.time - t0} ms); ` +
+        `${served!.name} elected ${elected.time - revoked.time} ms and serving ${afterRevocation} ms after the revocation`,
+    );
+    expect(afterRevocation).toBeLessThan(1000);
+  });
+});
+
+describe('cluster flags', { timeout: 30_000 }, () => {
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [CLI, '--data-dir', path.join(os.tmpdir(), 'leveret-never-created'), ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 20_000,
+    });
+
+  it('refuse bad values with exit 2 and a clear message', async () => {
+    const bad = run(['--cluster-etcd', 'ftp://127.0.0.1:2379', '--node-name', 'n1']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toBe(
+      'leveret: --cluster-etcd must list etcd endpoints as http://host:port[,http://host:port...]: invalid etcd endpoint "ftp://127.0.0.1:2379": expected http://host:port\n',
+    );
+    const fromEnv = run([], { LEVERET_CLUSTER_ETCD: 'http://127.0.0.1:2379/v3' });
+    expect(fromEnv.status).toBe(2);
+    expect(fromEnv.stderr).toContain('environment variable LEVERET_CLUSTER_ETCD must list etcd endpoints');
+    expect(fromEnv.stderr).toContain('only http://host:port is accepted');
+
+    const name = run(['--cluster-etcd', etcd.endpoint, '--node-name', 'leveret@host']);
+    expect(name.status).toBe(2);
+    expect(name.stderr).toContain('leveret: --node-name in cluster mode: invalid node name "leveret@host"');
+
+    const isr = run(['--cluster-etcd', etcd.endpoint, '--node-name', 'n1', '--min-isr=-1']);
+    expect(isr.status).toBe(2);
+    expect(isr.stderr).toBe('leveret: --min-isr must be an integer from 0 to 255, got "-1"\n');
+
+    const clusterName = run(['--cluster-etcd', etcd.endpoint, '--cluster-name', 'a/b']);
+    expect(clusterName.status).toBe(2);
+    expect(clusterName.stderr).toContain('--cluster-name must be a valid name (invalid cluster name "a/b"');
+
+    const port = await freePort();
+    const t0 = Date.now();
+    const away = run(['--cluster-etcd', `http://127.0.0.1:${port}`, '--node-name', 'n1']);
+    expect(away.status).toBe(2);
+    expect(away.stderr).toContain(`leveret: cannot reach etcd at http://127.0.0.1:${port} within 2000 ms`);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(fs.existsSync(path.join(os.tmpdir(), 'leveret-never-created'))).toBe(false);
+  });
+
+  it('without --cluster-etcd a node starts as before and loads nothing from src/cluster', async () => {
+    const hook = path.join(ROOT, 'test', 'fixtures', 'report-cluster-modules.cjs');
+    const broker = await startBroker({ env: { NODE_OPTIONS: `--require ${hook}` } });
+    try {
+      const conn = await amqp.connect(broker.url);
+      await publishConfirmed(conn, 'h-wire-single');
+      await conn.close();
+      expect(broker.output()).toContain('Leveret listening for AMQP');
+      expect(broker.output()).not.toContain('[cluster module loaded]');
+      // the hook works: a process that loads a cluster module says so
+      const probeLoad = spawnSync(process.execPath, ['--require', hook, '-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'cluster', 'keys.js'))})`], {
+        encoding: 'utf8',
+      });
+      expect(probeLoad.stderr).toContain('[cluster module loaded]');
+    } finally {
+      await broker.stop();
+    }
+  });
+});
