@@ -340,6 +340,35 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     );
   });
 
+  it('a node whose directory carries catch-up-incomplete never leads; once caught up it may', async () => {
+    const cluster = `cn${process.pid}-${++clusterSeq}`;
+    const marked = await startNode(cluster, 'm1');
+    // An unfinished copy, as a follower killed during its catch-up leaves it.
+    fs.writeFileSync(path.join(marked.dataDir, 'catch-up-incomplete'), '');
+    const waiting = await marked.waitLog('cluster: waiting', (l) => String(l.reason).includes('catch-up-incomplete'));
+    expect(String(waiting.reason)).toContain('may not lead until a catch-up completes');
+    await sleep(TTL * 1000 + 500);
+    expect(marked.logs('cluster: leader')).toEqual([]);
+    expect(await canConnect(marked.port)).toBe(false);
+
+    // A node with a sound directory leads; the marked one follows, and its catch-up removes the mark.
+    const sound = await startNode(cluster, 'm2');
+    const { term } = await settled([marked, sound]);
+    expect(sound.logs('cluster: leader')).toHaveLength(1);
+    expect(fs.existsSync(path.join(marked.dataDir, 'catch-up-incomplete'))).toBe(false);
+    const conn = await tryAmqp(sound.port, 5000);
+    await publishConfirmed(conn!, 'h-wire-q');
+    await conn!.close();
+
+    // Now complete, it takes over when the leader leaves.
+    sound.signal('SIGTERM');
+    const led = await marked.waitLog('cluster: leading (serving AMQP, HTTP and replication)', (l) => (l.term as number) > term, 10_000);
+    expect(led.leader).toBe('m1');
+    const c = await tryAmqp(marked.port, 5000);
+    expect(c).not.toBeNull();
+    await c!.close();
+  });
+
   it('SIGTERM of the leader: it exits 0 and a new leader serves within 1 s of the revocation', async () => {
     const nodes = await startCluster();
     const { leader, followers } = await settled(nodes);
