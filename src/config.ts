@@ -202,7 +202,12 @@ const SCHEMA = {
     max: 3600000,
     description: 'Milliseconds between the samples the management API computes message rates from.',
   }),
-  nodeName: str({ default: '', argName: '<name>', description: 'Node name shown by the management API (default leveret@<hostname>).' }),
+  nodeName: str({
+    default: '',
+    argName: '<name>',
+    description:
+      "Node name shown by the management API (default leveret@<hostname>); in cluster mode the node's name in etcd (default <hostname>; letters, digits, '.', '_', '-').",
+  }),
   dataDir: str({ default: './data', argName: '<path>', description: 'Directory for durable state.' }),
   logLevel: oneOf(LOG_LEVELS, {
     default: 'info',
@@ -354,12 +359,14 @@ const SCHEMA = {
     default: 5,
     min: 1,
     max: 3600,
-    description: "Seconds of the etcd lease: a leader cut off from etcd this long stops serving (etcd raises values below its minimum, about 2).",
+    description:
+      'Seconds of the etcd lease: a leader cut off from etcd this long stops serving (etcd raises values below its minimum, about 2).',
   }),
   clusterSecret: str({
     default: '',
     secret: true,
-    description: "Shared secret authenticating replication between nodes (default: the cluster's 'secret' key in etcd, made by the first leader).",
+    description:
+      "Shared secret authenticating replication between nodes (default: the cluster's 'secret' key in etcd, made by the first leader).",
   }),
 } satisfies Record<string, Setting<unknown>>;
 

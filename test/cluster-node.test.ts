@@ -81,7 +81,10 @@ class LeveretNode {
     return (
       this.lines
         .slice(-n)
-        .map((l) => `${l.time} ${l.msg} ${JSON.stringify({ ...l, msg: undefined, time: undefined, pid: undefined, hostname: undefined, level: undefined })}`)
+        .map(
+          (l) =>
+            `${l.time} ${l.msg} ${JSON.stringify({ ...l, msg: undefined, time: undefined, pid: undefined, hostname: undefined, level: undefined })}`,
+        )
         .join('\n') + `\nstderr: ${this.stderr}`
     );
   }
@@ -136,7 +139,8 @@ async function settled(nodes: LeveretNode[], timeoutMs = 20_000): Promise<{ lead
       const caughtUp = followers.every((f) => f.logs('cluster: data directory caught up with the leader').some((l) => l.term === term));
       if (caughtUp) return { leader, followers, term };
     }
-    if (Date.now() > until) throw new Error(`cluster did not settle within ${timeoutMs} ms:\n${nodes.map((n) => `== ${n.name}\n${n.tail()}`).join('\n')}`);
+    if (Date.now() > until)
+      throw new Error(`cluster did not settle within ${timeoutMs} ms:\n${nodes.map((n) => `== ${n.name}\n${n.tail()}`).join('\n')}`);
     await sleep(50);
   }
 }
@@ -452,9 +456,13 @@ describe('cluster flags', { timeout: 30_000 }, () => {
       expect(broker.output()).toContain('Leveret listening for AMQP');
       expect(broker.output()).not.toContain('[cluster module loaded]');
       // the hook works: a process that loads a cluster module says so
-      const probeLoad = spawnSync(process.execPath, ['--require', hook, '-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'cluster', 'keys.js'))})`], {
-        encoding: 'utf8',
-      });
+      const probeLoad = spawnSync(
+        process.execPath,
+        ['--require', hook, '-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'cluster', 'keys.js'))})`],
+        {
+          encoding: 'utf8',
+        },
+      );
       expect(probeLoad.stderr).toContain('[cluster module loaded]');
     } finally {
       await broker.stop();

@@ -128,7 +128,9 @@ export class ClusterRuntime {
     node.on('waiting', (e: { reason: string }) => {
       this.transition('waiting', node.term, node.leaderName(), e.reason);
     });
-    node.on('session', (e: { lease: string; ttl: number }) => this.log.info({ lease: e.lease, ttl: e.ttl }, 'cluster: etcd session opened'));
+    node.on('session', (e: { lease: string; ttl: number }) =>
+      this.log.info({ lease: e.lease, ttl: e.ttl }, 'cluster: etcd session opened'),
+    );
     node.on('isr', (nodes: string[]) => this.log.info({ isr: nodes, term: node.term }, 'cluster: in-sync replicas'));
     node.on('members', () => this.syncIsr());
     node.on('warning', (err: Error) => this.log.warn({ reason: err.message }, 'cluster: etcd call failed; retrying'));
@@ -305,7 +307,10 @@ export class ClusterRuntime {
    * address is known, stopped when this node stops following it. Nothing is forwarded yet.
    */
   private startLeaderProxy(leader: LeaderAddress): void {
-    this.log.info({ leader: leader.node, host: leader.host, amqpPort: leader.amqpPort, httpPort: leader.httpPort }, 'cluster: leader address known');
+    this.log.info(
+      { leader: leader.node, host: leader.host, amqpPort: leader.amqpPort, httpPort: leader.httpPort },
+      'cluster: leader address known',
+    );
   }
 
   private stopLeaderProxy(): void {}
@@ -322,18 +327,16 @@ export class ClusterRuntime {
     const have = [...node.isr()].sort();
     if (want.join(',') === have.join(',')) return;
     this.isrWriting = true;
-    node
-      .setIsr(want)
-      .then(
-        () => {
-          this.isrWriting = false;
-          this.syncIsr(); // members may have changed while the write was in flight
-        },
-        (err: Error) => {
-          // The next change of members tries again; a deposed leader's write fails in etcd anyway.
-          this.isrWriting = false;
-          this.log.warn({ reason: err.message, isr: want }, 'cluster: ISR write failed');
-        },
-      );
+    node.setIsr(want).then(
+      () => {
+        this.isrWriting = false;
+        this.syncIsr(); // members may have changed while the write was in flight
+      },
+      (err: Error) => {
+        // The next change of members tries again; a deposed leader's write fails in etcd anyway.
+        this.isrWriting = false;
+        this.log.warn({ reason: err.message, isr: want }, 'cluster: ISR write failed');
+      },
+    );
   }
 }

@@ -122,7 +122,10 @@ export class FollowerLoop {
       const t0 = Date.now();
       try {
         const stats = await follower.catchUp();
-        log.info({ leader, term, ms: Date.now() - t0, bytesFetched: stats.bytesFetched, bytesKept: stats.bytesKept }, 'cluster: data directory caught up with the leader');
+        log.info(
+          { leader, term, ms: Date.now() - t0, bytesFetched: stats.bytesFetched, bytesKept: stats.bytesKept },
+          'cluster: data directory caught up with the leader',
+        );
         this.o.onCaughtUp();
         return;
       } catch (err) {
