@@ -446,6 +446,40 @@ describe('cluster flags', { timeout: 30_000 }, () => {
     expect(fs.existsSync(path.join(os.tmpdir(), 'leveret-never-created'))).toBe(false);
   });
 
+  it('come from flags, the environment and the config file like every setting', () => {
+    // The built config: it requires src/cluster's checks only when a cluster value is given,
+    // which Node's require resolves in dist/ (not from the .ts sources vitest runs in-process).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { ConfigError, loadConfig, redactConfig } = require(path.join(ROOT, 'dist', 'config.js')) as typeof import('../src/config');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-cluster-config-')), 'config.json');
+    dirs.push(path.dirname(file));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ clusterEtcd: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'], clusterName: 'prod', minIsr: 2 }),
+    );
+    const config = loadConfig(['--config', file, '--node-name', 'n1', '--cluster-lease-ttl', '3'], { LEVERET_CLUSTER_SECRET: 's3cret' });
+    expect(config).toMatchObject({
+      clusterEtcd: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'],
+      clusterName: 'prod',
+      minIsr: 2,
+      clusterLeaseTtl: 3,
+      clusterSecret: 's3cret',
+      replicationPort: 5679,
+    });
+    expect(redactConfig(config).clusterSecret).toBe('***');
+    expect(loadConfig(['--cluster-etcd', 'http://a:1, http://b:2', '--node-name', 'n1'], {}).clusterEtcd).toEqual([
+      'http://a:1',
+      'http://b:2',
+    ]);
+    // an empty value is no cluster, and then the node name need not suit etcd
+    expect(loadConfig(['--node-name', 'leveret@x'], { LEVERET_CLUSTER_ETCD: '' }).clusterEtcd).toEqual([]);
+    fs.writeFileSync(file, JSON.stringify({ clusterEtcd: 'https://10.0.0.1:2379' }));
+    expect(() => loadConfig(['--config', file, '--node-name', 'n1'], {})).toThrow(
+      `config file ${file}: key "clusterEtcd" must list etcd endpoints as http://host:port[,http://host:port...]: etcd endpoint "https://10.0.0.1:2379": TLS to etcd is not supported yet`,
+    );
+    expect(() => loadConfig(['--cluster-etcd', 'http://a:1'], { LEVERET_NODE_NAME: 'a b' })).toThrow(ConfigError);
+  });
+
   it('without --cluster-etcd a node starts as before and loads nothing from src/cluster', async () => {
     const hook = path.join(ROOT, 'test', 'fixtures', 'report-cluster-modules.cjs');
     const broker = await startBroker({ env: { NODE_OPTIONS: `--require ${hook}` } });

@@ -60,6 +60,13 @@ describe('loadConfig', () => {
       consumerTimeout: 1800000,
       vmMemoryHighWatermark: '0.4',
       diskFreeLimit: '50MB',
+      clusterEtcd: [],
+      clusterName: 'leveret',
+      advertiseHost: '',
+      replicationPort: 5679,
+      minIsr: 1,
+      clusterLeaseTtl: 5,
+      clusterSecret: '',
     });
     expect(defaultConfig()).toEqual(loadConfig([], {}));
   });
