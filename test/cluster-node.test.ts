@@ -89,6 +89,11 @@ class LeveretNode {
     );
   }
 
+  /** null while running */
+  exitCode(): number | null {
+    return this.proc.exitCode ?? (this.proc.signalCode !== null ? -1 : null);
+  }
+
   get errText(): string {
     return this.stderr;
   }
@@ -379,6 +384,7 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     const t0 = Date.now();
     leader.signal('SIGTERM');
     const exit = await leader.exited;
+    const exitedMs = Date.now() - t0;
     expect(exit.code, leader.tail()).toBe(0);
     const revoked = leader.logs('cluster: left the cluster (lease revoked)')[0];
     expect(revoked, leader.tail()).toBeDefined();
@@ -398,10 +404,48 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     await c!.close();
     const afterRevocation = line!.time - revoked.time;
     console.log(
-      `SIGTERM: old leader exited ${Date.now() - t0} ms after the signal (revocation logged at +${revoked.time - t0} ms); ` +
+      `SIGTERM: old leader exited ${exitedMs} ms after the signal (revocation logged at +${revoked.time - t0} ms); ` +
         `${served!.name} elected ${elected.time - revoked.time} ms and serving ${afterRevocation} ms after the revocation`,
     );
     expect(afterRevocation).toBeLessThan(1000);
+  });
+});
+
+describe('a cluster node when etcd goes away', { timeout: 60_000 }, () => {
+  it('longer than the TTL: the leader closes its clients with 320, and leads again in the same process when etcd is back', async () => {
+    const node = await startNode(`cn${process.pid}-${++clusterSeq}`, 'e1');
+    const first = await node.waitLog('cluster: leading (serving AMQP, HTTP and replication)');
+    const conn = await tryAmqp(node.port, 5000);
+    await publishConfirmed(conn!, 'h-wire-kept');
+    const closed = new Promise<unknown>((resolve) => {
+      conn!.on('error', () => undefined);
+      conn!.on('close', (err: unknown) => resolve(err));
+    });
+    const t0 = Date.now();
+    await etcd.kill();
+    const err = await Promise.race([closed, sleep(10_000).then(() => 'no close within 10 s')]);
+    const closedMs = Date.now() - t0;
+    expect(closeReason(err).code, String(err)).toBe(320);
+    expect(closeReason(err).text).toContain(`leadership of term ${first.term as number} lost`);
+    await node.waitLog('cluster: stepped down (broker stopped, store closed)');
+    expect(await canConnect(node.port)).toBe(false);
+    expect(node.exitCode()).toBeNull(); // the process stays
+    await sleep(1000);
+    const t1 = Date.now();
+    await etcd.restart();
+    const again = await node.waitLog(
+      'cluster: leading (serving AMQP, HTTP and replication)',
+      (l) => (l.term as number) > (first.term as number),
+      20_000,
+    );
+    console.log(
+      `etcd away: clients closed ${closedMs} ms after etcd was killed; leading again ${again.time - t1} ms after its restart began`,
+    );
+    const c = await tryAmqp(node.port, 5000);
+    expect(c).not.toBeNull();
+    const ch = await c!.createChannel();
+    expect((await ch.checkQueue('h-wire-kept')).messageCount).toBe(1); // its own directory, reopened
+    await c!.close();
   });
 });
 
