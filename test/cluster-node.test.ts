@@ -10,7 +10,8 @@ import path from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { canConnect, freePort, startBroker } from './helpers/broker';
-import { closeReason } from './helpers/clients';
+import { ClusterNode } from '../src/cluster/cluster-node';
+import { closeReason, waitFor } from './helpers/clients';
 import { startEtcd, type StartedEtcd } from './helpers/etcd';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -408,6 +409,66 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
         `${served!.name} elected ${elected.time - revoked.time} ms and serving ${afterRevocation} ms after the revocation`,
     );
     expect(afterRevocation).toBeLessThan(1000);
+  });
+});
+
+describe('ClusterNode: whyNotLead, resign and reconsider (in-process)', { timeout: 30_000 }, () => {
+  it('a resigning leader hands over at once and does not campaign while whyNotLead gives a reason', async () => {
+    const cluster = `cn${process.pid}-${++clusterSeq}`;
+    const unfit: Record<string, string | null> = { a: null, b: null };
+    const events: string[] = [];
+    const make = (name: string) => {
+      const n = new ClusterNode({
+        etcd: etcd.endpoint,
+        clusterName: cluster,
+        nodeName: name,
+        advertiseHost: '127.0.0.1',
+        replicationPort: 1,
+        amqpPort: 1,
+        httpPort: 1,
+        leaseTtlSeconds: TTL,
+        whyNotLead: () => unfit[name],
+      });
+      n.on('leader', (e: { term: number }) => events.push(`${name} leader ${e.term}`));
+      n.on('demoted', (e: { term: number; reason: string }) => events.push(`${name} demoted ${e.term} ${e.reason}`));
+      n.on('waiting', (e: { reason: string }) => events.push(`${name} waiting ${e.reason}`));
+      // the ISR as the runtime's interim policy keeps it: every live member
+      n.on('members', () => {
+        if (n.isLeader()) void n.setIsr([...new Set([...n.members().map((m) => m.name), n.name])]).catch(() => undefined);
+      });
+      return n;
+    };
+    const a = make('a');
+    const b = make('b');
+    try {
+      await a.start();
+      await waitFor(() => a.isLeader(), 10_000, 'a leads');
+      await b.start();
+      await waitFor(() => b.role === 'follower' && a.isr().includes('b'), 10_000, 'b follows and is in the ISR');
+
+      unfit.a = 'test: this directory is unfit';
+      const t0 = Date.now();
+      a.resign('refused to lead: test');
+      expect(a.isLeader()).toBe(false);
+      await waitFor(() => b.isLeader(), 5000, 'b leads');
+      const handover = Date.now() - t0;
+      await waitFor(() => a.role === 'follower', 5000, 'a follows b');
+      expect(events).toContain(`a demoted ${events.find((e) => e.startsWith('a leader'))!.split(' ')[2]} refused to lead: test`);
+
+      // b leaves; a may not campaign while its reason holds
+      await b.stop();
+      await waitFor(() => events.includes('a waiting test: this directory is unfit'), 5000, 'a waiting with the reason');
+      await sleep(TTL * 1000);
+      expect(a.role).toBe('waiting');
+      expect(a.isLeader()).toBe(false);
+      unfit.a = null;
+      a.reconsider();
+      await waitFor(() => a.isLeader(), 5000, 'a leads again after reconsider()');
+      console.log(`resign: the other node led ${handover} ms after resign()`);
+      expect(handover).toBeLessThan(1000);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 });
 
