@@ -379,6 +379,24 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     await c!.close();
   });
 
+  it('a newcomer with an empty directory never leads a cluster that has data, even if in the ISR', async () => {
+    const cluster = `cn${process.pid}-${++clusterSeq}`;
+    const first = await startNode(cluster, 'f1');
+    await first.waitLog('cluster: leading (serving AMQP, HTTP and replication)');
+    // A wrong secret: its catch-up is refused before it writes anything, so its directory stays empty.
+    const newcomer = await startNode(cluster, 'f2', ['--cluster-secret', 'not-the-cluster-secret']);
+    await newcomer.waitLog('cluster: catch-up from the leader failed; retrying', (l) => l.code === 'auth');
+    await first.waitLog('cluster: in-sync replicas', (l) => (l.isr as string[]).includes('f2'));
+    first.signal('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+    const waiting = await newcomer.waitLog('cluster: waiting', (l) => String(l.reason).includes('is empty'), 5000);
+    expect(String(waiting.reason)).toContain('is empty while the ISR names f1: may not lead until a catch-up completes');
+    await sleep(TTL * 1000);
+    expect(newcomer.logs('cluster: leader')).toEqual([]);
+    expect(await canConnect(newcomer.port)).toBe(false);
+    expect(fs.readdirSync(newcomer.dataDir)).toEqual([]);
+  });
+
   it('SIGTERM of the leader: it exits 0 and a new leader serves within 1 s of the revocation', async () => {
     const nodes = await startCluster();
     const { leader, followers } = await settled(nodes);

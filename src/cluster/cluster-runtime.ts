@@ -173,11 +173,28 @@ export class ClusterRuntime {
     this.chain = this.chain.then(step).catch((err: unknown) => this.opts.onFatal(`cluster: ${(err as Error).message}`, err));
   }
 
-  /** A directory carrying the catch-up mark is a copy cut short: it is never served or elected. */
+  /**
+   * Asked before every campaign. A directory carrying the catch-up mark is a copy cut short: it
+   * is never served or elected. Nor is an empty one (no store VERSION) while the ISR names other
+   * nodes: a newcomer that has copied nothing yet would serve an empty broker, and the others'
+   * catch-up from it would delete their data. (The first node of a new cluster starts empty: no
+   * ISR yet; an ISR of this node alone means nobody else holds anything either.)
+   */
   private whyNotLead(): string | null {
-    const mark = join(this.config.dataDir, REPLICA_MARK);
-    return existsSync(mark)
-      ? `data directory ${this.config.dataDir} carries the ${REPLICA_MARK} mark (a copy cut short): may not lead until a catch-up completes`
+    const marked = this.markReason();
+    if (marked !== null) return marked;
+    const dir = this.config.dataDir;
+    const others = (this.node?.isr() ?? []).filter((n) => n !== this.settings.nodeName);
+    if (others.length > 0 && !existsSync(join(dir, 'VERSION'))) {
+      return `data directory ${dir} is empty while the ISR names ${others.join(', ')}: may not lead until a catch-up completes`;
+    }
+    return null;
+  }
+
+  private markReason(): string | null {
+    const dir = this.config.dataDir;
+    return existsSync(join(dir, REPLICA_MARK))
+      ? `data directory ${dir} carries the ${REPLICA_MARK} mark (a copy cut short): may not lead until a catch-up completes`
       : null;
   }
 
@@ -196,9 +213,10 @@ export class ClusterRuntime {
     if (!node || !this.leads(term)) return;
     const t0 = Date.now();
     await this.stopFollower();
-    const notFit = this.whyNotLead();
+    // The campaign asked whyNotLead(); only the mark can have appeared since (a catch-up that
+    // was under way): then step down again.
+    const notFit = this.markReason();
     if (notFit !== null) {
-      // The mark appeared after the campaign (a catch-up that was under way): step down again.
       this.log.error({ term, reason: notFit }, 'cluster: refusing to lead');
       node.resign(`refused to lead: ${notFit}`);
       return;
