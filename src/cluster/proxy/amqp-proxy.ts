@@ -48,6 +48,8 @@ export class AmqpProxy {
   private server: Server | null = null;
   private target: ProxyTarget | null = null;
   private readonly forwarded = new Set<Forwarded>();
+  /** clients being refused (they get a moment to read why): closed at once by close() */
+  private readonly refusing = new Set<Socket>();
   /** targets whose failure was logged as a warning; cleared by a success or a new target */
   private readonly warned = new Set<string>();
   private readonly log: ProxyLog;
@@ -128,7 +130,14 @@ export class AmqpProxy {
     const server = this.server;
     this.server = null;
     this.closeAll();
+    for (const s of this.refusing) s.destroy();
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private refuse(client: Socket, reason: string): void {
+    this.refusing.add(client);
+    client.once('close', () => this.refusing.delete(client));
+    refuseAmqp(client, reason, this.refusalTimeoutMs);
   }
 
   private closeAll(): void {
@@ -142,7 +151,7 @@ export class AmqpProxy {
     const target = this.target;
     if (target === null) {
       this.refusedNoLeader++;
-      refuseAmqp(client, `no leader is known to node ${this.o.node}: the cluster is electing one; retry`, this.refusalTimeoutMs);
+      this.refuse(client, `no leader is known to node ${this.o.node}: the cluster is electing one; retry`);
       return;
     }
     // The client's first bytes wait in its socket until the leader accepted: if it does not,
@@ -166,7 +175,7 @@ export class AmqpProxy {
       } else {
         this.log.debug({ leader: name, reason: why }, 'AMQP proxy: the leader does not accept connections');
       }
-      refuseAmqp(client, `node ${this.o.node} cannot reach the leader (${name}: ${why}); retry`, this.refusalTimeoutMs);
+      this.refuse(client, `node ${this.o.node} cannot reach the leader (${name}: ${why}); retry`);
     };
     const timer = setTimeout(() => unreachable(`no answer within ${this.connectTimeoutMs} ms`), this.connectTimeoutMs);
     leader.once('connect', () => {

@@ -71,6 +71,7 @@ export class LeaderProxy {
     const copy = target === null ? null : { ...target };
     const old = this.target;
     this.target = copy;
+    if (JSON.stringify(old) === JSON.stringify(copy)) return;
     this.log.info(
       { node: this.o.node, leader: copy, previous: old },
       copy === null ? 'no leader known: refusing clients' : 'forwarding clients to the leader',
