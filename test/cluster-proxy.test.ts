@@ -2,12 +2,15 @@
 // here plain Leveret brokers started by the test (no etcd: the test plays the cluster and
 // calls setTarget itself). The back-pressure and large-message checks run the proxy in a
 // child process so that its memory can be measured apart from the test's clients.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { TLSSocket } from 'node:tls';
 import amqp from 'amqplib';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -219,6 +222,7 @@ print('consumed', len(got), 'in order' if got == ['m%d' % i for i in range(100)]
     const [why1, why2] = await Promise.all([old1Gone, old2Gone]);
     const closedIn = Date.now() - t0;
     expect(closedIn).toBeLessThan(1000);
+    console.log(`leader change: forwarded connections closed in ${closedIn} ms; amqplib: "${why1}", amqp-client: "${why2}"`);
     expect(why1).toMatch(/Unexpected close|closed/i);
     expect(why2).toMatch(/closed|ended|reset/i);
     expect(captured.lines.some((l) => l.msg.includes('leader changed, closing forwarded connections'))).toBe(true);
@@ -258,6 +262,7 @@ print('consumed', len(got), 'in order' if got == ['m%d' % i for i in range(100)]
     const amqplibMs = Date.now() - t0;
     expect(e1).toMatch(/320 \(CONNECTION-FORCED\).*no leader is known to node n2/);
     expect(amqplibMs).toBeLessThan(1000);
+    console.log(`no leader: amqplib refused in ${amqplibMs} ms`);
     t0 = Date.now();
     const e2 = await new AMQPClient(url).connect().then(
       () => 'connected',
@@ -622,4 +627,102 @@ describe('LeaderProxy in its own process: a 20 MB message and back-pressure', ()
       );
     },
   );
+});
+
+describe('LeaderProxy: TLS ports passed through to the leader, encrypted end to end', () => {
+  let dir: string;
+  let leader: StartedBroker;
+  let proxy: LeaderProxy;
+  let cert: Buffer;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'leveret-proxy-tls-'));
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
+      { cwd: dir, encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    cert = readFileSync(path.join(dir, 'cert.pem'));
+    const [tlsPort, httpsPort] = [await freePort(), await freePort()];
+    leader = await startBroker({
+      args: [
+        '--tls-port',
+        String(tlsPort),
+        '--https-port',
+        String(httpsPort),
+        '--tls-cert',
+        path.join(dir, 'cert.pem'),
+        '--tls-key',
+        path.join(dir, 'key.pem'),
+      ],
+    });
+    proxy = new LeaderProxy({ node: 'n2' });
+    await proxy.start({ host: HOST, amqpPort: 0, httpPort: 0, amqpsPort: 0, httpsPort: 0 });
+    proxy.setTarget({ ...target(leader, 'n1'), amqpsPort: tlsPort, httpsPort });
+  }, 30_000);
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await leader?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('amqps through the proxy: the client checks the leader certificate and round-trips messages; https answers the API', async () => {
+    const c = await amqp.connect(`amqps://guest:guest@localhost:${proxy.amqpsPort}`, { ca: [cert] });
+    const ch = await c.createConfirmChannel();
+    const q = uid('proxy-tls');
+    await ch.assertQueue(q, { exclusive: true });
+    ch.sendToQueue(q, Buffer.from('over tls'));
+    await ch.waitForConfirms();
+    const m = await ch.get(q, { noAck: true });
+    expect(m !== false && m.content.toString()).toBe('over tls');
+    await c.close();
+
+    const res = await new Promise<{ status: number; body: string; fingerprint: string }>((resolve, reject) => {
+      const req = https.get(
+        { host: HOST, port: proxy.httpsPort, path: '/api/overview', ca: [cert], servername: 'localhost', auth: 'guest:guest' },
+        (r) => {
+          const fingerprint = (r.socket as TLSSocket).getPeerCertificate().fingerprint256;
+          let body = '';
+          r.on('data', (d: Buffer) => (body += d.toString()));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body, fingerprint }));
+        },
+      );
+      req.on('error', reject);
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toHaveProperty('node');
+    expect(res.fingerprint).toBe(new X509Certificate(cert).fingerprint256);
+    const counters = proxy.counters();
+    expect(counters.amqps?.total).toBe(1);
+    expect(counters.https?.total).toBe(1);
+  });
+
+  it('no leader: a TLS client finds its socket closed at once (no reason can be given inside TLS)', async () => {
+    proxy.setTarget(null);
+    const t0 = Date.now();
+    const e = await amqp.connect(`amqps://guest:guest@localhost:${proxy.amqpsPort}`, { ca: [cert] }).then(
+      () => 'connected',
+      (err: Error) => err.message,
+    );
+    expect(e).toMatch(/socket disconnected before secure TLS connection|ECONNRESET|closed/i);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
 });

@@ -9,6 +9,12 @@ export interface AmqpProxyOptions {
   connectTimeoutMs?: number;
   /** how long a refused client gets to read its connection.close before its socket goes */
   refusalTimeoutMs?: number;
+  /**
+   * TLS pass-through (amqps, https): the bytes go to the leader's TLS port given by `portOf`,
+   * encrypted end to end. A refusal cannot be said inside TLS without terminating it, so a
+   * refused client's socket is simply closed.
+   */
+  passThrough?: { protocol: string; portOf: (t: ProxyTarget) => number | undefined };
   log?: ProxyLog;
 }
 
@@ -62,8 +68,14 @@ export class AmqpProxy {
   private closedToLeader = 0;
   private closedToClients = 0;
 
+  /** what the logs call this port: AMQP, or the pass-through's protocol */
+  private readonly protocol: string;
+  private readonly portOf: (t: ProxyTarget) => number | undefined;
+
   constructor(private readonly o: AmqpProxyOptions) {
     this.log = o.log ?? silentProxyLog;
+    this.protocol = o.passThrough?.protocol ?? 'AMQP';
+    this.portOf = o.passThrough?.portOf ?? ((t) => t.amqpPort);
     this.connectTimeoutMs = o.connectTimeoutMs ?? 3000;
     this.refusalTimeoutMs = o.refusalTimeoutMs ?? 2000;
   }
@@ -79,7 +91,7 @@ export class AmqpProxy {
         resolve();
       });
     });
-    server.on('error', (err) => this.log.warn({ err }, 'AMQP proxy listener error'));
+    server.on('error', (err) => this.log.warn({ err }, `${this.protocol} proxy listener error`));
     return this.port;
   }
 
@@ -96,12 +108,12 @@ export class AmqpProxy {
   setTarget(target: ProxyTarget | null): void {
     const old = this.target;
     this.target = target;
-    if (sameAmqpTarget(old, target)) return;
+    if (this.sameTarget(old, target)) return;
     this.warned.clear();
     if (this.forwarded.size > 0) {
       this.log.info(
-        { connections: this.forwarded.size, from: old === null ? null : targetName(old, old.amqpPort) },
-        'AMQP proxy: leader changed, closing forwarded connections',
+        { connections: this.forwarded.size, from: old === null ? null : targetName(old, this.portOf(old) ?? -1) },
+        `${this.protocol} proxy: leader changed, closing forwarded connections`,
       );
     }
     this.closeAll();
@@ -135,6 +147,10 @@ export class AmqpProxy {
   }
 
   private refuse(client: Socket, reason: string): void {
+    if (this.o.passThrough !== undefined) {
+      client.destroy();
+      return;
+    }
     this.refusing.add(client);
     client.once('close', () => this.refusing.delete(client));
     refuseAmqp(client, reason, this.refusalTimeoutMs);
@@ -149,7 +165,8 @@ export class AmqpProxy {
 
   private accept(client: Socket): void {
     const target = this.target;
-    if (target === null) {
+    const port = target === null ? undefined : this.portOf(target);
+    if (target === null || port === undefined || port < 0) {
       this.refusedNoLeader++;
       this.refuse(client, `no leader is known to node ${this.o.node}: the cluster is electing one; retry`);
       return;
@@ -157,23 +174,23 @@ export class AmqpProxy {
     // The client's first bytes wait in its socket until the leader accepted: if it does not,
     // the client is refused with a reason instead of finding its socket closed.
     client.pause();
-    const leader = connect({ host: target.host, port: target.amqpPort, noDelay: true });
+    const leader = connect({ host: target.host, port, noDelay: true });
     const f: Forwarded = { client, leader, connected: false };
     this.forwarded.add(f);
     this.total++;
-    const key = `${target.host}:${target.amqpPort}`;
+    const key = `${target.host}:${port}`;
     const unreachable = (why: string): void => {
       clearTimeout(timer);
       leader.destroy();
       this.forget(f);
       if (client.destroyed || client.closed) return;
       this.refusedUnreachable++;
-      const name = targetName(target, target.amqpPort);
+      const name = targetName(target, port);
       if (!this.warned.has(key)) {
         this.warned.add(key);
-        this.log.warn({ leader: name, reason: why }, 'AMQP proxy: the leader does not accept connections; refusing clients');
+        this.log.warn({ leader: name, reason: why }, `${this.protocol} proxy: the leader does not accept connections; refusing clients`);
       } else {
-        this.log.debug({ leader: name, reason: why }, 'AMQP proxy: the leader does not accept connections');
+        this.log.debug({ leader: name, reason: why }, `${this.protocol} proxy: the leader does not accept connections`);
       }
       this.refuse(client, `node ${this.o.node} cannot reach the leader (${name}: ${why}); retry`);
     };
@@ -187,9 +204,11 @@ export class AmqpProxy {
     });
     leader.on('error', (err: NodeJS.ErrnoException) => {
       if (!f.connected) unreachable(err.code ?? err.message);
-      else this.log.debug({ err: err.message }, 'AMQP proxy: leader side of a forwarded connection failed');
+      else this.log.debug({ err: err.message }, `${this.protocol} proxy: leader side of a forwarded connection failed`);
     });
-    client.on('error', (err) => this.log.debug({ err: err.message }, 'AMQP proxy: client side of a forwarded connection failed'));
+    client.on('error', (err) =>
+      this.log.debug({ err: err.message }, `${this.protocol} proxy: client side of a forwarded connection failed`),
+    );
     // A side that failed takes the other with it; a side that ended cleanly has had its end
     // passed on by the pipe, which flushes what is still queued (a connection.close-ok, say)
     // before the other side closes. A peer that never reads that is cut after a while.
@@ -211,15 +230,15 @@ export class AmqpProxy {
     });
   }
 
+  private sameTarget(a: ProxyTarget | null, b: ProxyTarget | null): boolean {
+    if (a === null || b === null) return a === b;
+    return a.host === b.host && this.portOf(a) === this.portOf(b) && a.node === b.node;
+  }
+
   /** Counts a connection's bytes into the closed totals, once. */
   private forget(f: Forwarded): void {
     if (!this.forwarded.delete(f) || !f.connected) return;
     this.closedToLeader += f.client.bytesRead;
     this.closedToClients += f.leader.bytesRead;
   }
-}
-
-function sameAmqpTarget(a: ProxyTarget | null, b: ProxyTarget | null): boolean {
-  if (a === null || b === null) return a === b;
-  return a.host === b.host && a.amqpPort === b.amqpPort && a.node === b.node;
 }

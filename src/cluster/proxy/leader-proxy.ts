@@ -17,11 +17,18 @@ export interface LeaderProxyListen {
   /** 0 picks a free port (see amqpPort after start) */
   amqpPort: number;
   httpPort: number;
+  /** the amqps port, forwarded to the leader's as TLS (no termination here); absent: not bound */
+  amqpsPort?: number;
+  /** the HTTPS management port, likewise */
+  httpsPort?: number;
 }
 
 export interface LeaderProxyCounters {
   amqp: AmqpProxyCounters;
   http: HttpProxyCounters;
+  /** TLS pass-through ports, when bound */
+  amqps?: AmqpProxyCounters;
+  https?: AmqpProxyCounters;
 }
 
 /**
@@ -32,6 +39,8 @@ export interface LeaderProxyCounters {
 export class LeaderProxy {
   private readonly amqp: AmqpProxy;
   private readonly http: HttpProxy;
+  private amqps: AmqpProxy | null = null;
+  private https: AmqpProxy | null = null;
   private readonly log: ProxyLog;
   private target: ProxyTarget | null = null;
 
@@ -43,17 +52,37 @@ export class LeaderProxy {
 
   /** Binds both ports; until setTarget, AMQP clients are refused and HTTP answers 503. */
   async start(listen: LeaderProxyListen): Promise<void> {
-    await this.amqp.listen(listen.host, listen.amqpPort);
+    if (listen.amqpsPort !== undefined) this.amqps = this.passThrough('amqps', (t) => t.amqpsPort);
+    if (listen.httpsPort !== undefined) this.https = this.passThrough('https', (t) => t.httpsPort);
     try {
+      await this.amqp.listen(listen.host, listen.amqpPort);
       await this.http.listen(listen.host, listen.httpPort);
+      if (listen.amqpsPort !== undefined) await this.amqps!.listen(listen.host, listen.amqpsPort);
+      if (listen.httpsPort !== undefined) await this.https!.listen(listen.host, listen.httpsPort);
     } catch (err) {
-      await this.amqp.close();
+      await this.stop();
       throw err;
     }
     this.log.info(
-      { node: this.o.node, host: listen.host, amqpPort: this.amqpPort, httpPort: this.httpPort },
-      'forwarding clients to the leader: AMQP and HTTP proxies listening',
+      {
+        node: this.o.node,
+        host: listen.host,
+        amqpPort: this.amqpPort,
+        httpPort: this.httpPort,
+        amqpsPort: this.amqpsPort,
+        httpsPort: this.httpsPort,
+      },
+      'forwarding clients to the leader: proxies listening',
     );
+  }
+
+  private passThrough(protocol: string, portOf: (t: ProxyTarget) => number | undefined): AmqpProxy {
+    return new AmqpProxy({
+      node: this.o.node,
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      log: this.log,
+      passThrough: { protocol, portOf },
+    });
   }
 
   /** The AMQP port bound; -1 before start. */
@@ -64,6 +93,16 @@ export class LeaderProxy {
   /** The HTTP port bound; -1 before start. */
   get httpPort(): number {
     return this.http.port;
+  }
+
+  /** The amqps pass-through port bound; -1 when not asked for. */
+  get amqpsPort(): number {
+    return this.amqps?.port ?? -1;
+  }
+
+  /** The HTTPS pass-through port bound; -1 when not asked for. */
+  get httpsPort(): number {
+    return this.https?.port ?? -1;
   }
 
   /** The leader clients go to, or null while none is known (AMQP refused with 320, HTTP 503). */
@@ -78,13 +117,18 @@ export class LeaderProxy {
     );
     this.amqp.setTarget(copy);
     this.http.setTarget(copy);
+    this.amqps?.setTarget(copy);
+    this.https?.setTarget(copy);
   }
 
   counters(): LeaderProxyCounters {
-    return { amqp: this.amqp.counters(), http: this.http.counters() };
+    const c: LeaderProxyCounters = { amqp: this.amqp.counters(), http: this.http.counters() };
+    if (this.amqps !== null) c.amqps = this.amqps.counters();
+    if (this.https !== null) c.https = this.https.counters();
+    return c;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.amqp.close(), this.http.close()]);
+    await Promise.all([this.amqp.close(), this.http.close(), this.amqps?.close(), this.https?.close()]);
   }
 }

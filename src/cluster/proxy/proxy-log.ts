@@ -12,6 +12,10 @@ export interface ProxyTarget {
   host: string;
   amqpPort: number;
   httpPort: number;
+  /** the leader's amqps port, when it has one and this node forwards one */
+  amqpsPort?: number;
+  /** the leader's HTTPS management port, likewise */
+  httpsPort?: number;
   /** the leader's node name, for messages and logs; the address stands in for it when absent */
   node?: string;
 }
