@@ -99,6 +99,36 @@ describe('LeaderProxy: a follower forwarding AMQP and HTTP clients to the leader
     expect(proxy.amqpPort).not.toBe(a.port);
   });
 
+  it('a port already taken: start rejects and leaves nothing bound', async () => {
+    const other = new LeaderProxy({ node: 'n4' });
+    const amqpPort = await freePort();
+    const err = await other.start({ host: HOST, amqpPort, httpPort: proxy.httpPort }).then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e.code,
+    );
+    expect(err).toBe('EADDRINUSE');
+    // the AMQP port it had bound first is free again
+    const probe = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(amqpPort, HOST, resolve);
+    });
+    await new Promise<void>((r) => probe.close(() => r()));
+  });
+
+  it('the same leader given again keeps forwarded connections', async () => {
+    const c = await amqp.connect(url);
+    let closed = false;
+    c.on('close', () => (closed = true));
+    c.on('error', () => {});
+    proxy.setTarget(target(a, 'n1'));
+    proxy.setTarget({ ...target(a, 'n1') });
+    const ch = await c.createChannel();
+    await ch.assertQueue('', { exclusive: true });
+    expect(closed).toBe(false);
+    await c.close();
+  });
+
   it('amqplib: declare, publish with confirms, consume and ack through the proxy, landing on the leader', async () => {
     const before = proxy.counters().amqp;
     const q = uid('proxy-amqplib');
