@@ -7,7 +7,10 @@ export interface AmqpProxyOptions {
   node: string;
   /** how long a connection to the leader may take before the client is refused */
   connectTimeoutMs?: number;
-  /** how long a refused client gets to read its connection.close before its socket goes */
+  /**
+   * how long a refused client gets to read its connection.close before its socket goes, and a
+   * forwarded connection whose other side ended to flush what is queued
+   */
   refusalTimeoutMs?: number;
   /**
    * TLS pass-through (amqps, https): the bytes go to the leader's TLS port given by `portOf`,

@@ -184,6 +184,8 @@ export class HttpProxy {
 
   private requestHeaders(req: IncomingMessage): OutgoingHttpHeaders {
     const out = withoutHopByHop(req.headers);
+    // Node's server has already answered a 100-continue to the client, and the body follows.
+    delete out.expect;
     // Node writes the body chunked when it has no length; say so for methods it would not.
     if (req.headers['transfer-encoding'] !== undefined) out['transfer-encoding'] = 'chunked';
     out.via = appendVia(req.headers.via, req.httpVersion, this.o.node);
