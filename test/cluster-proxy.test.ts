@@ -72,7 +72,7 @@ async function amqplibRoundTrip(url: string, queue: string, n: number): Promise<
   }
 }
 
-describe('LeaderProxy: a follower forwarding AMQP and HTTP clients to the leader', () => {
+describe('LeaderProxy: a follower forwarding AMQP and HTTP clients to the leader', { timeout: 30_000 }, () => {
   let a: StartedBroker;
   let b: StartedBroker;
   let proxy: LeaderProxy;
@@ -130,6 +130,8 @@ describe('LeaderProxy: a follower forwarding AMQP and HTTP clients to the leader
   });
 
   it('amqplib: declare, publish with confirms, consume and ack through the proxy, landing on the leader', async () => {
+    // connections of earlier tests may still be closing
+    await waitFor(() => proxy.counters().amqp.current === 0, 10_000, 'earlier forwarded connections to be gone');
     const before = proxy.counters().amqp;
     const q = uid('proxy-amqplib');
     expect(await amqplibRoundTrip(url, q, 200)).toBe(200);
@@ -138,7 +140,7 @@ describe('LeaderProxy: a follower forwarding AMQP and HTTP clients to the leader
     expect(direct.status).toBe(200);
     expect((direct.json as { messages: number }).messages).toBe(0);
     expect((await api(b.httpPort, 'GET', `/api/queues/%2F/${q}`)).status).toBe(404);
-    await waitFor(() => proxy.counters().amqp.current === before.current, 5000, 'the forwarded connection to be gone');
+    await waitFor(() => proxy.counters().amqp.current === 0, 10_000, 'the forwarded connection to be gone');
     const after = proxy.counters().amqp;
     expect(after.total).toBe(before.total + 1);
     expect(after.bytesToLeader - before.bytesToLeader).toBeGreaterThan(200 * 2);
@@ -237,6 +239,7 @@ print('consumed', len(got), 'in order' if got == ['m%d' % i for i in range(100)]
     expect((await api(b.httpPort, 'PUT', `/api/queues/%2F/${onlyOnB}`, { body: { durable: true } })).status).toBe(201);
     expect((await api(a.httpPort, 'PUT', `/api/queues/%2F/${onlyOnA}`, { body: { durable: true } })).status).toBe(201);
 
+    await waitFor(() => proxy.counters().amqp.current === 0, 10_000, 'earlier forwarded connections to be gone');
     const old1 = await amqp.connect(url);
     const old1Gone = amqplibGone(old1);
     const oldCh = await old1.createChannel();
@@ -509,7 +512,7 @@ rl.on('line', (l) => {
   }
 }
 
-describe('LeaderProxy in its own process: a 20 MB message and back-pressure', () => {
+describe('LeaderProxy in its own process: a 20 MB message and back-pressure', { timeout: 30_000 }, () => {
   let a: StartedBroker;
   let proc: ProxyProcess;
   let url: string;
@@ -659,7 +662,7 @@ describe('LeaderProxy in its own process: a 20 MB message and back-pressure', ()
   );
 });
 
-describe('LeaderProxy: TLS ports passed through to the leader, encrypted end to end', () => {
+describe('LeaderProxy: TLS ports passed through to the leader, encrypted end to end', { timeout: 30_000 }, () => {
   let dir: string;
   let leader: StartedBroker;
   let proxy: LeaderProxy;
