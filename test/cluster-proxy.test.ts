@@ -660,6 +660,63 @@ describe('LeaderProxy in its own process: a 20 MB message and back-pressure', { 
       );
     },
   );
+
+  it(
+    'an HTTP client that stops reading a 54 MB answer: the proxy stops reading it from the leader; reading again gets all of it',
+    { timeout: 120_000 },
+    async () => {
+      const q = uid('proxy-http-slow');
+      const body = Buffer.alloc(20_000_000, 'abcdefgh');
+      const filler = await amqp.connect(a.url);
+      const fch = await filler.createConfirmChannel();
+      await fch.assertQueue(q, { durable: false });
+      fch.sendToQueue(q, body);
+      fch.sendToQueue(q, body);
+      await fch.waitForConfirms();
+      await filler.close();
+
+      const toClientsOf = (stats: Record<string, unknown>): number =>
+        (stats.counters as { http: { bytesToClients: number } }).http.bytesToClients;
+      const before = toClientsOf(await proc.send({ stats: true }));
+      const rssBefore = proc.rss();
+      // a raw client that sends its request and then reads nothing
+      const request = JSON.stringify({ count: 2, ackmode: 'ack_requeue_true', encoding: 'base64', truncate: 50_000_000 });
+      const sock = net.connect(httpPort, HOST);
+      await new Promise((r) => sock.once('connect', r));
+      sock.pause();
+      sock.write(
+        `POST /api/queues/%2F/${q}/get HTTP/1.1\r\nhost: x\r\nauthorization: Basic ${Buffer.from('guest:guest').toString('base64')}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${request.length}\r\nconnection: close\r\n\r\n${request}`,
+      );
+      await sleep(4000);
+      const stalled1 = toClientsOf(await proc.send({ stats: true })) - before;
+      // other requests go on meanwhile
+      expect((await api(httpPort, 'GET', '/api/overview')).status).toBe(200);
+      await sleep(1000);
+      const stalled2 = toClientsOf(await proc.send({ stats: true })) - before;
+      const rssStalled = proc.rss();
+      const chunks: Buffer[] = [];
+      sock.on('data', (d: Buffer) => chunks.push(d));
+      const ended = new Promise((r) => sock.once('end', r));
+      sock.resume();
+      await ended;
+      const raw = Buffer.concat(chunks);
+      const headEnd = raw.indexOf('\r\n\r\n');
+      const head = raw.subarray(0, headEnd).toString();
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+      expect(head).toMatch(/^HTTP\/1.1 200/);
+      expect(raw.length - headEnd - 4).toBe(length);
+      expect(length).toBeGreaterThan(50_000_000);
+      const got = JSON.parse(raw.subarray(headEnd + 4).toString()) as { payload: string }[];
+      expect(got.map((m) => Buffer.from(m.payload, 'base64').equals(body))).toEqual([true, true]);
+      console.log(
+        `HTTP answer of ${(length / 1e6).toFixed(1)} MB to a client not reading: the proxy had passed ${(stalled1 / 2 ** 20).toFixed(1)} MiB after 4 s, ` +
+          `${(stalled2 / 2 ** 20).toFixed(1)} MiB after 5 s; proxy RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(rssStalled / 2 ** 20).toFixed(0)} MiB`,
+      );
+      expect(stalled2 - stalled1).toBeLessThan(1024 * 1024);
+      expect(stalled2).toBeLessThan(length / 2);
+    },
+  );
 });
 
 describe('LeaderProxy: TLS ports passed through to the leader, encrypted end to end', { timeout: 30_000 }, () => {
