@@ -280,6 +280,40 @@ print('consumed', len(got), 'in order' if got == ['m%d' % i for i in range(100)]
     await api(a.httpPort, 'DELETE', `/api/queues/%2F/${onlyOnA}`);
   });
 
+  it('a new leader while an HTTP answer is half sent: the client gets a cut answer, never a complete one from the old leader', async () => {
+    const q = uid('proxy-http-cut');
+    const c = await amqp.connect(a.url);
+    const ch = await c.createConfirmChannel();
+    await ch.assertQueue(q, { durable: false });
+    ch.sendToQueue(q, Buffer.alloc(20_000_000, 'x'));
+    await ch.waitForConfirms();
+    const request = JSON.stringify({ count: 1, ackmode: 'ack_requeue_true', encoding: 'base64', truncate: 50_000_000 });
+    const sock = net.connect(proxy.httpPort, HOST);
+    await new Promise((r) => sock.once('connect', r));
+    sock.pause(); // reads nothing: the answer stalls in the proxy's pipe
+    sock.write(
+      `POST /api/queues/%2F/${q}/get HTTP/1.1\r\nhost: x\r\nauthorization: Basic ${Buffer.from('guest:guest').toString('base64')}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${request.length}\r\nconnection: close\r\n\r\n${request}`,
+    );
+    await waitFor(() => proxy.counters().http.current === 1 && proxy.counters().http.bytesToClients > 0, 10_000, 'the answer to start');
+    await sleep(500);
+    proxy.setTarget(target(b, 'n3'));
+    const chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    sock.on('error', () => {});
+    const closed = new Promise((r) => sock.once('close', r));
+    sock.resume();
+    await closed;
+    const raw = Buffer.concat(chunks);
+    const headEnd = raw.indexOf('\r\n\r\n');
+    const length = Number(/content-length: (\d+)/i.exec(raw.subarray(0, headEnd).toString())?.[1]);
+    expect(length).toBeGreaterThan(20_000_000);
+    expect(raw.length - headEnd - 4).toBeLessThan(length);
+    proxy.setTarget(target(a, 'n1'));
+    await ch.deleteQueue(q);
+    await c.close();
+  });
+
   it('no leader known: AMQP clients are refused at once with 320 and a reason, HTTP answers 503 in the API error shape', async () => {
     const kept = await amqp.connect(url);
     const keptGone = amqplibGone(kept);
