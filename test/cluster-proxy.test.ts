@@ -288,6 +288,7 @@ print('consumed', len(got), 'in order' if got == ['m%d' % i for i in range(100)]
     ch.sendToQueue(q, Buffer.alloc(20_000_000, 'x'));
     await ch.waitForConfirms();
     const request = JSON.stringify({ count: 1, ackmode: 'ack_requeue_true', encoding: 'base64', truncate: 50_000_000 });
+    const sent0 = proxy.counters().http.bytesToClients;
     const sock = net.connect(proxy.httpPort, HOST);
     await new Promise((r) => sock.once('connect', r));
     sock.pause(); // reads nothing: the answer stalls in the proxy's pipe
@@ -295,7 +296,8 @@ print('consumed', len(got), 'in order' if got == ['m%d' % i for i in range(100)]
       `POST /api/queues/%2F/${q}/get HTTP/1.1\r\nhost: x\r\nauthorization: Basic ${Buffer.from('guest:guest').toString('base64')}\r\n` +
         `content-type: application/json\r\ncontent-length: ${request.length}\r\nconnection: close\r\n\r\n${request}`,
     );
-    await waitFor(() => proxy.counters().http.current === 1 && proxy.counters().http.bytesToClients > 0, 10_000, 'the answer to start');
+    // the leader has begun to answer, and the proxy has passed all the client's socket takes
+    await waitFor(() => proxy.counters().http.bytesToClients - sent0 > 1_000_000, 20_000, 'the answer to start');
     await sleep(500);
     proxy.setTarget(target(b, 'n3'));
     const chunks: Buffer[] = [];
@@ -312,6 +314,26 @@ print('consumed', len(got), 'in order' if got == ['m%d' % i for i in range(100)]
     proxy.setTarget(target(a, 'n1'));
     await ch.deleteQueue(q);
     await c.close();
+  });
+
+  it('a new leader before the old one answered: 502 saying so, no warning', async () => {
+    const warnsBefore = captured.lines.filter((l) => l.level === 'warn').length;
+    // a leader that takes the request and never answers
+    const mute = net.createServer((s) => s.on('data', () => {}));
+    await new Promise<void>((r) => mute.listen(0, HOST, r));
+    const port = (mute.address() as net.AddressInfo).port;
+    proxy.setTarget({ host: HOST, amqpPort: port, httpPort: port, node: 'n6' });
+    const pending = api(proxy.httpPort, 'GET', '/api/overview');
+    await waitFor(() => proxy.counters().http.current === 1, 5000, 'the request to be forwarded');
+    proxy.setTarget(target(a, 'n1'));
+    const r = await pending;
+    expect(r.status).toBe(502);
+    expect(r.json).toEqual({
+      error: 'bad_gateway',
+      reason: `the leader changed while node n2 forwarded this request to n6 at ${HOST}:${port}; retry`,
+    });
+    expect(captured.lines.slice(warnsBefore).filter((l) => l.level === 'warn')).toEqual([]);
+    await new Promise<void>((r2) => mute.close(() => r2()));
   });
 
   it('no leader known: AMQP clients are refused at once with 320 and a reason, HTTP answers 503 in the API error shape', async () => {

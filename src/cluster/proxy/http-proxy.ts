@@ -156,11 +156,16 @@ export class HttpProxy {
         return;
       }
       this.c.badGateway++;
+      req.resume();
+      if (this.agent !== agent) {
+        // our own doing: setTarget closed this leader's connections
+        reply(res, 502, 'bad_gateway', `the leader changed while node ${this.o.node} forwarded this request to ${name}; retry`);
+        return;
+      }
       if (!this.warned.has(key)) {
         this.warned.add(key);
         this.log.warn({ leader: name, reason: why }, 'HTTP proxy: the leader failed before answering; answering 502');
       }
-      req.resume();
       reply(res, 502, 'bad_gateway', `node ${this.o.node} could not get an answer from the leader (${name}): ${why}`);
     });
     up.on('response', (upRes) => {
