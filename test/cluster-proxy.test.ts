@@ -426,6 +426,26 @@ print('connected after %.1f s' % (time.time() - t))
     expect(once).toMatch(/ConnectionClosedByBroker: \(320\) 'CONNECTION_FORCED - no leader is known to node n2/);
   });
 
+  it(
+    'py-amqp (kombu and celery use it) reads the refusal as ConnectionForced 320 with the reason',
+    { timeout: INSTALL_TIMEOUT_MS },
+    async () => {
+      const missing = ensurePythonModules(['amqp'], ['python3-amqp'], 'the py-amqp proxy check');
+      if (missing !== null) throw new Error(missing);
+      proxy.setTarget(null);
+      const script = `import amqp\ntry:\n  c = amqp.Connection('${HOST}:${proxy.amqpPort}')\n  c.connect()\n  print('connected')\nexcept Exception as e:\n  print(type(e).__module__, type(e).__name__, e)`;
+      const out = await new Promise<string>((resolve) =>
+        execFile(PYTHON, ['-c', script], { timeout: 30_000 }, (err, stdout, stderr) =>
+          resolve(`${stdout}${stderr}${err ? String(err) : ''}`),
+        ),
+      );
+      proxy.setTarget(target(a, 'n1'));
+      expect(out.trim()).toBe(
+        'amqp.exceptions ConnectionForced (0, 0): (320) CONNECTION_FORCED - no leader is known to node n2: the cluster is electing one; retry',
+      );
+    },
+  );
+
   it('a leader that refuses connections: clients are refused with the reason, a warning is logged once, HTTP gets 502', async () => {
     const dead = await freePort(); // nothing listens there
     proxy.setTarget({ host: HOST, amqpPort: dead, httpPort: dead, node: 'n9' });
