@@ -50,7 +50,7 @@ export class OpApplier {
     switch (op.kind) {
       case OpKind.OPEN: {
         this.closeFile(rel);
-        const fd = fs.openSync(path, op.n ? 'w+' : fs.constants.O_RDWR | fs.constants.O_CREAT);
+        const fd = openMaking(path, op.n ? 'w+' : fs.constants.O_RDWR | fs.constants.O_CREAT);
         this.keep(rel, fd);
         this.dirtyDirs.add(dirname(path));
         return;
@@ -78,7 +78,7 @@ export class OpApplier {
       case OpKind.REPLACE: {
         this.closeFile(rel);
         const tmp = path + '.tmp';
-        const fd = fs.openSync(tmp, 'w');
+        const fd = openMaking(tmp, 'w');
         try {
           fs.writeSync(fd, op.data!);
           fs.fsyncSync(fd);
@@ -137,7 +137,7 @@ export class OpApplier {
   private fdOf(rel: string, path: string): number {
     const fd = this.fds.get(rel);
     if (fd !== undefined) return fd;
-    const opened = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT);
+    const opened = openMaking(path, fs.constants.O_RDWR | fs.constants.O_CREAT);
     this.keep(rel, opened);
     return opened;
   }
@@ -145,5 +145,20 @@ export class OpApplier {
   private keep(rel: string, fd: number): void {
     if (this.fds.size >= MAX_OPEN) this.closeFile(this.fds.keys().next().value as string);
     this.fds.set(rel, fd);
+  }
+}
+
+/**
+ * Opens (creating) a file, making its folder first if it is missing: after a catch-up from a
+ * live leader, the stream replays ops on files whose folder the copy no longer has (deleted
+ * on the leader after the snapshot point); the stream's own REMOVE takes them away again.
+ */
+function openMaking(path: string, flags: string | number): number {
+  try {
+    return fs.openSync(path, flags);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(dirname(path), { recursive: true });
+    return fs.openSync(path, flags);
   }
 }

@@ -1,0 +1,82 @@
+import Denque from 'denque';
+import type { ReplicationGate } from '../../store/replication-gate';
+
+/** The scheduler's side the gate needs (SyncScheduler has it). */
+export interface Releasable {
+  release(epoch: number): void;
+}
+
+/**
+ * Confirms wait for followers (docs/cluster.md, "Confirms"): a round's confirms go once every
+ * follower in the ISR has acked the LSN of that round's SYNCED op, the ISR has at least
+ * `minIsr` followers, and this node still leads. Waiting for *every* ISR member makes each
+ * of them a safe next leader. Per round: one (epoch, LSN) pair queued and one comparison of
+ * the watermark; nothing per message.
+ */
+export class ConfirmGate implements ReplicationGate {
+  /** epoch, lsn, epoch, lsn, … of rounds synced here and not released yet */
+  private readonly pending = new Denque<number>();
+  private isrFollowers: string[] = [];
+  /** the ack of each connected follower's current stream */
+  private readonly acked = new Map<string, number>();
+  released = 0;
+  /** the LSN of the newest released round (what a follower must have for it) */
+  releasedLsn = 0;
+
+  constructor(
+    private readonly scheduler: Releasable,
+    /** the LSN of the SYNCED op the store tap just emitted for the round */
+    private readonly syncedLsn: () => number,
+    private minIsr: number,
+    private readonly isLeader: () => boolean,
+  ) {}
+
+  localSynced(epoch: number): void {
+    this.pending.push(epoch);
+    this.pending.push(this.syncedLsn());
+    this.check();
+  }
+
+  /** The followers whose acks confirms wait for (the ISR without this node). */
+  setIsr(followers: string[]): void {
+    this.isrFollowers = followers.slice();
+    this.check();
+  }
+
+  get isr(): readonly string[] {
+    return this.isrFollowers;
+  }
+
+  /** A follower's stream acked `lsn` (durable on its disk); -1: it has no stream any more. */
+  ack(node: string, lsn: number): void {
+    if (lsn < 0) this.acked.delete(node);
+    else this.acked.set(node, lsn);
+    this.check();
+  }
+
+  /** Releases every round the ISR's slowest member has; nothing while the ISR is short or we do not lead. */
+  check(): void {
+    if (this.pending.length === 0 || this.isrFollowers.length < this.minIsr) return;
+    let water = Number.MAX_SAFE_INTEGER;
+    for (const n of this.isrFollowers) {
+      const a = this.acked.get(n) ?? 0;
+      if (a < water) water = a;
+    }
+    if (this.pending.peekAt(1)! > water) return;
+    let epoch = 0;
+    let lsn = 0;
+    while (this.pending.length > 0 && this.pending.peekAt(1)! <= water) {
+      epoch = this.pending.shift()!;
+      lsn = this.pending.shift()!;
+    }
+    // Checked last: it may demote us (ClusterNode.isLeader emits `demoted` when its lease ran out).
+    if (!this.isLeader()) {
+      this.pending.unshift(lsn);
+      this.pending.unshift(epoch);
+      return;
+    }
+    this.released = epoch;
+    this.releasedLsn = lsn;
+    this.scheduler.release(epoch);
+  }
+}

@@ -1,0 +1,122 @@
+import type { ConfirmGate } from './confirm-gate';
+import type { ReplicationLog } from './log';
+import type { OpBacklog } from './op-backlog';
+
+export const DEFAULT_MAX_LAG_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_LAG_MS = 10_000;
+
+/** A follower's stream as the policy sees it (LeaderStream has these). */
+export interface FollowerProgress {
+  node: string;
+  acked: number;
+  lastAckAt: number;
+  startLsn: number;
+}
+
+export interface IsrPolicyOptions {
+  /** this node's name: kept in the ISR as it is, never judged */
+  self: string;
+  /** the ISR as stored now (with or without this node) */
+  isr: string[];
+  /** writes the ISR (ClusterNode.setIsr: a guarded write only the current leader can make) */
+  setIsr(nodes: string[]): Promise<void>;
+  gate: ConfirmGate;
+  backlog: OpBacklog;
+  /** the followers' current streams */
+  streams(): Iterable<FollowerProgress>;
+  maxLagBytes?: number;
+  maxLagMs?: number;
+  log: ReplicationLog;
+}
+
+/**
+ * The leader's ISR policy (docs/cluster.md, "ISR removal and rejoin"). A member that lags
+ * more than maxLagBytes or has not acked for maxLagMs is removed; a follower that acked the
+ * LSN the leader had when its stream started, and is within both bounds, is added. The
+ * gate (what confirms wait for) follows the stored ISR safely: a member leaves the gate only
+ * after the write removing it succeeded, and joins it before the write adding it is made
+ * (once listed, it may be elected, so it must hold every confirmed message). A failed write
+ * changes nothing, and is tried again at the next check.
+ */
+export class IsrPolicy {
+  isr: string[];
+  writes = 0;
+  failedWrites = 0;
+  private writing = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** when each node was last heard (an ack), or when we started judging it */
+  private readonly heard = new Map<string, number>();
+  private readonly maxLagBytes: number;
+  private readonly maxLagMs: number;
+
+  constructor(private readonly o: IsrPolicyOptions) {
+    this.isr = o.isr.slice();
+    this.maxLagBytes = o.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
+    this.maxLagMs = o.maxLagMs ?? DEFAULT_MAX_LAG_MS;
+    const now = Date.now();
+    for (const n of this.followers(this.isr)) this.heard.set(n, now);
+    o.gate.setIsr(this.followers(this.isr));
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.check(), Math.max(50, Math.min(250, this.maxLagMs / 8)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+  }
+
+  /** A follower acked (its stream's lastAckAt is now). */
+  heardFrom(node: string): void {
+    this.heard.set(node, Date.now());
+  }
+
+  private followers(nodes: string[]): string[] {
+    return nodes.filter((n) => n !== this.o.self);
+  }
+
+  /** One judgement of every follower; at most one ISR write in flight. */
+  async check(): Promise<void> {
+    if (this.writing) return;
+    const now = Date.now();
+    const streams = new Map<string, FollowerProgress>();
+    for (const s of this.o.streams()) streams.set(s.node, s);
+    const remove: Array<{ node: string; why: string }> = [];
+    for (const n of this.followers(this.isr)) {
+      const s = streams.get(n);
+      const silent = now - (this.heard.get(n) ?? now);
+      const lag = s === undefined || s.acked === 0 ? -1 : this.o.backlog.bytesAfter(s.acked);
+      if (silent > this.maxLagMs) remove.push({ node: n, why: `no ack for ${silent} ms` });
+      else if (lag > this.maxLagBytes) remove.push({ node: n, why: `${lag} bytes behind` });
+    }
+    const add: string[] = [];
+    for (const s of streams.values()) {
+      if (this.isr.includes(s.node) || s.node === this.o.self) continue;
+      if (s.acked === 0 || s.acked < s.startLsn) continue;
+      if (now - s.lastAckAt > this.maxLagMs || this.o.backlog.bytesAfter(s.acked) > this.maxLagBytes) continue;
+      add.push(s.node);
+    }
+    if (remove.length === 0 && add.length === 0) return;
+    const gone = new Set(remove.map((r) => r.node));
+    const next = [...this.isr.filter((n) => !gone.has(n)), ...add];
+    const before = this.isr;
+    this.writing = true;
+    // Joining members are waited for from now on; leaving ones until the write succeeded.
+    if (add.length > 0) this.o.gate.setIsr(this.followers([...before, ...add]));
+    try {
+      await this.o.setIsr(next);
+      this.isr = next;
+      this.writes++;
+      for (const n of add) this.heard.set(n, Date.now());
+      this.o.gate.setIsr(this.followers(next));
+      this.o.log.info({ isr: next, removed: remove, added: add }, 'replication: ISR changed');
+    } catch (err) {
+      this.failedWrites++;
+      this.o.gate.setIsr(this.followers(before));
+      this.o.log.warn({ isr: before, wanted: next, reason: (err as Error).message }, 'replication: ISR write failed; confirms keep waiting as before');
+    } finally {
+      this.writing = false;
+    }
+  }
+}
