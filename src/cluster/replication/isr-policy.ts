@@ -44,6 +44,8 @@ export class IsrPolicy {
   failedWrites = 0;
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
+  /** the LSN a removed node must ack before it is added back: the leader's when it was removed */
+  private readonly mustReach = new Map<string, number>();
   /** when each node was last heard (an ack), or when we started judging it */
   private readonly heard = new Map<string, number>();
   private readonly maxLagBytes: number;
@@ -93,7 +95,7 @@ export class IsrPolicy {
     const add: string[] = [];
     for (const s of streams.values()) {
       if (this.isr.includes(s.node) || s.node === this.o.self) continue;
-      if (s.acked === 0 || s.acked < s.startLsn) continue;
+      if (s.acked === 0 || s.acked < Math.max(s.startLsn, this.mustReach.get(s.node) ?? 0)) continue;
       if (now - s.lastAckAt > this.maxLagMs || this.o.backlog.bytesAfter(s.acked) > this.maxLagBytes) continue;
       add.push(s.node);
     }
@@ -108,7 +110,11 @@ export class IsrPolicy {
       await this.o.setIsr(next);
       this.isr = next;
       this.writes++;
-      for (const n of add) this.heard.set(n, Date.now());
+      for (const n of add) {
+        this.heard.set(n, Date.now());
+        this.mustReach.delete(n);
+      }
+      for (const n of gone) this.mustReach.set(n, this.o.backlog.lastLsn);
       this.o.gate.setIsr(this.followers(next));
       this.o.log.info({ isr: next, removed: remove, added: add }, 'replication: ISR changed');
     } catch (err) {

@@ -23,6 +23,14 @@ export class OpApplier {
   ops = 0;
   bytes = 0;
   syncs = 0;
+  /**
+   * While set, SYNCED ops are noted but not acted on: a follower catching up on a run of ops
+   * syncs once at the end of the run (the last SYNCED op covers everything before it), not
+   * once per leader round, which would make it as slow to catch up as the rounds were long.
+   */
+  deferSync = false;
+  /** the LSN of the last SYNCED op applied, deferred or not */
+  syncedSeen = 0;
   private readonly fds = new Map<string, number>();
   private readonly dirtyFiles = new Set<number>();
   private readonly dirtyDirs = new Set<string>();
@@ -94,9 +102,18 @@ export class OpApplier {
 
   /** Makes everything applied durable; LSNs up to this op are then on our disk. */
   private sync(op: StoreOp): void {
+    this.syncedSeen = op.lsn;
+    this.leaderDurableLsn = op.upTo;
+    if (this.deferSync) return;
     this.flush();
     this.durableLsn = op.lsn;
-    this.leaderDurableLsn = op.upTo;
+  }
+
+  /** Makes the deferred SYNCED ops good: everything up to the last one applied is durable. */
+  syncDeferred(): void {
+    if (this.syncedSeen <= this.durableLsn) return;
+    this.flush();
+    this.durableLsn = this.syncedSeen;
   }
 
   private flush(): void {

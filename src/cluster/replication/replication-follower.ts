@@ -175,10 +175,11 @@ export async function markIncomplete(dataDir: string): Promise<void> {
 /** Every copied file and every directory reaches the disk before the mark is taken away. */
 export async function syncCopy(dataDir: string, manifest: ManifestEntry[]): Promise<void> {
   // Files first, then the folders naming them, then the root; a few at a time each.
+  // A file a live leader removed during the copy was not made here (the stream removes it).
   await mapLimit(
     manifest.filter((e) => e.dir !== true),
     16,
-    (e) => syncPath(join(dataDir, e.path)),
+    (e) => syncPath(join(dataDir, e.path)).catch(ignoreMissing),
   );
   await mapLimit(
     manifest.filter((e) => e.dir === true),
@@ -186,6 +187,10 @@ export async function syncCopy(dataDir: string, manifest: ManifestEntry[]): Prom
     (e) => syncPath(join(dataDir, e.path)),
   );
   await syncPath(dataDir);
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
 }
 
 export async function syncPath(path: string): Promise<void> {
