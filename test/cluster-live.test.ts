@@ -412,9 +412,10 @@ describe('live replication: stream, confirms waiting for followers, ISR', () => 
         const rejoinedAt = isrChanges(leader).find((l) => (l.time as number) > contAt && (l.isr as string[]).includes('f1'))!.time as number;
         await sleep(1500);
         const after = load.confirmTimes.filter((t) => t > rejoinedAt).length;
+        const firstAfterCont = Math.min(...load.confirmTimes.filter((t) => t > contAt));
         console.log(
           `min-isr ${minIsr}: removed ${removedAt - stoppedAt} ms after SIGSTOP (last confirm ${lastBeforeRemoval - stoppedAt} ms after it); ` +
-            `${during} confirms while out of the ISR; back in the ISR ${rejoinedAt - contAt} ms after SIGCONT; ${after} confirms in the 1.5 s after; ` +
+            `${during} confirms while out of the ISR; first confirm ${firstAfterCont - contAt} ms after SIGCONT; back in the ISR ${rejoinedAt - contAt} ms after SIGCONT; ${after} confirms in the 1.5 s after; ` +
             `${rateBefore}/s before; follower catch-ups ${JSON.stringify(f.last('status'))}`,
         );
         expect(removedAt - stoppedAt).toBeLessThan(MAX_LAG_MS + 2000);

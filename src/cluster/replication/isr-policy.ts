@@ -46,6 +46,15 @@ export class IsrPolicy {
   private timer: NodeJS.Timeout | undefined;
   /** the LSN a removed node must ack before it is added back: the leader's when it was removed */
   private readonly mustReach = new Map<string, number>();
+  /**
+   * For each follower outside the ISR: the leader's LSN at some moment, and when. It joins
+   * once it acks that LSN within catchUpMs of the moment (it is at most that far behind);
+   * when it takes longer, the target moves to the leader's LSN now and it tries again. So a
+   * follower that has just made up the backlog of a pause does not make confirms wait for
+   * the seconds of ops that came meanwhile.
+   */
+  private readonly targets = new Map<string, { lsn: number; at: number }>();
+  private readonly catchUpMs: number;
   /** when each node was last heard (an ack), or when we started judging it */
   private readonly heard = new Map<string, number>();
   private readonly maxLagBytes: number;
@@ -55,6 +64,8 @@ export class IsrPolicy {
     this.isr = o.isr.slice();
     this.maxLagBytes = o.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
     this.maxLagMs = o.maxLagMs ?? DEFAULT_MAX_LAG_MS;
+    // At least two checks long (they run every 250 ms at most), so that reaching it is seen in time.
+    this.catchUpMs = Math.max(500, this.maxLagMs / 4);
     const now = Date.now();
     for (const n of this.followers(this.isr)) this.heard.set(n, now);
     o.gate.setIsr(this.followers(this.isr));
@@ -95,10 +106,20 @@ export class IsrPolicy {
     const add: string[] = [];
     for (const s of streams.values()) {
       if (this.isr.includes(s.node) || s.node === this.o.self) continue;
-      if (s.acked === 0 || s.acked < Math.max(s.startLsn, this.mustReach.get(s.node) ?? 0)) continue;
+      let t = this.targets.get(s.node);
+      if (t === undefined || t.lsn < s.startLsn) {
+        t = { lsn: Math.max(s.startLsn, this.mustReach.get(s.node) ?? 0), at: now };
+        this.targets.set(s.node, t);
+      }
+      if (s.acked === 0 || s.acked < t.lsn) continue;
+      if (now - t.at > this.catchUpMs) {
+        this.targets.set(s.node, { lsn: this.o.backlog.lastLsn, at: now });
+        continue;
+      }
       if (now - s.lastAckAt > this.maxLagMs || this.o.backlog.bytesAfter(s.acked) > this.maxLagBytes) continue;
       add.push(s.node);
     }
+    for (const n of this.targets.keys()) if (!streams.has(n) || this.isr.includes(n)) this.targets.delete(n);
     if (remove.length === 0 && add.length === 0) return;
     const gone = new Set(remove.map((r) => r.node));
     const next = [...this.isr.filter((n) => !gone.has(n)), ...add];
