@@ -102,7 +102,11 @@ function startFollower(dir: string, port: number): Follower {
       await waitFor(
         () => (found = lines.find((l) => l.ev === ev && pred(l))) !== undefined,
         timeoutMs,
-        `follower event ${ev}:\n${out.split('\n').filter((l) => !l.includes('"status"')).slice(-15).join('\n')}`,
+        `follower event ${ev}:\n${out
+          .split('\n')
+          .filter((l) => !l.includes('"status"'))
+          .slice(-15)
+          .join('\n')}`,
       );
       return found!;
     },
@@ -409,7 +413,8 @@ describe('live replication: stream, confirms waiting for followers, ISR', () => 
           30_000,
           'f1 back in the ISR',
         );
-        const rejoinedAt = isrChanges(leader).find((l) => (l.time as number) > contAt && (l.isr as string[]).includes('f1'))!.time as number;
+        const rejoinedAt = isrChanges(leader).find((l) => (l.time as number) > contAt && (l.isr as string[]).includes('f1'))!
+          .time as number;
         await sleep(1500);
         const after = load.confirmTimes.filter((t) => t > rejoinedAt).length;
         const firstAfterCont = Math.min(...load.confirmTimes.filter((t) => t > contAt));

@@ -247,8 +247,7 @@ export class CatchUpRound {
           this.answered(parseJson<{ lsn?: number }>(f.payload));
           if (this.live) return;
           throw changed(e.path, 'went from the leader during the copy');
-        }
-        else throw this.conn.unexpected(f, 'DATA');
+        } else throw this.conn.unexpected(f, 'DATA');
       }
     } finally {
       await fh?.close();

@@ -99,11 +99,15 @@ export class FollowerReplication extends EventEmitter {
       try {
         await this.session();
       } catch (err) {
-        const e = err instanceof ReplicationError ? err : new ReplicationError('io', `follower ${this.o.dataDir}: ${(err as Error).message}`);
+        const e =
+          err instanceof ReplicationError ? err : new ReplicationError('io', `follower ${this.o.dataDir}: ${(err as Error).message}`);
         this.closeApplier();
         if (this.stopped) break;
         if (!e.retryable && e.code !== 'protocol' && e.code !== 'term') {
-          this.log.warn({ leader: this.leader, code: e.code, reason: e.message, stack: (err as Error).stack }, 'replication: following failed');
+          this.log.warn(
+            { leader: this.leader, code: e.code, reason: e.message, stack: (err as Error).stack },
+            'replication: following failed',
+          );
           this.emit('failed', e);
           return;
         }

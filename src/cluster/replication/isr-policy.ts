@@ -141,7 +141,10 @@ export class IsrPolicy {
     } catch (err) {
       this.failedWrites++;
       this.o.gate.setIsr(this.followers(before));
-      this.o.log.warn({ isr: before, wanted: next, reason: (err as Error).message }, 'replication: ISR write failed; confirms keep waiting as before');
+      this.o.log.warn(
+        { isr: before, wanted: next, reason: (err as Error).message },
+        'replication: ISR write failed; confirms keep waiting as before',
+      );
     } finally {
       this.writing = false;
     }

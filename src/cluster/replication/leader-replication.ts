@@ -83,7 +83,7 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
   };
   const tap = new OpTap(o.dataDir, (op, lsn) => {
     backlog.push(op, lsn);
-    const kind = op[0];
+    const kind = op[0] as OpKind;
     if (kind === OpKind.REMOVE || kind === OpKind.OPEN || kind === OpKind.MKDIR || kind === OpKind.REPLACE) {
       const path = op.toString('utf8', 11, 11 + op.readUInt16BE(9));
       if (kind === OpKind.REMOVE) {
@@ -96,11 +96,11 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
       setImmediate(pumpAll);
     }
   });
-  const gate = new ConfirmGate(o.scheduler, () => tap.lsn, o.minIsr, o.isLeader);
+  const gate = new ConfirmGate(o.scheduler, () => tap.lsn, o.minIsr, () => o.isLeader());
   const policy = new IsrPolicy({
     self: o.node,
     isr: o.isr,
-    setIsr: o.setIsr,
+    setIsr: (nodes) => o.setIsr(nodes),
     gate,
     backlog,
     streams: () => streams.values(),

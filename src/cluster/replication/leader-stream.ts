@@ -74,7 +74,8 @@ export class LeaderStream {
         } catch (err) {
           throw this.fail(new ReplicationError('protocol', `${this.conn.peer}: ${(err as Error).message}`));
         }
-        if (lsn > this.backlog.lastLsn) throw this.fail(new ReplicationError('protocol', `${this.conn.peer} acked ${lsn}, beyond our ${this.backlog.lastLsn}`));
+        if (lsn > this.backlog.lastLsn)
+          throw this.fail(new ReplicationError('protocol', `${this.conn.peer} acked ${lsn}, beyond our ${this.backlog.lastLsn}`));
         this.acked = lsn;
         this.lastAckAt = Date.now();
         this.events.acked(this);

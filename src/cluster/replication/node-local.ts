@@ -17,7 +17,14 @@ export const REPLICA_POSITION = 'replica-position';
 
 export function isNodeLocal(rel: string): boolean {
   const top = rel.split('/')[0];
-  return top === LOCK_FILE || top === 'clean-stop' || top === 'paging' || top === REPLICA_MARK || top === REPLICA_POSITION || rel.endsWith('.tmp');
+  return (
+    top === LOCK_FILE ||
+    top === 'clean-stop' ||
+    top === 'paging' ||
+    top === REPLICA_MARK ||
+    top === REPLICA_POSITION ||
+    rel.endsWith('.tmp')
+  );
 }
 
 /** Node-local entries a follower removes when it catches up (the lock and our mark stay). */

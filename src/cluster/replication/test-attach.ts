@@ -66,7 +66,8 @@ export function attachForTests(env: NodeJS.ProcessEnv, dataDir: string, store: S
   );
   // The harness reports where the stream is, for the test's figures.
   const timer = setInterval(() => {
-    if (repl !== null) log.info({ lsn: repl.lsn(), isr, followers: repl.followers(), released: repl.gate.releasedLsn }, 'test replication: status');
+    if (repl !== null)
+      log.info({ lsn: repl.lsn(), isr, followers: repl.followers(), released: repl.gate.releasedLsn }, 'test replication: status');
   }, 1000);
   timer.unref();
   return async () => {
