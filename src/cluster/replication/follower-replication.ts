@@ -111,6 +111,8 @@ export class FollowerReplication extends EventEmitter {
           this.emit('failed', e);
           return;
         }
+        // Out of the backlog: the saved position is no use any more, the next session copies.
+        if (e.code === 'lagging') rmSync(join(this.o.dataDir, REPLICA_POSITION), { force: true });
         this.log.warn({ leader: this.leader, code: e.code, reason: e.message }, 'replication: connection to the leader lost; again');
         this.emit('retry', { code: e.code, reason: e.message });
         await new Promise((r) => setTimeout(r, this.o.retryDelayMs ?? 500));
@@ -171,6 +173,7 @@ export class FollowerReplication extends EventEmitter {
     applier.appliedLsn = from - 1;
     applier.durableLsn = from - 1;
     applier.syncedSeen = from - 1;
+    this.appliedLsn = from - 1;
     this.durableLsn = from - 1;
     conn.sendJson(FrameType.STREAM, { from });
     this.log.info({ leader: this.leader, from, resumed, endLsn }, 'replication: streaming from the leader');

@@ -96,7 +96,12 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
       setImmediate(pumpAll);
     }
   });
-  const gate = new ConfirmGate(o.scheduler, () => tap.lsn, o.minIsr, () => o.isLeader());
+  const gate = new ConfirmGate(
+    o.scheduler,
+    () => tap.lsn,
+    o.minIsr,
+    () => o.isLeader(),
+  );
   const policy = new IsrPolicy({
     self: o.node,
     isr: o.isr,
@@ -123,6 +128,7 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
   };
   const live: LiveSource = {
     lsn: () => tap.lsn,
+    pin: (lsn) => backlog.pin(lsn),
     removedBy(lsn: number): string[] {
       const out: string[] = [];
       for (const [p, l] of removed) if (l <= lsn) out.push(p);

@@ -19,6 +19,8 @@ export interface LiveSource {
   lsn(): number;
   /** paths (files or folders) removed by an op at or before `lsn` that may still be on disk */
   removedBy(lsn: number): string[];
+  /** Keeps the ops from `lsn` on in the backlog while a catch-up copies (call the result to let go). */
+  pin(lsn: number): () => void;
   /** Streams ops from `from` on to the follower until the connection ends (rejects then). */
   stream(conn: FramedConnection, node: string, from: number): Promise<void>;
 }
@@ -35,6 +37,8 @@ const MANIFEST_BATCH = 256 * 1024;
  */
 export class LeaderSession {
   bytesSent = 0;
+  /** lets go of the backlog pin of this follower's catch-up */
+  private unpin: (() => void) | null = null;
 
   constructor(
     private readonly conn: FramedConnection,
@@ -46,6 +50,14 @@ export class LeaderSession {
   ) {}
 
   async run(): Promise<void> {
+    try {
+      await this.serve();
+    } finally {
+      this.unpin?.();
+    }
+  }
+
+  private async serve(): Promise<void> {
     for (;;) {
       const f = await this.conn.next(0);
       if (f.term !== this.term) {
@@ -56,8 +68,12 @@ export class LeaderSession {
       if (f.type === FrameType.MANIFEST_REQUEST) await this.manifest();
       else if (f.type === FrameType.CHECK) await this.check(f);
       else if (f.type === FrameType.FETCH) await this.fetch(f);
-      else if (f.type === FrameType.STREAM && this.live !== null) return this.live.stream(this.conn, this.node, this.streamFrom(f));
-      else throw this.conn.unexpected(f, 'a request');
+      else if (f.type === FrameType.STREAM && this.live !== null) {
+        // The stream checks synchronously that it has `from`: the pin can go after that.
+        const streaming = this.live.stream(this.conn, this.node, this.streamFrom(f));
+        this.unpin?.();
+        return streaming;
+      } else throw this.conn.unexpected(f, 'a request');
     }
   }
 
@@ -78,6 +94,10 @@ export class LeaderSession {
     // after it is in the stream, which the follower applies over what it copies.
     const snapshot = this.lsn();
     const removing = this.live === null ? [] : this.live.removedBy(snapshot);
+    if (this.live !== null) {
+      this.unpin?.();
+      this.unpin = this.live.pin(snapshot + 1);
+    }
     let entries = await buildManifest(this.dataDir);
     // A file removed by an op at or before S whose unlink has not finished is still listed;
     // the stream from S + 1 would never remove it from the copy.

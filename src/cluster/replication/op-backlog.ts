@@ -17,6 +17,8 @@ export class OpBacklog {
   /** bytes held now */
   bytes = 0;
   evicted = 0;
+  /** LSNs a follower's catch-up will stream from (its snapshot point + 1), with counts */
+  private readonly pins = new Map<number, number>();
   private readonly ops = new Denque<Buffer>();
   /** totalBytes after each op held, in the same order */
   private readonly ends = new Denque<number>();
@@ -35,12 +37,34 @@ export class OpBacklog {
     this.bytes += op.length;
     this.ops.push(op);
     this.ends.push(this.totalBytes);
-    // Always keep the newest op, however big: a follower in step can still read it.
-    while (this.bytes > this.maxBytes && this.ops.length > 1) {
+    // Always keep the newest op, however big: a follower in step can still read it. A
+    // pinned op stays up to twice the size: a catch-up slower than the backlog covers would
+    // otherwise end `lagging` and start again, for ever under a steady load.
+    while (this.bytes > this.maxBytes && this.ops.length > 1 && (this.bytes > 2 * this.maxBytes || !this.pinnedAt(this.firstLsn))) {
       this.bytes -= this.ops.shift()!.length;
       this.ends.shift();
       this.evicted++;
     }
+  }
+
+  /** Keeps the ops from `lsn` on (within twice maxBytes) until the returned function is called. */
+  pin(lsn: number): () => void {
+    this.pins.set(lsn, (this.pins.get(lsn) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = this.pins.get(lsn)! - 1;
+      if (n === 0) this.pins.delete(lsn);
+      else this.pins.set(lsn, n);
+    };
+  }
+
+  /** Whether evicting the op at `lsn` would take one a catch-up will need. */
+  private pinnedAt(lsn: number): boolean {
+    if (this.pins.size === 0) return false;
+    for (const p of this.pins.keys()) if (p <= lsn) return true;
+    return false;
   }
 
   /** Whether a follower can read on from `lsn` (the next op it needs). */
