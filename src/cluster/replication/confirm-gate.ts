@@ -8,7 +8,7 @@ export interface Releasable {
 
 /**
  * Confirms wait for followers (docs/cluster.md, "Confirms"): a round's confirms go once every
- * follower in the ISR has acked the LSN of that round's SYNCED op, the ISR has at least
+ * follower in the ISR has acked (made durable) every op the round covered, the ISR has at least
  * `minIsr` followers, and this node still leads. Waiting for *every* ISR member makes each
  * of them a safe next leader. Per round: one (epoch, LSN) pair queued and one comparison of
  * the watermark; nothing per message.
@@ -25,7 +25,11 @@ export class ConfirmGate implements ReplicationGate {
 
   constructor(
     private readonly scheduler: Releasable,
-    /** the LSN of the SYNCED op the store tap just emitted for the round */
+    /**
+     * The last LSN the round just finished covered (the store tap's mark when it started):
+     * the round's records are at or before it. Followers sync on their own schedule, in
+     * parallel with ours, so they are often there before our round ends.
+     */
     private readonly syncedLsn: () => number,
     private minIsr: number,
     private readonly isLeader: () => boolean,

@@ -180,6 +180,26 @@ export class FollowerReplication extends EventEmitter {
     this.emit('streaming', { from, resumed });
     let acked = -1;
     let lastSync = Date.now();
+    let completing = false;
+    const onSynced = (lsn: number, err: Error | null): void => {
+      if (applier !== this.applier) return; // a round of a stream that ended
+      if (err !== null) {
+        conn.close(new ReplicationError('io', `syncing the follower's copy failed: ${err.message}`));
+        return;
+      }
+      this.durableLsn = lsn;
+      if (!this.complete && !completing && lsn >= endLsn) {
+        completing = true;
+        this.markComplete().then(
+          () => {
+            if (!conn.closed) sendAck();
+          },
+          (e: Error) => conn.close(new ReplicationError('io', `marking the copy complete failed: ${e.message}`)),
+        );
+      }
+      if (!conn.closed && ackValue() !== acked) sendAck();
+      this.savePosition(false);
+    };
     // Before the copy is whole (mark down), nothing is acked as durable: 0 says "alive".
     const ackValue = () => (this.complete ? applier.durableLsn : 0);
     const sendAck = () => {
@@ -212,10 +232,12 @@ export class FollowerReplication extends EventEmitter {
         }
         try {
           for (const op of ops) applier.apply(op);
-          // One sync for the SYNCED ops of a frame, and none while more frames wait (at most
-          // SYNC_EVERY_MS apart): a follower behind catches up at disk speed, not round by round.
+          // Our own group commit: everything applied is synced once no frame waits (or
+          // SYNC_EVERY_MS after the last sync while frames keep coming), without waiting for
+          // the leader's SYNCED op: the leader's fdatasync and ours then run at the same time,
+          // and a follower behind catches up at disk speed rather than round by round.
           if (conn.queued === 0 || Date.now() - lastSync >= SYNC_EVERY_MS) {
-            applier.syncDeferred();
+            applier.syncAsync(onSynced);
             lastSync = Date.now();
           }
         } catch (err) {
@@ -224,11 +246,6 @@ export class FollowerReplication extends EventEmitter {
           throw e;
         }
         this.appliedLsn = applier.appliedLsn;
-        if (applier.durableLsn === this.durableLsn) continue;
-        this.durableLsn = applier.durableLsn;
-        if (!this.complete && applier.durableLsn >= endLsn) await this.markComplete();
-        if (ackValue() !== acked) sendAck();
-        this.savePosition(false);
       }
     } finally {
       clearInterval(timer);

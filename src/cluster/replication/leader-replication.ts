@@ -77,25 +77,38 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
   /** path → LSN of the REMOVE op; the unlink of a segment runs in the thread pool after it */
   const removed = new Map<string, number>();
   let pumpScheduled = false;
+  /** The setImmediate's: nothing when the store's sync start already pumped this turn. */
   const pumpAll = (): void => {
+    if (!pumpScheduled) return;
+    pumpNow();
+  };
+  const pumpNow = (): void => {
     pumpScheduled = false;
     for (const s of streams.values()) s.pump();
   };
-  const tap = new OpTap(o.dataDir, (op, lsn) => {
-    backlog.push(op, lsn);
-    const kind = op[0] as OpKind;
-    if (kind === OpKind.REMOVE || kind === OpKind.OPEN || kind === OpKind.MKDIR || kind === OpKind.REPLACE) {
-      const path = op.toString('utf8', 11, 11 + op.readUInt16BE(9));
-      if (kind === OpKind.REMOVE) {
-        removed.set(path, lsn);
-        if (removed.size > 4096) for (const [p, l] of removed) if (l < backlog.firstLsn) removed.delete(p);
-      } else if (removed.size > 0) removed.delete(path);
-    }
-    if (!pumpScheduled && streams.size > 0) {
-      pumpScheduled = true;
-      setImmediate(pumpAll);
-    }
-  });
+  const tap = new OpTap(
+    o.dataDir,
+    (op, lsn) => {
+      backlog.push(op, lsn);
+      const kind = op[0] as OpKind;
+      if (kind === OpKind.REMOVE || kind === OpKind.OPEN || kind === OpKind.MKDIR || kind === OpKind.REPLACE) {
+        const path = op.toString('utf8', 11, 11 + op.readUInt16BE(9));
+        if (kind === OpKind.REMOVE) {
+          removed.set(path, lsn);
+          if (removed.size > 4096) for (const [p, l] of removed) if (l < backlog.firstLsn) removed.delete(p);
+        } else if (removed.size > 0) removed.delete(path);
+      }
+      if (!pumpScheduled && streams.size > 0) {
+        pumpScheduled = true;
+        setImmediate(pumpAll);
+      }
+    },
+    () => {
+      // The turn's appends are written and their fdatasync starts: the followers get them now,
+      // so that their sync runs alongside ours rather than a loop iteration later.
+      if (pumpScheduled) pumpNow();
+    },
+  );
   const gate = new ConfirmGate(
     o.scheduler,
     () => tap.lsn,
@@ -182,7 +195,7 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
       if (drainMs > 0) {
         // A clean stop: the last ops (the store's final sync) go out, and each follower gets
         // a moment to make them durable, before the connections close.
-        pumpAll();
+        pumpNow();
         const until = Date.now() + drainMs;
         while (Date.now() < until && [...streams.values()].some((s) => s.acked < tap.lsn)) await new Promise((r) => setTimeout(r, 10));
       }

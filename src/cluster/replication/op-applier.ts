@@ -31,6 +31,10 @@ export class OpApplier {
   deferSync = false;
   /** the LSN of the last SYNCED op applied, deferred or not */
   syncedSeen = 0;
+  /** the files an asynchronous sync round is making durable (closes of them wait for it) */
+  private inFlight: Set<number> | null = null;
+  private readonly toClose: number[] = [];
+  private syncAgain = false;
   private readonly fds = new Map<string, number>();
   private readonly dirtyFiles = new Set<number>();
   private readonly dirtyDirs = new Set<string>();
@@ -109,17 +113,58 @@ export class OpApplier {
     this.durableLsn = op.lsn;
   }
 
-  /** Makes the deferred SYNCED ops good: everything up to the last one applied is durable. */
-  syncDeferred(): void {
-    if (this.syncedSeen <= this.durableLsn) return;
-    this.flush();
-    this.durableLsn = this.syncedSeen;
+  /**
+   * Group commit on the follower: fdatasyncs every file written since the last sync, in
+   * parallel in the thread pool, while later ops go on being applied (what was written before
+   * an fdatasync started is covered by it). `done(lsn)`: every op up to lsn is durable here.
+   * One sync at a time; one asked for meanwhile starts when it ends. Folder entries change
+   * rarely (a segment made or removed): they are synced at once, before the files' round.
+   */
+  syncAsync(done: (lsn: number, err: Error | null) => void): void {
+    if (this.inFlight !== null) {
+      this.syncAgain = true;
+      return;
+    }
+    if (this.appliedLsn <= this.durableLsn) return;
+    const lsn = this.appliedLsn;
+    const fds = [...this.dirtyFiles];
+    this.dirtyFiles.clear();
+    try {
+      this.syncDirs();
+    } catch (err) {
+      done(this.durableLsn, err as Error);
+      return;
+    }
+    this.inFlight = new Set(fds);
+    this.syncs += fds.length;
+    let left = fds.length;
+    let failure: Error | null = null;
+    const finish = (): void => {
+      this.inFlight = null;
+      for (const fd of this.toClose.splice(0)) fs.closeSync(fd);
+      if (failure === null && lsn > this.durableLsn) this.durableLsn = lsn;
+      done(this.durableLsn, failure);
+      if (this.syncAgain && failure === null) {
+        this.syncAgain = false;
+        this.syncAsync(done);
+      }
+    };
+    if (left === 0) return finish();
+    for (const fd of fds)
+      fs.fdatasync(fd, (err) => {
+        if (err) failure ??= err;
+        if (--left === 0) finish();
+      });
   }
 
   private flush(): void {
     for (const fd of this.dirtyFiles) fs.fdatasyncSync(fd);
     this.syncs += this.dirtyFiles.size;
     this.dirtyFiles.clear();
+    this.syncDirs();
+  }
+
+  private syncDirs(): void {
     for (const d of this.dirtyDirs) {
       let fd: number;
       try {
@@ -138,6 +183,8 @@ export class OpApplier {
 
   /** Syncs what is pending and closes every file (the stream ended). */
   close(): void {
+    // An asynchronous round still running covers some of it; these make sure of all of it.
+    if (this.inFlight !== null) for (const fd of this.inFlight) if (!this.toClose.includes(fd)) fs.fdatasyncSync(fd);
     this.flush();
     this.durableLsn = this.appliedLsn;
     for (const r of [...this.fds.keys()]) this.closeFile(r);
@@ -148,7 +195,9 @@ export class OpApplier {
     if (fd === undefined) return;
     this.fds.delete(rel);
     if (this.dirtyFiles.delete(fd)) fs.fdatasyncSync(fd);
-    fs.closeSync(fd);
+    // An asynchronous fdatasync may still use it: closed once that round ends.
+    if (this.inFlight?.has(fd) === true) this.toClose.push(fd);
+    else fs.closeSync(fd);
   }
 
   private fdOf(rel: string, path: string): number {
