@@ -35,7 +35,16 @@ export class ConfirmGate implements ReplicationGate {
     private readonly isLeader: () => boolean,
   ) {}
 
+  private closed = false;
+
+  /** Releases nothing ever again (leadership over: what waits is for the clients' reconnect to sort out). */
+  close(): void {
+    this.closed = true;
+    this.pending.clear();
+  }
+
   localSynced(epoch: number): void {
+    if (this.closed) return;
     this.pending.push(epoch);
     this.pending.push(this.syncedLsn());
     this.check();
@@ -60,7 +69,7 @@ export class ConfirmGate implements ReplicationGate {
 
   /** Releases every round the ISR's slowest member has; nothing while the ISR is short or we do not lead. */
   check(): void {
-    if (this.pending.length === 0 || this.isrFollowers.length < this.minIsr) return;
+    if (this.closed || this.pending.length === 0 || this.isrFollowers.length < this.minIsr) return;
     let water = Number.MAX_SAFE_INTEGER;
     for (const n of this.isrFollowers) {
       const a = this.acked.get(n) ?? 0;

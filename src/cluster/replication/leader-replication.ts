@@ -59,7 +59,11 @@ export interface LeaderReplication {
   followers(): FollowerStatus[];
   backlog: OpBacklog;
   gate: ConfirmGate;
-  /** Detaches from the store and closes the port; with drainMs, first waits that long at most for followers to ack every op. */
+  /**
+   * Ends the leadership's replication: no confirm is released any more (the gate stays on the
+   * scheduler, closed), the tap is detached, the port closed. With drainMs (a clean stop), first
+   * waits that long at most for the followers to ack every op.
+   */
   stop(drainMs?: number): Promise<void>;
 }
 
@@ -67,7 +71,7 @@ export interface LeaderReplication {
  * Makes this node's store a replication leader: numbers the store's changes (OpTap) into
  * the shared backlog, serves followers' catch-ups and streams on the replication port,
  * holds confirms until the ISR has each round (ConfirmGate), and keeps the ISR (IsrPolicy).
- * stop() detaches all of it: the store then confirms on its own disk again.
+ * stop() ends it; the store's confirms stay held (a store that led never confirms alone again).
  */
 export async function startLeaderReplication(o: LeaderReplicationOptions): Promise<LeaderReplication> {
   const log = o.log ?? silentLog;
@@ -199,7 +203,9 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
         const until = Date.now() + drainMs;
         while (Date.now() < until && [...streams.values()].some((s) => s.acked < tap.lsn)) await new Promise((r) => setTimeout(r, 10));
       }
-      if (o.scheduler.gate === gate) o.scheduler.gate = null;
+      // The gate stays, closed: a store that led must not go back to confirming on its own
+      // disk (the wiring closes a demoted leader's clients; until then nothing is confirmed).
+      gate.close();
       attachStoreTap(null);
       await server.stop();
     },
