@@ -471,7 +471,11 @@ describe('live replication: stream, confirms waiting for followers, ISR', () => 
       const inStep = (l: Record<string, unknown>): boolean =>
         (l.time as number) > (streaming.t as number) + 1000 &&
         (l.followers as Array<{ node: string; inIsr: boolean; acked: number }>).some((x) => x.node === 'f1' && x.inIsr && x.acked > 0);
-      await waitFor(() => leader.logLines().some((l) => l.msg === 'test replication: status' && inStep(l)), 20_000, 'f1 in the ISR, acking');
+      await waitFor(
+        () => leader.logLines().some((l) => l.msg === 'test replication: status' && inStep(l)),
+        20_000,
+        'f1 in the ISR, acking',
+      );
       await sleep(1500);
       await load.stop();
       expect(await leader.stop()).toBe(0);
