@@ -582,4 +582,27 @@ describe('live replication: stream, confirms waiting for followers, ISR', () => 
     gate.ack('f1', 6);
     expect(released).toEqual([1, 2]);
   });
+
+  it('the op backlog: LSNs by position, eviction by bytes, a catch-up pin holds up to twice the size, lag in bytes', () => {
+    const b = new OpBacklog(100);
+    for (let lsn = 1; lsn <= 10; lsn++) b.push(Buffer.alloc(20, lsn), lsn);
+    // 200 bytes pushed, 100 kept: ops 6..10
+    expect([b.firstLsn, b.lastLsn, b.bytes, b.evicted]).toEqual([6, 10, 100, 5]);
+    expect(b.get(7)![0]).toBe(7);
+    expect(b.has(5)).toBe(false);
+    expect(b.has(6) && b.has(11)).toBe(true);
+    expect(b.bytesAfter(10)).toBe(0);
+    expect(b.bytesAfter(8)).toBe(40);
+    expect(b.bytesAfter(5)).toBe(100);
+    expect(b.bytesAfter(2)).toBeGreaterThan(100); // evicted: at least the whole backlog behind
+    const unpin = b.pin(7);
+    for (let lsn = 11; lsn <= 14; lsn++) b.push(Buffer.alloc(20, lsn), lsn);
+    expect(b.firstLsn).toBe(7); // held by the pin
+    for (let lsn = 15; lsn <= 20; lsn++) b.push(Buffer.alloc(20, lsn), lsn);
+    expect(b.bytes).toBeLessThanOrEqual(200); // but not past twice the size
+    unpin();
+    b.push(Buffer.alloc(20, 21), 21);
+    expect([b.firstLsn, b.bytes]).toEqual([17, 100]);
+    expect(() => b.push(Buffer.alloc(1), 30)).toThrow(/backlog/);
+  });
 });
