@@ -50,20 +50,27 @@ export class Server {
     const limits = alarmLimits(config);
     this.resourceAlarms = new ResourceAlarms(limits, config.dataDir, log, () => this.updateBlocked(), messageMemory);
     keepPiecesBelowRss(limits.memory / 2);
-    // TEST ONLY: mirrors every store change into a second directory (test/cluster-stream.test.ts).
-    const streamTo = process.env.LEVERET_TEST_STREAM_TO;
-    if (streamTo !== undefined && streamTo !== '') {
-      // Loaded only then: a single-node broker loads nothing from src/cluster.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { attachTestStream } = require('./cluster/replication/test-stream') as typeof import('./cluster/replication/test-stream');
-      attachTestStream(config.dataDir, streamTo, log);
-    }
     this.store = new Store(
       config.dataDir,
       { segmentSize: config.segmentSize, queueMemoryBudget: config.queueMemoryBudget, memoryBudget: messageMemory },
       log,
       (err) => this.storeFailed(err),
     );
+    // TEST ONLY (test/cluster-stream.test.ts, test/cluster-live.test.ts): the store's ops mirrored
+    // into a second directory, or streamed to followers by a replication leader of fixed term.
+    if (process.env.LEVERET_TEST_STREAM_TO || process.env.LEVERET_TEST_REPLICATION) {
+      // Loaded only then: a single-node broker loads nothing from src/cluster.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { attachForTests } = require('./cluster/replication/test-attach') as typeof import('./cluster/replication/test-attach');
+      const drain = attachForTests(process.env, config.dataDir, this.store, log);
+      if (drain !== null) {
+        const stop = this.stop.bind(this);
+        this.stop = async (reason?: string) => {
+          await stop(reason);
+          await drain();
+        };
+      }
+    }
     this.broker = new Broker(
       { defaultUser: config.defaultUser, defaultPass: config.defaultPass, loopbackUsers: config.loopbackUsers },
       this.store,

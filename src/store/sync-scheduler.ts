@@ -1,6 +1,7 @@
 import { fsOps } from './fs-ops';
 import { storeTap } from './store-tap';
 import { ioCounts } from './io-counters';
+import type { ReplicationGate } from './replication-gate';
 
 /** A queue log with appended bytes to write and, for messages, to make durable. */
 export interface SyncTarget {
@@ -35,7 +36,12 @@ const RETRY_MAX_MS = 2000;
  */
 export class SyncScheduler {
   epoch = 1;
+  /** The newest epoch confirms may be sent for: synced here and, with a gate, released by it. */
   syncedEpoch = 0;
+  /** The newest epoch synced on this disk (ahead of syncedEpoch while a gate holds it back). */
+  localSyncedEpoch = 0;
+  /** Cluster mode: followers must have a round too before its confirms go (replication-gate.ts). */
+  gate: ReplicationGate | null = null;
   /** Set when a write or sync failed: the store is read-only until it succeeds again. */
   failure: Error | null = null;
   private readonly dirty = new Set<SyncTarget>();
@@ -239,9 +245,10 @@ export class SyncScheduler {
     this.inFlight = [];
     for (const fd of this.toClose.splice(0)) closeLater(fd);
     if (this.failure === null) {
-      this.syncedEpoch = epoch;
+      this.localSyncedEpoch = epoch;
       if (storeTap !== null) storeTap.synced(epoch);
-      for (const w of this.waiters) w.storeSynced(epoch);
+      if (this.gate === null) this.release(epoch);
+      else this.gate.localSynced(epoch);
       while (this.afterSync.length > 0 && (this.afterSync[0] as number) <= epoch) {
         this.afterSync.shift();
         (this.afterSync.shift() as () => void)();
@@ -255,6 +262,13 @@ export class SyncScheduler {
     }
     // Appends that came in while we were syncing start the next round now.
     if (this.needSync) this.schedule();
+  }
+
+  /** Confirms of every epoch up to `epoch` may go (called by the gate, or at once without one). */
+  release(epoch: number): void {
+    if (epoch <= this.syncedEpoch) return;
+    this.syncedEpoch = epoch;
+    for (const w of this.waiters) w.storeSynced(epoch);
   }
 
   private setFailure(err: Error | null): void {

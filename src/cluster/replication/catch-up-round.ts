@@ -28,13 +28,29 @@ export interface ChunkEvent {
  * throws `changed` (the caller manifests again), so a wrong file is never left as right.
  */
 export class CatchUpRound {
+  /** a live leader's snapshot point S: the stream from S + 1 completes the copy */
+  snapshotLsn = 0;
+  /** the leader's LSN when it answered our last request (L_end): the copy is whole once the stream is past it */
+  endLsn = 0;
+
   constructor(
     private readonly conn: FramedConnection,
     private readonly dataDir: string,
     private readonly stats: CatchUpStats,
     private readonly timeoutMs: number,
     private readonly onChunk?: (e: ChunkEvent) => void | Promise<void>,
+    /**
+     * From a live leader: a file that changed under the copy (gone, shorter, another crc)
+     * is no reason for a new manifest, as every change after S is in the stream that
+     * follows, which rewrites or removes it (positional writes replayed in order).
+     */
+    private readonly live = false,
   ) {}
+
+  private answered(payload: { lsn?: unknown } | null): void {
+    const lsn = payload?.lsn;
+    if (typeof lsn === 'number' && lsn > this.endLsn) this.endLsn = lsn;
+  }
 
   async run(): Promise<ManifestEntry[]> {
     this.stats.rounds++;
@@ -66,8 +82,11 @@ export class CatchUpRound {
     for (;;) {
       const f = await this.read();
       if (f.type === FrameType.MANIFEST_END) {
-        const end = parseJson<{ entries: number }>(f.payload);
+        const end = parseJson<{ entries: number; lsn?: number }>(f.payload);
         if (end?.entries !== out.length) throw this.protocol(`manifest announced ${end?.entries} entries, ${out.length} came`);
+        if (this.live && !Number.isSafeInteger(end.lsn)) throw this.protocol('a live leader must give its snapshot LSN in MANIFEST_END');
+        this.snapshotLsn = end.lsn ?? 0;
+        this.answered(end);
         return out;
       }
       if (f.type !== FrameType.MANIFEST) throw this.conn.unexpected(f, 'MANIFEST');
@@ -117,8 +136,9 @@ export class CatchUpRound {
       keep = mine === e.crc ? { length: e.size, crc: mine } : await this.longestMatch(e, full, e.size);
     } else {
       const [mine] = (await prefixCrcs(full, [local]))!;
-      const [theirs] = await this.check(e.path, [local]);
-      keep = mine === theirs ? { length: local, crc: mine } : await this.longestMatch(e, full, local);
+      const theirs = await this.check(e.path, [local]);
+      if (theirs === null) return null; // gone from a live leader: the stream removes it
+      keep = mine === theirs[0] ? { length: local, crc: mine } : await this.longestMatch(e, full, local);
     }
     if (local >= 0 && local !== keep.length) {
       await truncate(full, keep.length);
@@ -142,19 +162,25 @@ export class CatchUpRound {
     const lengths: number[] = [];
     for (let n = CHUNK_SIZE; n < limit; n += CHUNK_SIZE) lengths.push(n);
     if (lengths.length === 0) return { length: 0, crc: 0 };
-    const theirs = await this.check(e.path, lengths);
+    const theirs = (await this.check(e.path, lengths)) ?? [];
     const mine = (await prefixCrcs(full, lengths))!;
     let best = { length: 0, crc: 0 };
     for (let i = 0; i < lengths.length && mine[i] === theirs[i]; i++) best = { length: lengths[i], crc: mine[i] };
     return best;
   }
 
-  private async check(path: string, lengths: number[]): Promise<number[]> {
+  /** The leader's crcs of prefixes of a file; null when a live leader no longer has it. */
+  private async check(path: string, lengths: number[]): Promise<number[] | null> {
     this.conn.sendJson(FrameType.CHECK, { path, lengths });
     const f = await this.read();
-    if (f.type === FrameType.GONE) throw changed(path, 'went from the leader');
+    if (f.type === FrameType.GONE) {
+      this.answered(parseJson<{ lsn?: number }>(f.payload));
+      if (this.live) return null;
+      throw changed(path, 'went from the leader');
+    }
     if (f.type !== FrameType.CHECKED) throw this.conn.unexpected(f, 'CHECKED');
     const a = parseJson<CheckAnswer>(f.payload);
+    this.answered(a as { lsn?: number } | null);
     if (a?.path !== path || !Array.isArray(a.crcs) || a.crcs.length !== lengths.length)
       throw this.protocol('CHECKED does not answer the CHECK');
     return a.crcs;
@@ -212,11 +238,16 @@ export class CatchUpRound {
         } else if (f.type === FrameType.FETCH_END) {
           const end = parseJson<FetchEnd>(f.payload);
           if (end?.path !== e.path) throw this.protocol(`FETCH_END for ${end?.path}, expected ${e.path}`);
+          this.answered(end as { lsn?: number });
+          if (this.live) return;
           if (end.sent !== length || pos !== e.size)
             throw changed(e.path, `shrank on the leader during the copy (${end.sent} of ${length} bytes sent)`);
           break;
-        } else if (f.type === FrameType.GONE) throw changed(e.path, 'went from the leader during the copy');
-        else throw this.conn.unexpected(f, 'DATA');
+        } else if (f.type === FrameType.GONE) {
+          this.answered(parseJson<{ lsn?: number }>(f.payload));
+          if (this.live) return;
+          throw changed(e.path, 'went from the leader during the copy');
+        } else throw this.conn.unexpected(f, 'DATA');
       }
     } finally {
       await fh?.close();

@@ -8,6 +8,7 @@ export type ReplicationErrorCode =
   | 'changed' // the leader's files changed under a copy: manifest again
   | 'in-use' // the data directory is held by a running broker
   | 'io' // the follower's own file system failed (full disk, EIO): no use asking the leader again
+  | 'lagging' // the follower's next op left the leader's backlog: catch up again
   | 'stopped'; // stop() was called
 
 export class ReplicationError extends Error {
@@ -21,6 +22,6 @@ export class ReplicationError extends Error {
 
   /** Worth another connection to the same leader: not when it would answer the same way. */
   get retryable(): boolean {
-    return this.code === 'frame' || this.code === 'closed' || this.code === 'changed';
+    return this.code === 'frame' || this.code === 'closed' || this.code === 'changed' || this.code === 'lagging';
   }
 }

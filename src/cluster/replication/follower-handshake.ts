@@ -19,9 +19,30 @@ export interface FollowerIdentity {
  * Returns the leader's term, which then stamps every frame of the connection.
  */
 export async function joinLeader(conn: FramedConnection, me: FollowerIdentity, timeoutMs: number): Promise<number> {
+  return (await joinLeaderWelcome(conn, me, timeoutMs)).term;
+}
+
+/**
+ * The same, returning the leader's WELCOME: its term and, from a live leader, the id of its
+ * op stream (LSNs are continuous within one; a follower that holds a position in it can
+ * resume without a catch-up). `position` is what the follower holds, for the leader's log.
+ */
+export async function joinLeaderWelcome(
+  conn: FramedConnection,
+  me: FollowerIdentity,
+  timeoutMs: number,
+  position?: { stream: string; lsn: number },
+): Promise<Welcome> {
   conn.term = me.term;
   const nonceF = newNonce();
-  conn.sendJson(FrameType.HELLO, { cluster: me.cluster, node: me.node, protocol: PROTOCOL_VERSION, term: me.term, nonce: nonceF });
+  conn.sendJson(FrameType.HELLO, {
+    cluster: me.cluster,
+    node: me.node,
+    protocol: PROTOCOL_VERSION,
+    term: me.term,
+    nonce: nonceF,
+    ...(position === undefined ? {} : { position }),
+  });
   const chFrame = await conn.expect(FrameType.CHALLENGE, timeoutMs);
   const term = chFrame.term;
   const refuse = (code: ReplicationError['code'], why: string): never => {
@@ -39,5 +60,5 @@ export async function joinLeader(conn: FramedConnection, me: FollowerIdentity, t
   conn.sendJson(FrameType.PROOF, { proof: followerProof(me.secret, ch.nonce, nonceF, me.node) });
   const welcome = parseJson<Welcome>((await conn.expect(FrameType.WELCOME, timeoutMs)).payload);
   if (welcome?.term !== term) return refuse('protocol', 'WELCOME for another term');
-  return term;
+  return welcome;
 }

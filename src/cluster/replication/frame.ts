@@ -29,10 +29,12 @@ export const FrameType = {
   DATA: 16,
   FETCH_END: 17,
   GONE: 18,
-  /** one store op (store-ops.ts), leader to follower */
+  /** store ops (store-ops.ts), each as u32 length | op, in LSN order, leader to follower (ops-frame.ts) */
   OPS: 20,
-  /** {lsn}: the highest LSN on the follower's disk, follower to leader (not sent yet) */
+  /** u64 durableLsn: the highest LSN on the follower's disk, follower to leader */
   OPS_ACK: 21,
+  /** {from}: after its catch-up (or to resume), the follower asks for the ops from LSN `from` on */
+  STREAM: 22,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 

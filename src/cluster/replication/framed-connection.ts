@@ -31,6 +31,11 @@ export class FramedConnection {
     socket.on('close', () => this.fail(new ReplicationError('closed', `${this.peer} closed the connection`)));
   }
 
+  /** Frames received and not read yet. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   get closed(): boolean {
     return this.failure !== undefined;
   }

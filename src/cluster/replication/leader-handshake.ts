@@ -10,6 +10,8 @@ export interface LeaderIdentity {
   term: number;
   /** Whether `node` is a registered member (etcd's members/ keys, once wired). */
   isMember(node: string): boolean;
+  /** a live leader's op stream id, told in WELCOME */
+  stream?: string;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function acceptFollower(conn: FramedConnection, me: LeaderIdentity,
   const proof = parseJson<Proof>(proofFrame.payload);
   if (!proofsEqual(proof?.proof, followerProof(me.secret, nonceL, hello.nonce, hello.node)))
     return refuse('auth', `${conn.peer} failed to prove the shared secret: refused (check --cluster-secret on both nodes)`);
-  conn.sendJson(FrameType.WELCOME, { term: me.term });
+  conn.sendJson(FrameType.WELCOME, me.stream === undefined ? { term: me.term } : { term: me.term, stream: me.stream });
   return hello.node;
 }
 

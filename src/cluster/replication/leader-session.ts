@@ -10,6 +10,21 @@ import { buildManifest } from './manifest';
 import { safeRelativePath } from './node-local';
 import type { CheckRequest, FetchRequest } from './protocol';
 
+/**
+ * What a live leader adds to a session (leader-replication.ts): the LSN of its ops, the
+ * paths removed by an op whose unlink may still be under way, and the stream itself.
+ */
+export interface LiveSource {
+  /** the LSN of the newest op the store made */
+  lsn(): number;
+  /** paths (files or folders) removed by an op at or before `lsn` that may still be on disk */
+  removedBy(lsn: number): string[];
+  /** Keeps the ops from `lsn` on in the backlog while a catch-up copies (call the result to let go). */
+  pin(lsn: number): () => void;
+  /** Streams ops from `from` on to the follower until the connection ends (rejects then). */
+  stream(conn: FramedConnection, node: string, from: number): Promise<void>;
+}
+
 /** A DATA frame's payload: u64 file offset | u32 crc32(bytes) | bytes. */
 export const DATA_HEADER = 12;
 /** Manifest entries go in frames of about this many bytes of JSON. */
@@ -22,15 +37,27 @@ const MANIFEST_BATCH = 256 * 1024;
  */
 export class LeaderSession {
   bytesSent = 0;
+  /** lets go of the backlog pin of this follower's catch-up */
+  private unpin: (() => void) | null = null;
 
   constructor(
     private readonly conn: FramedConnection,
     private readonly dataDir: string,
     private readonly term: number,
     private readonly log: ReplicationLog,
+    private readonly live: LiveSource | null = null,
+    private readonly node = '',
   ) {}
 
   async run(): Promise<void> {
+    try {
+      await this.serve();
+    } finally {
+      this.unpin?.();
+    }
+  }
+
+  private async serve(): Promise<void> {
     for (;;) {
       const f = await this.conn.next(0);
       if (f.term !== this.term) {
@@ -41,13 +68,43 @@ export class LeaderSession {
       if (f.type === FrameType.MANIFEST_REQUEST) await this.manifest();
       else if (f.type === FrameType.CHECK) await this.check(f);
       else if (f.type === FrameType.FETCH) await this.fetch(f);
-      else throw this.conn.unexpected(f, 'a request');
+      else if (f.type === FrameType.STREAM && this.live !== null) {
+        // The stream checks synchronously that it has `from`: the pin can go after that.
+        const streaming = this.live.stream(this.conn, this.node, this.streamFrom(f));
+        this.unpin?.();
+        return streaming;
+      } else throw this.conn.unexpected(f, 'a request');
     }
+  }
+
+  private streamFrom(f: Frame): number {
+    const from = parseJson<{ from: number }>(f.payload)?.from;
+    if (!Number.isSafeInteger(from) || from! < 1) throw this.badRequest('STREAM needs a positive LSN to start from');
+    return from!;
+  }
+
+  /** The leader's LSN now, for answers (a live leader's; 0 otherwise). */
+  private lsn(): number {
+    return this.live === null ? 0 : this.live.lsn();
   }
 
   private async manifest(): Promise<void> {
     const t0 = Date.now();
-    const entries = await buildManifest(this.dataDir);
+    // A live leader's snapshot point S, taken before any size or crc is read: every change
+    // after it is in the stream, which the follower applies over what it copies.
+    const snapshot = this.lsn();
+    const removing = this.live === null ? [] : this.live.removedBy(snapshot);
+    if (this.live !== null) {
+      this.unpin?.();
+      this.unpin = this.live.pin(snapshot + 1);
+    }
+    let entries = await buildManifest(this.dataDir);
+    // A file removed by an op at or before S whose unlink has not finished is still listed;
+    // the stream from S + 1 would never remove it from the copy.
+    if (removing.length > 0) {
+      const gone = new Set(removing);
+      entries = entries.filter((e) => !gone.has(e.path) && !removing.some((r) => e.path.startsWith(r + '/')));
+    }
     let batch: unknown[] = [];
     let size = 0;
     let bytes = 0;
@@ -67,7 +124,7 @@ export class LeaderSession {
       this.conn.sendJson(FrameType.MANIFEST, batch);
       frames++;
     }
-    this.conn.sendJson(FrameType.MANIFEST_END, { entries: entries.length, bytes });
+    this.conn.sendJson(FrameType.MANIFEST_END, { entries: entries.length, bytes, lsn: snapshot });
     this.log.info(
       { follower: this.conn.peer, entries: entries.length, bytes, frames, ms: Date.now() - t0 },
       'replication: manifest served',
@@ -81,8 +138,8 @@ export class LeaderSession {
     if (!Array.isArray(lengths) || !lengths.every((n, i) => Number.isSafeInteger(n) && n >= 0 && (i === 0 || n >= lengths[i - 1])))
       throw this.badRequest('CHECK lengths must be ascending non-negative integers');
     const crcs = await prefixCrcs(join(this.dataDir, path), lengths);
-    if (crcs === null) this.conn.sendJson(FrameType.GONE, { path });
-    else this.conn.sendJson(FrameType.CHECKED, { path, crcs });
+    if (crcs === null) this.conn.sendJson(FrameType.GONE, { path, lsn: this.lsn() });
+    else this.conn.sendJson(FrameType.CHECKED, { path, crcs, lsn: this.lsn() });
   }
 
   private async fetch(f: Frame): Promise<void> {
@@ -96,7 +153,7 @@ export class LeaderSession {
       fh = await openData(join(this.dataDir, path));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      this.conn.sendJson(FrameType.GONE, { path });
+      this.conn.sendJson(FrameType.GONE, { path, lsn: this.lsn() });
       return;
     }
     let sent = 0;
@@ -120,7 +177,7 @@ export class LeaderSession {
     } finally {
       await fh.close();
     }
-    this.conn.sendJson(FrameType.FETCH_END, { path, sent });
+    this.conn.sendJson(FrameType.FETCH_END, { path, sent, lsn: this.lsn() });
   }
 
   private requestPath(p: unknown): string {

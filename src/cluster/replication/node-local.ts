@@ -7,19 +7,29 @@ import { isAbsolute, normalize, sep } from 'node:path';
  *   which may end in a torn record, must be recovered record by record, so it is removed);
  * - paging/: transient messages paged out, dropped at every start;
  * - *.tmp: a file being written aside before a rename;
- * - REPLICA_MARK: our own "catch-up in progress" mark.
+ * - REPLICA_MARK: our own "catch-up in progress" mark;
+ * - REPLICA_POSITION: how far this follower has the leader's stream.
  */
 export const LOCK_FILE = 'leveret.lock';
 export const REPLICA_MARK = 'catch-up-incomplete';
+/** A follower's position in its leader's op stream ({stream, term, lsn}): where it resumes. */
+export const REPLICA_POSITION = 'replica-position';
 
 export function isNodeLocal(rel: string): boolean {
   const top = rel.split('/')[0];
-  return top === LOCK_FILE || top === 'clean-stop' || top === 'paging' || top === REPLICA_MARK || rel.endsWith('.tmp');
+  return (
+    top === LOCK_FILE ||
+    top === 'clean-stop' ||
+    top === 'paging' ||
+    top === REPLICA_MARK ||
+    top === REPLICA_POSITION ||
+    rel.endsWith('.tmp')
+  );
 }
 
 /** Node-local entries a follower removes when it catches up (the lock and our mark stay). */
 export function isStaleOnFollower(rel: string): boolean {
-  return isNodeLocal(rel) && rel !== LOCK_FILE && rel !== REPLICA_MARK;
+  return isNodeLocal(rel) && rel !== LOCK_FILE && rel !== REPLICA_MARK && rel !== REPLICA_POSITION;
 }
 
 /**

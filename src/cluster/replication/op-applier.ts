@@ -23,6 +23,18 @@ export class OpApplier {
   ops = 0;
   bytes = 0;
   syncs = 0;
+  /**
+   * While set, SYNCED ops are noted but not acted on: a follower catching up on a run of ops
+   * syncs once at the end of the run (the last SYNCED op covers everything before it), not
+   * once per leader round, which would make it as slow to catch up as the rounds were long.
+   */
+  deferSync = false;
+  /** the LSN of the last SYNCED op applied, deferred or not */
+  syncedSeen = 0;
+  /** the files an asynchronous sync round is making durable (closes of them wait for it) */
+  private inFlight: Set<number> | null = null;
+  private readonly toClose: number[] = [];
+  private syncAgain = false;
   private readonly fds = new Map<string, number>();
   private readonly dirtyFiles = new Set<number>();
   private readonly dirtyDirs = new Set<string>();
@@ -50,7 +62,7 @@ export class OpApplier {
     switch (op.kind) {
       case OpKind.OPEN: {
         this.closeFile(rel);
-        const fd = fs.openSync(path, op.n ? 'w+' : fs.constants.O_RDWR | fs.constants.O_CREAT);
+        const fd = openMaking(path, op.n ? 'w+' : fs.constants.O_RDWR | fs.constants.O_CREAT);
         this.keep(rel, fd);
         this.dirtyDirs.add(dirname(path));
         return;
@@ -78,7 +90,7 @@ export class OpApplier {
       case OpKind.REPLACE: {
         this.closeFile(rel);
         const tmp = path + '.tmp';
-        const fd = fs.openSync(tmp, 'w');
+        const fd = openMaking(tmp, 'w');
         try {
           fs.writeSync(fd, op.data!);
           fs.fsyncSync(fd);
@@ -94,15 +106,65 @@ export class OpApplier {
 
   /** Makes everything applied durable; LSNs up to this op are then on our disk. */
   private sync(op: StoreOp): void {
+    this.syncedSeen = op.lsn;
+    this.leaderDurableLsn = op.upTo;
+    if (this.deferSync) return;
     this.flush();
     this.durableLsn = op.lsn;
-    this.leaderDurableLsn = op.upTo;
+  }
+
+  /**
+   * Group commit on the follower: fdatasyncs every file written since the last sync, in
+   * parallel in the thread pool, while later ops go on being applied (what was written before
+   * an fdatasync started is covered by it). `done(lsn)`: every op up to lsn is durable here.
+   * One sync at a time; one asked for meanwhile starts when it ends. Folder entries change
+   * rarely (a segment made or removed): they are synced at once, before the files' round.
+   */
+  syncAsync(done: (lsn: number, err: Error | null) => void): void {
+    if (this.inFlight !== null) {
+      this.syncAgain = true;
+      return;
+    }
+    if (this.appliedLsn <= this.durableLsn) return;
+    const lsn = this.appliedLsn;
+    const fds = [...this.dirtyFiles];
+    this.dirtyFiles.clear();
+    try {
+      this.syncDirs();
+    } catch (err) {
+      done(this.durableLsn, err as Error);
+      return;
+    }
+    this.inFlight = new Set(fds);
+    this.syncs += fds.length;
+    let left = fds.length;
+    let failure: Error | null = null;
+    const finish = (): void => {
+      this.inFlight = null;
+      for (const fd of this.toClose.splice(0)) fs.closeSync(fd);
+      if (failure === null && lsn > this.durableLsn) this.durableLsn = lsn;
+      done(this.durableLsn, failure);
+      if (this.syncAgain && failure === null) {
+        this.syncAgain = false;
+        this.syncAsync(done);
+      }
+    };
+    if (left === 0) return finish();
+    for (const fd of fds)
+      fs.fdatasync(fd, (err) => {
+        if (err) failure ??= err;
+        if (--left === 0) finish();
+      });
   }
 
   private flush(): void {
     for (const fd of this.dirtyFiles) fs.fdatasyncSync(fd);
     this.syncs += this.dirtyFiles.size;
     this.dirtyFiles.clear();
+    this.syncDirs();
+  }
+
+  private syncDirs(): void {
     for (const d of this.dirtyDirs) {
       let fd: number;
       try {
@@ -121,6 +183,8 @@ export class OpApplier {
 
   /** Syncs what is pending and closes every file (the stream ended). */
   close(): void {
+    // An asynchronous round still running covers some of it; these make sure of all of it.
+    if (this.inFlight !== null) for (const fd of this.inFlight) if (!this.toClose.includes(fd)) fs.fdatasyncSync(fd);
     this.flush();
     this.durableLsn = this.appliedLsn;
     for (const r of [...this.fds.keys()]) this.closeFile(r);
@@ -131,13 +195,15 @@ export class OpApplier {
     if (fd === undefined) return;
     this.fds.delete(rel);
     if (this.dirtyFiles.delete(fd)) fs.fdatasyncSync(fd);
-    fs.closeSync(fd);
+    // An asynchronous fdatasync may still use it: closed once that round ends.
+    if (this.inFlight?.has(fd) === true) this.toClose.push(fd);
+    else fs.closeSync(fd);
   }
 
   private fdOf(rel: string, path: string): number {
     const fd = this.fds.get(rel);
     if (fd !== undefined) return fd;
-    const opened = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT);
+    const opened = openMaking(path, fs.constants.O_RDWR | fs.constants.O_CREAT);
     this.keep(rel, opened);
     return opened;
   }
@@ -145,5 +211,20 @@ export class OpApplier {
   private keep(rel: string, fd: number): void {
     if (this.fds.size >= MAX_OPEN) this.closeFile(this.fds.keys().next().value as string);
     this.fds.set(rel, fd);
+  }
+}
+
+/**
+ * Opens (creating) a file, making its folder first if it is missing: after a catch-up from a
+ * live leader, the stream replays ops on files whose folder the copy no longer has (deleted
+ * on the leader after the snapshot point); the stream's own REMOVE takes them away again.
+ */
+function openMaking(path: string, flags: string | number): number {
+  try {
+    return fs.openSync(path, flags);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(dirname(path), { recursive: true });
+    return fs.openSync(path, flags);
   }
 }

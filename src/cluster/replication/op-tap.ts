@@ -19,12 +19,16 @@ export class OpTap implements StoreTap {
   broken: string | null = null;
   /** the LSN the sync round under way covers */
   private syncMark = 0;
+  /** the LSN the last finished sync round covered: its confirms need followers durable up to here */
+  syncedUpTo = 0;
   /** relative path of each descriptor the store writes through (null: not replicated) */
   private readonly files = new Map<number, string | null>();
 
   constructor(
     private readonly root: string,
     private readonly sink: (op: Buffer, lsn: number) => void,
+    /** the store wrote a turn's appends and starts their fdatasync: a good moment to send them */
+    private readonly onSyncStarting: (() => void) | null = null,
   ) {}
 
   opened(fd: number, path: string, truncate: boolean): void {
@@ -72,9 +76,11 @@ export class OpTap implements StoreTap {
 
   syncStarting(): void {
     this.syncMark = this.lsn;
+    if (this.onSyncStarting !== null) this.onSyncStarting();
   }
 
   synced(epoch: number): void {
+    this.syncedUpTo = this.syncMark;
     this.emit(encodeOp(OpKind.SYNCED, this.lsn + 1, '', epoch, null, this.syncMark));
   }
 

@@ -21,6 +21,8 @@ export interface Proof {
 
 export interface Welcome {
   term: number;
+  /** a live leader's op stream id (random per leader process): positions are LSNs within it */
+  stream?: string;
 }
 
 /** One file or directory under the data directory, as the leader has it. */

@@ -71,7 +71,7 @@ export class ReplicationFollower {
         try {
           const manifest = await this.attempt(stats);
           const syncStart = Date.now();
-          await this.syncAll(manifest);
+          await syncCopy(this.o.dataDir, manifest);
           stats.syncMs = Date.now() - syncStart;
           await rm(join(this.o.dataDir, REPLICA_MARK), { force: true });
           await syncPath(this.o.dataDir);
@@ -135,51 +135,65 @@ export class ReplicationFollower {
   }
 
   private connect(timeoutMs: number): Promise<FramedConnection> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: this.o.host, port: this.o.port });
-      const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', onError);
-        resolve(new FramedConnection(socket, `leader ${this.leader}`));
-      });
-      const onError = (err: Error) => {
-        clearTimeout(timer);
-        reject(new ReplicationError('closed', `cannot connect to leader ${this.leader}: ${err.message}`));
-      };
-      socket.once('error', onError);
-    });
+    return connectLeader(this.o.host, this.o.port, timeoutMs);
   }
 
-  /**
-   * The mark goes down, durably, before the first change to the directory (and only once the
-   * leader is proven: a refused leader leaves a complete copy marked complete).
-   */
-  private async mark(): Promise<void> {
-    const fh = await open(join(this.o.dataDir, REPLICA_MARK), 'w');
-    await fh.sync();
-    await fh.close();
-    await syncPath(this.o.dataDir);
-  }
-
-  /** Every copied file and every directory reaches the disk before the mark is taken away. */
-  private async syncAll(manifest: ManifestEntry[]): Promise<void> {
-    // Files first, then the folders naming them, then the root; a few at a time each.
-    await mapLimit(
-      manifest.filter((e) => e.dir !== true),
-      16,
-      (e) => syncPath(join(this.o.dataDir, e.path)),
-    );
-    await mapLimit(
-      manifest.filter((e) => e.dir === true),
-      16,
-      (e) => syncPath(join(this.o.dataDir, e.path)),
-    );
-    await syncPath(this.o.dataDir);
+  private mark(): Promise<void> {
+    return markIncomplete(this.o.dataDir);
   }
 }
 
-async function syncPath(path: string): Promise<void> {
+export function connectLeader(host: string, port: number, timeoutMs: number): Promise<FramedConnection> {
+  const leader = `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(new FramedConnection(socket, `leader ${leader}`));
+    });
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      reject(new ReplicationError('closed', `cannot connect to leader ${leader}: ${err.message}`));
+    };
+    socket.once('error', onError);
+  });
+}
+
+/**
+ * The mark goes down, durably, before the first change to the directory (and only once the
+ * leader is proven: a refused leader leaves a complete copy marked complete).
+ */
+export async function markIncomplete(dataDir: string): Promise<void> {
+  const fh = await open(join(dataDir, REPLICA_MARK), 'w');
+  await fh.sync();
+  await fh.close();
+  await syncPath(dataDir);
+}
+
+/** Every copied file and every directory reaches the disk before the mark is taken away. */
+export async function syncCopy(dataDir: string, manifest: ManifestEntry[]): Promise<void> {
+  // Files first, then the folders naming them, then the root; a few at a time each.
+  // A file a live leader removed during the copy was not made here (the stream removes it).
+  await mapLimit(
+    manifest.filter((e) => e.dir !== true),
+    16,
+    (e) => syncPath(join(dataDir, e.path)).catch(ignoreMissing),
+  );
+  await mapLimit(
+    manifest.filter((e) => e.dir === true),
+    16,
+    (e) => syncPath(join(dataDir, e.path)),
+  );
+  await syncPath(dataDir);
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}
+
+export async function syncPath(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
     await fh.sync();

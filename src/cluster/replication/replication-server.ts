@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { ReplicationError } from './errors';
 import { FramedConnection } from './framed-connection';
 import { acceptFollower } from './leader-handshake';
-import { LeaderSession } from './leader-session';
+import { LeaderSession, type LiveSource } from './leader-session';
 import { silentLog, type ReplicationLog } from './log';
 
 export interface ReplicationServerOptions {
@@ -18,6 +18,10 @@ export interface ReplicationServerOptions {
   isMember?: (node: string) => boolean;
   handshakeTimeoutMs?: number;
   log?: ReplicationLog;
+  /** a live leader: its ops are streamed after each follower's catch-up */
+  live?: LiveSource;
+  /** the live stream's id, told in WELCOME */
+  stream?: string;
 }
 
 /**
@@ -65,7 +69,13 @@ export class ReplicationServer {
     try {
       node = await acceptFollower(
         conn,
-        { cluster: this.o.cluster, secret: this.o.secret, term: this.o.term, isMember: this.o.isMember ?? (() => true) },
+        {
+          cluster: this.o.cluster,
+          secret: this.o.secret,
+          term: this.o.term,
+          isMember: this.o.isMember ?? (() => true),
+          stream: this.o.stream,
+        },
         this.o.handshakeTimeoutMs ?? 5000,
       );
     } catch (err) {
@@ -76,7 +86,7 @@ export class ReplicationServer {
       return;
     }
     this.log.info({ follower: conn.peer, node, term: this.o.term }, 'replication: follower authenticated');
-    const session = new LeaderSession(conn, this.o.dataDir, this.o.term, this.log);
+    const session = new LeaderSession(conn, this.o.dataDir, this.o.term, this.log, this.o.live ?? null, node);
     try {
       await session.run();
     } catch (err) {

@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import { attachStoreTap } from '../../store/store-tap';
+import type { SyncScheduler } from '../../store/sync-scheduler';
+import { ConfirmGate } from './confirm-gate';
+import { ReplicationError } from './errors';
+import type { FramedConnection } from './framed-connection';
+import { IsrPolicy } from './isr-policy';
+import type { LiveSource } from './leader-session';
+import { LeaderStream } from './leader-stream';
+import { silentLog, type ReplicationLog } from './log';
+import { DEFAULT_BACKLOG_BYTES, OpBacklog } from './op-backlog';
+import { OpTap } from './op-tap';
+import { ReplicationServer } from './replication-server';
+import { OpKind } from './store-ops';
+
+export interface LeaderReplicationOptions {
+  /** the store's group-commit scheduler: its confirms wait for the ISR through the gate */
+  scheduler: SyncScheduler;
+  dataDir: string;
+  /** `--replication-port` (0: any free one) */
+  port: number;
+  host?: string;
+  secret: string;
+  term: number;
+  cluster: string;
+  /** this node's name (kept in the ISR, never judged) */
+  node: string;
+  /** followers in the ISR a confirm needs at least (`--min-isr`) */
+  minIsr: number;
+  /** the ISR as stored now */
+  isr: string[];
+  /** writes the ISR; confirms stop waiting for a removed follower only once it resolved */
+  setIsr(nodes: string[]): Promise<void>;
+  /** whether this node still leads (ClusterNode.isLeader): checked before each release of confirms */
+  isLeader(): boolean;
+  isMember?: (node: string) => boolean;
+  backlogBytes?: number;
+  maxLagBytes?: number;
+  maxLagMs?: number;
+  log?: ReplicationLog;
+}
+
+export interface FollowerStatus {
+  node: string;
+  acked: number;
+  /** bytes of ops the follower lacks */
+  lagBytes: number;
+  /** ms since its last ack */
+  silentMs: number;
+  inIsr: boolean;
+}
+
+export interface LeaderReplication {
+  port: number;
+  /** the stream's id: a follower's saved position is valid within it only */
+  stream: string;
+  lsn(): number;
+  isr(): string[];
+  followers(): FollowerStatus[];
+  backlog: OpBacklog;
+  gate: ConfirmGate;
+  /**
+   * Ends the leadership's replication: no confirm is released any more (the gate stays on the
+   * scheduler, closed), the tap is detached, the port closed. With drainMs (a clean stop), first
+   * waits that long at most for the followers to ack every op.
+   */
+  stop(drainMs?: number): Promise<void>;
+}
+
+/**
+ * Makes this node's store a replication leader: numbers the store's changes (OpTap) into
+ * the shared backlog, serves followers' catch-ups and streams on the replication port,
+ * holds confirms until the ISR has each round (ConfirmGate), and keeps the ISR (IsrPolicy).
+ * stop() ends it; the store's confirms stay held (a store that led never confirms alone again).
+ */
+export async function startLeaderReplication(o: LeaderReplicationOptions): Promise<LeaderReplication> {
+  const log = o.log ?? silentLog;
+  const stream = randomUUID();
+  const backlog = new OpBacklog(o.backlogBytes ?? DEFAULT_BACKLOG_BYTES);
+  const streams = new Map<string, LeaderStream>();
+  /** path → LSN of the REMOVE op; the unlink of a segment runs in the thread pool after it */
+  const removed = new Map<string, number>();
+  let pumpScheduled = false;
+  /** The setImmediate's: nothing when the store's sync start already pumped this turn. */
+  const pumpAll = (): void => {
+    if (!pumpScheduled) return;
+    pumpNow();
+  };
+  const pumpNow = (): void => {
+    pumpScheduled = false;
+    for (const s of streams.values()) s.pump();
+  };
+  const tap = new OpTap(
+    o.dataDir,
+    (op, lsn) => {
+      backlog.push(op, lsn);
+      const kind = op[0] as OpKind;
+      if (kind === OpKind.REMOVE || kind === OpKind.OPEN || kind === OpKind.MKDIR || kind === OpKind.REPLACE) {
+        const path = op.toString('utf8', 11, 11 + op.readUInt16BE(9));
+        if (kind === OpKind.REMOVE) {
+          removed.set(path, lsn);
+          if (removed.size > 4096) for (const [p, l] of removed) if (l < backlog.firstLsn) removed.delete(p);
+        } else if (removed.size > 0) removed.delete(path);
+      }
+      if (!pumpScheduled && streams.size > 0) {
+        pumpScheduled = true;
+        setImmediate(pumpAll);
+      }
+    },
+    () => {
+      // The turn's appends are written and their fdatasync starts: the followers get them now,
+      // so that their sync runs alongside ours rather than a loop iteration later.
+      if (pumpScheduled) pumpNow();
+    },
+  );
+  const gate = new ConfirmGate(
+    o.scheduler,
+    () => tap.lsn,
+    o.minIsr,
+    () => o.isLeader(),
+  );
+  const policy = new IsrPolicy({
+    self: o.node,
+    isr: o.isr,
+    setIsr: (nodes) => o.setIsr(nodes),
+    gate,
+    backlog,
+    streams: () => streams.values(),
+    maxLagBytes: o.maxLagBytes,
+    maxLagMs: o.maxLagMs,
+    log,
+  });
+  const events = {
+    acked(s: LeaderStream): void {
+      // A follower still copying acks 0 ("alive"): that is not being in step.
+      if (s.acked > 0) policy.heardFrom(s.node);
+      gate.ack(s.node, s.acked);
+    },
+    ended(s: LeaderStream, why: ReplicationError): void {
+      if (streams.get(s.node) !== s) return;
+      streams.delete(s.node);
+      gate.ack(s.node, -1);
+      log.info({ follower: s.node, code: why.code, reason: why.message, acked: s.acked, sent: s.bytesSent }, 'replication: stream ended');
+    },
+  };
+  const live: LiveSource = {
+    lsn: () => tap.lsn,
+    pin: (lsn) => backlog.pin(lsn),
+    removedBy(lsn: number): string[] {
+      const out: string[] = [];
+      for (const [p, l] of removed) if (l <= lsn) out.push(p);
+      return out;
+    },
+    stream(conn: FramedConnection, node: string, from: number): Promise<void> {
+      const s = new LeaderStream(conn, node, backlog, o.term, from, events);
+      const old = streams.get(node);
+      streams.set(node, s);
+      if (old !== undefined) old.fail(new ReplicationError('closed', `${node} opened another stream`));
+      gate.ack(node, -1);
+      log.info({ follower: node, from, lsn: tap.lsn, backlog: [backlog.firstLsn, backlog.lastLsn] }, 'replication: streaming to follower');
+      return s.run();
+    },
+  };
+  const server = new ReplicationServer({
+    port: o.port,
+    host: o.host,
+    dataDir: o.dataDir,
+    secret: o.secret,
+    term: o.term,
+    cluster: o.cluster,
+    isMember: o.isMember,
+    log,
+    live,
+    stream,
+  });
+  attachStoreTap(tap);
+  o.scheduler.gate = gate;
+  const port = await server.start();
+  policy.start();
+  return {
+    port,
+    stream,
+    lsn: () => tap.lsn,
+    isr: () => policy.isr.slice(),
+    backlog,
+    gate,
+    followers(): FollowerStatus[] {
+      const now = Date.now();
+      return [...streams.values()].map((s) => ({
+        node: s.node,
+        acked: s.acked,
+        lagBytes: backlog.bytesAfter(s.acked),
+        silentMs: now - s.lastAckAt,
+        inIsr: policy.isr.includes(s.node),
+      }));
+    },
+    async stop(drainMs = 0): Promise<void> {
+      policy.stop();
+      if (drainMs > 0) {
+        // A clean stop: the last ops (the store's final sync) go out, and each follower gets
+        // a moment to make them durable, before the connections close.
+        pumpNow();
+        const until = Date.now() + drainMs;
+        while (Date.now() < until && [...streams.values()].some((s) => s.acked < tap.lsn)) await new Promise((r) => setTimeout(r, 10));
+      }
+      // The gate stays, closed: a store that led must not go back to confirming on its own
+      // disk (the wiring closes a demoted leader's clients; until then nothing is confirmed).
+      gate.close();
+      attachStoreTap(null);
+      await server.stop();
+    },
+  };
+}
