@@ -209,6 +209,7 @@ export class Server {
   }
 
   async start(): Promise<void> {
+    if (this.beforeRecover !== null) await this.beforeRecover();
     const t0 = Date.now();
     // Recovering a large store is message traffic: the young generation may grow for it.
     const recovered = growingYoungGeneration(() => this.broker.recover(this.log));
@@ -292,6 +293,11 @@ export class Server {
    * socket. Per connection, never per message.
    */
   admit: (() => boolean) | null = null;
+  /**
+   * Runs before the store opens a file (a cluster leader's replication: its tap must see every
+   * file opened, and its confirm gate be in place before any client gets in).
+   */
+  beforeRecover: (() => Promise<void>) | null = null;
 
   private accept(socket: Socket): void {
     if (this.admit !== null && !this.admit()) {

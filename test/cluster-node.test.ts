@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { canConnect, freePort, startBroker } from './helpers/broker';
+import { freePort, startBroker } from './helpers/broker';
 import { ClusterNode } from '../src/cluster/cluster-node';
 import { closeReason, waitFor } from './helpers/clients';
 import { startEtcd, type StartedEtcd } from './helpers/etcd';
@@ -142,7 +142,7 @@ async function settled(nodes: LeveretNode[], timeoutMs = 20_000): Promise<{ lead
       const leader = serving[0];
       const term = leader.logs('cluster: leading (serving AMQP, HTTP and replication)')[0].term as number;
       const followers = nodes.filter((n) => n !== leader);
-      const caughtUp = followers.every((f) => f.logs('cluster: data directory caught up with the leader').some((l) => l.term === term));
+      const caughtUp = followers.every((f) => f.logs('cluster: data directory in step with the leader').some((l) => l.term === term));
       if (caughtUp) return { leader, followers, term };
     }
     if (Date.now() > until)
@@ -163,6 +163,16 @@ async function tryAmqp(port: number, ms: number): Promise<amqp.ChannelModel | nu
     );
   }
   return won;
+}
+
+/** The node that served an AMQP connection made to `port` (a follower forwards to the leader), or null when refused. */
+async function servedBy(port: number, ms = 5000): Promise<string | null> {
+  const c = await tryAmqp(port, ms);
+  if (c === null) return null;
+  const node = (c.connection as unknown as { serverProperties: { node?: string } }).serverProperties.node ?? null;
+  c.on('error', () => undefined);
+  await c.close().catch(() => undefined);
+  return node;
 }
 
 async function publishConfirmed(conn: amqp.ChannelModel, queue: string): Promise<void> {
@@ -191,7 +201,9 @@ function probe(nodes: LeveretNode[], everyMs = 100): { stop: () => Promise<Accep
       tries.push(
         amqp.connect(`amqp://guest:guest@127.0.0.1:${n.port}`).then(
           (c) => {
-            accepted.push({ node: n.name, at: Date.now() });
+            // A follower forwards to the leader: what counts is the node that served.
+            const served = (c.connection as unknown as { serverProperties: { node?: string } }).serverProperties.node;
+            accepted.push({ node: served ?? n.name, at: Date.now() });
             c.on('error', () => undefined);
             return c.close().catch(() => undefined);
           },
@@ -236,7 +248,7 @@ afterAll(async () => {
 });
 
 describe('a Leveret cluster node', { timeout: 90_000 }, () => {
-  it('three nodes: exactly one serves AMQP and HTTP, the others follow; a duplicate node name exits 2', async () => {
+  it('three nodes: exactly one serves AMQP and HTTP, the others follow and forward clients to it; a duplicate node name exits 2', async () => {
     const nodes = await startCluster();
     const { leader, followers, term } = await settled(nodes);
     const conn = await tryAmqp(leader.port, 5000);
@@ -244,8 +256,15 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     await publishConfirmed(conn!, 'h-wire-q');
     await conn!.close();
     for (const f of followers) {
-      expect(await canConnect(f.port), `${f.name} listens for AMQP`).toBe(false);
-      expect(await canConnect(f.httpPort), `${f.name} listens for HTTP`).toBe(false);
+      // A follower's client ports forward to the leader, which serves the connection.
+      const via = await tryAmqp(f.port, 5000);
+      expect(via, f.tail()).not.toBeNull();
+      expect((via!.connection as unknown as { serverProperties: { node?: string } }).serverProperties.node).toBe(leader.name);
+      await via!.close();
+      const overview = await fetch(`http://127.0.0.1:${f.httpPort}/api/overview`, {
+        headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
+      });
+      expect(((await overview.json()) as { node: string }).node).toBe(leader.name);
       const fl = f.logs('cluster: follower').pop()!;
       expect(fl).toMatchObject({ role: 'follower', term, leader: leader.name });
     }
@@ -295,9 +314,9 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     const other = followers.find((f) => f !== served)!;
     const newTerm = served!.logs('cluster: leading (serving AMQP, HTTP and replication)').pop()!.term as number;
     expect(newTerm).toBeGreaterThan(term);
-    // The remaining follower follows the new leader (and serves nothing).
-    await other.waitLog('cluster: data directory caught up with the leader', (l) => l.term === newTerm);
-    expect(await canConnect(other.port)).toBe(false);
+    // The remaining follower follows the new leader (and forwards its clients there).
+    await other.waitLog('cluster: data directory in step with the leader', (l) => l.term === newTerm);
+    expect(await servedBy(other.port)).toBe(served!.name);
   });
 
   it('SIGSTOP of the leader past the TTL, then SIGCONT: its clients get 320, it follows, never two serve at once', async () => {
@@ -338,12 +357,12 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     const demoted = await leader.waitLog('cluster: demoted', (l) => l.term === term, 5000);
     expect(String(demoted.reason)).toContain('lease');
     await leader.waitLog('cluster: follower', (l) => l.term === newTerm && l.leader === served!.name, 10_000);
-    await leader.waitLog('cluster: data directory caught up with the leader', (l) => l.term === newTerm, 10_000);
+    await leader.waitLog('cluster: data directory in step with the leader', (l) => l.term === newTerm, 10_000);
     await sleep(500);
     const accepted = await watch.stop();
     const order = expectOneAtATime(accepted);
     expect(order).toEqual([leader.name, served!.name]);
-    expect(await canConnect(leader.port)).toBe(false);
+    expect(await servedBy(leader.port)).toBe(served!.name);
     console.log(
       `SIGSTOP: ${served!.name} served ${takeoverMs} ms after the stop; paused ${pausedMs} ms; ` +
         `the held client saw 320 ${closedMs} ms after SIGCONT; AMQP accepted by ${order.join(' → ')} (${accepted.length} probe handshakes)`,
@@ -359,7 +378,7 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     expect(String(waiting.reason)).toContain('may not lead until a catch-up completes');
     await sleep(TTL * 1000 + 500);
     expect(marked.logs('cluster: leader')).toEqual([]);
-    expect(await canConnect(marked.port)).toBe(false);
+    expect(await servedBy(marked.port)).toBeNull();
 
     // A node with a sound directory leads; the marked one follows, and its catch-up removes the mark.
     const sound = await startNode(cluster, 'm2');
@@ -393,7 +412,7 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     expect(String(waiting.reason)).toContain('is empty while the ISR names f1: may not lead until a catch-up completes');
     await sleep(TTL * 1000);
     expect(newcomer.logs('cluster: leader')).toEqual([]);
-    expect(await canConnect(newcomer.port)).toBe(false);
+    expect(await servedBy(newcomer.port)).toBeNull();
     expect(fs.readdirSync(newcomer.dataDir)).toEqual([]);
   });
 
@@ -507,7 +526,7 @@ describe('a cluster node when etcd goes away', { timeout: 60_000 }, () => {
     expect(closeReason(err).code, String(err)).toBe(320);
     expect(closeReason(err).text).toContain(`leadership of term ${first.term as number} lost`);
     await node.waitLog('cluster: stepped down (broker stopped, store closed)');
-    expect(await canConnect(node.port)).toBe(false);
+    expect(await servedBy(node.port)).toBeNull();
     expect(node.exitCode()).toBeNull(); // the process stays
     await sleep(1000);
     const t1 = Date.now();

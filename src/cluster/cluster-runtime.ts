@@ -2,16 +2,18 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Server } from '../app';
+import { setServerIdentity } from '../server/server-properties';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { TlsMaterial } from '../server/tls';
 import { ClusterNode, type DemotedEvent, type LeaderEvent } from './cluster-node';
 import { readOrCreateSecret } from './cluster-secret';
 import { clusterSettings, type ClusterSettings } from './cluster-settings';
+import { LeaderProxy } from './proxy/leader-proxy';
 import { FollowerLoop, type LeaderAddress } from './follower-loop';
 import { ClusterKeys } from './keys';
 import { REPLICA_MARK } from './replication/node-local';
-import { ReplicationServer } from './replication/replication-server';
+import { startLeaderReplication, type LeaderReplication } from './replication/leader-replication';
 
 export { ClusterError } from './errors';
 
@@ -19,6 +21,9 @@ export interface ClusterRuntimeOptions {
   /** A failure that leaves this node unable to go on (its store cannot open): the caller exits. */
   onFatal: (message: string, err: unknown) => void;
 }
+
+/** How long a leader stopping cleanly waits for its followers to take its last ops. */
+const CLEAN_STOP_DRAIN_MS = 3000;
 
 const NO_CONNECTIONS: ReadonlySet<unknown> = new Set();
 
@@ -54,12 +59,12 @@ export class ClusterRuntime {
   private readonly keys: ClusterKeys;
   private node: ClusterNode | undefined;
   private server: Server | null = null;
-  private replication: ReplicationServer | null = null;
+  private replication: LeaderReplication | null = null;
   private follower: FollowerLoop | null = null;
+  private proxy: LeaderProxy | null = null;
   private chain: Promise<void> = Promise.resolve();
   private stopping = false;
   private secret: string | null;
-  private isrWriting = false;
 
   constructor(
     config: Config,
@@ -72,6 +77,7 @@ export class ClusterRuntime {
     this.secret = this.settings.secret;
     // The broker of every leadership shows the cluster's name for this node.
     this.config = { ...config, nodeName: this.settings.nodeName };
+    setServerIdentity(this.settings.nodeName, this.settings.clusterName);
   }
 
   /** The broker's client connections while leading; none otherwise. */
@@ -127,12 +133,13 @@ export class ClusterRuntime {
     });
     node.on('waiting', (e: { reason: string }) => {
       this.transition('waiting', node.term, node.leaderName(), e.reason);
+      // No leader to forward to: clients are refused (AMQP 320, HTTP 503) rather than sent to a gone one.
+      if (node.leaderName() === undefined) this.proxy?.setTarget(null);
     });
     node.on('session', (e: { lease: string; ttl: number }) =>
       this.log.info({ lease: e.lease, ttl: e.ttl }, 'cluster: etcd session opened'),
     );
     node.on('isr', (nodes: string[]) => this.log.info({ isr: nodes, term: node.term }, 'cluster: in-sync replicas'));
-    node.on('members', () => this.syncIsr());
     node.on('warning', (err: Error) => this.log.warn({ reason: err.message }, 'cluster: etcd call failed; retrying'));
     this.log.info(
       {
@@ -157,7 +164,7 @@ export class ClusterRuntime {
     this.stopping = true;
     this.enqueue(async () => {
       await this.stopFollower();
-      await this.stopLeaderServices(reason);
+      await this.stopLeaderServices(reason, CLEAN_STOP_DRAIN_MS);
     });
     await this.chain;
     const t0 = Date.now();
@@ -231,9 +238,44 @@ export class ClusterRuntime {
       }
       if (!this.leads(term)) return;
     }
+    // Members gone from etcd (their lease ran out: the old leader among them) leave the ISR before
+    // anything is confirmed, so that confirms do not wait a lag bound for a dead node.
+    const live = new Set(node.members().map((m) => m.name));
+    const isr = node.isr().filter((n) => n === node.name || live.has(n));
+    if (!isr.includes(node.name)) isr.push(node.name);
+    if (isr.length !== node.isr().length || !node.isr().includes(node.name)) {
+      try {
+        await node.setIsr(isr.sort());
+      } catch (err) {
+        this.log.error({ term, reason: (err as Error).message }, 'cluster: cannot write the ISR on taking office; stepping down');
+        node.resign('cannot write the ISR on taking office');
+        return;
+      }
+      if (!this.leads(term)) return;
+    }
     const server = new Server(this.config, this.log, this.tls);
     // Between the end of the lease and the demotion being handled, nobody new gets in.
     server.admit = () => node.isLeader();
+    // The store's ops stream to the followers from before it opens its first file (the tap names
+    // each file when it is opened), and confirms wait for the ISR before any client connects.
+    server.beforeRecover = async () => {
+      this.replication = await startLeaderReplication({
+        scheduler: server.store.scheduler,
+        dataDir: this.config.dataDir,
+        port: this.settings.replicationPort,
+        host: this.config.host,
+        secret: this.secret!,
+        term,
+        cluster: this.settings.clusterName,
+        node: node.name,
+        minIsr: this.settings.minIsr,
+        isr: node.isr(),
+        setIsr: (nodes) => node.setIsr(nodes),
+        isLeader: () => node.isLeader(),
+        isMember: (name) => node.members().some((m) => m.name === name),
+        log: this.log,
+      });
+    };
     this.server = server;
     try {
       await server.start();
@@ -242,32 +284,18 @@ export class ClusterRuntime {
       return;
     }
     if (!this.leads(term)) return; // the demotion queued behind us stops the broker
-    const replication = new ReplicationServer({
-      port: this.settings.replicationPort,
-      host: this.config.host,
-      dataDir: this.config.dataDir,
-      secret: this.secret!,
-      term,
-      cluster: this.settings.clusterName,
-      isMember: (name) => node.members().some((m) => m.name === name),
-      log: this.log,
-    });
-    this.replication = replication;
-    await replication.start();
-    // (issue 15) the live stream of the store's ops and the confirm gate (min-isr) attach here.
     this.log.info(
       {
         term,
         leader: this.settings.nodeName,
         amqpPort: server.port,
         httpPort: server.httpPort,
-        replicationPort: replication.port,
+        replicationPort: this.replication?.port,
         minIsr: this.settings.minIsr,
         ms: Date.now() - t0,
       },
       'cluster: leading (serving AMQP, HTTP and replication)',
     );
-    this.syncIsr();
   }
 
   /** Demoted: the broker stops at once (clients get 320), then the directory is let go. */
@@ -278,12 +306,20 @@ export class ClusterRuntime {
     if (had) this.log.info({ term, reason, ms: Date.now() - t0 }, 'cluster: stepped down (broker stopped, store closed)');
   }
 
-  private async stopLeaderServices(reason: string): Promise<void> {
+  /**
+   * A clean stop (drainMs > 0) lets the followers take the store's last ops (its final sync)
+   * after the broker closed; a demoted leader confirms nothing more and drains nothing.
+   */
+  private async stopLeaderServices(reason: string, drainMs = 0): Promise<void> {
     const server = this.server;
     const replication = this.replication;
     this.server = null;
     this.replication = null;
-    await Promise.all([server?.stop(reason), replication?.stop()]);
+    if (drainMs === 0) await Promise.all([server?.stop(reason), replication?.stop()]);
+    else {
+      await server?.stop(reason);
+      await replication?.stop(drainMs);
+    }
   }
 
   private async follow(leader: string, term: number): Promise<void> {
@@ -303,11 +339,12 @@ export class ClusterRuntime {
       log: this.log,
       members: () => node.members(),
       secret: async () => this.secret ?? (await readOrCreateSecret(node.etcd!, this.keys, false)),
-      onLeaderKnown: (addr) => this.startLeaderProxy(addr),
+      onLeaderKnown: (addr) => this.pointProxy(addr),
       // The mark is gone: if no leader is left meanwhile, this node may now campaign.
       onCaughtUp: () => node.reconsider(),
     });
     this.follower = loop;
+    await this.startLeaderProxy();
     loop.start();
   }
 
@@ -315,46 +352,39 @@ export class ClusterRuntime {
     const loop = this.follower;
     this.follower = null;
     if (!loop) return;
-    this.stopLeaderProxy();
-    await loop.stop();
+    await Promise.all([loop.stop(), this.stopLeaderProxy()]);
   }
 
   /**
-   * FOLLOWER PROXIES (h-proxy's LeaderProxy): a follower forwards AMQP and HTTP clients to the
-   * leader at `leader.host`, `leader.amqpPort` / `leader.httpPort`. Started when the leader's
-   * address is known, stopped when this node stops following it. Nothing is forwarded yet.
+   * A follower forwards AMQP and HTTP clients to the leader on this node's own client ports
+   * (LeaderProxy): started when this node follows, pointed at the leader once its address is
+   * known (until then AMQP clients are refused with 320 and HTTP gets 503), and stopped, its
+   * forwarded clients closed, before this node leads or follows another leader.
    */
-  private startLeaderProxy(leader: LeaderAddress): void {
+  private async startLeaderProxy(): Promise<void> {
+    if (this.proxy !== null) return;
+    const proxy = new LeaderProxy({ node: this.settings.nodeName, log: this.log });
+    this.proxy = proxy;
+    try {
+      await proxy.start({ host: this.config.host, amqpPort: this.config.port, httpPort: this.config.httpPort });
+    } catch (err) {
+      // A port in use concerns the clients only: the node still replicates and may lead.
+      this.log.error({ reason: (err as Error).message }, 'cluster: cannot open the follower proxies; clients must use the leader');
+      this.proxy = null;
+    }
+  }
+
+  private pointProxy(leader: LeaderAddress): void {
     this.log.info(
       { leader: leader.node, host: leader.host, amqpPort: leader.amqpPort, httpPort: leader.httpPort },
       'cluster: leader address known',
     );
+    this.proxy?.setTarget({ node: leader.node, host: leader.host, amqpPort: leader.amqpPort, httpPort: leader.httpPort });
   }
 
-  private stopLeaderProxy(): void {}
-
-  /**
-   * INTERIM ISR POLICY, until the replication layer decides who is in sync: the leader keeps the
-   * ISR equal to the live members (itself included). A member whose copy is unfinished is in it
-   * but will not campaign (whyNotLead), so it cannot take over with a partial directory.
-   */
-  private syncIsr(): void {
-    const node = this.node;
-    if (!node || this.isrWriting || this.stopping || !node.isLeader() || this.server === null) return;
-    const want = [...new Set([...node.members().map((m) => m.name), node.name])].sort();
-    const have = [...node.isr()].sort();
-    if (want.join(',') === have.join(',')) return;
-    this.isrWriting = true;
-    node.setIsr(want).then(
-      () => {
-        this.isrWriting = false;
-        this.syncIsr(); // members may have changed while the write was in flight
-      },
-      (err: Error) => {
-        // The next change of members tries again; a deposed leader's write fails in etcd anyway.
-        this.isrWriting = false;
-        this.log.warn({ reason: err.message, isr: want }, 'cluster: ISR write failed');
-      },
-    );
+  private async stopLeaderProxy(): Promise<void> {
+    const proxy = this.proxy;
+    this.proxy = null;
+    if (proxy !== null) await proxy.stop();
   }
 }

@@ -1,7 +1,7 @@
 import type { Logger } from '../logger';
 import type { MemberInfo } from './member';
 import { ReplicationError } from './replication/errors';
-import { ReplicationFollower } from './replication/replication-follower';
+import { FollowerReplication } from './replication/follower-replication';
 
 /** Where a follower finds the leader: the leader's member key (advertiseHost, ports). */
 export interface LeaderAddress {
@@ -34,13 +34,14 @@ const MAX_RETRY_MS = 10_000;
 
 /**
  * The follower role for one leader term: finds the leader's address in its member key, then
- * catches the data directory up from it, retrying with a growing back-off (the leader may
- * still be starting, or gone: the election then names another and this loop is stopped).
- * After the catch-up the loop is done; the live stream will continue from there.
+ * catches the data directory up from it and applies the leader's stream of store changes
+ * (FollowerReplication), retrying with a growing back-off (the leader may still be starting, or
+ * gone: the election then names another and this loop is stopped).
  */
 export class FollowerLoop {
   private stopped = false;
-  private current: ReplicationFollower | undefined;
+  private current: FollowerReplication | undefined;
+  private onStop: (() => void) | undefined;
   private wake: (() => void) | undefined;
   private done: Promise<void> = Promise.resolve();
 
@@ -61,7 +62,7 @@ export class FollowerLoop {
   /** Ends a running catch-up at once and waits until the directory is released. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.current?.stop();
+    this.onStop?.();
     this.wake?.();
     await this.done;
   }
@@ -108,7 +109,7 @@ export class FollowerLoop {
         continue;
       }
       if (this.stopped) return;
-      const follower = new ReplicationFollower({
+      const follower = new FollowerReplication({
         host: member.advertiseHost,
         port: member.replicationPort,
         dataDir: this.o.dataDir,
@@ -120,27 +121,41 @@ export class FollowerLoop {
       });
       this.current = follower;
       const t0 = Date.now();
-      try {
-        const stats = await follower.catchUp();
+      follower.on('complete', (e: { lsn: number }) => {
         log.info(
-          { leader, term, ms: Date.now() - t0, bytesFetched: stats.bytesFetched, bytesKept: stats.bytesKept },
-          'cluster: data directory caught up with the leader',
+          { leader, term, ms: Date.now() - t0, lsn: e.lsn, bytesFetched: follower.bytesFetched },
+          'cluster: data directory in step with the leader',
         );
         this.o.onCaughtUp();
-        return;
+      });
+      // Connection failures are retried inside; what ends it is not retryable (a wrong secret,
+      // a deposed leader, our own disk): start over after a back-off, from the member key.
+      const failed = new Promise<ReplicationError>((resolve) => follower.once('failed', resolve));
+      try {
+        follower.start();
       } catch (err) {
-        if (this.stopped) return;
-        const e = err as ReplicationError;
-        log.warn(
-          { leader, term, code: e instanceof ReplicationError ? e.code : 'error', reason: e.message, retryInMs: delay },
-          'cluster: catch-up from the leader failed; retrying',
-        );
+        log.warn({ leader, term, reason: (err as Error).message, retryInMs: delay }, 'cluster: cannot follow the leader; retrying');
+        this.current = undefined;
         await this.sleep(delay);
         delay = Math.min(delay * 2, MAX_RETRY_MS);
-      } finally {
-        this.current = undefined;
+        continue;
       }
+      const e = await Promise.race([failed, this.stoppedSignal()]);
+      await follower.stop();
+      this.current = undefined;
+      if (this.stopped || e === null) return;
+      log.warn({ leader, term, code: e.code, reason: e.message, retryInMs: delay }, 'cluster: following the leader failed; retrying');
+      await this.sleep(delay);
+      delay = Math.min(delay * 2, MAX_RETRY_MS);
     }
+  }
+
+  /** Resolves with null once stop() was called. */
+  private stoppedSignal(): Promise<null> {
+    return new Promise((resolve) => {
+      if (this.stopped) return resolve(null);
+      this.onStop = () => resolve(null);
+    });
   }
 
   private sleep(ms: number): Promise<void> {

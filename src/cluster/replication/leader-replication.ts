@@ -113,11 +113,22 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
       if (pumpScheduled) pumpNow();
     },
   );
+  let brokenSaid = false;
+  // A stream that no longer describes the directory (a write to a file the tap never saw
+  // opened) must not vouch for anything: confirms are held, never released on it.
+  const sound = (): boolean => {
+    if (tap.broken === null) return true;
+    if (!brokenSaid) {
+      brokenSaid = true;
+      log.warn({ reason: tap.broken }, 'replication: the op stream is incomplete; confirms are held');
+    }
+    return false;
+  };
   const gate = new ConfirmGate(
     o.scheduler,
     () => tap.lsn,
     o.minIsr,
-    () => o.isLeader(),
+    () => o.isLeader() && sound(),
   );
   const policy = new IsrPolicy({
     self: o.node,
