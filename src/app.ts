@@ -8,6 +8,7 @@ import { Store } from './store/store';
 import { HttpServer } from './http/http-server';
 import { Stats } from './http/stats/stats';
 import type { Alarms, Listener } from './http/context';
+import type { ClusterStatus } from './http/cluster-status';
 import { hostname } from 'node:os';
 import { CONNECTION_FORCED } from './protocol/constants';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -92,6 +93,7 @@ export class Server {
       listeners: () => this.listeners(),
       alarms: () => this.alarms(),
       io: () => ioCounts,
+      cluster: () => (this.clusterStatus === null ? null : this.clusterStatus()),
     };
     this.http = new HttpServer(ctx, { host: config.host, port: config.httpPort }, log);
     if (this.tls !== null && config.httpsPort >= 0) {
@@ -298,6 +300,8 @@ export class Server {
    * file opened, and its confirm gate be in place before any client gets in).
    */
   beforeRecover: (() => Promise<void>) | null = null;
+  /** Cluster mode: what /api/nodes and /metrics show of the cluster this node leads. */
+  clusterStatus: (() => ClusterStatus) | null = null;
 
   private accept(socket: Socket): void {
     if (this.admit !== null && !this.admit()) {

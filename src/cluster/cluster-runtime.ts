@@ -256,6 +256,7 @@ export class ClusterRuntime {
     const server = new Server(this.config, this.log, this.tls);
     // Between the end of the lease and the demotion being handled, nobody new gets in.
     server.admit = () => node.isLeader();
+    server.clusterStatus = () => this.status(term);
     // The store's ops stream to the followers from before it opens its first file (the tap names
     // each file when it is opened), and confirms wait for the ISR before any client connects.
     server.beforeRecover = async () => {
@@ -296,6 +297,42 @@ export class ClusterRuntime {
       },
       'cluster: leading (serving AMQP, HTTP and replication)',
     );
+  }
+
+  /**
+   * What /api/nodes and /metrics show of the cluster while this node leads it (the shape of
+   * src/http/cluster-status.ts; the composition root checks it where it is handed over).
+   */
+  private status(term: number) {
+    const node = this.node!;
+    const repl = this.replication;
+    const isr = repl?.isr() ?? node.isr();
+    const followers = new Map((repl?.followers() ?? []).map((f) => [f.node, f]));
+    const lsn = repl?.lsn() ?? 0;
+    const registered = new Map(node.members().map((m) => [m.name, m]));
+    // A member whose lease ran out (stopped, dead, cut off from etcd) is still shown while the
+    // ISR lists it or it streams: as RabbitMQ lists a cluster node that is down.
+    const names = [...new Set([...registered.keys(), ...isr, ...followers.keys()])].sort();
+    const members = names.map((name) => {
+      const m = registered.get(name);
+      const f = followers.get(name);
+      const self = name === node.name;
+      return {
+        name,
+        role: self ? ('leader' as const) : ('follower' as const),
+        running: m !== undefined,
+        inSync: isr.includes(name),
+        streaming: f !== undefined,
+        ackedLsn: self ? lsn : (f?.acked ?? 0),
+        lagBytes: self ? 0 : (f?.lagBytes ?? 0),
+        silentMs: self ? 0 : (f?.silentMs ?? 0),
+        advertiseHost: m?.advertiseHost ?? '',
+        amqpPort: m?.amqpPort ?? 0,
+        httpPort: m?.httpPort ?? 0,
+        replicationPort: m?.replicationPort ?? 0,
+      };
+    });
+    return { cluster: this.settings.clusterName, term, leader: node.name, minIsr: this.settings.minIsr, isr, lsn, members };
   }
 
   /** Demoted: the broker stops at once (clients get 320), then the directory is let go. */

@@ -2,6 +2,7 @@ import type { Broker } from '../broker/broker';
 import type { Connection } from '../server/connection';
 import type { Stats } from './stats/stats';
 import type { X509Certificate } from 'node:crypto';
+import type { ClusterStatus } from './cluster-status';
 
 /** A port the node listens on, as /api/overview's `listeners` lists it. */
 export interface Listener {
@@ -41,6 +42,8 @@ export interface ManagementContext {
   alarms(): Alarms;
   /** The store's file I/O so far (RabbitMQ's io_* node statistics). */
   io(): IoStats;
+  /** The cluster this node leads (cluster mode), or null: a single node. */
+  cluster(): ClusterStatus | null;
 }
 
 export interface IoStats {

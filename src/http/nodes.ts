@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { User } from '../auth/users';
+import type { ClusterMemberStatus, ClusterStatus } from './cluster-status';
 import type { ManagementContext } from './context';
 import { notAuthorised, notFound } from './errors';
 import { shapeList, shapeOne } from './paging';
@@ -20,17 +21,52 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ManagementContext)
     const r = readResources(ctx);
     return nodeJson(ctx, r, rates.update(r, Date.now()));
   };
+  /** This node, and in cluster mode every member (a follower with what the leader knows of it). */
+  const nodes = (): Record<string, unknown>[] => {
+    const cluster = ctx.cluster();
+    if (cluster === null) return [node()];
+    return cluster.members.map((m) => (m.name === ctx.nodeName ? { ...node(), ...clusterFields(cluster, m) } : followerJson(cluster, m)));
+  };
   resource(app, users, '/api/nodes', 'management', {
     GET: ({ user, query }) => {
       requireMonitor(user);
-      return { status: 200, json: shapeList([node()], query, ['name']) };
+      return { status: 200, json: shapeList(nodes(), query, ['name']) };
     },
   });
   resource(app, users, '/api/nodes/:name', 'management', {
     GET: ({ user, params, query }) => {
       requireMonitor(user);
-      if (params.name !== ctx.nodeName) throw notFound();
-      return { status: 200, json: shapeOne(node(), query) };
+      const found = nodes().find((n) => n.name === params.name);
+      if (found === undefined) throw notFound();
+      return { status: 200, json: shapeOne(found, query) };
     },
   });
+}
+
+/** Leveret's cluster facts on a member's entry (RabbitMQ has no such fields: tools ignore them). */
+function clusterFields(c: ClusterStatus, m: ClusterMemberStatus): Record<string, unknown> {
+  return {
+    cluster_role: m.role,
+    cluster_term: c.term,
+    in_sync: m.inSync,
+    replication: {
+      streaming: m.streaming,
+      acked_lsn: m.ackedLsn,
+      lag_bytes: m.lagBytes,
+      silent_ms: m.silentMs,
+      leader_lsn: c.lsn,
+      min_isr: c.minIsr,
+    },
+    advertise_host: m.advertiseHost,
+  };
+}
+
+/**
+ * A follower as RabbitMQ lists a cluster member it has no statistics for (running while its
+ * etcd lease lives), with what
+ * the leader knows of its replication. Its own figures are on its own node (it forwards the
+ * API to the leader, so they are not reachable through it).
+ */
+function followerJson(c: ClusterStatus, m: ClusterMemberStatus): Record<string, unknown> {
+  return { name: m.name, type: 'disc', running: m.running, being_drained: false, ...clusterFields(c, m) };
 }

@@ -2,6 +2,9 @@ import type { Connection } from '../../server/connection';
 import { channelName } from '../views/channel-details';
 import { label, type MetricType } from './exposition';
 import type { ChannelRef, ExchangeRef, QueueRef, Scrape } from './scrape';
+import type { ClusterMemberStatus } from '../cluster-status';
+
+type ClusterFollowerRef = ClusterMemberStatus;
 
 /**
  * One metric: its full name at /metrics (RabbitMQ's `rabbitmq_` name where RabbitMQ has
@@ -512,6 +515,37 @@ export const LEVERET_NODE = group<Scrape>({
   ],
 });
 
+/** Cluster mode (a leader's view): role, term, in-sync replicas, each follower's lag. */
+export const LEVERET_CLUSTER = group<Scrape>({
+  id: 'leveret_cluster_metrics',
+  perObject: false,
+  objects: (s) => (s.ctx.cluster() === null ? [] : [s]),
+  labels: () => '',
+  metrics: [
+    m('leveret_cluster_leader', 'gauge', 'is 1 on the node that leads the cluster', () => 1),
+    m('leveret_cluster_term', 'gauge', 'The leadership term (etcd revision of the leader key)', (s) => s.ctx.cluster()!.term),
+    m('leveret_cluster_members', 'gauge', 'Members registered in etcd', (s) => s.ctx.cluster()!.members.length),
+    m('leveret_cluster_in_sync_replicas', 'gauge', 'Nodes in the in-sync replica set, the leader included', (s) => s.ctx.cluster()!.isr.length),
+    m('leveret_cluster_min_isr', 'gauge', 'Followers in the ISR a confirm needs at least', (s) => s.ctx.cluster()!.minIsr),
+    m('leveret_replication_lsn', 'gauge', "The leader's last log sequence number", (s) => s.ctx.cluster()!.lsn),
+  ],
+});
+
+/** Per follower, labelled by node even at /metrics (a cluster has a handful: a sum would hide the laggard). */
+export const LEVERET_REPLICATION = group<ClusterFollowerRef>({
+  id: 'leveret_replication_metrics',
+  perObject: false,
+  objects: (s) => (s.ctx.cluster()?.members ?? []).filter((x) => x.role === 'follower'),
+  labels: (f) => label('node', f.name),
+  metrics: [
+    m('leveret_replication_follower_in_sync', 'gauge', 'is 1 if the follower is in the in-sync replica set', (f) => (f.inSync ? 1 : 0)),
+    m('leveret_replication_follower_streaming', 'gauge', 'is 1 if the follower is streaming from the leader', (f) => (f.streaming ? 1 : 0)),
+    m('leveret_replication_follower_lag_bytes', 'gauge', 'Bytes of store changes the follower has not acked', (f) => f.lagBytes),
+    m('leveret_replication_follower_acked_lsn', 'gauge', 'The last log sequence number the follower made durable', (f) => f.ackedLsn),
+    m('leveret_replication_follower_silent_seconds', 'gauge', "Seconds since the follower's last ack", (f) => f.silentMs / 1000),
+  ],
+});
+
 /** RabbitMQ's order at /metrics: what its core collector reads, then totals, global counters, alarms. */
 export const ALL_GROUPS: readonly Group<unknown>[] = [
   CONNECTION_CHURN,
@@ -533,6 +567,8 @@ export const ALL_GROUPS: readonly Group<unknown>[] = [
   ALARMS,
   LEVERET_NODE,
   LEVERET_QUEUE,
+  LEVERET_CLUSTER,
+  LEVERET_REPLICATION,
 ];
 
 /** The groups /metrics/detailed offers (by RabbitMQ's family names, and Leveret's queue extras). */
