@@ -137,7 +137,7 @@ describe('failover with messages on a three-node cluster', () => {
         const failover = first - lastOld;
         failovers.push(failover);
         await restarted.waitLog(IN_STEP, (l) => l.term === newTerm, 30_000);
-        const caught = restarted.logs('replication: caught up').find((l) => l.term === newTerm);
+        const caught = restarted.logs('replication: copied from the live leader')[0];
         if (caught && (caught.filesTruncated as number) > 0) truncatedCycles++;
         console.log(
           `cycle ${cycle}: killed ${leader.name} (term ${term}); ${next.node.name} leads term ${newTerm}; ` +
@@ -300,6 +300,11 @@ describe('failover with messages on a three-node cluster', () => {
         try {
           await until('the ISR has all three', () => lastIsr(leader, term).length === 3, 20_000, dumpAll(nodes));
           await confirmsGrow(pubs, 500, 15_000, dumpAll(nodes));
+          // the followers reach the leader at its advertised address: through the relay
+          for (const f of followers) {
+            const streaming = f.logs('replication: streaming from the leader').pop();
+            expect(streaming?.leader, f.tail()).toBe(`127.0.0.1:${replPort.get(leader.name)}`);
+          }
           const repl = relays.find((r) => r.targetHost === leader.host && r.port === replPort.get(leader.name))!;
           const cutAt = Date.now();
           repl.cut();
