@@ -3,249 +3,34 @@
 // of their data directory, no listener). kill -9, SIGSTOP/SIGCONT and SIGTERM of the leader hand
 // the service to another node; a paused leader's clients are closed with 320 when it resumes.
 // Messages are not expected to survive a failover yet (no live stream): nothing here asserts it.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, startBroker } from './helpers/broker';
 import { ClusterNode } from '../src/cluster/cluster-node';
 import { closeReason, waitFor } from './helpers/clients';
-import { startEtcd, type StartedEtcd } from './helpers/etcd';
+import {
+  CLI,
+  ROOT,
+  TTL,
+  expectOneAtATime,
+  probe,
+  publishConfirmed,
+  servedBy,
+  settled,
+  tryAmqp,
+  useCluster,
+  type LeveretNode,
+  type LogLine,
+} from './helpers/cluster';
 
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
-const TTL = 2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface LogLine {
-  time: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-class LeveretNode {
-  readonly lines: LogLine[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private stderr = '';
-  private partial = '';
-  private proc: ChildProcessWithoutNullStreams;
-
-  constructor(
-    readonly name: string,
-    readonly port: number,
-    readonly httpPort: number,
-    readonly dataDir: string,
-    args: string[],
-  ) {
-    this.proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.proc.stdout.on('data', (d: Buffer) => {
-      const lines = (this.partial + d.toString()).split('\n');
-      this.partial = lines.pop() ?? '';
-      for (const l of lines) {
-        if (!l.trim()) continue;
-        try {
-          this.lines.push(JSON.parse(l) as LogLine);
-        } catch {
-          this.stderr += l + '\n';
-        }
-      }
-    });
-    this.proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get pid(): number {
-    return this.proc.pid!;
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    this.proc.kill(sig);
-  }
-
-  logs(msg: string): LogLine[] {
-    return this.lines.filter((l) => l.msg === msg);
-  }
-
-  async waitLog(msg: string, pred: (l: LogLine) => boolean = () => true, timeoutMs = 15_000): Promise<LogLine> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.lines.find((l) => l.msg === msg && pred(l));
-      if (hit) return hit;
-      if (Date.now() > until) throw new Error(`${this.name}: no log "${msg}" within ${timeoutMs} ms\n${this.tail()}`);
-      await sleep(20);
-    }
-  }
-
-  tail(n = 25): string {
-    return (
-      this.lines
-        .slice(-n)
-        .map(
-          (l) =>
-            `${l.time} ${l.msg} ${JSON.stringify({ ...l, msg: undefined, time: undefined, pid: undefined, hostname: undefined, level: undefined })}`,
-        )
-        .join('\n') + `\nstderr: ${this.stderr}`
-    );
-  }
-
-  /** null while running */
-  exitCode(): number | null {
-    return this.proc.exitCode ?? (this.proc.signalCode !== null ? -1 : null);
-  }
-
-  get errText(): string {
-    return this.stderr;
-  }
-}
-
-let etcd: StartedEtcd;
-const running: LeveretNode[] = [];
-const dirs: string[] = [];
-let clusterSeq = 0;
-
-async function startNode(cluster: string, name: string, extra: string[] = []): Promise<LeveretNode> {
-  const port = await freePort();
-  const httpPort = await freePort();
-  const replicationPort = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `leveret-cluster-${name}-`));
-  dirs.push(dataDir);
-  const args = [
-    ['--cluster-etcd', etcd.endpoint],
-    ['--cluster-name', cluster],
-    ['--node-name', name],
-    ['--host', '127.0.0.1'],
-    ['--port', String(port)],
-    ['--http-port', String(httpPort)],
-    ['--replication-port', String(replicationPort)],
-    ['--cluster-lease-ttl', String(TTL)],
-    ['--data-dir', dataDir],
-    ['--log-format', 'json'],
-  ].flat();
-  const node = new LeveretNode(name, port, httpPort, dataDir, [...args, ...extra]);
-  running.push(node);
-  return node;
-}
-
-async function startCluster(): Promise<LeveretNode[]> {
-  const cluster = `cn${process.pid}-${++clusterSeq}`;
-  return Promise.all(['n1', 'n2', 'n3'].map((n) => startNode(cluster, n)));
-}
-
-/** Waits until one node serves and the others caught up from it. */
-async function settled(nodes: LeveretNode[], timeoutMs = 20_000): Promise<{ leader: LeveretNode; followers: LeveretNode[]; term: number }> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const serving = nodes.filter((n) => n.logs('cluster: leading (serving AMQP, HTTP and replication)').length > 0);
-    if (serving.length === 1) {
-      const leader = serving[0];
-      const term = leader.logs('cluster: leading (serving AMQP, HTTP and replication)')[0].term as number;
-      const followers = nodes.filter((n) => n !== leader);
-      const caughtUp = followers.every((f) => f.logs('cluster: data directory in step with the leader').some((l) => l.term === term));
-      if (caughtUp) return { leader, followers, term };
-    }
-    if (Date.now() > until)
-      throw new Error(`cluster did not settle within ${timeoutMs} ms:\n${nodes.map((n) => `== ${n.name}\n${n.tail()}`).join('\n')}`);
-    await sleep(50);
-  }
-}
-
-/** An AMQP connection that completes its handshake within `ms`, else null (and closed if it opens later). */
-async function tryAmqp(port: number, ms: number): Promise<amqp.ChannelModel | null> {
-  const pending = amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
-  const timeout = new Promise<null>((r) => setTimeout(() => r(null), ms));
-  const won = await Promise.race([pending.catch(() => null), timeout]);
-  if (won === null) {
-    void pending.then(
-      (c) => c.close().catch(() => undefined),
-      () => undefined,
-    );
-  }
-  return won;
-}
-
-/** The node that served an AMQP connection made to `port` (a follower forwards to the leader), or null when refused. */
-async function servedBy(port: number, ms = 5000): Promise<string | null> {
-  const c = await tryAmqp(port, ms);
-  if (c === null) return null;
-  const node = (c.connection as unknown as { serverProperties: { node?: string } }).serverProperties.node ?? null;
-  c.on('error', () => undefined);
-  await c.close().catch(() => undefined);
-  return node;
-}
-
-async function publishConfirmed(conn: amqp.ChannelModel, queue: string): Promise<void> {
-  const ch = await conn.createConfirmChannel();
-  await ch.assertQueue(queue, { durable: true });
-  ch.sendToQueue(queue, Buffer.from('hello'), { persistent: true });
-  await ch.waitForConfirms();
-  await ch.close();
-}
-
-interface Accepted {
-  node: string;
-  at: number;
-}
-
-/**
- * Tries an AMQP handshake with every node every `everyMs`, without waiting for earlier tries (a
- * paused node holds them until it resumes: a handshake it completes then is counted then).
- * Records each completed handshake with its time.
- */
-function probe(nodes: LeveretNode[], everyMs = 100): { stop: () => Promise<Accepted[]> } {
-  const accepted: Accepted[] = [];
-  const tries: Promise<void>[] = [];
-  const timer = setInterval(() => {
-    for (const n of nodes) {
-      tries.push(
-        amqp.connect(`amqp://guest:guest@127.0.0.1:${n.port}`).then(
-          (c) => {
-            // A follower forwards to the leader: what counts is the node that served.
-            const served = (c.connection as unknown as { serverProperties: { node?: string } }).serverProperties.node;
-            accepted.push({ node: served ?? n.name, at: Date.now() });
-            c.on('error', () => undefined);
-            return c.close().catch(() => undefined);
-          },
-          () => undefined,
-        ),
-      );
-    }
-  }, everyMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      // Tries stuck on a paused node end when it resumes (or is killed by afterEach).
-      await Promise.race([Promise.all(tries), sleep(5000)]);
-      return accepted;
-    },
-  };
-}
-
-/** Once another node accepted after one, the first never accepts again: no two serve at once. */
-function expectOneAtATime(accepted: Accepted[]): string[] {
-  const order: string[] = [];
-  for (const a of [...accepted].sort((x, y) => x.at - y.at)) if (order[order.length - 1] !== a.node) order.push(a.node);
-  expect(new Set(order).size, `AMQP accepted by ${order.join(' → ')}`).toBe(order.length);
-  return order;
-}
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-}, 30_000);
-
-afterEach(async () => {
-  for (const n of running.splice(0)) {
-    n.signal('SIGCONT');
-    n.signal('SIGKILL');
-    await n.exited;
-  }
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const h = useCluster();
+const startNode = h.startNode.bind(h);
+const startCluster = () => h.startCluster();
 
 describe('a Leveret cluster node', { timeout: 90_000 }, () => {
   it('three nodes: exactly one serves AMQP and HTTP, the others follow and forward clients to it; a duplicate node name exits 2', async () => {
@@ -370,7 +155,7 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
   });
 
   it('a node whose directory carries catch-up-incomplete never leads; once caught up it may', async () => {
-    const cluster = `cn${process.pid}-${++clusterSeq}`;
+    const cluster = h.newClusterName();
     const marked = await startNode(cluster, 'm1');
     // An unfinished copy, as a follower killed during its catch-up leaves it.
     fs.writeFileSync(path.join(marked.dataDir, 'catch-up-incomplete'), '');
@@ -399,7 +184,7 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
   });
 
   it('a newcomer with an empty directory never leads a cluster that has data, even if in the ISR', async () => {
-    const cluster = `cn${process.pid}-${++clusterSeq}`;
+    const cluster = h.newClusterName();
     const first = await startNode(cluster, 'f1');
     await first.waitLog('cluster: leading (serving AMQP, HTTP and replication)');
     // A wrong secret: its catch-up is refused before it writes anything, so its directory stays empty.
@@ -451,12 +236,12 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
 
 describe('ClusterNode: whyNotLead, resign and reconsider (in-process)', { timeout: 30_000 }, () => {
   it('a resigning leader hands over at once and does not campaign while whyNotLead gives a reason', async () => {
-    const cluster = `cn${process.pid}-${++clusterSeq}`;
+    const cluster = h.newClusterName();
     const unfit: Record<string, string | null> = { a: null, b: null };
     const events: string[] = [];
     const make = (name: string) => {
       const n = new ClusterNode({
-        etcd: etcd.endpoint,
+        etcd: h.etcd.endpoint,
         clusterName: cluster,
         nodeName: name,
         advertiseHost: '127.0.0.1',
@@ -511,7 +296,7 @@ describe('ClusterNode: whyNotLead, resign and reconsider (in-process)', { timeou
 
 describe('a cluster node when etcd goes away', { timeout: 60_000 }, () => {
   it('longer than the TTL: the leader closes its clients with 320, and leads again in the same process when etcd is back', async () => {
-    const node = await startNode(`cn${process.pid}-${++clusterSeq}`, 'e1');
+    const node = await startNode(h.newClusterName(), 'e1');
     const first = await node.waitLog('cluster: leading (serving AMQP, HTTP and replication)');
     const conn = await tryAmqp(node.port, 5000);
     await publishConfirmed(conn!, 'h-wire-kept');
@@ -520,7 +305,7 @@ describe('a cluster node when etcd goes away', { timeout: 60_000 }, () => {
       conn!.on('close', (err: unknown) => resolve(err));
     });
     const t0 = Date.now();
-    await etcd.kill();
+    await h.etcd.kill();
     const err = await Promise.race([closed, sleep(10_000).then(() => 'no close within 10 s')]);
     const closedMs = Date.now() - t0;
     expect(closeReason(err).code, String(err)).toBe(320);
@@ -530,7 +315,7 @@ describe('a cluster node when etcd goes away', { timeout: 60_000 }, () => {
     expect(node.exitCode()).toBeNull(); // the process stays
     await sleep(1000);
     const t1 = Date.now();
-    await etcd.restart();
+    await h.etcd.restart();
     const again = await node.waitLog(
       'cluster: leading (serving AMQP, HTTP and replication)',
       (l) => (l.term as number) > (first.term as number),
@@ -567,15 +352,15 @@ describe('cluster flags', { timeout: 30_000 }, () => {
     expect(fromEnv.stderr).toContain('environment variable LEVERET_CLUSTER_ETCD must list etcd endpoints');
     expect(fromEnv.stderr).toContain('only http://host:port is accepted');
 
-    const name = run(['--cluster-etcd', etcd.endpoint, '--node-name', 'leveret@host']);
+    const name = run(['--cluster-etcd', h.etcd.endpoint, '--node-name', 'leveret@host']);
     expect(name.status).toBe(2);
     expect(name.stderr).toContain('leveret: --node-name in cluster mode: invalid node name "leveret@host"');
 
-    const isr = run(['--cluster-etcd', etcd.endpoint, '--node-name', 'n1', '--min-isr=-1']);
+    const isr = run(['--cluster-etcd', h.etcd.endpoint, '--node-name', 'n1', '--min-isr=-1']);
     expect(isr.status).toBe(2);
     expect(isr.stderr).toBe('leveret: --min-isr must be an integer from 0 to 255, got "-1"\n');
 
-    const clusterName = run(['--cluster-etcd', etcd.endpoint, '--cluster-name', 'a/b']);
+    const clusterName = run(['--cluster-etcd', h.etcd.endpoint, '--cluster-name', 'a/b']);
     expect(clusterName.status).toBe(2);
     expect(clusterName.stderr).toContain('--cluster-name must be a valid name (invalid cluster name "a/b"');
 
@@ -594,7 +379,7 @@ describe('cluster flags', { timeout: 30_000 }, () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { ConfigError, loadConfig, redactConfig } = require(path.join(ROOT, 'dist', 'config.js')) as typeof import('../src/config');
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'leveret-cluster-config-')), 'config.json');
-    dirs.push(path.dirname(file));
+    h.dirs.push(path.dirname(file));
     fs.writeFileSync(
       file,
       JSON.stringify({ clusterEtcd: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'], clusterName: 'prod', minIsr: 2 }),
