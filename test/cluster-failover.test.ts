@@ -237,6 +237,8 @@ describe('failover with messages on a three-node cluster', () => {
       );
       expect(dropped.isr).not.toContain(paused.name);
       const droppedAt = Date.now();
+      // while the silent follower is still in the ISR, confirms wait for it (the gate waits for every ISR member)
+      const whilePaused = confirmsOf(pubs).filter((c) => c.at > stoppedAt + 1000 && c.at < dropped.time).length;
       await confirmsGrow(pubs, 1000, 10_000, dumpAll(nodes));
       const grewMs = Date.now() - droppedAt;
       const contAt = Date.now();
@@ -250,7 +252,7 @@ describe('failover with messages on a three-node cluster', () => {
       await Promise.all(pubs.map((p) => p.stop()));
       console.log(
         `follower paused: ${paused.name} dropped from the ISR ${dropped.time - stoppedAt} ms after SIGSTOP (${JSON.stringify(dropped.removed)}); ` +
-          `1000 more confirms within ${grewMs} ms after that; back in the ISR ${back.time - contAt} ms after SIGCONT`,
+          `${whilePaused} confirms from 1 s after SIGSTOP until then; 1000 more confirms within ${grewMs} ms after that; back in the ISR ${back.time - contAt} ms after SIGCONT`,
       );
       // Quiet now: the follower's data files become identical to the leader's.
       let diff: string[] = [];
@@ -322,10 +324,14 @@ describe('failover with messages on a three-node cluster', () => {
                 `${confirmsOf(pubs).filter((c) => c.at > cutAt).length} confirms after the cut, ${during.length} after the ISR shrank`,
             );
             expect(during, 'confirms while no follower is in the ISR').toEqual([]);
+            // nor before that: the followers in the ISR could not ack anything after the cut
+            expect(confirmsOf(pubs).filter((c) => c.at > cutAt + 1000)).toEqual([]);
           } else {
             await confirmsGrow(pubs, 500, 10_000, dumpAll(nodes));
+            const stalled = confirmsOf(pubs).filter((c) => c.at > cutAt + 1000 && c.at < alone.time).length;
             console.log(
-              `partition, --min-isr 0: leader alone in the ISR ${alone.time - cutAt} ms after the cut; ` +
+              `partition, --min-isr 0: leader alone in the ISR ${alone.time - cutAt} ms after the cut (${stalled} confirms in between, ` +
+                `while the cut followers were still in the ISR); ` +
                 `${confirmsOf(pubs).filter((c) => c.at > alone.time).length} confirms while alone (${Date.now() - aloneAt} ms)`,
             );
           }
