@@ -84,7 +84,9 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
       for (const f of followers) {
         const c = await tryAmqp(f.port, 1000);
         if (c) {
-          served = f;
+          // a follower's port forwards to whichever node leads: the one named in connection.start
+          const node = (c.connection as unknown as { serverProperties: { node?: string } }).serverProperties.node;
+          served = followers.find((n) => n.name === node) ?? f;
           await publishConfirmed(c, 'h-wire-q2');
           await c.close();
           break;
@@ -203,7 +205,9 @@ describe('a Leveret cluster node', { timeout: 90_000 }, () => {
 
   it('SIGTERM of the leader: it exits 0 and a new leader serves within 1 s of the revocation', async () => {
     const nodes = await startCluster();
-    const { leader, followers } = await settled(nodes);
+    const { leader, followers, term } = await settled(nodes);
+    // Only an ISR member may lead: caught up is not enough, the leader must have acked them in.
+    await leader.waitLog('cluster: in-sync replicas', (l) => l.term === term && (l.isr as string[]).length === 3);
     const t0 = Date.now();
     leader.signal('SIGTERM');
     const exit = await leader.exited;
@@ -296,7 +300,8 @@ describe('ClusterNode: whyNotLead, resign and reconsider (in-process)', { timeou
 
 describe('a cluster node when etcd goes away', { timeout: 60_000 }, () => {
   it('longer than the TTL: the leader closes its clients with 320, and leads again in the same process when etcd is back', async () => {
-    const node = await startNode(h.newClusterName(), 'e1');
+    // alone in its cluster: with the default --min-isr 1 no confirm could ever come
+    const node = await startNode(h.newClusterName(), 'e1', ['--min-isr', '0']);
     const first = await node.waitLog('cluster: leading (serving AMQP, HTTP and replication)');
     const conn = await tryAmqp(node.port, 5000);
     await publishConfirmed(conn!, 'h-wire-kept');
