@@ -6,7 +6,6 @@
 // confirms waiting for the ISR with min-isr 1 and 0 while the follower is SIGSTOPped, and a
 // follower killed -9 resuming its stream from its saved position.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type amqp from 'amqplib';
@@ -14,7 +13,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { amqplibConnect, sleep, waitFor } from './helpers/clients';
 import { freePort } from './helpers/broker';
 import { removeDataDir, startOn, tempDataDir, type DurableBroker } from './helpers/durable-broker';
-import { isNodeLocal } from '../src/cluster/replication/node-local';
+import { digest } from './helpers/dir-digest';
 import { ConfirmGate } from '../src/cluster/replication/confirm-gate';
 import { IsrPolicy, type FollowerProgress } from '../src/cluster/replication/isr-policy';
 import { OpBacklog } from '../src/cluster/replication/op-backlog';
@@ -209,26 +208,6 @@ async function consumeAll(c: amqp.ChannelModel, q: string): Promise<string[]> {
   await Promise.race([all, sleep(60_000)]);
   await ch.close();
   return got;
-}
-
-/** sha256 of every replicated file, by relative path; directories listed with no hash. */
-function digest(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const r = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (isNodeLocal(r)) continue;
-      if (e.isDirectory()) {
-        out[r + '/'] = 'dir';
-        walk(r);
-      } else
-        out[r] = createHash('sha256')
-          .update(fs.readFileSync(path.join(root, r)))
-          .digest('hex');
-    }
-  };
-  walk('');
-  return out;
 }
 
 function leaderStatus(b: DurableBroker): Record<string, unknown> | undefined {

@@ -3,7 +3,6 @@
 // directory in the same process); real traffic with amqplib; the follower's copy must end
 // byte-identical to the leader's directory (node-local files aside) and a broker started
 // on it must deliver exactly what was left. Also kill -9 mid-traffic: the copy recovers.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type amqp from 'amqplib';
@@ -11,7 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { amqplibConnect, sleep } from './helpers/clients';
 import { removeDataDir, startOn, tempDataDir, type DurableBroker } from './helpers/durable-broker';
 import { api } from './helpers/http';
-import { isNodeLocal } from '../src/cluster/replication/node-local';
+import { digest } from './helpers/dir-digest';
 import { OpApplier } from '../src/cluster/replication/op-applier';
 import { OpTap } from '../src/cluster/replication/op-tap';
 import { decodeOp, OpKind } from '../src/cluster/replication/store-ops';
@@ -45,26 +44,6 @@ async function connect(b: DurableBroker): Promise<amqp.ChannelModel> {
   c.on('error', () => {});
   conns.push(c);
   return c;
-}
-
-/** sha256 of every replicated file, by relative path; directories listed with no hash. */
-function digest(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const r = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (isNodeLocal(r)) continue;
-      if (e.isDirectory()) {
-        out[r + '/'] = 'dir';
-        walk(r);
-      } else
-        out[r] = createHash('sha256')
-          .update(fs.readFileSync(path.join(root, r)))
-          .digest('hex');
-    }
-  };
-  walk('');
-  return out;
 }
 
 function body(q: string, i: number, size = 700): Buffer {

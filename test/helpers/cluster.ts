@@ -213,7 +213,10 @@ export function useCluster(): ClusterHarness {
 }
 
 /** Waits until one node serves and the others caught up from it. */
-export async function settled(nodes: LeveretNode[], timeoutMs = 20_000): Promise<{ leader: LeveretNode; followers: LeveretNode[]; term: number }> {
+export async function settled(
+  nodes: LeveretNode[],
+  timeoutMs = 20_000,
+): Promise<{ leader: LeveretNode; followers: LeveretNode[]; term: number }> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const serving = nodes.filter((n) => n.logs('cluster: leading (serving AMQP, HTTP and replication)').length > 0);
@@ -309,4 +312,3 @@ export function expectOneAtATime(accepted: Accepted[]): string[] {
   expect(new Set(order).size, `AMQP accepted by ${order.join(' → ')}`).toBe(order.length);
   return order;
 }
-
