@@ -355,6 +355,13 @@ const SCHEMA = {
     max: 255,
     description: 'In-sync followers besides the leader that must hold a persistent message before it is confirmed (cluster mode).',
   }),
+  replicationMaxLag: int({
+    default: 10,
+    min: 1,
+    max: 3600,
+    description:
+      'Seconds a follower may go without acking before the leader drops it from the in-sync replicas (cluster mode); confirms wait for every in-sync follower until then.',
+  }),
   clusterLeaseTtl: int({
     default: 5,
     min: 1,

@@ -37,7 +37,8 @@ async function until<T>(what: string, fn: () => Promise<T | null>, ms = 15_000):
 
 describe('cluster: /api/nodes and /metrics', { timeout: 90_000 }, () => {
   it('list every member with role, ISR and lag, through the leader and through a follower', async () => {
-    const all = await h.startCluster();
+    // Followers leave the ISR after 3 s without an ack instead of the default 10.
+    const all = await h.startCluster(['--replication-max-lag', '3']);
     const { leader, followers, term } = await settled(all);
     const conn = await tryAmqp(leader.port, 5000);
     expect(conn).not.toBeNull();
@@ -78,7 +79,8 @@ describe('cluster: /api/nodes and /metrics', { timeout: 90_000 }, () => {
     }
 
     // A follower stopped: listed as not running once its lease ran out, then out of the ISR
-    // once the lag bound (10 s) passed.
+    // once --replication-max-lag passed.
+    const stoppedAt = Date.now();
     followers[1].signal('SIGSTOP');
     const out = await until(
       `${followers[1].name} down and out of the ISR`,
@@ -90,6 +92,8 @@ describe('cluster: /api/nodes and /metrics', { timeout: 90_000 }, () => {
       30_000,
     );
     expect(out.cluster_role).toBe('follower');
+    // 3 s of silence (not the default 10) and a check every 250 ms at most.
+    expect(Date.now() - stoppedAt).toBeLessThan(9000);
     const after = await (await fetch(`http://127.0.0.1:${leader.httpPort}/metrics`)).text();
     expect(after).toMatch(/^leveret_cluster_in_sync_replicas 2$/m);
     followers[1].signal('SIGCONT');

@@ -65,6 +65,7 @@ describe('loadConfig', () => {
       advertiseHost: '',
       replicationPort: 5679,
       minIsr: 1,
+      replicationMaxLag: 10,
       clusterLeaseTtl: 5,
       clusterSecret: '',
     });

@@ -270,6 +270,7 @@ export class ClusterRuntime {
         cluster: this.settings.clusterName,
         node: node.name,
         minIsr: this.settings.minIsr,
+        maxLagMs: this.settings.maxLagMs,
         isr: node.isr(),
         setIsr: (nodes) => node.setIsr(nodes),
         isLeader: () => node.isLeader(),

@@ -11,6 +11,8 @@ export interface ClusterSettings {
   advertiseHost: string;
   replicationPort: number;
   minIsr: number;
+  /** ms a follower may go without acking before it leaves the ISR */
+  maxLagMs: number;
   leaseTtlSeconds: number;
   /** `--cluster-secret`; null: use (or create) the cluster's `secret` key in etcd */
   secret: string | null;
@@ -55,6 +57,7 @@ export function clusterSettings(config: Config): ClusterSettings {
     advertiseHost: advertiseHostOf(config),
     replicationPort: config.replicationPort,
     minIsr: config.minIsr,
+    maxLagMs: config.replicationMaxLag * 1000,
     leaseTtlSeconds: config.clusterLeaseTtl,
     secret: config.clusterSecret === '' ? null : config.clusterSecret,
   };
