@@ -525,7 +525,12 @@ export const LEVERET_CLUSTER = group<Scrape>({
     m('leveret_cluster_leader', 'gauge', 'is 1 on the node that leads the cluster', () => 1),
     m('leveret_cluster_term', 'gauge', 'The leadership term (etcd revision of the leader key)', (s) => s.ctx.cluster()!.term),
     m('leveret_cluster_members', 'gauge', 'Members registered in etcd', (s) => s.ctx.cluster()!.members.length),
-    m('leveret_cluster_in_sync_replicas', 'gauge', 'Nodes in the in-sync replica set, the leader included', (s) => s.ctx.cluster()!.isr.length),
+    m(
+      'leveret_cluster_in_sync_replicas',
+      'gauge',
+      'Nodes in the in-sync replica set, the leader included',
+      (s) => s.ctx.cluster()!.isr.length,
+    ),
     m('leveret_cluster_min_isr', 'gauge', 'Followers in the ISR a confirm needs at least', (s) => s.ctx.cluster()!.minIsr),
     m('leveret_replication_lsn', 'gauge', "The leader's last log sequence number", (s) => s.ctx.cluster()!.lsn),
   ],
