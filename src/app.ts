@@ -18,6 +18,7 @@ import { alarmLimits, blockedReason, ResourceAlarms } from './server/alarms';
 import { MemoryBudget } from './store/memory-budget';
 import { keepPiecesBelowRss } from './server/content-assembler';
 import { growingYoungGeneration, YoungGenerationPolicy } from './young-generation';
+import { listen } from './listen';
 
 /** The AMQP and management HTTP listeners and the set of live connections over one Broker. */
 export class Server {
@@ -226,13 +227,7 @@ export class Server {
     if (this.tls !== null && this.config.tlsPort >= 0) await this.startAmqps(this.tls);
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.amqp = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.config.port, this.config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, this.config.port, this.config.host);
     server.on('error', (err) => this.log.error({ err }, 'AMQP listener error'));
     this.log.info(
       { protocol: 'amqp', port: this.port, host: this.config.host, tls: false, dataDir: this.config.dataDir },
@@ -271,13 +266,7 @@ export class Server {
       this.log.debug({ err: err.message, peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'TLS handshake failed'),
     );
     this.amqps = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.config.tlsPort, this.config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, this.config.tlsPort, this.config.host);
     server.on('error', (err) => this.log.error({ err }, 'AMQPS listener error'));
     this.log.info(
       { protocol: 'amqp/ssl', tlsPort: this.tlsPort, host: this.config.host, tls: true },

@@ -40,12 +40,15 @@ const MAX_RETRY_MS = 10_000;
  */
 export class FollowerLoop {
   private stopped = false;
-  private current: FollowerReplication | undefined;
-  private onStop: (() => void) | undefined;
-  private wake: (() => void) | undefined;
+  private delay = FIRST_RETRY_MS;
+  /** Resolves with null once stop() is called: ends every wait of the loop at once. */
+  private readonly stopSignal: Promise<null>;
+  private signalStop!: () => void;
   private done: Promise<void> = Promise.resolve();
 
-  constructor(private readonly o: FollowerLoopOptions) {}
+  constructor(private readonly o: FollowerLoopOptions) {
+    this.stopSignal = new Promise((resolve) => (this.signalStop = () => resolve(null)));
+  }
 
   get leader(): string {
     return this.o.leader;
@@ -62,15 +65,13 @@ export class FollowerLoop {
   /** Ends a running catch-up at once and waits until the directory is released. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.onStop?.();
-    this.wake?.();
+    this.signalStop();
     await this.done;
   }
 
   private async run(): Promise<void> {
     const { log, leader, term } = this.o;
     let known = false;
-    let delay = FIRST_RETRY_MS;
     let said = '';
     const once = (msg: string, fields: object) => {
       if (said === msg) return;
@@ -99,8 +100,7 @@ export class FollowerLoop {
         secret = await this.o.secret();
       } catch (err) {
         log.warn({ leader, term, reason: (err as Error).message }, 'cluster: cannot read the replication secret from etcd; retrying');
-        await this.sleep(delay);
-        delay = Math.min(delay * 2, MAX_RETRY_MS);
+        await this.backOff();
         continue;
       }
       if (secret === null) {
@@ -119,7 +119,6 @@ export class FollowerLoop {
         term,
         log,
       });
-      this.current = follower;
       const t0 = Date.now();
       follower.on('complete', (e: { lsn: number }) => {
         log.info(
@@ -134,38 +133,28 @@ export class FollowerLoop {
       try {
         follower.start();
       } catch (err) {
-        log.warn({ leader, term, reason: (err as Error).message, retryInMs: delay }, 'cluster: cannot follow the leader; retrying');
-        this.current = undefined;
-        await this.sleep(delay);
-        delay = Math.min(delay * 2, MAX_RETRY_MS);
+        log.warn({ leader, term, reason: (err as Error).message, retryInMs: this.delay }, 'cluster: cannot follow the leader; retrying');
+        await this.backOff();
         continue;
       }
-      const e = await Promise.race([failed, this.stoppedSignal()]);
+      const e = await Promise.race([failed, this.stopSignal]);
       await follower.stop();
-      this.current = undefined;
       if (this.stopped || e === null) return;
-      log.warn({ leader, term, code: e.code, reason: e.message, retryInMs: delay }, 'cluster: following the leader failed; retrying');
-      await this.sleep(delay);
-      delay = Math.min(delay * 2, MAX_RETRY_MS);
+      log.warn({ leader, term, code: e.code, reason: e.message, retryInMs: this.delay }, 'cluster: following the leader failed; retrying');
+      await this.backOff();
     }
   }
 
-  /** Resolves with null once stop() was called. */
-  private stoppedSignal(): Promise<null> {
-    return new Promise((resolve) => {
-      if (this.stopped) return resolve(null);
-      this.onStop = () => resolve(null);
-    });
+  /** Waits the current back-off (or until stop()), then doubles it up to MAX_RETRY_MS. */
+  private async backOff(): Promise<void> {
+    await this.sleep(this.delay);
+    this.delay = Math.min(this.delay * 2, MAX_RETRY_MS);
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+  /** Waits `ms`, or until stop(). */
+  private async sleep(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, ms))), this.stopSignal]);
+    clearTimeout(timer);
   }
 }

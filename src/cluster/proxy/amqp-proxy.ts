@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { refuseAmqp } from './amqp-refusal';
 import { silentProxyLog, targetName, type ProxyLog, type ProxyTarget } from './proxy-log';
+import { listen } from '../../listen';
 
 export interface AmqpProxyOptions {
   /** this node's name, in the reason a refused client reads */
@@ -87,13 +88,7 @@ export class AmqpProxy {
   async listen(host: string, port: number): Promise<number> {
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, port, host);
     server.on('error', (err) => this.log.warn({ err }, `${this.protocol} proxy listener error`));
     return this.port;
   }

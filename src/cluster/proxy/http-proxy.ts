@@ -10,6 +10,7 @@ import {
 } from 'node:http';
 import type { Socket } from 'node:net';
 import { silentProxyLog, targetName, type ProxyLog, type ProxyTarget } from './proxy-log';
+import { listen } from '../../listen';
 
 export interface HttpProxyOptions {
   /** this node's name: in the via header and in the reasons of 503 and 502 answers */
@@ -66,13 +67,7 @@ export class HttpProxy {
   async listen(host: string, port: number): Promise<number> {
     const server = createServer((req, res) => this.forward(req, res));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, port, host);
     server.on('error', (err) => this.log.warn({ err }, 'HTTP proxy listener error'));
     return this.port;
   }

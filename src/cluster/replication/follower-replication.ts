@@ -12,27 +12,14 @@ import { silentLog, type ReplicationLog } from './log';
 import { REPLICA_MARK, REPLICA_POSITION } from './node-local';
 import { OpApplier } from './op-applier';
 import { ackPayload, splitOps } from './ops-frame';
+import { connectLeader, markIncomplete, syncCopy, syncPath, type FollowerOptions } from './replication-follower';
 
 /** A follower behind syncs at least this often while it catches up. */
 const SYNC_EVERY_MS = 50;
 
-import { connectLeader, markIncomplete, syncCopy, syncPath } from './replication-follower';
-
-export interface FollowerReplicationOptions {
-  host: string;
-  port: number;
-  dataDir: string;
-  secret: string;
-  node: string;
-  cluster: string;
-  /** the highest leader term this node has seen */
-  term?: number;
-  /** how long the follower waits for the leader's next frame (it sends one a second when idle) */
-  timeoutMs?: number;
-  retryDelayMs?: number;
+export interface FollowerReplicationOptions extends FollowerOptions {
   /** how often an idle follower acks (keep-alive), so the leader can tell silent from dead */
   ackIntervalMs?: number;
-  log?: ReplicationLog;
 }
 
 /** A follower's position in a leader's op stream, saved so that a restart can resume there. */

@@ -121,6 +121,22 @@ export class IsrPolicy {
     }
     for (const n of this.targets.keys()) if (!streams.has(n) || this.isr.includes(n)) this.targets.delete(n);
     if (remove.length === 0 && add.length === 0) return;
+    await this.write(remove, add);
+  }
+
+  /**
+   * A leader stopping cleanly: its store is closed, so a follower that acked its last op holds
+   * all of it and joins the ISR now even if not yet judged in sync (one that joined moments ago),
+   * so that a stop right after it joined does not leave nobody allowed to lead.
+   */
+  async handOver(whole: string[]): Promise<void> {
+    const add = whole.filter((n) => n !== this.o.self && !this.isr.includes(n));
+    if (add.length === 0 || this.writing) return;
+    await this.write([], add, 'hand-over: the followers hold every op');
+  }
+
+  /** One ISR write; the gate follows the stored ISR safely (see the class comment). */
+  private async write(remove: Array<{ node: string; why: string }>, add: string[], why?: string): Promise<void> {
     const gone = new Set(remove.map((r) => r.node));
     const next = [...this.isr.filter((n) => !gone.has(n)), ...add];
     const before = this.isr;
@@ -137,7 +153,7 @@ export class IsrPolicy {
       }
       for (const n of gone) this.mustReach.set(n, this.o.backlog.lastLsn);
       this.o.gate.setIsr(this.followers(next));
-      this.o.log.info({ isr: next, removed: remove, added: add }, 'replication: ISR changed');
+      this.o.log.info({ isr: next, removed: remove, added: add, ...(why !== undefined ? { why } : {}) }, 'replication: ISR changed');
     } catch (err) {
       this.failedWrites++;
       this.o.gate.setIsr(this.followers(before));

@@ -213,20 +213,8 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
         pumpNow();
         const until = Date.now() + drainMs;
         while (Date.now() < until && [...streams.values()].some((s) => s.acked < tap.lsn)) await new Promise((r) => setTimeout(r, 10));
-        // A hand-over: the store is closed, so a follower that acked its last op holds all of
-        // it. One not yet judged in sync (it joined moments ago) is added now, so that a
-        // stop right after it joined does not leave a cluster with nobody allowed to lead.
-        const whole = [...streams.values()].filter((s) => s.acked >= tap.lsn && !policy.isr.includes(s.node)).map((s) => s.node);
-        if (whole.length > 0 && o.isLeader()) {
-          const next = [...policy.isr, ...whole];
-          try {
-            await o.setIsr(next);
-            policy.isr = next;
-            log.info({ isr: next, added: whole }, 'replication: ISR completed for the hand-over (followers hold every op)');
-          } catch (err) {
-            log.warn({ reason: (err as Error).message, wanted: next }, 'replication: ISR write for the hand-over failed');
-          }
-        }
+        // A hand-over: followers that acked the last op join the ISR before this node leaves.
+        if (o.isLeader()) await policy.handOver([...streams.values()].filter((s) => s.acked >= tap.lsn).map((s) => s.node));
       }
       // The gate stays, closed: a store that led must not go back to confirming on its own
       // disk (the wiring closes a demoted leader's clients; until then nothing is confirmed).

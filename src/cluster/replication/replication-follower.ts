@@ -12,7 +12,9 @@ import { silentLog, type ReplicationLog } from './log';
 import type { ManifestEntry } from './protocol';
 import { REPLICA_MARK } from './node-local';
 
-export interface ReplicationFollowerOptions {
+/** What a follower needs to reach the leader and copy into its directory (both kinds of follower). */
+export interface FollowerOptions {
+  /** the leader's advertised host and replication port */
   host: string;
   port: number;
   dataDir: string;
@@ -24,12 +26,15 @@ export interface ReplicationFollowerOptions {
   term?: number;
   /** how long a request may wait for the leader's next frame */
   timeoutMs?: number;
+  retryDelayMs?: number;
+  log?: ReplicationLog;
+}
+
+export interface ReplicationFollowerOptions extends FollowerOptions {
   /** connections tried before giving up (each resumes from what is on disk) */
   maxAttempts?: number;
-  retryDelayMs?: number;
   /** manifests asked for on one connection before deciding the leader changes too fast */
   maxRounds?: number;
-  log?: ReplicationLog;
   /** called after each chunk is written (progress, and a place for tests to pause the copy) */
   onChunk?: (e: ChunkEvent) => void | Promise<void>;
 }

@@ -4,6 +4,7 @@ import { FramedConnection } from './framed-connection';
 import { acceptFollower } from './leader-handshake';
 import { LeaderSession, type LiveSource } from './leader-session';
 import { silentLog, type ReplicationLog } from './log';
+import { listen } from '../../listen';
 
 export interface ReplicationServerOptions {
   /** `--replication-port`; 0 picks a free one (see port after start()). */
@@ -42,13 +43,7 @@ export class ReplicationServer {
   async start(): Promise<number> {
     const server = createServer((s) => void this.serve(s));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.port, this.o.host ?? '0.0.0.0', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, this.o.port, this.o.host ?? '0.0.0.0');
     this.port = (server.address() as { port: number }).port;
     this.log.info({ port: this.port, term: this.o.term, dataDir: this.o.dataDir }, 'replication: listening for followers');
     return this.port;
