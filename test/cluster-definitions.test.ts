@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { settled, useCluster, type LeveretNode } from './helpers/cluster';
+import { settled, TTL, useCluster, type LeveretNode } from './helpers/cluster';
 import { api, type ApiReply } from './helpers/http';
 
 /**
@@ -172,6 +172,53 @@ describe('cluster: definition changes wait for the in-sync followers', () => {
       } finally {
         await conn.close().catch(() => undefined);
       }
+    },
+  );
+
+  it(
+    'a leader that loses its lease while a declare and a policy PUT wait answers neither as done: 320 to the AMQP client, 503 to the HTTP one',
+    { timeout: 90_000 },
+    async () => {
+      const nodes = await h.startCluster(['--replication-max-lag', '60']);
+      const { leader, followers } = await allInSync(nodes);
+      const conn = await amqp.connect(leader.url);
+      let closedWith: number | undefined;
+      let closeText = '';
+      conn.on('error', (e: { code?: number; message?: string }) => {
+        closedWith = e.code;
+        closeText = e.message ?? '';
+      });
+      conn.on('close', (e?: { code?: number; message?: string }) => {
+        closedWith ??= e?.code ?? -1;
+        closeText ||= e?.message ?? 'closed without an error';
+      });
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      const [paused, other] = followers;
+      paused.signal('SIGSTOP');
+      const declared = timed(ch.assertQueue('c15-fenced', { durable: true }));
+      const policy = timed(api(leader.httpPort, 'PUT', '/api/policies/%2F/c15-fenced', { body: policyBody }));
+      await sleep(500);
+      expect(declared.at).toBeNull();
+      // The leader is paused past its lease: the other follower takes over.
+      leader.signal('SIGSTOP');
+      await other.waitLog('cluster: leading (serving AMQP, HTTP and replication)', () => true, TTL * 1000 + 15_000).catch(async () => {
+        // the paused follower is in the ISR too: it may be the one elected once it resumes
+      });
+      await sleep(TTL * 1000 + 1000);
+      // The paused follower comes back first, so that only fencing can keep the old leader from answering.
+      paused.signal('SIGCONT');
+      await sleep(300);
+      leader.signal('SIGCONT');
+      await Promise.all([declared.done, policy.done]);
+      expect(declared.value, 'declare-ok from a leader whose lease ran out').toBeUndefined();
+      expect(declared.error).toBeDefined();
+      await until('the connection to close', () => closedWith !== undefined, 10_000, () => `declare: ${declared.error?.message}\n${dumpAll(nodes)()}`);
+      expect(closedWith).toBe(320);
+      const status = policy.value?.status ?? 0;
+      expect(status === 0 || status >= 500, `policy PUT answered ${status} by a demoted leader`).toBe(true);
+      console.log(`fenced leader: declare failed with "${declared.error!.message}", connection closed with ${closedWith} (${closeText}); policy PUT: ${status || policy.error?.message}`);
+      await conn.close().catch(() => undefined);
     },
   );
 
