@@ -6,21 +6,20 @@ import type { ManagementContext } from './context';
  * vhosts, permissions, limits, a definitions import) is answered once the followers in the ISR
  * hold it, as a publisher confirm is. One hook for every route: whatever a request changed was
  * appended before its answer is sent, and the wait covers every change appended so far. On a
- * single node `ctx.replicated()` is null and the answer goes at once.
+ * single node `ctx.replicated()` is null and the answer goes at once (no promise is made).
  */
 export function registerReplicatedAnswers(app: FastifyInstance, ctx: ManagementContext): void {
-  app.addHook('onSend', async (req, reply, payload) => {
-    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return payload;
-    const wait = ctx.replicated();
-    if (wait === null) return payload;
-    try {
-      await wait;
-      return payload;
-    } catch (err) {
-      // The leader stopped leading before the followers had the change: it may or may not
-      // survive the failover, so it is not answered as done (AMQP clients get a 320).
-      void reply.code(503).type('application/json');
-      return JSON.stringify({ error: 'service_unavailable', reason: (err as Error).message });
-    }
+  app.addHook('onSend', (req, reply, payload, done) => {
+    const wait = req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' ? null : ctx.replicated();
+    if (wait === null) return done(null, payload);
+    wait.then(
+      () => done(null, payload),
+      (err: Error) => {
+        // The leader stopped leading before the followers had the change: it may or may not
+        // survive the failover, so it is not answered as done (AMQP clients get a 320).
+        void reply.code(503).type('application/json');
+        done(null, JSON.stringify({ error: 'service_unavailable', reason: err.message }));
+      },
+    );
   });
 }
