@@ -202,9 +202,11 @@ describe('cluster: definition changes wait for the in-sync followers', () => {
       expect(declared.at).toBeNull();
       // The leader is paused past its lease: the other follower takes over.
       leader.signal('SIGSTOP');
-      await other.waitLog('cluster: leading (serving AMQP, HTTP and replication)', () => true, TTL * 1000 + 15_000).catch(async () => {
-        // the paused follower is in the ISR too: it may be the one elected once it resumes
-      });
+      await other
+        .waitLog('cluster: leading (serving AMQP, HTTP and replication)', () => true, TTL * 1000 + 15_000)
+        .catch(async () => {
+          // the paused follower is in the ISR too: it may be the one elected once it resumes
+        });
       await sleep(TTL * 1000 + 1000);
       // The paused follower comes back first, so that only fencing can keep the old leader from answering.
       paused.signal('SIGCONT');
@@ -213,43 +215,95 @@ describe('cluster: definition changes wait for the in-sync followers', () => {
       await Promise.all([declared.done, policy.done]);
       expect(declared.value, 'declare-ok from a leader whose lease ran out').toBeUndefined();
       expect(declared.error).toBeDefined();
-      await until('the connection to close', () => closedWith !== undefined, 10_000, () => `declare: ${declared.error?.message}\n${dumpAll(nodes)()}`);
+      await until(
+        'the connection to close',
+        () => closedWith !== undefined,
+        10_000,
+        () => `declare: ${declared.error?.message}\n${dumpAll(nodes)()}`,
+      );
       expect(closedWith).toBe(320);
       const status = policy.value?.status ?? 0;
       expect(status === 0 || status >= 500, `policy PUT answered ${status} by a demoted leader`).toBe(true);
-      console.log(`fenced leader: declare failed with "${declared.error!.message}", connection closed with ${closedWith} (${closeText}); policy PUT: ${status || policy.error?.message}`);
+      console.log(
+        `fenced leader: declare failed with "${declared.error!.message}", connection closed with ${closedWith} (${closeText}); policy PUT: ${status || policy.error?.message}`,
+      );
       await conn.close().catch(() => undefined);
     },
   );
 
-  it('kill -9 of the leader right after declare-ok and an exchange PUT, 3 cycles: each new leader has every change', { timeout: 180_000 }, async () => {
-    let nodes = await h.startCluster(['--replication-max-lag', '3']);
-    const cycles = 3;
-    for (let i = 0; i < cycles; i++) {
-      const { leader } = await allInSync(nodes);
-      // What the previous cycles made is there.
+  it(
+    '--min-isr 0: with both followers paused, a declare waits while they are in the ISR, then is answered on the leader alone',
+    { timeout: 90_000 },
+    async () => {
+      const nodes = await h.startCluster(['--replication-max-lag', '3', '--min-isr', '0']);
+      const { leader, followers } = await allInSync(nodes);
       const conn = await amqp.connect(leader.url);
       conn.on('error', () => undefined);
-      const ch = await conn.createChannel();
-      ch.on('error', () => undefined);
-      for (let j = 0; j < i; j++) await ch.checkQueue(`c15-kill-${j}`);
-      for (let j = 0; j < i; j++) expect((await api(leader.httpPort, 'GET', `/api/exchanges/%2F/c15-kx-${j}`)).status).toBe(200);
-      expect((await api(leader.httpPort, 'PUT', `/api/exchanges/%2F/c15-kx-${i}`, { body: { type: 'direct', durable: true } })).status).toBe(201);
-      await ch.assertQueue(`c15-kill-${i}`, { durable: true });
-      leader.signal('SIGKILL');
-      await leader.exited;
-      await conn.close().catch(() => undefined);
-      nodes = [...nodes.filter((n) => n !== leader), h.restart(leader)];
-    }
-    const { leader } = await allInSync(nodes);
-    const conn = await amqp.connect(leader.url);
-    conn.on('error', () => undefined);
-    try {
-      const ch = await conn.createChannel();
-      for (let j = 0; j < cycles; j++) await ch.checkQueue(`c15-kill-${j}`);
-      for (let j = 0; j < cycles; j++) expect((await api(leader.httpPort, 'GET', `/api/exchanges/%2F/c15-kx-${j}`)).status).toBe(200);
-    } finally {
-      await conn.close().catch(() => undefined);
-    }
-  });
+      try {
+        const ch = await conn.createChannel();
+        const stoppedAt = Date.now();
+        for (const f of followers) f.signal('SIGSTOP');
+        const declared = timed(ch.assertQueue('c15-alone', { durable: true }));
+        await sleep(1000);
+        expect(declared.at).toBeNull();
+        const alone = await leader.waitLog(
+          'replication: ISR changed',
+          (l) => l.time >= stoppedAt && (l.isr as string[]).length === 1,
+          30_000,
+        );
+        await declared.done;
+        expect(declared.error).toBeUndefined();
+        expect(declared.at!).toBeGreaterThanOrEqual(alone.time - 200);
+        // Alone in the ISR with --min-isr 0: the next change is answered on the leader's disk alone.
+        const t0 = Date.now();
+        await ch.assertQueue('c15-alone-2', { durable: true });
+        const aloneMs = Date.now() - t0;
+        expect(aloneMs).toBeLessThan(2000);
+        console.log(
+          `--min-isr 0: leader alone in the ISR ${alone.time - stoppedAt} ms after SIGSTOP; declare-ok ${declared.at! - stoppedAt} ms; next declare ${aloneMs} ms`,
+        );
+        for (const f of followers) f.signal('SIGCONT');
+        await ch.close();
+      } finally {
+        await conn.close().catch(() => undefined);
+      }
+    },
+  );
+
+  it(
+    'kill -9 of the leader right after declare-ok and an exchange PUT, 3 cycles: each new leader has every change',
+    { timeout: 180_000 },
+    async () => {
+      let nodes = await h.startCluster(['--replication-max-lag', '3']);
+      const cycles = 3;
+      for (let i = 0; i < cycles; i++) {
+        const { leader } = await allInSync(nodes);
+        // What the previous cycles made is there.
+        const conn = await amqp.connect(leader.url);
+        conn.on('error', () => undefined);
+        const ch = await conn.createChannel();
+        ch.on('error', () => undefined);
+        for (let j = 0; j < i; j++) await ch.checkQueue(`c15-kill-${j}`);
+        for (let j = 0; j < i; j++) expect((await api(leader.httpPort, 'GET', `/api/exchanges/%2F/c15-kx-${j}`)).status).toBe(200);
+        expect(
+          (await api(leader.httpPort, 'PUT', `/api/exchanges/%2F/c15-kx-${i}`, { body: { type: 'direct', durable: true } })).status,
+        ).toBe(201);
+        await ch.assertQueue(`c15-kill-${i}`, { durable: true });
+        leader.signal('SIGKILL');
+        await leader.exited;
+        await conn.close().catch(() => undefined);
+        nodes = [...nodes.filter((n) => n !== leader), h.restart(leader)];
+      }
+      const { leader } = await allInSync(nodes);
+      const conn = await amqp.connect(leader.url);
+      conn.on('error', () => undefined);
+      try {
+        const ch = await conn.createChannel();
+        for (let j = 0; j < cycles; j++) await ch.checkQueue(`c15-kill-${j}`);
+        for (let j = 0; j < cycles; j++) expect((await api(leader.httpPort, 'GET', `/api/exchanges/%2F/c15-kx-${j}`)).status).toBe(200);
+      } finally {
+        await conn.close().catch(() => undefined);
+      }
+    },
+  );
 });

@@ -8,10 +8,7 @@ export interface HoldingChannel {
 }
 
 /** A frame that arrived while an answer was held, kept to be handled in its turn. */
-export type HeldFrame =
-  | { kind: 'method'; method: Method }
-  | { kind: 'header'; bytes: Buffer }
-  | { kind: 'body'; chunk: Buffer };
+export type HeldFrame = { kind: 'method'; method: Method } | { kind: 'header'; bytes: Buffer } | { kind: 'body'; chunk: Buffer };
 
 /**
  * Cluster mode: the answer to a definitions change (declare-ok of a durable exchange or queue,
