@@ -95,6 +95,7 @@ export class Server {
       alarms: () => this.alarms(),
       io: () => ioCounts,
       cluster: () => (this.clusterStatus === null ? null : this.clusterStatus()),
+      replicated: () => this.store.definitionsReplicated.wait(),
     };
     this.http = new HttpServer(ctx, { host: config.host, port: config.httpPort }, log);
     if (this.tls !== null && config.httpsPort >= 0) {
@@ -305,6 +306,8 @@ export class Server {
   }
 
   async stop(reason = 'shutdown'): Promise<void> {
+    // A management API change still waiting for the followers is not answered as done.
+    this.store.definitionsReplicated.abandon(new Error(`stopped before the followers had the change (${reason})`));
     const server = this.amqp;
     this.amqp = null;
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));

@@ -44,6 +44,11 @@ export interface ManagementContext {
   io(): IoStats;
   /** The cluster this node leads (cluster mode), or null: a single node. */
   cluster(): ClusterStatus | null;
+  /**
+   * Cluster mode: settles once the followers in the ISR hold every definitions change made so
+   * far (rejects if this node stops leading first); null when there is nothing to wait for.
+   */
+  replicated(): Promise<void> | null;
 }
 
 export interface IoStats {

@@ -24,6 +24,7 @@ import { registerHealthRoutes } from './health';
 import { registerLimitRoutes } from './limits';
 import { registerLogLevelRoutes } from './log-level';
 import { registerAuditLog } from './audit';
+import { registerReplicatedAnswers } from './replicated';
 
 export interface HttpOptions {
   host: string;
@@ -85,6 +86,7 @@ export class HttpServer {
     });
     const broker = ctx.broker;
     registerAuditLog(this.app, log);
+    registerReplicatedAnswers(this.app, ctx);
     registerUserRoutes(this.app, broker);
     registerPermissionRoutes(this.app, broker);
     registerVhostRoutes(this.app, broker);

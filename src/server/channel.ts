@@ -17,6 +17,8 @@ import { CheckCache, IDLE_FORGET_MS, coarseClock, startCoarseClock } from '../au
 import { EXCHANGE_TYPES } from '../broker/exchanges';
 import { Transaction } from './transaction';
 import { PublisherConfirms } from './publisher-confirms';
+import { HeldAnswers, type HoldingChannel } from './held-answers';
+import type { Writer } from '../protocol/writer';
 import { writeBodyFrames } from './socket-output';
 import { ContentAssembler } from './content-assembler';
 import { senderSelected } from '../broker/sender-selected';
@@ -38,7 +40,7 @@ export type ChannelState = 'open' | 'closing' | 'closed';
  * and tracks deliveries until they are settled. Deliveries and confirms are written into
  * the connection's shared output buffer.
  */
-export class Channel implements ConsumerChannel {
+export class Channel implements ConsumerChannel, HoldingChannel {
   readonly consumers = new Map<string, Consumer>();
   /** Deliveries awaiting ack, in delivery-tag order. */
   readonly unacked = new UnackedLog();
@@ -56,6 +58,8 @@ export class Channel implements ConsumerChannel {
   private tx: Transaction | null = null;
   /** IDLE_CONTENT (shared, always idle) until the first basic.publish. */
   private content: ContentAssembler = IDLE_CONTENT;
+  /** Cluster mode: an answer waiting for the followers, and the frames that arrived behind it. */
+  private held: HeldAnswers | null = null;
   private readonly routed = new QueueTargets();
   /** direct reply-to: our consumer tag on the pseudo-queue and the address replies use */
   private replyConsumerTag: string | null = null;
@@ -91,6 +95,7 @@ export class Channel implements ConsumerChannel {
 
   /** A method for this open channel (channel.close is the connection's to handle). */
   onMethod(m: M.Method): void {
+    if (this.held !== null) return this.held.method(m);
     if (!this.content.idle) return this.fail(this.content.unexpected());
     this.noteActivity();
     try {
@@ -105,6 +110,7 @@ export class Channel implements ConsumerChannel {
   }
 
   onHeader(buf: Buffer, start: number, end: number): void {
+    if (this.held !== null) return this.held.header(buf, start, end);
     try {
       if (this.content.header(buf, start, end)) this.publishComplete();
     } catch (err) {
@@ -113,6 +119,7 @@ export class Channel implements ConsumerChannel {
   }
 
   onBody(chunk: Buffer): void {
+    if (this.held !== null) return this.held.body(chunk);
     try {
       if (this.content.bodyChunk(chunk)) this.publishComplete();
     } catch (err) {
@@ -156,23 +163,23 @@ export class Channel implements ConsumerChannel {
       case M.EXCHANGE_DECLARE:
         if (!m.passive) this.authorizeExchangeDeclare(m);
         this.vhost.declareExchange(m.exchange, m.type, m.passive, m.durable, m.autoDelete, m.internal, m.arguments);
-        if (!m.nowait) M.encodeExchangeDeclareOk(w, this.id);
+        if (!m.nowait) M.encodeExchangeDeclareOk(this.answerWriter(), this.id);
         break;
       case M.EXCHANGE_DELETE:
         // RabbitMQ refuses the default and amq.* exchanges before asking for permission.
         if (m.exchange !== '' && !isReservedName(m.exchange)) this.authorize('configure', 'exchange', m.exchange);
         this.vhost.deleteExchange(m.exchange, m.ifUnused);
-        if (!m.nowait) M.encodeExchangeDeleteOk(w, this.id);
+        if (!m.nowait) M.encodeExchangeDeleteOk(this.answerWriter(), this.id);
         break;
       case M.EXCHANGE_BIND:
       case M.EXCHANGE_UNBIND:
         this.authorizeBinding('exchange', m.destination, m.source, m.routingKey);
         if (m.id === M.EXCHANGE_BIND) {
           this.vhost.bindExchange(m.destination, m.source, m.routingKey, m.arguments);
-          if (!m.nowait) M.encodeExchangeBindOk(w, this.id);
+          if (!m.nowait) M.encodeExchangeBindOk(this.answerWriter(), this.id);
         } else {
           this.vhost.unbindExchange(m.destination, m.source, m.routingKey, m.arguments);
-          if (!m.nowait) M.encodeExchangeUnbindOk(w, this.id);
+          if (!m.nowait) M.encodeExchangeUnbindOk(this.answerWriter(), this.id);
         }
         break;
       case M.QUEUE_DECLARE:
@@ -182,7 +189,7 @@ export class Channel implements ConsumerChannel {
         const key = this.routingKeyShortcut(m.queue, m.routingKey);
         this.authorizeBinding('queue', queue, m.exchange, key);
         this.vhost.bindQueue(queue, m.exchange, key, m.arguments, this.conn);
-        if (!m.nowait) M.encodeQueueBindOk(w, this.id);
+        if (!m.nowait) M.encodeQueueBindOk(this.answerWriter(), this.id);
         break;
       }
       case M.QUEUE_UNBIND: {
@@ -190,7 +197,7 @@ export class Channel implements ConsumerChannel {
         const key = this.routingKeyShortcut(m.queue, m.routingKey);
         this.authorizeBinding('queue', queue, m.exchange, key);
         this.vhost.unbindQueue(queue, m.exchange, key, m.arguments, this.conn);
-        M.encodeQueueUnbindOk(w, this.id);
+        M.encodeQueueUnbindOk(this.answerWriter(), this.id);
         break;
       }
       case M.QUEUE_PURGE: {
@@ -204,7 +211,7 @@ export class Channel implements ConsumerChannel {
         const queue = this.queueName(m.queue);
         this.authorize('configure', 'queue', queue);
         const n = this.vhost.deleteQueue(queue, m.ifUnused, m.ifEmpty, this.conn);
-        if (!m.nowait) M.encodeQueueDeleteOk(w, this.id, n);
+        if (!m.nowait) M.encodeQueueDeleteOk(this.answerWriter(), this.id, n);
         break;
       }
       case M.CONFIRM_SELECT:
@@ -244,6 +251,44 @@ export class Channel implements ConsumerChannel {
         throw new AmqpError(C.COMMAND_INVALID, 'unimplemented method');
     }
     this.conn.scheduleFlush();
+  }
+
+  /**
+   * Where the answer to a definitions change is written: the connection's output, or (cluster
+   * mode, while the followers lack some definitions change made so far: this one, or one it
+   * relies on, such as the declare of a queue redeclared here) the channel's held answers.
+   * Only definitions methods ask; a single node pays one null check for them, none per message.
+   */
+  private answerWriter(): Writer {
+    const s = this.conn.syncScheduler;
+    if (s === null || s.gate === null) return this.conn.writer;
+    const epoch = s.definitionsPending;
+    if (epoch === 0) return this.conn.writer;
+    this.held = new HeldAnswers(this, s, epoch);
+    return this.held.writer;
+  }
+
+  /**
+   * The followers hold what the answer waited for: it goes out, then the frames held behind it
+   * are handled in their order (one of them may hold the channel again: the rest wait anew).
+   */
+  answersReleased(h: HeldAnswers): void {
+    if (this.held !== h) return;
+    this.held = null;
+    if (this.state !== 'open') return;
+    try {
+      for (const b of h.writer.take()) this.conn.writer.raw(b);
+      this.conn.scheduleFlush();
+      for (const f of h.input) {
+        if (this.state !== 'open') break;
+        if (f.kind === 'method') this.onMethod(f.method);
+        else if (f.kind === 'header') this.onHeader(f.bytes, 0, f.bytes.length);
+        else this.onBody(f.chunk);
+      }
+    } catch (err) {
+      // Called from the store's release, not from a socket read: a bug closes this connection only.
+      this.conn.connectionError(err);
+    }
   }
 
   /** The channel's own confirms (the shared disabled one until now). */
@@ -367,7 +412,7 @@ export class Channel implements ConsumerChannel {
       this.authorizeQueueDeclare(m.arguments, n, isNew),
     );
     this.lastQueue = q.name;
-    if (!m.nowait) M.encodeQueueDeclareOk(this.conn.writer, this.id, q.name, q.messageCount, q.consumerCount);
+    if (!m.nowait) M.encodeQueueDeclareOk(this.answerWriter(), this.id, q.name, q.messageCount, q.consumerCount);
     this.conn.scheduleFlush();
   }
 
@@ -845,6 +890,8 @@ export class Channel implements ConsumerChannel {
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     this.vhost.retireChannel(this.countersNow());
+    if (this.held !== null) this.held.drop();
+    this.held = null;
     this.tx?.rollback(this);
     if (this.confirms !== NO_CONFIRMS) this.confirms.close();
     this.stopReplies();

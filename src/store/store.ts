@@ -13,6 +13,7 @@ import type { HashingAlgorithm } from '../auth/password-hash';
 import { claimDataDir, setStoreVersion, SHARED_STORE_VERSION, storeVersion } from './data-dir';
 import { decodeArgs, DefinitionsLog, encodeArgs, type Definition } from './definitions-log';
 import { SyncScheduler } from './sync-scheduler';
+import { DefinitionsReplicated } from './definitions-replicated';
 import { QueueLog } from './queue-log';
 import { SharedBodyLog } from './shared-log';
 import { PagedQueueStore } from './paged-queue-store';
@@ -53,6 +54,8 @@ function queueDir(vhost: string, name: string): string {
 export class Store implements BrokerStorage {
   readonly scheduler: SyncScheduler;
   readonly memoryBudget: MemoryBudget;
+  /** Cluster mode: the management API's answers wait here for the followers (definitions-replicated.ts). */
+  readonly definitionsReplicated: DefinitionsReplicated;
   private readonly definitions: DefinitionsLog;
   private release: (() => void) | null = null;
   /** Whether the last stop before this start was clean (its mark was found), set by open() */
@@ -75,6 +78,7 @@ export class Store implements BrokerStorage {
     private readonly onFailure: (err: Error | null) => void,
   ) {
     this.scheduler = new SyncScheduler(() => this.reportFailure());
+    this.definitionsReplicated = new DefinitionsReplicated(this.scheduler);
     this.memoryBudget = options.memoryBudget ?? new MemoryBudget(Infinity);
     this.definitions = new DefinitionsLog(dataDir, log);
   }
@@ -191,6 +195,7 @@ export class Store implements BrokerStorage {
       this.definitionsFailed(err as Error);
       throw new DefinitionWriteError(d, err);
     }
+    this.scheduler.definitionsWritten();
   }
 
   /** Raises the disk alarm and tests the disk again shortly. */

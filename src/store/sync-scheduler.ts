@@ -42,6 +42,11 @@ export class SyncScheduler {
   localSyncedEpoch = 0;
   /** Cluster mode: followers must have a round too before its confirms go (replication-gate.ts). */
   gate: ReplicationGate | null = null;
+  /**
+   * Cluster mode: the epoch whose release says the followers hold every definitions change
+   * made so far (0: none made under a gate). Answers to such changes wait for it.
+   */
+  definitionsEpoch = 0;
   /** Set when a write or sync failed: the store is read-only until it succeeds again. */
   failure: Error | null = null;
   private readonly dirty = new Set<SyncTarget>();
@@ -161,6 +166,24 @@ export class SyncScheduler {
   writeNow(target: SyncTarget): void {
     if (this.lead !== null && this.lead !== target && this.dirty.has(this.lead)) this.lead.writePending(this.fds);
     target.writePending(this.fds);
+  }
+
+  /**
+   * A definitions append made durable on its own (its fdatasync) must still reach the
+   * followers: with a gate, it asks for a round, even one with no file to sync, so that its
+   * `SYNCED` op (the tap's mark, after the append's `WRITE`) and then the gate's release say
+   * they have it. Without a gate there is nothing to wait for and nothing is done.
+   */
+  definitionsWritten(): void {
+    if (this.gate === null) return;
+    this.definitionsEpoch = this.epoch;
+    this.needSync = true;
+    this.schedule();
+  }
+
+  /** The epoch an answer to a definitions change must wait for, or 0 when it may go now. */
+  get definitionsPending(): number {
+    return this.definitionsEpoch > this.syncedEpoch ? this.definitionsEpoch : 0;
   }
 
   /** Runs `fn` once everything appended so far is on disk. */
