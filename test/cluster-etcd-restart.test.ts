@@ -47,8 +47,7 @@ function currentLeader(nodes: LeveretNode[]): { node: LeveretNode; line: LogLine
 }
 
 /** The ISR as the leader last saw it in etcd (a new term may find it unchanged, and then logs nothing new). */
-const lastIsr = (leader: LeveretNode): string[] =>
-  (leader.logs('cluster: in-sync replicas').pop()?.isr as string[] | undefined) ?? [];
+const lastIsr = (leader: LeveretNode): string[] => (leader.logs('cluster: in-sync replicas').pop()?.isr as string[] | undefined) ?? [];
 
 /** The longest interval without a confirm that starts at or after `from` (to the first confirm after it, then between confirms). */
 function longestGap(confirms: Confirm[], from: number, to: number): { ms: number; start: number; end: number } {
@@ -104,10 +103,7 @@ describe('etcd restarted under confirmed persistent load (three nodes, one etcd)
         const nodes = await h.startCluster(['--cluster-lease-ttl', String(TTL)]);
         await settled(nodes);
         const queues = [`er-${signal}-a`, `er-${signal}-b`];
-        const pubs = Array.from(
-          { length: 4 },
-          (_, i) => new Publisher(`p${i}`, () => nodes.map(ep), queues[i % queues.length], 64, 50, i),
-        );
+        const pubs = Array.from({ length: 4 }, (_, i) => new Publisher(`p${i}`, () => nodes.map(ep), queues[i % queues.length], 64, 50, i));
         try {
           await confirmsGrow(pubs, 500, 15_000, dumpAll(nodes));
           for (const outage of OUTAGES) {
@@ -167,12 +163,7 @@ describe('etcd restarted under confirmed persistent load (three nodes, one etcd)
             }
             expect(firstConfirmAfterUp - upAt).toBeLessThanOrEqual(RECOVERY_BOUND_MS);
           }
-          await until(
-            'all three in the ISR at the end',
-            () => lastIsr(currentLeader(nodes)!.node).length === 3,
-            30_000,
-            dumpAll(nodes),
-          );
+          await until('all three in the ISR at the end', () => lastIsr(currentLeader(nodes)!.node).length === 3, 30_000, dumpAll(nodes));
           await Promise.all(pubs.map((p) => p.stop()));
           const got = await drain(ep(nodes[0]), queues);
           const v = check(pubs, got);
