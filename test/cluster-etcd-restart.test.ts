@@ -138,11 +138,19 @@ describe('etcd restarted under confirmed persistent load (three nodes, one etcd)
             const all = confirmsOf(pubs);
             const firstConfirmAfterUp = Math.min(...all.filter((c) => c.at > upAt).map((c) => c.at));
             const lastBeforeUp = Math.max(...all.filter((c) => c.at <= upAt).map((c) => c.at));
+            // when each node's etcd session worked again (a new lease, or its keep-alive answered)
+            const sessions = nodes
+              .map((n) => {
+                const l = n.logs('cluster: etcd session opened').find((x) => x.time >= upAt);
+                return `${n.name} ${l ? `+${l.time - upAt}` : 'kept'}`;
+              })
+              .join(', ');
             console.log(
-              `etcd ${signal}, ${outage.label}: exited ${goneAt - signalAt} ms after the signal, down ${upAt - goneAt} ms ` +
+              `etcd ${signal}, ${outage.label}: new sessions after etcd was healthy: ${sessions}; ` +
+                `exited ${goneAt - signalAt} ms after the signal, down ${upAt - goneAt} ms ` +
                 `(restart to healthy ${upAt - startAt} ms); leader ${before.node.name} term ${term} ` +
                 (demoted
-                  ? `demoted ${demoted.time - goneAt} ms after etcd exited (${String(demoted.reason)}); `
+                  ? `demoted ${demoted.time - goneAt} ms after etcd exited (${String(demoted.reason)}), its last confirm ${lastBeforeUp - demoted.time} ms after that; `
                   : 'kept its lease (not demoted); ') +
                 `now ${after.node.name} term ${newTerm}` +
                 (newTerm !== term ? ` serving ${after.line.time - upAt} ms after etcd was healthy; ` : '; ') +
@@ -155,6 +163,12 @@ describe('etcd restarted under confirmed persistent load (three nodes, one etcd)
               // last renewed before etcd exited), i.e. nothing between goneAt + TTL and the new
               // term serving; the new term cannot serve before etcd is back.
               expect(newTerm).toBeGreaterThan(term);
+              // its own deadline (last answered keep-alive sent + TTL - margin) ran out within a TTL of etcd's exit
+              expect(demoted.time - goneAt).toBeLessThanOrEqual(TTL * 1000);
+              // and its confirms stop there: the lease in etcd outlives the local deadline by the
+              // fence's margin (10 % of the TTL), which bounds how late a confirm may reach a client
+              const lastOld = Math.max(...all.filter((c) => c.at < after.line.time).map((c) => c.at));
+              expect(lastOld - demoted.time, 'last confirm of the old term after its demotion (ms)').toBeLessThanOrEqual(TTL * 100);
               const late = all.filter((c) => c.at > goneAt + TTL * 1000 && c.at < after.line.time);
               expect(late, `confirms after the lease of term ${term} could have run out`).toEqual([]);
               expect(after.line.time).toBeGreaterThanOrEqual(startAt);
