@@ -13,8 +13,8 @@ export interface StartedEtcd {
   clientPort: number;
   peerPort: number;
   dataDir: string;
-  /** kill -9 (the data directory stays), for restart tests. */
-  kill(): Promise<void>;
+  /** kill -9, or another signal such as SIGTERM (the data directory stays), for restart tests. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same ports and data directory, once healthy. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -41,7 +41,7 @@ function healthy(port: number): Promise<boolean> {
 interface Running {
   exited: () => boolean;
   exit: Promise<void>;
-  kill: () => void;
+  kill: (signal: NodeJS.Signals) => void;
 }
 
 export async function startEtcd(): Promise<StartedEtcd> {
@@ -86,7 +86,7 @@ export async function startEtcd(): Promise<StartedEtcd> {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { exited: () => exited, exit, kill: () => child.kill('SIGKILL') };
+    return { exited: () => exited, exit, kill: (signal) => child.kill(signal) };
   };
 
   let running: Running;
@@ -96,8 +96,8 @@ export async function startEtcd(): Promise<StartedEtcd> {
     await fs.rm(dataDir, { recursive: true, force: true });
     throw err;
   }
-  const kill = async () => {
-    if (!running.exited()) running.kill();
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (!running.exited()) running.kill(signal);
     await running.exit;
   };
   let stopping: Promise<void> | undefined;
