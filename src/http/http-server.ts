@@ -87,7 +87,7 @@ export class HttpServer {
     registerAuditLog(this.app, log);
     registerUserRoutes(this.app, broker);
     registerPermissionRoutes(this.app, broker);
-    registerVhostRoutes(this.app, broker);
+    registerVhostRoutes(this.app, broker, ctx.stats);
     registerDefinitionRoutes(this.app, broker);
     registerPolicyRoutes(this.app, broker);
     registerMetricsRoutes(this.app, ctx);
