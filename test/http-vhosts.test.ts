@@ -215,6 +215,7 @@ describe('virtual hosts over the HTTP API', () => {
       await ch.assertQueue('work', { durable: false });
       for (let i = 0; i < 30; i++) ch.sendToQueue('work', Buffer.from(`job ${i}`));
       ch.publish('', 'no-such-queue', Buffer.from('x'), { mandatory: true });
+      ch.publish('', 'no-such-queue', Buffer.from('x'));
       await ch.waitForConfirms();
       const getter = await c.createChannel();
       for (let i = 0; i < 4; i++) {
@@ -222,21 +223,37 @@ describe('virtual hosts over the HTTP API', () => {
         if (m) getter.ack(m);
       }
       await getter.get('work', { noAck: true });
+      const back = await getter.get('work');
+      if (back) getter.nack(back, false, true);
+      const again = await getter.get('work');
+      expect(again && again.fields.redelivered).toBe(true);
+      if (again) getter.ack(again);
+      // Three deliveries to a consumer that does not ack.
+      await ch.assertQueue('sink', { durable: false });
+      let delivered = 0;
+      await getter.consume('sink', () => void delivered++, { noAck: true });
+      for (let i = 0; i < 3; i++) ch.sendToQueue('sink', Buffer.from('s'));
+      await ch.waitForConfirms();
+      await waitFor(() => delivered === 3, 5000, 'three deliveries');
       type V = Record<string, number | { rate: number } | Record<string, number | { rate: number }>>;
       const busy = async () => (await api(b.httpPort, 'GET', vh('busy'))).json as V;
       // Rates come from two samples 200 ms apart, so they show while the traffic is recent.
       const seen = await busy();
       expect(seen.message_stats).toMatchObject({
-        publish: 31,
-        confirm: 31,
+        publish: 35,
+        confirm: 35,
         return_unroutable: 1,
-        get: 4,
+        drop_unroutable: 1,
+        get: 6,
         get_no_ack: 1,
-        ack: 4,
-        deliver_get: 5,
+        deliver: 0,
+        deliver_no_ack: 3,
+        deliver_get: 10,
+        ack: 5,
+        redeliver: 1,
       });
-      expect(seen).toMatchObject({ messages: 25, messages_ready: 25, messages_unacknowledged: 0 });
-      expect(seen.recv_oct).toBeGreaterThan(31 * 5);
+      expect(seen).toMatchObject({ messages: 24, messages_ready: 24, messages_unacknowledged: 0 });
+      expect(seen.recv_oct).toBeGreaterThan(35 * 5);
       expect(seen.send_oct).toBeGreaterThan(0);
       for (const k of ['send_oct_details', 'recv_oct_details', 'messages_details'])
         expect(typeof (seen[k] as { rate: number }).rate).toBe('number');
@@ -262,7 +279,7 @@ describe('virtual hosts over the HTTP API', () => {
         filtered_count: 2,
         item_count: 2,
         items: [
-          { name: 'busy', messages: 225 },
+          { name: 'busy', messages: 224 },
           { name: 'quiet', messages: 0 },
         ],
         page: 1,
