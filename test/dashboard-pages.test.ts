@@ -60,13 +60,13 @@ describe('dashboard pages', () => {
     await page.goto(`${base}/#/exchanges`);
     await page.fill('input.filter', 'dpx-orders');
     const row = page.locator('table.grid tbody tr', { hasText: 'dpx-orders' });
-    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
     await row.locator('a', { hasText: 'dpx-orders' }).click();
     const from = page.locator('section.card:has(h2:text-is("Bindings from this exchange")) tbody tr');
     const to = page.locator('section.card:has(h2:text-is("Bindings to this exchange")) tbody tr');
-    await expect.poll(() => from.first().textContent(), { timeout: 10_000 }).toContain('dpx-q');
+    await expect.poll(() => from.first().textContent(), { timeout: 20_000 }).toContain('dpx-q');
     expect(await from.first().textContent()).toContain('order.*.eu');
-    await expect.poll(() => to.first().textContent(), { timeout: 10_000 }).toContain('dpx-upstream');
+    await expect.poll(() => to.first().textContent(), { timeout: 20_000 }).toContain('dpx-upstream');
     await page.screenshot({ path: path.join(OUT, 'dashboard-exchange.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
@@ -81,11 +81,11 @@ describe('dashboard pages', () => {
     const { page, errors } = await loggedIn();
     await page.goto(`${base}/#/connections`);
     const row = page.locator('table.grid tbody tr', { hasText: 'amqplib' });
-    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
     await row.locator('button', { hasText: 'Close' }).click();
     await waitFor(() => closed !== null, 10_000, 'the connection to close');
     expect(closeReason(closed)).toEqual({ code: 320, text: 'CONNECTION_FORCED - Closed from the Leveret dashboard' });
-    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(0);
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
@@ -99,7 +99,7 @@ describe('dashboard pages', () => {
     await field(page, 'Definition (JSON)').fill('{"max-length": 2}');
     await page.click('button:has-text("Add / update policy")');
     const row = page.locator('table.grid tbody tr', { hasText: 'dpx-cap' });
-    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
     expect((await api(broker.httpPort, 'GET', '/api/policies/%2F/dpx-cap')).json).toEqual({
       vhost: '/',
       name: 'dpx-cap',
@@ -116,7 +116,7 @@ describe('dashboard pages', () => {
     expect((await ch.checkQueue('dpx-capped')).messageCount).toBe(2);
 
     await row.locator('button', { hasText: 'Delete' }).click();
-    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(0);
     expect((await api(broker.httpPort, 'GET', '/api/policies/%2F/dpx-cap')).status).toBe(404);
     for (let i = 0; i < 3; i++) ch.sendToQueue('dpx-capped', Buffer.from(`n${i}`));
     await ch.waitForConfirms();
@@ -149,7 +149,7 @@ describe('dashboard pages', () => {
     );
     await page.setInputFiles('input[type=file]', upload);
     await page.click('button:has-text("Upload definitions")');
-    await expect.poll(() => page.textContent('.flash'), { timeout: 10_000 }).toContain('imported');
+    await expect.poll(() => page.textContent('.flash'), { timeout: 20_000 }).toContain('imported');
     const q = (await api(broker.httpPort, 'GET', '/api/queues/%2F/dpx-uploaded')).json as { arguments: Record<string, unknown> };
     expect(q.arguments).toEqual({ 'x-max-length': 9 });
     const b = (await api(broker.httpPort, 'GET', '/api/bindings/%2F/e/dpx-up-x/q/dpx-uploaded')).json as Array<{ routing_key: string }>;
@@ -160,7 +160,7 @@ describe('dashboard pages', () => {
     await fs.writeFile(bad, '{"queues": [');
     await page.setInputFiles('input[type=file]', bad);
     await page.click('button:has-text("Upload definitions")');
-    await expect.poll(() => page.locator('.flash.error').textContent(), { timeout: 10_000 }).toContain('not JSON');
+    await expect.poll(() => page.locator('.flash.error').textContent(), { timeout: 20_000 }).toContain('not JSON');
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
