@@ -270,6 +270,11 @@ describe('/api/policies: effect on AMQP queues, and durability', () => {
         priority: 1,
       });
       expect(await depthAfter(b.port, 4)).toBe(3);
+      // The queue names its policy, with statistics and without (RabbitMQ keeps it in disable_stats).
+      for (const query of ['', '?disable_stats=true']) {
+        const shown = (await api(b.httpPort, 'GET', `/api/queues/shop${query}`)).json as Array<Record<string, unknown>>;
+        expect(shown.find((q) => q.name === 'capped-orders')?.policy, query).toBe('cap');
+      }
 
       expect((await api(b.httpPort, 'DELETE', '/api/policies/shop/cap')).status).toBe(204);
       expect(await depthAfter(b.port, 2)).toBe(5);
@@ -278,6 +283,8 @@ describe('/api/policies: effect on AMQP queues, and durability', () => {
       running.push(b);
       expect((await api(b.httpPort, 'GET', '/api/policies/shop')).json).toEqual([]);
       expect(await depthAfter(b.port, 1)).toBe(6);
+      const bare = (await api(b.httpPort, 'GET', '/api/queues/shop?disable_stats=true')).json as Array<Record<string, unknown>>;
+      expect(bare.find((q) => q.name === 'capped-orders')).not.toHaveProperty('policy');
     },
     T,
   );

@@ -135,6 +135,7 @@ describe('Prometheus metrics', () => {
         expect(value(s, 'rabbitmq_disk_space_available_bytes')).toBeGreaterThan(0);
         expect(value(s, 'rabbitmq_process_open_fds')).toBeGreaterThan(3);
         expect(value(s, 'rabbitmq_process_max_fds')).toBeGreaterThanOrEqual(value(s, 'rabbitmq_process_open_fds'));
+        expect(value(s, 'rabbitmq_process_max_tcp_sockets')).toBeGreaterThan(value(s, 'rabbitmq_process_open_tcp_sockets'));
         expect(value(s, 'rabbitmq_alarms_memory_used_watermark')).toBe(0);
         expect(value(s, 'rabbitmq_alarms_free_disk_space_watermark')).toBe(0);
         expect(value(s, 'rabbitmq_alarms_file_descriptor_limit')).toBe(0);

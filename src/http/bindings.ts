@@ -8,7 +8,7 @@ import { shapeList } from './paging';
 import { resource, type Handlers } from './resource';
 import { notAuthorised, notFound } from './errors';
 import { viaModel } from './amqp-status';
-import { HTTP_OWNER, exchangeFromPath, listedVhosts, requirePermission, visibleVhost, writableVhost } from './object-access';
+import { HTTP_OWNER, exchangeFromPath, listedVhosts, requirePermission, visibleVhost, writableVhost, vhostNotFound } from './object-access';
 import { argumentsField, stringField } from './object-body';
 import { BINDING_SORT, bindingLocation, propertiesKey, storedBindingJson, vhostBindings } from './views/binding';
 
@@ -79,7 +79,7 @@ export function registerBindingRoutes(app: FastifyInstance, ctx: ManagementConte
         return { status: 200, json: shapeList(items, query, BINDING_SORT) };
       },
       POST: ({ user, params, body }) => {
-        const v = writableVhost(broker, user, params.vhost);
+        const v = writableVhost(broker, user, params.vhost, vhostNotFound);
         const source = exchangeFromPath(params.source);
         const b = body();
         const routingKey = stringField(b, 'routing_key', '');

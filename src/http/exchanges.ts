@@ -4,7 +4,15 @@ import { queryFlag, shapeOne, statsDisabled } from './paging';
 import { resource } from './resource';
 import { notFound } from './errors';
 import { viaModel } from './amqp-status';
-import { exchangeFromPath, requirePermission, vhostObjectListing, vhostOfExisting, visibleVhost, writableVhost } from './object-access';
+import {
+  exchangeFromPath,
+  requirePermission,
+  vhostObjectListing,
+  vhostOfExisting,
+  visibleVhost,
+  writableVhost,
+  vhostNotFound,
+} from './object-access';
 import { argumentsField, boolField, stringField } from './object-body';
 import { isReservedName } from '../broker/names';
 import { declaredBy, exchangeJson } from './views/exchange';
@@ -32,7 +40,7 @@ export function registerExchangeRoutes(app: FastifyInstance, ctx: ManagementCont
       return { status: 200, json: shapeOne(exchangeJson(ex, v, ctx.stats, { single: true, statsDisabled: statsDisabled(query) }), query) };
     },
     PUT: ({ user, params, body }) => {
-      const v = writableVhost(broker, user, params.vhost);
+      const v = writableVhost(broker, user, params.vhost, vhostNotFound);
       const name = exchangeFromPath(params.name);
       const b = body();
       const type = stringField(b, 'type', 'direct');

@@ -89,7 +89,7 @@ export class HttpServer {
     registerReplicatedAnswers(this.app, ctx);
     registerUserRoutes(this.app, broker);
     registerPermissionRoutes(this.app, broker);
-    registerVhostRoutes(this.app, broker);
+    registerVhostRoutes(this.app, broker, ctx.stats);
     registerDefinitionRoutes(this.app, broker);
     registerPolicyRoutes(this.app, broker);
     registerMetricsRoutes(this.app, ctx);

@@ -46,13 +46,17 @@ export function listedVhosts(broker: Broker, user: User, name: string | undefine
   return [v];
 }
 
+/** RabbitMQ's answer to a declare (PUT queue or exchange, POST binding) into a vhost that does not exist. */
+export const vhostNotFound = (): HttpError => new HttpError(404, 'not_found', 'vhost_not_found');
+
 /**
  * A change to a vhost's objects: the user needs a permission entry on the vhost (even an
- * administrator), as an AMQP connection would.
+ * administrator), as an AMQP connection would. `missing` words the 404 for a vhost that
+ * does not exist (RabbitMQ's declares say vhost_not_found, its deletes Not Found).
  */
-export function writableVhost(broker: Broker, user: User, name: string): Vhost {
+export function writableVhost(broker: Broker, user: User, name: string, missing: () => HttpError = notFound): Vhost {
   const v = broker.vhosts.get(name);
-  if (v === undefined) throw notFound();
+  if (v === undefined) throw missing();
   if (!broker.permissions.canAccessVhost(user, name)) throw vhostRefused();
   return v;
 }

@@ -4,7 +4,15 @@ import { queryFlag, shapeOne, statsDisabled, type Query } from './paging';
 import { resource } from './resource';
 import { notFound } from './errors';
 import { viaModel } from './amqp-status';
-import { HTTP_OWNER, requirePermission, vhostObjectListing, vhostOfExisting, visibleVhost, writableVhost } from './object-access';
+import {
+  HTTP_OWNER,
+  requirePermission,
+  vhostObjectListing,
+  vhostOfExisting,
+  visibleVhost,
+  writableVhost,
+  vhostNotFound,
+} from './object-access';
 import { argumentsField, boolField } from './object-body';
 import { liveView } from './views/consumer';
 import { queueJson, type QueueViewContext } from './views/queue';
@@ -41,7 +49,7 @@ export function registerQueueRoutes(app: FastifyInstance, ctx: ManagementContext
       return { status: 200, json: shapeOne(queueJson(q, v, view(query, true)), query) };
     },
     PUT: ({ user, params, body }) => {
-      const v = writableVhost(broker, user, params.vhost);
+      const v = writableVhost(broker, user, params.vhost, vhostNotFound);
       const b = body();
       const durable = boolField(b, 'durable', false);
       const autoDelete = boolField(b, 'auto_delete', false);

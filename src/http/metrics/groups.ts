@@ -96,6 +96,11 @@ export const NODE = group<Scrape>({
   labels: () => '',
   metrics: [
     m('rabbitmq_process_max_fds', 'gauge', 'Open file descriptors limit', (s) => s.process.maxFds),
+    // Grafana's RabbitMQ-Overview shows "TCP sockets available" as this minus the open ones;
+    // the same share of the descriptors as /api/nodes' sockets_total.
+    m('rabbitmq_process_max_tcp_sockets', 'gauge', 'Open TCP sockets limit', (s) =>
+      s.process.maxFds === null ? null : Math.max(0, Math.floor((s.process.maxFds - 100) * 0.9)),
+    ),
     m(
       'rabbitmq_resident_memory_limit_bytes',
       'gauge',

@@ -66,7 +66,11 @@ export function queueJson(q: Queue, v: Vhost, ctx: QueueViewContext): Obj {
     name: q.name,
     node: ctx.node,
   };
-  if (ctx.statsDisabled) return { ...base, state: 'live', type: 'classic', vhost: v.name };
+  if (ctx.statsDisabled) {
+    // RabbitMQ names the policy even without statistics, and only when one applies.
+    const applied = v.policies.match('queue', q.name);
+    return { ...base, ...(applied === null ? {} : { policy: applied.name }), state: 'live', type: 'classic', vhost: v.name };
+  }
 
   const row = new Float64Array(F.length);
   QUEUE.read(q, row);

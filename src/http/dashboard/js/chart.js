@@ -9,8 +9,12 @@ const KEEP_SECONDS = 10 * 60;
 const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 const clock = (t) => clockFmt.format(new Date(t * 1000));
 
-function xRange(_u, min, max) {
-  if (typeof max !== 'number' || !Number.isFinite(max)) max = Date.now() / 1000;
+function xRange(u, min, max) {
+  const xs = u.data?.[0] ?? [];
+  const newest = xs.length > 0 ? xs[xs.length - 1] : Date.now() / 1000;
+  // uPlot widens a lone point to a whole day (every label then reads 00:00:00): the right
+  // edge stays at the newest point.
+  if (typeof max !== 'number' || !Number.isFinite(max) || max > newest) max = newest;
   return [typeof min === 'number' && Number.isFinite(min) ? Math.min(min, max - 120) : max - 120, max];
 }
 
