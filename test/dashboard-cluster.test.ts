@@ -38,9 +38,9 @@ async function openOverview(httpPort: number): Promise<{ page: Page; errors: str
 
 /** The cluster card's rows as text cells, by node name. */
 async function rows(page: Page): Promise<Record<string, string[]>> {
-  const cells = await page.$$eval('section.card:has(h2:text-is("Cluster")) tbody tr', (trs) =>
-    trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '')),
-  );
+  const trs = page.locator('section.card', { has: page.locator('h2', { hasText: /^Cluster$/ }) }).locator('tbody tr');
+  const cells: string[][] = [];
+  for (let i = 0, n = await trs.count(); i < n; i++) cells.push(await trs.nth(i).locator('td').allTextContents());
   return Object.fromEntries(cells.filter((c) => c.length > 1).map((c) => [c[0], c]));
 }
 
