@@ -859,8 +859,7 @@ async function main(): Promise<void> {
       gone: watcher.gone,
     };
   }
-  if (others.length > 0)
-    result.otherProcesses = others.map((w) => ({ pid: w.pid, cpuSeconds: round(w.cpuSinceMark(), 2), gone: w.gone }));
+  if (others.length > 0) result.otherProcesses = others.map((w) => ({ pid: w.pid, cpuSeconds: round(w.cpuSinceMark(), 2), gone: w.gone }));
   const toolCpu = (measured.cpu.user + measured.cpu.system) / 1e6;
   result.toolProcess = { cpuSeconds: round(toolCpu, 2), cpuPercent: round((toolCpu / sec) * 100, 1) };
   result.loadAverage = loadavg().map((x) => round(x, 2));
