@@ -462,7 +462,12 @@ async function startRabbitCluster() {
       leaderPid: nodes[0].beam,
       pids: nodes.map((n) => n.beam),
       nodes: nodes.map((n, i) => ({ name: n.node, pid: n.beam, role: i === 0 ? 'clients, queue leader' : 'queue follower' })),
-      extraPerfArgs: ['--queue-type', 'quorum'],
+      // The queue is kept (the cluster goes anyway) so that its type and members can be listed.
+      extraPerfArgs: ['--queue-type', 'quorum', '--keep-queues'],
+      queues() {
+        const out = ctl(nodes[0], 'list_queues', 'name', 'type', 'leader', 'members', '--formatter', 'json');
+        return JSON.parse(out.slice(out.indexOf('[')));
+      },
       stop,
     };
   } catch (err) {
@@ -522,6 +527,12 @@ async function oneRun(kind, etcd) {
   }
   try {
     const { result, error } = await runPerf(broker);
+    let queues;
+    try {
+      queues = broker.queues?.();
+    } catch (err) {
+      queues = `cannot list: ${err.message.split('\n')[0]}`;
+    }
     if (!result) return { kind, load, error };
     const leaderCpu = result.brokerProcess?.cpuSeconds ?? null;
     const others = result.otherProcesses ?? [];
@@ -547,6 +558,7 @@ async function oneRun(kind, etcd) {
       cpuPercent: cpuTotal !== null ? (cpuTotal / result.elapsedSeconds) * 100 : null,
       toolCpuPercent: result.toolProcess?.cpuPercent ?? null,
       perNode,
+      ...(queues !== undefined ? { queues } : {}),
     };
   } finally {
     await broker.stop();
@@ -594,6 +606,20 @@ function earlierRuns(stamp) {
   return out;
 }
 
+/** What `rabbitmqctl list_queues` said after the RabbitMQ runs, when they recorded it. */
+function queuesChecked(runs) {
+  const rq = runs.filter((r) => r.kind === 'rq' && !r.error);
+  if (rq.length === 0 || rq.some((r) => !Array.isArray(r.queues))) return '';
+  const ok = rq.filter(
+    (r) =>
+      r.queues.length === 1 &&
+      r.queues[0].type === 'quorum' &&
+      r.queues[0].members.length === 3 &&
+      r.queues[0].leader === r.perNode[0].name,
+  );
+  return ` (rabbitmqctl list_queues after each run: type quorum, three members, led by the clients' node in ${ok.length} of ${rq.length} runs)`;
+}
+
 function section(runs, info) {
   const { repeat, duration, warmup, nice } = info;
   const by = (k) => runs.filter((r) => r.kind === k);
@@ -629,7 +655,7 @@ function section(runs, info) {
   md.push(
     '* **Leveret cluster**: three `dist/cli.js` processes on loopback with `--cluster-etcd` (one etcd, default lease TTL 5 s) and `--min-isr 1`; the load tool connects to the leader. A confirm waits until both followers in the ISR have the message on disk.',
     '* **Leveret single node**: one `dist/cli.js`, the broker of bench:compare.',
-    `* **RabbitMQ cluster**: three ${info.rabbitVersion ? `RabbitMQ ${info.rabbitVersion}` : 'RabbitMQ'} nodes on loopback (own node names, ports, Erlang cookie and directories, no plugins, stock settings), joined with \`rabbitmqctl join_cluster\`; the queue is declared with \`x-queue-type: quorum\` (\`--queue-type quorum\`, the only argument that differs) on the node the tool connects to, which therefore leads it; the quorum queue has a member on each node.`,
+    `* **RabbitMQ cluster**: three ${info.rabbitVersion ? `RabbitMQ ${info.rabbitVersion}` : 'RabbitMQ'} nodes on loopback (own node names, ports, Erlang cookie and directories, no plugins, stock settings), joined with \`rabbitmqctl join_cluster\`; the queue is declared with \`x-queue-type: quorum\` (\`--queue-type quorum\`, the only argument that differs) on the node the tool connects to, which therefore leads it; the quorum queue has a member on each node${queuesChecked(runs)}.`,
     "* Every broker is started fresh for each run, with data directories on the same file system; CPU is user + system time over the measured window, **summed over every node** of a cluster (each node's share is in the JSON), divided by the messages consumed.",
     `* Order alternates between repetitions (${info.orders.map((o) => o.join(' → ')).join('; ')}), so no configuration always runs first or last. The load tool and the brokers run at the same niceness (${nice}); other sessions used the machine meanwhile: its load average before each run is listed below.`,
     '',
@@ -766,7 +792,7 @@ async function main() {
         log(
           r.error
             ? `  failed: ${r.error}`
-            : `  ${int(r.consumeRate)} msg/s, p99 ${fix(r.p99, 2)} ms, ${fix(r.cpuSecondsPerMillion, 2)} CPU s per million (${r.perNode.map((n) => `${n.role} ${n.cpuSeconds}`).join(', ')})`,
+            : `  ${int(r.consumeRate)} msg/s, p99 ${fix(r.p99, 2)} ms, ${fix(r.cpuSecondsPerMillion, 2)} CPU s per million (${r.perNode.map((n) => `${n.role} ${n.cpuSeconds}`).join(', ')})${r.queues ? `; queues ${JSON.stringify(r.queues)}` : ''}`,
         );
       }
     }
