@@ -22,6 +22,8 @@ const USAGE = `Usage: leveret-perf [options]
 Connection
   --uri URI                 broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
   --pid PID                 broker process: sample its RSS and CPU from /proc
+  --also-pids PID,...       more broker processes (a cluster's other nodes): their CPU in the
+                            measured window is reported as otherProcesses
   --rss-limit MB            end the run early if the broker's RSS exceeds this (needs --pid)
   --mgmt URL                management API (http://user:pass@host:port): read the store's
                             io_write_bytes from /api/nodes around the measured window
@@ -41,6 +43,7 @@ Topology
   --queues N                queues (default 1); consumer i reads queue i mod N
   --queue NAME              queue name (NAME-i when --queues > 1); such queues are not deleted
   --durable-queue           declare queues (and the exchange) durable
+  --queue-type TYPE         declare queues with x-queue-type TYPE (e.g. quorum)
   --exchange-type TYPE      direct | fanout | topic | headers (default direct)
   --exchange NAME           exchange name (default: a fresh one per run; "" = default exchange)
   --bindings N              N bindings spread over the queues (topic "perf.i.*", direct "k.i",
@@ -72,6 +75,8 @@ Run
 interface Options {
   uri: string;
   pid: number;
+  alsoPids: number[];
+  queueType: string | null;
   rssLimit: number;
   /** management API base URL with credentials, or null */
   mgmt: string | null;
@@ -122,6 +127,8 @@ function parseOptions(argv: string[]): Options {
       options: {
         uri: { type: 'string' },
         pid: { type: 'string' },
+        'also-pids': { type: 'string' },
+        'queue-type': { type: 'string' },
         'rss-limit': { type: 'string' },
         mgmt: { type: 'string' },
         producers: { type: 'string' },
@@ -180,6 +187,15 @@ function parseOptions(argv: string[]): Options {
   const o: Options = {
     uri: values.uri ?? 'amqp://guest:guest@127.0.0.1:5672/%2f',
     pid: num('pid', 0),
+    alsoPids: (values['also-pids'] ?? '')
+      .split(',')
+      .filter((x) => x.trim() !== '')
+      .map((x) => {
+        const n = Number(x);
+        if (!Number.isInteger(n) || n <= 0) usage(`--also-pids: bad pid ${JSON.stringify(x)}`);
+        return n;
+      }),
+    queueType: values['queue-type'] ?? null,
     rssLimit: num('rss-limit', 0),
     mgmt: values.mgmt ?? null,
     producers: num('producers', 1),
@@ -283,7 +299,10 @@ async function setupTopology(o: Options, admin: Connection, ch: number, runId: s
   }
   let initialMessages = 0;
   for (const q of queues) {
-    const ok = await admin.queueDeclare(ch, q, { durable: o.durableQueue });
+    const ok = await admin.queueDeclare(ch, q, {
+      durable: o.durableQueue,
+      args: o.queueType === null ? undefined : { 'x-queue-type': o.queueType },
+    });
     initialMessages += ok.messageCount;
   }
   const useDefault = o.exchange === '';
@@ -392,6 +411,8 @@ async function main(): Promise<void> {
   const runId = randomBytes(4).toString('hex');
   const watcher = o.pid > 0 ? new ProcWatcher(o.pid) : null;
   if (watcher && !watcher.sample()) usage(`--pid ${o.pid}: no such process (or /proc not readable)`);
+  const others = o.alsoPids.map((pid) => new ProcWatcher(pid));
+  for (const w of others) if (!w.sample()) usage(`--also-pids ${w.pid}: no such process (or /proc not readable)`);
   if (o.idleConnections > 0 && !watcher) log('leveret-perf: note: --idle-connections without --pid cannot report RSS per connection');
 
   const startedAt = new Date().toISOString();
@@ -652,6 +673,7 @@ async function main(): Promise<void> {
     const n = o.backlog || o.publishOnly;
     stats.measuring = true;
     watcher?.markCpu();
+    for (const w of others) w.markCpu();
     const deadline = o.maxTime * 1000;
     const t0 = snap();
     const per = Math.floor(n / producers.length);
@@ -708,6 +730,7 @@ async function main(): Promise<void> {
     // ---- drain what is there
     stats.measuring = true;
     watcher?.markCpu();
+    for (const w of others) w.markCpu();
     const target = topo.initialMessages;
     log(`leveret-perf: draining ${fmtInt(target)} messages`);
     const drained = new Promise<void>((resolve) => {
@@ -731,6 +754,7 @@ async function main(): Promise<void> {
     const io0 = o.mgmt === null ? null : await storeWrites(o.mgmt);
     stats.measuring = true;
     watcher?.markCpu();
+    for (const w of others) w.markCpu();
     const t0 = snap();
     perQueueStart = perQueue();
     perProducerStart = producers.map((p) => p.published);
@@ -765,6 +789,7 @@ async function main(): Promise<void> {
   if (heartbeatTimer) clearInterval(heartbeatTimer);
   clearInterval(sampler);
   const final = watcher?.sample() ?? null;
+  for (const w of others) w.sample();
 
   const sec = measured.seconds;
   result.elapsedSeconds = round(sec, 3);
@@ -834,6 +859,7 @@ async function main(): Promise<void> {
       gone: watcher.gone,
     };
   }
+  if (others.length > 0) result.otherProcesses = others.map((w) => ({ pid: w.pid, cpuSeconds: round(w.cpuSinceMark(), 2), gone: w.gone }));
   const toolCpu = (measured.cpu.user + measured.cpu.system) / 1e6;
   result.toolProcess = { cpuSeconds: round(toolCpu, 2), cpuPercent: round((toolCpu / sec) * 100, 1) };
   result.loadAverage = loadavg().map((x) => round(x, 2));

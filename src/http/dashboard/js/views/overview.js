@@ -6,6 +6,7 @@ import { historyQuery, rates as rateHistory, lengths, rows } from '../history.js
 import { get, num, rate, text } from '../format.js';
 import { table } from '../table.js';
 import { stat, queueLink, vhostCell, heading } from './common.js';
+import { clusterCard } from './cluster.js';
 
 export function overview(root, ctx) {
   const rates = chart(
@@ -35,6 +36,7 @@ export function overview(root, ctx) {
     messages: stat('Queued messages', 'accent'),
   };
   const node = h('div', { class: 'node-info muted' });
+  const cluster = clusterCard();
   const top = table(
     [
       { label: 'Queue', cell: (q) => queueLink(q.vhost, q.name) },
@@ -57,6 +59,7 @@ export function overview(root, ctx) {
       Object.values(tiles).map((t) => t.el),
     ),
     h('div', { class: 'charts' }, h('section', { class: 'card' }, rates.el), h('section', { class: 'card' }, queued.el)),
+    cluster.el,
     card('Deepest queues', top.el),
   );
 
@@ -64,10 +67,13 @@ export function overview(root, ctx) {
   return {
     async refresh() {
       const vq = ctx.vhost ? `/${encodeURIComponent(ctx.vhost)}` : '';
-      const [o, deep] = await Promise.allSettled([
+      const [o, deep, nodes] = await Promise.allSettled([
         api(seeded ? '/api/overview' : `/api/overview?${historyQuery()}`),
         api(`/api/queues${vq}?page=1&page_size=8&sort=messages&sort_reverse=true&pagination=true`),
+        api('/api/nodes'),
       ]);
+      // A user without the monitoring tag may not list nodes: the card then stays hidden.
+      if (nodes.status === 'fulfilled') cluster.update(nodes.value);
       if (o.status === 'fulfilled') {
         const ov = o.value ?? {};
         const ms = ov.message_stats ?? {};
