@@ -52,6 +52,45 @@ async function watched(url: string): Promise<{ conn: amqp.ChannelModel; events: 
   return { conn, events };
 }
 
+/** The memory the watermark is a fraction of: the machine's, or its cgroup's limit when lower. */
+function availableMemory(): number {
+  let memory = os.totalmem();
+  for (const f of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    const text = fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim() : '';
+    if (/^\d+$/.test(text) && Number(text) > 0 && Number(text) < memory) memory = Number(text);
+  }
+  return memory;
+}
+
+async function nodeLimits(port: number): Promise<Record<string, unknown>> {
+  const node = ((await api(port, 'GET', '/api/nodes')).json as Array<Record<string, unknown>>)[0];
+  return {
+    mem_limit: node.mem_limit,
+    disk_free_limit: node.disk_free_limit,
+    mem_alarm: node.mem_alarm,
+    disk_free_alarm: node.disk_free_alarm,
+  };
+}
+
+describe('limits as set', () => {
+  it("defaults as RabbitMQ's (0.4 of memory, 50 MB free), fractions and mem_relative resolved against the same memory", async () => {
+    // RabbitMQ 3.10 on the same machine shows mem_limit = floor(0.4 x memory), disk_free_limit 50000000.
+    const memory = availableMemory();
+    const plain = await broker([]);
+    expect(await nodeLimits(plain.httpPort)).toEqual({
+      mem_limit: Math.floor(0.4 * memory),
+      disk_free_limit: 50_000_000,
+      mem_alarm: false,
+      disk_free_alarm: false,
+    });
+    const relative = await broker(['--vm-memory-high-watermark', '0.25', '--disk-free-limit', 'mem_relative:0.5']);
+    expect(await nodeLimits(relative.httpPort)).toMatchObject({
+      mem_limit: Math.floor(0.25 * memory),
+      disk_free_limit: Math.floor(0.5 * memory),
+    });
+  }, 30_000);
+});
+
 describe('memory watermark', () => {
   it('a fast publisher into a queue nobody consumes from keeps the broker under the watermark: messages page to disk first', async () => {
     // Each queue may keep 256 MB in memory on its own: only the node-wide share of the
