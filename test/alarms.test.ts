@@ -94,6 +94,30 @@ describe('limits as set', () => {
   }, 30_000);
 });
 
+describe('who is told connection.blocked', () => {
+  it('only a connection that publishes while the alarm is on, as RabbitMQ 3.10: consumers and idle connections hear nothing', async () => {
+    // Checked on RabbitMQ 3.10.8 with the same three amqplib connections (set_vm_memory_high_watermark
+    // 0.000001): before any publish no connection had been told; after one publish only the publisher was.
+    const b = await broker(['--vm-memory-high-watermark', '1000000']);
+    await waitFor(() => /memory resource limit alarm set/.test(b.output()), 10_000, 'the memory alarm');
+    const consumer = await watched(b.url);
+    const idle = await watched(b.url);
+    const publisher = await watched(b.url);
+    const q = uid('blocked-who');
+    const cch = await consumer.conn.createChannel();
+    await cch.assertQueue(q, { autoDelete: true });
+    await cch.consume(q, () => undefined, { noAck: true });
+    const pch = await publisher.conn.createChannel();
+    await sleep(1000);
+    expect([consumer.events, idle.events, publisher.events]).toEqual([[], [], []]);
+    pch.publish('', q, Buffer.from('x'));
+    await waitFor(() => publisher.events.length > 0, 5000, 'connection.blocked to the publisher');
+    await sleep(500);
+    expect([consumer.events, idle.events, publisher.events]).toEqual([[], [], ['blocked: low on memory']]);
+    for (const w of [consumer, idle, publisher]) await w.conn.close().catch(() => undefined);
+  }, 30_000);
+});
+
 describe('memory watermark', () => {
   it(
     'a fast publisher into a queue nobody consumes from keeps the broker under the watermark: messages page to disk first',
@@ -230,12 +254,15 @@ describe('disk free limit', () => {
     // 40 MB of the 64 MB taken: under the 30 MB limit.
     const filler = path.join(mount, 'filler');
     fs.writeFileSync(filler, Buffer.alloc(40 * 1024 * 1024, 1));
-    await waitFor(() => events.length > 0, 5000, 'connection.blocked');
-    expect(events).toEqual(['blocked: low on disk']);
+    await waitFor(() => /disk resource limit alarm set/.test(b.output()), 5000, 'the disk alarm');
     const pch = await publisher.createChannel();
     await pch.assertQueue(q, { durable: false });
+    // As in RabbitMQ, the connection is told once it publishes during the alarm.
+    expect(events).toEqual([]);
     // What was read before the block (the publish that ran into it) is taken; nothing more is read.
     for (let i = 0; i < 10; i++) pch.sendToQueue(q, Buffer.from(`m${i}`));
+    await waitFor(() => events.length > 0, 5000, 'connection.blocked');
+    expect(events).toEqual(['blocked: low on disk']);
     const other = await amqp.connect(b.url);
     const och = await other.createChannel();
     await sleep(500);

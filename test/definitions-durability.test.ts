@@ -381,13 +381,16 @@ describe('starting on a full disk', () => {
       b = await start(dataDir);
       expect(b.output()).toMatch(/definitions log could not be compacted/);
 
-      // The disk alarm is up from the start: a publisher hears connection.blocked at once
-      // (right behind connection.open-ok, before amqplib hands us the connection to listen
-      // on: its flag shows it was heard).
+      // The disk alarm is up from the start: a publisher hears connection.blocked once it
+      // publishes (as in RabbitMQ; here a message no queue takes, so nothing waits for the disk).
       const publisher = await connect(b);
       const events: string[] = [];
+      publisher.on('blocked', (reason: string) => events.push(`blocked: ${reason}`));
       publisher.on('unblocked', () => events.push('unblocked'));
-      await waitFor(() => (publisher.connection as unknown as { blocked: boolean }).blocked, 5000, 'connection.blocked');
+      const probe = await publisher.createChannel();
+      probe.publish('', 'no-such-queue', Buffer.from('probe'));
+      await waitFor(() => events.length > 0, 5000, 'connection.blocked');
+      expect(events).toEqual(['blocked: disk write failed']);
 
       // Consumers are served. (Nothing is published first: a message waiting in memory for
       // the disk would be written ahead of reading the queue's log back, which on a full

@@ -189,10 +189,13 @@ describe('full disk: what waits for the disk is kept', () => {
     const ch = await conn.createConfirmChannel();
     await ch.assertQueue('hb.q', { durable: true });
     const filler = fill(mount);
-    // This publish cannot be written: the connection is blocked and no longer read from.
+    // This publish cannot be written: the alarm goes up; the next publish gets the connection
+    // told connection.blocked (as in RabbitMQ, on its first publish during the alarm) and it
+    // is no longer read from.
     ch.sendToQueue('hb.q', Buffer.alloc(2000, 1), { persistent: true });
-    await expect.poll(() => events.includes('blocked'), { timeout: 5000 }).toBe(true);
+    await expect.poll(() => /store write failed/.test(b.output()), { timeout: 5000 }).toBe(true);
     ch.sendToQueue('hb.q', Buffer.alloc(2000, 2), { persistent: true });
+    await expect.poll(() => events.includes('blocked'), { timeout: 5000 }).toBe(true);
     await new Promise((r) => setTimeout(r, 4000)); // more than three heartbeat intervals
     expect(closed).toBe(null);
     fs.rmSync(filler);

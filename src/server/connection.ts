@@ -505,7 +505,6 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     M.encodeConnectionOpenOk(this.writer, 0, '');
-    if (this.blockedReason !== null) this.setBlocked(this.blockedReason);
     this.flush();
     const p = this.clientProperties;
     this.log.info(
@@ -792,36 +791,43 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
 
   // ---- flow ------------------------------------------------------------------------
 
-  /** Tells a client that publishing is blocked (reason) or unblocked (null), if it can hear it. */
+  /**
+   * An alarm was raised (reason) or cleared (null). As in RabbitMQ, a connection hears
+   * connection.blocked only once it publishes while an alarm is on (publishing()), so
+   * connections that only consume are never told; one that was told hears
+   * connection.unblocked when the last alarm clears.
+   */
   setBlocked(reason: string | null): void {
     this.blockedReason = reason;
-    if (reason === null && this.gate.blocked) {
+    if (reason !== null) return;
+    if (this.gate.blocked) {
       this.heartbeats.suspended = this.gate.outputHeld;
       this.gate.unblock();
     }
-    if (this.state !== 'running' || this.clientCapabilities['connection.blocked'] !== true) return;
-    // One connection.blocked per blocking, as RabbitMQ: a second alarm joining the first says nothing new.
-    if (reason !== null && !this.blockedSent) {
-      M.encodeConnectionBlocked(this.writer, 0, reason);
-      this.log.info({ conn: this.name, user: this.user.name, reason }, 'connection blocked');
-    } else if (reason === null && this.blockedSent) {
-      M.encodeConnectionUnblocked(this.writer, 0);
-      this.log.info({ conn: this.name, user: this.user.name }, 'connection unblocked');
-    } else return;
-    this.blockedSent = reason !== null;
+    if (!this.blockedSent) return;
+    this.blockedSent = false;
+    if (this.state !== 'running') return;
+    M.encodeConnectionUnblocked(this.writer, 0);
+    this.log.info({ conn: this.name, user: this.user.name }, 'connection unblocked');
     this.scheduleFlush();
   }
 
   /**
-   * Called when a channel sees basic.publish: while the broker is blocked (a failing
-   * disk), a publishing connection is not read from until it is unblocked, as in
-   * RabbitMQ. Connections that only consume carry on.
+   * Called when a channel sees basic.publish: while an alarm is on, a publishing
+   * connection is told connection.blocked (if it can hear it) and not read from until the
+   * alarm clears, as in RabbitMQ. Connections that only consume carry on.
    */
   publishing(): void {
     if (this.blockedReason === null || this.gate.blocked) return;
     // Its heartbeats will go unread while it is not read from: silence is not counted.
     this.heartbeats.suspended = true;
     this.gate.block();
+    // One connection.blocked per blocking, as RabbitMQ: a second alarm joining the first says nothing new.
+    if (this.blockedSent || this.clientCapabilities['connection.blocked'] !== true) return;
+    this.blockedSent = true;
+    M.encodeConnectionBlocked(this.writer, 0, this.blockedReason);
+    this.log.info({ conn: this.name, user: this.user.name, reason: this.blockedReason }, 'connection blocked');
+    this.scheduleFlush();
   }
 
   /**
