@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import amqp from 'amqplib';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -272,6 +272,41 @@ describe('TLS through the follower proxies', () => {
     const overview = await httpsGet(other.https, '/api/overview');
     expect([overview.status, overview.json.node]).toEqual([200, next.node.name]);
   }, 120_000);
+
+  it('a follower with TLS under a leader without TLS closes its TLS clients at once, and still forwards plain AMQP', async () => {
+    const cluster = h.newClusterName();
+    const plain = await h.startNode(cluster, 'plain');
+    await plain.waitLog(LEADING, () => true, 30_000);
+    const amqpsPort = await clusterPort();
+    const httpsPort = await clusterPort();
+    const withTls = await h.startNode(
+      cluster,
+      'withtls',
+      [
+        ['--tls-port', String(amqpsPort)],
+        ['--https-port', String(httpsPort)],
+        ['--tls-cert', file('server.pem')],
+        ['--tls-key', file('server.key')],
+      ].flat(),
+    );
+    await withTls.waitLog('cluster: leader address known', (l) => l.leader === 'plain', 30_000);
+    expect((await memberKey(cluster, 'withtls')).amqpsPort).toBe(amqpsPort);
+    // Bound (the socket is accepted, then closed), not merely absent.
+    const listening = await withTls.waitLog('forwarding clients to the leader: proxies listening');
+    expect(listening).toMatchObject({ amqpsPort, httpsPort });
+    for (const port of [amqpsPort, httpsPort]) {
+      const outcome = await new Promise<string>((resolve) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, ca: [ca] });
+        s.once('secureConnect', () => resolve('handshake'));
+        s.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
+        s.once('close', () => resolve('closed'));
+      });
+      expect(outcome, `port ${port}`).toMatch(/^(closed|error ECONNRESET|error .*socket disconnected.*)$/);
+    }
+    const c = await amqp.connect(withTls.url);
+    expect(served(c)).toBe('plain');
+    await c.close();
+  }, 60_000);
 
   it('without TLS the member key is written as before, and a key without TLS ports still reads', async () => {
     const cluster = h.newClusterName();
