@@ -20,6 +20,9 @@ export interface ClusterNodeOptions {
   replicationPort: number;
   amqpPort: number;
   httpPort: number;
+  /** The amqps and HTTPS ports when this node has TLS (0 or absent: none), advertised for the followers' pass-through. */
+  amqpsPort?: number;
+  httpsPort?: number;
   /** Lease TTL in seconds (etcd raises values below its minimum, about 2 s). */
   leaseTtlSeconds?: number;
   /** How much earlier than etcd we consider our lease gone. Default: 10 % of the TTL, at least 100 ms. */
@@ -244,6 +247,8 @@ export class ClusterNode extends EventEmitter {
       replicationPort: this.opts.replicationPort,
       amqpPort: this.opts.amqpPort,
       httpPort: this.opts.httpPort,
+      amqpsPort: this.opts.amqpsPort ?? 0,
+      httpsPort: this.opts.httpsPort ?? 0,
       joinedAt: new Date().toISOString(),
     };
     try {

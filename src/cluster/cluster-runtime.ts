@@ -106,6 +106,10 @@ export class ClusterRuntime {
     if (c.port === 0) c.port = await freePort(c.host);
     if (c.httpPort === 0) c.httpPort = await freePort(c.host);
     if (this.settings.replicationPort === 0) this.settings.replicationPort = await freePort(c.host);
+    // The TLS ports likewise: followers bind them too and pass the TLS bytes to the leader's.
+    if (this.tls !== null && c.tlsPort === 0) c.tlsPort = await freePort(c.host);
+    if (this.tls !== null && c.httpsPort === 0) c.httpsPort = await freePort(c.host);
+    const { amqpsPort, httpsPort } = this.tlsPorts();
     const s = this.settings;
     const node = new ClusterNode({
       etcd: s.etcd,
@@ -115,6 +119,8 @@ export class ClusterRuntime {
       replicationPort: s.replicationPort,
       amqpPort: c.port,
       httpPort: c.httpPort,
+      amqpsPort,
+      httpsPort,
       leaseTtlSeconds: s.leaseTtlSeconds,
       whyNotLead: () => this.whyNotLead(),
     });
@@ -150,6 +156,8 @@ export class ClusterRuntime {
         replicationPort: s.replicationPort,
         amqpPort: c.port,
         httpPort: c.httpPort,
+        amqpsPort: amqpsPort ?? null,
+        httpsPort: httpsPort ?? null,
         minIsr: s.minIsr,
         leaseTtl: s.leaseTtlSeconds,
         secret: s.secret === null ? 'etcd' : 'flag',
@@ -157,6 +165,13 @@ export class ClusterRuntime {
       'cluster: joining',
     );
     await node.start();
+  }
+
+  /** This node's amqps and HTTPS ports: undefined when it has no TLS or the port is turned off (-1). */
+  private tlsPorts(): { amqpsPort?: number; httpsPort?: number } {
+    if (this.tls === null) return {};
+    const c = this.config;
+    return { amqpsPort: c.tlsPort >= 0 ? c.tlsPort : undefined, httpsPort: c.httpsPort >= 0 ? c.httpsPort : undefined };
   }
 
   /** SIGTERM: ends the running role, then leaves the cluster (the lease is revoked at once). */
@@ -292,6 +307,8 @@ export class ClusterRuntime {
         leader: this.settings.nodeName,
         amqpPort: server.port,
         httpPort: server.httpPort,
+        amqpsPort: server.tlsPort,
+        httpsPort: server.httpsPort,
         replicationPort: this.replication?.port,
         minIsr: this.settings.minIsr,
         ms: Date.now() - t0,
@@ -397,14 +414,17 @@ export class ClusterRuntime {
    * A follower forwards AMQP and HTTP clients to the leader on this node's own client ports
    * (LeaderProxy): started when this node follows, pointed at the leader once its address is
    * known (until then AMQP clients are refused with 320 and HTTP gets 503), and stopped, its
-   * forwarded clients closed, before this node leads or follows another leader.
+   * forwarded clients closed, before this node leads or follows another leader. With TLS, its
+   * amqps and HTTPS ports pass the TLS bytes through to the leader's (the client checks the
+   * leader's certificate; a client arriving while no leader, or no leader TLS port, is known
+   * finds its socket closed: a refusal cannot be said inside TLS without terminating it).
    */
   private async startLeaderProxy(): Promise<void> {
     if (this.proxy !== null) return;
     const proxy = new LeaderProxy({ node: this.settings.nodeName, log: this.log });
     this.proxy = proxy;
     try {
-      await proxy.start({ host: this.config.host, amqpPort: this.config.port, httpPort: this.config.httpPort });
+      await proxy.start({ host: this.config.host, amqpPort: this.config.port, httpPort: this.config.httpPort, ...this.tlsPorts() });
     } catch (err) {
       // A port in use concerns the clients only: the node still replicates and may lead.
       this.log.error({ reason: (err as Error).message }, 'cluster: cannot open the follower proxies; clients must use the leader');
@@ -414,10 +434,26 @@ export class ClusterRuntime {
 
   private pointProxy(leader: LeaderAddress): void {
     this.log.info(
-      { leader: leader.node, host: leader.host, amqpPort: leader.amqpPort, httpPort: leader.httpPort },
+      {
+        leader: leader.node,
+        host: leader.host,
+        amqpPort: leader.amqpPort,
+        httpPort: leader.httpPort,
+        amqpsPort: leader.amqpsPort,
+        httpsPort: leader.httpsPort,
+      },
       'cluster: leader address known',
     );
-    this.proxy?.setTarget({ node: leader.node, host: leader.host, amqpPort: leader.amqpPort, httpPort: leader.httpPort });
+    // A leader without TLS (a key written by an older node, or no certificate there) leaves the
+    // TLS ports unforwarded: their clients' sockets are closed at once.
+    this.proxy?.setTarget({
+      node: leader.node,
+      host: leader.host,
+      amqpPort: leader.amqpPort,
+      httpPort: leader.httpPort,
+      amqpsPort: leader.amqpsPort > 0 ? leader.amqpsPort : undefined,
+      httpsPort: leader.httpsPort > 0 ? leader.httpsPort : undefined,
+    });
   }
 
   private async stopLeaderProxy(): Promise<void> {

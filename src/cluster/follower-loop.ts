@@ -10,6 +10,9 @@ export interface LeaderAddress {
   replicationPort: number;
   amqpPort: number;
   httpPort: number;
+  /** the leader's amqps and HTTPS ports; 0 when it has no TLS */
+  amqpsPort: number;
+  httpsPort: number;
 }
 
 export interface FollowerLoopOptions {
@@ -93,6 +96,8 @@ export class FollowerLoop {
           replicationPort: member.replicationPort,
           amqpPort: member.amqpPort,
           httpPort: member.httpPort,
+          amqpsPort: member.amqpsPort,
+          httpsPort: member.httpsPort,
         });
       }
       let secret: string | null;

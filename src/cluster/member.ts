@@ -10,6 +10,13 @@ export interface MemberInfo {
   replicationPort: number;
   amqpPort: number;
   httpPort: number;
+  /**
+   * The amqps and HTTPS ports, when this node has TLS (absent in the key otherwise, and in keys
+   * written before followers forwarded TLS): 0 here means none, so a follower binds no pass-through
+   * to it.
+   */
+  amqpsPort: number;
+  httpsPort: number;
   /** ISO time this session registered (a node that lost its lease and came back gets a new one). */
   joinedAt: string;
 }
@@ -23,10 +30,12 @@ export function parseMember(name: string, value: string): MemberInfo {
       replicationPort: Number(v.replicationPort ?? 0),
       amqpPort: Number(v.amqpPort ?? 0),
       httpPort: Number(v.httpPort ?? 0),
+      amqpsPort: Number(v.amqpsPort ?? 0),
+      httpsPort: Number(v.httpsPort ?? 0),
       joinedAt: String(v.joinedAt ?? ''),
     };
   } catch {
-    return { name, advertiseHost: '', replicationPort: 0, amqpPort: 0, httpPort: 0, joinedAt: '' };
+    return { name, advertiseHost: '', replicationPort: 0, amqpPort: 0, httpPort: 0, amqpsPort: 0, httpsPort: 0, joinedAt: '' };
   }
 }
 
@@ -47,7 +56,9 @@ export class MemberRegistry {
    */
   async register(info: MemberInfo, lease: NodeLease, waitMs: number): Promise<void> {
     const key = this.keys.member(info.name);
-    const value = JSON.stringify(info);
+    // Without TLS the key is written as before this node knew of TLS ports.
+    const { amqpsPort, httpsPort, ...plain } = info;
+    const value = JSON.stringify({ ...plain, ...(amqpsPort > 0 && { amqpsPort }), ...(httpsPort > 0 && { httpsPort }) });
     const giveUpAt = Date.now() + waitMs;
     for (;;) {
       const res = await this.client
