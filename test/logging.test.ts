@@ -268,6 +268,9 @@ describe('alarms and blocked connections', () => {
     expect(set).toMatchObject({ level: 40, limit: 1_000_000, rss: expect.any(Number) });
     const conn = await amqp.connect(b.url, { clientProperties: { connection_name: 'h-logs blocked' } });
     const opened = await line(out, 'connection opened', (l) => l.connectionName === 'h-logs blocked');
+    // As in RabbitMQ, a connection is told connection.blocked once it publishes during the alarm.
+    const ch = await conn.createChannel();
+    ch.publish('', 'h-logs-nowhere', Buffer.from('x'));
     expect(await line(out, 'connection blocked', (l) => l.conn === opened.conn)).toMatchObject({
       level: 30,
       user: 'guest',
