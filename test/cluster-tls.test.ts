@@ -227,7 +227,11 @@ describe('TLS through the follower proxies', () => {
       expect(r.cert).toBe(serverCert.fingerprint256);
       const n = await httpsGet(f.https, '/api/nodes');
       expect(n.status).toBe(200);
-      expect((n.json as unknown as { name: string }[]).map((x) => x.name)).toContain(leader.name);
+      const listed = n.json as unknown as { name: string; ports?: Record<string, number> }[];
+      expect(listed.map((x) => x.name)).toContain(leader.name);
+      // Every member's ports, TLS ones included, as the members advertise them in etcd.
+      expect(listed.find((x) => x.name === leader.name)!.ports).toMatchObject({ amqps: L.amqps, https: L.https });
+      expect(listed.find((x) => x.name === f.node.name)!.ports).toMatchObject({ amqps: f.amqps, https: f.https });
     }
   }, 90_000);
 

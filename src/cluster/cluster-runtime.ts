@@ -348,6 +348,8 @@ export class ClusterRuntime {
         amqpPort: m?.amqpPort ?? 0,
         httpPort: m?.httpPort ?? 0,
         replicationPort: m?.replicationPort ?? 0,
+        amqpsPort: m?.amqpsPort ?? 0,
+        httpsPort: m?.httpsPort ?? 0,
       };
     });
     return { cluster: this.settings.clusterName, term, leader: node.name, minIsr: this.settings.minIsr, isr, lsn, members };

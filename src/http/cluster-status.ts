@@ -22,6 +22,9 @@ export interface ClusterMemberStatus {
   amqpPort: number;
   httpPort: number;
   replicationPort: number;
+  /** 0: the member serves no TLS */
+  amqpsPort: number;
+  httpsPort: number;
 }
 
 export interface ClusterStatus {

@@ -58,6 +58,8 @@ function clusterFields(c: ClusterStatus, m: ClusterMemberStatus): Record<string,
       min_isr: c.minIsr,
     },
     advertise_host: m.advertiseHost,
+    // Where clients and followers reach the member (0: not served, e.g. no TLS).
+    ports: { amqp: m.amqpPort, http: m.httpPort, amqps: m.amqpsPort, https: m.httpsPort, replication: m.replicationPort },
   };
 }
 
