@@ -183,6 +183,12 @@ async function declareRefused(b: DurableBroker): Promise<number> {
   return code;
 }
 
+function u32le(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
 function within<V>(p: Promise<V>, ms: number, what: string): Promise<V> {
   return Promise.race([p, new Promise<V>((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref())]);
 }
@@ -254,6 +260,94 @@ describe('a definitions.log REPLACE larger than one frame', () => {
       expect(fs.existsSync(followerDefs + '.tmp')).toBe(false);
       console.log(
         `follower streamed from LSN ${String(streamStart.from)} to ${String(end?.durableLsn)}; definitions.log identical (${rewritten.length} bytes, sha256 ${sha(defs).slice(0, 16)})`,
+      );
+    },
+    T,
+  );
+
+  it(
+    'a follower killed -9 between two parts keeps its old definitions.log whole; a broker on that copy ignores the part aside; a resumed stream finishes it; missing parts say lagging',
+    async () => {
+      expect(oldDefinitions, 'the definitions of the first test').not.toBeNull();
+      const before = oldDefinitions!;
+      const after = newDefinitions!;
+      const dir = await tempDataDir('leveret-replace-kill-');
+      dirs.push(dir);
+      // A data directory a broker made, holding the old definitions (18,000 queues).
+      const b0 = await startOn(dir);
+      brokers.push(b0);
+      await b0.stop();
+      brokers = [];
+      const defs = path.join(dir, 'definitions.log');
+      fs.writeFileSync(defs, before);
+
+      // The ops the leader's tap makes of the rewrite (the same OpTap as the live stream).
+      const ops: Buffer[] = [];
+      const tap = new OpTap(dir, (op) => ops.push(op));
+      tap.replaced(defs, after);
+      const kinds = ops.map((o) => decodeOp(o).kind);
+      const parts = Math.ceil(after.length / (1024 * 1024));
+      expect(kinds).toEqual([...Array<OpKind>(parts).fill(OpKind.REPLACE_PART), OpKind.REPLACE_END]);
+      for (const o of ops) expect(o.length).toBeLessThan(MAX_PAYLOAD);
+      const opsFile = path.join(path.dirname(dir), 'ops.bin');
+      fs.writeFileSync(opsFile, Buffer.concat(ops.flatMap((o) => [u32le(o.length), o])));
+
+      // A follower process applies two parts, then is killed -9.
+      const kept = 2;
+      const script = `
+        const fs = require('node:fs');
+        const { OpApplier } = require(${JSON.stringify(APPLIER)});
+        const buf = fs.readFileSync(${JSON.stringify(opsFile)});
+        const a = new OpApplier(${JSON.stringify(dir)});
+        let at = 0;
+        for (let i = 0; i < ${kept}; i++) {
+          const n = buf.readUInt32LE(at);
+          a.apply(buf.subarray(at + 4, at + 4 + n));
+          at += 4 + n;
+        }
+        process.kill(process.pid, 'SIGKILL');`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const signal = await new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, sig) => r(sig)));
+      expect({ signal, err }).toEqual({ signal: 'SIGKILL', err: '' });
+      expect(sha(defs)).toBe(createHash('sha256').update(before).digest('hex'));
+      expect(fs.statSync(defs + '.tmp').size).toBe(kept * 1024 * 1024);
+
+      // A broker on that copy (a promotion now) loads the old definitions, whole; the part
+      // aside is never read, and its own start-up rewrite replaces it.
+      const copy = await tempDataDir('leveret-replace-copy-');
+      dirs.push(copy);
+      fs.cpSync(dir, copy, { recursive: true });
+      const b = await startOn(copy);
+      brokers.push(b);
+      const overview = await api(b.httpPort, 'GET', '/api/overview');
+      expect((overview.json as { object_totals: { queues: number } }).object_totals.queues).toBe(QUEUES - 2000);
+      await b.stop();
+      brokers = [];
+      expect(fs.existsSync(path.join(copy, 'definitions.log.tmp'))).toBe(false);
+
+      // The stream resumed after the last part applied: the rest completes the new file.
+      const resumed = new OpApplier(dir);
+      resumed.appliedLsn = kept;
+      for (const o of ops.slice(kept)) resumed.apply(o);
+      resumed.close();
+      expect(sha(defs)).toBe(createHash('sha256').update(after).digest('hex'));
+      expect(fs.existsSync(defs + '.tmp')).toBe(false);
+
+      // Resumed past parts this copy does not hold: not a file with a hole, a catch-up.
+      const bare = await tempDataDir('leveret-replace-bare-');
+      dirs.push(bare);
+      const lacking = new OpApplier(bare);
+      lacking.appliedLsn = kept;
+      expect(() => lacking.apply(ops[kept])).toThrow(expect.objectContaining({ code: 'lagging' }));
+      fs.writeFileSync(path.join(bare, 'definitions.log.tmp'), Buffer.alloc(1000));
+      expect(() => lacking.apply(ops[kept])).toThrow(/holds 1000 bytes: catch up again/);
+      lacking.close();
+      expect(fs.existsSync(path.join(bare, 'definitions.log'))).toBe(false);
+      console.log(
+        `${ops.length} ops (${parts} parts of at most 1 MiB and an end) for ${after.length} bytes; killed after ${kept}: old file whole, ${QUEUES - 2000} queues on a broker started on the copy; resumed: new file identical`,
       );
     },
     T,

@@ -137,7 +137,8 @@ export class OpApplier {
     const tmpRel = rel + '.tmp';
     const fd = this.fds.get(tmpRel) ?? this.reopenAside(op, path, tmpRel, op.n);
     const size = fs.fstatSync(fd).size;
-    if (size !== op.n) throw new ReplicationError('lagging', `store op ${op.lsn}: ${rel}'s new content is ${size} bytes aside, not ${op.n}: catch up again`);
+    if (size !== op.n)
+      throw new ReplicationError('lagging', `store op ${op.lsn}: ${rel}'s new content is ${size} bytes aside, not ${op.n}: catch up again`);
     fs.fsyncSync(fd);
     this.dirtyFiles.delete(fd);
     this.closeFile(tmpRel);
