@@ -289,6 +289,9 @@ describe('a definitions.log REPLACE larger than one frame', () => {
       const parts = Math.ceil(after.length / (1024 * 1024));
       expect(kinds).toEqual([...Array<OpKind>(parts).fill(OpKind.REPLACE_PART), OpKind.REPLACE_END]);
       for (const o of ops) expect(o.length).toBeLessThan(MAX_PAYLOAD);
+      // Each part says where it goes; the end says how long the whole is.
+      expect(ops.map((o) => decodeOp(o).n)).toEqual([...Array.from({ length: parts }, (_, i) => i * 1024 * 1024), after.length]);
+      expect(Buffer.concat(ops.slice(0, parts).map((o) => decodeOp(o).data!)).equals(after)).toBe(true);
       const opsFile = path.join(path.dirname(dir), 'ops.bin');
       fs.writeFileSync(opsFile, Buffer.concat(ops.flatMap((o) => [u32le(o.length), o])));
 
