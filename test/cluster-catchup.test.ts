@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followerProof, leaderProof } from '../src/cluster/replication/auth';
 import { encodeFrame, FrameType, jsonFrame, MAX_PAYLOAD, type Frame } from '../src/cluster/replication/frame';
 import { FrameDecoder } from '../src/cluster/replication/frame-decoder';
+import { PROTOCOL_VERSION } from '../src/cluster/replication/protocol';
 import type { CatchUpStats } from '../src/cluster/replication/catch-up-stats';
 import { ReplicationFollower } from '../src/cluster/replication/replication-follower';
 import { removeDataDir, startOn, tempDataDir } from './helpers/durable-broker';
@@ -455,7 +456,9 @@ describe('replication catch-up (issue 15)', () => {
     const frames: Array<{ type: number; payload: Buffer }> = [];
     sock.on('data', (d: Buffer) => frames.push(...decoder.push(d)));
     const closed = new Promise((r) => sock.on('close', r));
-    sock.write(jsonFrame(FrameType.HELLO, 0, { cluster: 'test', node: 'intruder', protocol: 1, term: 0, nonce: 'a'.repeat(64) }));
+    sock.write(
+      jsonFrame(FrameType.HELLO, 0, { cluster: 'test', node: 'intruder', protocol: PROTOCOL_VERSION, term: 0, nonce: 'a'.repeat(64) }),
+    );
     while (frames.length === 0) await new Promise((r) => setTimeout(r, 20));
     const challenge = JSON.parse(frames[0].payload.toString()) as { nonce: string };
     sock.write(jsonFrame(FrameType.PROOF, 7, { proof: followerProof('a guess', challenge.nonce, 'a'.repeat(64), 'intruder') }));

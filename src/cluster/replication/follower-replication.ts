@@ -228,7 +228,11 @@ export class FollowerReplication extends EventEmitter {
             lastSync = Date.now();
           }
         } catch (err) {
-          const e = new ReplicationError('io', `applying the leader's op ${applier.appliedLsn + 1}: ${(err as Error).message}`);
+          // A part of a content written aside that this copy lacks says `lagging` (catch up again).
+          const e =
+            err instanceof ReplicationError
+              ? err
+              : new ReplicationError('io', `applying the leader's op ${applier.appliedLsn + 1}: ${(err as Error).message}`);
           conn.close(e);
           throw e;
         }

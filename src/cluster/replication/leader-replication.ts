@@ -95,7 +95,13 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
     (op, lsn) => {
       backlog.push(op, lsn);
       const kind = op[0] as OpKind;
-      if (kind === OpKind.REMOVE || kind === OpKind.OPEN || kind === OpKind.MKDIR || kind === OpKind.REPLACE) {
+      if (
+        kind === OpKind.REMOVE ||
+        kind === OpKind.OPEN ||
+        kind === OpKind.MKDIR ||
+        kind === OpKind.REPLACE ||
+        kind === OpKind.REPLACE_END
+      ) {
         const path = op.toString('utf8', 11, 11 + op.readUInt16BE(9));
         if (kind === OpKind.REMOVE) {
           removed.set(path, lsn);

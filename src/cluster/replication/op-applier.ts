@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
+import { ReplicationError } from './errors';
 import { safeRelativePath } from './node-local';
 import { decodeOp, OpKind, type StoreOp } from './store-ops';
 
@@ -101,7 +102,67 @@ export class OpApplier {
         this.dirtyDirs.add(dirname(path));
         return;
       }
+      case OpKind.REPLACE_PART:
+        return this.replacePart(op, rel, path);
+      case OpKind.REPLACE_END:
+        return this.replaceEnd(op, rel, path);
     }
+  }
+
+  /**
+   * A chunk of a new content written aside, in `<file>.tmp` (node-local: never copied, removed
+   * by a catch-up, never read by a broker), kept open and synced with the other files, so a
+   * stream resumed between two parts finds the earlier ones on disk. Position 0 starts it
+   * anew; a later part needs every byte before it there already, else the file would be
+   * renamed with a hole in it.
+   */
+  private replacePart(op: StoreOp, rel: string, path: string): void {
+    const tmpRel = rel + '.tmp';
+    let fd = this.fds.get(tmpRel);
+    if (op.n === 0) {
+      this.closeFile(tmpRel);
+      fd = openMaking(path + '.tmp', 'w+');
+      this.keep(tmpRel, fd);
+      this.dirtyDirs.add(dirname(path));
+    } else if (fd === undefined) {
+      fd = this.reopenAside(op, path, tmpRel, op.n);
+    }
+    const data = op.data!;
+    for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, op.n + off);
+    this.dirtyFiles.add(fd);
+  }
+
+  /** The new content is whole aside: synced, then renamed over the file (never half there). */
+  private replaceEnd(op: StoreOp, rel: string, path: string): void {
+    const tmpRel = rel + '.tmp';
+    const fd = this.fds.get(tmpRel) ?? this.reopenAside(op, path, tmpRel, op.n);
+    const size = fs.fstatSync(fd).size;
+    if (size !== op.n)
+      throw new ReplicationError('lagging', `store op ${op.lsn}: ${rel}'s new content is ${size} bytes aside, not ${op.n}: catch up again`);
+    fs.fsyncSync(fd);
+    this.dirtyFiles.delete(fd);
+    this.closeFile(tmpRel);
+    this.closeFile(rel);
+    fs.renameSync(path + '.tmp', path);
+    this.dirtyDirs.add(dirname(path));
+  }
+
+  /** Reopens a content being written aside (a stream resumed past its first parts); it must hold `need` bytes. */
+  private reopenAside(op: StoreOp, path: string, tmpRel: string, need: number): number {
+    let fd: number;
+    try {
+      fd = fs.openSync(path + '.tmp', 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      throw new ReplicationError('lagging', `store op ${op.lsn} continues ${tmpRel}, which is not there: catch up again`);
+    }
+    const size = fs.fstatSync(fd).size;
+    if (size < need) {
+      fs.closeSync(fd);
+      throw new ReplicationError('lagging', `store op ${op.lsn} continues ${tmpRel} at ${need}, which holds ${size} bytes: catch up again`);
+    }
+    this.keep(tmpRel, fd);
+    return fd;
   }
 
   /** Makes everything applied durable; LSNs up to this op are then on our disk. */

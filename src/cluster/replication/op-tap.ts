@@ -71,7 +71,18 @@ export class OpTap implements StoreTap {
 
   replaced(path: string, data: Buffer): void {
     const rel = this.rel(path);
-    if (rel !== null) this.emit(encodeOp(OpKind.REPLACE, this.lsn + 1, rel, 0, data));
+    if (rel === null) return;
+    if (data.length <= CHUNK_SIZE) {
+      this.emit(encodeOp(OpKind.REPLACE, this.lsn + 1, rel, 0, data));
+      return;
+    }
+    // A definitions.log of thousands of definitions (or damaged bytes kept aside) outgrows a
+    // frame: its content goes in chunks, written aside by the follower and renamed over the
+    // file by the last op only, so the file is never half the new content. All in this one
+    // call: no other op, and no catch-up's snapshot point, falls between the parts.
+    for (let off = 0; off < data.length; off += CHUNK_SIZE)
+      this.emit(encodeOp(OpKind.REPLACE_PART, this.lsn + 1, rel, off, data.subarray(off, off + CHUNK_SIZE)));
+    this.emit(encodeOp(OpKind.REPLACE_END, this.lsn + 1, rel, data.length));
   }
 
   syncStarting(): void {

@@ -1,5 +1,7 @@
 /** What the two ends exchange, and the version of it; a mismatch is refused at HELLO. */
-export const PROTOCOL_VERSION = 1;
+// 2: store ops REPLACE_PART and REPLACE_END (a REPLACE above one data chunk). A follower of
+// version 1 would fail on the first one; it is refused at HELLO instead.
+export const PROTOCOL_VERSION = 2;
 
 export interface Hello {
   cluster: string;

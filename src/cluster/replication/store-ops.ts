@@ -10,8 +10,12 @@
  *   MKDIR     nothing (with its parents)
  *   REPLACE   the file's whole new content (applied aside and renamed: never half there)
  *   SYNCED    u64 epoch | u64 lsn the leader's round covered (path empty)
- * One op is one buffer, so it fits a transport frame as it is (a WRITE carries one turn's
- * appends to one file, which a segment size bounds).
+ *   REPLACE_PART  u64 position | bytes of a new content too big for one op (written aside;
+ *             position 0 starts it anew)
+ *   REPLACE_END   u64 length: the content written aside is whole; renamed over the file
+ * One op is one buffer that fits a transport frame: a WRITE or a REPLACE_PART carries at most
+ * one data chunk (1 MiB), so a longer write goes as several WRITEs and a longer REPLACE as
+ * REPLACE_PARTs and a REPLACE_END, consecutive LSNs emitted in one call.
  */
 export const enum OpKind {
   OPEN = 1,
@@ -21,25 +25,43 @@ export const enum OpKind {
   MKDIR = 5,
   REPLACE = 6,
   SYNCED = 7,
+  REPLACE_PART = 8,
+  REPLACE_END = 9,
 }
 
 export interface StoreOp {
   kind: OpKind;
   lsn: number;
   path: string;
-  /** OPEN: truncate flag; WRITE: position; TRUNCATE: length; SYNCED: epoch */
+  /** OPEN: truncate flag; WRITE, REPLACE_PART: position; TRUNCATE, REPLACE_END: length; SYNCED: epoch */
   n: number;
   /** SYNCED: the LSN the leader's round covered */
   upTo: number;
-  /** WRITE, REPLACE: the bytes (a view into the encoded op) */
+  /** WRITE, REPLACE, REPLACE_PART: the bytes (a view into the encoded op) */
   data: Buffer | null;
 }
 
 const HEAD = 1 + 8 + 2;
 
+/** Kinds whose body starts with a u64 (position, length or epoch). */
+function hasU64(kind: OpKind): boolean {
+  return (
+    kind === OpKind.WRITE ||
+    kind === OpKind.TRUNCATE ||
+    kind === OpKind.SYNCED ||
+    kind === OpKind.REPLACE_PART ||
+    kind === OpKind.REPLACE_END
+  );
+}
+
+/** Kinds that carry bytes after their header. */
+function hasData(kind: OpKind): boolean {
+  return kind === OpKind.WRITE || kind === OpKind.REPLACE || kind === OpKind.REPLACE_PART;
+}
+
 export function encodeOp(kind: OpKind, lsn: number, path: string, n = 0, data: Buffer | null = null, upTo = 0): Buffer {
   const pathLen = Buffer.byteLength(path);
-  const body = kind === OpKind.OPEN ? 1 : kind === OpKind.WRITE || kind === OpKind.TRUNCATE ? 8 : kind === OpKind.SYNCED ? 16 : 0;
+  const body = kind === OpKind.OPEN ? 1 : kind === OpKind.SYNCED ? 16 : hasU64(kind) ? 8 : 0;
   const buf = Buffer.allocUnsafe(HEAD + pathLen + body + (data === null ? 0 : data.length));
   buf[0] = kind;
   putU64(buf, 1, lsn);
@@ -61,20 +83,20 @@ export function encodeOp(kind: OpKind, lsn: number, path: string, n = 0, data: B
 export function decodeOp(buf: Buffer): StoreOp {
   if (buf.length < HEAD) throw new Error(`store op too short (${buf.length} bytes)`);
   const kind = buf[0] as OpKind;
-  if (kind < OpKind.OPEN || kind > OpKind.SYNCED) throw new Error(`unknown store op kind ${kind}`);
+  if (kind < OpKind.OPEN || kind > OpKind.REPLACE_END) throw new Error(`unknown store op kind ${kind}`);
   const lsn = getU64(buf, 1);
   const pathEnd = HEAD + buf.readUInt16BE(9);
   const path = buf.toString('utf8', HEAD, pathEnd);
   const op: StoreOp = { kind, lsn, path, n: 0, upTo: 0, data: null };
   let at = pathEnd;
   if (kind === OpKind.OPEN) op.n = buf[at];
-  else if (kind === OpKind.WRITE || kind === OpKind.TRUNCATE || kind === OpKind.SYNCED) {
+  else if (hasU64(kind)) {
     op.n = getU64(buf, at);
     at += 8;
     if (kind === OpKind.SYNCED) op.upTo = getU64(buf, at);
     at += kind === OpKind.SYNCED ? 8 : 0;
   }
-  if (kind === OpKind.WRITE || kind === OpKind.REPLACE) op.data = buf.subarray(at);
+  if (hasData(kind)) op.data = buf.subarray(at);
   if (at > buf.length) throw new Error(`store op ${kind} truncated`);
   return op;
 }
