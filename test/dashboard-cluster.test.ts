@@ -4,18 +4,18 @@
 // single node.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker } from './helpers/broker';
+import { launchChromium, signedIn, watchedPage } from './helpers/dashboard';
 import { publishConfirmed, settled, tryAmqp, useCluster } from './helpers/cluster';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = path.join(__dirname, 'out');
 const h = useCluster();
 let browser: Browser;
 
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
   await fs.mkdir(OUT, { recursive: true });
 }, 30_000);
 
@@ -24,14 +24,8 @@ afterAll(async () => {
 });
 
 async function openOverview(httpPort: number): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`http://127.0.0.1:${httpPort}/`);
-  await page.fill('input[name=username]', 'guest');
-  await page.fill('input[name=password]', 'guest');
-  await page.click('form.login button[type=submit]');
-  await page.waitForSelector('header.top');
+  const { page, errors } = await watchedPage(browser, { viewport: { width: 1440, height: 1000 } });
+  await signedIn(page, `http://127.0.0.1:${httpPort}`);
   await page.selectOption('select[aria-label="Refresh every"]', '2000');
   return { page, errors };
 }

@@ -5,13 +5,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from './helpers/broker';
+import { launchChromium, signedIn, watchedPage } from './helpers/dashboard';
 import { api } from './helpers/http';
 import { closeReason, waitFor } from './helpers/clients';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = path.join(__dirname, 'out');
 
 let broker: StartedBroker;
@@ -21,7 +21,7 @@ let base: string;
 beforeAll(async () => {
   broker = await startBroker();
   base = `http://127.0.0.1:${broker.httpPort}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
   await fs.mkdir(OUT, { recursive: true });
 }, 30_000);
 
@@ -31,15 +31,9 @@ afterAll(async () => {
 });
 
 async function loggedIn(): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { page, errors } = await watchedPage(browser, { acceptDownloads: true });
   page.on('dialog', (d) => void d.accept());
-  await page.goto(`${base}/`);
-  await page.fill('input[name=username]', 'guest');
-  await page.fill('input[name=password]', 'guest');
-  await page.click('form.login button[type=submit]');
-  await page.waitForSelector('header.top');
+  await signedIn(page, base);
   return { page, errors };
 }
 

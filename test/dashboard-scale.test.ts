@@ -5,12 +5,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from './helpers/broker';
+import { launchChromium, signedIn, watchedPage } from './helpers/dashboard';
 import { api } from './helpers/http';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = path.join(__dirname, 'out');
 const N = 10_000;
 const name = (i: number) => `scale-q-${String(i).padStart(5, '0')}`;
@@ -52,7 +52,7 @@ beforeAll(async () => {
   } finally {
     await c.close();
   }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
   await fs.mkdir(OUT, { recursive: true });
 }, 120_000);
 
@@ -62,20 +62,14 @@ afterAll(async () => {
 });
 
 async function loggedIn(): Promise<{ page: Page; errors: string[]; queueLists: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-  const errors: string[] = [];
+  const { page, errors } = await watchedPage(browser);
   const queueLists: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
   page.on('request', (r) => {
     const u = new URL(r.url());
     if (/^\/api\/queues\/?(%2F)?$/.test(u.pathname)) queueLists.push(u.search);
   });
   page.on('dialog', (d) => void d.accept());
-  await page.goto(`${base}/`);
-  await page.fill('input[name=username]', 'guest');
-  await page.fill('input[name=password]', 'guest');
-  await page.click('form.login button[type=submit]');
-  await page.waitForSelector('header.top');
+  await signedIn(page, base);
   return { page, errors, queueLists };
 }
 

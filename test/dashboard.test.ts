@@ -4,11 +4,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from './helpers/broker';
+import { launchChromium, logIn as logInAt, watchedPage } from './helpers/dashboard';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = path.join(__dirname, 'out');
 const QUEUE = 'dash-test-orders';
 // Shown as text, never run: the page would set window.__pwned if it parsed names as HTML.
@@ -21,7 +21,7 @@ let base: string;
 beforeAll(async () => {
   broker = await startBroker();
   base = `http://127.0.0.1:${broker.httpPort}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
   await fs.mkdir(OUT, { recursive: true });
 }, 30_000);
 
@@ -30,19 +30,8 @@ afterAll(async () => {
   await broker?.stop();
 });
 
-async function newPage(): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  return { page, errors };
-}
-
-async function logIn(page: Page, user: string, pass: string): Promise<void> {
-  await page.goto(`${base}/`);
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', pass);
-  await page.click('form.login button[type=submit]');
-}
+const newPage = () => watchedPage(browser);
+const logIn = (page: Page, user: string, pass: string) => logInAt(page, base, user, pass);
 
 describe('dashboard', () => {
   it('serves the page and its assets without a login, with content types', async () => {

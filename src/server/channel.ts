@@ -257,11 +257,12 @@ export class Channel implements ConsumerChannel, HoldingChannel {
    * Where the answer to a definitions change is written: the connection's output, or (cluster
    * mode, while the followers lack some definitions change made so far: this one, or one it
    * relies on, such as the declare of a queue redeclared here) the channel's held answers.
-   * Only definitions methods ask; a single node pays one null check for them, none per message.
+   * Only definitions methods ask; on a single node nothing is ever pending (no gate), and
+   * nothing is asked per message.
    */
   private answerWriter(): Writer {
     const s = this.conn.syncScheduler;
-    if (s === null || s.gate === null) return this.conn.writer;
+    if (s === null) return this.conn.writer;
     const epoch = s.definitionsPending;
     if (epoch === 0) return this.conn.writer;
     this.held = new HeldAnswers(this, s, epoch);

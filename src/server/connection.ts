@@ -126,8 +126,6 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
   private blockedReason: string | null = null;
   /** The user this connection counts against in the limits (from connection.open until teardown). */
   private countedAs: string | null = null;
-  /** connection.blocked went out and connection.unblocked has not yet */
-  private blockedSent = false;
   /** Who ended the connection and why, for the one line logged when its socket closes. */
   private ending: ConnectionEnding | null = null;
 
@@ -799,17 +797,18 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
    */
   setBlocked(reason: string | null): void {
     this.blockedReason = reason;
-    if (reason !== null) return;
-    if (this.gate.blocked) {
-      this.heartbeats.suspended = this.gate.outputHeld;
-      this.gate.unblock();
-    }
-    if (!this.blockedSent) return;
-    this.blockedSent = false;
-    if (this.state !== 'running') return;
+    // Only a connection that published during the alarm was blocked, and told so if it can hear it.
+    if (reason !== null || !this.gate.blocked) return;
+    this.heartbeats.suspended = this.gate.outputHeld;
+    this.gate.unblock();
+    if (this.state !== 'running' || !this.hearsBlocked) return;
     M.encodeConnectionUnblocked(this.writer, 0);
     this.log.info({ conn: this.name, user: this.user.name }, 'connection unblocked');
     this.scheduleFlush();
+  }
+
+  private get hearsBlocked(): boolean {
+    return this.clientCapabilities['connection.blocked'] === true;
   }
 
   /**
@@ -822,9 +821,9 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
     // Its heartbeats will go unread while it is not read from: silence is not counted.
     this.heartbeats.suspended = true;
     this.gate.block();
-    // One connection.blocked per blocking, as RabbitMQ: a second alarm joining the first says nothing new.
-    if (this.blockedSent || this.clientCapabilities['connection.blocked'] !== true) return;
-    this.blockedSent = true;
+    // One connection.blocked per blocking, as RabbitMQ: a second alarm joining the first finds
+    // the connection blocked already (not read from), so it says nothing new.
+    if (!this.hearsBlocked) return;
     M.encodeConnectionBlocked(this.writer, 0, this.blockedReason);
     this.log.info({ conn: this.name, user: this.user.name, reason: this.blockedReason }, 'connection blocked');
     this.scheduleFlush();

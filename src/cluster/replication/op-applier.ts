@@ -70,8 +70,7 @@ export class OpApplier {
       }
       case OpKind.WRITE: {
         const fd = this.fdOf(rel, path);
-        const data = op.data!;
-        for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, op.n + off);
+        writeAt(fd, op.data!, op.n);
         this.dirtyFiles.add(fd);
         return;
       }
@@ -93,7 +92,7 @@ export class OpApplier {
         const tmp = path + '.tmp';
         const fd = openMaking(tmp, 'w');
         try {
-          fs.writeSync(fd, op.data!);
+          writeAt(fd, op.data!, 0);
           fs.fsyncSync(fd);
         } finally {
           fs.closeSync(fd);
@@ -127,8 +126,7 @@ export class OpApplier {
     } else if (fd === undefined) {
       fd = this.reopenAside(op, path, tmpRel, op.n);
     }
-    const data = op.data!;
-    for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, op.n + off);
+    writeAt(fd, op.data!, op.n);
     this.dirtyFiles.add(fd);
   }
 
@@ -280,6 +278,11 @@ export class OpApplier {
  * live leader, the stream replays ops on files whose folder the copy no longer has (deleted
  * on the leader after the snapshot point); the stream's own REMOVE takes them away again.
  */
+/** Writes all of `data` at `position` (a write may take less than it is given). */
+function writeAt(fd: number, data: Buffer, position: number): void {
+  for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, position + off);
+}
+
 function openMaking(path: string, flags: string | number): number {
   try {
     return fs.openSync(path, flags);

@@ -1,5 +1,6 @@
 import type { Connection } from '../../server/connection';
 import { channelName } from '../views/channel-details';
+import { socketLimit } from '../views/node';
 import { label, type MetricType } from './exposition';
 import type { ChannelRef, ExchangeRef, QueueRef, Scrape } from './scrape';
 import type { ClusterMemberStatus } from '../cluster-status';
@@ -97,9 +98,9 @@ export const NODE = group<Scrape>({
   metrics: [
     m('rabbitmq_process_max_fds', 'gauge', 'Open file descriptors limit', (s) => s.process.maxFds),
     // Grafana's RabbitMQ-Overview shows "TCP sockets available" as this minus the open ones;
-    // the same share of the descriptors as /api/nodes' sockets_total.
+    // the same figure as /api/nodes' sockets_total.
     m('rabbitmq_process_max_tcp_sockets', 'gauge', 'Open TCP sockets limit', (s) =>
-      s.process.maxFds === null ? null : Math.max(0, Math.floor((s.process.maxFds - 100) * 0.9)),
+      s.process.maxFds === null ? null : socketLimit(s.process.maxFds),
     ),
     m(
       'rabbitmq_resident_memory_limit_bytes',

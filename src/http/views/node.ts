@@ -157,6 +157,9 @@ const ZERO_COUNTERS = [
   'queue_deleted',
 ];
 
+/** How many of `fds` descriptors may be sockets: RabbitMQ keeps some back for files. */
+export const socketLimit = (fds: number): number => Math.max(0, Math.floor((fds - 100) * 0.9));
+
 /** This node as RabbitMQ 3.10's /api/nodes/{name} shows it, in its key order. */
 export function nodeJson(ctx: ManagementContext, resources: NodeResources, rates: Record<string, number>): Record<string, unknown> {
   const fdTotal = fileLimit();
@@ -165,8 +168,7 @@ export function nodeJson(ctx: ManagementContext, resources: NodeResources, rates
     partitions: [],
     os_pid: String(process.pid),
     fd_total: fdTotal,
-    // RabbitMQ keeps some descriptors back from sockets.
-    sockets_total: Math.max(0, Math.floor((fdTotal - 100) * 0.9)),
+    sockets_total: socketLimit(fdTotal),
     mem_limit: alarms.memoryLimit ?? Math.floor(os.totalmem() * MEMORY_HIGH_WATERMARK),
     mem_alarm: alarms.memory,
     disk_free_limit: alarms.diskFreeLimit ?? DISK_FREE_LIMIT,
