@@ -19,7 +19,7 @@ import { removeDataDir, startOn, tempDataDir, type DurableBroker } from './helpe
 import { api } from './helpers/http';
 import { MAX_PAYLOAD } from '../src/cluster/replication/frame';
 import { OpApplier } from '../src/cluster/replication/op-applier';
-import { OpTap } from '../src/cluster/replication/op-tap';
+import { collectOps, OpTap } from '../src/cluster/replication/op-tap';
 import { decodeOp, OpKind } from '../src/cluster/replication/store-ops';
 
 const T = 240_000;
@@ -283,7 +283,10 @@ describe('a definitions.log REPLACE larger than one frame', () => {
 
       // The ops the leader's tap makes of the rewrite (the same OpTap as the live stream).
       const ops: Buffer[] = [];
-      const tap = new OpTap(dir, (op) => ops.push(op));
+      const tap = new OpTap(
+        dir,
+        collectOps((op) => ops.push(op)),
+      );
       tap.replaced(defs, after);
       const kinds = ops.map((o) => decodeOp(o).kind);
       const parts = Math.ceil(after.length / (1024 * 1024));

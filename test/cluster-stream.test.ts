@@ -12,7 +12,7 @@ import { removeDataDir, startOn, tempDataDir, type DurableBroker } from './helpe
 import { api } from './helpers/http';
 import { digest } from './helpers/dir-digest';
 import { OpApplier } from '../src/cluster/replication/op-applier';
-import { OpTap } from '../src/cluster/replication/op-tap';
+import { collectOps, OpTap } from '../src/cluster/replication/op-tap';
 import { decodeOp, OpKind } from '../src/cluster/replication/store-ops';
 
 const T = 120_000;
@@ -302,7 +302,10 @@ describe('store change stream → follower directory', () => {
     dirs.push(base);
     const leaderRoot = path.join(path.dirname(base), 'leader');
     const ops: Buffer[] = [];
-    const tap = new OpTap(leaderRoot, (op) => ops.push(op));
+    const tap = new OpTap(
+      leaderRoot,
+      collectOps((op) => ops.push(op)),
+    );
     const seg = path.join(leaderRoot, 'queues', 'q1', '0000000001.seg');
     tap.madeDir(path.join(leaderRoot, 'queues', 'q1'));
     tap.opened(7, seg, true);
@@ -359,7 +362,10 @@ describe('store change stream → follower directory', () => {
 
     const evil = new OpApplier(path.join(path.dirname(base), 'evil'));
     const outside: Buffer[] = [];
-    const rogue = new OpTap('/', (op) => outside.push(op));
+    const rogue = new OpTap(
+      '/',
+      collectOps((op) => outside.push(op)),
+    );
     rogue.removed('/etc/../tmp'); // encodes as "tmp": fine; then a path with '..' by hand
     const bad = Buffer.from(outside[0]);
     const withDots = Buffer.concat([bad.subarray(0, 9), Buffer.from([0, 6]), Buffer.from('../etc')]);

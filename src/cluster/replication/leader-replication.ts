@@ -9,7 +9,8 @@ import type { LiveSource } from './leader-session';
 import { LeaderStream } from './leader-stream';
 import { silentLog, type ReplicationLog } from './log';
 import { DEFAULT_BACKLOG_BYTES, OpBacklog } from './op-backlog';
-import { OpTap } from './op-tap';
+import { OpTap, type OpSink } from './op-tap';
+import { OpsFrames } from './ops-frame';
 import { ReplicationServer } from './replication-server';
 import { OpKind } from './store-ops';
 
@@ -77,6 +78,7 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
   const log = o.log ?? silentLog;
   const stream = randomUUID();
   const backlog = new OpBacklog(o.backlogBytes ?? DEFAULT_BACKLOG_BYTES);
+  const frames = new OpsFrames(backlog, o.term);
   const streams = new Map<string, LeaderStream>();
   /** path → LSN of the REMOVE op; the unlink of a segment runs in the thread pool after it */
   const removed = new Map<string, number>();
@@ -90,33 +92,34 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
     pumpScheduled = false;
     for (const s of streams.values()) s.pump();
   };
-  const tap = new OpTap(
-    o.dataDir,
-    (op, lsn) => {
-      backlog.push(op, lsn);
-      const kind = op[0] as OpKind;
-      if (
-        kind === OpKind.REMOVE ||
-        kind === OpKind.OPEN ||
-        kind === OpKind.MKDIR ||
-        kind === OpKind.REPLACE ||
-        kind === OpKind.REPLACE_END
-      ) {
-        const path = op.toString('utf8', 11, 11 + op.readUInt16BE(9));
-        if (kind === OpKind.REMOVE) {
-          removed.set(path, lsn);
-          if (removed.size > 4096) for (const [p, l] of removed) if (l < backlog.firstLsn) removed.delete(p);
-        } else if (removed.size > 0) removed.delete(path);
-      }
+  const sink: OpSink = {
+    reserve: (size) => backlog.reserve(size),
+    get writeAt() {
+      return backlog.writeAt;
+    },
+    commit(lsn, size) {
+      backlog.commit(lsn, size);
       if (!pumpScheduled && streams.size > 0) {
         pumpScheduled = true;
         setImmediate(pumpAll);
       }
     },
+  };
+  const tap = new OpTap(
+    o.dataDir,
+    sink,
     () => {
       // The turn's appends are written and their fdatasync starts: the followers get them now,
       // so that their sync runs alongside ours rather than a loop iteration later.
       if (pumpScheduled) pumpNow();
+    },
+    (kind, path, lsn) => {
+      if (kind === OpKind.REMOVE) {
+        removed.set(path, lsn);
+        if (removed.size > 4096) for (const [p, l] of removed) if (l < backlog.firstLsn) removed.delete(p);
+      } else if (kind === OpKind.OPEN || kind === OpKind.MKDIR || kind === OpKind.REPLACE || kind === OpKind.REPLACE_END) {
+        if (removed.size > 0) removed.delete(path);
+      }
     },
   );
   let brokenSaid = false;
@@ -169,7 +172,7 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
       return out;
     },
     stream(conn: FramedConnection, node: string, from: number): Promise<void> {
-      const s = new LeaderStream(conn, node, backlog, o.term, from, events);
+      const s = new LeaderStream(conn, node, backlog, frames, o.term, from, events);
       const old = streams.get(node);
       streams.set(node, s);
       if (old !== undefined) old.fail(new ReplicationError('closed', `${node} opened another stream`));

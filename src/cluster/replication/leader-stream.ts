@@ -2,7 +2,7 @@ import { ReplicationError } from './errors';
 import { FrameType } from './frame';
 import type { FramedConnection } from './framed-connection';
 import type { OpBacklog } from './op-backlog';
-import { buildOpsFrame, emptyOpsFrame, readAck } from './ops-frame';
+import { emptyOpsFrame, readAck, type OpsFrames } from './ops-frame';
 
 /** Bytes queued in a follower's socket before the stream waits for it to drain. */
 const SEND_BUFFER = 4 * 1024 * 1024;
@@ -40,6 +40,7 @@ export class LeaderStream {
     readonly conn: FramedConnection,
     readonly node: string,
     private readonly backlog: OpBacklog,
+    private readonly frames: OpsFrames,
     private readonly term: number,
     from: number,
     private readonly events: StreamEvents,
@@ -105,7 +106,7 @@ export class LeaderStream {
     // One writev for the frames of this turn.
     socket.cork();
     while (socket.writableLength < SEND_BUFFER) {
-      const built = buildOpsFrame(this.backlog, this.next, this.term);
+      const built = this.frames.from(this.next);
       if (built === null) break;
       this.conn.send(built.frame);
       this.bytesSent += built.frame.length;

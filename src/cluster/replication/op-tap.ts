@@ -2,13 +2,44 @@ import { relative, sep } from 'node:path';
 import type { StoreTap } from '../../store/store-tap';
 import { CHUNK_SIZE } from './frame';
 import { isNodeLocal } from './node-local';
-import { encodeOp, OpKind } from './store-ops';
+import { OpKind, opSize, writeOp } from './store-ops';
+
+/**
+ * Where the tap writes its ops: the leader's backlog (op-backlog.ts), which gives room in a
+ * slab it reuses, or a test's list (collectOps).
+ */
+export interface OpSink {
+  /** room for an op of `size` bytes, at `writeAt` in the buffer returned */
+  reserve(size: number): Buffer;
+  readonly writeAt: number;
+  /** the op written there is op `lsn` */
+  commit(lsn: number, size: number): void;
+}
+
+/** A sink that hands each op, in a buffer of its own, to `fn`. */
+export function collectOps(fn: (op: Buffer, lsn: number) => void): OpSink {
+  let buf = Buffer.alloc(0);
+  return {
+    writeAt: 0,
+    reserve(size: number): Buffer {
+      buf = Buffer.allocUnsafe(size);
+      return buf;
+    },
+    commit(lsn: number, size: number): void {
+      fn(buf.subarray(0, size), lsn);
+    },
+  };
+}
+
+/** Told of every op but WRITE and SYNCED (files opened, removed, replaced: what the catch-up must know of). */
+export type FileOpListener = (kind: OpKind, path: string, lsn: number) => void;
 
 /**
  * The leader's end of the live stream: turns what the store tells its tap into encoded
- * ops, numbered in order, for `sink` (a follower's connection, or in a test an applier).
- * Node-local files (the lock, paging/, *.tmp, the clean-stop mark) are left out, as
- * catch-up leaves them out. Every op copies what it carries, as the store reuses buffers.
+ * ops, numbered in order, written into `sink` (the backlog followers read from, or in a test
+ * an applier). Node-local files (the lock, paging/, *.tmp, the clean-stop mark) are left
+ * out, as catch-up leaves them out. Every op copies what it carries, as the store reuses
+ * buffers.
  */
 export class OpTap implements StoreTap {
   /** the LSN of the last op handed to the sink */
@@ -26,15 +57,16 @@ export class OpTap implements StoreTap {
 
   constructor(
     private readonly root: string,
-    private readonly sink: (op: Buffer, lsn: number) => void,
+    private readonly sink: OpSink,
     /** the store wrote a turn's appends and starts their fdatasync: a good moment to send them */
     private readonly onSyncStarting: (() => void) | null = null,
+    private readonly onFileOp: FileOpListener | null = null,
   ) {}
 
   opened(fd: number, path: string, truncate: boolean): void {
     const rel = this.rel(path);
     this.files.set(fd, rel);
-    if (rel !== null) this.emit(encodeOp(OpKind.OPEN, this.lsn + 1, rel, truncate ? 1 : 0));
+    if (rel !== null) this.emit(OpKind.OPEN, rel, truncate ? 1 : 0);
   }
 
   wrote(fd: number, data: Buffer, position: number): void {
@@ -50,39 +82,38 @@ export class OpTap implements StoreTap {
     // chunks, each a positional write of its own.
     for (let off = 0; off < data.length; off += CHUNK_SIZE) {
       const piece = off === 0 && data.length <= CHUNK_SIZE ? data : data.subarray(off, off + CHUNK_SIZE);
-      this.emit(encodeOp(OpKind.WRITE, this.lsn + 1, rel, position + off, piece));
+      this.emit(OpKind.WRITE, rel, position + off, piece);
     }
   }
 
   truncated(path: string, length: number): void {
     const rel = this.rel(path);
-    if (rel !== null) this.emit(encodeOp(OpKind.TRUNCATE, this.lsn + 1, rel, length));
+    if (rel !== null) this.emit(OpKind.TRUNCATE, rel, length);
   }
 
   removed(path: string): void {
     const rel = this.rel(path);
-    if (rel !== null) this.emit(encodeOp(OpKind.REMOVE, this.lsn + 1, rel));
+    if (rel !== null) this.emit(OpKind.REMOVE, rel);
   }
 
   madeDir(path: string): void {
     const rel = this.rel(path);
-    if (rel !== null) this.emit(encodeOp(OpKind.MKDIR, this.lsn + 1, rel));
+    if (rel !== null) this.emit(OpKind.MKDIR, rel);
   }
 
   replaced(path: string, data: Buffer): void {
     const rel = this.rel(path);
     if (rel === null) return;
     if (data.length <= CHUNK_SIZE) {
-      this.emit(encodeOp(OpKind.REPLACE, this.lsn + 1, rel, 0, data));
+      this.emit(OpKind.REPLACE, rel, 0, data);
       return;
     }
     // A definitions.log of thousands of definitions (or damaged bytes kept aside) outgrows a
     // frame: its content goes in chunks, written aside by the follower and renamed over the
     // file by the last op only, so the file is never half the new content. All in this one
     // call: no other op, and no catch-up's snapshot point, falls between the parts.
-    for (let off = 0; off < data.length; off += CHUNK_SIZE)
-      this.emit(encodeOp(OpKind.REPLACE_PART, this.lsn + 1, rel, off, data.subarray(off, off + CHUNK_SIZE)));
-    this.emit(encodeOp(OpKind.REPLACE_END, this.lsn + 1, rel, data.length));
+    for (let off = 0; off < data.length; off += CHUNK_SIZE) this.emit(OpKind.REPLACE_PART, rel, off, data.subarray(off, off + CHUNK_SIZE));
+    this.emit(OpKind.REPLACE_END, rel, data.length);
   }
 
   syncStarting(): void {
@@ -92,14 +123,19 @@ export class OpTap implements StoreTap {
 
   synced(epoch: number): void {
     this.syncedUpTo = this.syncMark;
-    this.emit(encodeOp(OpKind.SYNCED, this.lsn + 1, '', epoch, null, this.syncMark));
+    this.emit(OpKind.SYNCED, '', epoch, null, this.syncMark);
   }
 
-  private emit(op: Buffer): void {
-    this.lsn++;
+  private emit(kind: OpKind, path: string, n = 0, data: Buffer | null = null, upTo = 0): void {
+    const pathLen = path.length === 0 ? 0 : Buffer.byteLength(path);
+    const size = opSize(kind, pathLen, data === null ? 0 : data.length);
+    const lsn = this.lsn + 1;
+    writeOp(this.sink.reserve(size), this.sink.writeAt, kind, lsn, path, pathLen, n, data, upTo);
+    this.sink.commit(lsn, size);
+    this.lsn = lsn;
     this.ops++;
-    this.bytes += op.length;
-    this.sink(op, this.lsn);
+    this.bytes += size;
+    if (this.onFileOp !== null && kind !== OpKind.WRITE && kind !== OpKind.SYNCED) this.onFileOp(kind, path, lsn);
   }
 
   /** The path inside the data directory, '/'-separated; null for the directory itself, outside it, or node-local. */

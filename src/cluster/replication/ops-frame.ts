@@ -10,20 +10,38 @@ export function buildOpsFrame(backlog: OpBacklog, from: number, term: number): {
   let size = 0;
   let lsn = from;
   for (; lsn <= backlog.lastLsn; lsn++) {
-    const n = 4 + backlog.get(lsn)!.length;
+    const n = 4 + backlog.sizeOf(lsn);
     if (size + n > MAX_PAYLOAD && size > 0) break;
     size += n;
   }
   if (lsn === from) return null;
   const frame = openFrame(FrameType.OPS, term, size);
-  let at = FRAME_HEADER;
-  for (let l = from; l < lsn; l++) {
-    const op = backlog.get(l)!;
-    frame.writeUInt32BE(op.length, at);
-    op.copy(frame, at + 4);
-    at += 4 + op.length;
-  }
+  backlog.copyOut(from, lsn, frame, FRAME_HEADER);
   return { frame: sealFrame(frame), next: lsn };
+}
+
+/**
+ * The OPS frames of one leadership, shared by its followers: those in step ask for the same
+ * ops in the same turn, and the second gets the frame the first had built (copied and
+ * checksummed once). A frame stays valid as long as its ops are in the backlog; one built
+ * before newer ops arrived is just shorter than a new one would be.
+ */
+export class OpsFrames {
+  private readonly recent: { from: number; frame: Buffer; next: number }[] = [];
+
+  constructor(
+    private readonly backlog: OpBacklog,
+    private readonly term: number,
+  ) {}
+
+  from(lsn: number): { frame: Buffer; next: number } | null {
+    for (const r of this.recent) if (r.from === lsn) return r;
+    const built = buildOpsFrame(this.backlog, lsn, this.term);
+    if (built === null) return null;
+    if (this.recent.length === 4) this.recent.shift();
+    this.recent.push({ from: lsn, frame: built.frame, next: built.next });
+    return built;
+  }
 }
 
 /** An OPS frame with no op: the leader's keep-alive when it has had nothing to send. */

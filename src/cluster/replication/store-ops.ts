@@ -59,16 +59,37 @@ function hasData(kind: OpKind): boolean {
   return kind === OpKind.WRITE || kind === OpKind.REPLACE || kind === OpKind.REPLACE_PART;
 }
 
-export function encodeOp(kind: OpKind, lsn: number, path: string, n = 0, data: Buffer | null = null, upTo = 0): Buffer {
-  const pathLen = Buffer.byteLength(path);
-  const body = kind === OpKind.OPEN ? 1 : kind === OpKind.SYNCED ? 16 : hasU64(kind) ? 8 : 0;
-  const buf = Buffer.allocUnsafe(HEAD + pathLen + body + (data === null ? 0 : data.length));
-  buf[0] = kind;
-  putU64(buf, 1, lsn);
-  buf.writeUInt16BE(pathLen, 9);
-  let at = HEAD + buf.write(path, HEAD);
+/** The encoded size of an op whose path takes `pathLen` bytes and that carries `dataLen` bytes. */
+export function opSize(kind: OpKind, pathLen: number, dataLen: number): number {
+  return HEAD + pathLen + bodySize(kind) + dataLen;
+}
+
+function bodySize(kind: OpKind): number {
+  return kind === OpKind.OPEN ? 1 : kind === OpKind.SYNCED ? 16 : hasU64(kind) ? 8 : 0;
+}
+
+/**
+ * Writes an op at `buf[at..]`, which must have opSize(kind, pathLen, data's length) bytes: the
+ * leader encodes straight into its backlog (op-backlog.ts), with no buffer of its own per op.
+ */
+export function writeOp(
+  buf: Buffer,
+  at: number,
+  kind: OpKind,
+  lsn: number,
+  path: string,
+  pathLen: number,
+  n: number,
+  data: Buffer | null,
+  upTo: number,
+): void {
+  buf[at] = kind;
+  putU64(buf, at + 1, lsn);
+  buf.writeUInt16BE(pathLen, at + 9);
+  at += HEAD;
+  if (pathLen > 0) at += buf.write(path, at, pathLen);
   if (kind === OpKind.OPEN) buf[at++] = n ? 1 : 0;
-  else if (body >= 8) {
+  else if (bodySize(kind) >= 8) {
     putU64(buf, at, n);
     at += 8;
     if (kind === OpKind.SYNCED) {
@@ -77,6 +98,12 @@ export function encodeOp(kind: OpKind, lsn: number, path: string, n = 0, data: B
     }
   }
   if (data !== null) data.copy(buf, at);
+}
+
+export function encodeOp(kind: OpKind, lsn: number, path: string, n = 0, data: Buffer | null = null, upTo = 0): Buffer {
+  const pathLen = Buffer.byteLength(path);
+  const buf = Buffer.allocUnsafe(opSize(kind, pathLen, data === null ? 0 : data.length));
+  writeOp(buf, 0, kind, lsn, path, pathLen, n, data, upTo);
   return buf;
 }
 

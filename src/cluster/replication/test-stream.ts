@@ -3,7 +3,7 @@ import { attachStoreTap } from '../../store/store-tap';
 import { encodeFrame, FrameType } from './frame';
 import { FrameDecoder } from './frame-decoder';
 import { OpApplier } from './op-applier';
-import { OpTap } from './op-tap';
+import { collectOps, OpTap } from './op-tap';
 
 const TEST_TERM = 1;
 
@@ -17,9 +17,12 @@ export function attachTestStream(dataDir: string, followerDir: string, log: Logg
   const applier = new OpApplier(followerDir);
   // Through the replication framing (crc, size limit), as the stream's frames will carry them.
   const decoder = new FrameDecoder();
-  const tap = new OpTap(dataDir, (op) => {
-    for (const f of decoder.push(encodeFrame(FrameType.OPS, TEST_TERM, op))) applier.apply(f.payload);
-  });
+  const tap = new OpTap(
+    dataDir,
+    collectOps((op) => {
+      for (const f of decoder.push(encodeFrame(FrameType.OPS, TEST_TERM, op))) applier.apply(f.payload);
+    }),
+  );
   attachStoreTap(tap);
   const started = Date.now();
   process.on('exit', () => {
