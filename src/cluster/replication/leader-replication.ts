@@ -135,7 +135,7 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
   };
   const gate = new ConfirmGate(
     o.scheduler,
-    () => tap.lsn,
+    () => tap.syncedUpTo,
     o.minIsr,
     () => o.isLeader() && sound(),
   );
