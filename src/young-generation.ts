@@ -1,5 +1,6 @@
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { adjustOldGenerationGrowth } from './old-generation';
 
 /*
  * V8's young generation (two semi-spaces) starts at 1 MiB each and doubles whenever more
@@ -56,6 +57,7 @@ function setGrowth(on: boolean): void {
 export function holdYoungGeneration(): void {
   active = true;
   setGrowth(false);
+  adjustOldGenerationGrowth();
 }
 
 /** Whether the young generation may grow now (for tests and the log). */
@@ -118,6 +120,7 @@ export class YoungGenerationPolicy {
 
   /** @internal (the timer; tests may call it) */
   tick(): void {
+    adjustOldGenerationGrowth();
     const now = this.messagesMoved();
     const moved = now - this.last;
     this.last = now;

@@ -4,6 +4,7 @@
 // this checks the switching, with the real V8 flag calls in this test process.
 import { describe, expect, it } from 'vitest';
 import { growingYoungGeneration, holdYoungGeneration, youngGenerationGrowing, YoungGenerationPolicy } from '../src/young-generation';
+import { adjustOldGenerationGrowth, growingPercentFor } from '../src/old-generation';
 
 describe('young generation policy', () => {
   it('grows while messages move and is held again after twenty quiet ticks', () => {
@@ -44,5 +45,20 @@ describe('young generation policy', () => {
       }),
     ).toThrow('bad segment');
     expect(youngGenerationGrowing()).toBe(false);
+  });
+
+  it('asks V8 for 48 MB of room above a small old generation, and leaves a big one to V8', () => {
+    const MB = 1024 * 1024;
+    // room = old generation x percent / 100: at least 48 MB, in steps of 25 %, a factor of 5 at most
+    expect(growingPercentFor(8 * MB)).toBe(400);
+    expect(growingPercentFor(13 * MB)).toBe(375);
+    expect(growingPercentFor(48 * MB)).toBe(100);
+    expect(growingPercentFor(100 * MB)).toBe(50);
+    expect(growingPercentFor(255 * MB)).toBe(25);
+    expect(growingPercentFor(256 * MB)).toBe(0);
+    for (const mb of [8, 13, 20, 48, 100, 200])
+      expect((mb * MB * growingPercentFor(mb * MB)) / 100).toBeGreaterThanOrEqual(mb < 12 ? 8 * MB * 4 : 48 * MB);
+    // this process's own heap (a vitest worker, well under 256 MB): a percent is set
+    expect(adjustOldGenerationGrowth()).toBeGreaterThan(0);
   });
 });
