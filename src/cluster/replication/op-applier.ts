@@ -78,11 +78,23 @@ export class OpApplier {
         fs.ftruncateSync(this.fdOf(rel, path), op.n);
         this.dirtyFiles.add(this.fdOf(rel, path));
         return;
-      case OpKind.REMOVE:
-        for (const r of [...this.fds.keys()]) if (r === rel || r.startsWith(rel + '/')) this.closeFile(r);
+      case OpKind.REMOVE: {
+        // Unlinked while still open, then closed in the thread pool: the last close of a removed
+        // segment frees its blocks, milliseconds the stream would otherwise wait through. Its
+        // unsynced writes need no sync: the removal is durable (the folder's sync) before the
+        // next ack, and a follower resumed before that replays the writes and the removal.
+        const open: number[] = [];
+        for (const [r, fd] of this.fds)
+          if (r === rel || r.startsWith(rel + '/')) {
+            this.fds.delete(r);
+            this.dirtyFiles.delete(fd);
+            open.push(fd);
+          }
         fs.rmSync(path, { recursive: true, force: true });
+        for (const fd of open) this.closeLater(fd);
         this.dirtyDirs.add(dirname(path));
         return;
+      }
       case OpKind.MKDIR:
         fs.mkdirSync(path, { recursive: true });
         this.dirtyDirs.add(dirname(path));
@@ -200,7 +212,7 @@ export class OpApplier {
     let failure: Error | null = null;
     const finish = (): void => {
       this.inFlight = null;
-      for (const fd of this.toClose.splice(0)) fs.closeSync(fd);
+      for (const fd of this.toClose.splice(0)) fs.close(fd, ignore);
       if (failure === null && lsn > this.durableLsn) this.durableLsn = lsn;
       done(this.durableLsn, failure);
       if (this.syncAgain && failure === null) {
@@ -249,6 +261,12 @@ export class OpApplier {
     for (const r of [...this.fds.keys()]) this.closeFile(r);
   }
 
+  /** Closes in the thread pool, once no sync round under way still uses the descriptor. */
+  private closeLater(fd: number): void {
+    if (this.inFlight?.has(fd) === true) this.toClose.push(fd);
+    else fs.close(fd, ignore);
+  }
+
   private closeFile(rel: string): void {
     const fd = this.fds.get(rel);
     if (fd === undefined) return;
@@ -292,3 +310,6 @@ function openMaking(path: string, flags: string | number): number {
     return fs.openSync(path, flags);
   }
 }
+
+/** A close in the thread pool of a descriptor we own has no failure anyone could act on. */
+function ignore(): void {}
