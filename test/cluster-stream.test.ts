@@ -320,6 +320,10 @@ describe('store change stream → follower directory', () => {
     tap.opened(8, path.join(leaderRoot, 'paging', 'x.seg'), true); // node-local: not streamed
     tap.wrote(8, Buffer.from('transient'), 0);
     tap.synced(3);
+    // What the leader's confirms of round 3 wait for the followers to hold (the confirm gate's
+    // mark): the ops written before the round started, not those appended while it ran nor its
+    // own SYNCED op, which a follower only gets once the leader's fdatasync is over.
+    expect([tap.syncedUpTo, tap.lsn]).toEqual([5, 8]);
     tap.opened(9, path.join(leaderRoot, 'queues', 'q1', '0000000002.seg'), true);
     tap.removed(path.join(leaderRoot, 'queues', 'q1', '0000000002.seg'));
     tap.syncStarting();

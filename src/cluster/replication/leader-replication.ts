@@ -135,6 +135,8 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
   };
   const gate = new ConfirmGate(
     o.scheduler,
+    // The mark taken when the round started, not tap.lsn: that would add the round's own SYNCED
+    // op and what came in while it ran, which followers only get after our fdatasync ends.
     () => tap.syncedUpTo,
     o.minIsr,
     () => o.isLeader() && sound(),
