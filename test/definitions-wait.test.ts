@@ -18,6 +18,9 @@ class ManualGate implements ReplicationGate {
   localSynced(epoch: number): void {
     this.synced.push(epoch);
   }
+  mayConfirm(): boolean {
+    return true;
+  }
   releaseAll(): void {
     for (const e of this.synced.splice(0)) this.s.release(e);
   }

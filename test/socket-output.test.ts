@@ -32,6 +32,7 @@ const host: OutputHost = {
     throw err;
   },
   flushFault() {},
+  mayConfirm: () => true,
 };
 
 /** Frame i's payload: a size in [0, 3000) and bytes derived from i. */
@@ -85,4 +86,20 @@ describe('SocketOutput', () => {
     expect(heldBack).toBeGreaterThan(100);
     expect(Buffer.concat(received).equals(Buffer.concat(expected))).toBe(true);
   }, 30_000);
+
+  it('confirms due are sent at the flush only while the host may confirm (a cluster leader past its lease never sends them)', async () => {
+    const { ours } = await socketPair();
+    let leads = true;
+    const out = new SocketOutput(ours, { ...host, mayConfirm: () => leads });
+    const sent: string[] = [];
+    out.confirms({ flush: () => sent.push('a') });
+    out.flush();
+    expect(sent).toEqual(['a']);
+    // released while leading, flushed after the lease ran out (a pause in between): dropped
+    out.confirms({ flush: () => sent.push('b') });
+    leads = false;
+    out.flush();
+    out.flush();
+    expect(sent).toEqual(['a']);
+  });
 });

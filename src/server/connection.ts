@@ -853,6 +853,11 @@ export class Connection implements FrameHandler, ChannelHost, HeartbeatPeer, Out
     this.output.confirms(confirms);
   }
 
+  mayConfirm(): boolean {
+    const gate = this.syncScheduler?.gate ?? null;
+    return gate === null || gate.mayConfirm();
+  }
+
   /** Whether consumers on this connection may be given more messages now. */
   canWrite(): boolean {
     return this.output.canWrite();

@@ -21,6 +21,8 @@ export interface OutputHost {
   internalError(err: unknown): void;
   /** test-only (fault injection): runs before each turn-end flush when `faults` is set */
   flushFault(): void;
+  /** whether the confirms due may be sent (a cluster leader: whether it still leads) */
+  mayConfirm(): boolean;
 }
 
 /** Outputs written to in this turn, flushed together at its end. */
@@ -86,7 +88,9 @@ export class SocketOutput {
     this.flushScheduled = false;
     const confirms = this.confirmsDue;
     if (confirms.length > 0) {
-      for (let i = 0; i < confirms.length; i++) confirms[i].flush();
+      // Fenced: never sent, and the channels ask no more (each still counts itself queued);
+      // the demotion closes the connection with 320 next.
+      if (this.host.mayConfirm()) for (let i = 0; i < confirms.length; i++) confirms[i].flush();
       confirms.length = 0;
     }
     if (this.writer.empty) return;

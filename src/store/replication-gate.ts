@@ -9,4 +9,11 @@
 export interface ReplicationGate {
   /** Every write of `epoch` is on this node's disk (the store tap heard `synced(epoch)` just before). */
   localSynced(epoch: number): void;
+  /**
+   * Whether confirms released earlier may still go out: false once this node no longer leads.
+   * A release and the write of its basic.acks are a turn apart; a leader paused in between
+   * (SIGSTOP, a long stall) past its lease must not send them when it resumes, after another
+   * node has been elected.
+   */
+  mayConfirm(): boolean;
 }

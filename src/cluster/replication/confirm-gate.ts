@@ -33,7 +33,13 @@ export class ConfirmGate implements ReplicationGate {
     private readonly syncedLsn: () => number,
     private minIsr: number,
     private readonly isLeader: () => boolean,
+    /** whether this node still leads (isLeader may also hold confirms for other reasons) */
+    private readonly leads: () => boolean = isLeader,
   ) {}
+
+  mayConfirm(): boolean {
+    return !this.closed && this.leads();
+  }
 
   private closed = false;
 

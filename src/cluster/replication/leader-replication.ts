@@ -140,6 +140,7 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
     () => tap.syncedUpTo,
     o.minIsr,
     () => o.isLeader() && sound(),
+    () => o.isLeader(),
   );
   const policy = new IsrPolicy({
     self: o.node,
