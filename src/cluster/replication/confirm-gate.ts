@@ -32,13 +32,14 @@ export class ConfirmGate implements ReplicationGate {
      */
     private readonly syncedLsn: () => number,
     private minIsr: number,
+    /** whether this node still leads */
     private readonly isLeader: () => boolean,
-    /** whether this node still leads (isLeader may also hold confirms for other reasons) */
-    private readonly leads: () => boolean = isLeader,
+    /** whether what the followers hold can vouch for a release (false holds every confirm) */
+    private readonly sound: () => boolean = () => true,
   ) {}
 
   mayConfirm(): boolean {
-    return !this.closed && this.leads();
+    return !this.closed && this.isLeader();
   }
 
   private closed = false;
@@ -89,7 +90,7 @@ export class ConfirmGate implements ReplicationGate {
       lsn = this.pending.shift()!;
     }
     // Checked last: it may demote us (ClusterNode.isLeader emits `demoted` when its lease ran out).
-    if (!this.isLeader()) {
+    if (!this.isLeader() || !this.sound()) {
       this.pending.unshift(lsn);
       this.pending.unshift(epoch);
       return;

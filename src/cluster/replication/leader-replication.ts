@@ -139,8 +139,8 @@ export async function startLeaderReplication(o: LeaderReplicationOptions): Promi
     // op and what came in while it ran, which followers only get after our fdatasync ends.
     () => tap.syncedUpTo,
     o.minIsr,
-    () => o.isLeader() && sound(),
     () => o.isLeader(),
+    sound,
   );
   const policy = new IsrPolicy({
     self: o.node,

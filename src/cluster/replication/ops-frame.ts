@@ -39,8 +39,9 @@ export class OpsFrames {
     const built = buildOpsFrame(this.backlog, lsn, this.term);
     if (built === null) return null;
     if (this.recent.length === 4) this.recent.shift();
-    this.recent.push({ from: lsn, frame: built.frame, next: built.next });
-    return built;
+    const r = { from: lsn, frame: built.frame, next: built.next };
+    this.recent.push(r);
+    return r;
   }
 }
 
