@@ -322,8 +322,8 @@ describe('store change stream → follower directory', () => {
     tap.synced(3);
     // What the leader's confirms of round 3 wait for the followers to hold (the confirm gate's
     // mark): the ops written before the round started, not those appended while it ran nor its
-    // own SYNCED op, which a follower only gets once the leader's fdatasync is over.
-    expect([tap.syncedUpTo, tap.lsn]).toEqual([5, 8]);
+    // own ROUND and SYNCED ops, which a follower only gets once the leader's fdatasync is over.
+    expect([tap.syncedUpTo, tap.lsn]).toEqual([5, 9]);
     tap.opened(9, path.join(leaderRoot, 'queues', 'q1', '0000000002.seg'), true);
     tap.removed(path.join(leaderRoot, 'queues', 'q1', '0000000002.seg'));
     tap.syncStarting();
@@ -334,23 +334,28 @@ describe('store change stream → follower directory', () => {
       OpKind.WRITE,
       OpKind.WRITE,
       OpKind.WRITE,
+      OpKind.ROUND, // the round starts: a follower syncs alongside
       OpKind.TRUNCATE,
       OpKind.REPLACE,
       OpKind.SYNCED,
       OpKind.OPEN,
       OpKind.REMOVE,
+      OpKind.ROUND,
       OpKind.SYNCED,
     ]);
     expect(ops.map((o) => decodeOp(o).lsn)).toEqual(ops.map((_, i) => i + 1));
-    const synced = decodeOp(ops[7]);
+    const synced = decodeOp(ops[8]);
     expect([synced.n, synced.upTo]).toEqual([3, 5]); // epoch 3 covered what came before the round started
     expect(decodeOp(ops[4])).toMatchObject({ path: 'queues/q1/0000000001.seg', n: 40 });
 
     const follower = path.join(path.dirname(base), 'follower');
     const a = new OpApplier(follower);
-    for (const o of ops) a.apply(o);
-    expect(a.durableLsn).toBe(11);
-    expect(a.leaderDurableLsn).toBe(10);
+    for (const o of ops.slice(0, 6)) a.apply(o);
+    expect(a.takeRound()).toBe(true); // the ROUND op: the follower's own sync starts now
+    expect(a.takeRound()).toBe(false);
+    for (const o of ops.slice(6)) a.apply(o);
+    expect(a.durableLsn).toBe(13);
+    expect(a.leaderDurableLsn).toBe(11);
     const expectedSeg = Buffer.concat([Buffer.from('HELLO, follower'), Buffer.alloc(5)]);
     expect(fs.readFileSync(path.join(follower, 'queues/q1/0000000001.seg'))).toEqual(expectedSeg);
     expect(fs.readFileSync(path.join(follower, 'VERSION'), 'utf8')).toBe('leveret-store 2\n');

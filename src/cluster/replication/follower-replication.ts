@@ -14,7 +14,7 @@ import { OpApplier } from './op-applier';
 import { ackPayload, splitOps } from './ops-frame';
 import { connectLeader, markIncomplete, syncCopy, syncPath, type FollowerOptions } from './replication-follower';
 
-/** A follower behind syncs at least this often while it catches up. */
+/** Ops applied outside a leader round are synced this long after, at the latest; a follower behind syncs at least this often. */
 const SYNC_EVERY_MS = 50;
 
 export interface FollowerReplicationOptions extends FollowerOptions {
@@ -197,6 +197,13 @@ export class FollowerReplication extends EventEmitter {
       if (!conn.closed) sendAck();
     }, this.o.ackIntervalMs ?? 500);
     timer.unref();
+    let idleSync: NodeJS.Timeout | undefined;
+    const syncIdle = (): void => {
+      idleSync = undefined;
+      if (applier !== this.applier || conn.closed) return;
+      applier.syncAsync(onSynced);
+      lastSync = Date.now();
+    };
     // Nothing changed on the leader after the copy's last answer: it is whole already.
     if (!this.complete && from - 1 >= endLsn) await this.markComplete();
     if (this.complete) sendAck();
@@ -219,13 +226,17 @@ export class FollowerReplication extends EventEmitter {
         }
         try {
           for (const op of ops) applier.apply(op);
-          // Our own group commit: everything applied is synced once no frame waits (or
-          // SYNC_EVERY_MS after the last sync while frames keep coming), without waiting for
-          // the leader's SYNCED op: the leader's fdatasync and ours then run at the same time,
-          // and a follower behind catches up at disk speed rather than round by round.
-          if (conn.queued === 0 || Date.now() - lastSync >= SYNC_EVERY_MS) {
+          // Our own group commit, in step with the leader's: its ROUND op says its fdatasync
+          // of everything before it starts now, so ours starts too, without waiting for its
+          // SYNCED op, and the two run at the same time over the same ops (one round per
+          // leader round: syncing whenever the socket ran dry made four, each a disk write
+          // of the inode more). Ops outside a round (no confirm waits for them) are synced
+          // SYNC_EVERY_MS later; a follower behind syncs at least that often.
+          if (applier.takeRound() || Date.now() - lastSync >= SYNC_EVERY_MS) {
             applier.syncAsync(onSynced);
             lastSync = Date.now();
+          } else if (idleSync === undefined) {
+            idleSync = setTimeout(syncIdle, SYNC_EVERY_MS);
           }
         } catch (err) {
           // A part of a content written aside that this copy lacks says `lagging` (catch up again).
@@ -240,6 +251,7 @@ export class FollowerReplication extends EventEmitter {
       }
     } finally {
       clearInterval(timer);
+      if (idleSync !== undefined) clearTimeout(idleSync);
     }
   }
 

@@ -32,6 +32,8 @@ export class OpApplier {
   deferSync = false;
   /** the LSN of the last SYNCED op applied, deferred or not */
   syncedSeen = 0;
+  /** a ROUND op was applied since the follower last looked (takeRound) */
+  private roundStarted = false;
   /** the files an asynchronous sync round is making durable (closes of them wait for it) */
   private inFlight: Set<number> | null = null;
   private readonly toClose: number[] = [];
@@ -57,6 +59,10 @@ export class OpApplier {
 
   private applyOp(op: StoreOp): void {
     if (op.kind === OpKind.SYNCED) return this.sync(op);
+    if (op.kind === OpKind.ROUND) {
+      this.roundStarted = true;
+      return;
+    }
     const rel = safeRelativePath(op.path);
     if (rel === null) throw new Error(`store op ${op.lsn} names a path a follower must not touch: ${JSON.stringify(op.path)}`);
     const path = join(this.dir, rel);
@@ -182,6 +188,13 @@ export class OpApplier {
     if (this.deferSync) return;
     this.flush();
     this.durableLsn = op.lsn;
+  }
+
+  /** Whether the leader started a sync round since the last call: ours should start now too. */
+  takeRound(): boolean {
+    const r = this.roundStarted;
+    this.roundStarted = false;
+    return r;
   }
 
   /**

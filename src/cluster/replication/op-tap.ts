@@ -118,6 +118,7 @@ export class OpTap implements StoreTap {
 
   syncStarting(): void {
     this.syncMark = this.lsn;
+    this.emit(OpKind.ROUND, '');
     if (this.onSyncStarting !== null) this.onSyncStarting();
   }
 
@@ -135,7 +136,7 @@ export class OpTap implements StoreTap {
     this.lsn = lsn;
     this.ops++;
     this.bytes += size;
-    if (this.onFileOp !== null && kind !== OpKind.WRITE && kind !== OpKind.SYNCED) this.onFileOp(kind, path, lsn);
+    if (this.onFileOp !== null && kind !== OpKind.WRITE && kind !== OpKind.SYNCED && kind !== OpKind.ROUND) this.onFileOp(kind, path, lsn);
   }
 
   /** The path inside the data directory, '/'-separated; null for the directory itself, outside it, or node-local. */

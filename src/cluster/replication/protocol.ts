@@ -1,7 +1,8 @@
 /** What the two ends exchange, and the version of it; a mismatch is refused at HELLO. */
 // 2: store ops REPLACE_PART and REPLACE_END (a REPLACE above one data chunk). A follower of
 // version 1 would fail on the first one; it is refused at HELLO instead.
-export const PROTOCOL_VERSION = 2;
+// 3: store op ROUND (the leader's sync round starts: a follower syncs alongside it).
+export const PROTOCOL_VERSION = 3;
 
 export interface Hello {
   cluster: string;

@@ -13,6 +13,9 @@
  *   REPLACE_PART  u64 position | bytes of a new content too big for one op (written aside;
  *             position 0 starts it anew)
  *   REPLACE_END   u64 length: the content written aside is whole; renamed over the file
+ *   ROUND     nothing (path empty): the leader starts an fdatasync round covering every op
+ *             before this one; a follower syncs what it applied now, so that the two rounds
+ *             run side by side and cover the same ops
  * One op is one buffer that fits a transport frame: a WRITE or a REPLACE_PART carries at most
  * one data chunk (1 MiB), so a longer write goes as several WRITEs and a longer REPLACE as
  * REPLACE_PARTs and a REPLACE_END, consecutive LSNs emitted in one call.
@@ -27,6 +30,7 @@ export const enum OpKind {
   SYNCED = 7,
   REPLACE_PART = 8,
   REPLACE_END = 9,
+  ROUND = 10,
 }
 
 export interface StoreOp {
@@ -110,7 +114,7 @@ export function encodeOp(kind: OpKind, lsn: number, path: string, n = 0, data: B
 export function decodeOp(buf: Buffer): StoreOp {
   if (buf.length < HEAD) throw new Error(`store op too short (${buf.length} bytes)`);
   const kind = buf[0] as OpKind;
-  if (kind < OpKind.OPEN || kind > OpKind.REPLACE_END) throw new Error(`unknown store op kind ${kind}`);
+  if (kind < OpKind.OPEN || kind > OpKind.ROUND) throw new Error(`unknown store op kind ${kind}`);
   const lsn = getU64(buf, 1);
   const pathEnd = HEAD + buf.readUInt16BE(9);
   const path = buf.toString('utf8', HEAD, pathEnd);
