@@ -231,8 +231,9 @@ export class FollowerReplication extends EventEmitter {
           // SYNCED op, and the two run at the same time over the same ops (one round per
           // leader round: syncing whenever the socket ran dry made four, each a disk write
           // of the inode more). Ops outside a round (no confirm waits for them) are synced
-          // SYNC_EVERY_MS later; a follower behind syncs at least that often.
-          if (applier.takeRound() || Date.now() - lastSync >= SYNC_EVERY_MS) {
+          // SYNC_EVERY_MS later. A follower behind (frames waiting) syncs every SYNC_EVERY_MS
+          // only, as one round per leader round would slow its catching up.
+          if ((conn.queued === 0 && applier.takeRound()) || Date.now() - lastSync >= SYNC_EVERY_MS) {
             applier.syncAsync(onSynced);
             lastSync = Date.now();
           } else if (idleSync === undefined) {
