@@ -197,12 +197,14 @@ export class FollowerReplication extends EventEmitter {
       if (!conn.closed) sendAck();
     }, this.o.ackIntervalMs ?? 500);
     timer.unref();
+    const syncNow = (): void => {
+      applier.syncAsync(onSynced);
+      lastSync = Date.now();
+    };
     let idleSync: NodeJS.Timeout | undefined;
     const syncIdle = (): void => {
       idleSync = undefined;
-      if (applier !== this.applier || conn.closed) return;
-      applier.syncAsync(onSynced);
-      lastSync = Date.now();
+      if (applier === this.applier && !conn.closed) syncNow();
     };
     // Nothing changed on the leader after the copy's last answer: it is whole already.
     if (!this.complete && from - 1 >= endLsn) await this.markComplete();
@@ -233,10 +235,8 @@ export class FollowerReplication extends EventEmitter {
           // of the inode more). Ops outside a round (no confirm waits for them) are synced
           // SYNC_EVERY_MS later. A follower behind (frames waiting) syncs every SYNC_EVERY_MS
           // only, as one round per leader round would slow its catching up.
-          if ((conn.queued === 0 && applier.takeRound()) || Date.now() - lastSync >= SYNC_EVERY_MS) {
-            applier.syncAsync(onSynced);
-            lastSync = Date.now();
-          } else if (idleSync === undefined) {
+          if ((conn.queued === 0 && applier.takeRound()) || Date.now() - lastSync >= SYNC_EVERY_MS) syncNow();
+          else if (idleSync === undefined) {
             idleSync = setTimeout(syncIdle, SYNC_EVERY_MS);
           }
         } catch (err) {
