@@ -13,7 +13,7 @@ import { api } from './helpers/http';
 import { digest } from './helpers/dir-digest';
 import { OpApplier } from '../src/cluster/replication/op-applier';
 import { collectOps, OpTap } from '../src/cluster/replication/op-tap';
-import { decodeOp, OpKind } from '../src/cluster/replication/store-ops';
+import { decodeOp, encodeOp, OpKind } from '../src/cluster/replication/store-ops';
 
 const T = 120_000;
 const SEGMENT = ['--segment-size', '32768'];
@@ -379,5 +379,38 @@ describe('store change stream → follower directory', () => {
     const bad = Buffer.from(outside[0]);
     const withDots = Buffer.concat([bad.subarray(0, 9), Buffer.from([0, 6]), Buffer.from('../etc')]);
     expect(() => evil.apply(withDots)).toThrow(/must not touch/);
+  });
+
+  it("a follower syncs ack records as lazily as the leader's store: not in every round, once a second, and when it closes", async () => {
+    const base = await tempDataDir('leveret-stream-lazy-');
+    dirs.push(base);
+    const a = new OpApplier(path.join(path.dirname(base), 'follower'));
+    let lsn = 0;
+    const apply = (kind: OpKind, rel: string, n = 0, data: Buffer | null = null): void => a.apply(encodeOp(kind, ++lsn, rel, n, data));
+    const seg = 'queues/q1/0000000001.seg';
+    const ack = 'queues/q1/0000000001.ack';
+    // A round's answer: the LSN durable after it, and how many files it fdatasynced.
+    const round = (): Promise<[number, number]> =>
+      new Promise((resolve, reject) => {
+        const before = a.syncs;
+        a.syncAsync((durable, err) => (err ? reject(err) : resolve([durable, a.syncs - before])));
+      });
+    apply(OpKind.OPEN, seg, 1);
+    apply(OpKind.OPEN, ack, 1);
+    apply(OpKind.WRITE, seg, 0, Buffer.from('message 1'));
+    apply(OpKind.WRITE, ack, 0, Buffer.from('ack 1'));
+    expect(await round()).toEqual([4, 2]); // the first round takes the ack file too
+    apply(OpKind.WRITE, seg, 9, Buffer.from('message 2'));
+    apply(OpKind.WRITE, ack, 5, Buffer.from('ack 2'));
+    expect(await round()).toEqual([6, 1]); // within a second: the segment only
+    await sleep(1100);
+    apply(OpKind.WRITE, seg, 18, Buffer.from('message 3'));
+    expect(await round()).toEqual([7, 2]); // a second on: the ack written a round ago as well
+    apply(OpKind.WRITE, ack, 10, Buffer.from('ack 3'));
+    const before = a.syncs;
+    a.close();
+    expect(a.syncs - before).toBe(1);
+    expect(a.durableLsn).toBe(8);
+    expect(fs.readFileSync(path.join(path.dirname(base), 'follower', ack), 'utf8')).toBe('ack 1ack 2ack 3');
   });
 });

@@ -27,6 +27,15 @@ export function isNodeLocal(rel: string): boolean {
   );
 }
 
+/**
+ * Files the leader's store writes without an fdatasync in its sync rounds: a queue's ack
+ * records (`<segment>.ack`). An ack lost in a crash brings a message back, it never loses
+ * one, so no confirm waits for them; a follower syncs them as lazily (op-applier.ts).
+ */
+export function isSyncedLazily(rel: string): boolean {
+  return rel.endsWith('.ack');
+}
+
 /** Node-local entries a follower removes when it catches up (the lock and our mark stay). */
 export function isStaleOnFollower(rel: string): boolean {
   return isNodeLocal(rel) && rel !== LOCK_FILE && rel !== REPLICA_MARK && rel !== REPLICA_POSITION;

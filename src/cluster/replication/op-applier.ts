@@ -1,11 +1,13 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ReplicationError } from './errors';
-import { safeRelativePath } from './node-local';
+import { isSyncedLazily, safeRelativePath } from './node-local';
 import { decodeOp, OpKind, type StoreOp } from './store-ops';
 
 /** Descriptors kept open at most; one written since the last sync is synced before it is closed. */
 const MAX_OPEN = 256;
+/** How often a sync round also takes the files synced lazily (isSyncedLazily). */
+const LAZY_SYNC_MS = 1000;
 
 /**
  * The follower's end of the live stream: applies the leader's ops, in LSN order, to its
@@ -40,6 +42,9 @@ export class OpApplier {
   private syncAgain = false;
   private readonly fds = new Map<string, number>();
   private readonly dirtyFiles = new Set<number>();
+  /** files written since their last sync that no round syncs (isSyncedLazily) */
+  private readonly lazyFiles = new Set<number>();
+  private lastLazySync = 0;
   private readonly dirtyDirs = new Set<string>();
 
   constructor(readonly dir: string) {
@@ -77,7 +82,12 @@ export class OpApplier {
       case OpKind.WRITE: {
         const fd = this.fdOf(rel, path);
         writeAt(fd, op.data!, op.n);
-        this.dirtyFiles.add(fd);
+        // As on the leader, whose store leaves ack records out of its fdatasync rounds (an
+        // ack lost in a crash brings a message back, never loses one): one fdatasync fewer
+        // per round. A round syncs them once a second (LAZY_SYNC_MS), to bound how far this
+        // copy's acks can be behind its messages after a crash of the machine.
+        if (isSyncedLazily(rel)) this.lazyFiles.add(fd);
+        else this.dirtyFiles.add(fd);
         return;
       }
       case OpKind.TRUNCATE:
@@ -94,6 +104,7 @@ export class OpApplier {
           if (r === rel || r.startsWith(rel + '/')) {
             this.fds.delete(r);
             this.dirtyFiles.delete(fd);
+            this.lazyFiles.delete(fd);
             open.push(fd);
           }
         fs.rmSync(path, { recursive: true, force: true });
@@ -213,6 +224,12 @@ export class OpApplier {
     const lsn = this.appliedLsn;
     const fds = [...this.dirtyFiles];
     this.dirtyFiles.clear();
+    const now = Date.now();
+    if (now - this.lastLazySync >= LAZY_SYNC_MS) {
+      this.lastLazySync = now;
+      for (const fd of this.lazyFiles) fds.push(fd);
+      this.lazyFiles.clear();
+    }
     try {
       this.syncDirs();
     } catch (err) {
@@ -241,7 +258,15 @@ export class OpApplier {
       });
   }
 
+  /** Makes the lazily synced files written so far durable, here and now. */
+  private syncLazy(): void {
+    for (const fd of this.lazyFiles) fs.fdatasyncSync(fd);
+    this.syncs += this.lazyFiles.size;
+    this.lazyFiles.clear();
+  }
+
   private flush(): void {
+    this.syncLazy();
     for (const fd of this.dirtyFiles) fs.fdatasyncSync(fd);
     this.syncs += this.dirtyFiles.size;
     this.dirtyFiles.clear();
@@ -285,6 +310,7 @@ export class OpApplier {
     if (fd === undefined) return;
     this.fds.delete(rel);
     if (this.dirtyFiles.delete(fd)) fs.fdatasyncSync(fd);
+    this.lazyFiles.delete(fd);
     // An asynchronous fdatasync may still use it: closed once that round ends.
     if (this.inFlight?.has(fd) === true) this.toClose.push(fd);
     else fs.closeSync(fd);
