@@ -258,18 +258,13 @@ export class OpApplier {
       });
   }
 
-  /** Makes the lazily synced files written so far durable, here and now. */
-  private syncLazy(): void {
-    for (const fd of this.lazyFiles) fs.fdatasyncSync(fd);
-    this.syncs += this.lazyFiles.size;
-    this.lazyFiles.clear();
-  }
-
+  /** Makes everything written so far durable, here and now, the lazily synced files too. */
   private flush(): void {
-    this.syncLazy();
-    for (const fd of this.dirtyFiles) fs.fdatasyncSync(fd);
-    this.syncs += this.dirtyFiles.size;
-    this.dirtyFiles.clear();
+    for (const files of [this.lazyFiles, this.dirtyFiles]) {
+      for (const fd of files) fs.fdatasyncSync(fd);
+      this.syncs += files.size;
+      files.clear();
+    }
     this.syncDirs();
   }
 
